@@ -1,0 +1,12 @@
+"""The `/api` router, assembled from one router per concern."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backend.api.routes import execute, health, token
+
+api_router = APIRouter(prefix="/api")
+api_router.include_router(token.router)
+api_router.include_router(execute.router)
+api_router.include_router(health.router)

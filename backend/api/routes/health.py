@@ -1,0 +1,30 @@
+"""`GET /api/health` (the process is alive) and `GET /api/ready` (Centrifugo answers)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from backend.api.deps import PublisherDep
+from backend.publisher import PublishError
+from backend.schemas import ErrorResponse, HealthResponse, ReadyResponse
+
+router = APIRouter()
+
+
+@router.get("/health")
+def health() -> HealthResponse:
+    return HealthResponse()
+
+
+@router.get(
+    "/ready",
+    responses={503: {"model": ErrorResponse, "description": "Centrifugo does not answer."}},
+)
+async def ready(publisher: PublisherDep) -> ReadyResponse:
+    try:
+        await publisher.info()
+    except PublishError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"Centrifugo is not ready: {exc.message}"
+        ) from None
+    return ReadyResponse()

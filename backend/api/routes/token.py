@@ -1,0 +1,18 @@
+"""`POST /api/token`: a Centrifugo connection token for the caller."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backend.api.deps import CurrentUser, SettingsDep
+from backend.connection_token import connection_token
+from backend.schemas import TokenResponse
+
+router = APIRouter()
+
+
+@router.post("/token")
+def issue_token(user: CurrentUser, settings: SettingsDep) -> TokenResponse:
+    ttl = settings.connection_token_ttl_seconds
+    token = connection_token(user, settings.centrifugo_token_secret.get_secret_value(), ttl)
+    return TokenResponse(token=token, user=user, expires_in=ttl)

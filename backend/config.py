@@ -1,0 +1,89 @@
+"""The service's settings: one object, read once from the environment and `.env`."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+# Values that ship in .env.example or in docs: fine on a laptop, refused anywhere else.
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "changethis", "secret", "insecure"})
+MIN_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Everything the backend reads from its environment.
+
+    The two Centrifugo secrets use Centrifugo's own variable names, so that one `.env` configures
+    both processes and they cannot disagree.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    environment: Literal["development", "production"] = "production"
+
+    centrifugo_api_url: str = Field(
+        "http://127.0.0.1:8000/api", validation_alias="RELAY_CENTRIFUGO_API_URL"
+    )
+    centrifugo_api_key: SecretStr = Field(
+        SecretStr(""), validation_alias="CENTRIFUGO_HTTP_API_KEY"
+    )
+    centrifugo_token_secret: SecretStr = Field(
+        SecretStr(""), validation_alias="CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY"
+    )
+    session_secret: SecretStr = Field(SecretStr(""), validation_alias="SESSION_SECRET")
+    session_cookie_secure: bool = Field(False, validation_alias="SESSION_COOKIE_SECURE")
+
+    connection_token_ttl_seconds: int = Field(3600, ge=60, validation_alias="TOKEN_TTL_SECONDS")
+    max_text_chars: int = Field(8000, ge=1, validation_alias="MAX_TEXT_CHARS")
+    max_stream_seconds: float = Field(120.0, gt=0, validation_alias="MAX_STREAM_SECONDS")
+    coalesce_window_ms: float = Field(30.0, ge=0, validation_alias="COALESCE_WINDOW_MS")
+    publish_timeout_seconds: float = Field(5.0, gt=0, validation_alias="PUBLISH_TIMEOUT_SECONDS")
+    publish_attempts: int = Field(3, ge=1, le=10, validation_alias="PUBLISH_ATTEMPTS")
+    shutdown_grace_seconds: float = Field(5.0, ge=0, validation_alias="SHUTDOWN_GRACE_SECONDS")
+
+    sim_delay_min_ms: float = Field(30.0, ge=0, validation_alias="SIM_TOKEN_DELAY_MIN_MS")
+    sim_delay_max_ms: float = Field(80.0, ge=0, validation_alias="SIM_TOKEN_DELAY_MAX_MS")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.sim_delay_max_ms < self.sim_delay_min_ms:
+            raise ValueError("SIM_TOKEN_DELAY_MAX_MS must be >= SIM_TOKEN_DELAY_MIN_MS")
+        missing = [name for name, value in self._secrets().items() if not value]
+        if missing:
+            raise ValueError(
+                f"missing secrets: {', '.join(missing)} (`make run` writes random ones into .env)"
+            )
+        weak = [name for name, value in self._secrets().items() if _is_weak(value)]
+        if weak and self.environment != "development":
+            raise ValueError(
+                f"refusing to start with placeholder or short secrets: {', '.join(weak)} "
+                f"(each needs {MIN_SECRET_LENGTH}+ random characters; `make run` writes them "
+                "into .env, or set ENVIRONMENT=development on a laptop)"
+            )
+        if weak:
+            logger.warning("development mode with weak secrets: %s", ", ".join(weak))
+        return self
+
+    def _secrets(self) -> dict[str, str]:
+        return {
+            "CENTRIFUGO_HTTP_API_KEY": self.centrifugo_api_key.get_secret_value(),
+            "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": (
+                self.centrifugo_token_secret.get_secret_value()
+            ),
+            "SESSION_SECRET": self.session_secret.get_secret_value(),
+        }
+
+
+def _is_weak(secret: str) -> bool:
+    return secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

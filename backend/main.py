@@ -1,0 +1,51 @@
+"""Builds the FastAPI app: settings, the shared HTTP client, the relay and the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from backend.api.main import api_router
+from backend.config import Settings, get_settings
+from backend.errors import install_error_handlers
+from backend.models.simulated import SimulatedModel
+from backend.publisher import CentrifugoPublisher
+from backend.relay import Relay
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One client for the whole process: its connection pool is what keeps publishing
+        # cheap; a client per token would pay a TCP handshake per publication.
+        timeout = httpx.Timeout(settings.publish_timeout_seconds)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+            publisher = CentrifugoPublisher(
+                client,
+                settings.centrifugo_api_url,
+                settings.centrifugo_api_key.get_secret_value(),
+                attempts=settings.publish_attempts,
+            )
+            relay = Relay(
+                SimulatedModel(settings.sim_delay_min_ms, settings.sim_delay_max_ms),
+                publisher,
+                coalesce_window=settings.coalesce_window_ms / 1000,
+                max_stream_seconds=settings.max_stream_seconds,
+            )
+            app.state.publisher = publisher
+            app.state.relay = relay
+            yield
+            await relay.shutdown(settings.shutdown_grace_seconds)
+
+    app = FastAPI(title="relaychat", lifespan=lifespan, openapi_url="/api/openapi.json",
+                  docs_url="/api/docs", redoc_url=None)
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_error_handlers(app)
+    app.include_router(api_router)
+    return app
