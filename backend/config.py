@@ -27,12 +27,13 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "production"
 
-    centrifugo_api_url: str = Field(
-        "http://127.0.0.1:8000/api", validation_alias="RELAY_CENTRIFUGO_API_URL"
+    # The port is Centrifugo's own variable (one knob for both processes); the full URL is only
+    # needed where Centrifugo runs on another host, as in docker compose.
+    centrifugo_port: int = Field(8000, validation_alias="CENTRIFUGO_HTTP_SERVER_PORT")
+    centrifugo_api_url_override: str | None = Field(
+        None, validation_alias="RELAY_CENTRIFUGO_API_URL"
     )
-    centrifugo_api_key: SecretStr = Field(
-        SecretStr(""), validation_alias="CENTRIFUGO_HTTP_API_KEY"
-    )
+    centrifugo_api_key: SecretStr = Field(SecretStr(""), validation_alias="CENTRIFUGO_HTTP_API_KEY")
     centrifugo_token_secret: SecretStr = Field(
         SecretStr(""), validation_alias="CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY"
     )
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
         if weak:
             logger.warning("development mode with weak secrets: %s", ", ".join(weak))
         return self
+
+    @property
+    def centrifugo_api_url(self) -> str:
+        return self.centrifugo_api_url_override or f"http://127.0.0.1:{self.centrifugo_port}/api"
 
     def _secrets(self) -> dict[str, str]:
         return {

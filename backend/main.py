@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from backend.api.main import api_router
 from backend.config import Settings, get_settings
-from backend.errors import install_error_handlers
+from backend.errors import BodySizeLimit, install_error_handlers
 from backend.models.simulated import SimulatedModel
 from backend.publisher import CentrifugoPublisher
 from backend.relay import Relay
@@ -43,8 +43,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
             await relay.shutdown(settings.shutdown_grace_seconds)
 
-    app = FastAPI(title="relaychat", lifespan=lifespan, openapi_url="/api/openapi.json",
-                  docs_url="/api/docs", redoc_url=None)
+    # Room for the longest prompt in UTF-8 (up to 4 bytes a character) plus the JSON around it.
+    max_body = settings.max_text_chars * 4 + 16 * 1024
+    app = FastAPI(
+        title="relaychat",
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        max_body_size=max_body,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=max_body)
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
     app.include_router(api_router)

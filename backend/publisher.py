@@ -97,8 +97,9 @@ class CentrifugoPublisher:
             raise PublishError(channel, "Centrifugo answered with an unexpected body")
         error = body.get("error")
         if error:
-            code = error.get("code") if isinstance(error, dict) else None
-            message = error.get("message") if isinstance(error, dict) else error
-            raise PublishError(channel, f"Centrifugo error {code}: {message}")
+            detail = error if isinstance(error, dict) else {"message": error}
+            raise PublishError(
+                channel, f"Centrifugo error {detail.get('code')}: {detail.get('message')}"
+            )
         result: dict[str, Any] = body.get("result") or {}
         return result

@@ -75,7 +75,9 @@ class Relay:
         if self._streams.get(stream.channel) is stream:
             del self._streams[stream.channel]
 
-    def cancel(self, channel: str, reason: StopReason = "cancelled", error: str | None = None) -> bool:
+    def cancel(
+        self, channel: str, reason: StopReason = "cancelled", error: str | None = None
+    ) -> bool:
         stream = self._streams.get(channel)
         if stream is None or stream.task is None:
             return False

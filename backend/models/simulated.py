@@ -36,8 +36,8 @@ STREAMING = (
     "backend forwards tokens as they come. Tokens that arrive within a few milliseconds of "
     "each other are coalesced into one publication, so a long answer stays well inside the "
     "channel's history and every publication is worth sending.\n\n"
-    "Each chunk looks like `{\"text\": \"...\", \"done\": false}`; the last one is "
-    "`{\"text\": \"\", \"done\": true, \"reason\": \"complete\"}`. Join the chunks and you "
+    'Each chunk looks like `{"text": "...", "done": false}`; the last one is '
+    '`{"text": "", "done": true, "reason": "complete"}`. Join the chunks and you '
     "have the whole answer, every space and newline included."
 )
 
