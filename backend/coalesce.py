@@ -45,15 +45,18 @@ async def coalesce(tokens: AsyncIterator[Token], window: float) -> AsyncIterator
 
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Token | _End | Exception] = asyncio.Queue()
-    pump = asyncio.create_task(_pump(tokens, queue))
+    finished = asyncio.Event()  # the source is exhausted or failed: flush without waiting
+    pump = asyncio.create_task(_pump(tokens, queue, finished))
     last_flush = -math.inf
     chunks = 0
     try:
         while True:
             batch = [await queue.get()]
             wait = last_flush + window * 2 ** (chunks // WIDEN_EVERY) - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > 0 and not finished.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await finished.wait()
             while not queue.empty() and not isinstance(batch[-1], _End | Exception):
                 batch.append(queue.get_nowait())
             for chunk in _group(batch):
@@ -71,7 +74,9 @@ async def coalesce(tokens: AsyncIterator[Token], window: float) -> AsyncIterator
 
 
 async def _pump(
-    tokens: AsyncIterator[Token], queue: asyncio.Queue[Token | _End | Exception]
+    tokens: AsyncIterator[Token],
+    queue: asyncio.Queue[Token | _End | Exception],
+    finished: asyncio.Event,
 ) -> None:
     try:
         async for token in tokens:
@@ -81,6 +86,7 @@ async def _pump(
     else:
         queue.put_nowait(_END)
     finally:
+        finished.set()
         await _aclose(tokens)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -35,27 +35,56 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-class BodySizeLimit:
-    """Refuses a request whose declared body is over the limit, as JSON, before reading it.
+class _BodyTooLarge(HTTPException):
+    """An HTTPException, so that FastAPI's body parsing passes it on as the 413 it is."""
 
-    FastAPI's own `max_body_size` still guards bodies sent without a Content-Length.
-    """
+    def __init__(self, max_bytes: int) -> None:
+        detail = f"the request body is over the {max_bytes}-byte limit"
+        super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, detail)
+
+
+class BodySizeLimit:
+    """Refuses a request body over the limit with a JSON 413, declared or streamed."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.max_bytes:
-                response = JSONResponse(
-                    {"detail": f"the request body is over the {self.max_bytes}-byte limit"},
-                    status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = _BodyTooLarge(self.max_bytes)
+        response = JSONResponse({"detail": error.detail}, status_code=error.status_code)
+        await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -51,7 +51,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
-        max_body_size=max_body,
     )
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
     app.dependency_overrides[get_settings] = lambda: settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -24,6 +24,16 @@ class PublishError(Exception):
         self.channel = channel
         self.message = message
         self.retryable = retryable
+
+
+class Publisher(Protocol):
+    """What the relay and the routes need from Centrifugo; tests swap in a recorder."""
+
+    async def publish(
+        self, channel: str, data: dict[str, Any], *, idempotency_key: str | None = None
+    ) -> None: ...
+
+    async def info(self) -> dict[str, Any]: ...
 
 
 class CentrifugoPublisher:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from backend.coalesce import coalesce
 from backend.models.base import Model
-from backend.publisher import CentrifugoPublisher, PublishError
+from backend.publisher import Publisher, PublishError
 from backend.schemas import ChunkPublication, DonePublication, StopReason, publication_data
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Relay:
     def __init__(
         self,
         model: Model,
-        publisher: CentrifugoPublisher,
+        publisher: Publisher,
         *,
         coalesce_window: float,
         max_stream_seconds: float,

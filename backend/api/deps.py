@@ -8,7 +8,7 @@ from fastapi import Depends, Request, Response
 
 from backend.config import Settings, get_settings
 from backend.identity import session_user
-from backend.publisher import CentrifugoPublisher
+from backend.publisher import Publisher
 from backend.relay import Relay
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -24,11 +24,11 @@ def get_relay(request: Request) -> Relay:
     return relay
 
 
-def get_publisher(request: Request) -> CentrifugoPublisher:
-    publisher: CentrifugoPublisher = request.app.state.publisher
+def get_publisher(request: Request) -> Publisher:
+    publisher: Publisher = request.app.state.publisher
     return publisher
 
 
 CurrentUser = Annotated[str, Depends(current_user)]
 RelayDep = Annotated[Relay, Depends(get_relay)]
-PublisherDep = Annotated[CentrifugoPublisher, Depends(get_publisher)]
+PublisherDep = Annotated[Publisher, Depends(get_publisher)]

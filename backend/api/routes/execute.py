@@ -20,7 +20,7 @@ router = APIRouter()
         422: {"model": ErrorResponse, "description": "Malformed channel, blank or too long text."},
     },
 )
-def execute(
+async def execute(
     body: ExecuteRequest, user: CurrentUser, settings: SettingsDep, relay: RelayDep
 ) -> ExecuteResponse:
     if len(body.text) > settings.max_text_chars:

@@ -12,7 +12,7 @@ router = APIRouter()
 
 
 @router.get("/health")
-def health() -> HealthResponse:
+async def health() -> HealthResponse:
     return HealthResponse()
 
 

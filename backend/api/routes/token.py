@@ -12,7 +12,7 @@ router = APIRouter()
 
 
 @router.post("/token")
-def issue_token(user: CurrentUser, settings: SettingsDep) -> TokenResponse:
+async def issue_token(user: CurrentUser, settings: SettingsDep) -> TokenResponse:
     ttl = settings.connection_token_ttl_seconds
     token = connection_token(user, settings.centrifugo_token_secret.get_secret_value(), ttl)
     return TokenResponse(token=token, user=user, expires_in=ttl)

@@ -1,0 +1,95 @@
+"""The simulated model: keyword matching, exact text with whitespace, thinking first."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.models.base import Token
+from backend.models.simulated import (
+    CODE,
+    DEFAULT,
+    EXPLAIN,
+    GREETING,
+    STREAMING,
+    THINKING,
+    SimulatedModel,
+    answer_for,
+    tokenize,
+)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "answer"),
+    [
+        ("hello", GREETING),
+        ("Hi there", GREETING),
+        ("HEY!", GREETING),
+        ("greetings, model", GREETING),
+        ("please explain this", EXPLAIN),
+        ("how does Streaming work?", STREAMING),
+        ("show me some code", CODE),
+        ("what is the weather", DEFAULT),
+    ],
+)
+def test_keywords_pick_the_answer(prompt: str, answer: str) -> None:
+    assert answer_for(prompt) == answer
+
+
+@pytest.mark.parametrize("prompt", ["this", "think", "which", "they", "codes", "hellos", "xplain"])
+def test_keywords_match_whole_words_only(prompt: str) -> None:
+    assert answer_for(prompt) == DEFAULT
+
+
+def test_greeting_starts_with_hello() -> None:
+    assert GREETING.startswith("Hello!")
+
+
+def test_code_answer_is_a_multiline_fenced_centrifuge_js_example() -> None:
+    fence = CODE.index("```javascript\n")
+    body = CODE[fence:]
+    assert body.count("```") == 2
+    assert body.count("\n") > 10
+    assert "newSubscription" in body
+    assert "\n  " in body  # indentation survives
+
+
+@pytest.mark.parametrize("text", [CODE, GREETING, "  leading", "a\n\n  b\t c  ", "", "\n"])
+def test_tokens_join_back_to_the_text(text: str) -> None:
+    assert "".join(tokenize(text)) == text
+
+
+def test_tokens_are_words_with_their_whitespace() -> None:
+    assert tokenize("Hello!  How\nare you") == ["Hello!  ", "How\n", "are ", "you"]
+
+
+async def collect(model: SimulatedModel, prompt: str, *, thinking: bool) -> list[Token]:
+    return [token async for token in model.stream(prompt, thinking=thinking)]
+
+
+async def test_stream_gives_the_answer_exactly() -> None:
+    tokens = await collect(SimulatedModel(0, 0), "code", thinking=False)
+    assert "".join(t.text for t in tokens) == CODE
+    assert {t.phase for t in tokens} == {"answer"}
+    assert len(tokens) > 20
+
+
+async def test_thinking_comes_first_and_whole() -> None:
+    tokens = await collect(SimulatedModel(0, 0), "hello", thinking=True)
+    phases = [t.phase for t in tokens]
+    first_answer = phases.index("answer")
+    assert set(phases[:first_answer]) == {"thinking"}
+    assert set(phases[first_answer:]) == {"answer"}
+    assert "".join(t.text for t in tokens[:first_answer]) == THINKING
+    assert "".join(t.text for t in tokens[first_answer:]) == GREETING
+
+
+async def test_delay_is_per_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    delays: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    monkeypatch.setattr("backend.models.simulated.asyncio.sleep", fake_sleep)
+    tokens = await collect(SimulatedModel(30, 80), "hello", thinking=False)
+    assert len(delays) == len(tokens)
+    assert all(0.030 <= d <= 0.080 for d in delays)
