@@ -1,0 +1,88 @@
+"""The answer reaches a real subscriber through a real Centrifugo: whole, in order, once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from backend.models.simulated import THINKING, answer_for
+from tests.integration.clients import ChatSession, answer_of
+from tests.integration.conftest import Stack
+
+
+@pytest.mark.parametrize("prompt", ["hello", "explain please", "code", "what is this"])
+async def test_answer_arrives_exact_in_order_with_one_done_last(
+    session: ChatSession, prompt: str
+) -> None:
+    publications = await session.ask(prompt)
+    dones = [p for p in publications if p["done"]]
+    assert dones == [{"text": "", "done": True, "reason": "complete"}]
+    assert publications[-1]["done"] is True
+    assert answer_of(publications) == answer_for(prompt)
+    assert len(publications) > 2  # streamed, not sent whole
+
+
+async def test_offsets_are_consecutive(session: ChatSession) -> None:
+    channel = session.new_channel()
+    sub, collector = await session.subscribe(channel)
+    await sub.ready(10)
+    assert (await session.execute(channel, "streaming")).status_code == 202
+    await collector.until_done()
+    assert collector.offsets == list(range(1, len(collector.offsets) + 1))
+
+
+async def test_thinking_chunks_come_before_the_answer(session: ChatSession) -> None:
+    publications = await session.ask("hello", thinking=True)
+    phases = ["thinking" if "phase" in p else "answer" for p in publications if not p["done"]]
+    first_answer = phases.index("answer")
+    assert phases[:first_answer] == ["thinking"] * first_answer
+    assert "thinking" not in phases[first_answer:]
+    assert first_answer > 1
+    thinking = "".join(p["text"] for p in publications if p.get("phase") == "thinking")
+    assert thinking == THINKING
+    assert answer_of(publications) == answer_for("hello")
+
+
+async def test_a_late_subscriber_gets_the_whole_answer_from_history(
+    session: ChatSession, server_api: httpx.AsyncClient
+) -> None:
+    channel = session.new_channel()
+    assert (await session.execute(channel, "code")).status_code == 202
+    for _ in range(200):  # wait until the stream is over, before anyone subscribes
+        history = (await server_api.post("/history", json={"channel": channel, "limit": -1})).json()
+        publications = history["result"]["publications"]
+        if publications and publications[-1]["data"]["done"]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the stream did not finish")
+
+    _, collector = await session.subscribe(channel)
+    received = await collector.until_done()
+    assert answer_of(received) == answer_for("code")
+    assert [p for p in received if p["done"]] == [{"text": "", "done": True, "reason": "complete"}]
+
+
+async def test_twenty_concurrent_streams_all_arrive_exact(stack: Stack) -> None:
+    prompts = ["hello", "explain", "streaming", "code", "anything else"] * 4
+
+    async def one(prompt: str) -> tuple[str, list[dict[str, object]]]:
+        async with ChatSession.open(
+            stack.backend_url, stack.websocket_url, "http://localhost:9000"
+        ) as chat:
+            return prompt, await chat.ask(prompt, thinking=prompt == "hello")
+
+    results = await asyncio.wait_for(asyncio.gather(*(one(p) for p in prompts)), 60)
+    assert len(results) == 20
+    for prompt, publications in results:
+        assert answer_of(publications) == answer_for(prompt)  # type: ignore[arg-type]
+        assert [p["done"] for p in publications].count(True) == 1
+        assert publications[-1]["done"] is True
+
+
+async def test_ready_when_centrifugo_answers(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.backend_url) as http:
+        response = await http.get("/api/ready")
+    assert response.status_code == 200

@@ -1,0 +1,95 @@
+"""Starting real servers for tests: free ports, readiness, and always stopping them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def missing_component(message: str) -> None:
+    """In CI a missing component fails the run; elsewhere the test is skipped with the fix."""
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def clean_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """The parent's environment without any relaychat or Centrifugo settings, plus `extra`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CENTRIFUGO_", "RELAY_", "SIM_", "BACKEND_"))
+    }
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def running(
+    name: str, command: list[str], env: Mapping[str, str], ready_url: str, timeout: float = 30
+) -> Iterator[Path]:
+    """Run `command` until the block ends; wait until `ready_url` answers 200. Yields its log."""
+    with tempfile.TemporaryDirectory(prefix=f"relaychat-{name}-") as workdir:
+        log_path = Path(workdir) / f"{name}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command, env=dict(env), cwd=workdir, stdout=log, stderr=subprocess.STDOUT
+            )
+            try:
+                _wait_ready(name, process, ready_url, log_path, timeout)
+                yield log_path
+            finally:
+                process.terminate()
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def _wait_ready(
+    name: str, process: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} not ready at {url} after {timeout} s:\n{log_path.read_text()}")
+
+
+def centrifugo_binary() -> str:
+    """The binary `scripts/centrifugo.sh` finds or gets (it honours CENTRIFUGO_BIN)."""
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "centrifugo.sh")], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        missing_component(
+            "Centrifugo v6 is missing and could not be got; run `make setup` "
+            f"(scripts/centrifugo.sh) or set CENTRIFUGO_BIN.\n{result.stderr}"
+        )
+    return result.stdout.strip()
