@@ -21,6 +21,8 @@ from centrifuge import (
     UnsubscribedContext,
 )
 
+DONE_TIMEOUT_SECONDS = 15
+
 
 async def from_start(channel: str) -> StreamPosition:
     """Like centrifuge-js `since: {offset: 0, epoch: ''}`: replay the channel's whole history."""
@@ -56,8 +58,8 @@ class Collector(SubscriptionEventHandler):
     async def on_error(self, ctx: SubscriptionErrorContext) -> None:
         self.errors.append(ctx)
 
-    async def until_done(self, timeout: float = 15) -> list[dict[str, Any]]:
-        await asyncio.wait_for(self.done.wait(), timeout)
+    async def until_done(self) -> list[dict[str, Any]]:
+        await asyncio.wait_for(self.done.wait(), DONE_TIMEOUT_SECONDS)
         return self.publications
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -28,6 +29,7 @@ class Stack:
     centrifugo_url: str
     api_key: str
     token_secret: str
+    backend_env: dict[str, str]
 
     @property
     def websocket_url(self) -> str:
@@ -62,10 +64,24 @@ def stack() -> Iterator[Stack]:
     backend_url = f"http://127.0.0.1:{backend_port}"
     config = str(ROOT / "centrifugo" / "config.json")
     with (
-        running("centrifugo", [binary, "--config", config], centrifugo_env, f"{centrifugo_url}/health"),
-        running("backend", [sys.executable, "-m", "backend"], backend_env, f"{backend_url}/api/health"),
+        running(
+            "centrifugo", [binary, "--config", config], centrifugo_env, f"{centrifugo_url}/health"
+        ),
+        running(
+            "backend", [sys.executable, "-m", "backend"], backend_env, f"{backend_url}/api/health"
+        ),
     ):
-        yield Stack(backend_url, centrifugo_url, api_key, token_secret)
+        yield Stack(backend_url, centrifugo_url, api_key, token_secret, backend_env)
+
+
+@contextmanager
+def another_backend(stack: Stack, **settings: str) -> Iterator[str]:
+    """One more backend on the same Centrifugo, with some settings changed; yields its URL."""
+    port = free_port()
+    env = {**stack.backend_env, **settings, "BACKEND_PORT": str(port)}
+    url = f"http://127.0.0.1:{port}"
+    with running("backend-extra", [sys.executable, "-m", "backend"], env, f"{url}/api/health"):
+        yield url
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
@@ -68,7 +69,7 @@ async def test_a_late_subscriber_gets_the_whole_answer_from_history(
 async def test_twenty_concurrent_streams_all_arrive_exact(stack: Stack) -> None:
     prompts = ["hello", "explain", "streaming", "code", "anything else"] * 4
 
-    async def one(prompt: str) -> tuple[str, list[dict[str, object]]]:
+    async def one(prompt: str) -> tuple[str, list[dict[str, Any]]]:
         async with ChatSession.open(
             stack.backend_url, stack.websocket_url, "http://localhost:9000"
         ) as chat:
@@ -77,7 +78,7 @@ async def test_twenty_concurrent_streams_all_arrive_exact(stack: Stack) -> None:
     results = await asyncio.wait_for(asyncio.gather(*(one(p) for p in prompts)), 60)
     assert len(results) == 20
     for prompt, publications in results:
-        assert answer_of(publications) == answer_for(prompt)  # type: ignore[arg-type]
+        assert answer_of(publications) == answer_for(prompt)
         assert [p["done"] for p in publications].count(True) == 1
         assert publications[-1]["done"] is True
 
