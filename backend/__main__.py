@@ -14,6 +14,8 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO: a line per publication, i.e. per chunk of every answer.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(
         create_app(),
         host=os.environ.get("BACKEND_HOST", "127.0.0.1"),

@@ -57,8 +57,13 @@ if command -v go >/dev/null 2>&1; then
   say "building Centrifugo v$VERSION from the Go module $MODULE into $MACHINE_CACHE"
   say "this happens once per machine and takes a few minutes..."
   started=$SECONDS
-  if GOBIN="$MACHINE_CACHE" go install \
-      -ldflags "-X $MODULE/internal/build.Version=$VERSION" "$MODULE@v$VERSION" >&2; then
+  # Same as `go install $MODULE@v$VERSION`, in two steps: download the module, then build
+  # inside it. Unlike `go install pkg@version`, this does not ask the proxy for the module's
+  # version list (a deprecation check), which some proxies and mirrors do not serve.
+  if dir="$(cd /tmp && go mod download -json "$MODULE@v$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" \
+      && [ -n "$dir" ] \
+      && (cd "$dir" && go build -trimpath -ldflags "-X $MODULE/internal/build.Version=$VERSION" \
+            -o "$MACHINE_CACHE/centrifugo" .) >&2; then
     say "built in $((SECONDS - started)) s"
     use "$MACHINE_CACHE/centrifugo"
   fi
