@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+FRONTEND := frontend/dist/index.html
+FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/build.mjs frontend/package-lock.json
 
-.PHONY: run test setup centrifugo lint unit integration clean
+.PHONY: run test setup centrifugo nginx chromium frontend lint unit integration e2e clean
 
 run: setup .env
 	scripts/run.sh
 
-test: setup lint
+test: setup chromium lint
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest
 
 unit: $(STAMP)
@@ -18,15 +20,32 @@ unit: $(STAMP)
 integration: setup
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m integration
 
+e2e: setup chromium
+	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m e2e
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-setup: $(STAMP) centrifugo
+setup: $(STAMP) centrifugo nginx frontend
 
 centrifugo:
 	@scripts/centrifugo.sh >/dev/null
+
+nginx:
+	@scripts/apt-install.sh nginx nginx
+
+# Debian's Chromium, driven by Playwright in the browser tests (Playwright's own download
+# cannot be used here).
+chromium:
+	@scripts/apt-install.sh chromium chromium
+
+frontend: $(FRONTEND)
+
+$(FRONTEND): $(FRONTEND_SOURCES)
+	@command -v npm >/dev/null || { echo "needs Node.js 20+ with npm: apt-get install nodejs npm"; exit 1; }
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
 .env:
 	scripts/ensure-env.sh
@@ -39,4 +58,4 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache frontend/node_modules frontend/dist

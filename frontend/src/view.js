@@ -1,0 +1,126 @@
+// The conversation on screen: user turns, assistant turns that grow as they stream, and
+// scrolling that follows the answer unless the reader scrolled up. User text is only ever set
+// through textContent; answers go through the sanitising Markdown renderer.
+import { renderMarkdown } from './markdown.js';
+
+const NEAR_BOTTOM_PX = 80;
+
+const element = (tag, className, text) => {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+};
+
+export class ConversationView {
+  constructor(container) {
+    this.container = container;
+  }
+
+  nearBottom() {
+    const c = this.container;
+    return c.scrollHeight - c.scrollTop - c.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  /** Runs `change`, then keeps the newest text in view if the reader was already there. */
+  follow(change) {
+    const stick = this.nearBottom();
+    change();
+    if (stick) this.container.scrollTop = this.container.scrollHeight;
+  }
+
+  addUser(text) {
+    const turn = element('article', 'turn user');
+    turn.setAttribute('aria-label', 'You');
+    turn.append(element('p', 'text', text));
+    this.follow(() => this.container.append(turn));
+  }
+
+  addAssistant() {
+    const turn = new AssistantTurn();
+    this.follow(() => this.container.append(turn.root));
+    turn.onChange = (change) => this.follow(change);
+    this.container.scrollTop = this.container.scrollHeight;
+    return turn;
+  }
+}
+
+const ENDINGS = {
+  cancelled: 'The answer was stopped',
+  error: 'The answer failed',
+  timeout: 'The answer took too long and was cut off',
+  lost: 'This answer could not be recovered',
+  refused: 'The prompt was not accepted',
+};
+
+export class AssistantTurn {
+  constructor() {
+    this.root = element('article', 'turn assistant');
+    this.root.setAttribute('aria-label', 'relaychat');
+    this.root.setAttribute('aria-busy', 'true');
+    this.thinkingBlock = null;
+    this.thinkingText = null;
+    this.answer = element('div', 'answer markdown');
+    this.cursor = element('span', 'cursor');
+    this.cursor.setAttribute('aria-hidden', 'true');
+    this.root.append(this.answer, this.cursor);
+    this.answerText = '';
+    this.thinking = '';
+    this.frame = 0;
+    this.onChange = (change) => change();
+  }
+
+  appendThinking(text) {
+    if (!this.thinkingBlock) {
+      this.thinkingBlock = element('details', 'thinking');
+      this.thinkingBlock.open = true;
+      this.thinkingBlock.append(element('summary', '', 'Thinking'));
+      this.thinkingText = element('p', 'thinking-text');
+      this.thinkingBlock.append(this.thinkingText);
+      this.root.insertBefore(this.thinkingBlock, this.answer);
+    }
+    this.thinking += text;
+    this.schedule();
+  }
+
+  appendAnswer(text) {
+    this.answerText += text;
+    this.schedule();
+  }
+
+  /** Forgets what arrived so far: the channel is about to be replayed from its start. */
+  reset() {
+    this.answerText = '';
+    this.thinking = '';
+    this.schedule();
+  }
+
+  // Re-rendering Markdown once per animation frame, not once per publication, keeps long
+  // answers cheap however fast the tokens come.
+  schedule() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => this.render());
+  }
+
+  render() {
+    this.frame = 0;
+    this.onChange(() => {
+      if (this.thinkingText) this.thinkingText.textContent = this.thinking;
+      renderMarkdown(this.answer, this.answerText);
+    });
+  }
+
+  finish(reason, message) {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.render();
+    if (this.thinkingBlock) this.thinkingBlock.open = false;
+    this.cursor.remove();
+    this.root.setAttribute('aria-busy', 'false');
+    if (reason !== 'complete') {
+      const ending = ENDINGS[reason] || 'The answer ended unexpectedly';
+      const note = element('p', 'notice', message ? `${ending}: ${message}.` : `${ending}.`);
+      note.setAttribute('role', 'alert');
+      this.onChange(() => this.root.append(note));
+    }
+  }
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Renders nginx/relaychat.conf.template for a native nginx; prints the main config's path.
+
+The template is shared with docker compose; here it is wrapped in a minimal main config whose
+pid, logs and temp files live in the output folder, so nginx runs without touching /etc or /var.
+
+    render_nginx.py OUT_DIR --port 9000 --backend 127.0.0.1:5000 --centrifugo 127.0.0.1:8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "nginx" / "relaychat.conf.template"
+VARIABLE = re.compile(r"\$\{(RELAY_[A-Z_]+)\}")
+
+MAIN = """\
+worker_processes auto;
+pid {out}/nginx.pid;
+error_log {out}/error.log warn;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    include {mime_types};
+    default_type application/octet-stream;
+    access_log {out}/access.log;
+    sendfile on;
+    keepalive_timeout 65;
+    client_body_temp_path {out}/tmp/body;
+    proxy_temp_path {out}/tmp/proxy;
+    fastcgi_temp_path {out}/tmp/fastcgi;
+    uwsgi_temp_path {out}/tmp/uwsgi;
+    scgi_temp_path {out}/tmp/scgi;
+    include {out}/relaychat.conf;
+}}
+"""
+
+
+def substitute(template: str, values: dict[str, str]) -> str:
+    missing = sorted(set(VARIABLE.findall(template)) - values.keys())
+    if missing:
+        raise SystemExit(f"render_nginx: no value for {', '.join(missing)}")
+    return VARIABLE.sub(lambda m: values[m.group(1)], template)
+
+
+def mime_types() -> str:
+    """mime.types beside the config path nginx was built with (/etc/nginx on Debian)."""
+    info = subprocess.run(["nginx", "-V"], capture_output=True, text=True, check=True).stderr
+    conf = re.search(r"--conf-path=(\S+)", info)
+    return str(Path(conf.group(1) if conf else "/etc/nginx/nginx.conf").parent / "mime.types")
+
+
+def render(out: Path, port: int, backend: str, centrifugo: str, static_root: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tmp").mkdir(exist_ok=True)
+    values = {
+        "RELAY_NGINX_PORT": str(port),
+        "RELAY_BACKEND_ADDR": backend,
+        "RELAY_CENTRIFUGO_ADDR": centrifugo,
+        "RELAY_STATIC_ROOT": str(static_root),
+    }
+    (out / "relaychat.conf").write_text(substitute(TEMPLATE.read_text(), values))
+    main = out / "nginx.conf"
+    main.write_text(MAIN.format(out=out, mime_types=mime_types()))
+    return main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--backend", default="127.0.0.1:5000")
+    parser.add_argument("--centrifugo", default="127.0.0.1:8000")
+    parser.add_argument("--static-root", type=Path, default=ROOT / "frontend" / "dist")
+    args = parser.parse_args()
+    print(render(args.out.resolve(), args.port, args.backend, args.centrifugo, args.static_root))
+
+
+if __name__ == "__main__":
+    main()
