@@ -17,8 +17,8 @@ from centrifuge import (
     ReplyError,
 )
 
-from tests.integration.clients import ChatSession
-from tests.integration.conftest import ORIGIN, Stack
+from tests.clients import ChatSession
+from tests.conftest import ORIGIN, Stack
 
 PERMISSION_DENIED = 103
 

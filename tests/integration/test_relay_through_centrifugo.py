@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from backend.models.simulated import THINKING, answer_for
-from tests.integration.clients import ChatSession, answer_of
-from tests.integration.conftest import Stack
+from tests.clients import ChatSession, answer_of
+from tests.conftest import Stack
 
 
 @pytest.mark.parametrize("prompt", ["hello", "explain please", "code", "what is this"])

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from backend.relay import SHUTDOWN_MESSAGE
-from tests.integration.clients import ChatSession
-from tests.integration.conftest import ORIGIN, Stack, another_backend
+from tests.clients import ChatSession
+from tests.conftest import ORIGIN, Stack, another_backend
 
 SLOW = {"SIM_TOKEN_DELAY_MIN_MS": "40", "SIM_TOKEN_DELAY_MAX_MS": "40"}
 

@@ -1,0 +1,166 @@
+"""Real servers for the integration and browser tests, started once per session on free ports:
+Centrifugo with the project's config, the backend, and nginx with the project's template."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.clients import ChatSession
+from tests.processes import (
+    ROOT,
+    centrifugo_binary,
+    clean_environment,
+    free_port,
+    missing_component,
+    running,
+)
+
+ORIGIN = "http://localhost:9000"
+FRONTEND_DIST = ROOT / "frontend" / "dist"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked by its folder: `pytest -m unit`, `-m integration`, `-m e2e`."""
+    for item in items:
+        for marker in ("unit", "integration", "e2e"):
+            if f"tests/{marker}/" in str(item.path):
+                item.add_marker(marker)
+
+
+@dataclass(frozen=True)
+class Stack:
+    backend_url: str
+    centrifugo_url: str
+    api_key: str
+    token_secret: str
+    backend_env: dict[str, str]
+    nginx_port: int  # reserved for `edge`; its origin may connect to Centrifugo
+
+    @property
+    def websocket_url(self) -> str:
+        return self.centrifugo_url.replace("http://", "ws://") + "/connection/websocket"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    binary = centrifugo_binary()
+    api_key, token_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    centrifugo_port, backend_port, nginx_port = free_port(), free_port(), free_port()
+    shared = {
+        "CENTRIFUGO_HTTP_API_KEY": api_key,
+        "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": token_secret,
+        "CENTRIFUGO_HTTP_SERVER_PORT": str(centrifugo_port),
+    }
+    origins = f"{ORIGIN} http://127.0.0.1:{nginx_port} http://localhost:{nginx_port}"
+    centrifugo_env = clean_environment({**shared, "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": origins})
+    backend_env = clean_environment(
+        {
+            **shared,
+            "ENVIRONMENT": "production",
+            "SESSION_SECRET": secrets.token_urlsafe(32),
+            "BACKEND_PORT": str(backend_port),
+            # Small but non-zero: answers arrive as many publications, as in real use.
+            "SIM_TOKEN_DELAY_MIN_MS": "1",
+            "SIM_TOKEN_DELAY_MAX_MS": "3",
+            "COALESCE_WINDOW_MS": "5",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    centrifugo_url = f"http://127.0.0.1:{centrifugo_port}"
+    backend_url = f"http://127.0.0.1:{backend_port}"
+    centrifugo_cmd = [binary, "--config", str(ROOT / "centrifugo" / "config.json")]
+    backend_cmd = [sys.executable, "-m", "backend"]
+    with (
+        running("centrifugo", centrifugo_cmd, centrifugo_env, f"{centrifugo_url}/health"),
+        running("backend", backend_cmd, backend_env, f"{backend_url}/api/health"),
+    ):
+        yield Stack(backend_url, centrifugo_url, api_key, token_secret, backend_env, nginx_port)
+
+
+@contextmanager
+def another_backend(stack: Stack, **settings: str) -> Iterator[str]:
+    """One more backend on the same Centrifugo, with some settings changed; yields its URL."""
+    port = free_port()
+    env = {**stack.backend_env, **settings, "BACKEND_PORT": str(port)}
+    url = f"http://127.0.0.1:{port}"
+    with running("backend-extra", [sys.executable, "-m", "backend"], env, f"{url}/api/health"):
+        yield url
+
+
+@dataclass(frozen=True)
+class Edge:
+    """nginx in front of a backend with a human-speed model and the session's Centrifugo."""
+
+    url: str
+    backend_url: str
+    stack: Stack
+
+    @property
+    def websocket_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/connection/websocket"
+
+
+@pytest.fixture(scope="session")
+def edge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    if shutil.which("nginx") is None:
+        missing_component("nginx is missing: apt-get install nginx (or `make setup`)")
+    if not (FRONTEND_DIST / "index.html").exists():
+        missing_component("the chat page is not built: `make frontend`")
+    # Slow enough that a person, or a test polling the page, sees the answer grow.
+    human = {
+        "SIM_TOKEN_DELAY_MIN_MS": "15",
+        "SIM_TOKEN_DELAY_MAX_MS": "25",
+        "COALESCE_WINDOW_MS": "30",
+    }
+    with another_backend(stack, **human) as backend_url:
+        out = tmp_path_factory.mktemp("nginx")
+        conf = _render_nginx(out, stack, backend_url)
+        url = f"http://127.0.0.1:{stack.nginx_port}"
+        command = ["nginx", "-p", str(out), "-c", str(conf), "-g", "daemon off;"]
+        with running("nginx", command, clean_environment({}), f"{url}/api/health"):
+            yield Edge(url, backend_url, stack)
+
+
+def _render_nginx(out: Path, stack: Stack, backend_url: str) -> Path:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from render_nginx import render  # the same code `make run` uses
+    finally:
+        sys.path.pop(0)
+    return render(
+        out,
+        stack.nginx_port,
+        backend_url.removeprefix("http://"),
+        stack.centrifugo_url.removeprefix("http://"),
+        FRONTEND_DIST,
+    )
+
+
+@pytest.fixture
+async def session(stack: Stack) -> AsyncIterator[ChatSession]:
+    async with ChatSession.open(stack.backend_url, stack.websocket_url, ORIGIN) as chat:
+        yield chat
+
+
+@pytest.fixture
+async def other_session(stack: Stack) -> AsyncIterator[ChatSession]:
+    async with ChatSession.open(stack.backend_url, stack.websocket_url, ORIGIN) as chat:
+        yield chat
+
+
+@pytest.fixture
+async def server_api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """Centrifugo's server API, for checks the tests make behind the backend's back."""
+    async with httpx.AsyncClient(
+        base_url=f"{stack.centrifugo_url}/api", headers={"X-API-Key": stack.api_key}
+    ) as client:
+        yield client

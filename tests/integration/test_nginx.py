@@ -1,0 +1,90 @@
+"""The public entry: nginx with the project's template in front of the real backend and
+Centrifugo. Only the page, /api/ and /connection/ are reachable through it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from backend.models.simulated import answer_for
+from tests.clients import ChatSession, answer_of
+from tests.conftest import Edge
+
+
+@pytest.fixture
+async def http(edge: Edge) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=edge.url, timeout=10) as client:
+        yield client
+
+
+async def test_chat_through_nginx_websocket_and_api(edge: Edge) -> None:
+    async with ChatSession.open(edge.url, edge.websocket_url, edge.url) as chat:
+        publications = await chat.ask("streaming", thinking=True)
+    assert answer_of(publications) == answer_for("streaming")
+    assert publications[-1] == {"text": "", "done": True, "reason": "complete"}
+
+
+@pytest.mark.parametrize("path", ["/api/publish", "/api/batch", "/api/info", "/api/history"])
+async def test_centrifugo_server_api_is_not_reachable(
+    http: httpx.AsyncClient, edge: Edge, path: str
+) -> None:
+    # Even with the right key: these paths go to the backend, which has no such routes.
+    response = await http.post(
+        path,
+        json={"channel": "stream:abcdefgh#u_x", "data": {"text": "x"}},
+        headers={"X-API-Key": edge.stack.api_key},
+    )
+    assert response.status_code in {404, 405}
+    assert "result" not in response.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/admin", "/admin/", "/metrics", "/health", "/connection/api/publish", "/api/../admin"]
+)
+async def test_centrifugo_admin_metrics_and_health_are_not_reachable(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    response = await http.get(path)
+    assert response.status_code == 404
+
+
+async def test_the_page_has_security_headers_and_is_not_cached(http: httpx.AsyncClient) -> None:
+    response = await http.get("/")
+    assert response.status_code == 200
+    assert "<title>relaychat</title>" in response.text
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert "unsafe-eval" not in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["cache-control"] == "no-cache"
+    assert "server" not in response.headers or "nginx/" not in response.headers["server"]
+
+
+async def test_assets_are_cached_and_carry_the_headers_too(http: httpx.AsyncClient) -> None:
+    page = (await http.get("/")).text
+    script = page.split('src="', 1)[1].split('"', 1)[0]
+    assert script.startswith("/assets/app-")
+    response = await http.get(script)
+    assert response.status_code == 200
+    assert "max-age=" in response.headers["cache-control"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert "content-security-policy" in response.headers
+
+
+async def test_api_errors_pass_through_as_json(http: httpx.AsyncClient) -> None:
+    await http.post("/api/token")
+    response = await http.post("/api/execute", json={"text": " ", "channel": "nope"})
+    assert response.status_code == 422
+    assert "channel" in response.json()["detail"]
+
+
+async def test_bodies_over_the_limit_stop_at_nginx(http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        "/api/execute", content=b"x" * 200_000, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
