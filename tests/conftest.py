@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -131,18 +132,17 @@ def edge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edg
 
 
 def _render_nginx(out: Path, stack: Stack, backend_url: str) -> Path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        from render_nginx import render  # the same code `make run` uses
-    finally:
-        sys.path.pop(0)
-    return render(
-        out,
-        stack.nginx_port,
-        backend_url.removeprefix("http://"),
-        stack.centrifugo_url.removeprefix("http://"),
-        FRONTEND_DIST,
-    )
+    """The nginx config `make run` uses, from the same script, for these ports."""
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "render_nginx.py"),
+        str(out),
+        f"--port={stack.nginx_port}",
+        f"--backend={backend_url.removeprefix('http://')}",
+        f"--centrifugo={stack.centrifugo_url.removeprefix('http://')}",
+        f"--static-root={FRONTEND_DIST}",
+    ]
+    return Path(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())
 
 
 @pytest.fixture
