@@ -1,0 +1,205 @@
+"""The chat page in headless Chromium, through nginx, against the real backend and Centrifugo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+
+import httpx
+from playwright.async_api import Page, Route, expect
+
+from backend.models.simulated import CODE, GREETING, THINKING, answer_for
+from tests.conftest import Edge
+from tests.e2e.conftest import SCREENSHOTS, ConsoleErrors
+
+ANSWER = ".turn.assistant .answer"
+FINISHED = ".turn.assistant[aria-busy=false]"
+
+
+def plain(markdown: str) -> str:
+    """What a reader sees of the simulated model's Markdown: no markers, folded whitespace."""
+    text = re.sub(r"\*\*|`", "", markdown)
+    return " ".join(text.split())
+
+
+def folded(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+async def send(page: Page, text: str) -> None:
+    await page.get_by_label("Your message").fill(text)
+    await page.get_by_label("Your message").press("Enter")
+
+
+async def watch_answer(page: Page, index: int = 0, seconds: float = 20) -> list[str]:
+    """Every distinct text the answer showed while it streamed, until it finished."""
+    seen: list[str] = []
+    answer = page.locator(ANSWER).nth(index)
+    turn = page.locator(".turn.assistant").nth(index)
+    await answer.wait_for()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        finished = await turn.get_attribute("aria-busy") == "false"
+        text = folded(await answer.text_content())  # read after: final if `finished`
+        if not seen or seen[-1] != text:
+            seen.append(text)
+        if finished:
+            return seen
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the answer did not finish; last text: {seen[-1:]}")
+
+
+async def test_hello_streams_in_visible_steps_to_the_full_greeting(page: Page) -> None:
+    await send(page, "hello")
+    steps = await watch_answer(page)
+    assert steps[-1] == plain(GREETING)
+    grown = [s for s in steps if s]
+    assert len(grown) >= 4, steps  # it grew in front of the reader
+    assert all(steps[-1].startswith(step[:20]) for step in grown)
+    assert len(grown[0]) < len(steps[-1]) / 2  # the first thing seen was a small part
+    await expect(page.locator(".turn.assistant .cursor")).to_have_count(0)
+
+
+async def test_thinking_block_appears_before_the_answer(page: Page) -> None:
+    await page.get_by_label("Show thinking").check()
+    await send(page, "hello")
+    thinking = page.locator(".turn.assistant details.thinking")
+    await thinking.wait_for()
+    # Thinking streams first: when its block appears the answer has not started.
+    assert folded(await page.locator(ANSWER).text_content()) == ""
+    await page.locator(FINISHED).wait_for()
+    assert folded(await thinking.locator(".thinking-text").text_content()) == folded(THINKING)
+    order = await page.locator(".turn.assistant > *").evaluate_all(
+        "nodes => nodes.map(n => n.className)"
+    )
+    assert order.index("thinking") < order.index("answer markdown")
+    # Collapsed once the answer is done, and opens on a click.
+    assert await thinking.get_attribute("open") is None
+    await thinking.locator("summary").click()
+    assert await thinking.get_attribute("open") is not None
+
+
+async def test_code_renders_a_code_block_with_its_lines(page: Page) -> None:
+    await page.get_by_role("button", name="code").click()
+    await page.locator(FINISHED).wait_for()
+    block = page.locator(f"{ANSWER} pre > code")
+    await expect(block).to_have_count(1)
+    expected = CODE.split("```javascript\n", 1)[1].split("```", 1)[0]
+    assert await block.text_content() == expected
+    assert (await block.text_content() or "").count("\n") == expected.count("\n") > 10
+
+
+async def test_html_in_a_prompt_shows_as_text(page: Page) -> None:
+    prompt = '<img src=x onerror="window.__pwned = 1">hi <b>there</b>'
+    await send(page, prompt)
+    await page.locator(FINISHED).wait_for()
+    user_turn = page.locator(".turn.user")
+    assert await user_turn.text_content() == prompt
+    await expect(page.locator(".turn img, .turn b, .turn script")).to_have_count(0)
+    assert await page.evaluate("window.__pwned") is None
+
+
+async def test_html_in_an_answer_shows_as_text(page: Page, edge: Edge) -> None:
+    """The backend is bypassed: the test publishes a hostile answer into the page's channel
+    through Centrifugo, as a compromised or tricked model would."""
+    hostile = [
+        'Look: <img src=x onerror="window.__pwned = 2"> ',
+        "<script>window.__pwned = 3</script> ",
+        '<a href="javascript:window.__pwned = 4">link</a> and <b>bold</b>\n\n',
+        '<div onclick="window.__pwned = 5">block html</div>',
+    ]
+
+    async def publish_instead(route: Route) -> None:
+        channel = json.loads(route.request.post_data or "{}")["channel"]
+        api = f"{edge.stack.centrifugo_url}/api/publish"
+        headers = {"X-API-Key": edge.stack.api_key}
+        async with httpx.AsyncClient() as client:
+            for text in hostile:
+                data = {"channel": channel, "data": {"text": text, "done": False}}
+                await client.post(api, json=data, headers=headers)
+            done = {"channel": channel, "data": {"text": "", "done": True, "reason": "complete"}}
+            await client.post(api, json=done, headers=headers)
+        await route.fulfill(status=202, json={"channel": channel})
+
+    await page.route("**/api/execute", publish_instead)
+    await send(page, "say something nasty")
+    await page.locator(FINISHED).wait_for()
+    answer = page.locator(ANSWER)
+    await expect(
+        answer.locator("img, script, b, div, [onclick], a[href^='javascript']")
+    ).to_have_count(0)
+    text = folded(await answer.text_content())
+    assert '<img src=x onerror="window.__pwned = 2">' in text
+    assert "<script>window.__pwned = 3</script>" in text
+    assert await page.evaluate("window.__pwned") is None
+
+
+async def test_two_prompts_in_a_row_both_stay_visible(page: Page) -> None:
+    await send(page, "hello")
+    await page.locator(FINISHED).nth(0).wait_for()
+    await send(page, "explain")
+    await page.locator(FINISHED).nth(1).wait_for()
+    await expect(page.locator(".turn.user")).to_have_text(["hello", "explain"])
+    answers = [folded(t) for t in await page.locator(ANSWER).all_text_contents()]
+    assert answers[0] == plain(GREETING)
+    assert answers[1].startswith("Here is how relaychat moves an answer")
+    assert answers[1].endswith(plain(answer_for("explain")).rsplit(" ", 3)[-1])
+    for turn in await page.locator(".turn").all():
+        await expect(turn).to_be_visible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / "conversation.png")
+
+
+async def test_enter_sends_and_shift_enter_makes_a_new_line(page: Page) -> None:
+    box = page.get_by_label("Your message")
+    await box.fill("first line")
+    await box.press("Shift+Enter")
+    await box.type("second line")
+    assert await box.input_value() == "first line\nsecond line"
+    await expect(page.locator(".turn.user")).to_have_count(0)
+    await box.press("Enter")
+    await expect(page.locator(".turn.user")).to_have_text(["first line\nsecond line"])
+    # While the answer streams the input waits and Send shows progress.
+    await expect(box).to_be_disabled()
+    await expect(page.locator("#send")).to_have_attribute("aria-busy", "true")
+    await page.locator(FINISHED).wait_for()
+    await expect(box).to_be_enabled()
+    await expect(box).to_have_value("")
+
+
+async def test_a_refused_prompt_is_explained(page: Page, console_errors: ConsoleErrors) -> None:
+    async def refuse(route: Route) -> None:
+        body = {"detail": "an answer is already streaming into this channel"}
+        await route.fulfill(status=409, json=body)
+
+    await page.route("**/api/execute", refuse)
+    await send(page, "hello")
+    notice = page.locator(".turn.assistant .notice")
+    await expect(notice).to_have_text(
+        "The prompt was not accepted: an answer is already streaming into this channel."
+    )
+    await expect(page.get_by_label("Your message")).to_be_enabled()
+    console_errors.expect("status of 409 (Conflict)")
+
+
+async def test_a_reload_mid_answer_still_shows_the_whole_answer(page: Page) -> None:
+    await send(page, "code")
+    await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")
+    await page.reload()
+    await page.locator(FINISHED).wait_for()
+    block = page.locator(f"{ANSWER} pre > code")
+    assert await block.text_content() == CODE.split("```javascript\n", 1)[1].split("```", 1)[0]
+    await expect(page.locator(".turn.user")).to_have_text(["code"])
+    await expect(page.locator(".turn.assistant")).to_have_count(1)
+
+
+async def test_phone_width_keeps_everything_usable(page: Page) -> None:
+    await page.set_viewport_size({"width": 375, "height": 740})
+    await send(page, "code")
+    await page.locator(FINISHED).wait_for()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375  # nothing forces sideways scrolling; code scrolls inside its block
+    await expect(page.get_by_role("button", name="Send")).to_be_visible()
+    await expect(page.get_by_label("Show thinking")).to_be_visible()
