@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 FRONTEND := frontend/dist/index.html
 FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/build.mjs frontend/package-lock.json
 
-.PHONY: run test setup centrifugo nginx chromium frontend lint unit integration e2e clean
+.PHONY: run test setup centrifugo nginx test-tools frontend lint unit integration e2e clean
 
 run: setup .env
 	scripts/run.sh
 
-test: setup chromium lint
+test: setup test-tools lint
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest
 
 unit: $(STAMP)
@@ -20,7 +20,7 @@ unit: $(STAMP)
 integration: setup
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m integration
 
-e2e: setup chromium
+e2e: setup test-tools
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m e2e
 
 lint: $(STAMP)
@@ -36,10 +36,10 @@ centrifugo:
 nginx:
 	@scripts/apt-install.sh nginx nginx
 
-# Debian's Chromium, driven by Playwright in the browser tests (Playwright's own download
-# cannot be used here).
-chromium:
-	@scripts/apt-install.sh chromium chromium
+# Debian's Chromium, driven by Playwright in the browser tests (Playwright's own browser
+# download is not used), and docker-compose to check the compose file without a Docker engine.
+test-tools:
+	@scripts/apt-install.sh chromium chromium docker-compose docker-compose
 
 frontend: $(FRONTEND)
 

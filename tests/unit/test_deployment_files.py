@@ -1,0 +1,92 @@
+"""docker-compose.yml, checked without a Docker engine: it parses, pins Centrifugo, publishes
+only 9000, and uses the same config files as the native run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.processes import ROOT, missing_component
+
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    parsed: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return parsed
+
+
+def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        missing_component("docker-compose is missing: apt-get install docker-compose")
+        return
+    shutil.copy(COMPOSE, tmp_path / "docker-compose.yml")
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")  # what `make .env` starts from
+    result = subprocess.run(
+        [binary, "config", "-q"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_centrifugo_image_is_pinned(compose: dict[str, Any]) -> None:
+    assert compose["services"]["centrifugo"]["image"] == "centrifugo/centrifugo:v6.9.1"
+
+
+def test_only_nginx_publishes_and_only_9000(compose: dict[str, Any]) -> None:
+    published = {name: s.get("ports", []) for name, s in compose["services"].items()}
+    assert published == {"centrifugo": [], "backend": [], "nginx": ["${NGINX_PORT:-9000}:9000"]}
+    for service in compose["services"].values():
+        assert service.get("network_mode") != "host"
+
+
+def test_the_native_config_files_are_used(compose: dict[str, Any]) -> None:
+    centrifugo = compose["services"]["centrifugo"]
+    assert "./centrifugo/config.json:/centrifugo/config.json:ro" in centrifugo["volumes"]
+    assert centrifugo["command"][-1] == "/centrifugo/config.json"
+    nginx = compose["services"]["nginx"]["build"]
+    dockerfile = (ROOT / nginx["dockerfile"]).read_text()
+    copy = "COPY nginx/relaychat.conf.template /etc/nginx/templates/relaychat.conf.template"
+    assert copy in dockerfile
+    assert "NGINX_ENVSUBST_FILTER=^RELAY_" in dockerfile
+
+
+def test_secrets_come_from_env_not_from_the_files(compose: dict[str, Any]) -> None:
+    for name in ("centrifugo", "backend"):
+        assert compose["services"][name]["env_file"] == ".env"
+    text = COMPOSE.read_text() + (ROOT / "centrifugo" / "config.json").read_text()
+    for secret in ("HTTP_API_KEY", "HMAC_SECRET_KEY", "SESSION_SECRET", "hmac_secret_key"):
+        assert f"{secret}:" not in text
+        assert f'"{secret}"' not in text
+
+
+def test_every_service_is_healthchecked_waited_for_and_restarted(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for service in services.values():
+        assert service["healthcheck"]["test"]
+        assert service["restart"] == "unless-stopped"
+        for condition in service.get("depends_on", {}).values():
+            assert condition == {"condition": "service_healthy"}
+    assert set(services["nginx"]["depends_on"]) == {"backend", "centrifugo"}
+    assert set(services["backend"]["depends_on"]) == {"centrifugo"}
+
+
+def test_backend_image_runs_as_a_user_without_reload() -> None:
+    dockerfile = (ROOT / "backend" / "Dockerfile").read_text()
+    users = [line.split()[1] for line in dockerfile.splitlines() if line.startswith("USER ")]
+    assert users
+    assert users[-1] not in {"root", "0"}
+    assert "--reload" not in dockerfile
+
+
+def test_no_insecure_switch_in_the_centrifugo_config() -> None:
+    text = (ROOT / "centrifugo" / "config.json").read_text()
+    assert "insecure" not in text
+    assert "allow_subscribe_for_client" not in text
+    assert "allow_publish" not in text
