@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 from backend.models.base import Token
@@ -33,7 +33,7 @@ class _End:
 _END = _End()
 
 
-async def coalesce(tokens: AsyncIterator[Token], window: float) -> AsyncIterator[Chunk]:
+async def coalesce(tokens: AsyncIterator[Token], window: float) -> AsyncGenerator[Chunk, None]:
     """Yield `tokens` as chunks; `window` <= 0 yields one chunk per token."""
     if window <= 0:
         try:

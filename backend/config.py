@@ -48,6 +48,20 @@ class Settings(BaseSettings):
     publish_attempts: int = Field(3, ge=1, le=10, validation_alias="PUBLISH_ATTEMPTS")
     shutdown_grace_seconds: float = Field(5.0, ge=0, validation_alias="SHUTDOWN_GRACE_SECONDS")
 
+    max_history_turns: int = Field(20, ge=0, validation_alias="MAX_HISTORY_TURNS")
+    max_history_chars: int = Field(32000, ge=0, validation_alias="MAX_HISTORY_CHARS")
+
+    llm_provider: Literal["simulated", "openai"] = Field(
+        "simulated", validation_alias="LLM_PROVIDER"
+    )
+    system_prompt: str = Field(
+        "You are a helpful assistant. Answer in Markdown.", validation_alias="SYSTEM_PROMPT"
+    )
+    openai_base_url: str = Field("https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
+    openai_api_key: SecretStr = Field(SecretStr(""), validation_alias="OPENAI_API_KEY")
+    openai_model: str = Field("gpt-4o-mini", min_length=1, validation_alias="OPENAI_MODEL")
+    openai_timeout_seconds: float = Field(60.0, gt=0, validation_alias="OPENAI_TIMEOUT_SECONDS")
+
     sim_delay_min_ms: float = Field(30.0, ge=0, validation_alias="SIM_TOKEN_DELAY_MIN_MS")
     sim_delay_max_ms: float = Field(80.0, ge=0, validation_alias="SIM_TOKEN_DELAY_MAX_MS")
 

@@ -11,9 +11,25 @@ from fastapi import FastAPI
 from backend.api.main import api_router
 from backend.config import Settings, get_settings
 from backend.errors import BodySizeLimit, install_error_handlers
+from backend.models.base import Model
+from backend.models.openai_compatible import OpenAICompatibleModel
 from backend.models.simulated import SimulatedModel
 from backend.publisher import CentrifugoPublisher
 from backend.relay import Relay
+
+
+def build_model(settings: Settings, client: httpx.AsyncClient) -> Model:
+    """The model `LLM_PROVIDER` names."""
+    if settings.llm_provider == "openai":
+        return OpenAICompatibleModel(
+            client,
+            base_url=settings.openai_base_url,
+            model=settings.openai_model,
+            api_key=settings.openai_api_key.get_secret_value(),
+            system_prompt=settings.system_prompt,
+            timeout_seconds=settings.openai_timeout_seconds,
+        )
+    return SimulatedModel(settings.sim_delay_min_ms, settings.sim_delay_max_ms)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,14 +48,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.centrifugo_api_key.get_secret_value(),
                 attempts=settings.publish_attempts,
             )
+            model = build_model(settings, client)
             relay = Relay(
-                SimulatedModel(settings.sim_delay_min_ms, settings.sim_delay_max_ms),
+                model,
                 publisher,
                 coalesce_window=settings.coalesce_window_ms / 1000,
                 max_stream_seconds=settings.max_stream_seconds,
             )
             app.state.publisher = publisher
             app.state.relay = relay
+            app.state.model = model
             yield
             await relay.shutdown(settings.shutdown_grace_seconds)
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from backend.coalesce import coalesce
+from backend.answer import AnswerFailed, answer_chunks
 from backend.models.base import Model
 from backend.publisher import Publisher, PublishError
-from backend.schemas import ChunkPublication, DonePublication, StopReason, publication_data
+from backend.schemas import (
+    ChunkPublication,
+    DonePublication,
+    StopReason,
+    Turn,
+    publication_data,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +34,7 @@ class _Stream:
     channel: str
     prompt: str
     thinking: bool
+    history: Sequence[Turn]
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     published: int = 0
     # Set before the task is cancelled, so that it knows how to end the stream.
@@ -62,11 +71,13 @@ class Relay:
     def is_running(self, channel: str) -> bool:
         return channel in self._streams
 
-    def start(self, channel: str, prompt: str, *, thinking: bool = False) -> None:
+    def start(
+        self, channel: str, prompt: str, *, thinking: bool = False, history: Sequence[Turn] = ()
+    ) -> None:
         """Start streaming the answer to `prompt` into `channel`; return at once."""
         if channel in self._streams:
             raise StreamBusy(channel)
-        stream = _Stream(channel, prompt, thinking)
+        stream = _Stream(channel, prompt, thinking, history)
         self._streams[channel] = stream
         stream.task = asyncio.create_task(self._run(stream), name=f"stream {channel}")
         stream.task.add_done_callback(lambda _: self._forget(stream))
@@ -98,33 +109,35 @@ class Relay:
         reason: StopReason = "complete"
         error: str | None = None
         try:
-            async with asyncio.timeout(self._max_seconds) as deadline:
-                await self._relay_answer(stream)
-        except TimeoutError:
-            if deadline.expired():
-                reason = "timeout"
-                error = f"the answer took longer than {self._max_seconds:g} s and was cut off"
-            else:
-                logger.exception("model timed out on %s", stream.channel)
-                reason, error = "error", "the model timed out"
+            await self._relay_answer(stream)
+        except AnswerFailed as exc:
+            reason, error = exc.reason, exc.message
         except asyncio.CancelledError:
             reason, error = stream.stop
         except PublishError as exc:
             logger.error("stream %s failed: %s", stream.channel, exc)
             reason, error = "error", "the answer could not be delivered"
-        except Exception:
-            logger.exception("model failed on %s", stream.channel)
-            reason, error = "error", "the model failed while answering"
         await self._publish_done(stream, reason, error)
 
     async def _relay_answer(self, stream: _Stream) -> None:
-        tokens = self._model.stream(stream.prompt, thinking=stream.thinking)
-        async for chunk in coalesce(tokens, self._window):
-            phase = "thinking" if chunk.phase == "thinking" else None
-            publication = ChunkPublication(text=chunk.text, phase=phase)
-            await self._publisher.publish(
-                stream.channel, publication_data(publication), idempotency_key=stream.next_key()
-            )
+        chunks = answer_chunks(
+            self._model,
+            stream.prompt,
+            thinking=stream.thinking,
+            history=stream.history,
+            window=self._window,
+            max_seconds=self._max_seconds,
+        )
+        # Closed at once when publishing fails, so the model stops and lets go of its upstream.
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                phase = "thinking" if chunk.phase == "thinking" else None
+                publication = ChunkPublication(text=chunk.text, phase=phase)
+                await self._publisher.publish(
+                    stream.channel,
+                    publication_data(publication),
+                    idempotency_key=stream.next_key(),
+                )
 
     async def _publish_done(self, stream: _Stream, reason: StopReason, error: str | None) -> None:
         done = DonePublication(reason=reason, error=error)

@@ -17,25 +17,53 @@ StopReason = Literal["complete", "cancelled", "error", "timeout"]
 Phase = Literal["thinking", "answer"]
 
 
-class ExecuteRequest(BaseModel):
+class Turn(BaseModel):
+    """One earlier message of the conversation."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is blank")
+    return text
+
+
+class _Prompt(BaseModel):
+    thinking: bool = Field(False, description="Stream the model's thinking phase first.")
+    history: list[Turn] = Field(
+        default_factory=list, description="Earlier turns, oldest first, before this prompt."
+    )
+
+
+class ExecuteRequest(_Prompt):
     text: str = Field(min_length=1, description="The prompt.")
     channel: str = Field(
         pattern=CHANNEL_PATTERN,
         description="`stream:<id>#<user>`, with `<user>` the caller's own user.",
         examples=["stream:3f9a1c2b7d#u_5c0ffee"],
     )
-    thinking: bool = False
 
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, text: str) -> str:
-        if not text.strip():
-            raise ValueError("text is blank")
-        return text
+    _text_not_blank = field_validator("text")(_not_blank)
+
+    @property
+    def prompt(self) -> str:
+        return self.text
 
     @property
     def channel_user(self) -> str:
         return self.channel.rpartition("#")[2]
+
+
+class ChatRequest(_Prompt):
+    prompt: str = Field(min_length=1, description="The prompt.")
+
+    _prompt_not_blank = field_validator("prompt")(_not_blank)
+
+
+class ChatResponse(BaseModel):
+    response: str
 
 
 class ExecuteResponse(BaseModel):

@@ -1,4 +1,5 @@
-"""Dependencies the routes declare: settings, the caller's identity, the relay, the publisher."""
+"""Dependencies the routes declare: settings, the caller's identity, the relay, the model and
+the publisher."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import Depends, Request, Response
 
 from backend.config import Settings, get_settings
 from backend.identity import session_user
+from backend.models.base import Model
 from backend.publisher import Publisher
 from backend.relay import Relay
 
@@ -24,6 +26,11 @@ def get_relay(request: Request) -> Relay:
     return relay
 
 
+def get_model(request: Request) -> Model:
+    model: Model = request.app.state.model
+    return model
+
+
 def get_publisher(request: Request) -> Publisher:
     publisher: Publisher = request.app.state.publisher
     return publisher
@@ -31,4 +38,5 @@ def get_publisher(request: Request) -> Publisher:
 
 CurrentUser = Annotated[str, Depends(current_user)]
 RelayDep = Annotated[Relay, Depends(get_relay)]
+ModelDep = Annotated[Model, Depends(get_model)]
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]

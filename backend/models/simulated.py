@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from backend.models.base import Token
+from backend.schemas import Turn
 
 GREETING = (
     "Hello! I'm the simulated model behind relaychat. Every word you see arrives through "
@@ -111,7 +112,10 @@ class SimulatedModel:
     def __init__(self, delay_min_ms: float = 30.0, delay_max_ms: float = 80.0) -> None:
         self._delay_range = (delay_min_ms / 1000, delay_max_ms / 1000)
 
-    async def stream(self, prompt: str, *, thinking: bool = False) -> AsyncIterator[Token]:
+    async def stream(
+        self, prompt: str, *, thinking: bool = False, history: Sequence[Turn] = ()
+    ) -> AsyncIterator[Token]:
+        # `history` is accepted and ignored: the canned answers depend on the prompt alone.
         if thinking:
             for text in tokenize(THINKING):
                 await self._pause()

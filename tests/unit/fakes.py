@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from backend.models.base import Token
 from backend.publisher import PublishError
+from backend.schemas import Turn
 
 
 class RecordingPublisher:
@@ -48,19 +49,25 @@ class ScriptedModel:
         delay: float = 0.0,
         fail_after: int | None = None,
         endless: bool = False,
+        failure: Exception | None = None,
     ) -> None:
+        self.failure = failure or RuntimeError("model crashed")
         self.tokens = tokens or [Token("Hello "), Token("world")]
         self.delay = delay
         self.fail_after = fail_after
         self.endless = endless
         self.closed = asyncio.Event()
+        self.calls: list[tuple[str, bool, list[Turn]]] = []
 
-    async def stream(self, prompt: str, *, thinking: bool = False) -> AsyncIterator[Token]:
+    async def stream(
+        self, prompt: str, *, thinking: bool = False, history: Sequence[Turn] = ()
+    ) -> AsyncIterator[Token]:
+        self.calls.append((prompt, thinking, list(history)))
         try:
             index = 0
             while self.endless or index < len(self.tokens):
                 if self.fail_after is not None and index == self.fail_after:
-                    raise RuntimeError("model crashed")
+                    raise self.failure
                 await asyncio.sleep(self.delay)
                 yield self.tokens[index % len(self.tokens)]
                 index += 1

@@ -102,7 +102,7 @@ async def test_stopping_early_closes_the_source(window: float) -> None:
 
     chunks = coalesce(endless(), window=window)
     await anext(chunks)
-    await chunks.aclose()  # type: ignore[attr-defined]
+    await chunks.aclose()
     await asyncio.wait_for(closed.wait(), 1)
 
 

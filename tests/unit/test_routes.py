@@ -59,6 +59,7 @@ async def api() -> AsyncIterator[Api]:
     model = ScriptedModel([Token("Hello "), Token("there")], delay=0.2)
     async with app.router.lifespan_context(app):
         app.state.publisher = publisher
+        app.state.model = model
         app.state.relay = Relay(model, publisher, coalesce_window=0, max_stream_seconds=5)
         transport = httpx.ASGITransport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -131,7 +132,7 @@ async def test_a_running_channel_is_409(api: Api) -> None:
         ({"text": "hi", "channel": "stream:abcdefgh"}, "channel: must look like"),
         ({"text": "hi", "channel": "stream:abc/defgh#{user}"}, "channel: must look like"),
         ({"text": "", "channel": "stream:abcdefgh#{user}"}, "text:"),
-        ({"text": " \n\t", "channel": "stream:abcdefgh#{user}"}, "text: text is blank"),
+        ({"text": " \n\t", "channel": "stream:abcdefgh#{user}"}, "text: is blank"),
         ({"text": "x" * 101, "channel": "stream:abcdefgh#{user}"}, "the limit is 100"),
         ({"channel": "stream:abcdefgh#{user}"}, "text: Field required"),
         ({"text": 5, "channel": "stream:abcdefgh#{user}"}, "text:"),

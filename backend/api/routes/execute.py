@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from backend.api.deps import CurrentUser, RelayDep, SettingsDep
+from backend.api.limits import check_prompt
 from backend.relay import StreamBusy
 from backend.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse
 
@@ -23,15 +24,11 @@ router = APIRouter()
 async def execute(
     body: ExecuteRequest, user: CurrentUser, settings: SettingsDep, relay: RelayDep
 ) -> ExecuteResponse:
-    if len(body.text) > settings.max_text_chars:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"text is {len(body.text)} characters long; the limit is {settings.max_text_chars}",
-        )
+    check_prompt(body.text, body.history, settings)
     if body.channel_user != user:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this channel belongs to another user")
     try:
-        relay.start(body.channel, body.text, thinking=body.thinking)
+        relay.start(body.channel, body.text, thinking=body.thinking, history=body.history)
     except StreamBusy:
         raise HTTPException(
             status.HTTP_409_CONFLICT, "an answer is already streaming into this channel"

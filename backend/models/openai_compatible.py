@@ -1,0 +1,132 @@
+"""A model behind any OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM,
+llama.cpp), streamed over the shared httpx client. Content deltas are the answer; reasoning
+deltas (`reasoning_content` or `reasoning`) are the thinking phase."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+
+from backend.models.base import ModelError, Token
+from backend.schemas import Turn
+
+logger = logging.getLogger(__name__)
+
+_STATUS_MESSAGES = {
+    401: "the model server refused the API key (HTTP 401)",
+    403: "the model server refused access (HTTP 403)",
+    404: "the model server does not know this model or path (HTTP 404)",
+    429: "the model server is rate limiting or out of quota (HTTP 429); try again shortly",
+}
+
+
+class OpenAICompatibleModel:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str = "",
+        system_prompt: str = "",
+        timeout_seconds: float = 60.0,
+    ) -> None:
+        self._client = client
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._model = model
+        self._api_key = api_key
+        self._system_prompt = system_prompt
+        # Read timeout: the longest silence between two chunks before giving up.
+        self._timeout = httpx.Timeout(timeout_seconds, connect=10.0)
+
+    def request_body(self, prompt: str, history: Sequence[Turn]) -> dict[str, Any]:
+        messages = (
+            [{"role": "system", "content": self._system_prompt}] if self._system_prompt else []
+        )
+        messages += [{"role": turn.role, "content": turn.content} for turn in history]
+        messages.append({"role": "user", "content": prompt})
+        return {"model": self._model, "messages": messages, "stream": True}
+
+    async def stream(
+        self, prompt: str, *, thinking: bool = False, history: Sequence[Turn] = ()
+    ) -> AsyncIterator[Token]:
+        headers = {"Accept": "text/event-stream"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        body = self.request_body(prompt, history)
+        try:
+            # Leaving this block, also when the consumer stops early, closes the upstream response.
+            async with self._client.stream(
+                "POST", self._url, json=body, headers=headers, timeout=self._timeout
+            ) as response:
+                if response.status_code != 200:
+                    raise ModelError(await self._status_error(response))
+                async for token in self._tokens(response, thinking):
+                    yield token
+        except httpx.TimeoutException as exc:
+            raise ModelError("the model server did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise ModelError(
+                f"the connection to the model server failed ({exc.__class__.__name__})"
+            ) from exc
+
+    async def _tokens(self, response: httpx.Response, thinking: bool) -> AsyncIterator[Token]:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # blank separators, `: keep-alive` comments, `event:` lines
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                return
+            for token in self._parse(payload):
+                if token.phase == "answer" or thinking:
+                    yield token
+        raise ModelError("the model server ended the answer before it was complete")
+
+    def _parse(self, payload: str) -> list[Token]:
+        try:
+            chunk = json.loads(payload)
+        except ValueError as exc:
+            raise ModelError("the model server sent a malformed chunk") from exc
+        if not isinstance(chunk, dict):
+            raise ModelError("the model server sent a malformed chunk")
+        if chunk.get("error"):
+            raise ModelError(f"the model server reported an error: {self._describe(chunk)}")
+        tokens: list[Token] = []
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(delta, dict):
+                continue
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                tokens.append(Token(reasoning, "thinking"))
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                tokens.append(Token(content))
+        return tokens
+
+    async def _status_error(self, response: httpx.Response) -> str:
+        status = response.status_code
+        message = _STATUS_MESSAGES.get(status) or (
+            f"the model server failed (HTTP {status})"
+            if status >= 500
+            else f"the model server refused the request (HTTP {status})"
+        )
+        try:
+            detail = self._describe(json.loads(await response.aread()))
+        except (ValueError, httpx.HTTPError):
+            detail = ""
+        return f"{message}: {detail}" if detail else message
+
+    def _describe(self, body: Any) -> str:
+        """The provider's own error message, short, and never with the API key in it."""
+        error = body.get("error") if isinstance(body, dict) else None
+        message = error.get("message") if isinstance(error, dict) else error
+        if not isinstance(message, str):
+            return ""
+        if self._api_key:
+            message = message.replace(self._api_key, "***")
+        return message[:200]
