@@ -151,7 +151,7 @@ async def test_client_going_away_stops_the_model(app: FastAPI) -> None:
     model = use_model(app, ScriptedModel(TOKENS, endless=True, delay=0.01))
     body = json.dumps({"prompt": "hi"}).encode()
     first_event = asyncio.Event()
-    sent: list[dict[str, Any]] = []
+    sent: list[MutableMapping[str, Any]] = []
     requests = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive() -> dict[str, Any]:
