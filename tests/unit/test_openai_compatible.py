@@ -1,0 +1,214 @@
+"""The OpenAI-compatible model against replayed Chat Completions streams (respx)."""
+
+from __future__ import annotations
+
+import json
+import re
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from backend.models.base import ModelError, Token
+from backend.models.openai_compatible import OpenAICompatibleModel
+from backend.schemas import Turn
+
+BASE = "http://llm.test/v1"
+URL = f"{BASE}/chat/completions"
+KEY = "sk-test-0123456789abcdef"
+
+
+def chunk(**delta: Any) -> str:
+    body = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta}],
+    }
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def sse(*events: str) -> bytes:
+    return "".join(events).encode()
+
+
+STREAM = sse(
+    chunk(role="assistant"),  # role only
+    ": keep-alive\n\n",
+    chunk(reasoning_content="Let me "),
+    chunk(reasoning="think."),  # the other spelling, as Ollama and vLLM send it
+    chunk(content=""),  # empty
+    chunk(content="Hello"),
+    chunk(content=", world"),
+    chunk(),  # empty delta
+    'data: {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n',
+    "data: [DONE]\n\n",
+)
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[OpenAICompatibleModel]:
+    async with httpx.AsyncClient() as client:
+        yield OpenAICompatibleModel(
+            client,
+            base_url=BASE,
+            model="test-model",
+            api_key=KEY,
+            system_prompt="Be brief.",
+            timeout_seconds=0.5,
+        )
+
+
+async def collect(model: OpenAICompatibleModel, **kwargs: Any) -> list[Token]:
+    return [token async for token in model.stream("What now?", **kwargs)]
+
+
+@respx.mock
+async def test_content_is_the_answer_and_reasoning_the_thinking(
+    model: OpenAICompatibleModel,
+) -> None:
+    respx.post(URL).respond(200, content=STREAM, headers={"content-type": "text/event-stream"})
+    tokens = await collect(model, thinking=True)
+    assert tokens == [
+        Token("Let me ", "thinking"),
+        Token("think.", "thinking"),
+        Token("Hello"),
+        Token(", world"),
+    ]
+
+
+@respx.mock
+async def test_reasoning_is_left_out_unless_thinking_is_asked_for(
+    model: OpenAICompatibleModel,
+) -> None:
+    respx.post(URL).respond(200, content=STREAM)
+    assert [t.text for t in await collect(model)] == ["Hello", ", world"]
+
+
+@respx.mock
+async def test_request_carries_model_system_prompt_history_and_stream(
+    model: OpenAICompatibleModel,
+) -> None:
+    route = respx.post(URL).respond(200, content=STREAM)
+    history = [Turn(role="user", content="Hi"), Turn(role="assistant", content="Hello!")]
+    await collect(model, history=history)
+    request = route.calls.last.request
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert json.loads(request.content) == {
+        "model": "test-model",
+        "stream": True,
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "What now?"},
+        ],
+    }
+
+
+@respx.mock
+async def test_no_key_no_authorization_header() -> None:
+    route = respx.post(URL).respond(200, content=STREAM)
+    async with httpx.AsyncClient() as client:
+        local = OpenAICompatibleModel(client, base_url=BASE, model="llama3")
+        assert [t.text async for t in local.stream("hi")] == ["Hello", ", world"]
+    assert "authorization" not in route.calls.last.request.headers
+    assert json.loads(route.calls.last.request.content)["messages"][0]["role"] == "user"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        (401, {"error": {"message": f"Incorrect API key provided: {KEY}"}}, "refused the API key"),
+        (429, {"error": {"message": "Rate limit reached"}}, "rate limiting"),
+        (500, {"error": "boom"}, "failed (HTTP 500)"),
+        (503, "<html>down</html>", "failed (HTTP 503)"),
+        (404, {"error": {"message": "model 'x' not found"}}, "model 'x' not found"),
+    ],
+)
+@respx.mock
+async def test_http_errors_are_readable_and_never_show_the_key(
+    model: OpenAICompatibleModel,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    body: Any,
+    message: str,
+) -> None:
+    kwargs = {"json": body} if isinstance(body, dict) else {"text": body}
+    respx.post(URL).respond(status, **kwargs)
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ModelError, match=re.escape(message)) as caught:
+        await collect(model)
+    assert KEY not in str(caught.value)
+    assert KEY not in caplog.text
+
+
+@respx.mock
+async def test_timeout_is_readable(model: OpenAICompatibleModel) -> None:
+    respx.post(URL).mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(ModelError, match="did not answer in time"):
+        await collect(model)
+
+
+@respx.mock
+async def test_malformed_chunk_is_readable(model: OpenAICompatibleModel) -> None:
+    respx.post(URL).respond(200, content=sse(chunk(content="Hi"), "data: {not json\n\n"))
+    with pytest.raises(ModelError, match="malformed chunk"):
+        await collect(model)
+
+
+@respx.mock
+async def test_error_inside_the_stream_is_readable(model: OpenAICompatibleModel) -> None:
+    body = sse(chunk(content="Hi"), 'data: {"error": {"message": "overloaded"}}\n\n')
+    respx.post(URL).respond(200, content=body)
+    with pytest.raises(ModelError, match="reported an error: overloaded"):
+        await collect(model)
+
+
+class Dropping(httpx.AsyncByteStream):
+    """Sends some chunks, then the connection breaks; remembers whether it was closed."""
+
+    def __init__(self, parts: list[bytes], *, fail: bool = True) -> None:
+        self.parts = parts
+        self.fail = fail
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield part
+        if self.fail:
+            raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@respx.mock
+async def test_connection_dropping_mid_answer_is_readable(model: OpenAICompatibleModel) -> None:
+    stream = Dropping([chunk(content="Hel").encode(), chunk(content="lo").encode()])
+    respx.post(URL).mock(return_value=httpx.Response(200, stream=stream))
+    received: list[str] = []
+    with pytest.raises(ModelError, match="connection to the model server failed"):
+        async for token in model.stream("hi"):
+            received.append(token.text)
+    assert received == ["Hel", "lo"]
+
+
+@respx.mock
+async def test_stream_ending_without_done_is_readable(model: OpenAICompatibleModel) -> None:
+    respx.post(URL).respond(200, content=sse(chunk(content="Hel")))
+    with pytest.raises(ModelError, match="ended the answer before it was complete"):
+        await collect(model)
+
+
+@respx.mock
+async def test_stopping_early_closes_the_upstream_response(model: OpenAICompatibleModel) -> None:
+    parts = [chunk(content=f"t{i} ").encode() for i in range(100)]
+    stream = Dropping(parts, fail=False)
+    respx.post(URL).mock(return_value=httpx.Response(200, stream=stream))
+    tokens = model.stream("hi")
+    assert (await anext(tokens)).text == "t0 "
+    await tokens.aclose()  # type: ignore[attr-defined]
+    assert stream.closed
