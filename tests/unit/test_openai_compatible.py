@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -190,9 +190,13 @@ async def test_connection_dropping_mid_answer_is_readable(model: OpenAICompatibl
     stream = Dropping([chunk(content="Hel").encode(), chunk(content="lo").encode()])
     respx.post(URL).mock(return_value=httpx.Response(200, stream=stream))
     received: list[str] = []
-    with pytest.raises(ModelError, match="connection to the model server failed"):
+
+    async def consume() -> None:
         async for token in model.stream("hi"):
             received.append(token.text)
+
+    with pytest.raises(ModelError, match="connection to the model server failed"):
+        await consume()
     assert received == ["Hel", "lo"]
 
 
