@@ -69,8 +69,10 @@ async def coalesce(tokens: AsyncIterator[Token], window: float) -> AsyncGenerato
                 return
     finally:
         pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
+        # Not `await pump`: if this task is cancelled again while waiting (anyio cancel scopes,
+        # as Starlette uses when a client goes away, re-cancel on every await), awaiting a task
+        # cancels it again too, which can interrupt the model closing its upstream connection.
+        await asyncio.wait([pump])
 
 
 async def _pump(

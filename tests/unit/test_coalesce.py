@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 
 from backend import coalesce as coalesce_module
@@ -119,3 +120,32 @@ async def test_window_widens_as_the_stream_grows(monkeypatch: pytest.MonkeyPatch
     assert "".join(chunk.text for _, chunk in result) == "t" * 60
     # Chunks 0-1 use 20 ms, 2-3 use 40 ms, 4-5 use 80 ms: the later gaps are wider.
     assert gaps[4] > gaps[0] * 2.5
+
+
+async def test_regression_cancel_scope_does_not_interrupt_the_source_closing() -> None:
+    """Starlette cancels a streaming response with an anyio cancel scope when the client goes
+    away; such a scope re-cancels its task on every await. Awaiting the pump task from there
+    passed each cancel on to it and broke off the model's cleanup halfway, leaving the upstream
+    HTTP connection open (found with a real OpenAI-compatible server)."""
+    cleanup_steps: list[int] = []
+
+    async def slow_to_close() -> AsyncIterator[Token]:
+        try:
+            while True:
+                await asyncio.sleep(0.005)
+                yield Token("x")
+        finally:
+            for step in range(5):  # closing a connection takes a few awaits
+                await asyncio.sleep(0.01)
+                cleanup_steps.append(step)
+
+    async def consume() -> None:
+        async for _ in coalesce(slow_to_close(), window=0.01):
+            pass
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(consume)
+        await asyncio.sleep(0.05)
+        group.cancel_scope.cancel()
+    await asyncio.sleep(0.2)
+    assert cleanup_steps == [0, 1, 2, 3, 4]

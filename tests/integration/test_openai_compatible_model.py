@@ -1,0 +1,146 @@
+"""A real backend with LLM_PROVIDER=openai in front of a small OpenAI-compatible server, and the
+real Centrifugo: the answer arrives exact on the channel and on /api/chat."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.clients import ChatSession, answer_of
+from tests.conftest import ORIGIN, Stack, another_backend
+from tests.fake_openai import ANSWER, REASONING, SLOW_CHUNKS, FakeOpenAI, fake_openai_server
+
+API_KEY = "sk-integration-0123456789"
+SYSTEM_PROMPT = "You are a test."
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    with fake_openai_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def backend_url(stack: Stack, fake: FakeOpenAI) -> Iterator[str]:
+    settings = {
+        "LLM_PROVIDER": "openai",
+        "OPENAI_BASE_URL": fake.url,
+        "OPENAI_API_KEY": API_KEY,
+        "OPENAI_MODEL": "fake-model",
+        "SYSTEM_PROMPT": SYSTEM_PROMPT,
+    }
+    with another_backend(stack, **settings) as url:
+        yield url
+
+
+@pytest.fixture
+async def http(backend_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=backend_url, timeout=15) as client:
+        yield client
+
+
+async def sse_lines(http: httpx.AsyncClient, body: dict[str, Any]) -> list[str]:
+    async with http.stream("POST", "/api/chat", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return [line async for line in response.aiter_lines()]
+
+
+def parse(lines: list[str]) -> list[Any]:
+    """Strict SSE framing: every line is empty or `data: `; `[DONE]` is the last event."""
+    events: list[Any] = []
+    for line in lines:
+        assert line == "" or line.startswith("data: "), f"not SSE: {line!r}"
+        if line:
+            payload = line.removeprefix("data: ")
+            events.append(payload if payload == "[DONE]" else json.loads(payload))
+    assert events[-1] == "[DONE]"
+    assert events.count("[DONE]") == 1
+    return events
+
+
+async def test_answer_arrives_exact_on_the_channel(
+    stack: Stack, backend_url: str, fake: FakeOpenAI
+) -> None:
+    async with ChatSession.open(backend_url, stack.websocket_url, ORIGIN) as chat:
+        publications = await chat.ask("hello there", thinking=True)
+    assert answer_of(publications) == "".join(ANSWER)
+    thinking = "".join(p["text"] for p in publications if p.get("phase") == "thinking")
+    assert thinking == "".join(REASONING)
+    assert publications[-1] == {"text": "", "done": True, "reason": "complete"}
+    request = fake.requests[-1]
+    assert request["model"] == "fake-model"
+    assert request["stream"] is True
+    assert request["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+
+
+async def test_answer_arrives_exact_on_sse_with_strict_framing(http: httpx.AsyncClient) -> None:
+    events = parse(await sse_lines(http, {"prompt": "hello", "thinking": True}))
+    tokens = [e for e in events[:-1] if "phase" not in e]
+    thoughts = [e for e in events[:-1] if e.get("phase") == "thinking"]
+    assert "".join(e["token"] for e in tokens) == "".join(ANSWER)
+    assert "".join(e["token"] for e in thoughts) == "".join(REASONING)
+    assert events.index(thoughts[-1]) < events.index(tokens[0])
+
+
+async def test_sync_gives_the_whole_answer(http: httpx.AsyncClient) -> None:
+    response = await http.post("/api/chat/sync", json={"prompt": "hello"})
+    assert response.status_code == 200
+    assert response.json() == {"response": "".join(ANSWER)}
+
+
+async def test_history_is_sent_to_the_model_in_order(
+    http: httpx.AsyncClient, fake: FakeOpenAI
+) -> None:
+    history = [
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "assistant", "content": "Nice to meet you, Ada."},
+    ]
+    await http.post("/api/chat/sync", json={"prompt": "What is my name?", "history": history})
+    assert fake.requests[-1]["messages"] == [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        *history,
+        {"role": "user", "content": "What is my name?"},
+    ]
+    assert fake.headers[-1]["authorization"] == f"Bearer {API_KEY}"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [("fail-401", "refused the API key"), ("fail-429", "rate limiting"), ("drop", "failed")],
+)
+async def test_provider_failures_end_the_stream_readably(
+    stack: Stack, backend_url: str, http: httpx.AsyncClient, prompt: str, message: str
+) -> None:
+    events = parse(await sse_lines(http, {"prompt": prompt}))
+    assert message in events[-2]["error"]
+    assert API_KEY not in json.dumps(events)
+
+    async with ChatSession.open(backend_url, stack.websocket_url, ORIGIN) as chat:
+        publications = await chat.ask(prompt)
+    done = publications[-1]
+    assert done["reason"] == "error"
+    assert message in done["error"]
+    assert API_KEY not in done["error"]
+
+
+async def test_a_client_that_goes_away_stops_the_generation(
+    http: httpx.AsyncClient, fake: FakeOpenAI
+) -> None:
+    async with http.stream("POST", "/api/chat", json={"prompt": "slow"}) as response:
+        lines = response.aiter_lines()
+        events = 0
+        async for line in lines:
+            events += bool(line)
+            if events == 3:
+                break
+    # The backend noticed, stopped the model and closed its upstream request: the fake server
+    # saw its client go away long before its 200 chunks (10 s) were out.
+    stopped = await asyncio.to_thread(fake.slow_stopped.wait, 5)
+    assert stopped
+    assert fake.slow_sent < SLOW_CHUNKS / 2
