@@ -3,6 +3,8 @@ Centrifugo. Only the page, /api/ and /connection/ are reachable through it."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -88,3 +90,22 @@ async def test_bodies_over_the_limit_stop_at_nginx(http: httpx.AsyncClient) -> N
     )
     assert response.status_code == 413
     assert "limit" in response.json()["detail"]
+
+
+async def test_sse_passes_through_nginx_unbuffered(http: httpx.AsyncClient) -> None:
+    """A buffering proxy would hold the events back and hand them over in one go at the end."""
+    loop = asyncio.get_running_loop()
+    arrivals: list[tuple[float, str]] = []
+    start = loop.time()
+    async with http.stream("POST", "/api/chat", json={"prompt": "hello"}) as response:
+        # (nginx consumes the backend's X-Accel-Buffering header; it does not reach clients.)
+        assert response.headers["content-type"].startswith("text/event-stream")
+        async for line in response.aiter_lines():
+            if line:
+                arrivals.append((loop.time() - start, line))
+    assert arrivals[-1][1] == "data: [DONE]"
+    answer = "".join(json.loads(line[6:])["token"] for _, line in arrivals[:-1])
+    assert answer == answer_for("hello")
+    total = arrivals[-1][0]
+    assert arrivals[0][0] < total / 2  # the first words came long before the last
+    assert len({round(at, 2) for at, _ in arrivals}) >= 5  # in many separate deliveries
