@@ -38,5 +38,5 @@ async function post(path, body) {
 export const fetchToken = () => post('/api/token');
 
 /** Starts an answer streaming into `channel`; resolves once the backend accepted it (202). */
-export const execute = ({ text, channel, thinking }) =>
-  post('/api/execute', { text, channel, thinking });
+export const execute = ({ text, channel, thinking, history }) =>
+  post('/api/execute', { text, channel, thinking, history });

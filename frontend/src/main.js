@@ -60,6 +60,33 @@ function setBusy(busy, label = 'Send') {
 
 const newStreamId = () => crypto.randomUUID().replaceAll('-', '');
 
+// The backend's bounds on `history` (MAX_HISTORY_TURNS, MAX_HISTORY_CHARS): the newest turns
+// that fit are sent, so a long conversation keeps working instead of being refused.
+const HISTORY_TURNS = 20;
+const HISTORY_CHARS = 32000;
+
+/** Earlier turns for the model, oldest first: answered prompts only, newest that fit. */
+function historyBefore(count) {
+  const pairs = [];
+  const earlier = turns.slice(0, count);
+  for (let i = 0; i + 1 < earlier.length; i += 1) {
+    const [question, answer] = [earlier[i], earlier[i + 1]];
+    if (question.role === 'user' && answer.role === 'assistant' && answer.reason === 'complete') {
+      pairs.push([question, answer]);
+      i += 1;
+    }
+  }
+  const history = [];
+  let chars = 0;
+  for (const [question, answer] of pairs.reverse()) {
+    const size = question.text.length + answer.answer.length;
+    if (history.length + 2 > HISTORY_TURNS || chars + size > HISTORY_CHARS) break;
+    history.unshift({ role: 'user', content: question.text }, { role: 'assistant', content: answer.answer });
+    chars += size;
+  }
+  return history;
+}
+
 /** Streams the answer of `record`'s channel into `turn` until `done`; saves the outcome. */
 async function follow(record, turn, following) {
   const done = await following.done;
@@ -82,6 +109,7 @@ async function ask(text) {
   welcome.hidden = true;
   setBusy(true, 'Sending…');
   const thinking = thinkingSwitch.checked;
+  const history = historyBefore(turns.length);
   turns.push({ role: 'user', text });
   view.addUser(text);
 
@@ -94,7 +122,7 @@ async function ask(text) {
   // publication cannot be missed whatever the order things arrive in.
   const following = listen(turn, channel);
   try {
-    await execute({ text, channel, thinking });
+    await execute({ text, channel, thinking, history });
   } catch (error) {
     following.stop('refused', error.message);
   }

@@ -6,9 +6,10 @@ import asyncio
 import json
 import re
 import time
+from typing import Any
 
 import httpx
-from playwright.async_api import Page, Route, expect
+from playwright.async_api import Page, Request, Route, expect
 
 from backend.models.simulated import CODE, GREETING, THINKING, answer_for
 from tests.conftest import Edge
@@ -137,6 +138,13 @@ async def test_html_in_an_answer_shows_as_text(page: Page, edge: Edge) -> None:
 
 
 async def test_two_prompts_in_a_row_both_stay_visible(page: Page) -> None:
+    executed: list[dict[str, Any]] = []
+
+    def record(request: Request) -> None:
+        if request.url.endswith("/api/execute"):
+            executed.append(request.post_data_json)
+
+    page.on("request", record)
     await send(page, "hello")
     await page.locator(FINISHED).nth(0).wait_for()
     await send(page, "explain")
@@ -148,6 +156,12 @@ async def test_two_prompts_in_a_row_both_stay_visible(page: Page) -> None:
     assert answers[1].endswith(plain(answer_for("explain")).rsplit(" ", 3)[-1])
     for turn in await page.locator(".turn").all():
         await expect(turn).to_be_visible()
+    # The second prompt took the first exchange along, for models that use it.
+    assert executed[0]["history"] == []
+    assert executed[1]["history"] == [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": GREETING},
+    ]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=SCREENSHOTS / "conversation.png")
 
