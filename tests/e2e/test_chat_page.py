@@ -138,7 +138,7 @@ async def test_html_in_an_answer_shows_as_text(page: Page, edge: Edge) -> None:
 
 
 async def test_two_prompts_in_a_row_both_stay_visible(page: Page) -> None:
-    executed: list[dict[str, Any]] = []
+    executed: list[Any] = []
 
     def record(request: Request) -> None:
         if request.url.endswith("/api/execute"):
