@@ -61,8 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
             await relay.shutdown(settings.shutdown_grace_seconds)
 
-    # Room for the longest prompt in UTF-8 (up to 4 bytes a character) plus the JSON around it.
-    max_body = settings.max_text_chars * 4 + 16 * 1024
+    # Room for the longest prompt and history as JSON (a character takes up to 6 bytes as a
+    # \uXXXX escape) plus the structure around them: anything larger is refused unread.
+    max_body = (settings.max_text_chars + settings.max_history_chars) * 6 + 16 * 1024
     app = FastAPI(
         title="relaychat",
         lifespan=lifespan,

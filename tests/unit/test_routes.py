@@ -157,10 +157,18 @@ async def test_invalid_json_is_422_with_a_message(api: Api) -> None:
     assert response.json() == {"detail": "the request body is not valid JSON"}
 
 
+async def test_the_largest_allowed_prompt_and_history_fit_in_the_body_limit(api: Api) -> None:
+    channel = f"stream:abcdefgh#{await api.user()}"
+    turn = {"role": "user", "content": "\u00e9\n" * 800}  # 1,600 characters; 32,000 in all
+    body = {"text": "\u00e9" * 100, "channel": channel, "history": [turn] * 20}
+    response = await api.client.post("/api/execute", json=body)
+    assert response.status_code == 202, response.text
+
+
 async def test_oversized_body_is_413_with_a_message(api: Api) -> None:
     response = await api.client.post(
         "/api/execute",
-        content=b'{"text": "' + b"x" * 600_000 + b'"}',
+        content=b'{"text": "' + b"x" * 2_000_000 + b'"}',
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 413
@@ -184,7 +192,7 @@ async def test_ready_follows_centrifugo(api: Api) -> None:
 async def test_oversized_body_without_a_length_is_413_too(api: Api) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"text": "'
-        for _ in range(100):
+        for _ in range(200):
             yield b"x" * 10_000
         yield b'"}'
 
