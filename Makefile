@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 FRONTEND := frontend/dist/index.html
 FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/build.mjs frontend/package-lock.json
 
-.PHONY: run test setup centrifugo nginx test-tools frontend lint unit integration e2e clean
+.PHONY: run test setup centrifugo nginx test-tools frontend lint unit integration e2e bench clean
 
 run: setup .env
 	scripts/run.sh
@@ -22,6 +22,12 @@ integration: setup
 
 e2e: setup test-tools
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m e2e
+
+# Figures, not pass/fail: concurrent streams through the real Centrifugo, with and without
+# coalescing. Loopback only; a few minutes.
+bench: setup
+	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/python -m bench.relay_throughput --streams 300
+	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/python -m bench.relay_throughput --streams 1000 --windows 30 --token-delay-ms 30 80
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

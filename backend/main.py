@@ -40,7 +40,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One client for the whole process: its connection pool is what keeps publishing
         # cheap; a client per token would pay a TCP handshake per publication.
         timeout = httpx.Timeout(settings.publish_timeout_seconds)
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        # Publishing needs one connection at a time (see publisher.py); each streaming answer
+        # from an OpenAI-compatible server holds one for as long as it lasts.
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
         async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
             publisher = CentrifugoPublisher(
                 client,
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.model = model
             yield
             await relay.shutdown(settings.shutdown_grace_seconds)
+            await publisher.aclose()
 
     # Room for the longest prompt and history as JSON (a character takes up to 6 bytes as a
     # \uXXXX escape) plus the structure around them: anything larger is refused unread.

@@ -1,9 +1,12 @@
-"""The publisher against a mocked Centrifugo API: what it sends, and every way it can fail."""
+"""The publisher against a mocked Centrifugo API: what it sends, batching, and every way it
+can fail."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -12,58 +15,111 @@ import respx
 from backend.publisher import CentrifugoPublisher, PublishError
 
 API = "http://centrifugo.test/api"
+CHANNEL = "stream:abcdefgh#u1"
 
 
 @pytest.fixture
 async def publisher() -> AsyncIterator[CentrifugoPublisher]:
     async with httpx.AsyncClient(timeout=1) as client:
-        yield CentrifugoPublisher(client, API, "the-api-key", attempts=3)
+        publisher = CentrifugoPublisher(client, API, "the-api-key", attempts=3)
+        yield publisher
+        await publisher.aclose()
+
+
+def ok(count: int) -> dict[str, Any]:
+    return {"replies": [{"publish": {"offset": i + 1, "epoch": "e"}} for i in range(count)]}
+
+
+def commands(call: Any) -> list[dict[str, Any]]:
+    body = json.loads(call.request.content)
+    assert set(body) == {"commands"}  # sequential: `parallel` stays off, order is kept
+    return [command["publish"] for command in body["commands"]]
 
 
 @respx.mock
 async def test_publish_sends_channel_data_key_and_api_key(publisher: CentrifugoPublisher) -> None:
-    route = respx.post(f"{API}/publish").respond(200, json={"result": {"offset": 1, "epoch": "e"}})
+    route = respx.post(f"{API}/batch").respond(200, json=ok(1))
     data = {"text": "hi", "done": False}
-    await publisher.publish("stream:abcdefgh#u1", data, idempotency_key="k1")
-    request = route.calls.last.request
-    assert request.headers["X-API-Key"] == "the-api-key"
-    assert json.loads(request.content) == {
-        "channel": "stream:abcdefgh#u1",
-        "data": {"text": "hi", "done": False},
-        "idempotency_key": "k1",
-    }
+    await publisher.publish(CHANNEL, data, idempotency_key="k1")
+    assert route.calls.last.request.headers["X-API-Key"] == "the-api-key"
+    assert commands(route.calls.last) == [
+        {"channel": CHANNEL, "data": {"text": "hi", "done": False}, "idempotency_key": "k1"}
+    ]
+
+
+@respx.mock
+async def test_concurrent_publications_share_requests_and_keep_each_channels_order(
+    publisher: CentrifugoPublisher,
+) -> None:
+    async def slow_reply(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01)
+        return httpx.Response(200, json=ok(len(json.loads(request.content)["commands"])))
+
+    route = respx.post(f"{API}/batch").mock(side_effect=slow_reply)
+
+    async def stream(n: int) -> None:
+        for i in range(20):
+            await publisher.publish(
+                f"stream:chan{n:04d}#u1", {"text": str(i)}, idempotency_key=f"{n}:{i}"
+            )
+
+    await asyncio.gather(*(stream(n) for n in range(50)))
+    sent = [command for call in route.calls for command in commands(call)]
+    assert len(sent) == 1000
+    assert route.call_count < 100  # not one request per publication
+    for n in range(50):
+        texts = [c["data"]["text"] for c in sent if c["channel"] == f"stream:chan{n:04d}#u1"]
+        assert texts == [str(i) for i in range(20)]
 
 
 @respx.mock
 async def test_http_error_status_is_a_publish_error(publisher: CentrifugoPublisher) -> None:
-    route = respx.post(f"{API}/publish").respond(401, text="Unauthorized")
+    route = respx.post(f"{API}/batch").respond(401, text="Unauthorized")
     with pytest.raises(PublishError, match="HTTP 401") as caught:
-        await publisher.publish("stream:abcdefgh#u1", {"text": "x"}, idempotency_key="k")
-    assert caught.value.channel == "stream:abcdefgh#u1"
+        await publisher.publish(CHANNEL, {"text": "x"}, idempotency_key="k")
+    assert caught.value.channel == CHANNEL
     assert route.call_count == 1  # a wrong key does not get better by retrying
 
 
 @respx.mock
 async def test_error_in_the_body_is_a_publish_error(publisher: CentrifugoPublisher) -> None:
-    respx.post(f"{API}/publish").respond(
-        200, json={"error": {"code": 102, "message": "unknown channel"}}
-    )
-    with pytest.raises(PublishError, match="102: unknown channel"):
+    respx.post(f"{API}/batch").respond(200, json={"error": {"code": 101, "message": "bad"}})
+    with pytest.raises(PublishError, match="101: bad"):
+        await publisher.publish(CHANNEL, {"text": "x"}, idempotency_key="k")
+
+
+@respx.mock
+async def test_an_error_reply_fails_only_its_own_publication(
+    publisher: CentrifugoPublisher,
+) -> None:
+    reply = {"replies": [{"error": {"code": 102, "message": "unknown channel"}}]}
+    respx.post(f"{API}/batch").respond(200, json=reply)
+    with pytest.raises(PublishError, match="102: unknown channel") as caught:
         await publisher.publish("nope:abcdefgh", {"text": "x"}, idempotency_key="k")
+    assert caught.value.channel == "nope:abcdefgh"
 
 
 @respx.mock
 async def test_body_that_is_not_json_is_a_publish_error(publisher: CentrifugoPublisher) -> None:
-    respx.post(f"{API}/publish").respond(200, text="<html>proxy</html>")
+    respx.post(f"{API}/batch").respond(200, text="<html>proxy</html>")
     with pytest.raises(PublishError, match="not JSON"):
-        await publisher.publish("stream:abcdefgh#u1", {"text": "x"})
+        await publisher.publish(CHANNEL, {"text": "x"})
+
+
+@respx.mock
+async def test_reply_of_the_wrong_length_is_a_publish_error(
+    publisher: CentrifugoPublisher,
+) -> None:
+    respx.post(f"{API}/batch").respond(200, json={"replies": []})
+    with pytest.raises(PublishError, match="malformed"):
+        await publisher.publish(CHANNEL, {"text": "x"}, idempotency_key="k")
 
 
 @respx.mock
 async def test_timeout_is_retried_then_a_publish_error(publisher: CentrifugoPublisher) -> None:
-    route = respx.post(f"{API}/publish").mock(side_effect=httpx.ReadTimeout("slow"))
+    route = respx.post(f"{API}/batch").mock(side_effect=httpx.ReadTimeout("slow"))
     with pytest.raises(PublishError, match="timed out"):
-        await publisher.publish("stream:abcdefgh#u1", {"text": "x"}, idempotency_key="k")
+        await publisher.publish(CHANNEL, {"text": "x"}, idempotency_key="k")
     assert route.call_count == 3
 
 
@@ -71,20 +127,36 @@ async def test_timeout_is_retried_then_a_publish_error(publisher: CentrifugoPubl
 async def test_retry_after_a_5xx_reuses_the_idempotency_key(
     publisher: CentrifugoPublisher,
 ) -> None:
-    route = respx.post(f"{API}/publish").mock(
-        side_effect=[httpx.Response(502), httpx.Response(200, json={"result": {}})]
+    route = respx.post(f"{API}/batch").mock(
+        side_effect=[httpx.Response(502), httpx.Response(200, json=ok(1))]
     )
-    await publisher.publish("stream:abcdefgh#u1", {"text": "x"}, idempotency_key="k7")
-    keys = [json.loads(call.request.content)["idempotency_key"] for call in route.calls]
+    await publisher.publish(CHANNEL, {"text": "x"}, idempotency_key="k7")
+    keys = [commands(call)[0]["idempotency_key"] for call in route.calls]
     assert keys == ["k7", "k7"]
 
 
 @respx.mock
 async def test_without_idempotency_key_nothing_is_retried(publisher: CentrifugoPublisher) -> None:
-    route = respx.post(f"{API}/publish").mock(side_effect=httpx.ConnectError("refused"))
+    route = respx.post(f"{API}/batch").mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(PublishError, match="cannot reach Centrifugo"):
-        await publisher.publish("stream:abcdefgh#u1", {"text": "x"})
+        await publisher.publish(CHANNEL, {"text": "x"})
     assert route.call_count == 1
+
+
+@respx.mock
+async def test_a_caller_that_stops_waiting_does_not_stop_the_others(
+    publisher: CentrifugoPublisher,
+) -> None:
+    async def slow_reply(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)
+        return httpx.Response(200, json=ok(len(json.loads(request.content)["commands"])))
+
+    respx.post(f"{API}/batch").mock(side_effect=slow_reply)
+    first = asyncio.create_task(publisher.publish(CHANNEL, {"text": "a"}, idempotency_key="a"))
+    await asyncio.sleep(0.01)
+    first.cancel()
+    await publisher.publish(CHANNEL, {"text": "b"}, idempotency_key="b")
+    assert first.cancelled()
 
 
 @respx.mock
@@ -94,4 +166,11 @@ async def test_info_and_history(publisher: CentrifugoPublisher) -> None:
         200, json={"result": {"publications": [{"data": {"text": "a"}}], "offset": 1}}
     )
     assert (await publisher.info())["nodes"] == [{"name": "n"}]
-    assert await publisher.history("stream:abcdefgh#u1") == [{"data": {"text": "a"}}]
+    assert await publisher.history(CHANNEL) == [{"data": {"text": "a"}}]
+
+
+@respx.mock
+async def test_info_errors_are_publish_errors(publisher: CentrifugoPublisher) -> None:
+    respx.post(f"{API}/info").mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(PublishError, match="cannot reach Centrifugo"):
+        await publisher.info()
