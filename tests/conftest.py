@@ -44,7 +44,7 @@ class Stack:
     api_key: str
     token_secret: str
     backend_env: dict[str, str]
-    nginx_port: int  # reserved for `edge`; its origin may connect to Centrifugo
+    nginx_ports: tuple[int, int]  # reserved for the two nginx edges; their origins may connect
 
     @property
     def websocket_url(self) -> str:
@@ -55,13 +55,14 @@ class Stack:
 def stack() -> Iterator[Stack]:
     binary = centrifugo_binary()
     api_key, token_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    centrifugo_port, backend_port, nginx_port = free_port(), free_port(), free_port()
+    centrifugo_port, backend_port = free_port(), free_port()
+    nginx_ports = (free_port(), free_port())
     shared = {
         "CENTRIFUGO_HTTP_API_KEY": api_key,
         "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": token_secret,
         "CENTRIFUGO_HTTP_SERVER_PORT": str(centrifugo_port),
     }
-    origins = f"{ORIGIN} http://127.0.0.1:{nginx_port} http://localhost:{nginx_port}"
+    origins = " ".join([ORIGIN, *(f"http://127.0.0.1:{port}" for port in nginx_ports)])
     centrifugo_env = clean_environment({**shared, "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": origins})
     backend_env = clean_environment(
         {
@@ -84,7 +85,7 @@ def stack() -> Iterator[Stack]:
         running("centrifugo", centrifugo_cmd, centrifugo_env, f"{centrifugo_url}/health"),
         running("backend", backend_cmd, backend_env, f"{backend_url}/api/health"),
     ):
-        yield Stack(backend_url, centrifugo_url, api_key, token_secret, backend_env, nginx_port)
+        yield Stack(backend_url, centrifugo_url, api_key, token_secret, backend_env, nginx_ports)
 
 
 @contextmanager
@@ -99,7 +100,7 @@ def another_backend(stack: Stack, **settings: str) -> Iterator[str]:
 
 @dataclass(frozen=True)
 class Edge:
-    """nginx in front of a backend with a human-speed model and the session's Centrifugo."""
+    """nginx with the project's template in front of a backend and the session's Centrifugo."""
 
     url: str
     backend_url: str
@@ -110,36 +111,44 @@ class Edge:
         return self.url.replace("http://", "ws://") + "/connection/websocket"
 
 
-@pytest.fixture(scope="session")
-def edge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+# Slow enough that a person, or a test polling the page, sees the answer grow.
+HUMAN_SPEED = {"SIM_TOKEN_DELAY_MIN_MS": "15", "SIM_TOKEN_DELAY_MAX_MS": "25"}
+
+
+@contextmanager
+def nginx_in_front(stack: Stack, backend_url: str, port: int, out: Path) -> Iterator[Edge]:
     if shutil.which("nginx") is None:
         missing_component("nginx is missing: apt-get install nginx (or `make setup`)")
     if not (FRONTEND_DIST / "index.html").exists():
         missing_component("the chat page is not built: `make frontend`")
-    # Slow enough that a person, or a test polling the page, sees the answer grow.
-    human = {
-        "SIM_TOKEN_DELAY_MIN_MS": "15",
-        "SIM_TOKEN_DELAY_MAX_MS": "25",
-        "COALESCE_WINDOW_MS": "30",
-    }
-    with another_backend(stack, **human) as backend_url:
-        out = tmp_path_factory.mktemp("nginx")
-        conf = _render_nginx(out, stack, backend_url)
-        url = f"http://127.0.0.1:{stack.nginx_port}"
-        command = ["nginx", "-p", str(out), "-c", str(conf), "-g", "daemon off;"]
-        with running("nginx", command, clean_environment({}), f"{url}/api/health"):
-            yield Edge(url, backend_url, stack)
+    conf = _render_nginx(out, port, backend_url, stack.centrifugo_url)
+    url = f"http://127.0.0.1:{port}"
+    command = ["nginx", "-p", str(out), "-c", str(conf), "-g", "daemon off;"]
+    with running("nginx", command, clean_environment({}), f"{url}/api/health"):
+        yield Edge(url, backend_url, stack)
 
 
-def _render_nginx(out: Path, stack: Stack, backend_url: str) -> Path:
+@pytest.fixture(scope="session")
+def edge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    """The chat page as `make run` serves it, with the simulated model at a human speed."""
+    with (
+        another_backend(stack, **HUMAN_SPEED, COALESCE_WINDOW_MS="30") as backend_url,
+        nginx_in_front(
+            stack, backend_url, stack.nginx_ports[0], tmp_path_factory.mktemp("nginx")
+        ) as front,
+    ):
+        yield front
+
+
+def _render_nginx(out: Path, port: int, backend_url: str, centrifugo_url: str) -> Path:
     """The nginx config `make run` uses, from the same script, for these ports."""
     command = [
         sys.executable,
         str(ROOT / "scripts" / "render_nginx.py"),
         str(out),
-        f"--port={stack.nginx_port}",
+        f"--port={port}",
         f"--backend={backend_url.removeprefix('http://')}",
-        f"--centrifugo={stack.centrifugo_url.removeprefix('http://')}",
+        f"--centrifugo={centrifugo_url.removeprefix('http://')}",
         f"--static-root={FRONTEND_DIST}",
     ]
     return Path(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())
