@@ -121,12 +121,6 @@ class CentrifugoPublisher:
             pending.fail(PublishError(pending.channel, "the publisher is closed"))
         self._queue.clear()
 
-    async def history(self, channel: str, limit: int = -1) -> list[dict[str, Any]]:
-        """The publications a channel keeps, oldest first."""
-        result = await self._call("history", {"channel": channel, "limit": limit}, channel)
-        publications: list[dict[str, Any]] = result.get("publications", [])
-        return publications
-
     async def info(self) -> dict[str, Any]:
         """Centrifugo's node info; proves the server is up and the API key is right."""
         return await self._call("info", {}, "")

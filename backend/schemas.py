@@ -48,10 +48,6 @@ class ExecuteRequest(_Prompt):
     _text_not_blank = field_validator("text")(_not_blank)
 
     @property
-    def prompt(self) -> str:
-        return self.text
-
-    @property
     def channel_user(self) -> str:
         return self.channel.rpartition("#")[2]
 

@@ -160,13 +160,10 @@ async def test_a_caller_that_stops_waiting_does_not_stop_the_others(
 
 
 @respx.mock
-async def test_info_and_history(publisher: CentrifugoPublisher) -> None:
-    respx.post(f"{API}/info").respond(200, json={"result": {"nodes": [{"name": "n"}]}})
-    respx.post(f"{API}/history").respond(
-        200, json={"result": {"publications": [{"data": {"text": "a"}}], "offset": 1}}
-    )
+async def test_info(publisher: CentrifugoPublisher) -> None:
+    route = respx.post(f"{API}/info").respond(200, json={"result": {"nodes": [{"name": "n"}]}})
     assert (await publisher.info())["nodes"] == [{"name": "n"}]
-    assert await publisher.history(CHANNEL) == [{"data": {"text": "a"}}]
+    assert route.calls.last.request.headers["X-API-Key"] == "the-api-key"
 
 
 @respx.mock
