@@ -37,12 +37,23 @@ class Result:
     exact: int
 
 
+async def post(client: httpx.AsyncClient, path: str, body: dict[str, object]) -> httpx.Response:
+    """POST, once more if the server had closed the kept-alive connection just before."""
+    try:
+        return await client.post(path, json=body)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return await client.post(path, json=body)
+
+
 async def run_streams(
     backend: str, api: str, api_key: str, count: int
 ) -> tuple[float, list[int], list[float], int]:
     limits = httpx.Limits(max_connections=100)
+    # A new connection per request to the backend: under this load its event loop runs late,
+    # and a kept-alive connection can be closed by uvicorn's keep-alive timer just as it is reused.
+    fresh = httpx.Limits(max_connections=100, max_keepalive_connections=0)
     async with (
-        httpx.AsyncClient(base_url=backend, limits=limits, timeout=30) as http,
+        httpx.AsyncClient(base_url=backend, limits=fresh, timeout=60) as http,
         httpx.AsyncClient(
             base_url=api, headers={"X-API-Key": api_key}, limits=limits, timeout=30
         ) as server,
@@ -57,8 +68,9 @@ async def run_streams(
 
         async def execute(channel: str, prompt: str) -> None:
             sent[channel] = time.perf_counter()
-            response = await http.post("/api/execute", json={"text": prompt, "channel": channel})
-            response.raise_for_status()
+            response = await post(http, "/api/execute", {"text": prompt, "channel": channel})
+            if response.status_code != 409:  # 409: a retry of one that did start
+                response.raise_for_status()
 
         await asyncio.gather(*(execute(c, p) for c, p in jobs))
         finished: dict[str, tuple[float, list[dict[str, object]]]] = {}
@@ -69,12 +81,12 @@ async def run_streams(
             async def check(channel: str) -> None:
                 # The last publication only: cheap enough not to load the machine under test.
                 last = {"channel": channel, "limit": 1, "reverse": True}
-                reply = (await server.post("/history", json=last)).json()
+                reply = (await post(server, "/history", last)).json()
                 latest = reply["result"].get("publications", [])
                 if latest and latest[0]["data"].get("done"):
                     at = time.perf_counter()
                     whole = {"channel": channel, "limit": -1}
-                    reply = (await server.post("/history", json=whole)).json()
+                    reply = (await post(server, "/history", whole)).json()
                     finished[channel] = (at, [p["data"] for p in reply["result"]["publications"]])
 
             await asyncio.gather(*(check(c) for c in pending[:200]))
