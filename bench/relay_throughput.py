@@ -1,9 +1,10 @@
 """How many concurrent answers the relay carries, and what coalescing saves.
 
-Starts a real Centrifugo and the real backend (simulated model, 2-6 ms a token by default), starts
-N streams at once through `POST /api/execute`, and waits through Centrifugo's server API until
-every channel holds its `done`. Runs once per coalescing window and prints the figures and the
-ratios. Loopback only, bounded in count and time.
+Starts a real Centrifugo and the real backend (simulated model, 2-6 ms a token by default),
+subscribes to N channels over Centrifugo WebSockets (centrifuge-python, 100 channels a
+connection, as N users), starts the N answers at once through `POST /api/execute`, and times each
+answer from its execute to its `done` arriving at the subscriber. Runs once per coalescing window
+and prints the figures and the ratios. Loopback only, bounded in count and time.
 
     .venv/bin/python -m bench.relay_throughput --streams 500 --windows 0 30
 """
@@ -12,19 +13,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import secrets
 import statistics
 import sys
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-import httpx
+from centrifuge import PublicationContext
 
 from backend.models.simulated import answer_for, tokenize
+from tests.clients import ChatSession, Collector, answer_of
 from tests.processes import ROOT, centrifugo_binary, clean_environment, free_port, running
 
 PROMPTS = ["hello", "explain", "streaming", "code"]
 MAX_STREAMS = 5000
+CHANNELS_PER_CONNECTION = 100  # under Centrifugo's default client.channel_limit of 128
+ORIGIN = "http://localhost:9000"
+
+
+class TimedCollector(Collector):
+    """Notes when the `done` arrived."""
+
+    finished_at = 0.0
+
+    async def on_publication(self, ctx: PublicationContext) -> None:
+        await super().on_publication(ctx)
+        if self.done.is_set() and not self.finished_at:
+            self.finished_at = time.perf_counter()
 
 
 @dataclass
@@ -37,75 +54,49 @@ class Result:
     exact: int
 
 
-async def post(client: httpx.AsyncClient, path: str, body: dict[str, object]) -> httpx.Response:
-    """POST, once more if the server had closed the kept-alive connection just before."""
-    try:
-        return await client.post(path, json=body)
-    except (httpx.ReadError, httpx.RemoteProtocolError):
-        return await client.post(path, json=body)
-
-
-async def run_streams(
-    backend: str, api: str, api_key: str, count: int
-) -> tuple[float, list[int], list[float], int]:
-    limits = httpx.Limits(max_connections=100)
-    # A new connection per request to the backend: under this load its event loop runs late,
-    # and a kept-alive connection can be closed by uvicorn's keep-alive timer just as it is reused.
-    fresh = httpx.Limits(max_connections=100, max_keepalive_connections=0)
-    async with (
-        httpx.AsyncClient(base_url=backend, limits=fresh, timeout=60) as http,
-        httpx.AsyncClient(
-            base_url=api, headers={"X-API-Key": api_key}, limits=limits, timeout=30
-        ) as server,
-    ):
-        user = (await http.post("/api/token")).json()["user"]
-        jobs = [
-            (f"stream:bench{i:06d}{secrets.token_hex(4)}#{user}", PROMPTS[i % 4])
-            for i in range(count)
+async def run_streams(backend: str, websocket: str, count: int) -> Result:
+    async with AsyncExitStack() as stack:
+        users = math.ceil(count / CHANNELS_PER_CONNECTION)
+        sessions = [
+            await stack.enter_async_context(ChatSession.open(backend, websocket, ORIGIN))
+            for _ in range(users)
         ]
-        started = time.perf_counter()
-        sent: dict[str, float] = {}
+        jobs: list[tuple[ChatSession, str, str, TimedCollector]] = []
+        for i in range(count):
+            session = sessions[i % users]
+            channel = session.new_channel()
+            collector = TimedCollector()
+            sub = session.client.new_subscription(channel, events=collector)
+            await sub.subscribe()
+            jobs.append((session, channel, PROMPTS[i % len(PROMPTS)], collector))
+        await asyncio.gather(*(c.subscribed.wait() for *_, c in jobs))
 
-        async def execute(channel: str, prompt: str) -> None:
-            sent[channel] = time.perf_counter()
-            response = await post(http, "/api/execute", {"text": prompt, "channel": channel})
-            if response.status_code != 409:  # 409: a retry of one that did start
-                response.raise_for_status()
+        started: dict[str, float] = {}
 
-        await asyncio.gather(*(execute(c, p) for c, p in jobs))
-        finished: dict[str, tuple[float, list[dict[str, object]]]] = {}
-        deadline = time.perf_counter() + 300
-        while len(finished) < count and time.perf_counter() < deadline:
-            pending = [c for c, _ in jobs if c not in finished]
+        async def execute(session: ChatSession, channel: str, prompt: str) -> None:
+            started[channel] = time.perf_counter()
+            response = await session.execute(channel, prompt)
+            response.raise_for_status()
 
-            async def check(channel: str) -> None:
-                # The last publication only: cheap enough not to load the machine under test.
-                last = {"channel": channel, "limit": 1, "reverse": True}
-                reply = (await post(server, "/history", last)).json()
-                latest = reply["result"].get("publications", [])
-                if latest and latest[0]["data"].get("done"):
-                    at = time.perf_counter()
-                    whole = {"channel": channel, "limit": -1}
-                    reply = (await post(server, "/history", whole)).json()
-                    finished[channel] = (at, [p["data"] for p in reply["result"]["publications"]])
-
-            await asyncio.gather(*(check(c) for c in pending[:200]))
-            await asyncio.sleep(0.1)
-        seconds = time.perf_counter() - started
-        publications, durations, exact = [], [], 0
-        for channel, prompt in jobs:
-            if channel not in finished:
-                continue
-            at, data = finished[channel]
-            publications.append(len(data))
-            durations.append(at - sent[channel])
-            text = "".join(str(d["text"]) for d in data if not d["done"])
-            exact += text == answer_for(prompt) and data[-1]["reason"] == "complete"
-        return seconds, publications, durations, exact
+        begin = time.perf_counter()
+        await asyncio.gather(*(execute(s, ch, p) for s, ch, p, _ in jobs))
+        await asyncio.wait_for(asyncio.gather(*(c.done.wait() for *_, c in jobs)), 600)
+        seconds = time.perf_counter() - begin
+    return Result(
+        window_ms=0,
+        streams=count,
+        seconds=seconds,
+        publications=[len(c.publications) for *_, c in jobs],
+        durations=[c.finished_at - started[ch] for _, ch, _, c in jobs],
+        exact=sum(
+            answer_of(c.publications) == answer_for(p)
+            and c.publications[-1]["reason"] == "complete"
+            for _, _, p, c in jobs
+        ),
+    )
 
 
 def measure(window_ms: float, count: int, delay_ms: tuple[float, float]) -> Result:
-    binary = centrifugo_binary()
     key, secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     c_port, b_port = free_port(), free_port()
     shared = {
@@ -113,6 +104,7 @@ def measure(window_ms: float, count: int, delay_ms: tuple[float, float]) -> Resu
         "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": secret,
         "CENTRIFUGO_HTTP_SERVER_PORT": str(c_port),
     }
+    centrifugo_env = clean_environment({**shared, "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": ORIGIN})
     backend_env = clean_environment(
         {
             **shared,
@@ -125,17 +117,16 @@ def measure(window_ms: float, count: int, delay_ms: tuple[float, float]) -> Resu
         }
     )
     c_url, b_url = f"http://127.0.0.1:{c_port}", f"http://127.0.0.1:{b_port}"
-    config = str(ROOT / "centrifugo" / "config.json")
+    centrifugo = [centrifugo_binary(), "--config", str(ROOT / "centrifugo" / "config.json")]
+    backend = [sys.executable, "-m", "backend"]
     with (
-        running(
-            "centrifugo", [binary, "--config", config], clean_environment(shared), f"{c_url}/health"
-        ),
-        running("backend", [sys.executable, "-m", "backend"], backend_env, f"{b_url}/api/health"),
+        running("centrifugo", centrifugo, centrifugo_env, f"{c_url}/health"),
+        running("backend", backend, backend_env, f"{b_url}/api/health"),
     ):
-        seconds, publications, durations, exact = asyncio.run(
-            run_streams(b_url, f"{c_url}/api", key, count)
-        )
-    return Result(window_ms, count, seconds, publications, durations, exact)
+        websocket = f"ws://127.0.0.1:{c_port}/connection/websocket"
+        result = asyncio.run(run_streams(b_url, websocket, count))
+    result.window_ms = window_ms
+    return result
 
 
 def report(results: list[Result]) -> None:
@@ -146,7 +137,7 @@ def report(results: list[Result]) -> None:
     )
     for r in results:
         durations = sorted(r.durations)
-        p95 = durations[int(len(durations) * 0.95) - 1] if durations else float("nan")
+        p95 = durations[max(int(len(durations) * 0.95) - 1, 0)]
         print(
             f"{r.window_ms:>6g}ms {r.streams:>8} {r.exact:>6} {r.seconds:>7.2f} "
             f"{r.streams / r.seconds:>10.1f} {statistics.mean(r.publications):>12.1f} "
