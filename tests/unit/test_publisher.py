@@ -30,6 +30,16 @@ def ok(count: int) -> dict[str, Any]:
     return {"replies": [{"publish": {"offset": i + 1, "epoch": "e"}} for i in range(count)]}
 
 
+def replies_after(seconds: float) -> Any:
+    """A Centrifugo that takes `seconds` to answer a batch, successfully."""
+
+    async def reply(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(seconds)
+        return httpx.Response(200, json=ok(len(json.loads(request.content)["commands"])))
+
+    return reply
+
+
 def commands(call: Any) -> list[dict[str, Any]]:
     body = json.loads(call.request.content)
     assert set(body) == {"commands"}  # sequential: `parallel` stays off, order is kept
@@ -51,11 +61,7 @@ async def test_publish_sends_channel_data_key_and_api_key(publisher: CentrifugoP
 async def test_concurrent_publications_share_requests_and_keep_each_channels_order(
     publisher: CentrifugoPublisher,
 ) -> None:
-    async def slow_reply(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.01)
-        return httpx.Response(200, json=ok(len(json.loads(request.content)["commands"])))
-
-    route = respx.post(f"{API}/batch").mock(side_effect=slow_reply)
+    route = respx.post(f"{API}/batch").mock(side_effect=replies_after(0.01))
 
     async def stream(n: int) -> None:
         for i in range(20):
@@ -147,11 +153,7 @@ async def test_without_idempotency_key_nothing_is_retried(publisher: CentrifugoP
 async def test_a_caller_that_stops_waiting_does_not_stop_the_others(
     publisher: CentrifugoPublisher,
 ) -> None:
-    async def slow_reply(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.05)
-        return httpx.Response(200, json=ok(len(json.loads(request.content)["commands"])))
-
-    respx.post(f"{API}/batch").mock(side_effect=slow_reply)
+    respx.post(f"{API}/batch").mock(side_effect=replies_after(0.05))
     first = asyncio.create_task(publisher.publish(CHANNEL, {"text": "a"}, idempotency_key="a"))
     await asyncio.sleep(0.01)
     first.cancel()
