@@ -25,7 +25,7 @@ from centrifuge import PublicationContext
 
 from backend.models.simulated import answer_for, tokenize
 from tests.clients import ChatSession, Collector, answer_of
-from tests.processes import ROOT, centrifugo_binary, clean_environment, free_port, running
+from tests.processes import ROOT, centrifugo_command, clean_environment, free_port, running
 
 PROMPTS = ["hello", "explain", "streaming", "code"]
 MAX_STREAMS = 5000
@@ -117,7 +117,7 @@ def measure(window_ms: float, count: int, delay_ms: tuple[float, float]) -> Resu
         }
     )
     c_url, b_url = f"http://127.0.0.1:{c_port}", f"http://127.0.0.1:{b_port}"
-    centrifugo = [centrifugo_binary(), "--config", str(ROOT / "centrifugo" / "config.json")]
+    centrifugo = centrifugo_command(ROOT / ".cache" / "centrifugo")
     backend = [sys.executable, "-m", "backend"]
     with (
         running("centrifugo", centrifugo, centrifugo_env, f"{c_url}/health"),

@@ -1,22 +1,40 @@
 #!/usr/bin/env bash
-# Finds Centrifugo v6 or gets it, at most one build per machine; prints the binary's path.
+# Finds Centrifugo or gets it, at most one build per machine; prints the binary's path.
 #
-# Order: $CENTRIFUGO_BIN, a v6 `centrifugo` on PATH, the cached build, a build with
-# `go install` (a few minutes, once), the official release archive (needs internet, no Go).
+# Order: $CENTRIFUGO_BIN; a Centrifugo v6 or v5.4+ on PATH; a cached build; a build of v6.9.1
+# from its Go module; v6.9.1's release archive; a build of v5.4.9 from its Go module (its whole
+# dependency set is on the public Go module proxy, where v6.9.1's is not always). The launcher
+# (scripts/centrifugo_launch.py) runs either version with the one v6 configuration.
 # Progress goes to stderr; only the path goes to stdout.
 set -euo pipefail
 
-VERSION="6.9.1"
-MODULE="github.com/centrifugal/centrifugo/v6"
+V6="6.9.1"
+V6_MODULE="github.com/centrifugal/centrifugo/v6"
+V5="5.4.9"
+V5_MODULE="github.com/centrifugal/centrifugo/v5"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# The build is kept per machine (every clone shares it) and linked into the clone's
+# Builds are kept per machine (every clone shares them) and linked into the clone's
 # git-ignored .cache/bin, so a fresh clone does not build again.
-MACHINE_CACHE="${RELAYCHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/relaychat}/centrifugo-$VERSION"
+CACHE_ROOT="${RELAYCHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/relaychat}"
 LOCAL_BIN="$ROOT/.cache/bin"
 
 say() { printf 'centrifugo: %s\n' "$*" >&2; }
+failures=()
+failed() {
+  failures+=("$*")
+  say "$*"
+}
 
 version_of() { "$1" version 2>/dev/null | sed -n 's/^Centrifugo v\([0-9.]*\).*/\1/p'; }
+
+# Versions this project runs: any v6, or v5 from 5.4 on (its configuration is translated).
+supported() {
+  case "$1" in
+    6.*) return 0 ;;
+    5.*) [ "$(printf '%s\n' "$1" | cut -d. -f2)" -ge 4 ] 2>/dev/null ;;
+    *) return 1 ;;
+  esac
+}
 
 use() {
   mkdir -p "$LOCAL_BIN"
@@ -25,70 +43,130 @@ use() {
   exit 0
 }
 
+# --- 1. CENTRIFUGO_BIN -------------------------------------------------------------------
 if [ -n "${CENTRIFUGO_BIN:-}" ]; then
   [ -x "$CENTRIFUGO_BIN" ] || { say "CENTRIFUGO_BIN=$CENTRIFUGO_BIN is not an executable"; exit 1; }
-  say "using CENTRIFUGO_BIN=$CENTRIFUGO_BIN (v$(version_of "$CENTRIFUGO_BIN"))"
+  found="$(version_of "$CENTRIFUGO_BIN")"
+  supported "$found" || say "warning: CENTRIFUGO_BIN is v${found:-unknown}; this project runs v6 or v5.4+"
+  say "using CENTRIFUGO_BIN=$CENTRIFUGO_BIN (v${found:-unknown})"
   echo "$CENTRIFUGO_BIN"
   exit 0
 fi
 
+# --- 2. PATH -----------------------------------------------------------------------------
 if on_path="$(command -v centrifugo 2>/dev/null)"; then
   found="$(version_of "$on_path")"
-  case "$found" in
-    6.*)
-      [ "$found" = "$VERSION" ] || say "warning: $on_path is v$found; this project is tested with v$VERSION"
-      say "using $on_path (v$found)"
-      echo "$on_path"
-      exit 0
-      ;;
-    *) say "ignoring $on_path: it is v${found:-unknown}, not v6" ;;
-  esac
+  if supported "$found"; then
+    [ "$found" = "$V6" ] || [ "$found" = "$V5" ] \
+      || say "warning: $on_path is v$found; this project is tested with v$V6 and v$V5"
+    say "using $on_path (v$found)"
+    echo "$on_path"
+    exit 0
+  fi
+  say "ignoring $on_path: it is v${found:-unknown}, not v6 or v5.4+"
 fi
 
-for cached in "$LOCAL_BIN/centrifugo" "$MACHINE_CACHE/centrifugo"; do
-  if [ -x "$cached" ] && [ "$(version_of "$cached")" = "$VERSION" ]; then
-    say "using the cached build $cached"
-    use "$cached"
+# --- 3. a cached build -------------------------------------------------------------------
+for cached in "$LOCAL_BIN/centrifugo" "$CACHE_ROOT/centrifugo-$V6/centrifugo" \
+  "$CACHE_ROOT/centrifugo-$V5/centrifugo"; do
+  if [ -x "$cached" ]; then
+    found="$(version_of "$cached")"
+    if [ "$found" = "$V6" ] || [ "$found" = "$V5" ]; then
+      say "using the cached build $cached (v$found)"
+      use "$cached"
+    fi
   fi
 done
 
-mkdir -p "$MACHINE_CACHE"
-if command -v go >/dev/null 2>&1; then
-  say "building Centrifugo v$VERSION from the Go module $MODULE into $MACHINE_CACHE"
-  say "this happens once per machine and takes a few minutes..."
-  started=$SECONDS
-  # Same as `go install $MODULE@v$VERSION`, in two steps: download the module, then build
-  # inside it. Unlike `go install pkg@version`, this does not ask the proxy for the module's
-  # version list (a deprecation check), which some proxies and mirrors do not serve.
-  if dir="$(cd /tmp && go mod download -json "$MODULE@v$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" \
-      && [ -n "$dir" ] \
-      && (cd "$dir" && go build -trimpath -ldflags "-X $MODULE/internal/build.Version=$VERSION" \
-            -o "$MACHINE_CACHE/centrifugo" .) >&2; then
-    say "built in $((SECONDS - started)) s"
-    use "$MACHINE_CACHE/centrifugo"
+# Downloads MODULE@VERSION into the module cache; prints its directory.
+module_dir() {
+  local json
+  json="$(cd /tmp && go mod download -json "$1@$2" 2>&1)" || {
+    printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Error": "\(.*\)"$/\1/p' | sed 's/\\n.*//' >&2
+    return 1
+  }
+  printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'
+}
+
+# Builds MODULE at VERSION into the machine cache, the way `go install MODULE@VERSION` would,
+# in two steps: download the module, then build inside it. Unlike `go install pkg@version`,
+# this does not ask the proxy for the module's version list (a deprecation check), which the
+# proxy does not always serve. PROBE, if given, is one dependency to fetch first: when the
+# proxy refuses it, the build would fail a minute later, so it is not started.
+go_build() {
+  local module="$1" version="$2" probe="${3:-}" dir dep out started
+  out="$CACHE_ROOT/centrifugo-$version"
+  if ! dir="$(module_dir "$module" "v$version" 2>"$out.err")" || [ -z "$dir" ]; then
+    failed "Go build of v$version: the Go module proxy does not serve $module@v$version: $(cat "$out.err")"
+    return 1
   fi
-  say "the Go build failed (output above); trying the release archive"
+  if [ -n "$probe" ]; then
+    dep="$(sed -n "s|^[[:space:]]*$probe \(v[^ ]*\).*|\1|p" "$dir/go.mod" | head -1)"
+    if [ -n "$dep" ] && ! module_dir "$probe" "$dep" >/dev/null 2>"$out.err"; then
+      failed "Go build of v$version: the Go module proxy does not serve its dependency $probe@$dep: $(cat "$out.err")"
+      return 1
+    fi
+  fi
+  say "building Centrifugo v$version from the Go module $module into $out"
+  say "this happens once per machine (about a minute on 2 cores; more while downloading)..."
+  started=$SECONDS
+  if ! (cd "$dir" && go build -trimpath -ldflags "-X $module/internal/build.Version=$version" \
+    -o "$out/centrifugo.partial" .) >"$out.err" 2>&1; then
+    cat "$out.err" >&2
+    failed "Go build of v$version failed (output above; last line: $(tail -1 "$out.err"))"
+    return 1
+  fi
+  mv -f "$out/centrifugo.partial" "$out/centrifugo"
+  say "built v$version in $((SECONDS - started)) s"
+  use "$out/centrifugo"
+}
+
+# --- 4. a Go build of v6 -----------------------------------------------------------------
+mkdir -p "$CACHE_ROOT/centrifugo-$V6" "$CACHE_ROOT/centrifugo-$V5"
+have_go=""
+if command -v go >/dev/null 2>&1; then
+  have_go=1
+  go_build "$V6_MODULE" "$V6" github.com/centrifugal/centrifuge || true
+else
+  failed "Go build: no \`go\` on PATH (Go >= 1.26 builds v$V6, >= 1.23 builds v$V5)"
 fi
 
+# --- 5. v6's release archive -------------------------------------------------------------
 case "$(uname -s)" in Linux) os=linux ;; Darwin) os=darwin ;; *) os="" ;; esac
 case "$(uname -m)" in x86_64 | amd64) arch=amd64 ;; aarch64 | arm64) arch=arm64 ;; *) arch="" ;; esac
-if [ -n "$os" ] && [ -n "$arch" ] && command -v curl >/dev/null 2>&1; then
-  url="https://github.com/centrifugal/centrifugo/releases/download/v$VERSION/centrifugo_${VERSION}_${os}_${arch}.tar.gz"
+url="https://github.com/centrifugal/centrifugo/releases/download/v$V6/centrifugo_${V6}_${os}_${arch}.tar.gz"
+if [ -z "$os" ] || [ -z "$arch" ]; then
+  failed "release archive: no build for $(uname -s)/$(uname -m)"
+elif ! command -v curl >/dev/null 2>&1; then
+  failed "release archive: no \`curl\` on PATH"
+else
   say "downloading $url"
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
-  if curl -fsSL --retry 2 --connect-timeout 10 -o "$tmp/centrifugo.tar.gz" "$url" \
-      && tar -xzf "$tmp/centrifugo.tar.gz" -C "$tmp" centrifugo; then
-    install -m 0755 "$tmp/centrifugo" "$MACHINE_CACHE/centrifugo"
-    use "$MACHINE_CACHE/centrifugo"
+  if error="$(curl -fsSL --retry 1 --connect-timeout 10 -o "$tmp/centrifugo.tar.gz" "$url" 2>&1)" \
+    && tar -xzf "$tmp/centrifugo.tar.gz" -C "$tmp" centrifugo; then
+    install -m 0755 "$tmp/centrifugo" "$CACHE_ROOT/centrifugo-$V6/centrifugo"
+    use "$CACHE_ROOT/centrifugo-$V6/centrifugo"
   fi
-  say "the download failed"
+  failed "release archive: $url could not be downloaded: $(printf '%s' "$error" | tail -1)"
 fi
 
-cat >&2 <<MSG
-centrifugo: could not get Centrifugo v$VERSION. Any one of these fixes it:
-  - install Go >= 1.26 and run: GOBIN=$MACHINE_CACHE go install -ldflags "-X $MODULE/internal/build.Version=$VERSION" $MODULE@v$VERSION
-  - download the release archive for your system from https://github.com/centrifugal/centrifugo/releases/tag/v$VERSION
-    and put the binary on PATH, or set CENTRIFUGO_BIN=/path/to/centrifugo
+# --- 6. a Go build of v5.4.9 -------------------------------------------------------------
+if [ -n "$have_go" ]; then
+  say "Centrifugo v$V6 cannot be had here; building v$V5, which this project runs too"
+  go_build "$V5_MODULE" "$V5" || true
+fi
+
+{
+  echo "centrifugo: could not get Centrifugo. What was tried:"
+  printf '  - %s\n' "${failures[@]}"
+  cat <<MSG
+Any one of these fixes it:
+  - set CENTRIFUGO_BIN=/path/to/centrifugo (v6, or v5.4 and later)
+  - put a Centrifugo v6 or v5.4+ binary on PATH
+  - let Go (>= 1.26) reach a Go module proxy that serves $V6_MODULE@v$V6 and its dependencies,
+    or $V5_MODULE@v$V5 (Go >= 1.23), then run this again
+  - download the release archive from https://github.com/centrifugal/centrifugo/releases/tag/v$V6
 MSG
+} >&2
 exit 1

@@ -3,6 +3,7 @@ Centrifugo with the project's config, the backend, and nginx with the project's 
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from tests.clients import ChatSession
 from tests.processes import (
     ROOT,
-    centrifugo_binary,
+    centrifugo_command,
     clean_environment,
     free_port,
     missing_component,
@@ -37,6 +38,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(marker)
 
 
+def pytest_report_header() -> str:
+    """Which Centrifugo the integration and browser tests run against."""
+    binary = os.environ.get("CENTRIFUGO_BIN", "")
+    if not binary:
+        return "centrifugo: not set (CENTRIFUGO_BIN); scripts/centrifugo.sh finds or gets one"
+    version = subprocess.run([binary, "version"], capture_output=True, text=True, check=False)
+    return f"centrifugo: {binary}: {version.stdout.strip() or version.stderr.strip()}"
+
+
 @dataclass(frozen=True)
 class Stack:
     backend_url: str
@@ -52,8 +62,7 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    binary = centrifugo_binary()
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     api_key, token_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     centrifugo_port, backend_port = free_port(), free_port()
     nginx_ports = (free_port(), free_port())
@@ -79,7 +88,7 @@ def stack() -> Iterator[Stack]:
     )
     centrifugo_url = f"http://127.0.0.1:{centrifugo_port}"
     backend_url = f"http://127.0.0.1:{backend_port}"
-    centrifugo_cmd = [binary, "--config", str(ROOT / "centrifugo" / "config.json")]
+    centrifugo_cmd = centrifugo_command(tmp_path_factory.mktemp("centrifugo"))
     backend_cmd = [sys.executable, "-m", "backend"]
     with (
         running("centrifugo", centrifugo_cmd, centrifugo_env, f"{centrifugo_url}/health"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -89,7 +90,18 @@ def centrifugo_binary() -> str:
     )
     if result.returncode != 0:
         missing_component(
-            "Centrifugo v6 is missing and could not be got; run `make setup` "
+            "Centrifugo is missing and could not be got; run `make setup` "
             f"(scripts/centrifugo.sh) or set CENTRIFUGO_BIN.\n{result.stderr}"
         )
     return result.stdout.strip()
+
+
+def centrifugo_command(out: Path) -> list[str]:
+    """Centrifugo (v6, or v5 with the translated config in `out`) as `make run` starts it."""
+    return [
+        sys.executable,
+        str(ROOT / "scripts" / "centrifugo_launch.py"),
+        centrifugo_binary(),
+        str(ROOT / "centrifugo" / "config.json"),
+        f"--out={out}",
+    ]
