@@ -10,6 +10,9 @@ pid, logs and temp files live in the output folder, so nginx runs without touchi
 from __future__ import annotations
 
 import argparse
+import grp
+import os
+import pwd
 import re
 import subprocess
 from pathlib import Path
@@ -19,7 +22,7 @@ TEMPLATE = ROOT / "nginx" / "relaychat.conf.template"
 VARIABLE = re.compile(r"\$\{(RELAY_[A-Z_]+)\}")
 
 MAIN = """\
-worker_processes auto;
+{user}worker_processes auto;
 pid {out}/nginx.pid;
 error_log {out}/error.log warn;
 events {{
@@ -55,6 +58,21 @@ def mime_types() -> str:
     return str(Path(conf.group(1) if conf else "/etc/nginx/nginx.conf").parent / "mime.types")
 
 
+def worker_user(static_root: Path) -> str:
+    """The `user` line for a master started as root: its workers run as the owner of the page.
+
+    Without it they run as `nobody`, who cannot read a checkout under a directory only its owner
+    may enter (anything under root's home, say), and every request is a bare 404. Started as
+    anyone else, nginx runs its workers as that user and the line would only earn a warning.
+    """
+    if os.geteuid() != 0:
+        return ""
+    info = static_root.stat() if static_root.exists() else static_root.parent.stat()
+    user = pwd.getpwuid(info.st_uid).pw_name
+    group = grp.getgrgid(info.st_gid).gr_name
+    return f"user {user} {group};\n"
+
+
 def render(out: Path, port: int, backend: str, centrifugo: str, static_root: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "tmp").mkdir(exist_ok=True)
@@ -66,7 +84,8 @@ def render(out: Path, port: int, backend: str, centrifugo: str, static_root: Pat
     }
     (out / "relaychat.conf").write_text(substitute(TEMPLATE.read_text(), values))
     main = out / "nginx.conf"
-    main.write_text(MAIN.format(out=out, mime_types=mime_types()))
+    user = worker_user(static_root)
+    main.write_text(MAIN.format(user=user, out=out, mime_types=mime_types()))
     return main
 
 

@@ -125,15 +125,27 @@ HUMAN_SPEED = {"SIM_TOKEN_DELAY_MIN_MS": "15", "SIM_TOKEN_DELAY_MAX_MS": "25"}
 
 
 @contextmanager
-def nginx_in_front(stack: Stack, backend_url: str, port: int, out: Path) -> Iterator[Edge]:
+def nginx_in_front(
+    stack: Stack, backend_url: str, port: int, out: Path, static_root: Path = FRONTEND_DIST
+) -> Iterator[Edge]:
+    """nginx as `make run` starts it; fails at once, with nginx's own words, if it does not
+    serve the page (a page it cannot read is otherwise a bare 404 in every browser test)."""
     if shutil.which("nginx") is None:
         missing_component("nginx is missing: apt-get install nginx (or `make setup`)")
-    if not (FRONTEND_DIST / "index.html").exists():
-        missing_component("the chat page is not built: `make frontend`")
-    conf = _render_nginx(out, port, backend_url, stack.centrifugo_url)
+    if not (static_root / "index.html").exists():
+        missing_component(f"the chat page is not built in {static_root}: `make frontend`")
+    conf = _render_nginx(out, port, backend_url, stack.centrifugo_url, static_root)
     url = f"http://127.0.0.1:{port}"
     command = ["nginx", "-p", str(out), "-c", str(conf), "-g", "daemon off;"]
     with running("nginx", command, clean_environment({}), f"{url}/api/health"):
+        page = httpx.get(f"{url}/", timeout=10)
+        if page.status_code != 200:
+            log = (out / "error.log").read_text(errors="replace").splitlines()[-10:]
+            pytest.fail(
+                f"nginx answers {page.status_code} for / (page from {static_root}); "
+                "the end of its error log:\n" + "\n".join(log),
+                pytrace=False,
+            )
         yield Edge(url, backend_url, stack)
 
 
@@ -149,7 +161,9 @@ def edge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edg
         yield front
 
 
-def _render_nginx(out: Path, port: int, backend_url: str, centrifugo_url: str) -> Path:
+def _render_nginx(
+    out: Path, port: int, backend_url: str, centrifugo_url: str, static_root: Path
+) -> Path:
     """The nginx config `make run` uses, from the same script, for these ports."""
     command = [
         sys.executable,
@@ -158,7 +172,7 @@ def _render_nginx(out: Path, port: int, backend_url: str, centrifugo_url: str) -
         f"--port={port}",
         f"--backend={backend_url.removeprefix('http://')}",
         f"--centrifugo={centrifugo_url.removeprefix('http://')}",
-        f"--static-root={FRONTEND_DIST}",
+        f"--static-root={static_root}",
     ]
     return Path(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())
 

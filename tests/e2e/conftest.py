@@ -28,7 +28,7 @@ SCREENSHOTS = ROOT / ".cache" / "screenshots"
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if shutil.which(CHROMIUM) is None:
-        missing_component(f"{CHROMIUM} is missing: apt-get install chromium (or `make chromium`)")
+        missing_component(f"{CHROMIUM} is missing: apt-get install chromium (or `make test-tools`)")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

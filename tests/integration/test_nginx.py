@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from backend.models.simulated import answer_for
 from tests.clients import ChatSession, answer_of
-from tests.conftest import Edge
+from tests.conftest import Edge, Stack, nginx_in_front
+from tests.processes import free_port
 
 
 @pytest.fixture
@@ -109,3 +111,22 @@ async def test_sse_passes_through_nginx_unbuffered(http: httpx.AsyncClient) -> N
     total = arrivals[-1][0]
     assert arrivals[0][0] < total / 2  # the first words came long before the last
     assert len({round(at, 2) for at, _ in arrivals}) >= 5  # in many separate deliveries
+
+
+def test_the_page_is_served_from_a_checkout_under_a_private_directory(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A checkout under a directory only its owner may enter (root's home, run as root): nginx's
+    workers must still read the page. Regression: they ran as `nobody` and every request was a
+    bare 404."""
+    home = tmp_path / "home"
+    dist = home / "relaychat" / "frontend" / "dist"
+    dist.mkdir(parents=True)
+    home.chmod(0o700)
+    (dist / "index.html").write_text("<!doctype html><title>relaychat</title>checkout page\n")
+
+    with nginx_in_front(stack, stack.backend_url, free_port(), tmp_path / "nginx", dist) as front:
+        page = httpx.get(f"{front.url}/")
+
+    assert page.status_code == 200
+    assert "checkout page" in page.text
