@@ -8,8 +8,13 @@ FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/buil
 
 .PHONY: run test setup centrifugo nginx test-tools frontend lint unit integration e2e bench clean
 
-run: setup .env
-	scripts/run.sh
+# The settings file `make run` reads (the environment overrides it); written on first run.
+ENV_FILE ?= .env
+# Where `make run` keeps nginx's rendered config, logs and pid, and the v5 Centrifugo config.
+RUN_STATE_DIR ?= .cache/run
+
+run: setup $(ENV_FILE)
+	$(BIN)/python -m scripts.run --env-file $(ENV_FILE) --state-dir $(RUN_STATE_DIR)
 
 test: setup test-tools lint
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest
@@ -53,8 +58,8 @@ $(FRONTEND): $(FRONTEND_SOURCES)
 	@command -v npm >/dev/null || { echo "needs Node.js 20+ with npm: apt-get install nodejs npm"; exit 1; }
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
-.env:
-	scripts/ensure-env.sh
+$(ENV_FILE):
+	scripts/ensure-env.sh $@
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs Python >= 3.11: apt-get install python3 python3-venv"; exit 1; }

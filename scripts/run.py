@@ -1,0 +1,264 @@
+"""`make run`: Centrifugo, the backend and nginx in the foreground, until Ctrl-C or SIGTERM.
+
+    python -m scripts.run [--env-file .env] [--state-dir .cache/run]
+
+Settings come from the environment first, then the env file (the environment wins, as in the
+backend's own settings and in docker compose). Every port is checked before anything starts;
+"chat at ..." is printed only once all three answer; a failed start stops the others and says
+which one failed. SIGINT, SIGTERM and SIGHUP stop all three, the backend first, so that the
+streams it ends still get their `done` published and carried to the browsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from dotenv import dotenv_values
+
+from scripts.render_nginx import render
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_SECONDS = 30.0
+STOP_SECONDS = 10.0
+
+
+class Stop(Exception):
+    """A signal asked everything to stop."""
+
+
+class StartFailed(Exception):
+    """A service could not start; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    command: list[str]
+    ready_url: str
+    port: int
+    host: str
+    port_setting: str
+
+
+def settings(env_file: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The env file's values overridden by the environment; allowed origins default to the
+    page's own origin, derived from NGINX_PORT."""
+    values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    merged = {**values, **environ}
+    port = merged.setdefault("NGINX_PORT", "9000")
+    merged.setdefault(
+        "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS", f"http://localhost:{port} http://127.0.0.1:{port}"
+    )
+    return merged
+
+
+def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Service]:
+    """The three processes, in the order they start."""
+    nginx_port = int(env["NGINX_PORT"])
+    centrifugo_port = int(env.get("CENTRIFUGO_HTTP_SERVER_PORT", "8000"))
+    centrifugo_host = env.get("CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.1")
+    backend_host = env.get("BACKEND_HOST", "127.0.0.1")
+    backend_port = int(env.get("BACKEND_PORT", "5000"))
+    nginx_conf = render(
+        state / "nginx",
+        nginx_port,
+        f"{backend_host}:{backend_port}",
+        f"127.0.0.1:{centrifugo_port}",
+        ROOT / "frontend" / "dist",
+    )
+    launch = [sys.executable, str(ROOT / "scripts" / "centrifugo_launch.py"), centrifugo]
+    return [
+        Service(
+            "centrifugo",
+            [*launch, str(ROOT / "centrifugo" / "config.json"), f"--out={state / 'centrifugo'}"],
+            f"http://127.0.0.1:{centrifugo_port}/health",
+            centrifugo_port,
+            centrifugo_host,
+            "CENTRIFUGO_HTTP_SERVER_PORT",
+        ),
+        Service(
+            "backend",
+            [sys.executable, "-m", "backend"],
+            f"http://127.0.0.1:{backend_port}/api/health",
+            backend_port,
+            backend_host,
+            "BACKEND_PORT",
+        ),
+        Service(
+            "nginx",
+            ["nginx", "-p", str(state / "nginx"), "-c", str(nginx_conf), "-g", "daemon off;"],
+            f"http://127.0.0.1:{nginx_port}/",
+            nginx_port,
+            "0.0.0.0",
+            "NGINX_PORT",
+        ),
+    ]
+
+
+def check_port(service: Service) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((service.host, service.port))
+        except OSError as error:
+            raise StartFailed(
+                f"port {service.port} ({service.name}, {service.port_setting}) is not free: "
+                f"{error.strerror}; {port_holder(service.port)}. Stop it, or set "
+                f"{service.port_setting} to another port."
+            ) from error
+
+
+def port_holder(port: int) -> str:
+    """Which process listens on `port`, as far as `ss` can tell."""
+    try:
+        listing = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=5
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "`ss -ltnp` would say which process holds it"
+    holders = sorted(set(re.findall(r'\("([^"]+)",pid=(\d+)', listing)))
+    if not holders:
+        return "held by a process this user cannot see"
+    return "held by " + ", ".join(f"{name} (pid {pid})" for name, pid in holders)
+
+
+def _die_with_parent() -> None:
+    """In the child: if this supervisor dies (even by SIGKILL), the child gets SIGTERM."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Supervisor:
+    def __init__(self, env: Mapping[str, str], state: Path) -> None:
+        self.env = dict(env)
+        self.state = state
+        self.running: list[tuple[Service, subprocess.Popen[bytes]]] = []
+
+    def start(self, service: Service) -> None:
+        # A session of its own: Ctrl-C in the terminal reaches the service only through stop(),
+        # in the order that keeps streams' endings deliverable.
+        process = subprocess.Popen(
+            service.command,
+            env=self.env,
+            # Not the checkout: the backend would read the checkout's .env for whatever the
+            # environment leaves out, even when another env file was asked for.
+            cwd=self.state,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        self.running.append((service, process))
+        deadline = time.monotonic() + READY_SECONDS
+        while not _answers(service.ready_url):
+            if process.poll() is not None:
+                raise StartFailed(
+                    f"{service.name} exited with code {process.returncode} before it answered "
+                    f"at {service.ready_url} (its output is above)"
+                )
+            if time.monotonic() > deadline:
+                raise StartFailed(
+                    f"{service.name} did not answer at {service.ready_url} within "
+                    f"{READY_SECONDS:.0f} s (its output is above)"
+                )
+            time.sleep(0.1)
+
+    def wait_any(self) -> tuple[Service, int]:
+        """Blocks until one service exits (a signal interrupts it with Stop)."""
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+        for service, process in self.running:
+            if process.poll() is not None:
+                return service, process.returncode
+        raise RuntimeError("a child exited that is not a service")
+
+    def stop(self) -> None:
+        """Stops the backend first, then nginx, then Centrifugo; a second signal hurries."""
+        order = {"backend": 0, "nginx": 1, "centrifugo": 2}
+        for service, process in sorted(self.running, key=lambda item: order[item[0].name]):
+            try:
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait(STOP_SECONDS + self._grace(service))
+            except (subprocess.TimeoutExpired, Stop):
+                say(f"{service.name} did not stop in time; killing it")
+                process.kill()
+                process.wait()
+        self.running.clear()
+
+    def _grace(self, service: Service) -> float:
+        if service.name != "backend":
+            return 0.0
+        return float(self.env.get("SHUTDOWN_GRACE_SECONDS", "5") or 0)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def say(message: str) -> None:
+    print(f"run: {message}", file=sys.stderr, flush=True)
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def centrifugo_binary() -> str:
+    found = subprocess.run([str(ROOT / "scripts" / "centrifugo.sh")], stdout=subprocess.PIPE)
+    if found.returncode != 0:
+        raise StartFailed("Centrifugo could not be found or built (see above)")
+    return found.stdout.decode().strip()
+
+
+def run(env: Mapping[str, str], state: Path) -> int:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_stop)
+    state.mkdir(parents=True, exist_ok=True)
+    supervisor = Supervisor(env, state)
+    try:
+        plan = services(env, state, centrifugo_binary())
+        for service in plan:
+            check_port(service)
+        for service in plan:
+            supervisor.start(service)
+        say(f"chat at http://localhost:{env['NGINX_PORT']} (Ctrl-C stops everything)")
+        service, code = supervisor.wait_any()
+        say(f"{service.name} exited with code {code}; stopping the others")
+        return 1
+    except StartFailed as error:
+        say(str(error))
+        return 1
+    except Stop as stop:
+        say(f"{stop} received; stopping the backend, then nginx, then Centrifugo")
+        return 0
+    finally:
+        supervisor.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env-file", type=Path, default=ROOT / ".env")
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".cache" / "run")
+    args = parser.parse_args()
+    env = settings(args.env_file, os.environ)
+    sys.exit(run(env, args.state_dir.resolve()))
+
+
+if __name__ == "__main__":
+    main()

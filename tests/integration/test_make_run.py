@@ -1,0 +1,261 @@
+"""`make run` as a user runs it: it says "chat at" only when the chat works, every signal stops all
+three servers, a taken port or a failed start is a readable error, the environment beats .env."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.models.simulated import answer_for
+from tests.clients import ChatSession, answer_of
+from tests.fake_openai import ANSWER, fake_openai_server
+from tests.processes import ROOT, centrifugo_binary, clean_environment, free_port
+
+START_SECONDS = 60.0
+
+
+@dataclass
+class Run:
+    """`make run` (or `python -m scripts.run`) in a process group of its own, output collected."""
+
+    process: subprocess.Popen[str]
+    ports: dict[str, int]
+    lines: list[str] = field(default_factory=list)
+    ended: bool = False
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            for line in self.process.stdout:
+                self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, fragment: str, timeout: float = START_SECONDS) -> bool:
+        """True once a line containing `fragment` is printed; False if the output ends first."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                self.ended = True
+                return False
+            self.lines.append(line)
+            if fragment in line:
+                return True
+        raise AssertionError(f"no {fragment!r} within {timeout} s:\n{self.output}")
+
+    def finish(self, timeout: float = 60) -> int:
+        code = self.process.wait(timeout)
+        self.wait_for_end()
+        return code
+
+    def wait_for_end(self) -> None:
+        while not self.ended:
+            line = self._queue.get(timeout=10)
+            if line is None:
+                self.ended = True
+            else:
+                self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['NGINX_PORT']}"
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def listeners(ports: Mapping[str, int]) -> set[int]:
+    """Pids of the processes listening on `ports`."""
+    found: set[int] = set()
+    for port in ports.values():
+        listing = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, check=True
+        ).stdout
+        found.update(int(pid) for pid in _pids(listing))
+    return found
+
+
+def _pids(listing: str) -> list[str]:
+    return [part.split(",")[0] for part in listing.split("pid=")[1:]]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextmanager
+def make_run(
+    tmp_path: Path,
+    *,
+    via_make: bool = True,
+    env_file_lines: str = "",
+    ports: Mapping[str, int] | None = None,
+    **environment: str,
+) -> Iterator[Run]:
+    """Starts `make run` (or the script it runs) with a fresh env file in `tmp_path` (make writes
+    it, as on a first run, unless `env_file_lines` are given) on free ports; always stops it."""
+    names = ("NGINX_PORT", "BACKEND_PORT", "CENTRIFUGO_HTTP_SERVER_PORT")
+    ports = {name: (ports or {}).get(name) or free_port() for name in names}
+    env_file = tmp_path / "relaychat.env"
+    if env_file_lines:
+        subprocess.run([str(ROOT / "scripts" / "ensure-env.sh"), str(env_file)], check=True)
+        env_file.write_text(env_file.read_text() + env_file_lines)
+    state = tmp_path / "state"
+    settings = {
+        **{name: str(port) for name, port in ports.items()},
+        "CENTRIFUGO_BIN": centrifugo_binary(),
+        "SIM_TOKEN_DELAY_MIN_MS": "1",
+        "SIM_TOKEN_DELAY_MAX_MS": "3",
+        "PYTHONUNBUFFERED": "1",
+        **environment,
+    }
+    if via_make:
+        command = ["make", "--no-print-directory", "run"]
+        command += [f"ENV_FILE={env_file}", f"RUN_STATE_DIR={state}"]
+    else:
+        command = [sys.executable, "-m", "scripts.run"]
+        command += [f"--env-file={env_file}", f"--state-dir={state}"]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=clean_environment(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    run = Run(process, ports)
+    try:
+        yield run
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        run.reader.join(10)
+
+
+async def test_make_run_writes_secrets_says_chat_only_when_it_works_and_ctrl_c_stops_all(
+    tmp_path: Path,
+) -> None:
+    # NGINX_PORT is not 9000 and no origins are set: the page's own origin must be allowed.
+    with make_run(tmp_path) as run:
+        assert run.wait_for("chat at http://localhost:")
+        assert "fresh random secrets" in run.output
+        assert "=change-me" not in (tmp_path / "relaychat.env").read_text()
+        async with httpx.AsyncClient() as http:  # no waiting: it answers already
+            assert (await http.get(f"{run.url}/")).status_code == 200
+        origin = f"http://localhost:{run.ports['NGINX_PORT']}"
+        ws = run.url.replace("http", "ws") + "/connection/websocket"
+        async with ChatSession.open(run.url, ws, origin) as session:
+            assert answer_of(await session.ask("hello")) == answer_for("hello")
+        servers = listeners(run.ports)
+        assert len(servers) >= 3
+
+        os.killpg(run.process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+
+        run.finish()
+        assert "SIGINT received" in run.output
+        assert [pid for pid in servers if alive(pid)] == []
+        assert [name for name, port in run.ports.items() if listening(port)] == []
+
+
+@pytest.mark.parametrize("target", ["process group", "make alone", "supervisor alone"])
+def test_sigterm_stops_all_three(tmp_path: Path, target: str) -> None:
+    with make_run(tmp_path, env_file_lines="\n") as run:
+        run.wait_for("chat at")
+        servers = listeners(run.ports)
+        supervisor = _child(run.process.pid)
+
+        if target == "process group":
+            os.killpg(run.process.pid, signal.SIGTERM)
+        elif target == "make alone":
+            os.kill(run.process.pid, signal.SIGTERM)
+        else:
+            os.kill(supervisor, signal.SIGTERM)
+
+        run.finish()
+        assert "SIGTERM received" in run.output
+        assert [pid for pid in servers if alive(pid)] == []
+        assert [name for name, port in run.ports.items() if listening(port)] == []
+
+
+def _child(pid: int) -> int:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def test_a_taken_port_is_an_immediate_error_naming_it_and_its_process(tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with make_run(
+            tmp_path, via_make=False, env_file_lines="\n", ports={"NGINX_PORT": port}
+        ) as run:
+            assert not run.wait_for("chat at")
+            assert run.finish() == 1
+
+    assert f"port {port} (nginx, NGINX_PORT) is not free" in run.output
+    assert f"(pid {os.getpid()})" in run.output
+    assert not listening(run.ports["CENTRIFUGO_HTTP_SERVER_PORT"])
+    assert not listening(run.ports["BACKEND_PORT"])
+
+
+def test_a_service_that_cannot_start_is_named_and_the_others_are_stopped(tmp_path: Path) -> None:
+    with make_run(tmp_path, via_make=False, env_file_lines="\n", SESSION_SECRET="short") as run:
+        assert not run.wait_for("chat at")
+        assert run.finish() == 1
+
+    assert "SESSION_SECRET" in run.output  # the backend's own reason
+    assert "run: backend exited with code" in run.output
+    assert not listening(run.ports["CENTRIFUGO_HTTP_SERVER_PORT"])
+
+
+def test_the_environment_overrides_the_env_file(tmp_path: Path) -> None:
+    with (
+        fake_openai_server() as fake,
+        make_run(
+            tmp_path,
+            env_file_lines="LLM_PROVIDER=simulated\nOPENAI_MODEL=from-the-file\n",
+            LLM_PROVIDER="openai",
+            OPENAI_BASE_URL=fake.url,
+        ) as run,
+    ):
+        run.wait_for("chat at")
+        response = httpx.post(f"{run.url}/api/chat/sync", json={"prompt": "hi"}, timeout=30)
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"response": "".join(ANSWER)}
+    assert fake.requests[0]["model"] == "from-the-file"  # the file still fills the rest
