@@ -40,3 +40,13 @@ export const fetchToken = () => post('/api/token');
 /** Starts an answer streaming into `channel`; resolves once the backend accepted it (202). */
 export const execute = ({ text, channel, thinking, history }) =>
   post('/api/execute', { text, channel, thinking, history });
+
+/** Whether the backend reaches the real-time server: `{ok, reason}`. */
+export async function checkReady() {
+  try {
+    const response = await fetch('/api/ready', { credentials: 'same-origin' });
+    return { ok: response.ok, reason: response.ok ? '' : await readError(response) };
+  } catch {
+    return { ok: false, reason: 'the server cannot be reached' };
+  }
+}

@@ -1,7 +1,7 @@
 // The chat page: wires the form, the connection and the conversation together.
 import { Centrifuge } from 'centrifuge';
 
-import { execute, fetchToken } from './api.js';
+import { checkReady, execute, fetchToken } from './api.js';
 import { loadTurns, saveTurns } from './store.js';
 import { followChannel } from './stream.js';
 import { ConversationView } from './view.js';
@@ -45,9 +45,30 @@ centrifuge.on('connected', () => {
 centrifuge.on('connecting', (ctx) => {
   if (wasConnected) showStatus(`Connection lost (${ctx.reason}). Reconnecting; the answer will continue where it stopped.`);
 });
+centrifuge.on('error', (ctx) => {
+  // Never connected: the real-time server is down, or it refuses this page's origin.
+  if (!wasConnected && ctx.type === 'transport') explainRefusedConnection();
+});
 centrifuge.on('disconnected', (ctx) => {
   showStatus(`Disconnected from the server: ${ctx.reason}. Reload the page to reconnect.`);
 });
+
+let explaining = false;
+async function explainRefusedConnection() {
+  if (explaining || wasConnected) return;
+  explaining = true;
+  const ready = await checkReady();
+  if (!wasConnected) {
+    showStatus(
+      ready.ok
+        ? `The real-time server refuses connections from this page (${location.origin}). ` +
+            'Answers cannot be shown until its address is allowed ' +
+            '(CENTRIFUGO_CLIENT_ALLOWED_ORIGINS). Retrying…'
+        : `The real-time server is not available (${ready.reason}). Retrying…`,
+    );
+  }
+  explaining = false;
+}
 
 function setBusy(busy, label = 'Send') {
   input.disabled = busy;
