@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import uvicorn
 
+from backend.config import get_settings
 from backend.main import create_app
 
 
@@ -16,10 +16,11 @@ def main() -> None:
     )
     # httpx logs every request at INFO: a line per publication, i.e. per chunk of every answer.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = get_settings()
     uvicorn.run(
-        create_app(),
-        host=os.environ.get("BACKEND_HOST", "127.0.0.1"),
-        port=int(os.environ.get("BACKEND_PORT", "5000")),
+        create_app(settings),
+        host=settings.backend_host,
+        port=settings.backend_port,
         log_level="info",
     )
 

@@ -25,7 +25,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    environment: Literal["development", "production"] = "production"
+    environment: Literal["development", "production"] = Field(
+        "production", validation_alias="ENVIRONMENT"
+    )
+    backend_host: str = Field("127.0.0.1", validation_alias="BACKEND_HOST")
+    backend_port: int = Field(5000, ge=1, le=65535, validation_alias="BACKEND_PORT")
 
     # The port is Centrifugo's own variable (one knob for both processes); the full URL is only
     # needed where Centrifugo runs on another host, as in docker compose.

@@ -49,7 +49,7 @@ def test_only_nginx_publishes_and_only_9000(compose: dict[str, Any]) -> None:
 def test_the_native_config_files_are_used(compose: dict[str, Any]) -> None:
     centrifugo = compose["services"]["centrifugo"]
     assert "./centrifugo/config.json:/centrifugo/config.json:ro" in centrifugo["volumes"]
-    assert centrifugo["command"][-1] == "/centrifugo/config.json"
+    assert centrifugo["command"][-1].endswith("centrifugo --config /centrifugo/config.json")
     nginx = compose["services"]["nginx"]["build"]
     dockerfile = (ROOT / nginx["dockerfile"]).read_text()
     copy = "COPY nginx/relaychat.conf.template /etc/nginx/templates/relaychat.conf.template"
@@ -90,3 +90,37 @@ def test_no_insecure_switch_in_the_centrifugo_config() -> None:
     assert "insecure" not in text
     assert "allow_subscribe_for_client" not in text
     assert "allow_publish" not in text
+
+
+@pytest.mark.parametrize(
+    ("env_file", "public_port", "origins"),
+    [
+        ({}, "9000", "http://localhost:9000 http://127.0.0.1:9000"),
+        ({}, "9100", "http://localhost:9100 http://127.0.0.1:9100"),
+        (
+            {"CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": "https://chat.example.com"},
+            "9100",
+            "https://chat.example.com",
+        ),
+    ],
+)
+def test_compose_derives_allowed_origins_like_make_run(
+    compose: dict[str, Any],
+    tmp_path: Path,
+    env_file: dict[str, str],
+    public_port: str,
+    origins: str,
+) -> None:
+    """The Centrifugo container's start command, run by a real shell with a stand-in binary."""
+    centrifugo = compose["services"]["centrifugo"]
+    assert centrifugo["entrypoint"] == ["/bin/sh", "-c"]
+    assert centrifugo["environment"]["RELAY_PUBLIC_PORT"] == "${NGINX_PORT:-9000}"
+    script = centrifugo["command"][0].replace("$$", "$")  # compose's escape for a literal $
+    stand_in = tmp_path / "centrifugo"
+    stand_in.write_text('#!/bin/sh\nprintf "%s" "$CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"\n')
+    stand_in.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "RELAY_PUBLIC_PORT": public_port, **env_file}
+    result = subprocess.run(
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout == origins

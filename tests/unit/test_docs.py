@@ -1,0 +1,56 @@
+"""The README, docs/ and .env.example agree with the code and with each other."""
+
+from __future__ import annotations
+
+import re
+
+from backend.config import Settings
+from tests.processes import ROOT
+
+README = (ROOT / "README.md").read_text()
+ENV_EXAMPLE = (ROOT / ".env.example").read_text()
+# Read by `make run` (scripts/run.py) rather than by the backend's Settings.
+RUN_SETTINGS = {"NGINX_PORT", "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"}
+
+
+def readme_settings() -> set[str]:
+    table = README[README.index("## Configuration") :]
+    table = table[: table.index("\n## ", 1)]
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", table, flags=re.M))
+
+
+def example_settings() -> set[str]:
+    """Set or commented out (`# NAME=...`): either way listed."""
+    return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE, flags=re.M))
+
+
+def code_settings() -> set[str]:
+    aliases = {str(field.validation_alias) for field in Settings.model_fields.values()}
+    return aliases | RUN_SETTINGS
+
+
+def test_the_readme_table_lists_every_setting_of_the_code() -> None:
+    assert readme_settings() == code_settings()
+
+
+def test_env_example_lists_every_setting_of_the_readme() -> None:
+    assert example_settings() == readme_settings()
+
+
+def test_links_in_the_readme_and_docs_lead_to_files_of_the_repository() -> None:
+    for document in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = document.read_text()
+        assert "../shared" not in text, document
+        for target in re.findall(r"\]\(([^)#]+)\)", text):
+            if not target.startswith(("http://", "https://")):
+                assert (document.parent / target).exists(), f"{document.name}: {target}"
+
+
+def test_files_the_docs_name_exist() -> None:
+    """Paths in backticks that look like the project's own files (drift caught before)."""
+    text = README + "".join(p.read_text() for p in (ROOT / "docs").glob("*.md"))
+    named = set(
+        re.findall(r"`((?:scripts|backend|tests|nginx|centrifugo|frontend|bench)/[\w./-]+)`", text)
+    )
+    missing = sorted(path for path in named if not (ROOT / path).exists())
+    assert missing == []
