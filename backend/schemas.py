@@ -72,6 +72,14 @@ class TokenResponse(BaseModel):
     expires_in: int
 
 
+class ClientConfig(BaseModel):
+    """The limits every prompt endpoint applies: longer is refused with 422."""
+
+    max_text_chars: int
+    max_history_turns: int
+    max_history_chars: int
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok"] = "ok"
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.routes import chat, execute, health, token
+from backend.api.routes import chat, config, execute, health, token
 
 api_router = APIRouter(prefix="/api")
 api_router.include_router(token.router)
 api_router.include_router(execute.router)
 api_router.include_router(chat.router)
 api_router.include_router(health.router)
+api_router.include_router(config.router)

@@ -202,3 +202,14 @@ async def test_oversized_body_without_a_length_is_413_too(api: Api) -> None:
     assert "content-length" not in response.request.headers
     assert response.status_code == 413
     assert "limit" in response.json()["detail"]
+
+
+async def test_config_gives_the_limits_the_backend_applies(api: Api) -> None:
+    response = await api.client.get("/api/config")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "max_text_chars": 100,
+        "max_history_turns": 20,
+        "max_history_chars": 32000,
+    }
