@@ -6,8 +6,8 @@ import logging
 
 import uvicorn
 
+from backend.app import create_app
 from backend.config import get_settings
-from backend.main import create_app
 
 
 def main() -> None:

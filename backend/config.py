@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = Field(5.0, gt=0, validation_alias="PUBLISH_TIMEOUT_SECONDS")
     publish_attempts: int = Field(3, ge=1, le=10, validation_alias="PUBLISH_ATTEMPTS")
     shutdown_grace_seconds: float = Field(5.0, ge=0, validation_alias="SHUTDOWN_GRACE_SECONDS")
+    sse_keepalive_seconds: float = Field(15.0, gt=0, validation_alias="SSE_KEEPALIVE_SECONDS")
 
     max_history_turns: int = Field(20, ge=0, validation_alias="MAX_HISTORY_TURNS")
     max_history_chars: int = Field(32000, ge=0, validation_alias="MAX_HISTORY_CHARS")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from centrifuge import PublicationContext
 
-from backend.models.simulated import answer_for, tokenize
+from backend.llm.simulated import answer_for, tokenize
 from tests.clients import ChatSession, Collector, answer_of
 from tests.processes import ROOT, centrifugo_command, clean_environment, free_port, running
 

@@ -1,19 +1,41 @@
-"""Dependencies the routes declare: settings, the caller's identity, the relay, the model and
-the publisher."""
+"""Dependencies the routes declare: the settings, the caller's identity and the app's services,
+all set up by `create_app` (see backend/app.py)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from backend.config import Settings, get_settings
-from backend.identity import session_user
-from backend.models.base import Model
-from backend.publisher import Publisher
-from backend.relay import Relay
+from backend.api.session import session_user
+from backend.config import Settings
+from backend.core.answer import Answerer
+from backend.core.ports import Publisher
+from backend.core.relay import Relay
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes work with, built once when the app starts."""
+
+    answerer: Answerer
+    relay: Relay
+    publisher: Publisher
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def current_user(request: Request, response: Response, settings: SettingsDep) -> str:
@@ -21,22 +43,4 @@ def current_user(request: Request, response: Response, settings: SettingsDep) ->
     return session_user(request, response, settings)
 
 
-def get_relay(request: Request) -> Relay:
-    relay: Relay = request.app.state.relay
-    return relay
-
-
-def get_model(request: Request) -> Model:
-    model: Model = request.app.state.model
-    return model
-
-
-def get_publisher(request: Request) -> Publisher:
-    publisher: Publisher = request.app.state.publisher
-    return publisher
-
-
 CurrentUser = Annotated[str, Depends(current_user)]
-RelayDep = Annotated[Relay, Depends(get_relay)]
-ModelDep = Annotated[Model, Depends(get_model)]
-PublisherDep = Annotated[Publisher, Depends(get_publisher)]

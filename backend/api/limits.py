@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fastapi import HTTPException, status
 
 from backend.config import Settings
-from backend.schemas import Turn
+from backend.core.types import Question
 
 
-def check_prompt(prompt: str, history: Sequence[Turn], settings: Settings) -> None:
-    """Raise 422 with a readable message when the prompt or the history is over its limit."""
+def max_body_bytes(settings: Settings) -> int:
+    """Room for the longest prompt and history as JSON (a character takes up to 6 bytes as a
+    \\uXXXX escape) plus the structure around them: anything larger is refused unread."""
+    return (settings.max_text_chars + settings.max_history_chars) * 6 + 16 * 1024
+
+
+def check_question(question: Question, settings: Settings) -> Question:
+    """`question`, or a 422 with a readable message when its prompt or history is too long."""
     problem = None
+    prompt, history = question.prompt, question.history
     history_chars = sum(len(turn.content) for turn in history)
     if len(prompt) > settings.max_text_chars:
         problem = (
@@ -26,3 +31,4 @@ def check_prompt(prompt: str, history: Sequence[Turn], settings: Settings) -> No
         )
     if problem:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
+    return question

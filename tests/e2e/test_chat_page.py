@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, Request, Route, expect
 
-from backend.models.simulated import CODE, GREETING, THINKING, answer_for
+from backend.llm.simulated import CODE, GREETING, THINKING, answer_for
 from tests.conftest import Edge
 from tests.e2e.conftest import SCREENSHOTS, ConsoleErrors
 

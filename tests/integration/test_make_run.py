@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.models.simulated import answer_for
+from backend.llm.simulated import answer_for
 from tests.clients import ChatSession, answer_of
 from tests.fake_openai import ANSWER, fake_openai_server
 from tests.processes import ROOT, centrifugo_binary, clean_environment, free_port

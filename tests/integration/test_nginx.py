@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.models.simulated import answer_for
+from backend.llm.simulated import answer_for
 from tests.clients import ChatSession, answer_of
 from tests.conftest import Edge, Stack, nginx_in_front
 from tests.processes import free_port

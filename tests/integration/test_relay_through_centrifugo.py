@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.models.simulated import THINKING, answer_for
+from backend.llm.simulated import THINKING, answer_for
 from tests.clients import ChatSession, answer_of
 from tests.conftest import Stack
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from backend.relay import SHUTDOWN_MESSAGE
+from backend.core.relay import SHUTDOWN
 from tests.clients import ChatSession
 from tests.conftest import ORIGIN, Stack, another_backend
 
@@ -54,6 +54,6 @@ async def test_stopping_the_server_ends_running_streams_with_done_error(
             "text": "",
             "done": True,
             "reason": "error",
-            "error": SHUTDOWN_MESSAGE,
+            "error": SHUTDOWN.error,
         }
         assert len(publications) > 1

@@ -1,42 +1,53 @@
-"""Stand-ins for the edges, for unit tests of what sits between them."""
+"""Stand-ins for the ports (model, publisher), for unit tests of what sits between them."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections import defaultdict
+from collections.abc import AsyncIterator
 
-from backend.models.base import Token
-from backend.publisher import PublishError
-from backend.schemas import Turn
+from backend.core.ports import PublishError
+from backend.core.types import Chunk, Done, Question, Token
+
+WAIT_SECONDS = 5.0
 
 
 class RecordingPublisher:
-    """Keeps what would have been published; can fail chosen publications or stall."""
+    """Keeps what would have been published; can fail chosen publications."""
 
-    def __init__(self, fail_on: set[int] | None = None, ready: bool = True) -> None:
-        self.published: list[tuple[str, dict[str, Any]]] = []
+    def __init__(
+        self, fail_on: set[int] | None = None, *, failure: Exception | None = None
+    ) -> None:
+        self.published: list[tuple[str, Chunk | Done]] = []
         self.keys: list[str | None] = []
         self.fail_on = fail_on or set()
-        self.ready = ready
+        self.failure = failure or PublishError("", "Centrifugo answered HTTP 500")
+        self.is_ready = True
         self.calls = 0
+        self._done: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
     async def publish(
-        self, channel: str, data: dict[str, Any], *, idempotency_key: str | None = None
+        self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
     ) -> None:
         self.calls += 1
         if self.calls in self.fail_on:
-            raise PublishError(channel, "Centrifugo answered HTTP 500")
-        self.published.append((channel, data))
+            raise self.failure
+        self.published.append((channel, item))
         self.keys.append(idempotency_key)
+        if isinstance(item, Done):
+            self._done[channel].set()
 
-    async def info(self) -> dict[str, Any]:
-        if not self.ready:
+    async def ready(self) -> None:
+        if not self.is_ready:
             raise PublishError("", "cannot reach Centrifugo (ConnectError)")
-        return {"nodes": []}
 
-    def on(self, channel: str) -> list[dict[str, Any]]:
-        return [data for ch, data in self.published if ch == channel]
+    def on(self, channel: str) -> list[Chunk | Done]:
+        return [item for ch, item in self.published if ch == channel]
+
+    async def wait_for_done(self, channel: str) -> list[Chunk | Done]:
+        """Everything published to `channel`, once its `done` is out."""
+        await asyncio.wait_for(self._done[channel].wait(), WAIT_SECONDS)
+        return self.on(channel)
 
 
 class ScriptedModel:
@@ -49,20 +60,20 @@ class ScriptedModel:
         delay: float = 0.0,
         fail_after: int | None = None,
         endless: bool = False,
-        failure: Exception | None = None,
+        failure: BaseException | None = None,
     ) -> None:
         self.failure = failure or RuntimeError("model crashed")
         self.tokens = tokens or [Token("Hello "), Token("world")]
         self.delay = delay
         self.fail_after = fail_after
         self.endless = endless
+        self.started = asyncio.Event()
         self.closed = asyncio.Event()
-        self.calls: list[tuple[str, bool, list[Turn]]] = []
+        self.questions: list[Question] = []
 
-    async def stream(
-        self, prompt: str, *, thinking: bool = False, history: Sequence[Turn] = ()
-    ) -> AsyncIterator[Token]:
-        self.calls.append((prompt, thinking, list(history)))
+    async def stream(self, question: Question) -> AsyncIterator[Token]:
+        self.questions.append(question)
+        self.started.set()
         try:
             index = 0
             while self.endless or index < len(self.tokens):

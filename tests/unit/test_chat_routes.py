@@ -8,41 +8,25 @@ import json
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
-from backend.main import create_app
-from backend.models.base import ModelError, Token
-from backend.relay import Relay
-from backend.schemas import Turn
-from tests.unit.fakes import RecordingPublisher, ScriptedModel
-from tests.unit.test_routes import settings
+from backend.core.ports import ModelError
+from backend.core.types import Token, Turn
+from tests.unit.apps import Api, running_app
+from tests.unit.fakes import ScriptedModel
 
 TOKENS = [Token("Let me ", "thinking"), Token("think. ", "thinking"), Token("Hello "), Token("you")]
+LIMITS = {"MAX_TEXT_CHARS": 100, "MAX_HISTORY_TURNS": 3, "MAX_HISTORY_CHARS": 50}
 
 
 @pytest.fixture
-async def app() -> AsyncIterator[FastAPI]:
-    limits = {"MAX_TEXT_CHARS": 100, "MAX_HISTORY_TURNS": 3, "MAX_HISTORY_CHARS": 50}
-    app = create_app(settings(COALESCE_WINDOW_MS=0, **limits))
-    async with app.router.lifespan_context(app):
-        use_model(app, ScriptedModel(TOKENS))
-        yield app
-        await app.state.relay.shutdown(1)
+async def api() -> AsyncIterator[Api]:
+    async with running_app(ScriptedModel(TOKENS), **LIMITS) as api:
+        yield api
 
 
-def use_model(app: FastAPI, model: ScriptedModel) -> ScriptedModel:
-    app.state.model = model
-    app.state.relay = Relay(model, RecordingPublisher(), coalesce_window=0, max_stream_seconds=5)
-    return model
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
+def with_model(model: ScriptedModel, **settings: object) -> Any:
+    return running_app(model, **{**LIMITS, **settings})
 
 
 def events(body: str) -> list[Any]:
@@ -56,8 +40,8 @@ def events(body: str) -> list[Any]:
     return parsed
 
 
-async def test_chat_streams_tokens_then_done(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/chat", json={"prompt": "hi", "thinking": True})
+async def test_chat_streams_tokens_then_done(api: Api) -> None:
+    response = await api.client.post("/api/chat", json={"prompt": "hi", "thinking": True})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert response.headers["cache-control"] == "no-cache"
@@ -72,12 +56,10 @@ async def test_chat_streams_tokens_then_done(client: httpx.AsyncClient) -> None:
     ]
 
 
-async def test_chat_failure_is_an_error_event_before_done(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
+async def test_chat_failure_is_an_error_event_before_done() -> None:
     failure = ModelError("the model server is rate limiting (HTTP 429)")
-    use_model(app, ScriptedModel(TOKENS, fail_after=3, failure=failure))
-    response = await client.post("/api/chat", json={"prompt": "hi"})
+    async with with_model(ScriptedModel(TOKENS, fail_after=3, failure=failure)) as api:
+        response = await api.client.post("/api/chat", json={"prompt": "hi"})
     assert response.status_code == 200
     assert events(response.text)[-2:] == [
         {"error": "the model server is rate limiting (HTTP 429)"},
@@ -85,17 +67,16 @@ async def test_chat_failure_is_an_error_event_before_done(
     ]
 
 
-async def test_sync_gives_the_whole_answer_without_thinking(client: httpx.AsyncClient) -> None:
-    response = await client.post("/api/chat/sync", json={"prompt": "hi", "thinking": True})
+async def test_sync_gives_the_whole_answer_without_thinking(api: Api) -> None:
+    response = await api.client.post("/api/chat/sync", json={"prompt": "hi", "thinking": True})
     assert response.status_code == 200
     assert response.json() == {"response": "Hello you"}
 
 
-async def test_sync_failure_is_502_with_the_message(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
-    use_model(app, ScriptedModel(TOKENS, fail_after=1, failure=ModelError("upstream broke")))
-    response = await client.post("/api/chat/sync", json={"prompt": "hi"})
+async def test_sync_failure_is_502_with_the_message() -> None:
+    model = ScriptedModel(TOKENS, fail_after=1, failure=ModelError("upstream broke"))
+    async with with_model(model) as api:
+        response = await api.client.post("/api/chat/sync", json={"prompt": "hi"})
     assert response.status_code == 502
     assert response.json() == {"detail": "upstream broke"}
 
@@ -103,18 +84,20 @@ async def test_sync_failure_is_502_with_the_message(
 HISTORY = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
 
 
-async def test_history_reaches_the_model_in_order(app: FastAPI, client: httpx.AsyncClient) -> None:
-    model = use_model(app, ScriptedModel(TOKENS))
-    await client.post("/api/chat/sync", json={"prompt": "and now?", "history": HISTORY})
-    user = (await client.post("/api/token")).json()["user"]
-    body = {"text": "again?", "channel": f"stream:abcdefgh#{user}", "history": HISTORY}
-    assert (await client.post("/api/execute", json=body)).status_code == 202
-    await asyncio.sleep(0.05)
-    turns = [Turn(role="user", content="Hi"), Turn(role="assistant", content="Hello!")]
-    assert model.calls == [("and now?", False, turns), ("again?", False, turns)]
+async def test_history_reaches_the_model_in_order(api: Api) -> None:
+    await api.client.post("/api/chat/sync", json={"prompt": "and now?", "history": HISTORY})
+    channel = f"stream:abcdefgh#{await api.user()}"
+    body = {"text": "again?", "channel": channel, "history": HISTORY}
+    assert (await api.client.post("/api/execute", json=body)).status_code == 202
+    await api.publisher.wait_for_done(channel)
+    turns = (Turn("user", "Hi"), Turn("assistant", "Hello!"))
+    assert [(q.prompt, q.thinking, q.history) for q in api.model.questions] == [
+        ("and now?", False, turns),
+        ("again?", False, turns),
+    ]
 
 
-LIMITS = [
+BAD_BODIES = [
     ({"prompt": " "}, "prompt: is blank"),
     ({"prompt": "x" * 101}, "the limit is 100"),
     (
@@ -129,26 +112,29 @@ LIMITS = [
 
 
 @pytest.mark.parametrize("path", ["/api/chat", "/api/chat/sync", "/api/execute"])
-@pytest.mark.parametrize(("body", "message"), LIMITS)
+@pytest.mark.parametrize(("body", "message"), BAD_BODIES)
 async def test_every_prompt_endpoint_applies_the_same_limits(
-    app: FastAPI, client: httpx.AsyncClient, path: str, body: dict[str, Any], message: str
+    api: Api, path: str, body: dict[str, Any], message: str
 ) -> None:
-    model = use_model(app, ScriptedModel(TOKENS))
     if path == "/api/execute":
-        user = (await client.post("/api/token")).json()["user"]
-        body = {"channel": f"stream:abcdefgh#{user}", **body}
+        body = {"channel": f"stream:abcdefgh#{await api.user()}", **body}
         if "prompt" in body:
             body["text"] = body.pop("prompt")
         message = message.replace("prompt:", "text:")
-    response = await client.post(path, json=body)
+    response = await api.client.post(path, json=body)
     assert response.status_code == 422
     assert message in response.json()["detail"]
-    assert model.calls == []
+    assert api.model.questions == []
 
 
-async def test_client_going_away_stops_the_model(app: FastAPI) -> None:
+async def test_client_going_away_stops_the_model() -> None:
     """Raw ASGI, as uvicorn drives it: the client disconnects after the first event."""
-    model = use_model(app, ScriptedModel(TOKENS, endless=True, delay=0.01))
+    async with with_model(ScriptedModel(TOKENS, endless=True, delay=0.01)) as api:
+        await _leave_after_the_first_event(api)
+
+
+async def _leave_after_the_first_event(api: Api) -> None:
+    app, model = api.app, api.model
     body = json.dumps({"prompt": "hi"}).encode()
     first_event = asyncio.Event()
     sent: list[MutableMapping[str, Any]] = []

@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 import anyio
 import pytest
 
-from backend import coalesce as coalesce_module
-from backend.coalesce import Chunk, coalesce
-from backend.models.base import Token
+from backend.core.coalesce import coalesce
+from backend.core.types import Chunk, Token
 
 # A script is a list of (seconds to wait before, token).
 Script = list[tuple[float, Token]]
@@ -107,15 +106,13 @@ async def test_stopping_early_closes_the_source(window: float) -> None:
     await asyncio.wait_for(closed.wait(), 1)
 
 
-async def test_window_widens_as_the_stream_grows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(coalesce_module, "WIDEN_EVERY", 2)
-
+async def test_window_widens_as_the_stream_grows() -> None:
     async def steady() -> AsyncIterator[Token]:
         for _ in range(60):
             await asyncio.sleep(0.005)
             yield Token("t")
 
-    result = await timed(coalesce(steady(), window=0.02))
+    result = await timed(coalesce(steady(), window=0.02, widen_every=2))
     gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(result)]
     assert "".join(chunk.text for _, chunk in result) == "t" * 60
     # Chunks 0-1 use 20 ms, 2-3 use 40 ms, 4-5 use 80 ms: the later gaps are wider.

@@ -12,13 +12,14 @@ import httpx
 import pytest
 import respx
 
-from backend.models.base import ModelError, Token
-from backend.models.openai_compatible import OpenAICompatibleModel
-from backend.schemas import Turn
+from backend.core.ports import ModelError
+from backend.core.types import Question, Token, Turn
+from backend.llm.openai_compatible import OpenAICompatibleModel
 
 BASE = "http://llm.test/v1"
 URL = f"{BASE}/chat/completions"
 KEY = "sk-test-0123456789abcdef"
+EVENT_STREAM = {"content-type": "text/event-stream"}
 
 
 def chunk(**delta: Any) -> str:
@@ -62,14 +63,14 @@ async def model() -> AsyncIterator[OpenAICompatibleModel]:
 
 
 async def collect(model: OpenAICompatibleModel, **kwargs: Any) -> list[Token]:
-    return [token async for token in model.stream("What now?", **kwargs)]
+    return [token async for token in model.stream(Question("What now?", **kwargs))]
 
 
 @respx.mock
 async def test_content_is_the_answer_and_reasoning_the_thinking(
     model: OpenAICompatibleModel,
 ) -> None:
-    respx.post(URL).respond(200, content=STREAM, headers={"content-type": "text/event-stream"})
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=STREAM)
     tokens = await collect(model, thinking=True)
     assert tokens == [
         Token("Let me ", "thinking"),
@@ -83,7 +84,7 @@ async def test_content_is_the_answer_and_reasoning_the_thinking(
 async def test_reasoning_is_left_out_unless_thinking_is_asked_for(
     model: OpenAICompatibleModel,
 ) -> None:
-    respx.post(URL).respond(200, content=STREAM)
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=STREAM)
     assert [t.text for t in await collect(model)] == ["Hello", ", world"]
 
 
@@ -91,8 +92,8 @@ async def test_reasoning_is_left_out_unless_thinking_is_asked_for(
 async def test_request_carries_model_system_prompt_history_and_stream(
     model: OpenAICompatibleModel,
 ) -> None:
-    route = respx.post(URL).respond(200, content=STREAM)
-    history = [Turn(role="user", content="Hi"), Turn(role="assistant", content="Hello!")]
+    route = respx.post(URL).respond(200, headers=EVENT_STREAM, content=STREAM)
+    history = (Turn("user", "Hi"), Turn("assistant", "Hello!"))
     await collect(model, history=history)
     request = route.calls.last.request
     assert request.headers["authorization"] == f"Bearer {KEY}"
@@ -110,10 +111,10 @@ async def test_request_carries_model_system_prompt_history_and_stream(
 
 @respx.mock
 async def test_no_key_no_authorization_header() -> None:
-    route = respx.post(URL).respond(200, content=STREAM)
+    route = respx.post(URL).respond(200, headers=EVENT_STREAM, content=STREAM)
     async with httpx.AsyncClient() as client:
         local = OpenAICompatibleModel(client, base_url=BASE, model="llama3")
-        assert [t.text async for t in local.stream("hi")] == ["Hello", ", world"]
+        assert [t.text async for t in local.stream(Question("hi"))] == ["Hello", ", world"]
     assert "authorization" not in route.calls.last.request.headers
     assert json.loads(route.calls.last.request.content)["messages"][0]["role"] == "user"
 
@@ -154,7 +155,9 @@ async def test_timeout_is_readable(model: OpenAICompatibleModel) -> None:
 
 @respx.mock
 async def test_malformed_chunk_is_readable(model: OpenAICompatibleModel) -> None:
-    respx.post(URL).respond(200, content=sse(chunk(content="Hi"), "data: {not json\n\n"))
+    respx.post(URL).respond(
+        200, headers=EVENT_STREAM, content=sse(chunk(content="Hi"), "data: {not json\n\n")
+    )
     with pytest.raises(ModelError, match="malformed chunk"):
         await collect(model)
 
@@ -162,7 +165,7 @@ async def test_malformed_chunk_is_readable(model: OpenAICompatibleModel) -> None
 @respx.mock
 async def test_error_inside_the_stream_is_readable(model: OpenAICompatibleModel) -> None:
     body = sse(chunk(content="Hi"), 'data: {"error": {"message": "overloaded"}}\n\n')
-    respx.post(URL).respond(200, content=body)
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=body)
     with pytest.raises(ModelError, match="reported an error: overloaded"):
         await collect(model)
 
@@ -188,11 +191,11 @@ class Dropping(httpx.AsyncByteStream):
 @respx.mock
 async def test_connection_dropping_mid_answer_is_readable(model: OpenAICompatibleModel) -> None:
     stream = Dropping([chunk(content="Hel").encode(), chunk(content="lo").encode()])
-    respx.post(URL).mock(return_value=httpx.Response(200, stream=stream))
+    respx.post(URL).mock(return_value=httpx.Response(200, headers=EVENT_STREAM, stream=stream))
     received: list[str] = []
 
     async def consume() -> None:
-        async for token in model.stream("hi"):
+        async for token in model.stream(Question("hi")):
             received.append(token.text)
 
     with pytest.raises(ModelError, match="connection to the model server failed"):
@@ -202,7 +205,7 @@ async def test_connection_dropping_mid_answer_is_readable(model: OpenAICompatibl
 
 @respx.mock
 async def test_stream_ending_without_done_is_readable(model: OpenAICompatibleModel) -> None:
-    respx.post(URL).respond(200, content=sse(chunk(content="Hel")))
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=sse(chunk(content="Hel")))
     with pytest.raises(ModelError, match="ended the answer before it was complete"):
         await collect(model)
 
@@ -211,8 +214,8 @@ async def test_stream_ending_without_done_is_readable(model: OpenAICompatibleMod
 async def test_stopping_early_closes_the_upstream_response(model: OpenAICompatibleModel) -> None:
     parts = [chunk(content=f"t{i} ").encode() for i in range(100)]
     stream = Dropping(parts, fail=False)
-    respx.post(URL).mock(return_value=httpx.Response(200, stream=stream))
-    tokens = model.stream("hi")
+    respx.post(URL).mock(return_value=httpx.Response(200, headers=EVENT_STREAM, stream=stream))
+    tokens = model.stream(Question("hi"))
     assert (await anext(tokens)).text == "t0 "
     await tokens.aclose()  # type: ignore[attr-defined]
     assert stream.closed

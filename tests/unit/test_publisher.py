@@ -12,7 +12,9 @@ import httpx
 import pytest
 import respx
 
-from backend.publisher import CentrifugoPublisher, PublishError
+from backend.centrifugo.publisher import CentrifugoPublisher
+from backend.core.ports import PublishError
+from backend.core.types import Chunk, Done
 
 API = "http://centrifugo.test/api"
 CHANNEL = "stream:abcdefgh#u1"
@@ -49,8 +51,7 @@ def commands(call: Any) -> list[dict[str, Any]]:
 @respx.mock
 async def test_publish_sends_channel_data_key_and_api_key(publisher: CentrifugoPublisher) -> None:
     route = respx.post(f"{API}/batch").respond(200, json=ok(1))
-    data = {"text": "hi", "done": False}
-    await publisher.publish(CHANNEL, data, idempotency_key="k1")
+    await publisher.publish(CHANNEL, Chunk("hi"), idempotency_key="k1")
     assert route.calls.last.request.headers["X-API-Key"] == "the-api-key"
     assert commands(route.calls.last) == [
         {"channel": CHANNEL, "data": {"text": "hi", "done": False}, "idempotency_key": "k1"}
@@ -66,7 +67,7 @@ async def test_concurrent_publications_share_requests_and_keep_each_channels_ord
     async def stream(n: int) -> None:
         for i in range(20):
             await publisher.publish(
-                f"stream:chan{n:04d}#u1", {"text": str(i)}, idempotency_key=f"{n}:{i}"
+                f"stream:chan{n:04d}#u1", Chunk(str(i)), idempotency_key=f"{n}:{i}"
             )
 
     await asyncio.gather(*(stream(n) for n in range(50)))
@@ -82,7 +83,7 @@ async def test_concurrent_publications_share_requests_and_keep_each_channels_ord
 async def test_http_error_status_is_a_publish_error(publisher: CentrifugoPublisher) -> None:
     route = respx.post(f"{API}/batch").respond(401, text="Unauthorized")
     with pytest.raises(PublishError, match="HTTP 401") as caught:
-        await publisher.publish(CHANNEL, {"text": "x"}, idempotency_key="k")
+        await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
     assert caught.value.channel == CHANNEL
     assert route.call_count == 1  # a wrong key does not get better by retrying
 
@@ -91,7 +92,7 @@ async def test_http_error_status_is_a_publish_error(publisher: CentrifugoPublish
 async def test_error_in_the_body_is_a_publish_error(publisher: CentrifugoPublisher) -> None:
     respx.post(f"{API}/batch").respond(200, json={"error": {"code": 101, "message": "bad"}})
     with pytest.raises(PublishError, match="101: bad"):
-        await publisher.publish(CHANNEL, {"text": "x"}, idempotency_key="k")
+        await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
 
 
 @respx.mock
@@ -101,7 +102,7 @@ async def test_an_error_reply_fails_only_its_own_publication(
     reply = {"replies": [{"error": {"code": 102, "message": "unknown channel"}}]}
     respx.post(f"{API}/batch").respond(200, json=reply)
     with pytest.raises(PublishError, match="102: unknown channel") as caught:
-        await publisher.publish("nope:abcdefgh", {"text": "x"}, idempotency_key="k")
+        await publisher.publish("nope:abcdefgh", Chunk("x"), idempotency_key="k")
     assert caught.value.channel == "nope:abcdefgh"
 
 
@@ -109,7 +110,7 @@ async def test_an_error_reply_fails_only_its_own_publication(
 async def test_body_that_is_not_json_is_a_publish_error(publisher: CentrifugoPublisher) -> None:
     respx.post(f"{API}/batch").respond(200, text="<html>proxy</html>")
     with pytest.raises(PublishError, match="not JSON"):
-        await publisher.publish(CHANNEL, {"text": "x"})
+        await publisher.publish(CHANNEL, Chunk("x"))
 
 
 @respx.mock
@@ -118,14 +119,14 @@ async def test_reply_of_the_wrong_length_is_a_publish_error(
 ) -> None:
     respx.post(f"{API}/batch").respond(200, json={"replies": []})
     with pytest.raises(PublishError, match="malformed"):
-        await publisher.publish(CHANNEL, {"text": "x"}, idempotency_key="k")
+        await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
 
 
 @respx.mock
 async def test_timeout_is_retried_then_a_publish_error(publisher: CentrifugoPublisher) -> None:
     route = respx.post(f"{API}/batch").mock(side_effect=httpx.ReadTimeout("slow"))
     with pytest.raises(PublishError, match="timed out"):
-        await publisher.publish(CHANNEL, {"text": "x"}, idempotency_key="k")
+        await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
     assert route.call_count == 3
 
 
@@ -136,7 +137,7 @@ async def test_retry_after_a_5xx_reuses_the_idempotency_key(
     route = respx.post(f"{API}/batch").mock(
         side_effect=[httpx.Response(502), httpx.Response(200, json=ok(1))]
     )
-    await publisher.publish(CHANNEL, {"text": "x"}, idempotency_key="k7")
+    await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k7")
     keys = [commands(call)[0]["idempotency_key"] for call in route.calls]
     assert keys == ["k7", "k7"]
 
@@ -145,7 +146,7 @@ async def test_retry_after_a_5xx_reuses_the_idempotency_key(
 async def test_without_idempotency_key_nothing_is_retried(publisher: CentrifugoPublisher) -> None:
     route = respx.post(f"{API}/batch").mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(PublishError, match="cannot reach Centrifugo"):
-        await publisher.publish(CHANNEL, {"text": "x"})
+        await publisher.publish(CHANNEL, Chunk("x"))
     assert route.call_count == 1
 
 
@@ -154,22 +155,60 @@ async def test_a_caller_that_stops_waiting_does_not_stop_the_others(
     publisher: CentrifugoPublisher,
 ) -> None:
     respx.post(f"{API}/batch").mock(side_effect=replies_after(0.05))
-    first = asyncio.create_task(publisher.publish(CHANNEL, {"text": "a"}, idempotency_key="a"))
+    first = asyncio.create_task(publisher.publish(CHANNEL, Chunk("a"), idempotency_key="a"))
     await asyncio.sleep(0.01)
     first.cancel()
-    await publisher.publish(CHANNEL, {"text": "b"}, idempotency_key="b")
+    await publisher.publish(CHANNEL, Chunk("b"), idempotency_key="b")
     assert first.cancelled()
 
 
 @respx.mock
-async def test_info(publisher: CentrifugoPublisher) -> None:
+async def test_ready_asks_for_the_node_info(publisher: CentrifugoPublisher) -> None:
     route = respx.post(f"{API}/info").respond(200, json={"result": {"nodes": [{"name": "n"}]}})
-    assert (await publisher.info())["nodes"] == [{"name": "n"}]
+    await publisher.ready()
     assert route.calls.last.request.headers["X-API-Key"] == "the-api-key"
 
 
 @respx.mock
-async def test_info_errors_are_publish_errors(publisher: CentrifugoPublisher) -> None:
+async def test_ready_errors_are_publish_errors(publisher: CentrifugoPublisher) -> None:
     respx.post(f"{API}/info").mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(PublishError, match="cannot reach Centrifugo"):
-        await publisher.info()
+        await publisher.ready()
+
+
+@respx.mock
+async def test_chunks_and_the_done_become_the_contracts_publications(
+    publisher: CentrifugoPublisher,
+) -> None:
+    route = respx.post(f"{API}/batch").respond(200, json=ok(1))
+    items: list[Chunk | Done] = [
+        Chunk("a"),
+        Chunk("b", "thinking"),
+        Done("complete"),
+        Done("error", "boom"),
+    ]
+    for item in items:
+        await publisher.publish(CHANNEL, item, idempotency_key="k")
+    assert [commands(call)[0]["data"] for call in route.calls] == [
+        {"text": "a", "done": False},
+        {"text": "b", "done": False, "phase": "thinking"},
+        {"text": "", "done": True, "reason": "complete"},
+        {"text": "", "done": True, "reason": "error", "error": "boom"},
+    ]
+
+
+@respx.mock
+async def test_a_closed_publisher_stays_closed() -> None:
+    """Regression: `publish()` after `aclose()` restarted the sender, which failed on the closed
+    client and left a task pending at exit."""
+    respx.post(f"{API}/batch").respond(200, json=ok(1))
+    async with httpx.AsyncClient(timeout=1) as client:
+        publisher = CentrifugoPublisher(client, API, "the-api-key")
+        await publisher.publish(CHANNEL, Chunk("before"), idempotency_key="k1")
+        await publisher.aclose()
+        pending = {task for task in asyncio.all_tasks() if task is not asyncio.current_task()}
+
+        with pytest.raises(PublishError, match="closed"):
+            await publisher.publish(CHANNEL, Chunk("after"), idempotency_key="k2")
+
+        assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == pending

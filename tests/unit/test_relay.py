@@ -6,37 +6,44 @@ import asyncio
 
 import pytest
 
-from backend.models.base import Token
-from backend.relay import SHUTDOWN_MESSAGE, Relay, StreamBusy
+from backend.core.answer import Answerer
+from backend.core.ports import StreamBusy
+from backend.core.relay import SHUTDOWN, UNDELIVERED, UNEXPECTED, Relay
+from backend.core.streams import LocalStreams
+from backend.core.types import Chunk, Done, Question, Token
 from tests.unit.fakes import RecordingPublisher, ScriptedModel
 
 CHANNEL = "stream:abcdefgh#u_1"
+HI = Question("hi")
 
 
 def make_relay(
-    model: ScriptedModel, publisher: RecordingPublisher, *, max_seconds: float = 10
+    model: ScriptedModel,
+    publisher: RecordingPublisher,
+    *,
+    max_seconds: float = 10,
+    window: float = 0,
+    streams: LocalStreams | None = None,
 ) -> Relay:
-    return Relay(model, publisher, coalesce_window=0, max_stream_seconds=max_seconds)
+    answerer = Answerer(model, window=window, max_seconds=max_seconds)
+    return Relay(answerer, publisher, LocalStreams() if streams is None else streams)
 
 
-async def finish(relay: Relay, channel: str = CHANNEL) -> None:
-    for _ in range(500):
-        if not relay.is_running(channel):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("stream did not finish")
+def dones(items: list[Chunk | Done]) -> list[Done]:
+    return [item for item in items if isinstance(item, Done)]
 
 
 async def test_complete_stream_is_chunks_then_one_done() -> None:
     publisher = RecordingPublisher()
     relay = make_relay(ScriptedModel([Token("a "), Token("b", "thinking"), Token("c")]), publisher)
-    relay.start(CHANNEL, "hi")
-    await finish(relay)
-    assert publisher.on(CHANNEL) == [
-        {"text": "a ", "done": False},
-        {"text": "b", "done": False, "phase": "thinking"},
-        {"text": "c", "done": False},
-        {"text": "", "done": True, "reason": "complete"},
+
+    await relay.start(CHANNEL, HI)
+
+    assert await publisher.wait_for_done(CHANNEL) == [
+        Chunk("a "),
+        Chunk("b", "thinking"),
+        Chunk("c"),
+        Done("complete"),
     ]
     keys = publisher.keys
     assert len(set(keys)) == len(keys) == 4
@@ -44,21 +51,27 @@ async def test_complete_stream_is_chunks_then_one_done() -> None:
 
 async def test_second_start_on_a_running_channel_is_refused() -> None:
     relay = make_relay(ScriptedModel(endless=True, delay=0.01), RecordingPublisher())
-    relay.start(CHANNEL, "hi")
+    await relay.start(CHANNEL, HI)
+
     with pytest.raises(StreamBusy):
-        relay.start(CHANNEL, "again")
-    relay.start("stream:otherchan#u_1", "hi")  # another channel is fine
+        await relay.start(CHANNEL, Question("again"))
+    await relay.start("stream:otherchan#u_1", HI)  # another channel is fine
+
+    assert relay.running == 2
     await relay.shutdown(1)
 
 
 async def test_channel_is_free_again_after_done() -> None:
-    publisher = RecordingPublisher()
-    relay = make_relay(ScriptedModel(), publisher)
-    relay.start(CHANNEL, "hi")
-    await finish(relay)
-    relay.start(CHANNEL, "again")
-    await finish(relay)
-    assert [d["reason"] for d in publisher.on(CHANNEL) if d["done"]] == ["complete", "complete"]
+    publisher, streams = RecordingPublisher(), LocalStreams()
+    relay = make_relay(ScriptedModel(), publisher, streams=streams)
+    await relay.start(CHANNEL, HI)
+    await publisher.wait_for_done(CHANNEL)
+    # Released in the same step as the `done` returns: before this test runs again.
+    assert CHANNEL not in streams
+
+    await relay.start(CHANNEL, Question("again"))
+
+    assert CHANNEL in streams
 
 
 async def test_failed_publish_ends_the_stream_with_done_error(
@@ -67,14 +80,11 @@ async def test_failed_publish_ends_the_stream_with_done_error(
     publisher = RecordingPublisher(fail_on={2})
     model = ScriptedModel([Token("a ")] * 5)
     relay = make_relay(model, publisher)
-    relay.start(CHANNEL, "hi")
-    await finish(relay)
-    published = publisher.on(CHANNEL)
-    assert published[0] == {"text": "a ", "done": False}
-    assert published[-1]["done"] is True
-    assert published[-1]["reason"] == "error"
-    assert published[-1]["error"]
-    assert len(published) == 2  # nothing after the failure but the done
+
+    await relay.start(CHANNEL, HI)
+
+    published = await publisher.wait_for_done(CHANNEL)
+    assert published == [Chunk("a "), Done("error", UNDELIVERED)]  # nothing after the failure
     assert model.closed.is_set()
     assert CHANNEL in caplog.text
 
@@ -82,52 +92,118 @@ async def test_failed_publish_ends_the_stream_with_done_error(
 async def test_model_failure_ends_with_done_error() -> None:
     publisher = RecordingPublisher()
     relay = make_relay(ScriptedModel([Token("x ")] * 3, fail_after=2), publisher)
-    relay.start(CHANNEL, "hi")
-    await finish(relay)
-    published = publisher.on(CHANNEL)
-    assert [d["text"] for d in published[:-1]] == ["x ", "x "]
-    assert published[-1] == {
-        "text": "",
-        "done": True,
-        "reason": "error",
-        "error": "the model failed while answering",
-    }
+
+    await relay.start(CHANNEL, HI)
+
+    assert await publisher.wait_for_done(CHANNEL) == [
+        Chunk("x "),
+        Chunk("x "),
+        Done("error", "the model failed while answering"),
+    ]
 
 
 async def test_max_duration_ends_with_done_timeout() -> None:
     publisher = RecordingPublisher()
     model = ScriptedModel(endless=True, delay=0.01)
     relay = make_relay(model, publisher, max_seconds=0.1)
-    relay.start(CHANNEL, "hi")
-    await finish(relay)
-    done = publisher.on(CHANNEL)[-1]
-    assert done["reason"] == "timeout"
-    assert "0.1 s" in done["error"]
+
+    await relay.start(CHANNEL, HI)
+
+    published = await publisher.wait_for_done(CHANNEL)
+    done = published[-1]
+    assert isinstance(done, Done)
+    assert done.reason == "timeout"
+    assert "0.1 s" in (done.error or "")
     assert model.closed.is_set()
-    assert sum(1 for d in publisher.on(CHANNEL) if d["done"]) == 1
+    assert len(dones(published)) == 1
 
 
 async def test_shutdown_ends_running_streams_with_done_error() -> None:
     publisher = RecordingPublisher()
-    models = [ScriptedModel(endless=True, delay=0.01) for _ in range(3)]
+    relay = make_relay(ScriptedModel(endless=True, delay=0.01), publisher, window=0.02)
     channels = [f"stream:chan000{i}#u_1" for i in range(3)]
-    relay = Relay(models[0], publisher, coalesce_window=0.02, max_stream_seconds=10)
     for channel in channels:
-        relay.start(channel, "hi")
-    await asyncio.sleep(0.05)
+        await relay.start(channel, HI)
+
     await relay.shutdown(2)
+
     assert relay.running == 0
     for channel in channels:
-        done = publisher.on(channel)[-1]
-        assert done == {"text": "", "done": True, "reason": "error", "error": SHUTDOWN_MESSAGE}
+        assert publisher.on(channel)[-1] == SHUTDOWN
 
 
 async def test_cancel_ends_with_done_cancelled() -> None:
     publisher = RecordingPublisher()
-    relay = make_relay(ScriptedModel(endless=True, delay=0.01), publisher)
-    relay.start(CHANNEL, "hi")
-    await asyncio.sleep(0.03)
-    assert relay.cancel(CHANNEL)
-    await finish(relay)
-    assert publisher.on(CHANNEL)[-1] == {"text": "", "done": True, "reason": "cancelled"}
-    assert not relay.cancel(CHANNEL)
+    model = ScriptedModel(endless=True, delay=0.01)
+    relay = make_relay(model, publisher)
+    await relay.start(CHANNEL, HI)
+    await model.started.wait()
+
+    assert await relay.stop(CHANNEL)
+
+    assert (await publisher.wait_for_done(CHANNEL))[-1] == Done("cancelled")
+    assert model.closed.is_set()
+
+
+async def test_stop_where_nothing_runs_is_false() -> None:
+    relay = make_relay(ScriptedModel(), RecordingPublisher())
+
+    assert not await relay.stop(CHANNEL)
+
+
+async def test_zero_shutdown_grace_does_not_wait() -> None:
+    """Regression: SHUTDOWN_GRACE_SECONDS=0 meant "wait without bound" (`timeout=0 or None`)."""
+    stuck = asyncio.Event()
+
+    class StuckPublisher(RecordingPublisher):
+        async def publish(self, channel: str, item: Chunk | Done, **kwargs: object) -> None:
+            if isinstance(item, Done):
+                await stuck.wait()  # Centrifugo never answers the done
+            await super().publish(channel, item)
+
+    publisher = StuckPublisher()
+    model = ScriptedModel(endless=True, delay=0.01)
+    relay = make_relay(model, publisher)
+    await relay.start(CHANNEL, HI)
+    await model.started.wait()
+
+    await asyncio.wait_for(relay.shutdown(0), 1)  # returns at once, not never
+
+    stuck.set()
+    assert (await publisher.wait_for_done(CHANNEL))[-1] == SHUTDOWN
+
+
+@pytest.mark.parametrize(
+    "failure", [KeyError("surprise"), UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogate")]
+)
+async def test_an_unexpected_publish_failure_still_ends_with_exactly_one_done(
+    failure: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: only a closed list of exceptions got their `done`; anything else left the
+    subscriber waiting forever."""
+    publisher = RecordingPublisher(fail_on={1}, failure=failure)
+    model = ScriptedModel([Token("a ")] * 3)
+    relay = make_relay(model, publisher)
+
+    await relay.start(CHANNEL, HI)
+
+    assert await publisher.wait_for_done(CHANNEL) == [Done("error", UNEXPECTED)]
+    assert model.closed.is_set()
+    assert "failed unexpectedly" in caplog.text
+
+
+async def test_a_stream_stopped_before_its_task_ran_still_gets_its_done_and_frees_the_channel() -> (
+    None
+):
+    """Regression: a task cancelled before its first step never runs its coroutine, so the
+    stream got no `done` and its channel stayed claimed forever."""
+    publisher, streams = RecordingPublisher(), LocalStreams()
+    model = ScriptedModel(endless=True, delay=0.01)
+    relay = make_relay(model, publisher, streams=streams)
+    await relay.start(CHANNEL, HI)
+
+    assert await relay.stop(CHANNEL)  # before the loop ran the stream's task at all
+
+    assert await publisher.wait_for_done(CHANNEL) == [Done("cancelled")]
+    assert CHANNEL not in streams
+    assert model.questions == []  # the model was never asked

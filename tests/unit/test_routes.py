@@ -1,70 +1,23 @@
-"""The routes with the publisher and model replaced: every status code the contract names."""
+"""The routes with the model and publisher replaced: every status code the contract names."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import httpx
 import jwt
 import pytest
-from fastapi import FastAPI
 
-from backend.config import Settings
-from backend.identity import SESSION_COOKIE
-from backend.main import create_app
-from backend.models.base import Token
-from backend.relay import Relay
-from tests.unit.fakes import RecordingPublisher, ScriptedModel
-
-TOKEN_SECRET = "t" * 40
-
-
-def settings(**overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "ENVIRONMENT": "production",
-        "CENTRIFUGO_HTTP_API_KEY": "k" * 40,
-        "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": TOKEN_SECRET,
-        "SESSION_SECRET": "s" * 40,
-        "MAX_TEXT_CHARS": 100,
-        **overrides,
-    }
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-@dataclass
-class Api:
-    client: httpx.AsyncClient
-    app: FastAPI
-    publisher: RecordingPublisher
-    model: ScriptedModel
-
-    async def user(self) -> str:
-        response = await self.client.post("/api/token")
-        user: str = response.json()["user"]
-        return user
-
-    @property
-    def relay(self) -> Relay:
-        relay: Relay = self.app.state.relay
-        return relay
+from backend.api.session import SESSION_COOKIE
+from backend.core.types import Chunk, Done, Token
+from tests.unit.apps import TOKEN_SECRET, Api, running_app
+from tests.unit.fakes import ScriptedModel
 
 
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
-    app = create_app(settings())
-    publisher = RecordingPublisher()
-    model = ScriptedModel([Token("Hello "), Token("there")], delay=0.2)
-    async with app.router.lifespan_context(app):
-        app.state.publisher = publisher
-        app.state.model = model
-        app.state.relay = Relay(model, publisher, coalesce_window=0, max_stream_seconds=5)
-        transport = httpx.ASGITransport(app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield Api(client, app, publisher, model)
-            await app.state.relay.shutdown(1)
+    async with running_app(ScriptedModel([Token("Hello "), Token("there")], delay=0.2)) as api:
+        yield api
 
 
 async def test_token_is_a_jwt_for_the_session_user(api: Api) -> None:
@@ -92,17 +45,18 @@ async def test_a_forged_session_cookie_gets_a_new_user(api: Api) -> None:
 
 async def test_execute_answers_202_before_the_answer_is_generated(api: Api) -> None:
     channel = f"stream:abcdefgh#{await api.user()}"
-    started = time.monotonic()
+
     response = await api.client.post("/api/execute", json={"text": "hello", "channel": channel})
+
     assert response.status_code == 202
     assert response.json() == {"channel": channel}
-    assert time.monotonic() - started < 0.2  # the model takes 0.4 s
-    assert api.relay.is_running(channel)
-    for _ in range(100):
-        if not api.relay.is_running(channel):
-            break
-        await asyncio.sleep(0.02)
-    assert [d["text"] for d in api.publisher.on(channel)] == ["Hello ", "there", ""]
+    assert channel in api.streams  # still running: the model takes 0.4 s
+    assert await api.publisher.wait_for_done(channel) == [
+        Chunk("Hello "),
+        Chunk("there"),
+        Done("complete"),
+    ]
+    assert api.model.questions[0].prompt == "hello"
 
 
 async def test_someone_elses_channel_is_403_and_nothing_is_published(api: Api) -> None:
@@ -112,7 +66,7 @@ async def test_someone_elses_channel_is_403_and_nothing_is_published(api: Api) -
     )
     assert response.status_code == 403
     assert "another user" in response.json()["detail"]
-    await asyncio.sleep(0.05)
+    assert api.model.questions == []  # never started
     assert api.publisher.published == []
 
 
@@ -183,7 +137,7 @@ async def test_health_is_exactly_ok(api: Api) -> None:
 
 async def test_ready_follows_centrifugo(api: Api) -> None:
     assert (await api.client.get("/api/ready")).status_code == 200
-    api.publisher.ready = False
+    api.publisher.is_ready = False
     response = await api.client.get("/api/ready")
     assert response.status_code == 503
     assert "Centrifugo is not ready" in response.json()["detail"]
@@ -213,3 +167,59 @@ async def test_config_gives_the_limits_the_backend_applies(api: Api) -> None:
         "max_history_turns": 20,
         "max_history_chars": 32000,
     }
+
+
+@pytest.fixture
+async def endless() -> AsyncIterator[Api]:
+    async with running_app(ScriptedModel(endless=True, delay=0.01)) as api:
+        yield api
+
+
+async def test_cancel_stops_the_answer_with_done_cancelled(endless: Api) -> None:
+    channel = f"stream:abcdefgh#{await endless.user()}"
+    await endless.client.post("/api/execute", json={"text": "hello", "channel": channel})
+    await endless.model.started.wait()
+
+    response = await endless.client.post("/api/cancel", json={"channel": channel})
+
+    assert response.status_code == 202
+    assert response.json() == {"channel": channel}
+    published = await endless.publisher.wait_for_done(channel)
+    assert published[-1] == Done("cancelled")
+    assert [item for item in published if isinstance(item, Done)] == [Done("cancelled")]
+    assert endless.model.closed.is_set()
+    again = await endless.client.post("/api/execute", json={"text": "hi", "channel": channel})
+    assert again.status_code == 202  # the channel is free again
+
+
+async def test_cancel_of_someone_elses_channel_is_403_and_it_keeps_streaming(
+    endless: Api,
+) -> None:
+    channel = f"stream:abcdefgh#{await endless.user()}"
+    await endless.client.post("/api/execute", json={"text": "hello", "channel": channel})
+    endless.client.cookies.clear()  # another browser: another user
+
+    response = await endless.client.post("/api/cancel", json={"channel": channel})
+
+    assert response.status_code == 403
+    assert "another user" in response.json()["detail"]
+    assert channel in endless.streams
+    assert not endless.model.closed.is_set()
+
+
+async def test_cancel_where_nothing_runs_is_404(endless: Api) -> None:
+    channel = f"stream:abcdefgh#{await endless.user()}"
+
+    response = await endless.client.post("/api/cancel", json={"channel": channel})
+
+    assert response.status_code == 404
+    assert "no answer is streaming" in response.json()["detail"]
+
+
+async def test_cancel_of_a_malformed_channel_is_422(endless: Api) -> None:
+    await endless.user()
+
+    response = await endless.client.post("/api/cancel", json={"channel": "stream:x"})
+
+    assert response.status_code == 422
+    assert "channel: must look like" in response.json()["detail"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.models.base import Token
-from backend.models.simulated import (
+from backend.core.types import Question, Token
+from backend.llm.simulated import (
     CODE,
     DEFAULT,
     EXPLAIN,
@@ -63,7 +63,7 @@ def test_tokens_are_words_with_their_whitespace() -> None:
 
 
 async def collect(model: SimulatedModel, prompt: str, *, thinking: bool) -> list[Token]:
-    return [token async for token in model.stream(prompt, thinking=thinking)]
+    return [token async for token in model.stream(Question(prompt, thinking))]
 
 
 async def test_stream_gives_the_answer_exactly() -> None:
@@ -83,13 +83,12 @@ async def test_thinking_comes_first_and_whole() -> None:
     assert "".join(t.text for t in tokens[first_answer:]) == GREETING
 
 
-async def test_delay_is_per_token(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_delay_is_per_token() -> None:
     delays: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
         delays.append(seconds)
 
-    monkeypatch.setattr("backend.models.simulated.asyncio.sleep", fake_sleep)
-    tokens = await collect(SimulatedModel(30, 80), "hello", thinking=False)
+    tokens = await collect(SimulatedModel(30, 80, sleep=fake_sleep), "hello", thinking=False)
     assert len(delays) == len(tokens)
     assert all(0.030 <= d <= 0.080 for d in delays)

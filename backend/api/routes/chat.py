@@ -3,26 +3,26 @@ answer straight to the caller, for curl, scripts and servers that hold no Centri
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from backend.answer import AnswerFailed, answer_chunks
-from backend.api.deps import ModelDep, SettingsDep
-from backend.api.limits import check_prompt
-from backend.coalesce import Chunk
-from backend.config import Settings
-from backend.models.base import Model
-from backend.schemas import ChatRequest, ChatResponse, ErrorResponse
+from backend.api.deps import ServicesDep, SettingsDep
+from backend.api.limits import check_question
+from backend.api.schemas import ChatRequest, ChatResponse, ErrorResponse
+from backend.core.answer import AnswerFailed
+from backend.core.types import Chunk, Question
 
 router = APIRouter()
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+KEEPALIVE = ": keep-alive\n\n"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "Blank or too long prompt or history."}
 }
@@ -30,7 +30,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 class EventStream(StreamingResponse):
     """A text/event-stream response that closes its generator however the response ends, so a
-    client that goes away stops the model at once, not whenever the generator is collected."""
+    client that goes away stops the model at once, not whenever the generator is collected.
+
+    (FastAPI's own `EventSourceResponse` sends keep-alives every 15 s, a private constant; here
+    the interval is a setting, and the generator's closing is explicit.)"""
 
     def __init__(self, events: AsyncGenerator[str, None]) -> None:
         super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
@@ -43,26 +46,49 @@ class EventStream(StreamingResponse):
             await self._events.aclose()
 
 
-def _answer(body: ChatRequest, model: Model, settings: Settings) -> AsyncGenerator[Chunk, None]:
-    check_prompt(body.prompt, body.history, settings)
-    return answer_chunks(
-        model,
-        body.prompt,
-        thinking=body.thinking,
-        history=body.history,
-        window=settings.coalesce_window_ms / 1000,
-        max_seconds=settings.max_stream_seconds,
-    )
+def checked_question(body: ChatRequest, settings: SettingsDep) -> Question:
+    """The request's question, checked against the limits before any response starts."""
+    return check_question(body.question(body.prompt), settings)
+
+
+CheckedQuestion = Annotated[Question, Depends(checked_question)]
 
 
 def _event(data: object) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _events(chunks: AsyncGenerator[Chunk, None]) -> AsyncGenerator[str, None]:
-    async with contextlib.aclosing(chunks):
+async def _with_keepalives(
+    chunks: AsyncIterator[Chunk], every: float
+) -> AsyncGenerator[Chunk | None, None]:
+    """`chunks`, with a None whenever the model stays silent for `every` seconds. The wait for
+    the next chunk is never cancelled by the keep-alive timer (that would end the model)."""
+    while True:
+        next_chunk = asyncio.ensure_future(anext(chunks))
         try:
-            async for chunk in chunks:
+            while not (await asyncio.wait({next_chunk}, timeout=every))[0]:
+                yield None
+            chunk = next_chunk.result()
+        except StopAsyncIteration:
+            return
+        finally:
+            if not next_chunk.done():
+                next_chunk.cancel()
+                await asyncio.wait({next_chunk})
+        yield chunk
+
+
+async def _events(chunks: AsyncGenerator[Chunk, None], keepalive: float) -> AsyncGenerator[str]:
+    # Closed innermost first: the keep-alive wrapper lets go of the answer before it is closed.
+    async with (
+        contextlib.aclosing(chunks),
+        contextlib.aclosing(_with_keepalives(chunks, keepalive)) as beats,
+    ):
+        try:
+            async for chunk in beats:
+                if chunk is None:
+                    yield KEEPALIVE
+                    continue
                 event = {"token": chunk.text}
                 if chunk.phase == "thinking":
                     event["phase"] = "thinking"
@@ -77,10 +103,14 @@ async def _events(chunks: AsyncGenerator[Chunk, None]) -> AsyncGenerator[str, No
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
 )
-async def chat(body: ChatRequest, model: ModelDep, settings: SettingsDep) -> EventStream:
+async def chat(
+    question: CheckedQuestion, services: ServicesDep, settings: SettingsDep
+) -> EventStream:
     """The answer as Server-Sent Events: `data: {"token": ...}` per chunk (thinking chunks add
-    `"phase": "thinking"`), `data: {"error": ...}` on failure, then `data: [DONE]`."""
-    return EventStream(_events(_answer(body, model, settings)))
+    `"phase": "thinking"`), `data: {"error": ...}` on failure, then `data: [DONE]`; a
+    `: keep-alive` comment while the model is silent."""
+    chunks = services.answerer.chunks(question)
+    return EventStream(_events(chunks, settings.sse_keepalive_seconds))
 
 
 @router.post(
@@ -91,10 +121,10 @@ async def chat(body: ChatRequest, model: ModelDep, settings: SettingsDep) -> Eve
         504: {"model": ErrorResponse, "description": "The answer took too long."},
     },
 )
-async def chat_sync(body: ChatRequest, model: ModelDep, settings: SettingsDep) -> ChatResponse:
+async def chat_sync(question: CheckedQuestion, services: ServicesDep) -> ChatResponse:
     """The whole answer at once (the thinking phase is left out)."""
     parts: list[str] = []
-    chunks = _answer(body, model, settings)
+    chunks = services.answerer.chunks(question)
     async with contextlib.aclosing(chunks):
         try:
             parts.extend([chunk.text async for chunk in chunks if chunk.phase == "answer"])

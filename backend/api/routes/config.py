@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api.deps import SettingsDep
-from backend.schemas import ClientConfig
+from backend.api.schemas import ClientConfig
 
 router = APIRouter()
 

@@ -1,36 +1,65 @@
-"""`POST /api/execute`: start streaming an answer into the caller's channel; answer 202 at once."""
+"""`POST /api/execute`: start streaming an answer into the caller's channel; answer 202 at once.
+`POST /api/cancel`: stop the answer streaming into the caller's channel."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException, status
 
-from backend.api.deps import CurrentUser, RelayDep, SettingsDep
-from backend.api.limits import check_prompt
-from backend.relay import StreamBusy
-from backend.schemas import ErrorResponse, ExecuteRequest, ExecuteResponse
+from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
+from backend.api.limits import check_question
+from backend.api.schemas import CancelRequest, ChannelResponse, ErrorResponse, ExecuteRequest
+from backend.core.ports import StreamBusy
 
 router = APIRouter()
+
+_NOT_YOURS: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorResponse, "description": "The channel belongs to another user."}
+}
+
+
+def _check_owner(channel_user: str, user: str) -> None:
+    if channel_user != user:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this channel belongs to another user")
 
 
 @router.post(
     "/execute",
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        403: {"model": ErrorResponse, "description": "The channel belongs to another user."},
+        **_NOT_YOURS,
         409: {"model": ErrorResponse, "description": "The channel already has a running stream."},
         422: {"model": ErrorResponse, "description": "Malformed channel, blank or too long text."},
     },
 )
 async def execute(
-    body: ExecuteRequest, user: CurrentUser, settings: SettingsDep, relay: RelayDep
-) -> ExecuteResponse:
-    check_prompt(body.text, body.history, settings)
-    if body.channel_user != user:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this channel belongs to another user")
+    body: ExecuteRequest, user: CurrentUser, settings: SettingsDep, services: ServicesDep
+) -> ChannelResponse:
+    question = check_question(body.question(body.text), settings)
+    _check_owner(body.channel_user, user)
     try:
-        relay.start(body.channel, body.text, thinking=body.thinking, history=body.history)
+        await services.relay.start(body.channel, question)
     except StreamBusy:
         raise HTTPException(
             status.HTTP_409_CONFLICT, "an answer is already streaming into this channel"
         ) from None
-    return ExecuteResponse(channel=body.channel)
+    return ChannelResponse(channel=body.channel)
+
+
+@router.post(
+    "/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **_NOT_YOURS,
+        404: {"model": ErrorResponse, "description": "No answer is streaming there."},
+        422: {"model": ErrorResponse, "description": "Malformed channel."},
+    },
+)
+async def cancel(body: CancelRequest, user: CurrentUser, services: ServicesDep) -> ChannelResponse:
+    """The answer streaming into `channel` ends with `done` reason `cancelled`; its model
+    request is closed. Answers at once, before the `done` is out."""
+    _check_owner(body.channel_user, user)
+    if not await services.relay.stop(body.channel):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no answer is streaming into this channel")
+    return ChannelResponse(channel=body.channel)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
-from backend.api.deps import PublisherDep
-from backend.publisher import PublishError
-from backend.schemas import ErrorResponse, HealthResponse, ReadyResponse
+from backend.api.deps import ServicesDep
+from backend.api.schemas import ErrorResponse, HealthResponse, ReadyResponse
+from backend.core.ports import PublishError
 
 router = APIRouter()
 
@@ -20,9 +20,9 @@ async def health() -> HealthResponse:
     "/ready",
     responses={503: {"model": ErrorResponse, "description": "Centrifugo does not answer."}},
 )
-async def ready(publisher: PublisherDep) -> ReadyResponse:
+async def ready(services: ServicesDep) -> ReadyResponse:
     try:
-        await publisher.info()
+        await services.publisher.ready()
     except PublishError as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"Centrifugo is not ready: {exc.message}"

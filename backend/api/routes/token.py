@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api.deps import CurrentUser, SettingsDep
-from backend.connection_token import connection_token
-from backend.schemas import TokenResponse
+from backend.api.schemas import TokenResponse
+from backend.centrifugo.tokens import connection_token
 
 router = APIRouter()
 

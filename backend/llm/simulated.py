@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from backend.models.base import Token
-from backend.schemas import Turn
+from backend.core.types import Question, Token
 
 GREETING = (
     "Hello! I'm the simulated model behind relaychat. Every word you see arrives through "
@@ -109,22 +108,29 @@ def tokenize(text: str) -> list[str]:
 
 
 class SimulatedModel:
-    def __init__(self, delay_min_ms: float = 30.0, delay_max_ms: float = 80.0) -> None:
-        self._delay_range = (delay_min_ms / 1000, delay_max_ms / 1000)
+    """The `Model` port with canned answers: no key, no network."""
 
-    async def stream(
-        self, prompt: str, *, thinking: bool = False, history: Sequence[Turn] = ()
-    ) -> AsyncIterator[Token]:
-        # `history` is accepted and ignored: the canned answers depend on the prompt alone.
-        if thinking:
+    def __init__(
+        self,
+        delay_min_ms: float = 30.0,
+        delay_max_ms: float = 80.0,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._delay_range = (delay_min_ms / 1000, delay_max_ms / 1000)
+        self._sleep = sleep
+
+    async def stream(self, question: Question) -> AsyncIterator[Token]:
+        # The history is ignored: the canned answers depend on the prompt alone.
+        if question.thinking:
             for text in tokenize(THINKING):
                 await self._pause()
                 yield Token(text, "thinking")
-        for text in tokenize(answer_for(prompt)):
+        for text in tokenize(answer_for(question.prompt)):
             await self._pause()
             yield Token(text)
 
     async def _pause(self) -> None:
         low, high = self._delay_range
         # Even at zero delay, yield to the loop so one stream cannot starve the others.
-        await asyncio.sleep(random.uniform(low, high) if high > 0 else 0)
+        await self._sleep(random.uniform(low, high) if high > 0 else 0)

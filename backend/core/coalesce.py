@@ -12,18 +12,10 @@ import asyncio
 import contextlib
 import math
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 
-from backend.models.base import Token
-from backend.schemas import Phase
+from backend.core.types import Chunk, Token
 
 WIDEN_EVERY = 250
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    text: str
-    phase: Phase
 
 
 class _End:
@@ -33,8 +25,11 @@ class _End:
 _END = _End()
 
 
-async def coalesce(tokens: AsyncIterator[Token], window: float) -> AsyncGenerator[Chunk, None]:
-    """Yield `tokens` as chunks; `window` <= 0 yields one chunk per token."""
+async def coalesce(
+    tokens: AsyncIterator[Token], window: float, *, widen_every: int = WIDEN_EVERY
+) -> AsyncGenerator[Chunk, None]:
+    """Yield `tokens` as chunks; `window` <= 0 yields one chunk per token. The window doubles
+    every `widen_every` chunks."""
     if window <= 0:
         try:
             async for token in tokens:
@@ -52,7 +47,7 @@ async def coalesce(tokens: AsyncIterator[Token], window: float) -> AsyncGenerato
     try:
         while True:
             batch = [await queue.get()]
-            wait = last_flush + window * 2 ** (chunks // WIDEN_EVERY) - loop.time()
+            wait = last_flush + window * 2 ** (chunks // widen_every) - loop.time()
             if wait > 0 and not finished.is_set():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):

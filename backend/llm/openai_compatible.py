@@ -1,18 +1,23 @@
 """A model behind any OpenAI-compatible Chat Completions server (OpenAI, Ollama, vLLM,
 llama.cpp), streamed over the shared httpx client. Content deltas are the answer; reasoning
-deltas (`reasoning_content` or `reasoning`) are the thinking phase."""
+deltas (`reasoning_content` or `reasoning`) are the thinking phase.
+
+The stream is decoded by httpx-sse, which splits lines only where the SSE specification does
+(CR, LF, CRLF): text with U+2028, U+2029 or U+0085, which servers may send unescaped inside JSON
+strings, stays whole, and a `data:` field spread over several lines is one event."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, SSEError
 
-from backend.models.base import ModelError, Token
-from backend.schemas import Turn
+from backend.core.ports import ModelError
+from backend.core.types import Question, Token
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +30,8 @@ _STATUS_MESSAGES = {
 
 
 class OpenAICompatibleModel:
+    """The `Model` port on an OpenAI-compatible Chat Completions server (streaming)."""
+
     def __init__(
         self,
         client: httpx.AsyncClient,
@@ -43,21 +50,19 @@ class OpenAICompatibleModel:
         # Read timeout: the longest silence between two chunks before giving up.
         self._timeout = httpx.Timeout(timeout_seconds, connect=10.0)
 
-    def request_body(self, prompt: str, history: Sequence[Turn]) -> dict[str, Any]:
+    def request_body(self, question: Question) -> dict[str, Any]:
         messages = (
             [{"role": "system", "content": self._system_prompt}] if self._system_prompt else []
         )
-        messages += [{"role": turn.role, "content": turn.content} for turn in history]
-        messages.append({"role": "user", "content": prompt})
+        messages += [{"role": turn.role, "content": turn.content} for turn in question.history]
+        messages.append({"role": "user", "content": question.prompt})
         return {"model": self._model, "messages": messages, "stream": True}
 
-    async def stream(
-        self, prompt: str, *, thinking: bool = False, history: Sequence[Turn] = ()
-    ) -> AsyncIterator[Token]:
+    async def stream(self, question: Question) -> AsyncIterator[Token]:
         headers = {"Accept": "text/event-stream"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        body = self.request_body(prompt, history)
+        body = self.request_body(question)
         try:
             # Leaving this block, also when the consumer stops early, closes the upstream response.
             async with self._client.stream(
@@ -65,7 +70,7 @@ class OpenAICompatibleModel:
             ) as response:
                 if response.status_code != 200:
                     raise ModelError(await self._status_error(response))
-                async for token in self._tokens(response, thinking):
+                async for token in self._tokens(response, question.thinking):
                     yield token
         except httpx.TimeoutException as exc:
             raise ModelError("the model server did not answer in time") from exc
@@ -75,15 +80,20 @@ class OpenAICompatibleModel:
             ) from exc
 
     async def _tokens(self, response: httpx.Response, thinking: bool) -> AsyncIterator[Token]:
-        async for line in response.aiter_lines():
-            if not line.startswith("data:"):
-                continue  # blank separators, `: keep-alive` comments, `event:` lines
-            payload = line[5:].strip()
-            if payload == "[DONE]":
-                return
-            for token in self._parse(payload):
-                if token.phase == "answer" or thinking:
-                    yield token
+        events = EventSource(response).aiter_sse()
+        try:
+            async for event in events:
+                if not event.data:
+                    continue  # an event with no data field carries nothing
+                if event.data.strip() == "[DONE]":
+                    return
+                for token in self._parse(event.data):
+                    if token.phase == "answer" or thinking:
+                        yield token
+        except SSEError as exc:
+            raise ModelError("the model server did not answer with an event stream") from exc
+        finally:
+            await events.aclose()
         raise ModelError("the model server ended the answer before it was complete")
 
     def _parse(self, payload: str) -> list[Token]:

@@ -11,8 +11,8 @@ import secrets
 from fastapi import Request, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from backend.centrifugo.channels import USER_PATTERN
 from backend.config import Settings
-from backend.schemas import USER_PATTERN
 
 SESSION_COOKIE = "relaychat_session"
 SESSION_MAX_AGE_SECONDS = 30 * 24 * 3600

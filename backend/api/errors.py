@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.centrifugo.channels import CHANNEL_HINT
+
 logger = logging.getLogger(__name__)
 
 
@@ -16,7 +18,7 @@ def _describe(error: dict[str, object]) -> str:
     location = [str(part) for part in error.get("loc", ()) if part != "body"]  # type: ignore[attr-defined]
     message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
     if error.get("type") == "string_pattern_mismatch" and location == ["channel"]:
-        message = "must look like stream:<id>#<user>, <id> being 8-64 of A-Z a-z 0-9 _ -"
+        message = CHANNEL_HINT
     elif error.get("type") == "json_invalid":
         return "the request body is not valid JSON"
     return f"{'.'.join(location) or 'body'}: {message}"

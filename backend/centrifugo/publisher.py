@@ -12,9 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
+
+from backend.centrifugo.publications import publication
+from backend.core.ports import PublishError
+from backend.core.types import Chunk, Done
 
 logger = logging.getLogger(__name__)
 
@@ -22,27 +26,6 @@ logger = logging.getLogger(__name__)
 # idempotency key it has seen in the last 5 minutes.
 _RETRY_BACKOFF_SECONDS = (0.05, 0.2, 0.5, 1.0)
 MAX_BATCH = 500
-
-
-class PublishError(Exception):
-    """Centrifugo did not take a command (transport, HTTP status or API error)."""
-
-    def __init__(self, channel: str, message: str, *, retryable: bool = False) -> None:
-        where = f" on {channel!r}" if channel else ""
-        super().__init__(f"Centrifugo call{where} failed: {message}")
-        self.channel = channel
-        self.message = message
-        self.retryable = retryable
-
-
-class Publisher(Protocol):
-    """What the relay and the routes need from Centrifugo; tests swap in a recorder."""
-
-    async def publish(
-        self, channel: str, data: dict[str, Any], *, idempotency_key: str | None = None
-    ) -> None: ...
-
-    async def info(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -72,7 +55,7 @@ class _Pending:
 
 
 class CentrifugoPublisher:
-    """Publishes to Centrifugo over one shared `httpx.AsyncClient`."""
+    """The `Publisher` port on Centrifugo's server API, over one shared `httpx.AsyncClient`."""
 
     def __init__(
         self,
@@ -91,16 +74,19 @@ class CentrifugoPublisher:
         self._queue: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def publish(
-        self, channel: str, data: dict[str, Any], *, idempotency_key: str | None = None
+        self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
     ) -> None:
-        """Publish `data` to `channel`; raise `PublishError` when Centrifugo did not take it.
+        """Publish `item` to `channel`; raise `PublishError` when Centrifugo did not take it.
 
         Transport failures and 5xx replies are retried (with the same idempotency key, so a
         publication that did land is not repeated); API errors and 4xx are final.
         """
-        payload: dict[str, Any] = {"channel": channel, "data": data}
+        if self._closed:
+            raise PublishError(channel, "the publisher is closed")
+        payload: dict[str, Any] = {"channel": channel, "data": publication(item)}
         if idempotency_key is not None:
             payload["idempotency_key"] = idempotency_key
         pending = _Pending(payload)
@@ -113,7 +99,8 @@ class CentrifugoPublisher:
         await asyncio.shield(pending.done)
 
     async def aclose(self) -> None:
-        """Stop the sender; publications still queued fail."""
+        """Stop the sender for good; publications still queued, and any later, fail."""
+        self._closed = True
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.wait([self._sender])
@@ -121,9 +108,9 @@ class CentrifugoPublisher:
             pending.fail(PublishError(pending.channel, "the publisher is closed"))
         self._queue.clear()
 
-    async def info(self) -> dict[str, Any]:
-        """Centrifugo's node info; proves the server is up and the API key is right."""
-        return await self._call("info", {}, "")
+    async def ready(self) -> None:
+        """Asks Centrifugo for its node info: proves the server is up and the API key right."""
+        await self._call("info", {}, "")
 
     async def _send_forever(self) -> None:
         while True:

@@ -1,0 +1,89 @@
+"""The HTTP API's request and response bodies (and nothing else): validated at the edge,
+turned into the core's types by the routes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from backend.centrifugo.channels import CHANNEL_PATTERN, channel_user
+from backend.core.types import Question, Turn
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is blank")
+    return text
+
+
+class _Prompt(BaseModel):
+    thinking: bool = Field(False, description="Stream the model's thinking phase first.")
+    history: list[Turn] = Field(
+        default_factory=list, description="Earlier turns, oldest first, before this prompt."
+    )
+
+    def question(self, prompt: str) -> Question:
+        return Question(prompt, self.thinking, tuple(self.history))
+
+
+class _ChannelBody(BaseModel):
+    channel: str = Field(
+        pattern=CHANNEL_PATTERN,
+        description="`stream:<id>#<user>`, with `<user>` the caller's own user.",
+        examples=["stream:3f9a1c2b7d#u_5c0ffee"],
+    )
+
+    @property
+    def channel_user(self) -> str:
+        return channel_user(self.channel)
+
+
+class ExecuteRequest(_Prompt, _ChannelBody):
+    text: str = Field(min_length=1, description="The prompt.")
+
+    _text_not_blank = field_validator("text")(_not_blank)
+
+
+class CancelRequest(_ChannelBody):
+    pass
+
+
+class ChatRequest(_Prompt):
+    prompt: str = Field(min_length=1, description="The prompt.")
+
+    _prompt_not_blank = field_validator("prompt")(_not_blank)
+
+
+class ChatResponse(BaseModel):
+    response: str
+
+
+class ChannelResponse(BaseModel):
+    channel: str
+
+
+class TokenResponse(BaseModel):
+    token: str
+    user: str
+    expires_in: int
+
+
+class ClientConfig(BaseModel):
+    """The limits every prompt endpoint applies: longer is refused with 422."""
+
+    max_text_chars: int
+    max_history_turns: int
+    max_history_chars: int
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"] = "ready"
+
+
+class ErrorResponse(BaseModel):
+    detail: str

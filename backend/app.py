@@ -1,0 +1,110 @@
+"""Builds the FastAPI app: the one place where the core is wired to its edges.
+
+`create_app(settings)` builds the real edges when the app starts (one shared httpx client, the
+model `LLM_PROVIDER` names, the Centrifugo publisher, the in-process stream registry); tests and
+other deployments pass their own `model`, `publisher` or `streams` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from backend.api.deps import Services
+from backend.api.errors import BodySizeLimit, install_error_handlers
+from backend.api.limits import max_body_bytes
+from backend.api.main import api_router
+from backend.centrifugo.publisher import CentrifugoPublisher
+from backend.config import Settings, get_settings
+from backend.core.answer import Answerer
+from backend.core.ports import Model, Publisher, Streams
+from backend.core.relay import Relay
+from backend.core.streams import LocalStreams
+from backend.llm.openai_compatible import OpenAICompatibleModel
+from backend.llm.simulated import SimulatedModel
+
+
+def build_model(settings: Settings, client: httpx.AsyncClient) -> Model:
+    """The model `LLM_PROVIDER` names."""
+    if settings.llm_provider == "openai":
+        return OpenAICompatibleModel(
+            client,
+            base_url=settings.openai_base_url,
+            model=settings.openai_model,
+            api_key=settings.openai_api_key.get_secret_value(),
+            system_prompt=settings.system_prompt,
+            timeout_seconds=settings.openai_timeout_seconds,
+        )
+    return SimulatedModel(settings.sim_delay_min_ms, settings.sim_delay_max_ms)
+
+
+def shared_client(settings: Settings) -> httpx.AsyncClient:
+    """One client for the whole process: its connection pool is what keeps publishing cheap (a
+    client per token would pay a TCP handshake per publication). Publishing needs one connection
+    at a time (see the publisher); each answer from an OpenAI-compatible server holds one for as
+    long as it lasts."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.publish_timeout_seconds),
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    model: Model | None = None,
+    publisher: Publisher | None = None,
+    streams: Streams | None = None,
+) -> FastAPI:
+    """The app. Edges not given are built (and closed) by its lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            the_model, the_publisher = await _edges(stack, settings, model, publisher)
+            answerer = Answerer(
+                the_model,
+                window=settings.coalesce_window_ms / 1000,
+                max_seconds=settings.max_stream_seconds,
+            )
+            relay = Relay(answerer, the_publisher, LocalStreams() if streams is None else streams)
+            app.state.services = Services(answerer, relay, the_publisher)
+            yield
+            # Before the publisher closes (the exit stack): the streams' `done` must go out.
+            await relay.shutdown(settings.shutdown_grace_seconds)
+
+    app = FastAPI(
+        title="relaychat",
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes(settings))
+    install_error_handlers(app)
+    app.include_router(api_router)
+    return app
+
+
+async def _edges(
+    stack: AsyncExitStack, settings: Settings, model: Model | None, publisher: Publisher | None
+) -> tuple[Model, Publisher]:
+    """The model and publisher given, or the real ones on a shared client that `stack` closes."""
+    if model is not None and publisher is not None:
+        return model, publisher
+    client = await stack.enter_async_context(shared_client(settings))
+    if publisher is None:
+        centrifugo = CentrifugoPublisher(
+            client,
+            settings.centrifugo_api_url,
+            settings.centrifugo_api_key.get_secret_value(),
+            attempts=settings.publish_attempts,
+        )
+        stack.push_async_callback(centrifugo.aclose)
+        publisher = centrifugo
+    return (build_model(settings, client) if model is None else model), publisher

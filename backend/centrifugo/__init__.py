@@ -1,0 +1,1 @@
+"""Centrifugo, the real-time server: channel names, connection tokens, and the publisher."""

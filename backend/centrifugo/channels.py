@@ -1,0 +1,18 @@
+"""The channel names answers stream into: `stream:<id>#<user>`.
+
+The `#` makes it a user-limited channel in Centrifugo (namespace `stream`, see
+centrifugo/config.json): only the connection whose token says `sub=<user>` may subscribe.
+"""
+
+from __future__ import annotations
+
+STREAM_NAMESPACE = "stream"
+CHANNEL_ID_PATTERN = r"[A-Za-z0-9_-]{8,64}"
+USER_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+CHANNEL_PATTERN = rf"^{STREAM_NAMESPACE}:{CHANNEL_ID_PATTERN}#{USER_PATTERN}$"
+CHANNEL_HINT = "must look like stream:<id>#<user>, <id> being 8-64 of A-Z a-z 0-9 _ -"
+
+
+def channel_user(channel: str) -> str:
+    """The user a (well-formed) channel belongs to."""
+    return channel.rpartition("#")[2]

@@ -1,0 +1,69 @@
+"""The ports the core needs, and the errors they raise: a model, a publisher, and the registry
+of running streams. Implementations live at the edges and are injected into `create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from backend.core.types import Chunk, Done, Question, Token
+
+
+class ModelError(Exception):
+    """The model could not answer; the message is fit to show to the person who asked."""
+
+
+class PublishError(Exception):
+    """A publication was not taken (the real-time server is unreachable, refused it, ...)."""
+
+    def __init__(self, channel: str, message: str, *, retryable: bool = False) -> None:
+        where = f" on {channel!r}" if channel else ""
+        super().__init__(f"publishing{where} failed: {message}")
+        self.channel = channel
+        self.message = message
+        self.retryable = retryable
+
+
+class StreamBusy(Exception):
+    """The channel already has a running stream."""
+
+
+class Model(Protocol):
+    def stream(self, question: Question) -> AsyncIterator[Token]:
+        """Yield the answer to `question`, token by token; thinking tokens (if asked for) come
+        first. Raise `ModelError` when the model cannot answer. Closing the iterator early
+        must release what it holds (an upstream connection)."""
+        ...
+
+
+class Publisher(Protocol):
+    async def publish(
+        self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
+    ) -> None:
+        """Publish `item` to `channel`, in order with the channel's earlier items; raise
+        `PublishError` when it was not taken. A retry with the same key is not published twice."""
+        ...
+
+    async def ready(self) -> None:
+        """Return when the real-time server takes publications; raise `PublishError` if not."""
+        ...
+
+
+StopRequest = Callable[[Done], None]
+
+
+class Streams(Protocol):
+    """Which channels have a running stream, and how to stop one, wherever it runs."""
+
+    async def claim(self, channel: str, stop: StopRequest) -> str:
+        """Register a stream in `channel`; return its lease. Raise `StreamBusy` when one runs
+        there. `stop` is called, in the claiming process, when someone asks the stream to end."""
+        ...
+
+    async def release(self, channel: str, lease: str) -> None:
+        """The stream of `lease` has ended (its `done` is out); `channel` is free again."""
+        ...
+
+    async def stop(self, channel: str, done: Done) -> bool:
+        """Ask the stream running in `channel` to end with `done`; False if none runs there."""
+        ...

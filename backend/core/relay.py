@@ -1,0 +1,138 @@
+"""Runs each answer in the background: answer -> publish, then exactly one `done`, whatever
+happens. The timelines of a stream (complete, failures, cancel, shutdown) are in
+docs/architecture.md."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from backend.core.answer import Answerer, AnswerFailed
+from backend.core.ports import Publisher, PublishError, Streams
+from backend.core.types import Chunk, Done, Question
+
+logger = logging.getLogger(__name__)
+
+CANCELLED = Done("cancelled")
+SHUTDOWN = Done("error", "the server is stopping; please send the prompt again")
+UNDELIVERED = "the answer could not be delivered"
+UNEXPECTED = "the answer failed unexpectedly"
+
+
+@dataclass
+class _Stream:
+    channel: str
+    question: Question
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    published: int = 0
+    # How the stream ends if its task is cancelled: set before the cancel, read after it.
+    stop: Done | None = None
+    task: asyncio.Task[None] | None = None
+    # A task cancelled before its first step never runs a line of its coroutine (no `done`, no
+    # release): until it has started, a stop is only recorded, and read when it starts.
+    started: bool = False
+
+    def next_key(self) -> str:
+        """An idempotency key per publication: a retried publish is not published twice."""
+        self.published += 1
+        return f"{self.id}:{self.published}"
+
+    def request_stop(self, done: Done) -> None:
+        if self.stop is None:
+            self.stop = done
+        if self.started and self.task is not None:
+            self.task.cancel()
+
+
+class Relay:
+    """Starts and stops the streams of this process, through the shared `Streams` registry."""
+
+    def __init__(self, answerer: Answerer, publisher: Publisher, streams: Streams) -> None:
+        self._answerer = answerer
+        self._publisher = publisher
+        self._streams = streams
+        self._local: dict[str, _Stream] = {}
+
+    @property
+    def running(self) -> int:
+        """Streams running in this process."""
+        return len(self._local)
+
+    async def start(self, channel: str, question: Question) -> None:
+        """Start streaming the answer to `question` into `channel`; return at once.
+        Raises `StreamBusy` when a stream already runs there."""
+        stream = _Stream(channel, question)
+        lease = await self._streams.claim(channel, stream.request_stop)
+        self._local[channel] = stream
+        stream.task = asyncio.create_task(self._run(stream, lease), name=f"stream {channel}")
+
+    async def stop(self, channel: str, done: Done = CANCELLED) -> bool:
+        """End the stream in `channel` with `done`, wherever it runs; False if none runs."""
+        return await self._streams.stop(channel, done)
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        """End this process's streams with `done` reason `error`, waiting up to `grace_seconds`
+        for their `done` to be published (0: not at all)."""
+        streams = list(self._local.values())
+        for stream in streams:
+            stream.request_stop(SHUTDOWN)
+        tasks = [stream.task for stream in streams if stream.task is not None]
+        if not tasks:
+            return
+        logger.info("stopping %d running stream(s)", len(tasks))
+        if grace_seconds > 0:
+            _, late = await asyncio.wait(tasks, timeout=grace_seconds)
+        else:
+            late = {task for task in tasks if not task.done()}
+        if late:
+            logger.warning("%d stream(s) could not publish their done in time", len(late))
+
+    async def _run(self, stream: _Stream, lease: str) -> None:
+        try:
+            done = await self._answer(stream)
+            await self._publish_done(stream, done)
+        finally:
+            self._local.pop(stream.channel, None)
+            await self._streams.release(stream.channel, lease)
+
+    async def _answer(self, stream: _Stream) -> Done:
+        """Relay the answer; how it ended. Never raises: every ending gets its `done`."""
+        stream.started = True
+        if stream.stop is not None:  # stopped before it started
+            return stream.stop
+        try:
+            await self._relay_chunks(stream)
+        except asyncio.CancelledError:
+            # Stopped on purpose (cancel, shutdown): the `done` must still go out.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return stream.stop or CANCELLED
+        except AnswerFailed as exc:
+            return Done(exc.reason, exc.message)
+        except PublishError as exc:
+            logger.error("stream %s failed: %s", stream.channel, exc)
+            return Done("error", UNDELIVERED)
+        except Exception:
+            logger.exception("stream %s failed unexpectedly", stream.channel)
+            return Done("error", UNEXPECTED)
+        return Done("complete")
+
+    async def _relay_chunks(self, stream: _Stream) -> None:
+        chunks = self._answerer.chunks(stream.question)
+        # Closed at once when publishing fails, so the model stops and lets go of its upstream.
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                await self._publish(stream, chunk)
+
+    async def _publish(self, stream: _Stream, item: Chunk | Done) -> None:
+        await self._publisher.publish(stream.channel, item, idempotency_key=stream.next_key())
+
+    async def _publish_done(self, stream: _Stream, done: Done) -> None:
+        try:
+            await self._publish(stream, done)
+        except Exception as exc:
+            logger.error("could not end stream %s with done/%s: %s", stream.channel, done, exc)

@@ -1,0 +1,52 @@
+"""What flows through the core: the question asked, the model's tokens, the chunks relayed, and
+how a stream ends. Plain frozen dataclasses; the HTTP layer validates them with pydantic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Phase = Literal["thinking", "answer"]
+StopReason = Literal["complete", "cancelled", "error", "timeout"]
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One earlier message of the conversation."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A prompt, whether to stream the thinking phase, and the conversation before it."""
+
+    prompt: str
+    thinking: bool = False
+    history: tuple[Turn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One piece of a model's output, as the model produced it."""
+
+    text: str
+    phase: Phase = "answer"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One or more consecutive tokens of one phase: what is relayed as one publication."""
+
+    text: str
+    phase: Phase = "answer"
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """How a stream ended; `error` is a message for people (for `error` and `timeout`)."""
+
+    reason: StopReason
+    error: str | None = None

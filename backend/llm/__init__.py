@@ -1,0 +1,1 @@
+"""The language models behind the `Model` port: a simulated one and any OpenAI-compatible server."""

@@ -1,0 +1,56 @@
+"""The app as unit tests run it: real settings, routes and core, with the model and publisher
+replaced through `create_app`, served in-process over httpx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI
+
+from backend.app import create_app
+from backend.config import Settings
+from backend.core.streams import LocalStreams
+from tests.unit.fakes import RecordingPublisher, ScriptedModel
+
+TOKEN_SECRET = "t" * 40
+
+
+def settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "ENVIRONMENT": "production",
+        "CENTRIFUGO_HTTP_API_KEY": "k" * 40,
+        "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": TOKEN_SECRET,
+        "SESSION_SECRET": "s" * 40,
+        "MAX_TEXT_CHARS": 100,
+        "COALESCE_WINDOW_MS": 0,
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Api:
+    app: FastAPI
+    client: httpx.AsyncClient
+    publisher: RecordingPublisher
+    model: ScriptedModel
+    streams: LocalStreams
+
+    async def user(self) -> str:
+        response = await self.client.post("/api/token")
+        user: str = response.json()["user"]
+        return user
+
+
+@asynccontextmanager
+async def running_app(model: ScriptedModel, **overrides: object) -> AsyncIterator[Api]:
+    """The app started (and, at the end, shut down) with `model` and a recording publisher."""
+    publisher, streams = RecordingPublisher(), LocalStreams()
+    app = create_app(settings(**overrides), model=model, publisher=publisher, streams=streams)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Api(app, client, publisher, model, streams)
