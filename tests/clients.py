@@ -35,6 +35,7 @@ class Collector(SubscriptionEventHandler):
     def __init__(self) -> None:
         self.publications: list[dict[str, Any]] = []
         self.offsets: list[int] = []
+        self.first = asyncio.Event()
         self.done = asyncio.Event()
         self.subscribed = asyncio.Event()
         self.unsubscribed: UnsubscribedContext | None = None
@@ -44,6 +45,7 @@ class Collector(SubscriptionEventHandler):
     async def on_publication(self, ctx: PublicationContext) -> None:
         self.publications.append(ctx.pub.data)
         self.offsets.append(ctx.pub.offset)
+        self.first.set()
         if ctx.pub.data.get("done"):
             self.done.set()
             self.ended.set()
@@ -58,7 +60,7 @@ class Collector(SubscriptionEventHandler):
     async def on_error(self, ctx: SubscriptionErrorContext) -> None:
         self.errors.append(ctx)
 
-    async def until_done(self) -> list[dict[str, Any]]:
+    async def wait_for_done(self) -> list[dict[str, Any]]:
         await asyncio.wait_for(self.done.wait(), DONE_TIMEOUT_SECONDS)
         return self.publications
 
@@ -100,6 +102,16 @@ class ChatSession:
         body = {"text": text, "channel": channel, "thinking": thinking}
         return await self.http.post("/api/execute", json=body)
 
+    async def wait_for_done(self, channel: str) -> list[dict[str, Any]]:
+        """Everything `channel` holds, once its `done` is out: read from the start of its
+        history by a subscription of its own, so it works before, during or after the stream."""
+        sub, collector = await self.subscribe(channel)
+        try:
+            return await collector.wait_for_done()
+        finally:
+            await sub.unsubscribe()
+            self.client.remove_subscription(sub)
+
     async def ask(self, text: str, *, thinking: bool = False) -> list[dict[str, Any]]:
         """Subscribe first, then execute, as the chat page does; return every publication."""
         channel = self.new_channel()
@@ -107,7 +119,7 @@ class ChatSession:
         await sub.ready(10)
         response = await self.execute(channel, text, thinking=thinking)
         assert response.status_code == 202, response.text
-        publications = await collector.until_done()
+        publications = await collector.wait_for_done()
         await sub.unsubscribe()
         self.client.remove_subscription(sub)
         return publications

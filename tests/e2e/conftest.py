@@ -1,4 +1,5 @@
-"""Headless Debian Chromium driven by Playwright, pointed at the chat page behind nginx."""
+"""Fixtures of the browser tests: headless Debian Chromium driven by Playwright, pointed at the
+chat page behind nginx (helpers in tests/browser.py)."""
 
 from __future__ import annotations
 
@@ -6,23 +7,11 @@ import shutil
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
-from tests.conftest import Edge
-from tests.processes import ROOT, missing_component
-
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking switches Chromium keeps trying to reach Google's hosts.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-SCREENSHOTS = ROOT / ".cache" / "screenshots"
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, ConsoleErrors
+from tests.processes import missing_component
+from tests.stack import Edge
 
 
 @pytest.fixture(scope="session")
@@ -33,16 +22,6 @@ async def browser() -> AsyncIterator[Browser]:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         await browser.close()
-
-
-class ConsoleErrors(list[str]):
-    def record(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.append(message.text)
-
-    def expect(self, fragment: str) -> None:
-        """Chromium logs every failed HTTP response itself; a test that provokes one says so."""
-        self[:] = [text for text in self if fragment not in text]
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import httpx
 from playwright.async_api import Page, Request, Route, expect
 
 from backend.llm.simulated import CODE, GREETING, THINKING, answer_for
-from tests.conftest import Edge
-from tests.e2e.conftest import SCREENSHOTS, ConsoleErrors
+from tests.browser import SCREENSHOTS, ConsoleErrors
+from tests.stack import Edge
 
 ANSWER = ".turn.assistant .answer"
 FINISHED = ".turn.assistant[aria-busy=false]"

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import Edge, Stack, another_backend, nginx_in_front
 from tests.fake_openai import ANSWER, REASONING, FakeOpenAI, fake_openai_server
+from tests.stack import Edge, Stack, another_backend, nginx_in_front
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.conftest import Edge, Stack, nginx_in_front
 from tests.processes import free_port
+from tests.stack import Edge, Stack, nginx_in_front
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 
 from backend.llm.simulated import answer_for
 from tests.clients import ChatSession, answer_of
-from tests.conftest import Edge, Stack, nginx_in_front
 from tests.processes import free_port
+from tests.stack import Edge, Stack, nginx_in_front
 
 
 @pytest.fixture

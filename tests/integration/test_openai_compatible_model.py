@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.clients import ChatSession, answer_of
-from tests.conftest import ORIGIN, Stack, another_backend
 from tests.fake_openai import ANSWER, REASONING, SLOW_CHUNKS, FakeOpenAI, fake_openai_server
+from tests.stack import ORIGIN, Stack, another_backend
 
 API_KEY = "sk-integration-0123456789"
 SYSTEM_PROMPT = "You are a test."

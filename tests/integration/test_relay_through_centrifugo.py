@@ -10,7 +10,7 @@ import pytest
 
 from backend.llm.simulated import THINKING, answer_for
 from tests.clients import ChatSession, answer_of
-from tests.conftest import Stack
+from tests.stack import Stack
 
 
 @pytest.mark.parametrize("prompt", ["hello", "explain please", "code", "what is this"])
@@ -30,7 +30,7 @@ async def test_offsets_are_consecutive(session: ChatSession) -> None:
     sub, collector = await session.subscribe(channel)
     await sub.ready(10)
     assert (await session.execute(channel, "streaming")).status_code == 202
-    await collector.until_done()
+    await collector.wait_for_done()
     assert collector.offsets == list(range(1, len(collector.offsets) + 1))
 
 
@@ -47,21 +47,14 @@ async def test_thinking_chunks_come_before_the_answer(session: ChatSession) -> N
 
 
 async def test_a_late_subscriber_gets_the_whole_answer_from_history(
-    session: ChatSession, server_api: httpx.AsyncClient
+    session: ChatSession,
 ) -> None:
     channel = session.new_channel()
     assert (await session.execute(channel, "code")).status_code == 202
-    for _ in range(200):  # wait until the stream is over, before anyone subscribes
-        history = (await server_api.post("/history", json={"channel": channel, "limit": -1})).json()
-        publications = history["result"]["publications"]
-        if publications and publications[-1]["data"]["done"]:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the stream did not finish")
+    await session.wait_for_done(channel)  # the stream is over before the late one subscribes
 
     _, collector = await session.subscribe(channel)
-    received = await collector.until_done()
+    received = await collector.wait_for_done()
     assert answer_of(received) == answer_for("code")
     assert [p for p in received if p["done"]] == [{"text": "", "done": True, "reason": "complete"}]
 

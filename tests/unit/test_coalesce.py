@@ -125,16 +125,19 @@ async def test_regression_cancel_scope_does_not_interrupt_the_source_closing() -
     passed each cancel on to it and broke off the model's cleanup halfway, leaving the upstream
     HTTP connection open (found with a real OpenAI-compatible server)."""
     cleanup_steps: list[int] = []
+    flowing, cleaned = asyncio.Event(), asyncio.Event()
 
     async def slow_to_close() -> AsyncIterator[Token]:
         try:
             while True:
                 await asyncio.sleep(0.005)
+                flowing.set()
                 yield Token("x")
         finally:
             for step in range(5):  # closing a connection takes a few awaits
                 await asyncio.sleep(0.01)
                 cleanup_steps.append(step)
+            cleaned.set()
 
     async def consume() -> None:
         async for _ in coalesce(slow_to_close(), window=0.01):
@@ -142,7 +145,7 @@ async def test_regression_cancel_scope_does_not_interrupt_the_source_closing() -
 
     async with anyio.create_task_group() as group:
         group.start_soon(consume)
-        await asyncio.sleep(0.05)
+        await flowing.wait()
         group.cancel_scope.cancel()
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(cleaned.wait(), 1)
     assert cleanup_steps == [0, 1, 2, 3, 4]

@@ -154,9 +154,17 @@ async def test_without_idempotency_key_nothing_is_retried(publisher: CentrifugoP
 async def test_a_caller_that_stops_waiting_does_not_stop_the_others(
     publisher: CentrifugoPublisher,
 ) -> None:
-    respx.post(f"{API}/batch").mock(side_effect=replies_after(0.05))
+    in_flight = asyncio.Event()
+    slow_reply = replies_after(0.05)
+
+    async def reply(request: httpx.Request) -> httpx.Response:
+        in_flight.set()
+        response: httpx.Response = await slow_reply(request)
+        return response
+
+    respx.post(f"{API}/batch").mock(side_effect=reply)
     first = asyncio.create_task(publisher.publish(CHANNEL, Chunk("a"), idempotency_key="a"))
-    await asyncio.sleep(0.01)
+    await in_flight.wait()
     first.cancel()
     await publisher.publish(CHANNEL, Chunk("b"), idempotency_key="b")
     assert first.cancelled()
