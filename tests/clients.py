@@ -102,6 +102,9 @@ class ChatSession:
         body = {"text": text, "channel": channel, "thinking": thinking}
         return await self.http.post("/api/execute", json=body)
 
+    async def cancel(self, channel: str) -> httpx.Response:
+        return await self.http.post("/api/cancel", json={"channel": channel})
+
     async def wait_for_done(self, channel: str) -> list[dict[str, Any]]:
         """Everything `channel` holds, once its `done` is out: read from the start of its
         history by a subscription of its own, so it works before, during or after the stream."""

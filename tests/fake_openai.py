@@ -23,12 +23,28 @@ from tests.processes import free_port
 REASONING = ["The user greets me. ", "I'll greet back."]
 ANSWER = ["Hi", " from", " the fake", " model.\n\n", "It **streams**", " chunks", " with delays."]
 SLOW_CHUNKS = 200
+# Characters that str.splitlines() (and so httpx's aiter_lines) takes for line ends, but SSE
+# does not: servers that write JSON as UTF-8 send them raw inside strings.
+UNICODE_ANSWER = ["Line\u2028separator", " para\u2029graph", " next\u0085line", " \u00e9\U0001f600"]
 
 
 def _chunk(**delta: Any) -> str:
+    return f"data: {json.dumps(_body(delta))}\n\n"
+
+
+def _body(delta: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"id": "fake", "object": "chat.completion.chunk", "model": "fake"}
     body["choices"] = [{"index": 0, "delta": delta, "finish_reason": None}]
-    return f"data: {json.dumps(body)}\n\n"
+    return body
+
+
+def _raw_chunk(text: str, *, split: bool = False) -> str:
+    """Unescaped UTF-8; with `split`, the JSON spread over two `data:` lines of one event."""
+    payload = json.dumps(_body({"content": text}), ensure_ascii=False)
+    if split:
+        head, _, tail = payload.partition(", ")
+        return f"data: {head},\r\ndata: {tail}\r\n\r\n"
+    return f"data: {payload}\n\n"
 
 
 @dataclass
@@ -38,6 +54,7 @@ class FakeOpenAI:
     headers: list[dict[str, str]] = field(default_factory=list)
     slow_sent: int = 0
     slow_stopped: threading.Event = field(default_factory=threading.Event)
+    slow_stopped_at: float = 0.0  # time.monotonic() when the slow stream's client went away
 
     async def completions(self, request: Request) -> Response:
         body = await request.json()
@@ -48,7 +65,8 @@ class FakeOpenAI:
             return JSONResponse({"error": {"message": "Incorrect API key provided"}}, 401)
         if prompt == "fail-429":
             return JSONResponse({"error": {"message": "Rate limit reached"}}, 429)
-        stream = {"slow": self._slow, "drop": self._drop}.get(prompt, self._normal)
+        streams = {"slow": self._slow, "drop": self._drop, "unicode": self._unicode}
+        stream = streams.get(prompt, self._normal)
         return StreamingResponse(stream(), media_type="text/event-stream")
 
     async def _normal(self) -> AsyncIterator[str]:
@@ -71,7 +89,15 @@ class FakeOpenAI:
                 yield _chunk(content=f"t{i} ")
             yield "data: [DONE]\n\n"
         finally:
+            self.slow_stopped_at = time.monotonic()
             self.slow_stopped.set()  # reached by cancellation when the client goes away
+
+    async def _unicode(self) -> AsyncIterator[str]:
+        yield _chunk(role="assistant")
+        for index, text in enumerate(UNICODE_ANSWER):
+            await asyncio.sleep(0.01)
+            yield _raw_chunk(text, split=index == 1)
+        yield "data: [DONE]\n\n"
 
     async def _drop(self) -> AsyncIterator[str]:
         yield _chunk(content="This answer ")

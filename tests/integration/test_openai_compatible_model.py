@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from httpx_sse import EventSource
 
 from tests.clients import ChatSession, answer_of
-from tests.fake_openai import ANSWER, REASONING, SLOW_CHUNKS, FakeOpenAI, fake_openai_server
+from tests.fake_openai import (
+    ANSWER,
+    REASONING,
+    SLOW_CHUNKS,
+    UNICODE_ANSWER,
+    FakeOpenAI,
+    fake_openai_server,
+)
 from tests.stack import ORIGIN, Stack, another_backend
 
 API_KEY = "sk-integration-0123456789"
@@ -144,3 +153,50 @@ async def test_a_client_that_goes_away_stops_the_generation(
     stopped = await asyncio.to_thread(fake.slow_stopped.wait, 5)
     assert stopped
     assert fake.slow_sent < SLOW_CHUNKS / 2
+
+
+async def test_unicode_line_separators_arrive_exact_everywhere(
+    stack: Stack, backend_url: str, http: httpx.AsyncClient
+) -> None:
+    """The stand-in server writes U+2028, U+2029 and U+0085 raw, and one chunk's JSON over two
+    `data:` lines (CRLF): the answer must come through whole on every route."""
+    expected = "".join(UNICODE_ANSWER)
+    async with ChatSession.open(backend_url, stack.websocket_url, ORIGIN) as chat:
+        assert answer_of(await chat.ask("unicode")) == expected
+
+    sync = await http.post("/api/chat/sync", json={"prompt": "unicode"})
+    assert sync.json() == {"response": expected}
+
+    async with http.stream("POST", "/api/chat", json={"prompt": "unicode"}) as response:
+        events = [event.data async for event in EventSource(response).aiter_sse()]
+    assert events[-1] == "[DONE]"
+    assert "".join(json.loads(data)["token"] for data in events[:-1]) == expected
+
+
+async def test_cancel_ends_the_stream_and_closes_the_upstream_request(
+    stack: Stack, backend_url: str, fake: FakeOpenAI
+) -> None:
+    async with ChatSession.open(backend_url, stack.websocket_url, ORIGIN) as chat:
+        channel = chat.new_channel()
+        sub, collector = await chat.subscribe(channel)
+        await sub.ready(10)
+        fake.slow_stopped.clear()
+        assert (await chat.execute(channel, "slow")).status_code == 202
+        await asyncio.wait_for(collector.first.wait(), 10)
+
+        asked = time.monotonic()
+        response = await chat.cancel(channel)
+        answered = time.monotonic()
+        publications = await collector.wait_for_done()
+        done_at = time.monotonic()
+
+    assert response.status_code == 202
+    assert publications[-1] == {"text": "", "done": True, "reason": "cancelled"}
+    assert [p["done"] for p in publications].count(True) == 1
+    assert await asyncio.to_thread(fake.slow_stopped.wait, 5)
+    assert fake.slow_sent < SLOW_CHUNKS
+    print(  # the figures for the record (bench/cancel_latency.py measures many)
+        f"cancel: 202 after {(answered - asked) * 1000:.1f} ms, done at the subscriber after "
+        f"{(done_at - asked) * 1000:.1f} ms, upstream closed after "
+        f"{(fake.slow_stopped_at - asked) * 1000:.1f} ms"
+    )

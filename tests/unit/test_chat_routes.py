@@ -170,3 +170,26 @@ async def _leave_after_the_first_event(api: Api) -> None:
     await asyncio.wait_for(model.closed.wait(), 1)
     bodies = [m for m in sent if m["type"] == "http.response.body" and m.get("body")]
     assert 1 <= len(bodies) < 50  # it stopped long before an endless model would
+
+
+async def test_line_separators_in_an_answer_reach_sse_clients_whole() -> None:
+    """U+2028, U+2029 and U+0085 are sent escaped: a client that splits lines like
+    str.splitlines() still sees one event per chunk, and the JSON means the same."""
+    text = "a\u2028b\u2029c\x85d"
+    async with with_model(ScriptedModel([Token(text)])) as api:
+        response = await api.client.post("/api/chat", json={"prompt": "hi"})
+
+    assert response.text.splitlines()[0] == 'data: {"token": "a\\u2028b\\u2029c\\u0085d"}'
+    assert events(response.text) == [{"token": text}, "[DONE]"]
+
+
+async def test_a_silent_model_gets_keep_alive_comments_and_the_answer_still_arrives() -> None:
+    model = ScriptedModel([Token("late "), Token("answer")], delay=0.25)
+    async with with_model(model, SSE_KEEPALIVE_SECONDS=0.05) as api:
+        response = await api.client.post("/api/chat", json={"prompt": "hi"})
+
+    lines = response.text.split("\n")
+    assert lines.count(": keep-alive") >= 3  # ~0.25 s of silence before each token
+    assert lines.index(": keep-alive") < lines.index('data: {"token": "late "}')
+    data = "\n".join(line for line in lines if not line.startswith(":"))
+    assert events(data) == [{"token": "late "}, {"token": "answer"}, "[DONE]"]

@@ -219,3 +219,43 @@ async def test_stopping_early_closes_the_upstream_response(model: OpenAICompatib
     assert (await anext(tokens)).text == "t0 "
     await tokens.aclose()  # type: ignore[attr-defined]
     assert stream.closed
+
+
+def raw(text: str) -> str:
+    """A content chunk written as UTF-8 without escapes, as many servers write JSON."""
+    body = {"id": "c1", "choices": [{"index": 0, "delta": {"content": text}}]}
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+@respx.mock
+async def test_unicode_line_separators_inside_a_chunk_stay_in_the_answer(
+    model: OpenAICompatibleModel,
+) -> None:
+    """Regression: the stream was read with aiter_lines(), which splits like str.splitlines(),
+    so U+2028, U+2029 or U+0085 inside a JSON string failed the whole answer as malformed."""
+    texts = ["one\u2028two", " three\u2029four", " five\u0085six", " \u00e9\U0001f600"]
+    body = sse(*(raw(text) for text in texts), "data: [DONE]\n\n")
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=body)
+
+    assert [token.text for token in await collect(model)] == texts
+
+
+@respx.mock
+async def test_a_data_field_over_several_lines_is_one_event(model: OpenAICompatibleModel) -> None:
+    event = (
+        'data: {"id": "c1",\r\n'
+        'data: "choices": [{"index": 0, "delta": {"content": "joined"}}]}\r\n\r\n'
+    )
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=sse(event, "data: [DONE]\r\n\r\n"))
+
+    assert [token.text for token in await collect(model)] == ["joined"]
+
+
+@respx.mock
+async def test_an_answer_that_is_not_an_event_stream_is_readable(
+    model: OpenAICompatibleModel,
+) -> None:
+    respx.post(URL).respond(200, json={"choices": [{"message": {"content": "whole"}}]})
+
+    with pytest.raises(ModelError, match="did not answer with an event stream"):
+        await collect(model)

@@ -54,8 +54,16 @@ def checked_question(body: ChatRequest, settings: SettingsDep) -> Question:
 CheckedQuestion = Annotated[Question, Depends(checked_question)]
 
 
+# Valid raw in JSON and in SSE, but clients that split lines like str.splitlines() (as httpx's
+# aiter_lines does) would cut an event there: sent escaped, which means the same in JSON.
+_LINE_BREAKS_OUTSIDE_SSE = str.maketrans(
+    {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+)
+
+
 def _event(data: object) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+    text = json.dumps(data, ensure_ascii=False).translate(_LINE_BREAKS_OUTSIDE_SSE)
+    return f"data: {text}\n\n"
 
 
 async def _with_keepalives(
