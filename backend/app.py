@@ -85,7 +85,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes(settings))
+    max_body = max_body_bytes(settings.max_text_chars, settings.max_history_chars)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body)
     install_error_handlers(app)
     app.include_router(api_router)
     return app

@@ -4,7 +4,8 @@
 The template is shared with docker compose; here it is wrapped in a minimal main config whose
 pid, logs and temp files live in the output folder, so nginx runs without touching /etc or /var.
 
-    render_nginx.py OUT_DIR --port 9000 --backend 127.0.0.1:5000 --centrifugo 127.0.0.1:8000
+    render_nginx.py OUT_DIR --port 9000 --backend 127.0.0.1:5000 --centrifugo 127.0.0.1:8000 \
+        --max-body 256384
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def worker_user(static_root: Path) -> str:
     return f"user {user} {group};\n"
 
 
-def render(out: Path, port: int, backend: str, centrifugo: str, static_root: Path) -> Path:
+def render(
+    out: Path, port: int, backend: str, centrifugo: str, static_root: Path, max_body: int
+) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "tmp").mkdir(exist_ok=True)
     values = {
@@ -81,6 +84,7 @@ def render(out: Path, port: int, backend: str, centrifugo: str, static_root: Pat
         "RELAY_BACKEND_ADDR": backend,
         "RELAY_CENTRIFUGO_ADDR": centrifugo,
         "RELAY_STATIC_ROOT": str(static_root),
+        "RELAY_MAX_BODY": str(max_body),
     }
     (out / "relaychat.conf").write_text(substitute(TEMPLATE.read_text(), values))
     main = out / "nginx.conf"
@@ -96,8 +100,10 @@ def main() -> None:
     parser.add_argument("--backend", default="127.0.0.1:5000")
     parser.add_argument("--centrifugo", default="127.0.0.1:8000")
     parser.add_argument("--static-root", type=Path, default=ROOT / "frontend" / "dist")
+    parser.add_argument("--max-body", type=int, required=True, help="body limit in bytes")
     args = parser.parse_args()
-    print(render(args.out.resolve(), args.port, args.backend, args.centrifugo, args.static_root))
+    out = args.out.resolve()
+    print(render(out, args.port, args.backend, args.centrifugo, args.static_root, args.max_body))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from types import FrameType
 
 from dotenv import dotenv_values
 
+from backend.api.limits import max_body_bytes
+from backend.config import Settings
 from scripts.render_nginx import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +81,7 @@ def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Servi
         f"{backend_host}:{backend_port}",
         f"127.0.0.1:{centrifugo_port}",
         ROOT / "frontend" / "dist",
+        body_limit(env),
     )
     launch = [sys.executable, str(ROOT / "scripts" / "centrifugo_launch.py"), centrifugo]
     return [
@@ -107,6 +110,19 @@ def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Servi
             "NGINX_PORT",
         ),
     ]
+
+
+def body_limit(env: Mapping[str, str]) -> int:
+    """The backend's body limit, for nginx: from the same settings, with the same defaults."""
+    fields = Settings.model_fields
+
+    def setting(name: str, field: str) -> int:
+        return int(env.get(name) or fields[field].default)
+
+    return max_body_bytes(
+        setting("MAX_TEXT_CHARS", "max_text_chars"),
+        setting("MAX_HISTORY_CHARS", "max_history_chars"),
+    )
 
 
 def check_port(service: Service) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend.api.limits import max_body_bytes
 from tests.processes import (
     ROOT,
     centrifugo_command,
@@ -141,5 +142,7 @@ def _render_nginx(
         f"--backend={backend_url.removeprefix('http://')}",
         f"--centrifugo={centrifugo_url.removeprefix('http://')}",
         f"--static-root={static_root}",
+        # The backends here run with the default limits.
+        f"--max-body={max_body_bytes(8000, 32000)}",
     ]
     return Path(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from backend.api.limits import max_body_bytes
 from tests.processes import ROOT, missing_component
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -124,3 +125,22 @@ def test_compose_derives_allowed_origins_like_make_run(
         ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout == origins
+
+
+@pytest.mark.parametrize(
+    ("env", "text", "history"),
+    [({}, 8000, 32000), ({"MAX_TEXT_CHARS": "100", "MAX_HISTORY_CHARS": "0"}, 100, 0)],
+)
+def test_the_nginx_image_derives_the_body_limit_like_the_backend(
+    compose: dict[str, Any], env: dict[str, str], text: int, history: int
+) -> None:
+    """The envsh the nginx image sources, run by a real shell, against the backend's formula."""
+    dockerfile = (ROOT / "nginx" / "Dockerfile").read_text()
+    assert "nginx/body-limit.envsh /docker-entrypoint.d/15-" in dockerfile
+    nginx_env = compose["services"]["nginx"]["environment"]
+    assert {"MAX_TEXT_CHARS", "MAX_HISTORY_CHARS"} <= set(nginx_env)
+    script = f'. {ROOT / "nginx" / "body-limit.envsh"}; printf %s "$RELAY_MAX_BODY"'
+    result = subprocess.run(
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert int(result.stdout) == max_body_bytes(text, history)
