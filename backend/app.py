@@ -2,7 +2,8 @@
 
 `create_app(settings)` builds the real edges when the app starts (one shared httpx client, the
 model `LLM_PROVIDER` names, the Centrifugo publisher, the in-process stream registry); tests and
-other deployments pass their own `model`, `publisher` or `streams` instead.
+other deployments pass their own `model`, `publisher` or `streams` instead. The layout and the
+life of one stream are in docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ A leading-edge throttle: the first token goes out at once; whatever arrives with
 `window` seconds goes out together when the window closes. A chunk never mixes phases. The
 window doubles every `WIDEN_EVERY` chunks, so even a stream that runs for minutes stays a few
 hundred publications: well inside the channel's history and Centrifugo's recovery limit.
+(Where it sits in a stream's life: docs/architecture.md.)
 """
 
 from __future__ import annotations

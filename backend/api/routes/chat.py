@@ -1,5 +1,6 @@
 """`POST /api/chat` (Server-Sent Events) and `POST /api/chat/sync` (one JSON answer): the model's
-answer straight to the caller, for curl, scripts and servers that hold no Centrifugo connection."""
+answer straight to the caller, for curl, scripts and servers that hold no Centrifugo connection.
+What happens when a client leaves: docs/architecture.md, "A client leaves /api/chat"."""
 
 from __future__ import annotations
 
