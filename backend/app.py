@@ -105,7 +105,8 @@ async def _edges(
             client,
             settings.centrifugo_api_url,
             settings.centrifugo_api_key.get_secret_value(),
-            attempts=settings.publish_attempts,
+            # An outage is never ridden out past the time a whole answer may take.
+            outage_seconds=min(settings.publish_outage_seconds, settings.max_stream_seconds),
         )
         stack.push_async_callback(centrifugo.aclose)
         publisher = centrifugo

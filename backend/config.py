@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     max_stream_seconds: float = Field(120.0, gt=0, validation_alias="MAX_STREAM_SECONDS")
     coalesce_window_ms: float = Field(30.0, ge=0, validation_alias="COALESCE_WINDOW_MS")
     publish_timeout_seconds: float = Field(5.0, gt=0, validation_alias="PUBLISH_TIMEOUT_SECONDS")
-    publish_attempts: int = Field(3, ge=1, le=10, validation_alias="PUBLISH_ATTEMPTS")
+    publish_outage_seconds: float = Field(30.0, ge=0, validation_alias="PUBLISH_OUTAGE_SECONDS")
     shutdown_grace_seconds: float = Field(5.0, ge=0, validation_alias="SHUTDOWN_GRACE_SECONDS")
     sse_keepalive_seconds: float = Field(15.0, gt=0, validation_alias="SSE_KEEPALIVE_SECONDS")
 

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.api.schemas import NOT_UNICODE
 from backend.centrifugo.channels import CHANNEL_HINT
 
 logger = logging.getLogger(__name__)
@@ -19,6 +20,8 @@ def _describe(error: dict[str, object]) -> str:
     message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
     if error.get("type") == "string_pattern_mismatch" and location == ["channel"]:
         message = CHANNEL_HINT
+    elif error.get("type") == "string_unicode":
+        message = NOT_UNICODE
     elif error.get("type") == "json_invalid":
         return "the request body is not valid JSON"
     return f"{'.'.join(location) or 'body'}: {message}"

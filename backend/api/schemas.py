@@ -9,12 +9,28 @@ from pydantic import BaseModel, Field, field_validator
 
 from backend.centrifugo.channels import CHANNEL_PATTERN, channel_user
 from backend.core.types import Question, Turn
+from backend.core.unicode import is_carriable
 
 
 def _not_blank(text: str) -> str:
     if not text.strip():
         raise ValueError("is blank")
+    return _carriable(text)
+
+
+NOT_UNICODE = "is not valid Unicode (it holds an unpaired surrogate)"
+
+
+def _carriable(text: str) -> str:
+    if not is_carriable(text):
+        raise ValueError(NOT_UNICODE)
     return text
+
+
+def _carriable_turns(turns: list[Turn]) -> list[Turn]:
+    for turn in turns:
+        _carriable(turn.content)
+    return turns
 
 
 class _Prompt(BaseModel):
@@ -22,6 +38,8 @@ class _Prompt(BaseModel):
     history: list[Turn] = Field(
         default_factory=list, description="Earlier turns, oldest first, before this prompt."
     )
+
+    _history_carriable = field_validator("history")(_carriable_turns)
 
     def question(self, prompt: str) -> Question:
         return Question(prompt, self.thinking, tuple(self.history))

@@ -5,12 +5,20 @@ Publications from all streams share one queue. A single sender posts whatever is
 the next: when it is idle a publication goes out alone at once; under load one HTTP request
 carries hundreds. Thousands of concurrent streams then cost a few requests a second, not one
 request per chunk.
+
+Failures stay with their publication: each is encoded before it joins a batch (a payload that
+cannot be encoded fails alone, at once), and a batch refused as a whole is split until the
+culprit is found. While Centrifugo is unreachable or answers 5xx, the sender retries with capped
+backoff for up to `outage_seconds` (the same idempotency keys, so nothing lands twice); a `done`
+is retried until it lands or the publisher closes. (Timelines: docs/architecture.md.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,15 +30,33 @@ from backend.core.types import Chunk, Done
 
 logger = logging.getLogger(__name__)
 
-# A retry after a lost reply must not publish twice: Centrifugo drops a publish whose
-# idempotency key it has seen in the last 5 minutes.
-_RETRY_BACKOFF_SECONDS = (0.05, 0.2, 0.5, 1.0)
+_BACKOFF_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)  # then 1 s between tries
 MAX_BATCH = 500
+# A batch refused for one of these reasons is split to find the publication it is about; an
+# auth failure (401, 403) is everyone's and is not.
+_SPLIT_STATUSES = frozenset({400, 413, 422})
+# `ready()` trusts a call that succeeded this recently instead of asking again.
+_FRESH_SECONDS = 1.0
+
+
+class _Refused(PublishError):
+    """Centrifugo answered with an HTTP status that retrying will not change."""
+
+    def __init__(self, channel: str, status: int) -> None:
+        super().__init__(channel, f"Centrifugo answered HTTP {status}")
+        self.status = status
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 @dataclass
 class _Pending:
-    payload: dict[str, Any]
+    channel: str
+    command: bytes  # `{"publish": {...}}`, encoded once, before it joins a batch
+    keyed: bool  # has an idempotency key: safe to send again
+    must_land: bool  # a `done`: retried until it lands, however long Centrifugo is away
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -40,14 +66,9 @@ class _Pending:
         # would log "exception was never retrieved" for each failed publication.
         self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
 
-    @property
-    def channel(self) -> str:
-        channel: str = self.payload["channel"]
-        return channel
-
     def fail(self, error: PublishError) -> None:
         if not self.done.done():
-            self.done.set_exception(error)
+            self.done.set_exception(PublishError(self.channel, error.message))
 
     def succeed(self) -> None:
         if not self.done.done():
@@ -63,33 +84,35 @@ class CentrifugoPublisher:
         api_url: str,
         api_key: str,
         *,
-        attempts: int = 3,
+        outage_seconds: float = 30.0,
         max_batch: int = MAX_BATCH,
     ) -> None:
         self._client = client
         self._api_url = api_url.rstrip("/")
-        self._headers = {"X-API-Key": api_key}
-        self._attempts = attempts
+        self._headers = {"X-API-Key": api_key, "Content-Type": "application/json"}
+        self._outage_seconds = outage_seconds
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._closed = False
+        self._last_ok = self._failed_at = -1e9
+        self._unreachable: PublishError | None = None
 
     async def publish(
         self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
     ) -> None:
-        """Publish `item` to `channel`; raise `PublishError` when Centrifugo did not take it.
-
-        Transport failures and 5xx replies are retried (with the same idempotency key, so a
-        publication that did land is not repeated); API errors and 4xx are final.
-        """
+        """Publish `item` to `channel`; raise `PublishError` when Centrifugo did not take it."""
         if self._closed:
             raise PublishError(channel, "the publisher is closed")
         payload: dict[str, Any] = {"channel": channel, "data": publication(item)}
         if idempotency_key is not None:
             payload["idempotency_key"] = idempotency_key
-        pending = _Pending(payload)
+        try:
+            command = _dumps({"publish": payload})
+        except (UnicodeEncodeError, ValueError) as exc:
+            raise PublishError(channel, f"the publication cannot be encoded ({exc})") from exc
+        pending = _Pending(channel, command, idempotency_key is not None, isinstance(item, Done))
         self._queue.append(pending)
         self._wakeup.set()
         if self._sender is None or self._sender.done():
@@ -109,8 +132,15 @@ class CentrifugoPublisher:
         self._queue.clear()
 
     async def ready(self) -> None:
-        """Asks Centrifugo for its node info: proves the server is up and the API key right."""
-        await self._call("info", {}, "")
+        """Return when Centrifugo takes publications, else raise `PublishError`. A call that
+        just succeeded or failed answers for it; otherwise Centrifugo is asked for its node info
+        (which also proves the API key right)."""
+        now = time.monotonic()
+        if now - self._last_ok < _FRESH_SECONDS:
+            return
+        if self._unreachable is not None and now - self._failed_at < _FRESH_SECONDS:
+            raise self._unreachable
+        await self._call("info", b"{}", "")
 
     async def _send_forever(self) -> None:
         while True:
@@ -127,26 +157,16 @@ class CentrifugoPublisher:
                         pending.fail(PublishError(pending.channel, f"unexpected error: {exc}"))
 
     async def _send(self, batch: list[_Pending]) -> None:
-        # A batch is retried whole only when every publication in it is idempotent.
-        retry_safe = all("idempotency_key" in p.payload for p in batch)
-        commands = [{"publish": p.payload} for p in batch]
-        where = batch[0].channel if len(batch) == 1 else ""
-        for attempt in range(self._attempts):
-            try:
-                result = await self._call("batch", {"commands": commands}, where, raw=True)
-                break
-            except PublishError as exc:
-                if not exc.retryable or not retry_safe or attempt + 1 == self._attempts:
-                    for pending in batch:
-                        pending.fail(PublishError(pending.channel, exc.message))
-                    return
-                delay = _RETRY_BACKOFF_SECONDS[min(attempt, len(_RETRY_BACKOFF_SECONDS) - 1)]
-                logger.warning("retrying %d publication(s) in %.2fs: %s", len(batch), delay, exc)
-                await asyncio.sleep(delay)
-        replies = result.get("replies")
-        if not isinstance(replies, list) or len(replies) != len(batch):
-            for pending in batch:
-                pending.fail(PublishError(pending.channel, "Centrifugo's batch reply is malformed"))
+        """Send `batch`, riding out an outage; a refusal of the whole batch is narrowed down."""
+        try:
+            replies = await self._call_until_up(batch)
+        except PublishError as exc:
+            if len(batch) > 1 and exc.retryable is False and _splittable(exc):
+                middle = len(batch) // 2
+                await self._send(batch[:middle])
+                await self._send(batch[middle:])
+                return
+            self._fail_or_requeue(batch, exc)
             return
         for pending, reply in zip(batch, replies, strict=True):
             error = reply.get("error") if isinstance(reply, dict) else "malformed reply"
@@ -155,13 +175,62 @@ class CentrifugoPublisher:
             else:
                 pending.succeed()
 
-    async def _call(
-        self, method: str, payload: dict[str, Any], channel: str, *, raw: bool = False
-    ) -> dict[str, Any]:
-        """POST to the server API; the `result` object (or, with `raw`, the whole body)."""
+    async def _call_until_up(self, batch: list[_Pending]) -> list[Any]:
+        """The batch's replies; transport errors and 5xx are retried (when every publication
+        has an idempotency key) with capped backoff for up to `outage_seconds`."""
+        body = b'{"commands":[' + b",".join(p.command for p in batch) + b"]}"
+        where = batch[0].channel if len(batch) == 1 else ""
+        retry_safe = all(pending.keyed for pending in batch)
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                result = await self._call("batch", body, where)
+                break
+            except PublishError as exc:
+                out_of_time = time.monotonic() - started >= self._outage_seconds
+                if not exc.retryable or not retry_safe or out_of_time:
+                    raise
+                delay = _BACKOFF_SECONDS[min(attempt, len(_BACKOFF_SECONDS) - 1)]
+                if attempt == 0:
+                    logger.warning(
+                        "Centrifugo unavailable, retrying for up to %g s: %s",
+                        self._outage_seconds,
+                        exc.message,
+                    )
+                attempt += 1
+                await asyncio.sleep(delay)
+        replies = result.get("replies")
+        if not isinstance(replies, list) or len(replies) != len(batch):
+            raise PublishError(where, "Centrifugo's batch reply is malformed")
+        return replies
+
+    def _fail_or_requeue(self, batch: list[_Pending], error: PublishError) -> None:
+        """Fails the batch, but a `done` that could not get through an outage goes back to the
+        queue: it is retried until it lands or the publisher closes."""
+        for pending in batch:
+            if pending.must_land and error.retryable and pending.keyed and not self._closed:
+                self._queue.append(pending)
+            else:
+                pending.fail(error)
+
+    async def _call(self, method: str, body: bytes, channel: str) -> dict[str, Any]:
+        """POST `body` to the server API; the whole reply body. Records whether Centrifugo is
+        reachable, for `ready()`."""
+        try:
+            reply = await self._post(method, body, channel)
+        except PublishError as exc:
+            if exc.retryable:
+                self._unreachable = PublishError("", exc.message, retryable=True)
+                self._failed_at = time.monotonic()
+            raise
+        self._unreachable = None
+        self._last_ok = time.monotonic()
+        return reply
+
+    async def _post(self, method: str, body: bytes, channel: str) -> dict[str, Any]:
         try:
             response = await self._client.post(
-                f"{self._api_url}/{method}", json=payload, headers=self._headers
+                f"{self._api_url}/{method}", content=body, headers=self._headers
             )
         except httpx.TimeoutException as exc:
             raise PublishError(channel, f"{method} timed out", retryable=True) from exc
@@ -172,19 +241,20 @@ class CentrifugoPublisher:
             message = f"Centrifugo answered HTTP {response.status_code}"
             raise PublishError(channel, message, retryable=True)
         if response.status_code != 200:
-            raise PublishError(channel, f"Centrifugo answered HTTP {response.status_code}")
+            raise _Refused(channel, response.status_code)
         try:
-            body = response.json()
+            reply = response.json()
         except ValueError as exc:
             raise PublishError(channel, "Centrifugo answered with a body that is not JSON") from exc
-        if not isinstance(body, dict):
+        if not isinstance(reply, dict):
             raise PublishError(channel, "Centrifugo answered with an unexpected body")
-        if body.get("error"):
-            raise PublishError(channel, _describe(body["error"]))
-        if raw:
-            return body
-        result: dict[str, Any] = body.get("result") or {}
-        return result
+        if reply.get("error"):
+            raise PublishError(channel, _describe(reply["error"]))
+        return reply
+
+
+def _splittable(error: PublishError) -> bool:
+    return not isinstance(error, _Refused) or error.status in _SPLIT_STATUSES
 
 
 def _describe(error: object) -> str:

@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator
 from backend.core.coalesce import coalesce
 from backend.core.ports import Model, ModelError
 from backend.core.types import Chunk, Question, StopReason
+from backend.core.unicode import carriable
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Answerer:
         between two chunks: a timeout scope must not span a `yield`. Closing the generator
         closes the model's stream, and with it any upstream request.
         """
-        chunks = coalesce(self.model.stream(question), self.window)
+        chunks = coalesce(carriable(self.model.stream(question)), self.window)
         deadline = asyncio.get_running_loop().time() + self.max_seconds
         try:
             while True:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from backend.core.ports import ModelError
-from backend.core.types import Token, Turn
+from backend.core.types import Chunk, Token, Turn
 from tests.unit.apps import Api, running_app
 from tests.unit.fakes import ScriptedModel
 
@@ -193,3 +193,40 @@ async def test_a_silent_model_gets_keep_alive_comments_and_the_answer_still_arri
     assert lines.index(": keep-alive") < lines.index('data: {"token": "late "}')
     data = "\n".join(line for line in lines if not line.startswith(":"))
     assert events(data) == [{"token": "late "}, {"token": "answer"}, "[DONE]"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/chat/sync", b'{"prompt": "half \\ud83d"}'),
+        ("/api/chat", b'{"prompt": "hi", "history": [{"role": "user", "content": "\\udc00"}]}'),
+        ("/api/execute", b'{"text": "x\\ud800", "channel": "stream:abcdefgh#USER"}'),
+    ],
+)
+async def test_text_that_is_not_valid_unicode_is_422_everywhere(
+    api: Api, path: str, body: bytes
+) -> None:
+    """Regression: a lone surrogate in `history` was accepted (202) and broke publishing."""
+    body = body.replace(b"USER", (await api.user()).encode())
+    response = await api.client.post(
+        path, content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 422
+    assert "unpaired surrogate" in response.json()["detail"]
+    assert api.model.questions == []
+
+
+async def test_a_model_that_splits_an_emoji_gives_the_whole_emoji_on_every_route() -> None:
+    model = ScriptedModel([Token("smile \ud83d"), Token("\ude00!")])
+    async with with_model(model) as api:
+        sync = await api.client.post("/api/chat/sync", json={"prompt": "hi"})
+        sse = await api.client.post("/api/chat", json={"prompt": "hi"})
+        channel = f"stream:abcdefgh#{await api.user()}"
+        await api.client.post("/api/execute", json={"text": "hi", "channel": channel})
+        published = await api.publisher.wait_for_done(channel)
+
+    whole = "smile \U0001f600!"
+    assert sync.json() == {"response": whole}
+    assert "".join(e["token"] for e in events(sse.text)[:-1]) == whole
+    assert "".join(item.text for item in published if isinstance(item, Chunk)) == whole

@@ -23,7 +23,7 @@ CHANNEL = "stream:abcdefgh#u1"
 @pytest.fixture
 async def publisher() -> AsyncIterator[CentrifugoPublisher]:
     async with httpx.AsyncClient(timeout=1) as client:
-        publisher = CentrifugoPublisher(client, API, "the-api-key", attempts=3)
+        publisher = CentrifugoPublisher(client, API, "the-api-key", outage_seconds=0.3)
         yield publisher
         await publisher.aclose()
 
@@ -123,11 +123,138 @@ async def test_reply_of_the_wrong_length_is_a_publish_error(
 
 
 @respx.mock
-async def test_timeout_is_retried_then_a_publish_error(publisher: CentrifugoPublisher) -> None:
+async def test_timeouts_are_retried_for_the_outage_window_then_a_publish_error(
+    publisher: CentrifugoPublisher,
+) -> None:
     route = respx.post(f"{API}/batch").mock(side_effect=httpx.ReadTimeout("slow"))
     with pytest.raises(PublishError, match="timed out"):
         await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
-    assert route.call_count == 3
+    assert route.call_count > 2
+    assert {commands(call)[0]["idempotency_key"] for call in route.calls} == {"k"}
+
+
+def failing(times: int, then: Any) -> Any:
+    """Centrifugo unreachable for the first `times` calls, then answering with `then`."""
+    calls = 0
+
+    async def reply(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls <= times:
+            raise httpx.ConnectError("refused")
+        response: httpx.Response = await then(request)
+        return response
+
+    return reply
+
+
+@respx.mock
+async def test_an_outage_shorter_than_the_window_is_ridden_out(
+    publisher: CentrifugoPublisher,
+) -> None:
+    route = respx.post(f"{API}/batch").mock(side_effect=failing(3, replies_after(0)))
+    await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
+    assert route.call_count == 4
+
+
+@respx.mock
+async def test_a_done_is_retried_past_the_outage_window_until_it_lands(
+    publisher: CentrifugoPublisher,
+) -> None:
+    """Regression: after a Centrifugo restart the `done` was given up with the chunks, and the
+    subscribers waited forever."""
+    route = respx.post(f"{API}/batch").mock(side_effect=failing(8, replies_after(0)))
+    with pytest.raises(PublishError):  # a chunk gives up after the window (0.3 s here)
+        await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k1")
+    calls_for_the_chunk = route.call_count
+
+    await publisher.publish(CHANNEL, Done("error", "gone"), idempotency_key="k2")
+
+    assert route.call_count == 9
+    assert calls_for_the_chunk < 8  # so the done did outlast a window of its own
+    assert commands(route.calls.last)[0]["data"]["done"] is True
+
+
+@respx.mock
+async def test_ready_answers_from_recent_calls(publisher: CentrifugoPublisher) -> None:
+    info = respx.post(f"{API}/info").respond(200, json={"result": {}})
+    respx.post(f"{API}/batch").respond(200, json=ok(1))
+    await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
+    await publisher.ready()
+    assert info.call_count == 0  # a publication just went through
+
+
+@respx.mock
+async def test_ready_fails_at_once_during_an_outage(publisher: CentrifugoPublisher) -> None:
+    info = respx.post(f"{API}/info").respond(200, json={"result": {}})
+    respx.post(f"{API}/batch").mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(PublishError):
+        await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
+    with pytest.raises(PublishError, match="cannot reach Centrifugo"):
+        await publisher.ready()
+    assert info.call_count == 0
+
+
+@respx.mock
+async def test_a_publication_that_cannot_be_encoded_fails_alone(
+    publisher: CentrifugoPublisher,
+) -> None:
+    """Regression: a lone surrogate made httpx fail the whole batch, and unrelated streams ended
+    with "the answer could not be delivered"."""
+    route = respx.post(f"{API}/batch").mock(side_effect=replies_after(0.01))
+
+    async def good(n: int) -> None:
+        for i in range(5):
+            await publisher.publish(
+                f"stream:good{n:04d}#u1", Chunk(str(i)), idempotency_key=f"{n}:{i}"
+            )
+
+    async def poisoned() -> None:
+        with pytest.raises(PublishError, match="cannot be encoded"):
+            await publisher.publish(CHANNEL, Chunk("half an emoji \ud83d"), idempotency_key="p")
+
+    await asyncio.gather(*(good(n) for n in range(20)), poisoned())
+
+    sent = [command for call in route.calls for command in commands(call)]
+    assert len(sent) == 100
+    assert CHANNEL not in {command["channel"] for command in sent}
+
+
+@respx.mock
+async def test_a_batch_refused_as_a_whole_is_split_until_only_the_culprit_fails(
+    publisher: CentrifugoPublisher,
+) -> None:
+    async def reply(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.01)
+        sent = json.loads(request.content)["commands"]
+        if any(c["publish"]["channel"].startswith("stream:culprit") for c in sent):
+            return httpx.Response(400, text="bad request")
+        return httpx.Response(200, json=ok(len(sent)))
+
+    respx.post(f"{API}/batch").mock(side_effect=reply)
+    channels = [f"stream:chan{n:04d}#u1" for n in range(30)] + ["stream:culprit1#u1"]
+    results = await asyncio.gather(
+        *(publisher.publish(ch, Chunk("x"), idempotency_key=ch) for ch in channels),
+        return_exceptions=True,
+    )
+
+    failed = [ch for ch, result in zip(channels, results, strict=True) if result is not None]
+    assert failed == ["stream:culprit1#u1"]
+    assert "HTTP 400" in str(results[-1])
+
+
+@respx.mock
+async def test_an_auth_failure_is_not_split(publisher: CentrifugoPublisher) -> None:
+    route = respx.post(f"{API}/batch").respond(401, text="Unauthorized")
+    results = await asyncio.gather(
+        *(
+            publisher.publish(f"stream:chan{n:04d}#u1", Chunk("x"), idempotency_key=str(n))
+            for n in range(10)
+        ),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, PublishError) for result in results)
+    assert route.call_count <= 2  # the first alone, then the other nine together
 
 
 @respx.mock
