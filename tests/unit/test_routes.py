@@ -223,3 +223,15 @@ async def test_cancel_of_a_malformed_channel_is_422(endless: Api) -> None:
 
     assert response.status_code == 422
     assert "channel: must look like" in response.json()["detail"]
+
+
+async def test_execute_while_centrifugo_is_unreachable_is_503_and_starts_nothing(api: Api) -> None:
+    channel = f"stream:abcdefgh#{await api.user()}"
+    api.publisher.is_ready = False
+
+    response = await api.client.post("/api/execute", json={"text": "hello", "channel": channel})
+
+    assert response.status_code == 503
+    assert "cannot be delivered right now" in response.json()["detail"]
+    assert api.model.questions == []
+    assert channel not in api.streams

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, status
 from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
 from backend.api.limits import check_question
 from backend.api.schemas import CancelRequest, ChannelResponse, ErrorResponse, ExecuteRequest
-from backend.core.ports import StreamBusy
+from backend.core.ports import PublishError, StreamBusy
 
 router = APIRouter()
 
@@ -31,6 +31,7 @@ def _check_owner(channel_user: str, user: str) -> None:
         **_NOT_YOURS,
         409: {"model": ErrorResponse, "description": "The channel already has a running stream."},
         422: {"model": ErrorResponse, "description": "Malformed channel, blank or too long text."},
+        503: {"model": ErrorResponse, "description": "Centrifugo cannot be reached."},
     },
 )
 async def execute(
@@ -38,6 +39,14 @@ async def execute(
 ) -> ChannelResponse:
     question = check_question(body.question(body.text), settings)
     _check_owner(body.channel_user, user)
+    try:
+        # An answer nobody could receive is refused, not accepted into the void.
+        await services.publisher.ready()
+    except PublishError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"answers cannot be delivered right now ({exc.message}); try again shortly",
+        ) from None
     try:
         await services.relay.start(body.channel, question)
     except StreamBusy:
