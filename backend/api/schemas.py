@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from backend.centrifugo.channels import CHANNEL_PATTERN, channel_user
-from backend.core.types import Question, Turn
+from backend.core.types import Question, StopReason, Turn
 from backend.core.unicode import is_carriable
 
 
@@ -85,6 +85,20 @@ class TokenResponse(BaseModel):
     token: str
     user: str
     expires_in: int
+
+
+class DoneBody(BaseModel):
+    reason: StopReason
+    error: str | None = None
+
+
+class StreamSnapshot(BaseModel):
+    """A stream's answer so far: its chunks 1..`seq` joined (answer and thinking apart)."""
+
+    text: str
+    thinking: str
+    seq: int
+    done: DoneBody | None = Field(None, description="How it ended; null while it runs.")
 
 
 class ClientConfig(BaseModel):

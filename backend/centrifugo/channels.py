@@ -13,6 +13,10 @@ CHANNEL_PATTERN = rf"^{STREAM_NAMESPACE}:{CHANNEL_ID_PATTERN}#{USER_PATTERN}$"
 CHANNEL_HINT = "must look like stream:<id>#<user>, <id> being 8-64 of A-Z a-z 0-9 _ -"
 
 
+def stream_channel(stream_id: str, user: str) -> str:
+    return f"{STREAM_NAMESPACE}:{stream_id}#{user}"
+
+
 def channel_user(channel: str) -> str:
     """The user a (well-formed) channel belongs to."""
     return channel.rpartition("#")[2]

@@ -15,6 +15,7 @@ class ChunkPublication(BaseModel):
     text: str
     done: Literal[False] = False
     phase: Literal["thinking"] | None = None
+    seq: int | None = None
 
 
 class DonePublication(BaseModel):
@@ -31,7 +32,8 @@ def publication(item: Chunk | Done) -> dict[str, object]:
     if isinstance(item, Done):
         model: BaseModel = DonePublication(reason=item.reason, error=item.error)
     else:
+        thinking = item.phase == "thinking"
         model = ChunkPublication(
-            text=item.text, phase="thinking" if item.phase == "thinking" else None
+            text=item.text, phase="thinking" if thinking else None, seq=item.seq or None
         )
     return model.model_dump(exclude_none=True)

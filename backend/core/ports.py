@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from backend.core.types import Chunk, Done, Question, Token
+from backend.core.types import Chunk, Done, Question, Snapshot, Token
 
 
 class ModelError(Exception):
@@ -26,6 +26,10 @@ class PublishError(Exception):
 
 class StreamBusy(Exception):
     """The channel already has a running stream."""
+
+
+class ChannelUsed(StreamBusy):
+    """The channel already carried an answer: its history holds it; a new one needs a new id."""
 
 
 class Model(Protocol):
@@ -53,15 +57,25 @@ StopRequest = Callable[[Done], None]
 
 
 class Streams(Protocol):
-    """Which channels have a running stream, and how to stop one, wherever it runs."""
+    """Which channels have a running stream, how to stop one wherever it runs, and each
+    stream's snapshot (its answer so far), kept for a while after it ended."""
 
     async def claim(self, channel: str, stop: StopRequest) -> str:
         """Register a stream in `channel`; return its lease. Raise `StreamBusy` when one runs
-        there. `stop` is called, in the claiming process, when someone asks the stream to end."""
+        there, `ChannelUsed` when one ran there recently. `stop` is called, in the claiming
+        process, when someone asks the stream to end."""
         ...
 
-    async def release(self, channel: str, lease: str) -> None:
-        """The stream of `lease` has ended (its `done` is out); `channel` is free again."""
+    async def record(self, channel: str, lease: str, chunk: Chunk) -> None:
+        """`chunk` (numbered) has been published: it joins the stream's snapshot."""
+        ...
+
+    async def release(self, channel: str, lease: str, done: Done) -> None:
+        """The stream of `lease` has ended with `done`; its snapshot is kept finished."""
+        ...
+
+    async def snapshot(self, channel: str) -> Snapshot | None:
+        """The answer in `channel` so far (or finished); None if no stream ran there lately."""
         ...
 
     async def stop(self, channel: str, done: Done) -> bool:

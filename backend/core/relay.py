@@ -8,11 +8,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from backend.core.answer import Answerer, AnswerFailed
 from backend.core.ports import Publisher, PublishError, Streams
-from backend.core.types import Chunk, Done, Question
+from backend.core.types import Chunk, Done, Question, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,9 @@ class _Stream:
     channel: str
     question: Question
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    published: int = 0
+    lease: str = ""
+    published: int = 0  # publications, the done included: numbers the idempotency keys
+    chunks: int = 0  # chunks: their `seq`
     # How the stream ends if its task is cancelled: set before the cancel, read after it.
     stop: Done | None = None
     task: asyncio.Task[None] | None = None
@@ -65,13 +67,17 @@ class Relay:
         """Start streaming the answer to `question` into `channel`; return at once.
         Raises `StreamBusy` when a stream already runs there."""
         stream = _Stream(channel, question)
-        lease = await self._streams.claim(channel, stream.request_stop)
+        stream.lease = await self._streams.claim(channel, stream.request_stop)
         self._local[channel] = stream
-        stream.task = asyncio.create_task(self._run(stream, lease), name=f"stream {channel}")
+        stream.task = asyncio.create_task(self._run(stream), name=f"stream {channel}")
 
     async def stop(self, channel: str, done: Done = CANCELLED) -> bool:
         """End the stream in `channel` with `done`, wherever it runs; False if none runs."""
         return await self._streams.stop(channel, done)
+
+    async def snapshot(self, channel: str) -> Snapshot | None:
+        """The answer in `channel` so far, or finished; None if no stream ran there lately."""
+        return await self._streams.snapshot(channel)
 
     async def shutdown(self, grace_seconds: float) -> None:
         """End this process's streams with `done` reason `error`, waiting up to `grace_seconds`
@@ -90,13 +96,14 @@ class Relay:
         if late:
             logger.warning("%d stream(s) could not publish their done in time", len(late))
 
-    async def _run(self, stream: _Stream, lease: str) -> None:
+    async def _run(self, stream: _Stream) -> None:
+        done = CANCELLED
         try:
             done = await self._answer(stream)
             await self._publish_done(stream, done)
         finally:
             self._local.pop(stream.channel, None)
-            await self._streams.release(stream.channel, lease)
+            await self._streams.release(stream.channel, stream.lease, done)
 
     async def _answer(self, stream: _Stream) -> Done:
         """Relay the answer; how it ended. Never raises: every ending gets its `done`."""
@@ -126,7 +133,10 @@ class Relay:
         # Closed at once when publishing fails, so the model stops and lets go of its upstream.
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
-                await self._publish(stream, chunk)
+                stream.chunks += 1
+                numbered = replace(chunk, seq=stream.chunks)
+                await self._publish(stream, numbered)
+                await self._streams.record(stream.channel, stream.lease, numbered)
 
     async def _publish(self, stream: _Stream, item: Chunk | Done) -> None:
         await self._publisher.publish(stream.channel, item, idempotency_key=stream.next_key())

@@ -1,17 +1,35 @@
-"""The `Streams` registry for one process: a dictionary. (Several backend processes need one
-shared registry, e.g. on Redis, behind the same port.)"""
+"""The `Streams` registry for one process: running streams in a dictionary, finished ones'
+snapshots in a bounded cache that forgets them with the channel's history. (Several backend
+processes need one shared registry, e.g. on Redis, behind the same port.)"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, replace
 
-from backend.core.ports import StopRequest, StreamBusy
-from backend.core.types import Done
+from cachetools import TTLCache
+
+from backend.core.ports import ChannelUsed, StopRequest, StreamBusy
+from backend.core.types import Chunk, Done, Snapshot
+
+# Centrifugo keeps a channel's history 600 s (centrifugo/config.json): a snapshot as long.
+FINISHED_TTL_SECONDS = 600.0
+FINISHED_MAX = 10_000
+
+
+@dataclass
+class _Running:
+    lease: str
+    stop: StopRequest
+    snapshot: Snapshot
 
 
 class LocalStreams:
-    def __init__(self) -> None:
-        self._running: dict[str, tuple[str, StopRequest]] = {}
+    def __init__(
+        self, *, finished_ttl: float = FINISHED_TTL_SECONDS, finished_max: int = FINISHED_MAX
+    ) -> None:
+        self._running: dict[str, _Running] = {}
+        self._finished: TTLCache[str, Snapshot] = TTLCache(finished_max, finished_ttl)
 
     def __len__(self) -> int:
         return len(self._running)
@@ -22,18 +40,32 @@ class LocalStreams:
     async def claim(self, channel: str, stop: StopRequest) -> str:
         if channel in self._running:
             raise StreamBusy(channel)
+        if channel in self._finished:
+            raise ChannelUsed(channel)
         lease = uuid.uuid4().hex
-        self._running[channel] = (lease, stop)
+        self._running[channel] = _Running(lease, stop, Snapshot())
         return lease
 
-    async def release(self, channel: str, lease: str) -> None:
-        held = self._running.get(channel)
-        if held is not None and held[0] == lease:
+    async def record(self, channel: str, lease: str, chunk: Chunk) -> None:
+        running = self._running.get(channel)
+        if running is not None and running.lease == lease:
+            running.snapshot = running.snapshot.after(chunk)
+
+    async def release(self, channel: str, lease: str, done: Done) -> None:
+        running = self._running.get(channel)
+        if running is not None and running.lease == lease:
             del self._running[channel]
+            self._finished[channel] = replace(running.snapshot, done=done)
 
     async def stop(self, channel: str, done: Done) -> bool:
-        held = self._running.get(channel)
-        if held is None:
+        running = self._running.get(channel)
+        if running is None:
             return False
-        held[1](done)
+        running.stop(done)
         return True
+
+    async def snapshot(self, channel: str) -> Snapshot | None:
+        running = self._running.get(channel)
+        if running is not None:
+            return running.snapshot
+        return self._finished.get(channel)

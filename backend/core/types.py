@@ -38,10 +38,12 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """One or more consecutive tokens of one phase: what is relayed as one publication."""
+    """One or more consecutive tokens of one phase: what is relayed as one publication. The
+    relay numbers a stream's chunks 1, 2, ... (`seq`; 0: not numbered)."""
 
     text: str
     phase: Phase = "answer"
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +52,19 @@ class Done:
 
     reason: StopReason
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A stream's answer so far: its chunks 1..`seq`, joined by phase; `done` once it ended."""
+
+    text: str = ""
+    thinking: str = ""
+    seq: int = 0
+    done: Done | None = None
+
+    def after(self, chunk: Chunk) -> Snapshot:
+        """This snapshot with `chunk` (the next one) added."""
+        if chunk.phase == "thinking":
+            return Snapshot(self.text, self.thinking + chunk.text, chunk.seq, self.done)
+        return Snapshot(self.text + chunk.text, self.thinking, chunk.seq, self.done)

@@ -25,6 +25,7 @@ class RecordingPublisher:
         self.is_ready = True
         self.calls = 0
         self._done: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._first: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
     async def publish(
         self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
@@ -34,6 +35,7 @@ class RecordingPublisher:
             raise self.failure
         self.published.append((channel, item))
         self.keys.append(idempotency_key)
+        self._first[channel].set()
         if isinstance(item, Done):
             self._done[channel].set()
 
@@ -43,6 +45,9 @@ class RecordingPublisher:
 
     def on(self, channel: str) -> list[Chunk | Done]:
         return [item for ch, item in self.published if ch == channel]
+
+    async def wait_for_first(self, channel: str) -> None:
+        await asyncio.wait_for(self._first[channel].wait(), WAIT_SECONDS)
 
     async def wait_for_done(self, channel: str) -> list[Chunk | Done]:
         """Everything published to `channel`, once its `done` is out."""

@@ -7,10 +7,10 @@ import asyncio
 import pytest
 
 from backend.core.answer import Answerer
-from backend.core.ports import StreamBusy
+from backend.core.ports import ChannelUsed, StreamBusy
 from backend.core.relay import SHUTDOWN, UNDELIVERED, UNEXPECTED, Relay
 from backend.core.streams import LocalStreams
-from backend.core.types import Chunk, Done, Question, Token
+from backend.core.types import Chunk, Done, Question, Snapshot, Token
 from tests.unit.fakes import RecordingPublisher, ScriptedModel
 
 CHANNEL = "stream:abcdefgh#u_1"
@@ -40,9 +40,9 @@ async def test_complete_stream_is_chunks_then_one_done() -> None:
     await relay.start(CHANNEL, HI)
 
     assert await publisher.wait_for_done(CHANNEL) == [
-        Chunk("a "),
-        Chunk("b", "thinking"),
-        Chunk("c"),
+        Chunk("a ", seq=1),
+        Chunk("b", "thinking", seq=2),
+        Chunk("c", seq=3),
         Done("complete"),
     ]
     keys = publisher.keys
@@ -61,17 +61,38 @@ async def test_second_start_on_a_running_channel_is_refused() -> None:
     await relay.shutdown(1)
 
 
-async def test_channel_is_free_again_after_done() -> None:
+async def test_a_finished_stream_leaves_its_snapshot_and_its_channel_is_not_reused() -> None:
+    """Regression: a reused channel id got a second answer, and its history then held two
+    answers and two `done`s (a reader from offset 0 got the old one)."""
     publisher, streams = RecordingPublisher(), LocalStreams()
-    relay = make_relay(ScriptedModel(), publisher, streams=streams)
+    relay = make_relay(
+        ScriptedModel([Token("a "), Token("b", "thinking")]), publisher, streams=streams
+    )
     await relay.start(CHANNEL, HI)
     await publisher.wait_for_done(CHANNEL)
     # Released in the same step as the `done` returns: before this test runs again.
     assert CHANNEL not in streams
 
-    await relay.start(CHANNEL, Question("again"))
+    assert await streams.snapshot(CHANNEL) == Snapshot("a ", "b", 2, Done("complete"))
+    with pytest.raises(ChannelUsed):
+        await relay.start(CHANNEL, Question("again"))
 
-    assert CHANNEL in streams
+
+async def test_the_snapshot_follows_a_running_stream() -> None:
+    publisher, streams = RecordingPublisher(), LocalStreams()
+    model = ScriptedModel([Token("x")], endless=True, delay=0.01)
+    relay = make_relay(model, publisher, streams=streams)
+    await relay.start(CHANNEL, HI)
+    await publisher.wait_for_first(CHANNEL)
+
+    snapshot = await streams.snapshot(CHANNEL)
+    assert snapshot is not None
+    assert snapshot.done is None
+    assert snapshot.text == "x" * snapshot.seq
+    await relay.stop(CHANNEL)
+    published = await publisher.wait_for_done(CHANNEL)
+    final = await streams.snapshot(CHANNEL)
+    assert final == Snapshot("x" * (len(published) - 1), "", len(published) - 1, Done("cancelled"))
 
 
 async def test_failed_publish_ends_the_stream_with_done_error(
@@ -84,7 +105,7 @@ async def test_failed_publish_ends_the_stream_with_done_error(
     await relay.start(CHANNEL, HI)
 
     published = await publisher.wait_for_done(CHANNEL)
-    assert published == [Chunk("a "), Done("error", UNDELIVERED)]  # nothing after the failure
+    assert published == [Chunk("a ", seq=1), Done("error", UNDELIVERED)]  # nothing after it
     assert model.closed.is_set()
     assert CHANNEL in caplog.text
 
@@ -96,8 +117,8 @@ async def test_model_failure_ends_with_done_error() -> None:
     await relay.start(CHANNEL, HI)
 
     assert await publisher.wait_for_done(CHANNEL) == [
-        Chunk("x "),
-        Chunk("x "),
+        Chunk("x ", seq=1),
+        Chunk("x ", seq=2),
         Done("error", "the model failed while answering"),
     ]
 

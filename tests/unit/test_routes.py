@@ -52,8 +52,8 @@ async def test_execute_answers_202_before_the_answer_is_generated(api: Api) -> N
     assert response.json() == {"channel": channel}
     assert channel in api.streams  # still running: the model takes 0.4 s
     assert await api.publisher.wait_for_done(channel) == [
-        Chunk("Hello "),
-        Chunk("there"),
+        Chunk("Hello ", seq=1),
+        Chunk("there", seq=2),
         Done("complete"),
     ]
     assert api.model.questions[0].prompt == "hello"
@@ -189,7 +189,8 @@ async def test_cancel_stops_the_answer_with_done_cancelled(endless: Api) -> None
     assert [item for item in published if isinstance(item, Done)] == [Done("cancelled")]
     assert endless.model.closed.is_set()
     again = await endless.client.post("/api/execute", json={"text": "hi", "channel": channel})
-    assert again.status_code == 202  # the channel is free again
+    assert again.status_code == 409  # a channel carries one answer
+    assert "already carried an answer" in again.json()["detail"]
 
 
 async def test_cancel_of_someone_elses_channel_is_403_and_it_keeps_streaming(
@@ -235,3 +236,45 @@ async def test_execute_while_centrifugo_is_unreachable_is_503_and_starts_nothing
     assert "cannot be delivered right now" in response.json()["detail"]
     assert api.model.questions == []
     assert channel not in api.streams
+
+
+async def test_the_owner_reads_the_snapshot_of_a_finished_answer(api: Api) -> None:
+    channel = f"stream:abcdefgh#{await api.user()}"
+    await api.client.post("/api/execute", json={"text": "hello", "channel": channel})
+    await api.publisher.wait_for_done(channel)
+
+    response = await api.client.get("/api/streams/abcdefgh")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "text": "Hello there",
+        "thinking": "",
+        "seq": 2,
+        "done": {"reason": "complete", "error": None},
+    }
+
+
+async def test_a_running_answers_snapshot_has_no_done(endless: Api) -> None:
+    channel = f"stream:abcdefgh#{await endless.user()}"
+    await endless.client.post("/api/execute", json={"text": "hello", "channel": channel})
+    await endless.publisher.wait_for_first(channel)
+
+    body = (await endless.client.get("/api/streams/abcdefgh")).json()
+
+    assert body["done"] is None
+    assert body["seq"] >= 1
+    # One chunk per token (no coalescing window here): exactly the first `seq` tokens.
+    assert body["text"] == "".join(["Hello ", "world"][i % 2] for i in range(body["seq"]))
+
+
+async def test_someone_elses_or_an_unknown_stream_is_404(api: Api) -> None:
+    channel = f"stream:abcdefgh#{await api.user()}"
+    await api.client.post("/api/execute", json={"text": "hello", "channel": channel})
+    await api.publisher.wait_for_done(channel)
+    api.client.cookies.clear()  # another browser: another user
+
+    response = await api.client.get("/api/streams/abcdefgh")
+
+    assert response.status_code == 404
+    assert "no answer is known" in response.json()["detail"]
+    assert (await api.client.get("/api/streams/bad!id")).status_code == 422

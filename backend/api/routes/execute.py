@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, status
 from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
 from backend.api.limits import check_question
 from backend.api.schemas import CancelRequest, ChannelResponse, ErrorResponse, ExecuteRequest
-from backend.core.ports import PublishError, StreamBusy
+from backend.core.ports import ChannelUsed, PublishError, StreamBusy
 
 router = APIRouter()
 
@@ -49,6 +49,11 @@ async def execute(
         ) from None
     try:
         await services.relay.start(body.channel, question)
+    except ChannelUsed:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "this channel already carried an answer; send the prompt on a new channel id",
+        ) from None
     except StreamBusy:
         raise HTTPException(
             status.HTTP_409_CONFLICT, "an answer is already streaming into this channel"
