@@ -8,6 +8,7 @@ life of one stream are in docs/architecture.md.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -73,10 +74,11 @@ def create_app(
                 max_seconds=settings.max_stream_seconds,
             )
             relay = Relay(answerer, the_publisher, LocalStreams() if streams is None else streams)
-            app.state.services = Services(answerer, relay, the_publisher)
+            services = Services(answerer, relay, the_publisher, asyncio.Event())
+            app.state.services = services
             yield
             # Before the publisher closes (the exit stack): the streams' `done` must go out.
-            await relay.shutdown(settings.shutdown_grace_seconds)
+            await begin_shutdown(app)
 
     app = FastAPI(
         title="relaychat",
@@ -91,6 +93,18 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api_router)
     return app
+
+
+async def begin_shutdown(app: FastAPI) -> None:
+    """End every stream: relay streams with their `done` (waiting up to the grace period for
+    them to be published), direct SSE streams with an error event. The server calls this as soon
+    as it is asked to stop, before it waits for open connections (backend/__main__.py); the
+    lifespan calls it again, which then finds nothing to do."""
+    services: Services | None = getattr(app.state, "services", None)
+    if services is None:
+        return
+    services.stopping.set()
+    await services.relay.shutdown(app.state.settings.shutdown_grace_seconds)
 
 
 async def _edges(

@@ -3,6 +3,7 @@ all set up by `create_app` (see backend/app.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -17,11 +18,13 @@ from backend.core.relay import Relay
 
 @dataclass(frozen=True)
 class Services:
-    """What the routes work with, built once when the app starts."""
+    """What the routes work with, built once when the app starts. `stopping` is set when the
+    server begins to shut down: direct streams end then, rather than hold the shutdown up."""
 
     answerer: Answerer
     relay: Relay
     publisher: Publisher
+    stopping: asyncio.Event
 
 
 def get_settings(request: Request) -> Settings:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 import httpx
+from httpx_sse import EventSource
 
+from backend.api.routes.chat import STOPPING
 from backend.core.relay import SHUTDOWN
 from tests.clients import ChatSession, Collector
 from tests.stack import ORIGIN, Stack, another_backend
@@ -26,16 +29,26 @@ async def test_a_stream_over_the_time_limit_ends_with_done_timeout(
     assert len(publications) > 2
 
 
-async def test_stopping_the_server_ends_running_streams_with_done_error(stack: Stack) -> None:
+async def test_stopping_the_server_ends_running_streams_first(stack: Stack) -> None:
+    """SIGTERM with relay streams and an SSE client mid-answer (each answer ~6 s): the relay
+    streams get `done` reason `error` and the SSE client an error event and `[DONE]` at once,
+    rather than after the SSE answer completes (uvicorn waits for open connections)."""
     with contextlib.ExitStack() as backend:
         url = backend.enter_context(another_backend(stack, **SLOW))
-        async with ChatSession.open(url, stack.websocket_url, ORIGIN) as chat:
+        async with (
+            ChatSession.open(url, stack.websocket_url, ORIGIN) as chat,
+            httpx.AsyncClient(base_url=url, timeout=30) as http,
+            http.stream("POST", "/api/chat", json={"prompt": "code"}) as sse,
+        ):
             collectors = [await _asked(chat, "code") for _ in range(3)]
             for collector in collectors:  # every stream is mid-answer
                 await asyncio.wait_for(collector.first.wait(), 10)
+            events = EventSource(sse).aiter_sse()
+            assert json.loads((await anext(events)).data)["token"]
 
             backend.close()  # SIGTERM to the backend, as Ctrl-C or `docker stop` would send
 
+            rest = [event.data async for event in events]
             for collector in collectors:
                 publications = await collector.wait_for_done()
                 assert publications[-1] == {
@@ -45,6 +58,7 @@ async def test_stopping_the_server_ends_running_streams_with_done_error(stack: S
                     "error": SHUTDOWN.error,
                 }
                 assert len(publications) > 1
+    assert rest[-2:] == [json.dumps({"error": STOPPING}), "[DONE]"]
 
 
 async def _asked(chat: ChatSession, text: str) -> Collector:

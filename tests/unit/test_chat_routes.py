@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+from backend.api.routes.chat import STOPPING
+from backend.app import begin_shutdown
 from backend.core.ports import ModelError
+from backend.core.relay import SHUTDOWN
 from backend.core.types import Chunk, Token, Turn
 from tests.unit.apps import Api, running_app
 from tests.unit.fakes import ScriptedModel
@@ -230,3 +233,21 @@ async def test_a_model_that_splits_an_emoji_gives_the_whole_emoji_on_every_route
     assert sync.json() == {"response": whole}
     assert "".join(e["token"] for e in events(sse.text)[:-1]) == whole
     assert "".join(item.text for item in published if isinstance(item, Chunk)) == whole
+
+
+async def test_shutdown_ends_sse_streams_with_an_error_event_and_relay_streams_with_done() -> None:
+    """Regression: on SIGTERM uvicorn first waited for open SSE clients (their whole answers)
+    before the relay's streams were ended, so a platform that kills after a few seconds left
+    subscribers without a `done`. The server now calls `begin_shutdown` first."""
+    model = ScriptedModel([Token("tick ")], endless=True, delay=0.01)
+    async with with_model(model) as api:
+        channel = f"stream:abcdefgh#{await api.user()}"
+        await api.client.post("/api/execute", json={"text": "hi", "channel": channel})
+        sse = asyncio.create_task(api.client.post("/api/chat", json={"prompt": "hi"}))
+        await api.publisher.wait_for_first(channel)
+
+        await begin_shutdown(api.app)
+
+        response = await asyncio.wait_for(sse, 5)
+        assert events(response.text)[-2:] == [{"error": STOPPING}, "[DONE]"]
+        assert (await api.publisher.wait_for_done(channel))[-1] == SHUTDOWN

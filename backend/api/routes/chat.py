@@ -67,31 +67,48 @@ def _event(data: object) -> str:
     return f"data: {text}\n\n"
 
 
+STOPPING = "the server is stopping; please send the prompt again"
+
+
 async def _with_keepalives(
-    chunks: AsyncIterator[Chunk], every: float
+    chunks: AsyncIterator[Chunk], every: float, stopping: asyncio.Event
 ) -> AsyncGenerator[Chunk | None, None]:
     """`chunks`, with a None whenever the model stays silent for `every` seconds. The wait for
-    the next chunk is never cancelled by the keep-alive timer (that would end the model)."""
-    while True:
-        next_chunk = asyncio.ensure_future(anext(chunks))
-        try:
-            while not (await asyncio.wait({next_chunk}, timeout=every))[0]:
-                yield None
-            chunk = next_chunk.result()
-        except StopAsyncIteration:
-            return
-        finally:
-            if not next_chunk.done():
-                next_chunk.cancel()
-                await asyncio.wait({next_chunk})
-        yield chunk
+    the next chunk is never cancelled by the keep-alive timer (that would end the model). When
+    the server starts to stop, the answer fails with a readable message."""
+    stop: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
+    try:
+        while True:
+            next_chunk: asyncio.Future[Any] = asyncio.ensure_future(anext(chunks))
+            try:
+                while True:
+                    ready, _ = await asyncio.wait(
+                        {next_chunk, stop}, timeout=every, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if next_chunk in ready:
+                        break
+                    if stop in ready:
+                        raise AnswerFailed("error", STOPPING)
+                    yield None
+                chunk: Chunk = next_chunk.result()
+            except StopAsyncIteration:
+                return
+            finally:
+                if not next_chunk.done():
+                    next_chunk.cancel()
+                    await asyncio.wait({next_chunk})
+            yield chunk
+    finally:
+        stop.cancel()
 
 
-async def _events(chunks: AsyncGenerator[Chunk, None], keepalive: float) -> AsyncGenerator[str]:
+async def _events(
+    chunks: AsyncGenerator[Chunk, None], keepalive: float, stopping: asyncio.Event
+) -> AsyncGenerator[str]:
     # Closed innermost first: the keep-alive wrapper lets go of the answer before it is closed.
     async with (
         contextlib.aclosing(chunks),
-        contextlib.aclosing(_with_keepalives(chunks, keepalive)) as beats,
+        contextlib.aclosing(_with_keepalives(chunks, keepalive, stopping)) as beats,
     ):
         try:
             async for chunk in beats:
@@ -119,7 +136,7 @@ async def chat(
     `"phase": "thinking"`), `data: {"error": ...}` on failure, then `data: [DONE]`; a
     `: keep-alive` comment while the model is silent."""
     chunks = services.answerer.chunks(question)
-    return EventStream(_events(chunks, settings.sse_keepalive_seconds))
+    return EventStream(_events(chunks, settings.sse_keepalive_seconds, services.stopping))
 
 
 @router.post(
