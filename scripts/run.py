@@ -6,7 +6,8 @@ Settings come from the environment first, then the env file (the environment win
 backend's own settings and in docker compose). Every port is checked before anything starts;
 "chat at ..." is printed only once all three answer; a failed start stops the others and says
 which one failed. SIGINT, SIGTERM and SIGHUP stop all three, the backend first, so that the
-streams it ends still get their `done` published and carried to the browsers.
+streams it ends still get their `done` published and carried to the browsers. A service that
+exits while running (a crash, an OOM kill) is reported and restarted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from dotenv import dotenv_values
 
@@ -36,6 +38,7 @@ from scripts.render_nginx import render
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS = 30.0
 STOP_SECONDS = 10.0
+RESTARTS_PER_MINUTE = 5
 
 
 class Stop(Exception):
@@ -191,6 +194,21 @@ class Supervisor:
                 )
             time.sleep(0.1)
 
+    def keep_running(self) -> NoReturn:
+        """Restarts whichever service exits, until a signal stops everything. A service that
+        keeps failing (RESTARTS_PER_MINUTE) raises StartFailed."""
+        restarts: list[float] = []
+        while True:
+            service, code = self.wait_any()
+            now = time.monotonic()
+            restarts = [at for at in restarts if now - at < 60] + [now]
+            if len(restarts) > RESTARTS_PER_MINUTE:
+                raise StartFailed(f"{service.name} keeps exiting (code {code}); giving up")
+            say(f"{service.name} exited with code {code}; restarting it")
+            self.running = [(s, p) for s, p in self.running if s is not service]
+            self.start(service)
+            say(f"{service.name} restarted")
+
     def wait_any(self) -> tuple[Service, int]:
         """Blocks until one service exits (a signal interrupts it with Stop)."""
         os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
@@ -254,9 +272,7 @@ def run(env: Mapping[str, str], state: Path) -> int:
         for service in plan:
             supervisor.start(service)
         say(f"chat at http://localhost:{env['NGINX_PORT']} (Ctrl-C stops everything)")
-        service, code = supervisor.wait_any()
-        say(f"{service.name} exited with code {code}; stopping the others")
-        return 1
+        supervisor.keep_running()
     except StartFailed as error:
         say(str(error))
         return 1

@@ -259,3 +259,20 @@ def test_the_environment_overrides_the_env_file(tmp_path: Path) -> None:
     assert response.status_code == 200, response.text
     assert response.json() == {"response": "".join(ANSWER)}
     assert fake.requests[0]["model"] == "from-the-file"  # the file still fills the rest
+
+
+@pytest.mark.parametrize("crashing", ["backend", "centrifugo"])
+def test_a_crashed_server_is_reported_and_restarted(tmp_path: Path, crashing: str) -> None:
+    setting = {"backend": "BACKEND_PORT", "centrifugo": "CENTRIFUGO_HTTP_SERVER_PORT"}[crashing]
+    with make_run(tmp_path, via_make=False, env_file_lines="\n") as run:
+        run.wait_for("chat at")
+        (victim,) = listeners({setting: run.ports[setting]})
+
+        os.kill(victim, signal.SIGKILL)  # a crash, an OOM kill
+
+        run.wait_for(f"{crashing} exited with code -9; restarting it")
+        run.wait_for(f"{crashing} restarted")
+        assert httpx.get(f"{run.url}/api/health").status_code == 200
+        ready = httpx.get(f"{run.url}/api/ready")
+        assert ready.status_code == 200, ready.text
+        assert listeners({setting: run.ports[setting]}) != {victim}
