@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -65,6 +65,102 @@ class Collector(SubscriptionEventHandler):
         return self.publications
 
 
+class Follower(SubscriptionEventHandler):
+    """A subscriber that follows docs/protocol.md: applies chunks in `seq` order, skips one it
+    already has, and resumes from the backend's snapshot when the channel's history cannot fill
+    a gap; when nothing arrives for `idle_seconds` it asks the snapshot whether anybody still
+    answers. The result is the answer as a reader would see it, and how it ended."""
+
+    def __init__(
+        self, snapshot: Callable[[], Awaitable[httpx.Response]], idle_seconds: float = 5
+    ) -> None:
+        self._snapshot = snapshot
+        self._idle_seconds = idle_seconds
+        self.text = ""
+        self.thinking = ""
+        self.seq = 0
+        self.dones: list[dict[str, Any]] = []
+        self.abandoned = ""  # why the reader was told that nobody answers any more
+        self.resumes = 0
+        self._held: list[dict[str, Any]] | None = None  # live chunks held while resuming
+        self.ended = asyncio.Event()
+        self.first = asyncio.Event()
+        self._moved = asyncio.Event()
+
+    async def on_publication(self, ctx: PublicationContext) -> None:
+        self._moved.set()
+        if self._held is not None:
+            self._held.append(ctx.pub.data)
+        else:
+            await self._apply(ctx.pub.data)
+
+    async def on_subscribed(self, ctx: SubscribedContext) -> None:
+        if ctx.was_recovering and not ctx.recovered:
+            await self.resume()
+
+    async def _apply(self, data: dict[str, Any]) -> None:
+        if data.get("done"):
+            self.dones.append(data)
+            self.ended.set()
+        elif data["seq"] <= self.seq:
+            pass  # already shown (from the snapshot, or published twice)
+        elif data["seq"] == self.seq + 1:
+            self.seq = data["seq"]
+            self.first.set()
+            if data.get("phase") == "thinking":
+                self.thinking += data["text"]
+            else:
+                self.text += data["text"]
+        else:
+            await self.resume()  # a gap the history did not fill
+
+    async def resume(self) -> None:
+        if self._held is not None:
+            return
+        self._held = []
+        self.resumes += 1
+        try:
+            response = await self._snapshot()
+        except httpx.TransportError as exc:
+            self._abandon(f"the server does not answer ({exc.__class__.__name__})")
+            return
+        if response.status_code != 200:
+            self._abandon(response.json()["detail"])
+            return
+        snapshot = response.json()
+        if snapshot["seq"] >= self.seq:
+            self.text, self.thinking, self.seq = (
+                snapshot["text"],
+                snapshot["thinking"],
+                snapshot["seq"],
+            )
+        held, self._held = self._held, None
+        for data in held:
+            await self._apply(data)
+        if snapshot["done"] is not None and not self.dones:
+            self.dones.append({"text": "", "done": True, **snapshot["done"]})
+            self.ended.set()
+
+    def _abandon(self, why: str) -> None:
+        self.abandoned = why
+        self._held = None
+        self.ended.set()
+
+    async def wait_until_ended(self) -> None:
+        """Until the `done`, or until the reader learns that nobody answers any more (bound it
+        with `asyncio.timeout`)."""
+        while not self.ended.is_set():
+            self._moved.clear()
+            waiting = [asyncio.ensure_future(e.wait()) for e in (self.ended, self._moved)]
+            _, pending = await asyncio.wait(
+                waiting, timeout=self._idle_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+            if not self.ended.is_set() and not self._moved.is_set():
+                await self.resume()  # silence: does anybody still answer?
+
+
 class ChatSession:
     def __init__(self, http: httpx.AsyncClient, client: Client, user: str) -> None:
         self.http = http
@@ -101,6 +197,19 @@ class ChatSession:
     async def execute(self, channel: str, text: str, *, thinking: bool = False) -> httpx.Response:
         body = {"text": text, "channel": channel, "thinking": thinking}
         return await self.http.post("/api/execute", json=body)
+
+    async def follow(self, channel: str, idle_seconds: float = 5) -> Follower:
+        """A `Follower` of `channel`, subscribed from the start of its history."""
+        stream_id = channel.partition(":")[2].partition("#")[0]
+
+        async def snapshot() -> httpx.Response:
+            return await self.http.get(f"/api/streams/{stream_id}")
+
+        follower = Follower(snapshot, idle_seconds)
+        sub = self.client.new_subscription(channel, events=follower, get_state=from_start)
+        await sub.subscribe()
+        await sub.ready(10)
+        return follower
 
     async def cancel(self, channel: str) -> httpx.Response:
         return await self.http.post("/api/cancel", json={"channel": channel})

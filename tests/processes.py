@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,27 +45,62 @@ def clean_environment(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+class Server:
+    """A server process the test controls: started and waited for, signalled, restarted, and
+    always stopped. Its output goes to a log that a failure to start shows."""
+
+    def __init__(
+        self, name: str, command: list[str], env: Mapping[str, str], ready_url: str
+    ) -> None:
+        self.name, self.command, self.env, self.ready_url = name, command, dict(env), ready_url
+        self._workdir = tempfile.TemporaryDirectory(prefix=f"relaychat-{name}-")
+        self.log_path = Path(self._workdir.name) / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                cwd=self._workdir.name,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_ready(self.name, self.process, self.ready_url, self.log_path, timeout)
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not stopped within 10 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def close(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused server cannot stop
+        self.stop()
+        self._workdir.cleanup()
+
+
 @contextmanager
 def running(
     name: str, command: list[str], env: Mapping[str, str], ready_url: str, timeout: float = 30
 ) -> Iterator[Path]:
     """Run `command` until the block ends; wait until `ready_url` answers 200. Yields its log."""
-    with tempfile.TemporaryDirectory(prefix=f"relaychat-{name}-") as workdir:
-        log_path = Path(workdir) / f"{name}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command, env=dict(env), cwd=workdir, stdout=log, stderr=subprocess.STDOUT
-            )
-            try:
-                _wait_ready(name, process, ready_url, log_path, timeout)
-                yield log_path
-            finally:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+    server = Server(name, command, env, ready_url)
+    try:
+        server.start(timeout)
+        yield server.log_path
+    finally:
+        server.close()
 
 
 def _wait_ready(

@@ -18,6 +18,7 @@ import pytest
 from backend.api.limits import max_body_bytes
 from tests.processes import (
     ROOT,
+    Server,
     centrifugo_command,
     clean_environment,
     free_port,
@@ -45,22 +46,16 @@ class Stack:
         return self.centrifugo_url.replace("http://", "ws://") + "/connection/websocket"
 
 
-@contextmanager
-def running_stack(workdir: Path) -> Iterator[Stack]:
-    """Centrifugo (as `make run` starts it) and the backend on free ports, until the block ends."""
+def stack_for(
+    centrifugo_port: int, backend_port: int, nginx_ports: tuple[int, int], **settings: str
+) -> Stack:
+    """Secrets and settings for a Centrifugo and a backend on these ports (none started)."""
     api_key, token_secret = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    centrifugo_port, backend_port = free_port(), free_port()
-    nginx_ports = (free_port(), free_port())
-    shared = {
-        "CENTRIFUGO_HTTP_API_KEY": api_key,
-        "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": token_secret,
-        "CENTRIFUGO_HTTP_SERVER_PORT": str(centrifugo_port),
-    }
-    origins = " ".join([ORIGIN, *(f"http://127.0.0.1:{port}" for port in nginx_ports)])
-    centrifugo_env = clean_environment({**shared, "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": origins})
     backend_env = clean_environment(
         {
-            **shared,
+            "CENTRIFUGO_HTTP_API_KEY": api_key,
+            "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": token_secret,
+            "CENTRIFUGO_HTTP_SERVER_PORT": str(centrifugo_port),
             "ENVIRONMENT": "production",
             "SESSION_SECRET": secrets.token_urlsafe(32),
             "BACKEND_PORT": str(backend_port),
@@ -69,17 +64,47 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
             "SIM_TOKEN_DELAY_MAX_MS": "3",
             "COALESCE_WINDOW_MS": "5",
             "PYTHONUNBUFFERED": "1",
+            **settings,
         }
     )
-    centrifugo_url = f"http://127.0.0.1:{centrifugo_port}"
-    backend_url = f"http://127.0.0.1:{backend_port}"
-    centrifugo_cmd = centrifugo_command(workdir)
-    backend_cmd = [sys.executable, "-m", "backend"]
-    with (
-        running("centrifugo", centrifugo_cmd, centrifugo_env, f"{centrifugo_url}/health"),
-        running("backend", backend_cmd, backend_env, f"{backend_url}/api/health"),
-    ):
-        yield Stack(backend_url, centrifugo_url, api_key, token_secret, backend_env, nginx_ports)
+    return Stack(
+        f"http://127.0.0.1:{backend_port}",
+        f"http://127.0.0.1:{centrifugo_port}",
+        api_key,
+        token_secret,
+        backend_env,
+        nginx_ports,
+    )
+
+
+def centrifugo_server(stack: Stack, workdir: Path) -> Server:
+    """Centrifugo as `make run` starts it, for `stack` (not started)."""
+    origins = " ".join([ORIGIN, *(f"http://127.0.0.1:{port}" for port in stack.nginx_ports)])
+    shared = ("CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY")
+    env = {name: stack.backend_env[name] for name in shared}
+    env["CENTRIFUGO_HTTP_SERVER_PORT"] = stack.centrifugo_url.rpartition(":")[2]
+    env["CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"] = origins
+    command = centrifugo_command(workdir)
+    return Server("centrifugo", command, clean_environment(env), f"{stack.centrifugo_url}/health")
+
+
+def backend_server(stack: Stack) -> Server:
+    command = [sys.executable, "-m", "backend"]
+    return Server("backend", command, stack.backend_env, f"{stack.backend_url}/api/health")
+
+
+@contextmanager
+def running_stack(workdir: Path) -> Iterator[Stack]:
+    """Centrifugo (as `make run` starts it) and the backend on free ports, until the block ends."""
+    stack = stack_for(free_port(), free_port(), (free_port(), free_port()))
+    servers = [centrifugo_server(stack, workdir), backend_server(stack)]
+    try:
+        for server in servers:
+            server.start()
+        yield stack
+    finally:
+        for server in reversed(servers):
+            server.close()
 
 
 @contextmanager

@@ -1,0 +1,114 @@
+"""No answer lost, repeated or left hanging when Centrifugo restarts or stalls mid-answer, or
+the backend is killed: 20 streams at once, each read by a subscriber that follows
+docs/protocol.md (seq order, snapshot when the history cannot fill a gap)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from backend.llm.simulated import answer_for
+from tests.clients import ChatSession, Follower
+from tests.processes import Server, free_port
+from tests.stack import ORIGIN, Stack, backend_server, centrifugo_server, stack_for
+
+# ~20 ms a token: the answers run 2-4 s, long enough to be cut in the middle.
+SPEED = {"SIM_TOKEN_DELAY_MIN_MS": "15", "SIM_TOKEN_DELAY_MAX_MS": "25", "COALESCE_WINDOW_MS": "30"}
+PROMPTS = ["code", "explain", "streaming", "hello", "anything else"] * 4
+ENDED_SECONDS = 60
+
+
+@dataclass
+class Faulty:
+    stack: Stack
+    centrifugo: Server
+    backend: Server
+
+
+@pytest.fixture
+def faulty(tmp_path: Path) -> Iterator[Faulty]:
+    """A Centrifugo and a backend of this test's own, to stop, pause and kill."""
+    stack = stack_for(free_port(), free_port(), (free_port(), free_port()), **SPEED)
+    servers = Faulty(stack, centrifugo_server(stack, tmp_path), backend_server(stack))
+    try:
+        servers.centrifugo.start()
+        servers.backend.start()
+        yield servers
+    finally:
+        servers.backend.close()
+        servers.centrifugo.close()
+
+
+async def streaming(chat: ChatSession, idle_seconds: float = 5) -> list[tuple[str, Follower]]:
+    """The 20 answers, each followed from before its execute, all under way."""
+    followers = []
+    for prompt in PROMPTS:
+        channel = chat.new_channel()
+        follower = await chat.follow(channel, idle_seconds)
+        assert (await chat.execute(channel, prompt)).status_code == 202
+        followers.append((prompt, follower))
+    for _, follower in followers:
+        await asyncio.wait_for(follower.first.wait(), 10)
+    return followers
+
+
+async def assert_exact(followers: list[tuple[str, Follower]]) -> None:
+    async with asyncio.timeout(ENDED_SECONDS):
+        await asyncio.gather(*(follower.wait_until_ended() for _, follower in followers))
+    for prompt, follower in followers:
+        assert follower.abandoned == ""
+        assert follower.text == answer_for(prompt)
+        assert [done["reason"] for done in follower.dones] == ["complete"]
+
+
+@pytest.mark.parametrize("outage_seconds", [1, 4])
+async def test_a_centrifugo_restart_mid_answer_loses_and_repeats_nothing(
+    faulty: Faulty, outage_seconds: float
+) -> None:
+    async with ChatSession.open(
+        faulty.stack.backend_url, faulty.stack.websocket_url, ORIGIN
+    ) as chat:
+        followers = await streaming(chat)
+
+        faulty.centrifugo.stop()  # SIGTERM: the memory engine's history and epoch are gone
+        await asyncio.sleep(outage_seconds)  # the outage itself
+        faulty.centrifugo.start()
+
+        await assert_exact(followers)
+        assert sum(follower.resumes for _, follower in followers) > 0  # the snapshot was needed
+
+
+@pytest.mark.parametrize("stall_seconds", [2, 20])
+async def test_a_stalled_centrifugo_loses_and_repeats_nothing(
+    faulty: Faulty, stall_seconds: float
+) -> None:
+    async with ChatSession.open(
+        faulty.stack.backend_url, faulty.stack.websocket_url, ORIGIN
+    ) as chat:
+        followers = await streaming(chat, idle_seconds=60)
+
+        faulty.centrifugo.signal(signal.SIGSTOP)
+        await asyncio.sleep(stall_seconds)  # the stall itself
+        faulty.centrifugo.signal(signal.SIGCONT)
+
+        await assert_exact(followers)
+
+
+async def test_a_killed_backend_is_noticed_by_every_reader_within_seconds(faulty: Faulty) -> None:
+    async with ChatSession.open(
+        faulty.stack.backend_url, faulty.stack.websocket_url, ORIGIN
+    ) as chat:
+        followers = await streaming(chat, idle_seconds=2)
+
+        faulty.backend.signal(signal.SIGKILL)  # a crash, an OOM kill: no `done` for anyone
+
+        async with asyncio.timeout(15):
+            await asyncio.gather(*(follower.wait_until_ended() for _, follower in followers))
+    for _, follower in followers:
+        assert follower.dones == []
+        assert "does not answer" in follower.abandoned
