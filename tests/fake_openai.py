@@ -65,7 +65,12 @@ class FakeOpenAI:
             return JSONResponse({"error": {"message": "Incorrect API key provided"}}, 401)
         if prompt == "fail-429":
             return JSONResponse({"error": {"message": "Rate limit reached"}}, 429)
-        streams = {"slow": self._slow, "drop": self._drop, "unicode": self._unicode}
+        streams = {
+            "slow": self._slow,
+            "drop": self._drop,
+            "unicode": self._unicode,
+            "split-emoji": self._split_emoji,
+        }
         stream = streams.get(prompt, self._normal)
         return StreamingResponse(stream(), media_type="text/event-stream")
 
@@ -97,6 +102,15 @@ class FakeOpenAI:
         for index, text in enumerate(UNICODE_ANSWER):
             await asyncio.sleep(0.01)
             yield _raw_chunk(text, split=index == 1)
+        yield "data: [DONE]\n\n"
+
+    async def _split_emoji(self) -> AsyncIterator[str]:
+        """What a gateway in JavaScript sends when it cuts a string between the two UTF-16 halves
+        of an emoji: each half alone, escaped, plus one half that never gets its partner."""
+        for escaped in ("smile \\ud83d", "\\ude00 and \\udc00 alone"):
+            await asyncio.sleep(0.01)
+            body = json.dumps(_body({"content": "X"})).replace('"X"', f'"{escaped}"')
+            yield f"data: {body}\n\n"
         yield "data: [DONE]\n\n"
 
     async def _drop(self) -> AsyncIterator[str]:

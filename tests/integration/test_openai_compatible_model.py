@@ -200,3 +200,16 @@ async def test_cancel_ends_the_stream_and_closes_the_upstream_request(
         f"{(done_at - asked) * 1000:.1f} ms, upstream closed after "
         f"{(fake.slow_stopped_at - asked) * 1000:.1f} ms"
     )
+
+
+async def test_poisoned_model_text_touches_no_other_stream(stack: Stack, backend_url: str) -> None:
+    """Regression: a lone surrogate from a model failed the whole publishing batch, and 79 of
+    120 unrelated streams ended with "the answer could not be delivered"."""
+    async with ChatSession.open(backend_url, stack.websocket_url, ORIGIN) as chat:
+        prompts = ["split-emoji", "hello"] * 30
+        answers = await asyncio.gather(*(chat.ask(prompt) for prompt in prompts))
+
+    for prompt, publications in zip(prompts, answers, strict=True):
+        assert publications[-1] == {"text": "", "done": True, "reason": "complete"}
+        expected = "".join(ANSWER) if prompt == "hello" else "smile \U0001f600 and \ufffd alone"
+        assert answer_of(publications) == expected

@@ -251,3 +251,16 @@ async def test_shutdown_ends_sse_streams_with_an_error_event_and_relay_streams_w
         response = await asyncio.wait_for(sse, 5)
         assert events(response.text)[-2:] == [{"error": STOPPING}, "[DONE]"]
         assert (await api.publisher.wait_for_done(channel))[-1] == SHUTDOWN
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("bug"), KeyError("x"), UnicodeError("bad")])
+async def test_any_model_failure_is_502_on_sync_and_an_error_event_on_sse(
+    failure: Exception,
+) -> None:
+    async with with_model(ScriptedModel(TOKENS, fail_after=2, failure=failure)) as api:
+        sync = await api.client.post("/api/chat/sync", json={"prompt": "hi"})
+        sse = await api.client.post("/api/chat", json={"prompt": "hi"})
+
+    assert sync.status_code == 502
+    assert sync.json() == {"detail": "the model failed while answering"}
+    assert events(sse.text)[-2:] == [{"error": "the model failed while answering"}, "[DONE]"]
