@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 FRONTEND := frontend/dist/index.html
-FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/build.mjs frontend/package-lock.json
+FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/build.mjs frontend/package-lock.json frontend/package.json
 
-.PHONY: run test setup centrifugo nginx test-tools frontend lint unit integration e2e bench clean
+.PHONY: run test setup centrifugo nginx test-tools frontend frontend-check lint unit integration e2e bench clean
 
 # The settings file `make run` reads (the environment overrides it); written on first run.
 ENV_FILE ?= .env
@@ -38,10 +38,14 @@ bench: setup
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/python -m bench.relay_throughput --streams 300
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/python -m bench.relay_throughput --streams 1000 --windows 30 --token-delay-ms 30 80
 
-lint: $(STAMP)
+lint: $(STAMP) frontend-check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The page's JS: type-checked (tsc on JSDoc, strict) and its pure functions tested (node --test).
+frontend-check: $(FRONTEND)
+	cd frontend && npm run --silent check && npm test --silent
 
 setup: $(STAMP) centrifugo nginx frontend
 

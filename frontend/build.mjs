@@ -26,6 +26,7 @@ const result = await build({
 });
 
 const outputs = Object.keys(result.metafile.outputs).map((file) => path.basename(file));
+/** @param {string} prefix @param {string} ext */
 const find = (prefix, ext) => outputs.find((f) => f.startsWith(prefix) && f.endsWith(ext));
 const html = (await readFile(path.join(here, 'index.html'), 'utf8'))
   .replace('%APP_JS%', `/assets/${find('app-', '.js')}`)

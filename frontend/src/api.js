@@ -1,6 +1,15 @@
+// @ts-check
 // The backend's HTTP API, as the page uses it. Errors carry the server's readable message.
+import { readLimits } from './limits.js';
+
+/** @import { Limits } from './limits.js' */
+/** @import { HistoryTurn } from './history.js' */
 
 export class ApiError extends Error {
+  /**
+   * @param {number} status  the HTTP status, 0 when the server could not be reached
+   * @param {string} message
+   */
   constructor(status, message) {
     super(message);
     this.name = 'ApiError';
@@ -8,6 +17,7 @@ export class ApiError extends Error {
   }
 }
 
+/** @param {Response} response */
 async function readError(response) {
   try {
     const body = await response.json();
@@ -18,30 +28,80 @@ async function readError(response) {
   return response.statusText || `HTTP ${response.status}`;
 }
 
-async function post(path, body) {
+/**
+ * @param {string} path
+ * @param {RequestInit} init
+ * @returns {Promise<unknown>}
+ */
+async function request(path, init) {
   let response;
   try {
-    response = await fetch(path, {
-      method: 'POST',
-      credentials: 'same-origin',
-      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    response = await fetch(path, { credentials: 'same-origin', ...init });
   } catch {
     throw new ApiError(0, 'the server cannot be reached');
   }
   if (!response.ok) throw new ApiError(response.status, await readError(response));
-  return response.json();
+  try {
+    return await response.json();
+  } catch {
+    throw new ApiError(response.status, 'the server answered with something that is not JSON');
+  }
 }
 
-/** A fresh connection token and the user it is for: `{token, user, expires_in}`. */
-export const fetchToken = () => post('/api/token');
+/**
+ * @param {string} path
+ * @param {object} [body]
+ */
+const post = (path, body) =>
+  request(path, {
+    method: 'POST',
+    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 
-/** Starts an answer streaming into `channel`; resolves once the backend accepted it (202). */
+/**
+ * A connection token and the user it is for.
+ * @typedef {object} Session
+ * @property {string} token
+ * @property {string} user
+ */
+
+/**
+ * A fresh connection token and the user it is for (`POST /api/token`).
+ * @returns {Promise<Session>}
+ */
+export async function fetchToken() {
+  const body = /** @type {{token?: unknown, user?: unknown}} */ (await post('/api/token'));
+  if (typeof body?.token !== 'string' || typeof body.user !== 'string') {
+    throw new ApiError(200, 'the server sent a session the page cannot read');
+  }
+  return { token: body.token, user: body.user };
+}
+
+/**
+ * The limits the prompt endpoints apply (`GET /api/config`).
+ * @returns {Promise<Limits>}
+ */
+export async function fetchConfig() {
+  const body = await request('/api/config', { method: 'GET' });
+  try {
+    return readLimits(body);
+  } catch (error) {
+    throw new ApiError(200, /** @type {Error} */ (error).message);
+  }
+}
+
+/**
+ * Starts an answer streaming into `channel`; resolves once the backend accepted it (202).
+ * @param {{text: string, channel: string, thinking: boolean, history: HistoryTurn[]}} prompt
+ */
 export const execute = ({ text, channel, thinking, history }) =>
   post('/api/execute', { text, channel, thinking, history });
 
-/** Whether the backend reaches the real-time server: `{ok, reason}`. */
+/**
+ * Whether the backend reaches the real-time server.
+ * @returns {Promise<{ok: boolean, reason: string}>}
+ */
 export async function checkReady() {
   try {
     const response = await fetch('/api/ready', { credentials: 'same-origin' });

@@ -1,57 +1,123 @@
+// @ts-check
 // The chat page: wires the form, the connection and the conversation together.
 import { Centrifuge } from 'centrifuge';
 
-import { checkReady, execute, fetchToken } from './api.js';
+import { checkReady, execute, fetchConfig, fetchToken } from './api.js';
+import { answerChannel, newStreamId } from './channel.js';
+import { chooseHistory } from './history.js';
 import { loadTurns, saveTurns } from './store.js';
-import { followChannel } from './stream.js';
+import { subscribeAnswer } from './subscription.js';
 import { ConversationView } from './view.js';
 
-const $ = (id) => document.getElementById(id);
-const form = $('composer');
-const input = $('prompt');
-const sendButton = $('send');
-const thinkingSwitch = $('show-thinking');
-const statusLine = $('status');
-const welcome = $('welcome');
-const view = new ConversationView($('conversation'));
+/** @import { Session } from './api.js' */
+/** @import { Limits } from './limits.js' */
+/** @import { AssistantTurn, Turn } from './store.js' */
+/** @import { AnswerSubscription } from './subscription.js' */
+/** @import { AnswerView } from './view.js' */
+
+/**
+ * The element with `id`, which the page must have and of that type.
+ * @template {typeof HTMLElement} T
+ * @param {string} id
+ * @param {T} type
+ * @returns {InstanceType<T>}
+ */
+function byId(id, type) {
+  const node = document.getElementById(id);
+  if (!(node instanceof type)) throw new Error(`the page has no ${type.name} #${id}`);
+  return /** @type {InstanceType<T>} */ (node);
+}
+
+const form = byId('composer', HTMLFormElement);
+const input = byId('prompt', HTMLTextAreaElement);
+const sendButton = byId('send', HTMLButtonElement);
+const thinkingSwitch = byId('show-thinking', HTMLInputElement);
+const statusLine = byId('status', HTMLElement);
+const welcome = byId('welcome', HTMLElement);
+const view = new ConversationView(byId('conversation', HTMLElement));
 const turns = loadTurns();
 
-let identity = null; // {user, token}: the token is used once, for the first connect
+/** @param {unknown} error */
+const messageOf = (error) => (error instanceof Error ? error.message : String(error));
 
-async function getToken() {
-  if (identity && identity.token) {
-    const { token } = identity;
-    identity.token = null;
-    return token;
-  }
-  const fresh = await fetchToken();
-  identity = { user: fresh.user, token: null };
-  return fresh.token;
+// The status line has two parts, each replaced only by news about itself: the connection's state
+// and, when they could not be read, the server's limits.
+const statusParts = { connection: '', limits: '' };
+
+/**
+ * @param {keyof typeof statusParts} part
+ * @param {string} message  empty once there is nothing to say
+ */
+function showStatus(part, message) {
+  statusParts[part] = message;
+  const text = [statusParts.connection, statusParts.limits].filter(Boolean).join(' ');
+  statusLine.textContent = text;
+  statusLine.hidden = !text;
 }
+
+/** The server's limits (`GET /api/config`), or null while they could not be read. */
+let limits = /** @type {Limits | null} */ (null);
+
+/** Reads the server's limits and applies them to the composer; says so when it cannot. */
+async function loadLimits() {
+  try {
+    limits = await fetchConfig();
+  } catch (error) {
+    showStatus(
+      'limits',
+      `Cannot read the server's limits (${messageOf(error)}), so prompts are sent without ` +
+        'the earlier conversation.',
+    );
+    return;
+  }
+  input.maxLength = limits.maxTextChars;
+  showStatus('limits', '');
+}
+
+/**
+ * The earlier turns to send with a prompt. Without the server's limits the fallback is none at
+ * all, which the server accepts whatever its limits are; the prompt's own length is then left
+ * to the server, which explains a refusal.
+ * @param {readonly Turn[]} earlier
+ */
+const historyToSend = (earlier) => (limits ? chooseHistory(earlier, limits) : []);
 
 const websocketUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/connection/websocket`;
-const centrifuge = new Centrifuge(websocketUrl, { getToken });
-
-function showStatus(message) {
-  statusLine.textContent = message || '';
-  statusLine.hidden = !message;
-}
 
 let wasConnected = false;
-centrifuge.on('connected', () => {
-  wasConnected = true;
-  showStatus('');
-});
-centrifuge.on('connecting', (ctx) => {
-  if (wasConnected) showStatus(`Connection lost (${ctx.reason}). Reconnecting; the answer will continue where it stopped.`);
-});
-centrifuge.on('error', (ctx) => {
-  // Never connected: the real-time server is down, or it refuses this page's origin.
-  if (!wasConnected && ctx.type === 'transport') explainRefusedConnection();
-});
-centrifuge.on('disconnected', (ctx) => {
-  showStatus(`Disconnected from the server: ${ctx.reason}. Reload the page to reconnect.`);
-});
+
+/**
+ * Connects to the real-time server with the session's token; when that token expires,
+ * centrifuge-js asks `getToken` for a fresh one.
+ * @param {Session} session
+ */
+function connect(session) {
+  const centrifuge = new Centrifuge(websocketUrl, {
+    token: session.token,
+    getToken: async () => (await fetchToken()).token,
+  });
+  centrifuge.on('connected', () => {
+    wasConnected = true;
+    showStatus('connection', '');
+  });
+  centrifuge.on('connecting', (ctx) => {
+    if (wasConnected) {
+      showStatus(
+        'connection',
+        `Connection lost (${ctx.reason}). Reconnecting; the answer will continue where it stopped.`,
+      );
+    }
+  });
+  centrifuge.on('error', (ctx) => {
+    // Never connected: the real-time server is down, or it refuses this page's origin.
+    if (!wasConnected && ctx.type === 'transport') explainRefusedConnection();
+  });
+  centrifuge.on('disconnected', (ctx) => {
+    showStatus('connection', `Disconnected from the server: ${ctx.reason}. Reload the page to reconnect.`);
+  });
+  centrifuge.connect();
+  return centrifuge;
+}
 
 let explaining = false;
 async function explainRefusedConnection() {
@@ -60,6 +126,7 @@ async function explainRefusedConnection() {
   const ready = await checkReady();
   if (!wasConnected) {
     showStatus(
+      'connection',
       ready.ok
         ? `The real-time server refuses connections from this page (${location.origin}). ` +
             'Answers cannot be shown until its address is allowed ' +
@@ -70,6 +137,13 @@ async function explainRefusedConnection() {
   explaining = false;
 }
 
+/** The connection and the user it is for, once the page has started. */
+let connection = /** @type {{centrifuge: Centrifuge, user: string} | null} */ (null);
+
+/**
+ * @param {boolean} busy
+ * @param {string} [label]
+ */
 function setBusy(busy, label = 'Send') {
   input.disabled = busy;
   sendButton.disabled = busy;
@@ -79,93 +153,87 @@ function setBusy(busy, label = 'Send') {
   if (!busy) input.focus();
 }
 
-const newStreamId = () => crypto.randomUUID().replaceAll('-', '');
-
-// The backend's bounds on `history` (MAX_HISTORY_TURNS, MAX_HISTORY_CHARS): the newest turns
-// that fit are sent, so a long conversation keeps working instead of being refused.
-const HISTORY_TURNS = 20;
-const HISTORY_CHARS = 32000;
-
-/** Earlier turns for the model, oldest first: answered prompts only, newest that fit. */
-function historyBefore(count) {
-  const pairs = [];
-  const earlier = turns.slice(0, count);
-  for (let i = 0; i + 1 < earlier.length; i += 1) {
-    const [question, answer] = [earlier[i], earlier[i + 1]];
-    if (question.role === 'user' && answer.role === 'assistant' && answer.reason === 'complete') {
-      pairs.push([question, answer]);
-      i += 1;
-    }
-  }
-  const history = [];
-  let chars = 0;
-  for (const [question, answer] of pairs.reverse()) {
-    const size = question.text.length + answer.answer.length;
-    if (history.length + 2 > HISTORY_TURNS || chars + size > HISTORY_CHARS) break;
-    history.unshift({ role: 'user', content: question.text }, { role: 'assistant', content: answer.answer });
-    chars += size;
-  }
-  return history;
-}
-
-/** Streams the answer of `record`'s channel into `turn` until `done`; saves the outcome. */
-async function follow(record, turn, following) {
-  const done = await following.done;
-  record.reason = done.reason;
-  record.error = done.error || '';
-  record.answer = turn.answerText;
-  record.thinking = turn.thinking;
-  saveTurns(turns);
-  turn.finish(done.reason, done.error);
-}
-
-function listen(turn, channel) {
-  return followChannel(centrifuge, channel, (text, phase) => {
-    if (phase === 'thinking') turn.appendThinking(text);
-    else turn.appendAnswer(text);
+/**
+ * Shows the answer arriving on `channel` in `answerView` as it streams.
+ * @param {Centrifuge} centrifuge
+ * @param {string} channel
+ * @param {AnswerView} answerView
+ */
+function showAnswer(centrifuge, channel, answerView) {
+  return subscribeAnswer(centrifuge, channel, (text, phase) => {
+    if (phase === 'thinking') answerView.appendThinking(text);
+    else answerView.appendAnswer(text);
   });
 }
 
+/**
+ * Waits for the answer's outcome, keeps it with its turn (so that a reload shows it as it
+ * ended) and shows it.
+ * @param {AssistantTurn} turn
+ * @param {AnswerView} answerView
+ * @param {AnswerSubscription} subscription
+ */
+async function recordOutcome(turn, answerView, subscription) {
+  const { reason, error } = await subscription.outcome;
+  turn.reason = reason;
+  turn.error = error;
+  turn.answer = answerView.answerText;
+  turn.thinking = answerView.thinking;
+  saveTurns(turns);
+  answerView.finish(reason, error);
+}
+
+/** @param {string} text */
 async function ask(text) {
+  if (!connection) return;
+  const { centrifuge, user } = connection;
   welcome.hidden = true;
   setBusy(true, 'Sending…');
   const thinking = thinkingSwitch.checked;
-  const history = historyBefore(turns.length);
+  const earlier = turns.slice();
   turns.push({ role: 'user', text });
   view.addUser(text);
+  if (!limits) await loadLimits(); // they could not be read at the start: maybe now
+  const history = historyToSend(earlier);
 
-  const channel = `stream:${newStreamId()}#${identity.user}`;
-  const record = { role: 'assistant', channel, reason: null };
-  turns.push(record);
+  const channel = answerChannel(newStreamId(), user);
+  /** @type {AssistantTurn} */
+  const turn = { role: 'assistant', channel, reason: null };
+  turns.push(turn);
   saveTurns(turns);
-  const turn = view.addAssistant();
+  const answerView = view.addAssistant();
   // Subscribe before asking: with `since` the channel is read from its start, so the first
   // publication cannot be missed whatever the order things arrive in.
-  const following = listen(turn, channel);
+  const subscription = showAnswer(centrifuge, channel, answerView);
   try {
     await execute({ text, channel, thinking, history });
   } catch (error) {
-    following.stop('refused', error.message);
+    subscription.stop('refused', messageOf(error));
   }
   setBusy(true, 'Answering…');
-  await follow(record, turn, following);
+  await recordOutcome(turn, answerView, subscription);
   setBusy(false);
 }
 
+/**
+ * Shows the stored conversation again.
+ * @returns {[AssistantTurn, AnswerView][]} the answers that were still arriving
+ */
 function restore() {
+  /** @type {[AssistantTurn, AnswerView][]} */
   const unfinished = [];
-  for (const record of turns) {
-    if (record.role === 'user') {
-      view.addUser(record.text);
+  for (const turn of turns) {
+    if (turn.role === 'user') {
+      view.addUser(turn.text);
       continue;
     }
-    const turn = view.addAssistant();
-    if (record.reason) {
-      if (record.thinking) turn.appendThinking(record.thinking);
-      turn.appendAnswer(record.answer || '');
-      turn.finish(record.reason, record.error);
+    const answerView = view.addAssistant();
+    if (turn.reason) {
+      if (turn.thinking) answerView.appendThinking(turn.thinking);
+      answerView.appendAnswer(turn.answer || '');
+      answerView.finish(turn.reason, turn.error);
     } else {
-      unfinished.push([record, turn]);
+      unfinished.push([turn, answerView]);
     }
   }
   if (turns.length) welcome.hidden = true;
@@ -174,17 +242,20 @@ function restore() {
 
 async function start() {
   setBusy(true, 'Connecting…');
-  try {
-    identity = await fetchToken();
-  } catch (error) {
-    showStatus(`Cannot start a session: ${error.message}. Reload the page to try again.`);
+  const [session] = await Promise.allSettled([fetchToken(), loadLimits()]);
+  if (session.status === 'rejected') {
+    showStatus(
+      'connection',
+      `Cannot start a session: ${messageOf(session.reason)}. Reload the page to try again.`,
+    );
     return;
   }
   const unfinished = restore();
-  centrifuge.connect();
-  for (const [record, turn] of unfinished) {
+  const centrifuge = connect(session.value);
+  connection = { centrifuge, user: session.value.user };
+  for (const [turn, answerView] of unfinished) {
     setBusy(true, 'Answering…');
-    await follow(record, turn, listen(turn, record.channel));
+    await recordOutcome(turn, answerView, showAnswer(centrifuge, turn.channel, answerView));
   }
   setBusy(false);
 }
@@ -211,10 +282,11 @@ function resize() {
 }
 input.addEventListener('input', resize);
 
-for (const chip of document.querySelectorAll('.chip')) {
+for (const chip of /** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('.chip'))) {
   chip.addEventListener('click', () => {
-    if (sendButton.disabled) return;
-    ask(chip.dataset.prompt);
+    const prompt = chip.dataset.prompt;
+    if (!prompt || sendButton.disabled) return;
+    ask(prompt);
   });
 }
 

@@ -1,10 +1,14 @@
+// @ts-check
 // Markdown to DOM for model answers. Raw HTML in the text is shown as text, never parsed, and the
 // result goes through DOMPurify as well, so no model output can create a script or a handler.
 import DOMPurify from 'dompurify';
 import { Marked } from 'marked';
 
-const escapeHtml = (text) =>
-  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+/** @type {Record<string, string>} */
+const ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+/** @param {string} text */
+const escapeHtml = (text) => text.replace(/[&<>"']/g, (c) => ENTITIES[c]);
 
 const marked = new Marked({
   gfm: true,
@@ -25,8 +29,12 @@ DOMPurify.addHook('afterSanitizeAttributes', (node) => {
   }
 });
 
-/** Replaces the children of `target` with `text` rendered as Markdown. An unclosed code fence
- *  (common while an answer is still streaming) renders as a code block up to the end. */
+/**
+ * Replaces the children of `target` with `text` rendered as Markdown. An unclosed code fence
+ * (common while an answer is still streaming) renders as a code block up to the end.
+ * @param {Element} target
+ * @param {string} text
+ */
 export function renderMarkdown(target, text) {
   const html = marked.parse(text, { async: false });
   const fragment = DOMPurify.sanitize(html, {

@@ -1,10 +1,18 @@
-// The conversation on screen: user turns, assistant turns that grow as they stream, and
-// scrolling that follows the answer unless the reader scrolled up. User text is only ever set
+// @ts-check
+// The conversation on screen: user turns, answers that grow as they stream, and scrolling that
+// keeps the newest text in view unless the reader scrolled up. User text is only ever set
 // through textContent; answers go through the sanitising Markdown renderer.
 import { renderMarkdown } from './markdown.js';
 
 const NEAR_BOTTOM_PX = 80;
 
+/**
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {string} [className]
+ * @param {string} [text]
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 const element = (tag, className, text) => {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -13,6 +21,7 @@ const element = (tag, className, text) => {
 };
 
 export class ConversationView {
+  /** @param {HTMLElement} container */
   constructor(container) {
     this.container = container;
   }
@@ -22,29 +31,34 @@ export class ConversationView {
     return c.scrollHeight - c.scrollTop - c.clientHeight < NEAR_BOTTOM_PX;
   }
 
-  /** Runs `change`, then keeps the newest text in view if the reader was already there. */
-  follow(change) {
+  /**
+   * Runs `change`, then keeps the newest text in view if the reader was already there.
+   * @param {() => void} change
+   */
+  keepInView(change) {
     const stick = this.nearBottom();
     change();
     if (stick) this.container.scrollTop = this.container.scrollHeight;
   }
 
+  /** @param {string} text */
   addUser(text) {
     const turn = element('article', 'turn user');
     turn.setAttribute('aria-label', 'You');
     turn.append(element('p', 'text', text));
-    this.follow(() => this.container.append(turn));
+    this.keepInView(() => this.container.append(turn));
   }
 
   addAssistant() {
-    const turn = new AssistantTurn();
-    this.follow(() => this.container.append(turn.root));
-    turn.onChange = (change) => this.follow(change);
+    const answer = new AnswerView();
+    this.keepInView(() => this.container.append(answer.root));
+    answer.onChange = (change) => this.keepInView(change);
     this.container.scrollTop = this.container.scrollHeight;
-    return turn;
+    return answer;
   }
 }
 
+/** @type {Record<string, string>} */
 const ENDINGS = {
   cancelled: 'The answer was stopped',
   error: 'The answer failed',
@@ -53,12 +67,15 @@ const ENDINGS = {
   refused: 'The prompt was not accepted',
 };
 
-export class AssistantTurn {
+/** One assistant turn on screen: its thinking, its answer, and how it ended. */
+export class AnswerView {
   constructor() {
     this.root = element('article', 'turn assistant');
     this.root.setAttribute('aria-label', 'relaychat');
     this.root.setAttribute('aria-busy', 'true');
+    /** @type {HTMLDetailsElement | null} */
     this.thinkingBlock = null;
+    /** @type {HTMLParagraphElement | null} */
     this.thinkingText = null;
     this.answer = element('div', 'answer markdown');
     this.cursor = element('span', 'cursor');
@@ -67,9 +84,11 @@ export class AssistantTurn {
     this.answerText = '';
     this.thinking = '';
     this.frame = 0;
+    /** @type {(change: () => void) => void} */
     this.onChange = (change) => change();
   }
 
+  /** @param {string} text */
   appendThinking(text) {
     if (!this.thinkingBlock) {
       this.thinkingBlock = element('details', 'thinking');
@@ -83,6 +102,7 @@ export class AssistantTurn {
     this.schedule();
   }
 
+  /** @param {string} text */
   appendAnswer(text) {
     this.answerText += text;
     this.schedule();
@@ -110,6 +130,11 @@ export class AssistantTurn {
     });
   }
 
+  /**
+   * Shows the answer as ended: the cursor goes, and any ending but `complete` is explained.
+   * @param {string} reason
+   * @param {string} [message]
+   */
   finish(reason, message) {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.render();

@@ -1,0 +1,13 @@
+// @ts-check
+// The channel an answer is published on: `stream:<id>#<user>`, a fresh `<id>` for every prompt.
+
+/** A fresh stream id: 32 characters of `[0-9a-f]`, within the 8-64 of `[A-Za-z0-9_-]` allowed. */
+export const newStreamId = () => crypto.randomUUID().replaceAll('-', '');
+
+/**
+ * The channel of one answer for `user`. The `#` makes it user-limited: only that user's
+ * connection may subscribe to it.
+ * @param {string} streamId
+ * @param {string} user
+ */
+export const answerChannel = (streamId, user) => `stream:${streamId}#${user}`;

@@ -1,0 +1,39 @@
+// @ts-check
+// The size limits the backend applies to a prompt and its history, as `GET /api/config` states
+// them. The page keeps no copy of the numbers: it uses what the server says.
+
+/**
+ * @typedef {object} Limits
+ * @property {number} maxTextChars     longest prompt, in characters
+ * @property {number} maxHistoryTurns  most earlier turns sent with a prompt
+ * @property {number} maxHistoryChars  most characters in those turns, all together
+ */
+
+/**
+ * @param {unknown} value
+ * @returns {value is number}
+ */
+const isCount = (value) => typeof value === 'number' && Number.isInteger(value) && value >= 0;
+
+/**
+ * The limits in a `GET /api/config` body (`{max_text_chars, max_history_turns,
+ * max_history_chars}`); throws when one is missing or not a whole number, so that no half-read
+ * configuration is ever used.
+ * @param {unknown} body
+ * @returns {Limits}
+ */
+export function readLimits(body) {
+  const config = /** @type {Record<string, unknown>} */ (body && typeof body === 'object' ? body : {});
+  const { max_text_chars, max_history_turns, max_history_chars } = config;
+  if (!isCount(max_text_chars) || !isCount(max_history_turns) || !isCount(max_history_chars)) {
+    throw new Error('the server sent limits the page cannot read');
+  }
+  return { maxTextChars: max_text_chars, maxHistoryTurns: max_history_turns, maxHistoryChars: max_history_chars };
+}
+
+/**
+ * Characters as the backend counts them (Unicode code points), not UTF-16 code units as
+ * `String.length` does: an emoji is one character, not two.
+ * @param {string} text
+ */
+export const countChars = (text) => [...text].length;

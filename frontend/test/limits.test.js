@@ -1,0 +1,36 @@
+// @ts-check
+// The limits the page takes from `GET /api/config`.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { countChars, readLimits } from '../src/limits.js';
+
+test("the server's limits are used as it states them", () => {
+  const body = { max_text_chars: 1234, max_history_turns: 6, max_history_chars: 999 };
+  assert.deepEqual(readLimits(body), { maxTextChars: 1234, maxHistoryTurns: 6, maxHistoryChars: 999 });
+});
+
+test('a limit of 0 is a limit, not a missing one', () => {
+  const body = { max_text_chars: 1, max_history_turns: 0, max_history_chars: 0 };
+  assert.deepEqual(readLimits(body), { maxTextChars: 1, maxHistoryTurns: 0, maxHistoryChars: 0 });
+});
+
+test('a configuration the page cannot read is refused whole, never half used', () => {
+  const good = { max_text_chars: 8000, max_history_turns: 20, max_history_chars: 32000 };
+  const bad = [
+    null,
+    'limits',
+    {},
+    { ...good, max_text_chars: undefined },
+    { ...good, max_history_turns: '20' },
+    { ...good, max_history_chars: -1 },
+    { ...good, max_text_chars: 1.5 },
+  ];
+  for (const body of bad) assert.throws(() => readLimits(body), /limits/, JSON.stringify(body));
+});
+
+test('characters are counted as the server counts them', () => {
+  assert.equal(countChars(''), 0);
+  assert.equal(countChars('héllo'), 5);
+  assert.equal(countChars('🙂 ok'), 4);
+});

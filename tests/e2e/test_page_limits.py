@@ -1,0 +1,121 @@
+"""The chat page takes its limits from `GET /api/config` instead of keeping copies: the longest
+prompt the textarea takes, and how much earlier conversation goes with a prompt."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from playwright.async_api import Browser, Page, Request, Route, expect
+
+FINISHED = ".turn.assistant[aria-busy=false]"
+
+
+def config_route(**limits: int) -> Callable[[Route], Awaitable[None]]:
+    """A handler that answers `GET /api/config` with the server's limits, `limits` replacing
+    some of them, as a backend configured that way would."""
+
+    async def handle(route: Route) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        await route.fulfill(response=response, json={**body, **limits})
+
+    return handle
+
+
+async def reload_ready(page: Page) -> None:
+    await page.reload()
+    await page.locator("#send:not([disabled])").wait_for()
+
+
+async def send(page: Page, text: str, answered: int) -> None:
+    await page.get_by_label("Your message").fill(text)
+    await page.get_by_label("Your message").press("Enter")
+    await page.locator(FINISHED).nth(answered).wait_for()
+
+
+async def test_the_prompt_box_takes_as_many_characters_as_the_server_allows(page: Page) -> None:
+    box = page.get_by_label("Your message")
+    served = await (await page.request.get("/api/config")).json()
+    await expect(box).to_have_attribute("maxlength", str(served["max_text_chars"]))
+
+    # A server with another limit: the page follows it, it has no number of its own.
+    await page.route("**/api/config", config_route(max_text_chars=37))
+    await reload_ready(page)
+    await expect(box).to_have_attribute("maxlength", "37")
+    await box.press_sequentially("x" * 50)
+    assert await box.input_value() == "x" * 37
+
+
+async def test_the_history_sent_with_a_prompt_keeps_to_the_servers_limits(page: Page) -> None:
+    await page.route("**/api/config", config_route(max_history_turns=2))
+    await reload_ready(page)
+    histories: list[Any] = []
+
+    def record(request: Request) -> None:
+        if request.url.endswith("/api/execute"):
+            histories.append((request.post_data_json or {})["history"])
+
+    page.on("request", record)
+    await send(page, "hello", 0)
+    await send(page, "explain", 1)
+    await send(page, "code", 2)
+    await expect(page.locator(".turn.user")).to_have_text(["hello", "explain", "code"])
+    assert [[turn["content"] for turn in history[::2]] for history in histories] == [
+        [],
+        ["hello"],
+        ["explain"],  # two turns at most: the newest exchange only, the oldest dropped
+    ]
+    assert [turn["role"] for turn in histories[2]] == ["user", "assistant"]
+
+
+async def test_without_the_limits_the_page_says_so_and_still_answers(
+    browser: Browser, edge: Any
+) -> None:
+    context = await browser.new_context(base_url=edge.url)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    asked: list[int] = []
+
+    async def unavailable(route: Route) -> None:
+        asked.append(1)
+        await route.fulfill(status=503, json={"detail": "the limits are being changed"})
+
+    await page.route("**/api/config", unavailable)
+    histories: list[Any] = []
+
+    def record(request: Request) -> None:
+        if request.url.endswith("/api/execute"):
+            histories.append((request.post_data_json or {})["history"])
+
+    page.on("request", record)
+    await page.goto("/")
+    await page.locator("#send:not([disabled])").wait_for()
+
+    status = page.locator("#status")
+    await expect(status).to_be_visible()
+    await expect(status).to_have_text(
+        "Cannot read the server's limits (the limits are being changed), so prompts are sent "
+        "without the earlier conversation."
+    )
+    assert await page.get_by_label("Your message").get_attribute("maxlength") is None
+
+    await send(page, "hello", 0)
+    await send(page, "explain", 1)
+    answers = page.locator(".turn.assistant .answer")
+    await expect(answers.nth(0)).to_contain_text("Hello!")
+    await expect(answers.nth(1)).to_contain_text("relaychat")
+    assert histories == [[], []]
+    assert len(asked) >= 3  # asked again with each prompt, in case the server is back
+    await expect(status).to_be_visible()  # connecting did not hide it
+
+    # Once the server answers again the next prompt takes the conversation along.
+    await page.unroute("**/api/config")
+    await send(page, "code", 2)
+    await expect(status).to_be_hidden()
+    assert [turn["content"] for turn in histories[2][::2]] == ["hello", "explain"]
+    await context.close()
+    # Chromium logs each failed response itself; nothing else may fail.
+    assert [text for text in errors if "503" not in text] == []
