@@ -100,6 +100,10 @@ class Follower(SubscriptionEventHandler):
 
     async def _apply(self, data: dict[str, Any]) -> None:
         if data.get("done"):
+            if data.get("seq", 0) > self.seq and self._held is None:
+                await self.resume()  # the done names chunks this reader never got
+                if self.dones:
+                    return  # the snapshot had the done
             self.dones.append(data)
             self.ended.set()
         elif data["seq"] <= self.seq:

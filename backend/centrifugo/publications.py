@@ -25,12 +25,15 @@ class DonePublication(BaseModel):
     done: Literal[True] = True
     reason: StopReason
     error: str | None = None
+    seq: int | None = None  # the last chunk's: a reader holding fewer missed some
 
 
 def publication(item: Chunk | Done) -> dict[str, object]:
     """The JSON object Centrifugo fans out: optional fields are left out, not sent as null."""
     if isinstance(item, Done):
-        model: BaseModel = DonePublication(reason=item.reason, error=item.error)
+        model: BaseModel = DonePublication(
+            reason=item.reason, error=item.error, seq=item.seq or None
+        )
     else:
         thinking = item.phase == "thinking"
         model = ChunkPublication(

@@ -29,7 +29,7 @@ class _Stream:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     lease: str = ""
     published: int = 0  # publications, the done included: numbers the idempotency keys
-    chunks: int = 0  # chunks: their `seq`
+    chunks: int = 0  # chunks published: the last one's `seq`
     # How the stream ends if its task is cancelled: set before the cancel, read after it.
     stop: Done | None = None
     task: asyncio.Task[None] | None = None
@@ -133,9 +133,9 @@ class Relay:
         # Closed at once when publishing fails, so the model stops and lets go of its upstream.
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
-                stream.chunks += 1
-                numbered = replace(chunk, seq=stream.chunks)
+                numbered = replace(chunk, seq=stream.chunks + 1)
                 await self._publish(stream, numbered)
+                stream.chunks = numbered.seq
                 await self._streams.record(stream.channel, stream.lease, numbered)
 
     async def _publish(self, stream: _Stream, item: Chunk | Done) -> None:
@@ -143,6 +143,6 @@ class Relay:
 
     async def _publish_done(self, stream: _Stream, done: Done) -> None:
         try:
-            await self._publish(stream, done)
+            await self._publish(stream, replace(done, seq=stream.chunks))
         except Exception as exc:
             logger.error("could not end stream %s with done/%s: %s", stream.channel, done, exc)

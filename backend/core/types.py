@@ -48,10 +48,13 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """How a stream ended; `error` is a message for people (for `error` and `timeout`)."""
+    """How a stream ended; `error` is a message for people (for `error` and `timeout`). As
+    published, `seq` is the last chunk's (0: none, or not numbered): a reader holding fewer
+    chunks knows it missed some."""
 
     reason: StopReason
     error: str | None = None
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,11 @@
 // @ts-check
 // The backend's HTTP API, as the page uses it. Errors carry the server's readable message.
 import { readLimits } from './limits.js';
+import { readSnapshot } from './received.js';
 
 /** @import { Limits } from './limits.js' */
 /** @import { HistoryTurn } from './history.js' */
+/** @import { StreamSnapshot } from './follower.js' */
 
 export class ApiError extends Error {
   /**
@@ -97,6 +99,28 @@ export async function fetchConfig() {
  */
 export const execute = ({ text, channel, thinking, history }) =>
   post('/api/execute', { text, channel, thinking, history });
+
+/**
+ * The backend's copy of the answer in this user's stream `streamId` (`GET /api/streams/{id}`).
+ * @param {string} streamId
+ * @returns {Promise<StreamSnapshot>}
+ */
+export async function fetchSnapshot(streamId) {
+  const body = await request(`/api/streams/${encodeURIComponent(streamId)}`, { method: 'GET' });
+  try {
+    return readSnapshot(body);
+  } catch (error) {
+    throw new ApiError(200, /** @type {Error} */ (error).message);
+  }
+}
+
+/**
+ * Whether a failed `execute` may still have been accepted: the reply was lost on the way
+ * (no answer, or a gateway's error), so the answer may be streaming all the same.
+ * @param {unknown} error
+ */
+export const mayHaveBeenAccepted = (error) =>
+  !(error instanceof ApiError) || [0, 502, 504].includes(error.status);
 
 /**
  * Whether the backend reaches the real-time server.

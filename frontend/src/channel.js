@@ -11,3 +11,9 @@ export const newStreamId = () => crypto.randomUUID().replaceAll('-', '');
  * @param {string} user
  */
 export const answerChannel = (streamId, user) => `stream:${streamId}#${user}`;
+
+/**
+ * The stream id in an answer's channel (what `GET /api/streams/{id}` takes).
+ * @param {string} channel
+ */
+export const streamIdOf = (channel) => channel.slice('stream:'.length).split('#', 1)[0];

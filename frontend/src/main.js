@@ -2,8 +2,8 @@
 // The chat page: wires the form, the connection and the conversation together.
 import { Centrifuge } from 'centrifuge';
 
-import { checkReady, execute, fetchConfig, fetchToken } from './api.js';
-import { answerChannel, newStreamId } from './channel.js';
+import { checkReady, execute, fetchConfig, fetchSnapshot, fetchToken, mayHaveBeenAccepted } from './api.js';
+import { answerChannel, newStreamId, streamIdOf } from './channel.js';
 import { chooseHistory } from './history.js';
 import { loadTurns, saveTurns } from './store.js';
 import { subscribeAnswer } from './subscription.js';
@@ -158,11 +158,35 @@ function setBusy(busy, label = 'Send') {
  * @param {Centrifuge} centrifuge
  * @param {string} channel
  * @param {AnswerView} answerView
+ * @param {boolean} [restoring]  it was already running before this page loaded
  */
-function showAnswer(centrifuge, channel, answerView) {
-  return subscribeAnswer(centrifuge, channel, (text, phase) => {
-    if (phase === 'thinking') answerView.appendThinking(text);
-    else answerView.appendAnswer(text);
+function showAnswer(centrifuge, channel, answerView, restoring = false) {
+  return subscribeAnswer(centrifuge, channel, {
+    show: (answer) => answerView.show(answer.text, answer.thinking),
+    readSnapshot: () => fetchSnapshot(streamIdOf(channel)),
+    restoring,
+  });
+}
+
+/** The answer that offers Retry: only the newest one, and only while nothing newer was sent. */
+let retryOffer = /** @type {AnswerView | null} */ (null);
+
+/**
+ * Offers Retry on an answer that did not complete, if it is the conversation's last turn.
+ * @param {AssistantTurn} turn
+ * @param {AnswerView} answerView
+ */
+function offerRetry(turn, answerView) {
+  if (turn.reason === 'complete' || turns[turns.length - 1] !== turn) return;
+  retryOffer?.withdrawRetry();
+  retryOffer = answerView;
+  answerView.offerRetry(() => {
+    const user = turns[turns.length - 2];
+    if (sendButton.disabled || turns[turns.length - 1] !== turn || user?.role !== 'user') return;
+    turns.pop();
+    answerView.remove();
+    retryOffer = null;
+    ask(user.text, { again: true });
   });
 }
 
@@ -181,18 +205,27 @@ async function recordOutcome(turn, answerView, subscription) {
   turn.thinking = answerView.thinking;
   saveTurns(turns);
   answerView.finish(reason, error);
+  offerRetry(turn, answerView);
 }
 
-/** @param {string} text */
-async function ask(text) {
+/**
+ * Sends a prompt and shows its answer as it streams.
+ * @param {string} text
+ * @param {{again?: boolean}} [options]  `again`: the prompt is already the last turn (Retry)
+ */
+async function ask(text, { again = false } = {}) {
   if (!connection) return;
   const { centrifuge, user } = connection;
   welcome.hidden = true;
+  retryOffer?.withdrawRetry();
+  retryOffer = null;
   setBusy(true, 'Sending…');
   const thinking = thinkingSwitch.checked;
-  const earlier = turns.slice();
-  turns.push({ role: 'user', text });
-  view.addUser(text);
+  if (!again) {
+    turns.push({ role: 'user', text });
+    view.addUser(text);
+  }
+  const earlier = turns.slice(0, -1);
   if (!limits) await loadLimits(); // they could not be read at the start: maybe now
   const history = historyToSend(earlier);
 
@@ -208,7 +241,9 @@ async function ask(text) {
   try {
     await execute({ text, channel, thinking, history });
   } catch (error) {
-    subscription.stop('refused', messageOf(error));
+    // A reply lost on the way may hide an accepted prompt: keep following the channel; if
+    // nothing comes, the follower asks the backend and says that nobody answers.
+    if (!mayHaveBeenAccepted(error)) subscription.stop('refused', messageOf(error));
   }
   setBusy(true, 'Answering…');
   await recordOutcome(turn, answerView, subscription);
@@ -229,9 +264,9 @@ function restore() {
     }
     const answerView = view.addAssistant();
     if (turn.reason) {
-      if (turn.thinking) answerView.appendThinking(turn.thinking);
-      answerView.appendAnswer(turn.answer || '');
+      answerView.show(turn.answer || '', turn.thinking || '');
       answerView.finish(turn.reason, turn.error);
+      offerRetry(turn, answerView);
     } else {
       unfinished.push([turn, answerView]);
     }
@@ -255,7 +290,7 @@ async function start() {
   connection = { centrifuge, user: session.value.user };
   for (const [turn, answerView] of unfinished) {
     setBusy(true, 'Answering…');
-    await recordOutcome(turn, answerView, showAnswer(centrifuge, turn.channel, answerView));
+    await recordOutcome(turn, answerView, showAnswer(centrifuge, turn.channel, answerView, true));
   }
   setBusy(false);
 }

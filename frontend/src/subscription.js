@@ -1,16 +1,12 @@
 // @ts-check
-// The subscription to one answer's channel, from its first publication to its `done`.
-import { readPublication } from './publication.js';
+// The subscription to one answer's channel, from its first publication to its `done`: feeds
+// Centrifugo's events to an AnswerFollower (docs/protocol.md, "Resuming").
+import { AnswerFollower } from './follower.js';
 
 /** @import { Centrifuge } from 'centrifuge' */
 /** @import { Outcome } from './publication.js' */
-
-/**
- * @callback OnChunk
- * @param {string} text
- * @param {'answer' | 'thinking'} phase
- * @returns {void}
- */
+/** @import { ReceivedAnswer } from './received.js' */
+/** @import { StreamSnapshot } from './follower.js' */
 
 /**
  * @typedef {object} AnswerSubscription
@@ -19,16 +15,23 @@ import { readPublication } from './publication.js';
  */
 
 /**
+ * @typedef {object} FollowOptions
+ * @property {(answer: ReceivedAnswer) => void} show  called whenever the answer changed
+ * @property {() => Promise<StreamSnapshot>} readSnapshot  the backend's copy of the answer
+ * @property {boolean} [restoring]  the answer was already running before this page loaded
+ */
+
+/**
  * Subscribes to `channel` from the start of its history, so nothing published before the
- * subscription is live can be missed, and calls `onChunk(text, phase)` for each chunk. The
- * outcome is the `done` publication's, or `lost` when the history is gone, or `error` when the
- * server refuses the subscription.
+ * subscription is live can be missed, and shows the answer as it grows. The outcome is the
+ * `done` publication's (or the snapshot's), `abandoned` when nobody answers any more, or `error`
+ * when the server refuses the subscription.
  * @param {Centrifuge} centrifuge
  * @param {string} channel
- * @param {OnChunk} onChunk
+ * @param {FollowOptions} options
  * @returns {AnswerSubscription}
  */
-export function subscribeAnswer(centrifuge, channel, onChunk) {
+export function subscribeAnswer(centrifuge, channel, { show, readSnapshot, restoring = false }) {
   const existing = centrifuge.getSubscription(channel);
   if (existing) centrifuge.removeSubscription(existing);
 
@@ -39,31 +42,30 @@ export function subscribeAnswer(centrifuge, channel, onChunk) {
   const outcome = new Promise((settle) => {
     resolve = settle;
   });
-  let ended = false;
-  /** @param {Outcome} result */
-  const end = (result) => {
-    if (ended) return;
-    ended = true;
-    sub.removeAllListeners();
-    sub.unsubscribe();
-    centrifuge.removeSubscription(sub);
-    resolve(result);
-  };
+  const follower = new AnswerFollower({
+    readSnapshot,
+    show,
+    end: (result) => {
+      sub.removeAllListeners();
+      sub.unsubscribe();
+      centrifuge.removeSubscription(sub);
+      resolve(result);
+    },
+  });
 
-  sub.on('publication', (ctx) => {
-    const publication = readPublication(ctx.data);
-    if (publication.kind === 'done') end(publication.outcome);
-    else if (publication.kind === 'chunk') onChunk(publication.text, publication.phase);
-  });
-  sub.on('subscribed', (ctx) => {
-    // History expired or the server restarted: what arrives now is not the whole answer.
-    if (ctx.wasRecovering && !ctx.recovered) {
-      end({ reason: 'lost', error: 'the server no longer has it' });
-    }
-  });
+  sub.on('publication', (ctx) => follower.publication(ctx.data));
+  sub.on('subscribed', (ctx) =>
+    follower.subscribed({
+      // A history that cannot fill the gap (a new epoch after a restart, or expired).
+      recovered: !(ctx.wasRecovering && !ctx.recovered),
+      emptyHistory: (ctx.streamPosition?.offset ?? 0) === 0,
+      restoring,
+    }),
+  );
+  sub.on('subscribing', () => follower.paused());
   sub.on('unsubscribed', (ctx) => {
-    if (ctx.code !== 0) end({ reason: 'error', error: ctx.reason || 'the subscription was refused' });
+    if (ctx.code !== 0) follower.stop({ reason: 'error', error: ctx.reason || 'the subscription was refused' });
   });
   sub.subscribe();
-  return { outcome, stop: (reason = 'cancelled', error = '') => end({ reason, error }) };
+  return { outcome, stop: (reason = 'cancelled', error = '') => follower.stop({ reason, error }) };
 }

@@ -64,6 +64,7 @@ const ENDINGS = {
   error: 'The answer failed',
   timeout: 'The answer took too long and was cut off',
   lost: 'This answer could not be recovered',
+  abandoned: 'Nobody is answering this any more',
   refused: 'The prompt was not accepted',
 };
 
@@ -86,11 +87,20 @@ export class AnswerView {
     this.frame = 0;
     /** @type {(change: () => void) => void} */
     this.onChange = (change) => change();
+    /** @type {HTMLParagraphElement | null} how it ended, unless it completed */
+    this.notice = null;
+    /** @type {HTMLButtonElement | null} */
+    this.retryButton = null;
   }
 
-  /** @param {string} text */
-  appendThinking(text) {
-    if (!this.thinkingBlock) {
+  /**
+   * Shows the answer and its thinking as they are now (they grow as chunks arrive, and may be
+   * replaced whole by a snapshot from the server).
+   * @param {string} answerText
+   * @param {string} thinking
+   */
+  show(answerText, thinking) {
+    if (thinking && !this.thinkingBlock) {
       this.thinkingBlock = element('details', 'thinking');
       this.thinkingBlock.open = true;
       this.thinkingBlock.append(element('summary', '', 'Thinking'));
@@ -98,20 +108,8 @@ export class AnswerView {
       this.thinkingBlock.append(this.thinkingText);
       this.root.insertBefore(this.thinkingBlock, this.answer);
     }
-    this.thinking += text;
-    this.schedule();
-  }
-
-  /** @param {string} text */
-  appendAnswer(text) {
-    this.answerText += text;
-    this.schedule();
-  }
-
-  /** Forgets what arrived so far: the channel is about to be replayed from its start. */
-  reset() {
-    this.answerText = '';
-    this.thinking = '';
+    this.answerText = answerText;
+    this.thinking = thinking;
     this.schedule();
   }
 
@@ -145,7 +143,33 @@ export class AnswerView {
       const ending = ENDINGS[reason] || 'The answer ended unexpectedly';
       const note = element('p', 'notice', message ? `${ending}: ${message}.` : `${ending}.`);
       note.setAttribute('role', 'alert');
+      this.notice = note;
       this.onChange(() => this.root.append(note));
     }
+  }
+
+  /**
+   * Offers to send the prompt again, on an answer that did not complete.
+   * @param {() => void} retry
+   */
+  offerRetry(retry) {
+    if (!this.notice || this.retryButton) return;
+    const button = element('button', 'retry', 'Retry');
+    button.type = 'button';
+    button.addEventListener('click', retry);
+    this.retryButton = button;
+    this.notice.append(' ', button);
+  }
+
+  /** Takes the Retry offer back (a newer prompt was sent). */
+  withdrawRetry() {
+    this.retryButton?.remove();
+    this.retryButton = null;
+  }
+
+  /** Takes this answer off the page (it is being asked again). */
+  remove() {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.root.remove();
   }
 }

@@ -10,6 +10,7 @@ test('a chunk adds its text to the answer', () => {
     kind: 'chunk',
     text: 'Hello ',
     phase: 'answer',
+    seq: 1,
   });
 });
 
@@ -18,6 +19,7 @@ test('a thinking chunk adds its text to the thinking, not the answer', () => {
     kind: 'chunk',
     text: 'Let me see.',
     phase: 'thinking',
+    seq: 1,
   });
 });
 
@@ -49,5 +51,19 @@ test('done without a reason still ends the answer, as one that ended unexpectedl
 test('anything else is skipped', () => {
   for (const data of [null, undefined, 'text', 42, {}, { text: 5, done: false }, { done: false }]) {
     assert.deepEqual(readPublication(data), { kind: 'unknown' }, JSON.stringify(data));
+  }
+});
+
+test("done carries its stream's last seq, so a reader can tell it missed chunks", () => {
+  assert.deepEqual(readPublication({ text: '', done: true, reason: 'complete', seq: 7 }), {
+    kind: 'done',
+    outcome: { reason: 'complete', error: '' },
+    seq: 7,
+  });
+});
+
+test('a seq that is not a positive whole number is left out, not trusted', () => {
+  for (const seq of [0, -1, 1.5, '3', null]) {
+    assert.deepEqual(readPublication({ text: 'x', done: false, seq }), { kind: 'chunk', text: 'x', phase: 'answer' });
   }
 });

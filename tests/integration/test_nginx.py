@@ -27,7 +27,12 @@ async def test_chat_through_nginx_websocket_and_api(edge: Edge) -> None:
     async with ChatSession.open(edge.url, edge.websocket_url, edge.url) as chat:
         publications = await chat.ask("streaming", thinking=True)
     assert answer_of(publications) == answer_for("streaming")
-    assert publications[-1] == {"text": "", "done": True, "reason": "complete"}
+    assert publications[-1] == {
+        "text": "",
+        "done": True,
+        "reason": "complete",
+        "seq": len(publications) - 1,
+    }
 
 
 @pytest.mark.parametrize("path", ["/api/publish", "/api/batch", "/api/info", "/api/history"])

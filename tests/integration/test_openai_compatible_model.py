@@ -81,7 +81,12 @@ async def test_answer_arrives_exact_on_the_channel(
     assert answer_of(publications) == "".join(ANSWER)
     thinking = "".join(p["text"] for p in publications if p.get("phase") == "thinking")
     assert thinking == "".join(REASONING)
-    assert publications[-1] == {"text": "", "done": True, "reason": "complete"}
+    assert publications[-1] == {
+        "text": "",
+        "done": True,
+        "reason": "complete",
+        "seq": len(publications) - 1,
+    }
     request = fake.requests[-1]
     assert request["model"] == "fake-model"
     assert request["stream"] is True
@@ -191,7 +196,12 @@ async def test_cancel_ends_the_stream_and_closes_the_upstream_request(
         done_at = time.monotonic()
 
     assert response.status_code == 202
-    assert publications[-1] == {"text": "", "done": True, "reason": "cancelled"}
+    assert publications[-1] == {
+        "text": "",
+        "done": True,
+        "reason": "cancelled",
+        "seq": len(publications) - 1,
+    }
     assert [p["done"] for p in publications].count(True) == 1
     assert await asyncio.to_thread(fake.slow_stopped.wait, 5)
     assert fake.slow_sent < SLOW_CHUNKS
@@ -210,6 +220,11 @@ async def test_poisoned_model_text_touches_no_other_stream(stack: Stack, backend
         answers = await asyncio.gather(*(chat.ask(prompt) for prompt in prompts))
 
     for prompt, publications in zip(prompts, answers, strict=True):
-        assert publications[-1] == {"text": "", "done": True, "reason": "complete"}
+        assert publications[-1] == {
+            "text": "",
+            "done": True,
+            "reason": "complete",
+            "seq": len(publications) - 1,
+        }
         expected = "".join(ANSWER) if prompt == "hello" else "smile \U0001f600 and \ufffd alone"
         assert answer_of(publications) == expected

@@ -19,7 +19,9 @@ async def test_answer_arrives_exact_in_order_with_one_done_last(
 ) -> None:
     publications = await session.ask(prompt)
     dones = [p for p in publications if p["done"]]
-    assert dones == [{"text": "", "done": True, "reason": "complete"}]
+    # The done names the last chunk's seq; the chunks are numbered 1..n without gaps.
+    assert dones == [{"text": "", "done": True, "reason": "complete", "seq": len(publications) - 1}]
+    assert [p["seq"] for p in publications[:-1]] == list(range(1, len(publications)))
     assert publications[-1]["done"] is True
     assert answer_of(publications) == answer_for(prompt)
     assert len(publications) > 2  # streamed, not sent whole
@@ -56,7 +58,9 @@ async def test_a_late_subscriber_gets_the_whole_answer_from_history(
     _, collector = await session.subscribe(channel)
     received = await collector.wait_for_done()
     assert answer_of(received) == answer_for("code")
-    assert [p for p in received if p["done"]] == [{"text": "", "done": True, "reason": "complete"}]
+    assert [p for p in received if p["done"]] == [
+        {"text": "", "done": True, "reason": "complete", "seq": len(received) - 1}
+    ]
 
 
 async def test_twenty_concurrent_streams_all_arrive_exact(stack: Stack) -> None:

@@ -56,6 +56,7 @@ async def test_stopping_the_server_ends_running_streams_first(stack: Stack) -> N
                     "done": True,
                     "reason": "error",
                     "error": SHUTDOWN.error,
+                    "seq": len(publications) - 1,
                 }
                 assert len(publications) > 1
     assert rest[-2:] == [json.dumps({"error": STOPPING}), "[DONE]"]

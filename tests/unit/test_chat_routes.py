@@ -14,7 +14,7 @@ from backend.api.routes.chat import STOPPING
 from backend.app import begin_shutdown
 from backend.core.ports import ModelError
 from backend.core.relay import SHUTDOWN
-from backend.core.types import Chunk, Token, Turn
+from backend.core.types import Chunk, Done, Token, Turn
 from tests.unit.apps import Api, running_app
 from tests.unit.fakes import ScriptedModel
 
@@ -250,7 +250,9 @@ async def test_shutdown_ends_sse_streams_with_an_error_event_and_relay_streams_w
 
         response = await asyncio.wait_for(sse, 5)
         assert events(response.text)[-2:] == [{"error": STOPPING}, "[DONE]"]
-        assert (await api.publisher.wait_for_done(channel))[-1] == SHUTDOWN
+        ending = (await api.publisher.wait_for_done(channel))[-1]
+        assert isinstance(ending, Done)
+        assert (ending.reason, ending.error) == (SHUTDOWN.reason, SHUTDOWN.error)
 
 
 @pytest.mark.parametrize("failure", [RuntimeError("bug"), KeyError("x"), UnicodeError("bad")])

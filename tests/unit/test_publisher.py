@@ -317,18 +317,20 @@ async def test_chunks_and_the_done_become_the_contracts_publications(
 ) -> None:
     route = respx.post(f"{API}/batch").respond(200, json=ok(1))
     items: list[Chunk | Done] = [
-        Chunk("a"),
-        Chunk("b", "thinking"),
-        Done("complete"),
+        Chunk("a", seq=1),
+        Chunk("b", "thinking", seq=2),
+        Done("complete", seq=2),
         Done("error", "boom"),
+        Chunk("unnumbered"),
     ]
     for item in items:
         await publisher.publish(CHANNEL, item, idempotency_key="k")
     assert [commands(call)[0]["data"] for call in route.calls] == [
-        {"text": "a", "done": False},
-        {"text": "b", "done": False, "phase": "thinking"},
-        {"text": "", "done": True, "reason": "complete"},
+        {"text": "a", "done": False, "seq": 1},
+        {"text": "b", "done": False, "phase": "thinking", "seq": 2},
+        {"text": "", "done": True, "reason": "complete", "seq": 2},
         {"text": "", "done": True, "reason": "error", "error": "boom"},
+        {"text": "unnumbered", "done": False},
     ]
 
 

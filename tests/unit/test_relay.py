@@ -43,7 +43,7 @@ async def test_complete_stream_is_chunks_then_one_done() -> None:
         Chunk("a ", seq=1),
         Chunk("b", "thinking", seq=2),
         Chunk("c", seq=3),
-        Done("complete"),
+        Done("complete", seq=3),  # the last chunk's seq: a reader with fewer missed some
     ]
     keys = publisher.keys
     assert len(set(keys)) == len(keys) == 4
@@ -105,7 +105,8 @@ async def test_failed_publish_ends_the_stream_with_done_error(
     await relay.start(CHANNEL, HI)
 
     published = await publisher.wait_for_done(CHANNEL)
-    assert published == [Chunk("a ", seq=1), Done("error", UNDELIVERED)]  # nothing after it
+    # Nothing after it; the done counts only the chunks that were published.
+    assert published == [Chunk("a ", seq=1), Done("error", UNDELIVERED, seq=1)]
     assert model.closed.is_set()
     assert CHANNEL in caplog.text
 
@@ -119,7 +120,7 @@ async def test_model_failure_ends_with_done_error() -> None:
     assert await publisher.wait_for_done(CHANNEL) == [
         Chunk("x ", seq=1),
         Chunk("x ", seq=2),
-        Done("error", "the model failed while answering"),
+        Done("error", "the model failed while answering", seq=2),
     ]
 
 

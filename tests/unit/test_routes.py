@@ -54,7 +54,7 @@ async def test_execute_answers_202_before_the_answer_is_generated(api: Api) -> N
     assert await api.publisher.wait_for_done(channel) == [
         Chunk("Hello ", seq=1),
         Chunk("there", seq=2),
-        Done("complete"),
+        Done("complete", seq=2),
     ]
     assert api.model.questions[0].prompt == "hello"
 

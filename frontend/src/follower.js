@@ -1,0 +1,146 @@
+// @ts-check
+// Follows one answer's channel as docs/protocol.md says: chunks in `seq` order, each once; a
+// snapshot from the backend when the channel's history cannot fill a gap; and, when nothing
+// arrives for a while, the same snapshot to learn whether anybody still answers. Knows nothing
+// of Centrifugo: the subscription feeds it events, and its edges are passed in.
+import { readPublication } from './publication.js';
+import { ReceivedAnswer } from './received.js';
+
+/** @import { Outcome } from './publication.js' */
+/** @import { Snapshot } from './received.js' */
+
+/** How long a followed answer may be silent before the page asks whether it still runs. */
+export const SILENCE_MS = 15_000;
+
+/**
+ * `GET /api/streams/{id}`: the answer so far, and how it ended once it did.
+ * @typedef {Snapshot & {done: Outcome | null}} StreamSnapshot
+ */
+
+/**
+ * @typedef {object} FollowerEdges
+ * @property {() => Promise<StreamSnapshot>} readSnapshot  rejects with an error whose `status`
+ *   is the HTTP status (404: no answer is known there; 0: the server cannot be reached)
+ * @property {(answer: ReceivedAnswer) => void} show  the answer changed
+ * @property {(outcome: Outcome) => void} end  called once, when the answer is over
+ * @property {number} [silenceMs]
+ */
+
+/** @param {unknown} error */
+function nobodyAnswers(error) {
+  const status = /** @type {{status?: unknown}} */ (error)?.status;
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    reason: 'abandoned',
+    error:
+      status === 404
+        ? 'the server that was answering it stopped'
+        : `the server cannot be reached (${message})`,
+  };
+}
+
+export class AnswerFollower {
+  /** @param {FollowerEdges} edges */
+  constructor({ readSnapshot, show, end, silenceMs = SILENCE_MS }) {
+    this.readSnapshot = readSnapshot;
+    this.show = show;
+    this.onEnd = end;
+    this.silenceMs = silenceMs;
+    this.answer = new ReceivedAnswer();
+    /** @type {{outcome: Outcome, seq?: number} | null} a `done` that came before all chunks did */
+    this.pendingDone = null;
+    this.ended = false;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    this.silenceTimer = undefined;
+  }
+
+  /**
+   * One publication from the channel.
+   * @param {unknown} data
+   */
+  publication(data) {
+    if (this.ended) return;
+    this.watch();
+    const publication = readPublication(data);
+    if (publication.kind === 'chunk') {
+      const received = this.answer.receive(publication);
+      if (received === 'shown') this.show(this.answer);
+      else if (received === 'gap') this.resume();
+    } else if (publication.kind === 'done') {
+      if (this.answer.hasAllUpTo(publication.seq)) {
+        this.finish(publication.outcome);
+      } else {
+        this.pendingDone = { outcome: publication.outcome, seq: publication.seq };
+        this.resume();
+      }
+    }
+  }
+
+  /**
+   * The subscription is live (again).
+   * @param {{recovered: boolean, emptyHistory: boolean, restoring: boolean}} how
+   *   `recovered`: false when the history could not fill what was missed (a new epoch after a
+   *   restart, or it expired); `emptyHistory` with `restoring`: an answer that was running
+   *   before a reload left nothing in the channel, so its end is only in the snapshot.
+   */
+  subscribed({ recovered, emptyHistory, restoring }) {
+    if (this.ended) return;
+    this.watch();
+    if (!recovered || (restoring && emptyHistory)) this.resume();
+  }
+
+  /** The connection dropped: silence is expected until `subscribed`. */
+  paused() {
+    clearTimeout(this.silenceTimer);
+  }
+
+  /**
+   * Ends it from outside (a refusal, Stop).
+   * @param {Outcome} outcome
+   */
+  stop(outcome) {
+    this.finish(outcome);
+  }
+
+  /** Restarts the silence timer. */
+  watch() {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => {
+      this.watch();
+      this.resume();
+    }, this.silenceMs);
+  }
+
+  /** Asks the backend for the answer so far and applies it; ends the answer if it is over. */
+  async resume() {
+    if (this.ended || this.answer.resuming) return;
+    this.answer.beginResume();
+    /** @type {StreamSnapshot} */
+    let snapshot;
+    try {
+      snapshot = await this.readSnapshot();
+    } catch (error) {
+      if (this.ended) return;
+      this.answer.abandonResume();
+      this.finish(
+        this.pendingDone
+          ? { reason: 'lost', error: `part of it could not be recovered (${nobodyAnswers(error).error})` }
+          : nobodyAnswers(error),
+      );
+      return;
+    }
+    if (this.ended) return;
+    this.answer.resumeFrom(snapshot);
+    this.show(this.answer);
+    if (snapshot.done) this.finish(snapshot.done);
+    else if (this.pendingDone && this.answer.hasAllUpTo(this.pendingDone.seq)) this.finish(this.pendingDone.outcome);
+  }
+
+  /** @param {Outcome} outcome */
+  finish(outcome) {
+    if (this.ended) return;
+    this.ended = true;
+    clearTimeout(this.silenceTimer);
+    this.onEnd(outcome);
+  }
+}

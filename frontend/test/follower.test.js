@@ -1,0 +1,157 @@
+// @ts-check
+// Following one answer's channel: the resume rule of docs/protocol.md, and what silence means.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { AnswerFollower } from '../src/follower.js';
+
+/** @import { Outcome } from '../src/publication.js' */
+/** @import { StreamSnapshot } from '../src/follower.js' */
+
+class HttpError extends Error {
+  /**
+   * @param {number} status
+   * @param {string} message
+   */
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/**
+ * A follower whose snapshots come from `snapshots` in turn (an Error is thrown instead).
+ * @param {(StreamSnapshot | Error)[]} snapshots
+ */
+function follow(snapshots = []) {
+  /** @type {Outcome[]} */
+  const ends = [];
+  /** @type {string[]} */
+  const shown = [];
+  let asked = 0;
+  const follower = new AnswerFollower({
+    readSnapshot: async () => {
+      const next = snapshots[asked++];
+      if (!next) throw new Error('no snapshot left in this test');
+      if (next instanceof Error) throw next;
+      return next;
+    },
+    show: (answer) => shown.push(answer.text),
+    end: (outcome) => ends.push(outcome),
+    silenceMs: 15_000,
+  });
+  return { follower, ends, shown, asked: () => asked };
+}
+
+/** Lets the follower's pending snapshot request settle. */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * @param {number} seq
+ * @param {string} text
+ */
+const chunk = (seq, text) => ({ text, done: false, seq });
+
+test('a whole answer then its done ends complete, nothing asked of the backend', () => {
+  const { follower, ends, shown, asked } = follow();
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
+  follower.publication(chunk(1, 'Hello '));
+  follower.publication(chunk(2, 'world'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 2 });
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
+  assert.equal(shown.at(-1), 'Hello world');
+  assert.equal(asked(), 0);
+});
+
+test('recovery failed: the snapshot is shown, then only the live chunks after it', async () => {
+  const { follower, ends, shown } = follow([{ text: 'abc', thinking: '', seq: 3, done: null }]);
+  follower.publication(chunk(1, 'a'));
+  follower.subscribed({ recovered: false, emptyHistory: false, restoring: false });
+  follower.publication(chunk(3, 'c')); // already in the snapshot
+  follower.publication(chunk(4, 'd'));
+  await settle();
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 4 });
+  assert.equal(shown.at(-1), 'abcd');
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
+});
+
+test('a done that finds chunks missing ends only once the snapshot filled them', async () => {
+  // After a restart, a channel read from its start holds only what came after it.
+  const { follower, ends, shown } = follow([{ text: 'abcd', thinking: '', seq: 4, done: null }]);
+  follower.subscribed({ recovered: true, emptyHistory: false, restoring: true });
+  follower.publication(chunk(4, 'd'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 4 });
+  assert.deepEqual(ends, [], 'not ended on a partial answer');
+  await settle();
+  assert.equal(shown.at(-1), 'abcd');
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
+});
+
+test('a restored answer whose channel is empty takes its end from the snapshot', async () => {
+  const done = { reason: 'complete', error: '' };
+  const { follower, ends, shown } = follow([{ text: 'all of it', thinking: '', seq: 9, done }]);
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: true });
+  await settle();
+  assert.equal(shown.at(-1), 'all of it');
+  assert.deepEqual(ends, [done]);
+});
+
+test('silence asks the backend; an answer still running is waited for', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends, asked } = follow([{ text: 'a', thinking: '', seq: 1, done: null }]);
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
+  follower.publication(chunk(1, 'a'));
+  t.mock.timers.tick(14_999);
+  assert.equal(asked(), 0);
+  t.mock.timers.tick(1);
+  assert.equal(asked(), 1);
+  await settle();
+  assert.deepEqual(ends, []);
+  follower.publication(chunk(2, 'b'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 2 });
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
+});
+
+test('silence, and the backend no longer knows the answer: nobody is answering', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends } = follow([new HttpError(404, 'no answer is known for this stream')]);
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
+  follower.publication(chunk(1, 'a'));
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.deepEqual(ends, [{ reason: 'abandoned', error: 'the server that was answering it stopped' }]);
+});
+
+test('silence, and the backend cannot be reached: nobody is answering, and why', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends } = follow([new HttpError(502, 'Bad Gateway')]);
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.deepEqual(ends, [{ reason: 'abandoned', error: 'the server cannot be reached (Bad Gateway)' }]);
+});
+
+test('no silence is counted while the connection is down', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, asked } = follow();
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
+  follower.paused();
+  t.mock.timers.tick(60_000);
+  assert.equal(asked(), 0);
+});
+
+test('a stop from outside ends it once; later publications change nothing', () => {
+  const { follower, ends } = follow();
+  follower.stop({ reason: 'refused', error: 'too long' });
+  follower.publication({ text: '', done: true, reason: 'complete' });
+  assert.deepEqual(ends, [{ reason: 'refused', error: 'too long' }]);
+});
+
+test('a missing snapshot under a done that lacks chunks says part of it was lost', async () => {
+  const { follower, ends } = follow([new HttpError(404, 'gone')]);
+  follower.publication(chunk(2, 'b'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 2 });
+  await settle();
+  assert.equal(ends.length, 1);
+  assert.equal(ends[0].reason, 'lost');
+});
