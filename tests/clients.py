@@ -69,7 +69,11 @@ class Follower(SubscriptionEventHandler):
     """A subscriber that follows docs/protocol.md: applies chunks in `seq` order, skips one it
     already has, and resumes from the backend's snapshot when the channel's history cannot fill
     a gap; when nothing arrives for `idle_seconds` it asks the snapshot whether anybody still
-    answers. The result is the answer as a reader would see it, and how it ended."""
+    answers. The result is the answer as a reader would see it, and how it ended.
+
+    `position` is where a resubscription asks to recover from: like centrifuge-js, the last
+    publication seen (and its epoch); `get_state=from_start` instead replays the channel from
+    its start every time, as a page reloaded mid-answer does."""
 
     def __init__(
         self, snapshot: Callable[[], Awaitable[httpx.Response]], idle_seconds: float = 5
@@ -79,15 +83,22 @@ class Follower(SubscriptionEventHandler):
         self.text = ""
         self.thinking = ""
         self.seq = 0
-        self.dones: list[dict[str, Any]] = []
+        self.dones: list[dict[str, Any]] = []  # how it ended, as the reader learnt it: one
+        self.done_publications = 0  # `done` publications received, before or after the end
         self.abandoned = ""  # why the reader was told that nobody answers any more
         self.resumes = 0
         self._held: list[dict[str, Any]] | None = None  # live chunks held while resuming
         self.ended = asyncio.Event()
         self.first = asyncio.Event()
         self._moved = asyncio.Event()
+        self.position = StreamPosition(offset=0, epoch="")
+
+    async def last_position(self, channel: str) -> StreamPosition:
+        """A `get_state` for centrifuge-python: recover from the last publication seen."""
+        return self.position
 
     async def on_publication(self, ctx: PublicationContext) -> None:
+        self.position = StreamPosition(offset=ctx.pub.offset, epoch=self.position.epoch)
         self._moved.set()
         if self._held is not None:
             self._held.append(ctx.pub.data)
@@ -95,16 +106,18 @@ class Follower(SubscriptionEventHandler):
             await self._apply(ctx.pub.data)
 
     async def on_subscribed(self, ctx: SubscribedContext) -> None:
+        if ctx.stream_position is not None:
+            self.position = ctx.stream_position
         if ctx.was_recovering and not ctx.recovered:
             await self.resume()
 
     async def _apply(self, data: dict[str, Any]) -> None:
         if data.get("done"):
+            self.done_publications += 1
             if data.get("seq", 0) > self.seq and self._held is None:
                 await self.resume()  # the done names chunks this reader never got
-                if self.dones:
-                    return  # the snapshot had the done
-            self.dones.append(data)
+            if not self.dones:  # else the snapshot already told how it ended
+                self.dones.append(data)
             self.ended.set()
         elif data["seq"] <= self.seq:
             pass  # already shown (from the snapshot, or published twice)
@@ -202,15 +215,19 @@ class ChatSession:
         body = {"text": text, "channel": channel, "thinking": thinking}
         return await self.http.post("/api/execute", json=body)
 
-    async def follow(self, channel: str, idle_seconds: float = 5) -> Follower:
-        """A `Follower` of `channel`, subscribed from the start of its history."""
+    async def follow(
+        self, channel: str, idle_seconds: float = 5, *, replay_from_start: bool = False
+    ) -> Follower:
+        """A `Follower` of `channel`, subscribed from the start of its history; resubscribing
+        from the last publication it saw, or (`replay_from_start`) from the start again."""
         stream_id = channel.partition(":")[2].partition("#")[0]
 
         async def snapshot() -> httpx.Response:
             return await self.http.get(f"/api/streams/{stream_id}")
 
         follower = Follower(snapshot, idle_seconds)
-        sub = self.client.new_subscription(channel, events=follower, get_state=from_start)
+        get_state = from_start if replay_from_start else follower.last_position
+        sub = self.client.new_subscription(channel, events=follower, get_state=get_state)
         await sub.subscribe()
         await sub.ready(10)
         return follower

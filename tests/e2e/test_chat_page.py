@@ -191,11 +191,40 @@ async def test_a_refused_prompt_is_explained(page: Page, console_errors: Console
     await page.route("**/api/execute", refuse)
     await send(page, "hello")
     notice = page.locator(".turn.assistant .notice")
-    await expect(notice).to_have_text(
+    await expect(notice).to_contain_text(
         "The prompt was not accepted: an answer is already streaming into this channel."
     )
     await expect(page.get_by_label("Your message")).to_be_enabled()
     console_errors.expect("status of 409 (Conflict)")
+
+    # Retry sends the same prompt again, in place of the refused answer.
+    await page.unroute("**/api/execute", refuse)
+    await notice.get_by_role("button", name="Retry").click()
+    await expect(page.locator(".turn.assistant")).to_have_count(1)
+    await page.locator(FINISHED).wait_for()
+    assert folded(await page.locator(ANSWER).text_content()) == plain(GREETING)
+    await expect(page.locator(".turn.user")).to_have_text(["hello"])
+
+
+async def test_a_lost_reply_to_execute_does_not_lose_the_answer(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """The backend accepts the prompt but its 202 never reaches the page (a connection reset
+    on the way back): the page keeps following the channel and shows the answer."""
+    accepted: list[int] = []
+
+    async def lose_the_reply(route: Route) -> None:
+        response = await route.fetch()  # the backend gets the prompt and answers
+        accepted.append(response.status)
+        await route.abort("connectionreset")
+
+    await page.route("**/api/execute", lose_the_reply)
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    assert accepted == [202]
+    assert folded(await page.locator(ANSWER).text_content()) == plain(GREETING)
+    await expect(page.locator(".turn.assistant .notice")).to_have_count(0)
+    console_errors.expect("ERR_CONNECTION_RESET")
 
 
 async def test_a_reload_mid_answer_still_shows_the_whole_answer(page: Page) -> None:

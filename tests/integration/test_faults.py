@@ -44,12 +44,14 @@ def faulty(tmp_path: Path) -> Iterator[Faulty]:
         servers.centrifugo.close()
 
 
-async def streaming(chat: ChatSession, idle_seconds: float = 5) -> list[tuple[str, Follower]]:
+async def streaming(
+    chat: ChatSession, idle_seconds: float = 5, *, replay_from_start: bool = False
+) -> list[tuple[str, Follower]]:
     """The 20 answers, each followed from before its execute, all under way."""
     followers = []
     for prompt in PROMPTS:
         channel = chat.new_channel()
-        follower = await chat.follow(channel, idle_seconds)
+        follower = await chat.follow(channel, idle_seconds, replay_from_start=replay_from_start)
         assert (await chat.execute(channel, prompt)).status_code == 202
         followers.append((prompt, follower))
     for _, follower in followers:
@@ -64,12 +66,15 @@ async def assert_exact(followers: list[tuple[str, Follower]]) -> None:
         assert follower.abandoned == ""
         assert follower.text == answer_for(prompt)
         assert [done["reason"] for done in follower.dones] == ["complete"]
+        assert follower.done_publications <= 1
 
 
 @pytest.mark.parametrize("outage_seconds", [1, 4])
 async def test_a_centrifugo_restart_mid_answer_loses_and_repeats_nothing(
     faulty: Faulty, outage_seconds: float
 ) -> None:
+    """Readers recover from their last position, as centrifuge-js does: the new epoch fails the
+    recovery and the snapshot fills the gap."""
     async with ChatSession.open(
         faulty.stack.backend_url, faulty.stack.websocket_url, ORIGIN
     ) as chat:
@@ -81,6 +86,33 @@ async def test_a_centrifugo_restart_mid_answer_loses_and_repeats_nothing(
 
         await assert_exact(followers)
         assert sum(follower.resumes for _, follower in followers) > 0  # the snapshot was needed
+
+
+async def test_readers_arriving_after_a_restart_lose_nothing(faulty: Faulty) -> None:
+    """Readers that come after a restart mid-answer and read the channel from its start (a page
+    reloaded meanwhile): the new history lacks the chunks from before the restart, which the
+    first chunk's `seq` (or the `done`'s) reveals, and the snapshot fills."""
+    async with ChatSession.open(
+        faulty.stack.backend_url, faulty.stack.websocket_url, ORIGIN
+    ) as chat:
+        channels = []
+        for prompt in PROMPTS:
+            channel = chat.new_channel()
+            assert (await chat.execute(channel, prompt)).status_code == 202
+            channels.append((prompt, channel))
+        sub, collector = await chat.subscribe(channels[-1][1])
+        await asyncio.wait_for(collector.first.wait(), 10)  # all 20 under way
+        await sub.unsubscribe()
+        chat.client.remove_subscription(sub)
+
+        faulty.centrifugo.stop()
+        await asyncio.sleep(1)
+        faulty.centrifugo.start()
+        await chat.client.ready(10)
+
+        late = [(prompt, await chat.follow(channel)) for prompt, channel in channels]
+        await assert_exact(late)
+        assert sum(follower.resumes for _, follower in late) > 0
 
 
 @pytest.mark.parametrize("stall_seconds", [2, 20])
