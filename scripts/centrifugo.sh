@@ -5,6 +5,8 @@
 # from its Go module; v6.9.1's release archive; a build of v5.4.9 from its Go module (its whole
 # dependency set is on the public Go module proxy, where v6.9.1's is not always). The launcher
 # (scripts/centrifugo_launch.py) runs either version with the one v6 configuration.
+# CENTRIFUGO_VERSION=5.4.9 (or 6.9.1) gets that version only, from the cache or a Go build,
+# and leaves the clone's link alone: for runs of the suite against the other version.
 # Progress goes to stderr; only the path goes to stdout.
 set -euo pipefail
 
@@ -36,9 +38,11 @@ supported() {
   esac
 }
 
+WANT="${CENTRIFUGO_VERSION:-}"
+
 use() {
   mkdir -p "$LOCAL_BIN"
-  if [ "$1" != "$LOCAL_BIN/centrifugo" ]; then ln -sfn "$1" "$LOCAL_BIN/centrifugo"; fi
+  if [ -z "$WANT" ] && [ "$1" != "$LOCAL_BIN/centrifugo" ]; then ln -sfn "$1" "$LOCAL_BIN/centrifugo"; fi
   echo "$1"
   exit 0
 }
@@ -53,8 +57,23 @@ if [ -n "${CENTRIFUGO_BIN:-}" ]; then
   exit 0
 fi
 
+# --- one version asked for ----------------------------------------------------------------
+if [ -n "$WANT" ]; then
+  case "$WANT" in
+    "$V6") module="$V6_MODULE" ;;
+    "$V5") module="$V5_MODULE" ;;
+    *) say "CENTRIFUGO_VERSION=$WANT: this script gets $V6 or $V5"; exit 1 ;;
+  esac
+  cached="$CACHE_ROOT/centrifugo-$WANT/centrifugo"
+  if [ -x "$cached" ] && [ "$(version_of "$cached")" = "$WANT" ]; then
+    say "using the cached build $cached (v$WANT)"
+    use "$cached"
+  fi
+  WANT_BUILD=1
+fi
+
 # --- 2. PATH -----------------------------------------------------------------------------
-if on_path="$(command -v centrifugo 2>/dev/null)"; then
+if [ -z "$WANT" ] && on_path="$(command -v centrifugo 2>/dev/null)"; then
   found="$(version_of "$on_path")"
   if supported "$found"; then
     [ "$found" = "$V6" ] || [ "$found" = "$V5" ] \
@@ -69,7 +88,7 @@ fi
 # --- 3. a cached build -------------------------------------------------------------------
 for cached in "$LOCAL_BIN/centrifugo" "$CACHE_ROOT/centrifugo-$V6/centrifugo" \
   "$CACHE_ROOT/centrifugo-$V5/centrifugo"; do
-  if [ -x "$cached" ]; then
+  if [ -z "$WANT" ] && [ -x "$cached" ]; then
     found="$(version_of "$cached")"
     if [ "$found" = "$V6" ] || [ "$found" = "$V5" ]; then
       say "using the cached build $cached (v$found)"
@@ -120,6 +139,14 @@ go_build() {
   say "built v$version in $((SECONDS - started)) s"
   use "$out/centrifugo"
 }
+
+if [ -n "${WANT_BUILD:-}" ]; then
+  mkdir -p "$CACHE_ROOT/centrifugo-$WANT"
+  go_build "$module" "$WANT" || true
+  printf 'centrifugo: could not get v%s:\n' "$WANT" >&2
+  printf '  - %s\n' "${failures[@]}" >&2
+  exit 1
+fi
 
 # --- 4. a Go build of v6 -----------------------------------------------------------------
 mkdir -p "$CACHE_ROOT/centrifugo-$V6" "$CACHE_ROOT/centrifugo-$V5"
