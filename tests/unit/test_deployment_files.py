@@ -1,8 +1,11 @@
 """docker-compose.yml, checked without a Docker engine: it parses, pins Centrifugo, publishes
-only 9000, and uses the same config files as the native run."""
+only 9000, uses the same config files as the native run, gives each container only the settings
+it needs (every setting of the backend to the backend), and hardens every container."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,11 +13,27 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import AliasChoices
+from pydantic.fields import FieldInfo
 
 from backend.api.limits import max_body_bytes
+from backend.config import Settings
 from tests.processes import ROOT, missing_component
 
 COMPOSE = ROOT / "docker-compose.yml"
+SERVICES = ("centrifugo", "backend", "nginx")
+SECRETS = ("CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "SESSION_SECRET")
+STRONG = {name: f"{name.lower()}-{'x' * 40}" for name in SECRETS}
+# The backend's environment in compose, fixed by the file's own layout rather than by .env.
+FIXED_BY_COMPOSE = {
+    "BACKEND_HOST": "0.0.0.0",
+    "BACKEND_PORT": "5000",
+    "RELAY_CENTRIFUGO_API_URL": "http://centrifugo:8000/api",
+    "CENTRIFUGO_HTTP_SERVER_PORT": "8000",
+}
+# Settings of backend/config.py that the backend container deliberately does not get, each with
+# its reason. None today: every setting reaches it.
+DELIBERATELY_OMITTED: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -23,21 +42,101 @@ def compose() -> dict[str, Any]:
     return parsed
 
 
-def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def docker_compose() -> str:
     binary = shutil.which("docker-compose")
     if binary is None:
         missing_component("docker-compose is missing: apt-get install docker-compose")
-        return
-    shutil.copy(COMPOSE, tmp_path / "docker-compose.yml")
-    shutil.copy(ROOT / ".env.example", tmp_path / ".env")  # what `make .env` starts from
-    result = subprocess.run(
-        [binary, "config", "-q"], cwd=tmp_path, capture_output=True, text=True, check=False
+        raise AssertionError("unreachable: missing_component skips or fails")
+    return binary
+
+
+def compose_config(
+    binary: str, directory: Path, env_file: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` on a copy of the file with `env_file` as its .env, in an
+    environment without any setting, so that only the file and the .env count."""
+    shutil.copy(COMPOSE, directory / "docker-compose.yml")
+    (directory / ".env").write_text(env_file)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(directory)}
+    return subprocess.run(
+        [binary, "config", *args],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
+
+
+def env_names(name: str, field: FieldInfo) -> set[str]:
+    """The variables pydantic-settings reads a field of Settings from (upper case: config.py's
+    names are not case-sensitive): its validation alias, else its alias or name with the prefix."""
+    alias = field.validation_alias
+    if isinstance(alias, str):
+        return {alias.upper()}
+    if isinstance(alias, AliasChoices):
+        return {choice.upper() for choice in alias.choices if isinstance(choice, str)}
+    prefix = str(Settings.model_config.get("env_prefix") or "")
+    return {f"{prefix}{field.alias or name}".upper()}
+
+
+def environment(compose: dict[str, Any], service: str) -> dict[str, str]:
+    env: dict[str, str] = compose["services"][service].get("environment", {})
+    assert isinstance(env, dict), f"{service}: environment as a mapping, NAME: value"
+    return env
+
+
+def test_docker_compose_accepts_the_file(tmp_path: Path, docker_compose: str) -> None:
+    env_file = (ROOT / ".env.example").read_text()  # what `make .env` starts from
+    result = compose_config(docker_compose, tmp_path, env_file, "-q")
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.parametrize("secret", SECRETS)
+@pytest.mark.parametrize("how", ["empty", "unset"])
+def test_docker_compose_refuses_to_start_without_a_secret(
+    tmp_path: Path, docker_compose: str, secret: str, how: str
+) -> None:
+    lines = [f"{name}={value}" for name, value in STRONG.items()]
+    env_file = "\n".join(
+        line if not line.startswith(f"{secret}=") else ("" if how == "unset" else f"{secret}=")
+        for line in lines
+    )
+    result = compose_config(docker_compose, tmp_path, env_file, "-q")
+    assert result.returncode != 0
+    assert "set it in .env (make .env)" in result.stderr + result.stdout
+
+
+def test_the_backend_gets_the_codes_defaults_when_env_sets_only_the_secrets(
+    tmp_path: Path, docker_compose: str
+) -> None:
+    """Compose's `${NAME:-default}` agree with backend/config.py, and what compose hands the
+    backend is valid Settings."""
+    env_file = "".join(f"{name}={value}\n" for name, value in STRONG.items())
+    result = compose_config(docker_compose, tmp_path, env_file)
+    assert result.returncode == 0, result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    backend_env: dict[str, Any] = {
+        name: str(value) for name, value in resolved["services"]["backend"]["environment"].items()
+    }
+    settings = Settings(_env_file=None, **backend_env)
+    for name, field in Settings.model_fields.items():
+        names = env_names(name, field)
+        if names & set(SECRETS):
+            assert getattr(settings, name).get_secret_value() == STRONG[names.pop()]
+        elif not names & set(FIXED_BY_COMPOSE) and not names & set(DELIBERATELY_OMITTED):
+            default = field.get_default(call_default_factory=True)
+            assert getattr(settings, name) == default, f"{names}: compose's default differs"
+    assert settings.centrifugo_api_url == "http://centrifugo:8000/api"
+    assert settings.backend_host == "0.0.0.0"
+    assert settings.backend_port == 5000
+
+
 def test_centrifugo_image_is_pinned(compose: dict[str, Any]) -> None:
-    assert compose["services"]["centrifugo"]["image"] == "centrifugo/centrifugo:v6.9.1"
+    """v6.9.1, optionally with its digest as docs/deployment.md shows."""
+    image = compose["services"]["centrifugo"]["image"]
+    assert re.fullmatch(r"centrifugo/centrifugo:v6\.9\.1(@sha256:[0-9a-f]{64})?", image), image
 
 
 def test_only_nginx_publishes_and_only_9000(compose: dict[str, Any]) -> None:
@@ -59,12 +158,110 @@ def test_the_native_config_files_are_used(compose: dict[str, Any]) -> None:
 
 
 def test_secrets_come_from_env_not_from_the_files(compose: dict[str, Any]) -> None:
-    for name in ("centrifugo", "backend"):
-        assert compose["services"][name]["env_file"] == ".env"
-    text = COMPOSE.read_text() + (ROOT / "centrifugo" / "config.json").read_text()
+    """Every secret in compose is `${NAME:?...}` from .env (never a value, never empty); the
+    Centrifugo config has none."""
+    for service in SERVICES:
+        for name, value in environment(compose, service).items():
+            if name in SECRETS:
+                assert value.startswith(f"${{{name}:?"), f"{service}: {name}: {value}"
+            assert "change-me" not in value
+    text = (ROOT / "centrifugo" / "config.json").read_text()
     for secret in ("HTTP_API_KEY", "HMAC_SECRET_KEY", "SESSION_SECRET", "hmac_secret_key"):
-        assert f"{secret}:" not in text
         assert f'"{secret}"' not in text
+
+
+def test_no_container_gets_the_whole_env_file(compose: dict[str, Any]) -> None:
+    for service in SERVICES:
+        assert "env_file" not in compose["services"][service], service
+
+
+def test_every_setting_of_the_backend_reaches_its_container(compose: dict[str, Any]) -> None:
+    """Every setting of backend/config.py is in the backend's environment in compose (more is
+    fine: the backend ignores variables it does not know)."""
+    given = {name.upper() for name in environment(compose, "backend")}
+    missing = sorted(
+        "/".join(sorted(names))
+        for name, field in Settings.model_fields.items()
+        if not (names := env_names(name, field)) & given and not names & set(DELIBERATELY_OMITTED)
+    )
+    assert missing == []
+    for name, value in FIXED_BY_COMPOSE.items():
+        assert environment(compose, "backend")[name] == value
+
+
+def test_the_backend_gets_the_settings_being_added(compose: dict[str, Any]) -> None:
+    """Settings the backend gains alongside this file, with the defaults it gives them."""
+    backend = environment(compose, "backend")
+    assert backend["MAX_STREAMS_PER_USER"] == "${MAX_STREAMS_PER_USER:-4}"
+    assert backend["LOG_FORMAT"] == "${LOG_FORMAT:-text}"
+    assert backend["SESSION_MAX_AGE_SECONDS"] == "${SESSION_MAX_AGE_SECONDS:-604800}"
+
+
+@pytest.mark.parametrize("service", ["centrifugo", "nginx"])
+def test_centrifugo_and_nginx_get_no_secret_of_the_backend(
+    compose: dict[str, Any], service: str
+) -> None:
+    names = set(environment(compose, service))
+    assert "SESSION_SECRET" not in names
+    assert not {name for name in names if name.startswith("OPENAI_")}
+
+
+def test_centrifugo_gets_its_secrets_and_nginx_none(compose: dict[str, Any]) -> None:
+    centrifugo = environment(compose, "centrifugo")
+    assert {"CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY"} <= set(centrifugo)
+    assert (
+        centrifugo["CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"] == "${CENTRIFUGO_CLIENT_ALLOWED_ORIGINS:-}"
+    )
+    assert not set(environment(compose, "nginx")) & set(SECRETS)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_container_is_hardened(compose: dict[str, Any], service: str) -> None:
+    spec = compose["services"][service]
+    assert spec["read_only"] is True
+    assert spec["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in spec["security_opt"]
+    assert re.fullmatch(r"[1-9][0-9]*[mg]", spec["mem_limit"]), spec["mem_limit"]
+    assert float(spec["cpus"]) > 0
+    assert spec["logging"] == {
+        "driver": "json-file",
+        "options": {"max-size": "10m", "max-file": "3"},
+    }
+    assert "privileged" not in spec
+    # Only nginx's master process gets capabilities back: to hand its temporary directories
+    # to the workers' user and to switch to that user.
+    allowed = {"CHOWN", "SETGID", "SETUID"} if service == "nginx" else set()
+    assert set(spec.get("cap_add", [])) <= allowed
+
+
+@pytest.mark.parametrize(
+    ("service", "writable"),
+    [
+        ("centrifugo", {"/tmp"}),
+        ("backend", {"/tmp"}),
+        # The image renders its templates into conf.d at every start; request bodies and proxy
+        # buffers go to /var/cache/nginx; the pid file to /var/run, a link to /run on Alpine.
+        ("nginx", {"/etc/nginx/conf.d", "/var/cache/nginx", "/run", "/tmp"}),
+    ],
+)
+def test_read_only_containers_can_write_where_they_must(
+    compose: dict[str, Any], service: str, writable: set[str]
+) -> None:
+    mounts = {entry.split(":")[0] for entry in compose["services"][service].get("tmpfs", [])}
+    assert mounts == writable
+
+
+def test_nginx_renders_its_template_into_the_writable_conf_d(compose: dict[str, Any]) -> None:
+    """The image's default output directory, /etc/nginx/conf.d, is the tmpfs."""
+    nginx = compose["services"]["nginx"]
+    assert "NGINX_ENVSUBST_OUTPUT_DIR" not in nginx["environment"]
+    assert "NGINX_ENVSUBST_OUTPUT_DIR" not in (ROOT / "nginx" / "Dockerfile").read_text()
+
+
+def test_the_backend_has_time_to_publish_done_when_stopped(compose: dict[str, Any]) -> None:
+    grace = compose["services"]["backend"]["stop_grace_period"]
+    assert grace.endswith("s")
+    assert int(grace[:-1]) > Settings.model_fields["shutdown_grace_seconds"].default
 
 
 def test_every_service_is_healthchecked_waited_for_and_restarted(compose: dict[str, Any]) -> None:
@@ -97,6 +294,12 @@ def test_no_insecure_switch_in_the_centrifugo_config() -> None:
     ("env_file", "public_port", "origins"),
     [
         ({}, "9000", "http://localhost:9000 http://127.0.0.1:9000"),
+        # Compose passes the variable empty when .env does not set it.
+        (
+            {"CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": ""},
+            "9000",
+            "http://localhost:9000 http://127.0.0.1:9000",
+        ),
         ({}, "9100", "http://localhost:9100 http://127.0.0.1:9100"),
         (
             {"CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": "https://chat.example.com"},
