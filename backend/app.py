@@ -19,6 +19,7 @@ from backend.api.deps import Services
 from backend.api.errors import BodySizeLimit, install_error_handlers
 from backend.api.limits import max_body_bytes
 from backend.api.main import api_router
+from backend.api.slots import DirectSlots
 from backend.centrifugo.publisher import CentrifugoPublisher
 from backend.config import Settings, get_settings
 from backend.core.answer import Answerer
@@ -73,18 +74,27 @@ def create_app(
                 window=settings.coalesce_window_ms / 1000,
                 max_seconds=settings.max_stream_seconds,
             )
-            relay = Relay(answerer, the_publisher, LocalStreams() if streams is None else streams)
-            services = Services(answerer, relay, the_publisher, asyncio.Event())
+            relay = Relay(
+                answerer,
+                the_publisher,
+                LocalStreams() if streams is None else streams,
+                max_per_owner=settings.max_streams_per_user,
+            )
+            direct = DirectSlots(settings.max_streams_per_user)
+            services = Services(answerer, relay, the_publisher, asyncio.Event(), direct)
             app.state.services = services
             yield
             # Before the publisher closes (the exit stack): the streams' `done` must go out.
             await begin_shutdown(app)
 
+    # The interactive docs only in development: elsewhere they would show the API to anyone
+    # (and the page's CSP blocks the docs' CDN assets anyway).
+    development = settings.environment == "development"
     app = FastAPI(
         title="relaychat",
         lifespan=lifespan,
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        openapi_url="/api/openapi.json" if development else None,
+        docs_url="/api/docs" if development else None,
         redoc_url=None,
     )
     app.state.settings = settings

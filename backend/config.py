@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     )
     session_secret: SecretStr = Field(SecretStr(""), validation_alias="SESSION_SECRET")
     session_cookie_secure: bool = Field(False, validation_alias="SESSION_COOKIE_SECURE")
+    # A session unused for this long is over; each `POST /api/token` renews it.
+    session_max_age_seconds: int = Field(
+        7 * 24 * 3600, ge=60, validation_alias="SESSION_MAX_AGE_SECONDS"
+    )
+    # Answers one user may have streaming at once (relay and direct ones counted apart).
+    max_streams_per_user: int = Field(4, ge=1, validation_alias="MAX_STREAMS_PER_USER")
+    # `text` (one readable line per record) or `json` (one JSON object per line).
+    log_format: Literal["text", "json"] = Field("text", validation_alias="LOG_FORMAT")
 
     connection_token_ttl_seconds: int = Field(3600, ge=60, validation_alias="TOKEN_TTL_SECONDS")
     max_text_chars: int = Field(8000, ge=1, validation_alias="MAX_TEXT_CHARS")

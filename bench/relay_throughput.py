@@ -114,6 +114,8 @@ def measure(window_ms: float, count: int, delay_ms: tuple[float, float]) -> Resu
             "SIM_TOKEN_DELAY_MAX_MS": str(delay_ms[1]),
             "COALESCE_WINDOW_MS": str(window_ms),
             "MAX_STREAM_SECONDS": "300",
+            # Each connection here is one user with many answers at once.
+            "MAX_STREAMS_PER_USER": str(CHANNELS_PER_CONNECTION),
         }
     )
     c_url, b_url = f"http://127.0.0.1:{c_port}", f"http://127.0.0.1:{b_port}"

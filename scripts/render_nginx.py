@@ -4,8 +4,8 @@
 The template is shared with docker compose; here it is wrapped in a minimal main config whose
 pid, logs and temp files live in the output folder, so nginx runs without touching /etc or /var.
 
-    render_nginx.py OUT_DIR --port 9000 --backend 127.0.0.1:5000 --centrifugo 127.0.0.1:8000 \
-        --max-body 256384
+    render_nginx.py OUT_DIR --host 127.0.0.1 --port 9000 --backend 127.0.0.1:5000 \
+        --centrifugo 127.0.0.1:8000 --max-body 256384
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ VARIABLE = re.compile(r"\$\{(RELAY_[A-Z_]+)\}")
 
 MAIN = """\
 {user}worker_processes auto;
+# Each WebSocket holds two connections (client and Centrifugo) and a file descriptor for each.
+worker_rlimit_nofile 65536;
 pid {out}/nginx.pid;
 error_log {out}/error.log warn;
 events {{
-    worker_connections 4096;
+    worker_connections 32768;
 }}
 http {{
     include {mime_types};
@@ -75,11 +77,18 @@ def worker_user(static_root: Path) -> str:
 
 
 def render(
-    out: Path, port: int, backend: str, centrifugo: str, static_root: Path, max_body: int
+    out: Path,
+    port: int,
+    backend: str,
+    centrifugo: str,
+    static_root: Path,
+    max_body: int,
+    host: str = "127.0.0.1",
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "tmp").mkdir(exist_ok=True)
     values = {
+        "RELAY_NGINX_ADDR": host,
         "RELAY_NGINX_PORT": str(port),
         "RELAY_BACKEND_ADDR": backend,
         "RELAY_CENTRIFUGO_ADDR": centrifugo,
@@ -96,6 +105,7 @@ def render(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--backend", default="127.0.0.1:5000")
     parser.add_argument("--centrifugo", default="127.0.0.1:8000")
@@ -103,7 +113,17 @@ def main() -> None:
     parser.add_argument("--max-body", type=int, required=True, help="body limit in bytes")
     args = parser.parse_args()
     out = args.out.resolve()
-    print(render(out, args.port, args.backend, args.centrifugo, args.static_root, args.max_body))
+    print(
+        render(
+            out,
+            args.port,
+            args.backend,
+            args.centrifugo,
+            args.static_root,
+            args.max_body,
+            args.host,
+        )
+    )
 
 
 if __name__ == "__main__":

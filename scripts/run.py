@@ -74,6 +74,7 @@ def settings(env_file: Path, environ: Mapping[str, str]) -> dict[str, str]:
 def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Service]:
     """The three processes, in the order they start."""
     nginx_port = int(env["NGINX_PORT"])
+    nginx_host = env.get("NGINX_HOST", "127.0.0.1")
     centrifugo_port = int(env.get("CENTRIFUGO_HTTP_SERVER_PORT", "8000"))
     centrifugo_host = env.get("CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.1")
     backend_host = env.get("BACKEND_HOST", "127.0.0.1")
@@ -85,6 +86,7 @@ def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Servi
         f"127.0.0.1:{centrifugo_port}",
         ROOT / "frontend" / "dist",
         body_limit(env),
+        nginx_host,
     )
     launch = [sys.executable, str(ROOT / "scripts" / "centrifugo_launch.py"), centrifugo]
     return [
@@ -109,7 +111,7 @@ def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Servi
             ["nginx", "-p", str(state / "nginx"), "-c", str(nginx_conf), "-g", "daemon off;"],
             f"http://127.0.0.1:{nginx_port}/",
             nginx_port,
-            "0.0.0.0",
+            nginx_host,
             "NGINX_PORT",
         ),
     ]

@@ -63,6 +63,8 @@ def stack_for(
             "SIM_TOKEN_DELAY_MIN_MS": "1",
             "SIM_TOKEN_DELAY_MAX_MS": "3",
             "COALESCE_WINDOW_MS": "5",
+            # The tests run dozens of answers at once as one user (one connection).
+            "MAX_STREAMS_PER_USER": "100",
             "PYTHONUNBUFFERED": "1",
             **settings,
         }

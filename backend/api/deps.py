@@ -9,7 +9,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 
-from backend.api.session import session_user
+from backend.api.session import session_user, start_session
+from backend.api.slots import DirectSlots
 from backend.config import Settings
 from backend.core.answer import Answerer
 from backend.core.ports import Publisher
@@ -25,6 +26,7 @@ class Services:
     relay: Relay
     publisher: Publisher
     stopping: asyncio.Event
+    direct: DirectSlots
 
 
 def get_settings(request: Request) -> Settings:
@@ -41,9 +43,16 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def current_user(request: Request, response: Response, settings: SettingsDep) -> str:
-    """The identity check: override this one dependency to plug in your own auth."""
-    return session_user(request, response, settings)
+def current_user(request: Request, settings: SettingsDep) -> str:
+    """The identity check of every route that acts for a user (401 without a session). With
+    your own auth, override this and `session_start`."""
+    return session_user(request, settings)
+
+
+def session_start(request: Request, response: Response, settings: SettingsDep) -> str:
+    """`POST /api/token`'s identity: the session's user (its cookie renewed), or a new one."""
+    return start_session(request, response, settings)
 
 
 CurrentUser = Annotated[str, Depends(current_user)]
+SessionStart = Annotated[str, Depends(session_start)]

@@ -3,16 +3,43 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.api.schemas import NOT_UNICODE
+from backend.api.schemas import NOT_UNICODE, ErrorResponse
 from backend.centrifugo.channels import CHANNEL_HINT
+from backend.core.ports import TooManyStreams
 
 logger = logging.getLogger(__name__)
+
+# How long a client refused for having too many answers streaming is told to wait.
+RETRY_AFTER_SECONDS = 5
+# The `responses` of routes that act for a user, and of routes that start answers.
+NEEDS_SESSION: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No session: call POST /api/token first."}
+}
+TOO_MANY: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorResponse,
+        "description": "The user already has MAX_STREAMS_PER_USER answers streaming.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+    }
+}
+
+
+async def _too_many_streams(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TooManyStreams)
+    detail = (
+        f"you already have {exc.limit} {'answer' if exc.limit == 1 else 'answers'} streaming, "
+        "as many as one user may; "
+        "wait for one to finish or stop one, then send again"
+    )
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return JSONResponse({"detail": detail}, status_code=429, headers=headers)
 
 
 def _describe(error: dict[str, object]) -> str:
@@ -94,4 +121,5 @@ class BodySizeLimit:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(TooManyStreams, _too_many_streams)
     app.add_exception_handler(Exception, _unexpected_error)

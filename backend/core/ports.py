@@ -32,6 +32,14 @@ class ChannelUsed(StreamBusy):
     """The channel already carried an answer: its history holds it; a new one needs a new id."""
 
 
+class TooManyStreams(Exception):
+    """The user already has as many answers streaming as one user may."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} answers are already streaming for this user")
+        self.limit = limit
+
+
 class Model(Protocol):
     def stream(self, question: Question) -> AsyncIterator[Token]:
         """Yield the answer to `question`, token by token; thinking tokens (if asked for) come
@@ -60,9 +68,12 @@ class Streams(Protocol):
     """Which channels have a running stream, how to stop one wherever it runs, and each
     stream's snapshot (its answer so far), kept for a while after it ended."""
 
-    async def claim(self, channel: str, stop: StopRequest) -> str:
-        """Register a stream in `channel`; return its lease. Raise `StreamBusy` when one runs
-        there, `ChannelUsed` when one ran there recently. `stop` is called, in the claiming
+    async def claim(
+        self, channel: str, stop: StopRequest, *, owner: str = "", max_per_owner: int = 0
+    ) -> str:
+        """Register a stream in `channel` for `owner`; return its lease. Raise `StreamBusy`
+        when one runs there, `ChannelUsed` when one ran there recently, `TooManyStreams` when
+        `owner` already runs `max_per_owner` (0: no cap). `stop` is called, in the claiming
         process, when someone asks the stream to end."""
         ...
 

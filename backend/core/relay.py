@@ -52,10 +52,18 @@ class _Stream:
 class Relay:
     """Starts and stops the streams of this process, through the shared `Streams` registry."""
 
-    def __init__(self, answerer: Answerer, publisher: Publisher, streams: Streams) -> None:
+    def __init__(
+        self,
+        answerer: Answerer,
+        publisher: Publisher,
+        streams: Streams,
+        *,
+        max_per_owner: int = 0,
+    ) -> None:
         self._answerer = answerer
         self._publisher = publisher
         self._streams = streams
+        self._max_per_owner = max_per_owner  # running streams one owner may have; 0: no cap
         self._local: dict[str, _Stream] = {}
 
     @property
@@ -63,11 +71,14 @@ class Relay:
         """Streams running in this process."""
         return len(self._local)
 
-    async def start(self, channel: str, question: Question) -> None:
-        """Start streaming the answer to `question` into `channel`; return at once.
-        Raises `StreamBusy` when a stream already runs there."""
+    async def start(self, channel: str, question: Question, *, owner: str = "") -> None:
+        """Start streaming the answer to `question` into `channel` for `owner`; return at once.
+        Raises `StreamBusy` when a stream already runs there, `TooManyStreams` when `owner`
+        already runs as many as one may."""
         stream = _Stream(channel, question)
-        stream.lease = await self._streams.claim(channel, stream.request_stop)
+        stream.lease = await self._streams.claim(
+            channel, stream.request_stop, owner=owner, max_per_owner=self._max_per_owner
+        )
         self._local[channel] = stream
         stream.task = asyncio.create_task(self._run(stream), name=f"stream {channel}")
 

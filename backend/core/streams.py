@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 from cachetools import TTLCache
 
-from backend.core.ports import ChannelUsed, StopRequest, StreamBusy
+from backend.core.ports import ChannelUsed, StopRequest, StreamBusy, TooManyStreams
 from backend.core.types import Chunk, Done, Snapshot
 
 # Centrifugo keeps a channel's history 600 s (centrifugo/config.json): a snapshot as long.
@@ -22,6 +22,7 @@ class _Running:
     lease: str
     stop: StopRequest
     snapshot: Snapshot
+    owner: str
 
 
 class LocalStreams:
@@ -37,14 +38,21 @@ class LocalStreams:
     def __contains__(self, channel: object) -> bool:
         return channel in self._running
 
-    async def claim(self, channel: str, stop: StopRequest) -> str:
+    async def claim(
+        self, channel: str, stop: StopRequest, *, owner: str = "", max_per_owner: int = 0
+    ) -> str:
         if channel in self._running:
             raise StreamBusy(channel)
         if channel in self._finished:
             raise ChannelUsed(channel)
+        if max_per_owner and self._owned_by(owner) >= max_per_owner:
+            raise TooManyStreams(max_per_owner)
         lease = uuid.uuid4().hex
-        self._running[channel] = _Running(lease, stop, Snapshot())
+        self._running[channel] = _Running(lease, stop, Snapshot(), owner)
         return lease
+
+    def _owned_by(self, owner: str) -> int:
+        return sum(1 for running in self._running.values() if running.owner == owner)
 
     async def record(self, channel: str, lease: str, chunk: Chunk) -> None:
         running = self._running.get(channel)

@@ -254,7 +254,9 @@ def test_the_environment_overrides_the_env_file(tmp_path: Path) -> None:
         ) as run,
     ):
         run.wait_for("chat at")
-        response = httpx.post(f"{run.url}/api/chat/sync", json={"prompt": "hi"}, timeout=30)
+        with httpx.Client(base_url=run.url, timeout=30) as http:
+            http.post("/api/token")  # a session: every route that answers needs one
+            response = http.post("/api/chat/sync", json={"prompt": "hi"})
 
     assert response.status_code == 200, response.text
     assert response.json() == {"response": "".join(ANSWER)}

@@ -20,6 +20,7 @@ from tests.stack import Edge, Stack, nginx_in_front
 @pytest.fixture
 async def http(edge: Edge) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=edge.url, timeout=10) as client:
+        await client.post("/api/token")  # a session: every route that answers needs one
         yield client
 
 
@@ -135,3 +136,28 @@ def test_the_page_is_served_from_a_checkout_under_a_private_directory(
 
     assert page.status_code == 200
     assert "checkout page" in page.text
+
+
+async def test_a_client_over_the_rate_gets_429_as_json(stack: Stack, tmp_path: Path) -> None:
+    """/api/ and new WebSocket connections are rate-limited per client address (an nginx of
+    its own: the limit's state must not spill into other tests)."""
+    with nginx_in_front(stack, stack.backend_url, free_port(), tmp_path / "nginx") as front:
+        async with httpx.AsyncClient(base_url=front.url, timeout=10) as http:
+            api = await asyncio.gather(*(http.get("/api/health") for _ in range(300)))
+            ws = await asyncio.gather(
+                *(http.get("/connection/websocket") for _ in range(150))  # handshakes refused
+            )
+    statuses = [response.status_code for response in api]
+    assert statuses.count(200) >= 100  # the burst passes
+    refused = [response for response in api if response.status_code == 429]
+    assert refused, statuses
+    assert refused[0].json()["detail"].startswith("too many requests from this address")
+    assert refused[0].headers["retry-after"] == "1"
+    assert 429 in [response.status_code for response in ws]
+
+
+def test_nginx_listens_on_loopback_unless_told_otherwise(stack: Stack, tmp_path: Path) -> None:
+    with nginx_in_front(stack, stack.backend_url, free_port(), tmp_path / "nginx") as front:
+        port = front.url.rpartition(":")[2]
+        conf = (tmp_path / "nginx" / "relaychat.conf").read_text()
+    assert f"listen 127.0.0.1:{port};" in conf

@@ -50,6 +50,7 @@ def backend_url(stack: Stack, fake: FakeOpenAI) -> Iterator[str]:
 @pytest.fixture
 async def http(backend_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=backend_url, timeout=15) as client:
+        await client.post("/api/token")  # a session: every route that answers needs one
         yield client
 
 

@@ -37,8 +37,7 @@ async def test_stopping_the_server_ends_running_streams_first(stack: Stack) -> N
         url = backend.enter_context(another_backend(stack, **SLOW))
         async with (
             ChatSession.open(url, stack.websocket_url, ORIGIN) as chat,
-            httpx.AsyncClient(base_url=url, timeout=30) as http,
-            http.stream("POST", "/api/chat", json={"prompt": "code"}) as sse,
+            chat.http.stream("POST", "/api/chat", json={"prompt": "code"}) as sse,
         ):
             collectors = [await _asked(chat, "code") for _ in range(3)]
             for collector in collectors:  # every stream is mid-answer

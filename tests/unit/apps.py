@@ -47,10 +47,12 @@ class Api:
 
 @asynccontextmanager
 async def running_app(model: ScriptedModel, **overrides: object) -> AsyncIterator[Api]:
-    """The app started (and, at the end, shut down) with `model` and a recording publisher."""
+    """The app started (and, at the end, shut down) with `model` and a recording publisher;
+    its client holds a session (`POST /api/token`)."""
     publisher, streams = RecordingPublisher(), LocalStreams()
     app = create_app(settings(**overrides), model=model, publisher=publisher, streams=streams)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            await client.post("/api/token")  # a session, as the page starts one
             yield Api(app, client, publisher, model, streams)

@@ -75,10 +75,18 @@ class ScriptedModel:
         self.started = asyncio.Event()
         self.closed = asyncio.Event()
         self.questions: list[Question] = []
+        self._asked = asyncio.Event()
+
+    async def wait_until_asked(self, times: int) -> None:
+        """Until `times` questions have reached the model."""
+        while len(self.questions) < times:
+            self._asked.clear()
+            await asyncio.wait_for(self._asked.wait(), WAIT_SECONDS)
 
     async def stream(self, question: Question) -> AsyncIterator[Token]:
         self.questions.append(question)
         self.started.set()
+        self._asked.set()
         try:
             index = 0
             while self.endless or index < len(self.tokens):

@@ -136,6 +136,11 @@ async def test_client_going_away_stops_the_model() -> None:
         await _leave_after_the_first_event(api)
 
 
+def _session_cookie(api: Api) -> bytes:
+    """The session the test client started, as a raw Cookie header."""
+    return "; ".join(f"{name}={value}" for name, value in api.client.cookies.items()).encode()
+
+
 async def _leave_after_the_first_event(api: Api) -> None:
     app, model = api.app, api.model
     body = json.dumps({"prompt": "hi"}).encode()
@@ -164,7 +169,11 @@ async def _leave_after_the_first_event(api: Api) -> None:
         "raw_path": b"/api/chat",
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"content-type", b"application/json"), (b"host", b"test")],
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"host", b"test"),
+            (b"cookie", _session_cookie(api)),
+        ],
         "client": ("127.0.0.1", 1),
         "server": ("test", 80),
         "state": {},

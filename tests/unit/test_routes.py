@@ -199,6 +199,7 @@ async def test_cancel_of_someone_elses_channel_is_403_and_it_keeps_streaming(
     channel = f"stream:abcdefgh#{await endless.user()}"
     await endless.client.post("/api/execute", json={"text": "hello", "channel": channel})
     endless.client.cookies.clear()  # another browser: another user
+    await endless.user()
 
     response = await endless.client.post("/api/cancel", json={"channel": channel})
 
@@ -272,6 +273,7 @@ async def test_someone_elses_or_an_unknown_stream_is_404(api: Api) -> None:
     await api.client.post("/api/execute", json={"text": "hello", "channel": channel})
     await api.publisher.wait_for_done(channel)
     api.client.cookies.clear()  # another browser: another user
+    await api.user()
 
     response = await api.client.get("/api/streams/abcdefgh")
 

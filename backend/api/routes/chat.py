@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from backend.api.deps import ServicesDep, SettingsDep
+from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
+from backend.api.errors import NEEDS_SESSION, TOO_MANY
 from backend.api.limits import check_question
 from backend.api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from backend.core.answer import AnswerFailed
@@ -25,7 +26,9 @@ router = APIRouter()
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 KEEPALIVE = ": keep-alive\n\n"
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    422: {"model": ErrorResponse, "description": "Blank or too long prompt or history."}
+    **NEEDS_SESSION,
+    422: {"model": ErrorResponse, "description": "Blank or too long prompt or history."},
+    **TOO_MANY,
 }
 
 
@@ -36,15 +39,21 @@ class EventStream(StreamingResponse):
     (FastAPI's own `EventSourceResponse` sends keep-alives every 15 s, a private constant; here
     the interval is a setting, and the generator's closing is explicit.)"""
 
-    def __init__(self, events: AsyncGenerator[str, None]) -> None:
+    def __init__(
+        self, events: AsyncGenerator[str, None], on_close: Callable[[], None] = lambda: None
+    ) -> None:
         super().__init__(events, media_type="text/event-stream", headers=SSE_HEADERS)
         self._events = events
+        self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            await self._events.aclose()
+            try:
+                await self._events.aclose()
+            finally:
+                self._on_close()
 
 
 def checked_question(body: ChatRequest, settings: SettingsDep) -> Question:
@@ -130,13 +139,15 @@ async def _events(
     responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
 )
 async def chat(
-    question: CheckedQuestion, services: ServicesDep, settings: SettingsDep
+    question: CheckedQuestion, user: CurrentUser, services: ServicesDep, settings: SettingsDep
 ) -> EventStream:
     """The answer as Server-Sent Events: `data: {"token": ...}` per chunk (thinking chunks add
     `"phase": "thinking"`), `data: {"error": ...}` on failure, then `data: [DONE]`; a
     `: keep-alive` comment while the model is silent."""
+    release = services.direct.take(user)
     chunks = services.answerer.chunks(question)
-    return EventStream(_events(chunks, settings.sse_keepalive_seconds, services.stopping))
+    events = _events(chunks, settings.sse_keepalive_seconds, services.stopping)
+    return EventStream(events, on_close=release)
 
 
 @router.post(
@@ -147,14 +158,20 @@ async def chat(
         504: {"model": ErrorResponse, "description": "The answer took too long."},
     },
 )
-async def chat_sync(question: CheckedQuestion, services: ServicesDep) -> ChatResponse:
+async def chat_sync(
+    question: CheckedQuestion, user: CurrentUser, services: ServicesDep
+) -> ChatResponse:
     """The whole answer at once (the thinking phase is left out)."""
     parts: list[str] = []
+    release = services.direct.take(user)
     chunks = services.answerer.chunks(question)
-    async with contextlib.aclosing(chunks):
-        try:
-            parts.extend([chunk.text async for chunk in chunks if chunk.phase == "answer"])
-        except AnswerFailed as exc:
-            code = status.HTTP_504_GATEWAY_TIMEOUT if exc.reason == "timeout" else 502
-            raise HTTPException(code, exc.message) from None
+    try:
+        async with contextlib.aclosing(chunks):
+            try:
+                parts.extend([chunk.text async for chunk in chunks if chunk.phase == "answer"])
+            except AnswerFailed as exc:
+                code = status.HTTP_504_GATEWAY_TIMEOUT if exc.reason == "timeout" else 502
+                raise HTTPException(code, exc.message) from None
+    finally:
+        release()
     return ChatResponse(response="".join(parts))

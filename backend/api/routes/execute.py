@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
+from backend.api.errors import NEEDS_SESSION, TOO_MANY
 from backend.api.limits import check_question
 from backend.api.schemas import CancelRequest, ChannelResponse, ErrorResponse, ExecuteRequest
 from backend.core.ports import ChannelUsed, PublishError, StreamBusy
@@ -15,7 +16,8 @@ from backend.core.ports import ChannelUsed, PublishError, StreamBusy
 router = APIRouter()
 
 _NOT_YOURS: dict[int | str, dict[str, Any]] = {
-    403: {"model": ErrorResponse, "description": "The channel belongs to another user."}
+    **NEEDS_SESSION,
+    403: {"model": ErrorResponse, "description": "The channel belongs to another user."},
 }
 
 
@@ -31,6 +33,7 @@ def _check_owner(channel_user: str, user: str) -> None:
         **_NOT_YOURS,
         409: {"model": ErrorResponse, "description": "The channel already has a running stream."},
         422: {"model": ErrorResponse, "description": "Malformed channel, blank or too long text."},
+        **TOO_MANY,
         503: {"model": ErrorResponse, "description": "Centrifugo cannot be reached."},
     },
 )
@@ -48,7 +51,7 @@ async def execute(
             f"answers cannot be delivered right now ({exc.message}); try again shortly",
         ) from None
     try:
-        await services.relay.start(body.channel, question)
+        await services.relay.start(body.channel, question, owner=user)
     except ChannelUsed:
         raise HTTPException(
             status.HTTP_409_CONFLICT,

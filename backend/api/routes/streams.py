@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, status
 
 from backend.api.deps import CurrentUser, ServicesDep
+from backend.api.errors import NEEDS_SESSION
 from backend.api.schemas import DoneBody, ErrorResponse, StreamSnapshot
 from backend.centrifugo.channels import CHANNEL_ID_PATTERN, stream_channel
 
@@ -19,6 +20,7 @@ StreamId = Annotated[str, Path(pattern=f"^{CHANNEL_ID_PATTERN}$")]
 @router.get(
     "/streams/{stream_id}",
     responses={
+        **NEEDS_SESSION,
         404: {"model": ErrorResponse, "description": "No answer ran there lately."},
         422: {"model": ErrorResponse, "description": "Malformed id."},
     },

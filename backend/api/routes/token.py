@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api.deps import CurrentUser, SettingsDep
+from backend.api.deps import SessionStart, SettingsDep
 from backend.api.schemas import TokenResponse
 from backend.centrifugo.tokens import connection_token
 
@@ -12,7 +12,9 @@ router = APIRouter()
 
 
 @router.post("/token")
-async def issue_token(user: CurrentUser, settings: SettingsDep) -> TokenResponse:
+async def issue_token(user: SessionStart, settings: SettingsDep) -> TokenResponse:
+    """A connection token for the session's user; starts the session (a signed cookie) or
+    renews it."""
     ttl = settings.connection_token_ttl_seconds
     token = connection_token(user, settings.centrifugo_token_secret.get_secret_value(), ttl)
     return TokenResponse(token=token, user=user, expires_in=ttl)
