@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import logging.config
 import socket
 
 import uvicorn
@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from backend.app import begin_shutdown, create_app
 from backend.config import get_settings
+from backend.logs import log_config
 
 
 class Server(uvicorn.Server):
@@ -28,15 +29,15 @@ class Server(uvicorn.Server):
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs every request at INFO: a line per publication, i.e. per chunk of every answer.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = get_settings()
+    logging.config.dictConfig(log_config(settings))
     app = create_app(settings)
     config = uvicorn.Config(
-        app, host=settings.backend_host, port=settings.backend_port, log_level="info"
+        app,
+        host=settings.backend_host,
+        port=settings.backend_port,
+        log_config=log_config(settings),
+        log_level="info",
     )
     Server(config, app).run()
 

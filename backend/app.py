@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
+from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 
 from backend.api.deps import Services
@@ -28,6 +29,8 @@ from backend.core.relay import Relay
 from backend.core.streams import LocalStreams
 from backend.llm.openai_compatible import OpenAICompatibleModel
 from backend.llm.simulated import SimulatedModel
+from backend.metrics import Metrics
+from backend.stream_log import StreamLog
 
 
 def build_model(settings: Settings, client: httpx.AsyncClient) -> Model:
@@ -64,21 +67,25 @@ def create_app(
 ) -> FastAPI:
     """The app. Edges not given are built (and closed) by its lifespan."""
     settings = settings or get_settings()
+    metrics = Metrics()
+    events = (metrics, StreamLog())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            the_model, the_publisher = await _edges(stack, settings, model, publisher)
+            the_model, the_publisher = await _edges(stack, settings, model, publisher, metrics)
             answerer = Answerer(
                 the_model,
                 window=settings.coalesce_window_ms / 1000,
                 max_seconds=settings.max_stream_seconds,
+                events=events,
             )
             relay = Relay(
                 answerer,
                 the_publisher,
                 LocalStreams() if streams is None else streams,
                 max_per_owner=settings.max_streams_per_user,
+                events=events,
             )
             direct = DirectSlots(settings.max_streams_per_user)
             services = Services(answerer, relay, the_publisher, asyncio.Event(), direct)
@@ -100,8 +107,11 @@ def create_app(
     app.state.settings = settings
     max_body = max_body_bytes(settings.max_text_chars, settings.max_history_chars)
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    # Outermost: every log line a request causes, and its response, carry the request's id.
+    app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     install_error_handlers(app)
     app.include_router(api_router)
+    metrics.install(app)
     return app
 
 
@@ -118,7 +128,11 @@ async def begin_shutdown(app: FastAPI) -> None:
 
 
 async def _edges(
-    stack: AsyncExitStack, settings: Settings, model: Model | None, publisher: Publisher | None
+    stack: AsyncExitStack,
+    settings: Settings,
+    model: Model | None,
+    publisher: Publisher | None,
+    metrics: Metrics,
 ) -> tuple[Model, Publisher]:
     """The model and publisher given, or the real ones on a shared client that `stack` closes."""
     if model is not None and publisher is not None:
@@ -131,6 +145,7 @@ async def _edges(
             settings.centrifugo_api_key.get_secret_value(),
             # An outage is never ridden out past the time a whole answer may take.
             outage_seconds=min(settings.publish_outage_seconds, settings.max_stream_seconds),
+            events=metrics,
         )
         stack.push_async_callback(centrifugo.aclose)
         publisher = centrifugo

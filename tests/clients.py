@@ -232,6 +232,17 @@ class ChatSession:
         await sub.ready(10)
         return follower
 
+    async def wait_until_released(self, channel: str, seconds: float = 5) -> dict[str, Any]:
+        """Until the backend has let go of the stream in `channel` (its snapshot has the `done`:
+        the stream's end has been recorded, after its `done` was published); the snapshot."""
+        stream_id = channel.partition(":")[2].partition("#")[0]
+        async with asyncio.timeout(seconds):
+            while True:
+                snapshot: dict[str, Any] = (await self.http.get(f"/api/streams/{stream_id}")).json()
+                if snapshot.get("done"):
+                    return snapshot
+                await asyncio.sleep(0.01)  # the release follows the done within milliseconds
+
     async def cancel(self, channel: str) -> httpx.Response:
         return await self.http.post("/api/cancel", json={"channel": channel})
 

@@ -49,7 +49,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def edge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     """The chat page as `make run` serves it, with the simulated model at a human speed."""
     with (
-        another_backend(stack, **HUMAN_SPEED, COALESCE_WINDOW_MS="30") as backend_url,
+        # Two answers at once per user, as a person could have (test_chat_page.py exceeds it).
+        another_backend(
+            stack, **HUMAN_SPEED, COALESCE_WINDOW_MS="30", MAX_STREAMS_PER_USER="2"
+        ) as backend_url,
         nginx_in_front(
             stack, backend_url, stack.nginx_ports[0], tmp_path_factory.mktemp("nginx")
         ) as front,

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -75,6 +75,27 @@ class _Pending:
             self.done.set_result(None)
 
 
+class PublishEvents(Protocol):
+    """What the publisher reports, for metrics."""
+
+    def batch_answered(self, size: int, seconds: float) -> None: ...
+
+    def batch_retried(self) -> None: ...
+
+    def published(self, ok: int, failed: int) -> None: ...
+
+
+class _NoEvents:
+    def batch_answered(self, size: int, seconds: float) -> None:
+        pass
+
+    def batch_retried(self) -> None:
+        pass
+
+    def published(self, ok: int, failed: int) -> None:
+        pass
+
+
 class CentrifugoPublisher:
     """The `Publisher` port on Centrifugo's server API, over one shared `httpx.AsyncClient`."""
 
@@ -86,8 +107,10 @@ class CentrifugoPublisher:
         *,
         outage_seconds: float = 30.0,
         max_batch: int = MAX_BATCH,
+        events: PublishEvents | None = None,
     ) -> None:
         self._client = client
+        self._events: PublishEvents = events or _NoEvents()
         self._api_url = api_url.rstrip("/")
         self._headers = {"X-API-Key": api_key, "Content-Type": "application/json"}
         self._outage_seconds = outage_seconds
@@ -168,12 +191,15 @@ class CentrifugoPublisher:
                 return
             self._fail_or_requeue(batch, exc)
             return
+        failed = 0
         for pending, reply in zip(batch, replies, strict=True):
             error = reply.get("error") if isinstance(reply, dict) else "malformed reply"
             if error:
+                failed += 1
                 pending.fail(PublishError(pending.channel, _describe(error)))
             else:
                 pending.succeed()
+        self._events.published(len(batch) - failed, failed)
 
     async def _call_until_up(self, batch: list[_Pending]) -> list[Any]:
         """The batch's replies; transport errors and 5xx are retried (when every publication
@@ -184,7 +210,9 @@ class CentrifugoPublisher:
         started, attempt = time.monotonic(), 0
         while True:
             try:
+                called = time.monotonic()
                 result = await self._call("batch", body, where)
+                self._events.batch_answered(len(batch), time.monotonic() - called)
                 break
             except PublishError as exc:
                 out_of_time = time.monotonic() - started >= self._outage_seconds
@@ -198,6 +226,7 @@ class CentrifugoPublisher:
                         exc.message,
                     )
                 attempt += 1
+                self._events.batch_retried()
                 await asyncio.sleep(delay)
         replies = result.get("replies")
         if not isinstance(replies, list) or len(replies) != len(batch):
@@ -207,11 +236,14 @@ class CentrifugoPublisher:
     def _fail_or_requeue(self, batch: list[_Pending], error: PublishError) -> None:
         """Fails the batch, but a `done` that could not get through an outage goes back to the
         queue: it is retried until it lands or the publisher closes."""
+        failed = 0
         for pending in batch:
             if pending.must_land and error.retryable and pending.keyed and not self._closed:
                 self._queue.append(pending)
             else:
+                failed += 1
                 pending.fail(error)
+        self._events.published(0, failed)
 
     async def _call(self, method: str, body: bytes, channel: str) -> dict[str, Any]:
         """POST `body` to the server API; the whole reply body. Records whether Centrifugo is

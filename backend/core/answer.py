@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from backend.core.coalesce import coalesce
-from backend.core.ports import Model, ModelError
-from backend.core.types import Chunk, Question, StopReason
+from backend.core.ports import Model, ModelError, StreamEvents
+from backend.core.types import Chunk, Question, StopReason, Token
 from backend.core.unicode import carriable
 
 logger = logging.getLogger(__name__)
@@ -29,19 +29,36 @@ class Answerer:
     """The model's answers as chunks: tokens within `window` seconds of the first of a chunk are
     sent together (0 = one chunk per token), and an answer may take `max_seconds` at most."""
 
-    def __init__(self, model: Model, *, window: float, max_seconds: float) -> None:
+    def __init__(
+        self,
+        model: Model,
+        *,
+        window: float,
+        max_seconds: float,
+        events: tuple[StreamEvents, ...] = (),
+    ) -> None:
         self.model = model
         self.window = window
         self.max_seconds = max_seconds
+        self.events = events
 
-    async def chunks(self, question: Question) -> AsyncGenerator[Chunk, None]:
+    def _failed(self, kind: str, message: str) -> None:
+        for events in self.events:
+            events.model_failed(kind, message)
+
+    async def chunks(
+        self, question: Question, *, on_token: Callable[[], None] | None = None
+    ) -> AsyncGenerator[Chunk, None]:
         """Yield the answer to `question`; raise `AnswerFailed` if it cannot finish.
 
         The deadline bounds only the waits for the model, one at a time, never the caller's work
         between two chunks: a timeout scope must not span a `yield`. Closing the generator
         closes the model's stream, and with it any upstream request.
         """
-        chunks = coalesce(carriable(self.model.stream(question)), self.window)
+        tokens = self.model.stream(question)
+        if on_token is not None:
+            tokens = _counted(tokens, on_token)
+        chunks = coalesce(carriable(tokens), self.window)
         deadline = asyncio.get_running_loop().time() + self.max_seconds
         try:
             while True:
@@ -52,12 +69,30 @@ class Answerer:
                     return
                 except TimeoutError as exc:
                     message = f"the answer took longer than {self.max_seconds:g} s and was cut off"
+                    self._failed("time_limit", message)
                     raise AnswerFailed("timeout", message) from exc
                 except ModelError as exc:
+                    logger.warning("the model failed (%s): %s", exc.kind, exc)
+                    self._failed(exc.kind, str(exc))
                     raise AnswerFailed("error", str(exc)) from exc
                 except Exception as exc:
                     logger.exception("the model failed")
+                    self._failed("unexpected", repr(exc))
                     raise AnswerFailed("error", "the model failed while answering") from exc
                 yield chunk
         finally:
             await chunks.aclose()
+
+
+async def _counted(
+    tokens: AsyncIterator[Token], on_token: Callable[[], None]
+) -> AsyncIterator[Token]:
+    """`tokens`, calling `on_token` for each; closing it closes `tokens`."""
+    try:
+        async for token in tokens:
+            on_token()
+            yield token
+    finally:
+        aclose = getattr(tokens, "aclose", None)
+        if aclose is not None:
+            await aclose()

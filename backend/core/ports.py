@@ -6,11 +6,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from backend.core.types import Chunk, Done, Question, Snapshot, Token
+from backend.core.types import Chunk, Done, Question, Snapshot, StreamStats, Token
 
 
 class ModelError(Exception):
-    """The model could not answer; the message is fit to show to the person who asked."""
+    """The model could not answer; the message is fit to show to the person who asked. `kind`
+    names the failure for metrics: `status` (the model server refused), `timeout`,
+    `unreachable`, `protocol` (what it sent is not a well-formed answer), `reported` (it sent
+    an error)."""
+
+    def __init__(self, message: str, *, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class PublishError(Exception):
@@ -91,4 +98,16 @@ class Streams(Protocol):
 
     async def stop(self, channel: str, done: Done) -> bool:
         """Ask the stream running in `channel` to end with `done`; False if none runs there."""
+        ...
+
+
+class StreamEvents(Protocol):
+    """What the core reports as streams run, for logs and metrics (edges implement it)."""
+
+    def stream_started(self, channel: str) -> None: ...
+
+    def stream_ended(self, channel: str, done: Done, stats: StreamStats) -> None: ...
+
+    def model_failed(self, kind: str, message: str) -> None:
+        """The model failed (`kind` as in `ModelError`, or `time_limit`, `unexpected`)."""
         ...

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field, replace
 
 from backend.core.answer import Answerer, AnswerFailed
-from backend.core.ports import Publisher, PublishError, Streams
-from backend.core.types import Chunk, Done, Question, Snapshot
+from backend.core.ports import Publisher, PublishError, StreamEvents, Streams
+from backend.core.types import Chunk, Done, Question, Snapshot, StreamStats
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ class _Stream:
     lease: str = ""
     published: int = 0  # publications, the done included: numbers the idempotency keys
     chunks: int = 0  # chunks published: the last one's `seq`
+    tokens: int = 0  # tokens the model gave
+    started_at: float = field(default_factory=time.monotonic)
+    first_chunk_at: float | None = None
     # How the stream ends if its task is cancelled: set before the cancel, read after it.
     stop: Done | None = None
     task: asyncio.Task[None] | None = None
@@ -41,6 +45,19 @@ class _Stream:
         """An idempotency key per publication: a retried publish is not published twice."""
         self.published += 1
         return f"{self.id}:{self.published}"
+
+    def count_token(self) -> None:
+        self.tokens += 1
+
+    def stats(self) -> StreamStats:
+        now = time.monotonic()
+        first = self.first_chunk_at
+        return StreamStats(
+            seconds=now - self.started_at,
+            first_chunk_seconds=None if first is None else first - self.started_at,
+            chunks=self.chunks,
+            tokens=self.tokens,
+        )
 
     def request_stop(self, done: Done) -> None:
         if self.stop is None:
@@ -59,10 +76,12 @@ class Relay:
         streams: Streams,
         *,
         max_per_owner: int = 0,
+        events: tuple[StreamEvents, ...] = (),
     ) -> None:
         self._answerer = answerer
         self._publisher = publisher
         self._streams = streams
+        self._events = events
         self._max_per_owner = max_per_owner  # running streams one owner may have; 0: no cap
         self._local: dict[str, _Stream] = {}
 
@@ -80,6 +99,8 @@ class Relay:
             channel, stream.request_stop, owner=owner, max_per_owner=self._max_per_owner
         )
         self._local[channel] = stream
+        for events in self._events:
+            events.stream_started(channel)
         stream.task = asyncio.create_task(self._run(stream), name=f"stream {channel}")
 
     async def stop(self, channel: str, done: Done = CANCELLED) -> bool:
@@ -115,6 +136,9 @@ class Relay:
         finally:
             self._local.pop(stream.channel, None)
             await self._streams.release(stream.channel, stream.lease, done)
+            stats = stream.stats()
+            for events in self._events:
+                events.stream_ended(stream.channel, done, stats)
 
     async def _answer(self, stream: _Stream) -> Done:
         """Relay the answer; how it ended. Never raises: every ending gets its `done`."""
@@ -140,13 +164,15 @@ class Relay:
         return Done("complete")
 
     async def _relay_chunks(self, stream: _Stream) -> None:
-        chunks = self._answerer.chunks(stream.question)
+        chunks = self._answerer.chunks(stream.question, on_token=stream.count_token)
         # Closed at once when publishing fails, so the model stops and lets go of its upstream.
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 numbered = replace(chunk, seq=stream.chunks + 1)
                 await self._publish(stream, numbered)
                 stream.chunks = numbered.seq
+                if stream.first_chunk_at is None:
+                    stream.first_chunk_at = time.monotonic()
                 await self._streams.record(stream.channel, stream.lease, numbered)
 
     async def _publish(self, stream: _Stream, item: Chunk | Done) -> None:

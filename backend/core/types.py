@@ -71,3 +71,14 @@ class Snapshot:
         if chunk.phase == "thinking":
             return Snapshot(self.text, self.thinking + chunk.text, chunk.seq, self.done)
         return Snapshot(self.text + chunk.text, self.thinking, chunk.seq, self.done)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    """How one relayed stream went, for logs and metrics: how long it ran, how long its first
+    chunk took (None: there was none), and what it relayed."""
+
+    seconds: float
+    first_chunk_seconds: float | None
+    chunks: int
+    tokens: int

@@ -69,14 +69,15 @@ class OpenAICompatibleModel:
                 "POST", self._url, json=body, headers=headers, timeout=self._timeout
             ) as response:
                 if response.status_code != 200:
-                    raise ModelError(await self._status_error(response))
+                    raise ModelError(await self._status_error(response), kind="status")
                 async for token in self._tokens(response, question.thinking):
                     yield token
         except httpx.TimeoutException as exc:
-            raise ModelError("the model server did not answer in time") from exc
+            raise ModelError("the model server did not answer in time", kind="timeout") from exc
         except httpx.TransportError as exc:
             raise ModelError(
-                f"the connection to the model server failed ({exc.__class__.__name__})"
+                f"the connection to the model server failed ({exc.__class__.__name__})",
+                kind="unreachable",
             ) from exc
 
     async def _tokens(self, response: httpx.Response, thinking: bool) -> AsyncIterator[Token]:
@@ -91,20 +92,26 @@ class OpenAICompatibleModel:
                     if token.phase == "answer" or thinking:
                         yield token
         except SSEError as exc:
-            raise ModelError("the model server did not answer with an event stream") from exc
+            raise ModelError(
+                "the model server did not answer with an event stream", kind="protocol"
+            ) from exc
         finally:
             await events.aclose()
-        raise ModelError("the model server ended the answer before it was complete")
+        raise ModelError(
+            "the model server ended the answer before it was complete", kind="protocol"
+        )
 
     def _parse(self, payload: str) -> list[Token]:
         try:
             chunk = json.loads(payload)
         except ValueError as exc:
-            raise ModelError("the model server sent a malformed chunk") from exc
+            raise ModelError("the model server sent a malformed chunk", kind="protocol") from exc
         if not isinstance(chunk, dict):
-            raise ModelError("the model server sent a malformed chunk")
+            raise ModelError("the model server sent a malformed chunk", kind="protocol")
         if chunk.get("error"):
-            raise ModelError(f"the model server reported an error: {self._describe(chunk)}")
+            raise ModelError(
+                f"the model server reported an error: {self._describe(chunk)}", kind="reported"
+            )
         tokens: list[Token] = []
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta") if isinstance(choice, dict) else None

@@ -206,6 +206,26 @@ async def test_a_refused_prompt_is_explained(page: Page, console_errors: Console
     await expect(page.locator(".turn.user")).to_have_text(["hello"])
 
 
+async def test_too_many_answers_at_once_is_explained(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """The backend of these tests lets a user run two answers at once (tests/conftest.py); two
+    started in the same session from another tab leave none for the page."""
+    user = (await (await page.request.post("/api/token")).json())["user"]
+    for stream_id in ("othertab1", "othertab2"):
+        body = {"text": "code", "channel": f"stream:{stream_id}#{user}"}
+        assert (await page.request.post("/api/execute", data=body)).status == 202
+
+    await send(page, "hello")
+
+    notice = page.locator(".turn.assistant .notice")
+    await expect(notice).to_contain_text(
+        "The prompt was not accepted: you already have 2 answers streaming"
+    )
+    await expect(notice.get_by_role("button", name="Retry")).to_be_visible()
+    console_errors.expect("status of 429")
+
+
 async def test_a_lost_reply_to_execute_does_not_lose_the_answer(
     page: Page, console_errors: ConsoleErrors
 ) -> None:

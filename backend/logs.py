@@ -1,0 +1,85 @@
+"""How the backend process logs: every line a request causes carries its request id (the
+`X-Request-ID` the response also carries), secrets never appear, and LOG_FORMAT=json gives one
+JSON object per line (with the stream fields of backend/stream_log.py as keys)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from backend.config import Settings
+
+REDACTED = "[redacted]"
+# Whatever follows `Bearer ` or an API-key header, whichever key it is.
+_CREDENTIALS = re.compile(r"(?i)(bearer\s+|x-api-key['\"]?\s*[:=]\s*['\"]?)[^\s'\",]+")
+
+
+class Redact(logging.Filter):
+    """Replaces the given secrets, and anything sent as a bearer token or API key, in every
+    record's message."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        # Short values would redact ordinary words; secrets are long (config refuses short ones
+        # outside development).
+        self._secrets = sorted((s for s in secrets if len(s) >= 8), key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = _CREDENTIALS.sub(lambda m: m.group(1) + REDACTED, message)
+        for secret in self._secrets:
+            clean = clean.replace(secret, REDACTED)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def log_config(settings: Settings) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for the process, uvicorn's own loggers included."""
+    secrets = [
+        settings.openai_api_key.get_secret_value(),
+        settings.centrifugo_api_key.get_secret_value(),
+        settings.centrifugo_token_secret.get_secret_value(),
+        settings.session_secret.get_secret_value(),
+    ]
+    formatters: dict[str, Any] = {
+        "text": {"format": "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s: %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(correlation_id)s %(message)s",
+            "rename_fields": {
+                "asctime": "time",
+                "levelname": "level",
+                "name": "logger",
+                "correlation_id": "request_id",
+            },
+        },
+    }
+    quiet = {"level": "WARNING"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {
+            "request_id": {"()": "asgi_correlation_id.CorrelationIdFilter", "default_value": "-"},
+            "redact": {"()": "backend.logs.Redact", "secrets": secrets},
+        },
+        "formatters": {"main": formatters[settings.log_format]},
+        "handlers": {
+            "main": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "main",
+                "filters": ["request_id", "redact"],
+            }
+        },
+        "root": {"handlers": ["main"], "level": "INFO"},
+        "loggers": {
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            "uvicorn.access": {"handlers": [], "propagate": True},
+            # httpx logs every request at INFO: a line per publication batch.
+            "httpx": quiet,
+            "httpcore": quiet,
+        },
+    }

@@ -1,0 +1,206 @@
+"""What an operator sees: Prometheus metrics that move with the streams, a request id on every
+response and log line, one log line per stream start and end, and no secret in any log."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import logging.config
+import re
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import respx
+
+from backend.centrifugo.publisher import CentrifugoPublisher
+from backend.core.ports import ModelError
+from backend.core.types import Chunk, Done, Token
+from backend.logs import REDACTED, Redact, log_config
+from tests.unit.apps import Api, running_app, settings
+from tests.unit.fakes import ScriptedModel
+
+pytestmark = pytest.mark.unit
+
+API = "http://centrifugo.test/api"
+
+
+def sample(metrics: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format (0 when absent)."""
+    label_text = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    pattern = re.escape(name + (f"{{{label_text}}}" if labels else "")) + r" ([0-9.e+-]+)\n"
+    found = re.search(pattern, metrics)
+    return float(found.group(1)) if found else 0.0
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    tokens = [Token("Hello "), Token("there "), Token("friend")]
+    async with running_app(ScriptedModel(tokens, delay=0.001)) as api:
+        yield api
+
+
+async def test_metrics_move_with_a_stream(api: Api) -> None:
+    channel = f"stream:abcdefgh#{await api.user()}"
+    before = (await api.client.get("/metrics")).text
+    assert sample(before, "relaychat_streams_started_total") == 0
+
+    await api.client.post("/api/execute", json={"text": "hi", "channel": channel})
+    await api.publisher.wait_for_done(channel)
+    await api.client.get("/api/streams/abcdefgh")  # the stream has been released
+    after = (await api.client.get("/metrics")).text
+
+    assert sample(after, "relaychat_streams_started_total") == 1
+    assert sample(after, "relaychat_streams_ended_total", reason="complete") == 1
+    assert sample(after, "relaychat_streams_running") == 0
+    assert sample(after, "relaychat_tokens_relayed_total") == 3
+    assert sample(after, "relaychat_chunks_relayed_total") == 3  # no coalescing window here
+    assert sample(after, "relaychat_time_to_first_token_seconds_count") == 1
+    assert sample(after, "relaychat_stream_duration_seconds_count") == 1
+    requests = sample(
+        after, "http_requests_total", handler="/api/execute", method="POST", status="2xx"
+    )
+    assert requests == 1
+
+
+async def test_model_errors_are_counted_by_kind_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model = ScriptedModel(
+        [Token("a")], fail_after=0, failure=ModelError("the model server said 503", kind="status")
+    )
+    async with running_app(model) as api:
+        response = await api.client.post("/api/chat/sync", json={"prompt": "hi"})
+        metrics = (await api.client.get("/metrics")).text
+    assert response.status_code == 502
+    assert sample(metrics, "relaychat_model_errors_total", kind="status") == 1
+    assert "the model failed (status): the model server said 503" in caplog.text
+
+
+async def test_the_metrics_path_is_outside_api_and_not_in_the_schema(api: Api) -> None:
+    response = await api.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "/metrics" not in api.app.openapi()["paths"]
+
+
+async def test_every_response_carries_a_request_id(api: Api) -> None:
+    response = await api.client.get("/api/health")
+    assert uuid.UUID(response.headers["x-request-id"])
+    given = str(uuid.uuid4())
+    echoed = await api.client.get("/api/health", headers={"X-Request-ID": given})
+    assert echoed.headers["x-request-id"] == given
+    # Anything but a UUID is replaced, so a client cannot write into the logs.
+    forged = await api.client.get("/api/health", headers={"X-Request-ID": "evil\nline"})
+    assert forged.headers["x-request-id"] != "evil\nline"
+
+
+async def test_one_log_line_per_stream_start_and_end(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="relaychat.streams")
+    user = await api.user()
+    channel = f"stream:abcdefgh#{user}"
+    await api.client.post("/api/execute", json={"text": "hi", "channel": channel})
+    await api.publisher.wait_for_done(channel)
+    await api.client.get("/api/streams/abcdefgh")
+
+    lines = [r for r in caplog.records if r.name == "relaychat.streams"]
+    assert [r.getMessage().split(" id=")[0] for r in lines] == ["stream started", "stream ended"]
+    ended = lines[1]
+    assert f"id=abcdefgh user={user} reason=complete" in ended.getMessage()
+    assert "tokens=3 chunks=3 first_token_ms=" in ended.getMessage()
+    assert ended.__dict__["stream_id"] == "abcdefgh"
+    assert ended.__dict__["tokens"] == 3
+
+
+def test_secrets_and_credentials_never_reach_a_log_line() -> None:
+    record = logging.LogRecord(
+        "x",
+        logging.ERROR,
+        __file__,
+        1,
+        "call failed: %s (headers: Authorization: Bearer sk-live-123456, X-API-Key: %s)",
+        ("key sk-live-123456 refused", "centrifugo-key-0123456789"),
+        None,
+    )
+    Redact(["sk-live-123456", "centrifugo-key-0123456789", "short"]).filter(record)
+    message = record.getMessage()
+    assert "sk-live-123456" not in message
+    assert "centrifugo-key-0123456789" not in message
+    assert message.count(REDACTED) == 3
+
+
+def test_json_log_lines_carry_the_request_id_and_stream_fields() -> None:
+    config = log_config(settings(LOG_FORMAT="json", OPENAI_API_KEY="sk-secret-abcdef"))
+    out = io.StringIO()
+    config["handlers"]["main"]["stream"] = out
+    logging.config.dictConfig(config)
+    try:
+        logging.getLogger("relaychat.streams").info(
+            "stream ended id=%s key=sk-secret-abcdef", "abcdefgh", extra={"tokens": 3}
+        )
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    line = json.loads(out.getvalue().strip())
+    assert line["message"] == f"stream ended id=abcdefgh key={REDACTED}"
+    assert line["tokens"] == 3
+    assert line["request_id"] == "-"  # outside a request
+    assert line["level"] == "INFO"
+
+
+class RecordedEvents:
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.retries = 0
+        self.outcomes: list[tuple[int, int]] = []
+
+    def batch_answered(self, size: int, seconds: float) -> None:
+        self.batches.append(size)
+
+    def batch_retried(self) -> None:
+        self.retries += 1
+
+    def published(self, ok: int, failed: int) -> None:
+        self.outcomes.append((ok, failed))
+
+
+@respx.mock
+async def test_the_publisher_reports_batches_retries_and_outcomes() -> None:
+    replies = [{"result": {}}, {"error": {"code": 102, "message": "unknown channel"}}]
+    route = respx.post(f"{API}/batch")
+    route.side_effect = [
+        httpx.Response(503),
+        httpx.Response(200, json={"replies": replies}),
+    ]
+    events = RecordedEvents()
+    async with httpx.AsyncClient() as client:
+        publisher = CentrifugoPublisher(client, API, "key", events=events)
+        try:
+            results = await _publish_two(publisher)
+        finally:
+            await publisher.aclose()
+    assert results == [None, "failed"]
+    assert events.retries == 1
+    assert events.batches == [2]
+    assert events.outcomes == [(1, 1)]
+
+
+async def _publish_two(publisher: CentrifugoPublisher) -> list[str | None]:
+    import asyncio
+
+    async def one(channel: str, item: Chunk | Done, key: str) -> str | None:
+        try:
+            await publisher.publish(channel, item, idempotency_key=key)
+        except Exception:
+            return "failed"
+        return None
+
+    return list(
+        await asyncio.gather(
+            one("stream:aaaaaaaa#u_1", Chunk("a", seq=1), "k1"),
+            one("stream:bbbbbbbb#u_1", Chunk("b", seq=1), "k2"),
+        )
+    )
