@@ -61,9 +61,10 @@ nginx:
 	@scripts/apt-install.sh nginx nginx
 
 # Debian's Chromium, driven by Playwright in the browser tests (Playwright's own browser
-# download is not used), and docker-compose to check the compose file without a Docker engine.
+# download is not used), docker-compose to check the compose file without a Docker engine, and
+# Redis for the cluster tests.
 test-tools:
-	@scripts/apt-install.sh chromium chromium docker-compose docker-compose
+	@scripts/apt-install.sh chromium chromium docker-compose docker-compose redis-server redis-server
 
 frontend: $(FRONTEND)
 

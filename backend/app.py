@@ -9,6 +9,7 @@ life of one stream are in docs/architecture.md.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -22,6 +23,7 @@ from backend.api.limits import max_body_bytes
 from backend.api.main import api_router
 from backend.api.slots import DirectSlots
 from backend.centrifugo.publisher import CentrifugoPublisher
+from backend.cluster.redis_streams import RedisStreams, connect
 from backend.config import Settings, get_settings
 from backend.core.answer import Answerer
 from backend.core.ports import Model, Publisher, Streams
@@ -31,6 +33,8 @@ from backend.llm.openai_compatible import OpenAICompatibleModel
 from backend.llm.simulated import SimulatedModel
 from backend.metrics import Metrics
 from backend.stream_log import StreamLog
+
+logger = logging.getLogger(__name__)
 
 
 def build_model(settings: Settings, client: httpx.AsyncClient) -> Model:
@@ -80,13 +84,17 @@ def create_app(
                 max_seconds=settings.max_stream_seconds,
                 events=events,
             )
+            registry = streams if streams is not None else await _registry(stack, settings)
             relay = Relay(
                 answerer,
                 the_publisher,
-                LocalStreams() if streams is None else streams,
+                registry,
                 max_per_owner=settings.max_streams_per_user,
                 events=events,
             )
+            if not isinstance(registry, LocalStreams):
+                # Shared registry: streams whose process died are ended by the survivors.
+                stack.push_async_callback(_stop, asyncio.create_task(_end_orphans(relay)))
             direct = DirectSlots(settings.max_streams_per_user)
             services = Services(answerer, relay, the_publisher, asyncio.Event(), direct)
             app.state.services = services
@@ -113,6 +121,35 @@ def create_app(
     app.include_router(api_router)
     metrics.install(app)
     return app
+
+
+ORPHAN_CHECK_SECONDS = 1.0
+
+
+async def _registry(stack: AsyncExitStack, settings: Settings) -> Streams:
+    """The streams registry: in this process, or on Redis when REDIS_URL is set."""
+    if not settings.redis_url:
+        return LocalStreams()
+    redis = connect(settings.redis_url)
+    stack.push_async_callback(redis.aclose)
+    shared = RedisStreams(redis)
+    await shared.start()
+    stack.push_async_callback(shared.aclose)
+    return shared
+
+
+async def _end_orphans(relay: Relay) -> None:
+    while True:
+        await asyncio.sleep(ORPHAN_CHECK_SECONDS)
+        try:
+            await relay.end_orphans()
+        except Exception:  # the registry briefly unreachable: the next round tries again
+            logger.warning("could not check for orphaned streams", exc_info=True)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def begin_shutdown(app: FastAPI) -> None:

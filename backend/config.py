@@ -6,7 +6,7 @@ import logging
 from functools import lru_cache
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     max_streams_per_user: int = Field(4, ge=1, validation_alias="MAX_STREAMS_PER_USER")
     # `text` (one readable line per record) or `json` (one JSON object per line).
     log_format: Literal["text", "json"] = Field("text", validation_alias="LOG_FORMAT")
+    # Unset: one backend process, its streams in memory. Set (redis://host:6379/0): the streams
+    # registry lives in Redis, shared by every backend process (docs/scaling.md).
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        """An empty REDIS_URL (as compose passes an unset one) means unset."""
+        return None if value == "" else value
 
     connection_token_ttl_seconds: int = Field(3600, ge=60, validation_alias="TOKEN_TTL_SECONDS")
     max_text_chars: int = Field(8000, ge=1, validation_alias="MAX_TEXT_CHARS")

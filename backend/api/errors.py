@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.schemas import NOT_UNICODE, ErrorResponse
 from backend.centrifugo.channels import CHANNEL_HINT
-from backend.core.ports import TooManyStreams
+from backend.core.ports import StreamsUnavailable, TooManyStreams
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +121,12 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+async def _streams_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("the streams registry cannot be reached: %s", exc)
+    detail = "the streams registry cannot be reached right now; try again shortly"
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
 def _unreadable_body(cause: BaseException) -> str:
     if isinstance(cause, UnicodeDecodeError):
         return "the request body is not valid JSON (it is not UTF-8)"
@@ -145,4 +151,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(TooManyStreams, _too_many_streams)
+    app.add_exception_handler(StreamsUnavailable, _streams_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

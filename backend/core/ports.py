@@ -31,6 +31,10 @@ class PublishError(Exception):
         self.retryable = retryable
 
 
+class StreamsUnavailable(Exception):
+    """The shared streams registry cannot be reached."""
+
+
 class StreamBusy(Exception):
     """The channel already has a running stream."""
 
@@ -88,12 +92,19 @@ class Streams(Protocol):
         """`chunk` (numbered) has been published: it joins the stream's snapshot."""
         ...
 
-    async def release(self, channel: str, lease: str, done: Done) -> None:
-        """The stream of `lease` has ended with `done`; its snapshot is kept finished."""
+    async def release(self, channel: str, lease: str, done: Done) -> bool:
+        """The stream of `lease` has ended with `done`; its snapshot is kept finished. False
+        when the lease was no longer this stream's (another process ended it)."""
         ...
 
     async def snapshot(self, channel: str) -> Snapshot | None:
         """The answer in `channel` so far (or finished); None if no stream ran there lately."""
+        ...
+
+    async def reap_expired(self, done: Done, *, limit: int = 100) -> list[tuple[str, int]]:
+        """End the streams whose process is gone (shared registries: their lease expired),
+        releasing each with `done`; they and the `seq` of their last chunk. The caller
+        publishes their `done`."""
         ...
 
     async def stop(self, channel: str, done: Done) -> bool:

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 CANCELLED = Done("cancelled")
 SHUTDOWN = Done("error", "the server is stopping; please send the prompt again")
+ORPHANED = Done("error", "the server answering this stopped; please send the prompt again")
 UNDELIVERED = "the answer could not be delivered"
 UNEXPECTED = "the answer failed unexpectedly"
 
@@ -111,6 +112,20 @@ class Relay:
         """The answer in `channel` so far, or finished; None if no stream ran there lately."""
         return await self._streams.snapshot(channel)
 
+    async def end_orphans(self) -> int:
+        """End the streams whose process died (a shared registry's expired leases) with
+        `done` reason `error`, so that no subscriber waits forever; how many."""
+        orphans = await self._streams.reap_expired(ORPHANED)
+        for channel, seq in orphans:
+            logger.warning("stream %s lost its process; ending it", channel)
+            try:
+                await self._publisher.publish(
+                    channel, replace(ORPHANED, seq=seq), idempotency_key=f"orphan:{channel}"
+                )
+            except PublishError as exc:
+                logger.error("could not end orphaned stream %s: %s", channel, exc)
+        return len(orphans)
+
     async def shutdown(self, grace_seconds: float) -> None:
         """End this process's streams with `done` reason `error`, waiting up to `grace_seconds`
         for their `done` to be published (0: not at all)."""
@@ -132,13 +147,24 @@ class Relay:
         done = CANCELLED
         try:
             done = await self._answer(stream)
-            await self._publish_done(stream, done)
         finally:
             self._local.pop(stream.channel, None)
-            await self._streams.release(stream.channel, stream.lease, done)
+            # Released first: if the registry says another process already ended this stream
+            # (its lease ran out, e.g. the registry was unreachable), that process published
+            # the `done`, and a second one must not follow.
+            if await self._release(stream, done):
+                await self._publish_done(stream, done)
             stats = stream.stats()
             for events in self._events:
                 events.stream_ended(stream.channel, done, stats)
+
+    async def _release(self, stream: _Stream, done: Done) -> bool:
+        """Whether the stream was still this process's to end."""
+        try:
+            return await self._streams.release(stream.channel, stream.lease, done)
+        except Exception as exc:  # the registry unreachable: the subscribers still need a done
+            logger.error("could not release stream %s: %s", stream.channel, exc)
+            return True
 
     async def _answer(self, stream: _Stream) -> Done:
         """Relay the answer; how it ended. Never raises: every ending gets its `done`."""
@@ -173,7 +199,15 @@ class Relay:
                 stream.chunks = numbered.seq
                 if stream.first_chunk_at is None:
                     stream.first_chunk_at = time.monotonic()
-                await self._streams.record(stream.channel, stream.lease, numbered)
+                await self._record(stream, numbered)
+
+    async def _record(self, stream: _Stream, chunk: Chunk) -> None:
+        """Adds the chunk to the stream's snapshot. The chunk is out already: a registry that
+        cannot be reached leaves the snapshot behind, not the answer unfinished."""
+        try:
+            await self._streams.record(stream.channel, stream.lease, chunk)
+        except Exception as exc:
+            logger.warning("could not record chunk %d of %s: %s", chunk.seq, stream.channel, exc)
 
     async def _publish(self, stream: _Stream, item: Chunk | Done) -> None:
         await self._publisher.publish(stream.channel, item, idempotency_key=stream.next_key())

@@ -59,11 +59,13 @@ class LocalStreams:
         if running is not None and running.lease == lease:
             running.snapshot = running.snapshot.after(chunk)
 
-    async def release(self, channel: str, lease: str, done: Done) -> None:
+    async def release(self, channel: str, lease: str, done: Done) -> bool:
         running = self._running.get(channel)
-        if running is not None and running.lease == lease:
-            del self._running[channel]
-            self._finished[channel] = replace(running.snapshot, done=done)
+        if running is None or running.lease != lease:
+            return False
+        del self._running[channel]
+        self._finished[channel] = replace(running.snapshot, done=done)
+        return True
 
     async def stop(self, channel: str, done: Done) -> bool:
         running = self._running.get(channel)
@@ -77,3 +79,7 @@ class LocalStreams:
         if running is not None:
             return running.snapshot
         return self._finished.get(channel)
+
+    async def reap_expired(self, done: Done, *, limit: int = 100) -> list[tuple[str, int]]:
+        """None: every stream here belongs to this very process."""
+        return []

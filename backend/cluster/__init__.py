@@ -1,0 +1,1 @@
+"""Edges for running several backend processes: the `Streams` registry on Redis."""
