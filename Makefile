@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 FRONTEND := frontend/dist/index.html
 FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/build.mjs frontend/package-lock.json frontend/package.json
 
-.PHONY: run test test-centrifugo-v5 setup centrifugo nginx test-tools frontend frontend-check lint unit integration e2e bench clean
+.PHONY: run run-cluster test test-centrifugo-v5 setup centrifugo nginx test-tools frontend frontend-check lint unit integration e2e bench clean
 
 # The settings file `make run` reads (the environment overrides it); written on first run.
 ENV_FILE ?= .env
@@ -15,6 +15,11 @@ RUN_STATE_DIR ?= .cache/run
 
 run: setup $(ENV_FILE)
 	$(BIN)/python -m scripts.run --env-file $(ENV_FILE) --state-dir $(RUN_STATE_DIR)
+
+# Redis, two Centrifugo nodes and two backends on it, nginx balancing over them (docs/scaling.md).
+run-cluster: setup $(ENV_FILE)
+	@scripts/apt-install.sh redis-server redis-server
+	$(BIN)/python -m scripts.run --cluster --env-file $(ENV_FILE) --state-dir $(RUN_STATE_DIR)
 
 # The unit tier alone must keep its branch coverage of backend/ (94% when the gate was set).
 COVERAGE_FLOOR := 93

@@ -76,6 +76,12 @@ def worker_user(static_root: Path) -> str:
     return f"user {user} {group};\n"
 
 
+def _servers(addresses: str) -> str:
+    """`a,b` (several processes of a kind, `make run-cluster`) as the template's one
+    `server ${...};` line repeated: `a;\n    server b`."""
+    return ";\n    server ".join(address.strip() for address in addresses.split(","))
+
+
 def render(
     out: Path,
     port: int,
@@ -90,8 +96,8 @@ def render(
     values = {
         "RELAY_NGINX_ADDR": host,
         "RELAY_NGINX_PORT": str(port),
-        "RELAY_BACKEND_ADDR": backend,
-        "RELAY_CENTRIFUGO_ADDR": centrifugo,
+        "RELAY_BACKEND_ADDR": _servers(backend),
+        "RELAY_CENTRIFUGO_ADDR": _servers(centrifugo),
         "RELAY_STATIC_ROOT": str(static_root),
         "RELAY_MAX_BODY": str(max_body),
     }
@@ -107,8 +113,8 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     parser.add_argument("--port", type=int, default=9000)
-    parser.add_argument("--backend", default="127.0.0.1:5000")
-    parser.add_argument("--centrifugo", default="127.0.0.1:8000")
+    parser.add_argument("--backend", default="127.0.0.1:5000", help="host:port[,host:port...]")
+    parser.add_argument("--centrifugo", default="127.0.0.1:8000", help="host:port[,...]")
     parser.add_argument("--static-root", type=Path, default=ROOT / "frontend" / "dist")
     parser.add_argument("--max-body", type=int, required=True, help="body limit in bytes")
     args = parser.parse_args()

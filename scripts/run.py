@@ -1,6 +1,8 @@
 """`make run`: Centrifugo, the backend and nginx in the foreground, until Ctrl-C or SIGTERM.
+`make run-cluster` (`--cluster`): Redis, two Centrifugo nodes on Redis's engine, two backends
+sharing their streams on Redis, and nginx balancing over both of each.
 
-    python -m scripts.run [--env-file .env] [--state-dir .cache/run]
+    python -m scripts.run [--cluster] [--env-file .env] [--state-dir .cache/run]
 
 Settings come from the environment first, then the env file (the environment wins, as in the
 backend's own settings and in docker compose). Every port is checked before anything starts;
@@ -24,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -53,10 +55,11 @@ class StartFailed(Exception):
 class Service:
     name: str
     command: list[str]
-    ready_url: str
+    ready_url: str  # http://... answering 200, or redis://host:port answering PING
     port: int
     host: str
     port_setting: str
+    env: Mapping[str, str] = field(default_factory=dict)  # over the shared environment
 
 
 def settings(env_file: Path, environ: Mapping[str, str]) -> dict[str, str]:
@@ -117,6 +120,81 @@ def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Servi
     ]
 
 
+def cluster_services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Service]:
+    """Redis, two Centrifugo nodes on it, two backends sharing their streams on it, and nginx
+    balancing over both of each. Ports: CLUSTER_REDIS_PORT (6379), and each single-run port
+    with the next one for the second of a kind."""
+    nginx_port = int(env["NGINX_PORT"])
+    nginx_host = env.get("NGINX_HOST", "127.0.0.1")
+    redis_port = int(env.get("CLUSTER_REDIS_PORT", "6379"))
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    first_node = int(env.get("CENTRIFUGO_HTTP_SERVER_PORT", "8000"))
+    first_backend = int(env.get("BACKEND_PORT", "5000"))
+    nodes = [first_node, first_node + 1]
+    backends = [first_backend, first_backend + 1]
+    nginx_conf = render(
+        state / "nginx",
+        nginx_port,
+        ",".join(f"127.0.0.1:{port}" for port in backends),
+        ",".join(f"127.0.0.1:{port}" for port in nodes),
+        ROOT / "frontend" / "dist",
+        body_limit(env),
+        nginx_host,
+    )
+    launch = [sys.executable, str(ROOT / "scripts" / "centrifugo_launch.py"), centrifugo]
+    redis = Service(
+        "redis",
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(state)],
+        f"redis://127.0.0.1:{redis_port}",
+        redis_port,
+        "127.0.0.1",
+        "CLUSTER_REDIS_PORT",
+    )  # fmt: skip
+    engine = {"CENTRIFUGO_ENGINE_TYPE": "redis", "CENTRIFUGO_ENGINE_REDIS_ADDRESS": redis_url}
+    centrifugos = [
+        Service(
+            f"centrifugo-{n}",
+            [
+                *launch,
+                str(ROOT / "centrifugo" / "config.json"),
+                f"--out={state / f'centrifugo-{n}'}",
+            ],
+            f"http://127.0.0.1:{port}/health",
+            port,
+            "127.0.0.1",
+            "CENTRIFUGO_HTTP_SERVER_PORT",
+            {**engine, "CENTRIFUGO_HTTP_SERVER_PORT": str(port)},
+        )
+        for n, port in enumerate(nodes, 1)
+    ]
+    backend_services = [
+        Service(
+            f"backend-{n}",
+            [sys.executable, "-m", "backend"],
+            f"http://127.0.0.1:{port}/api/health",
+            port,
+            "127.0.0.1",
+            "BACKEND_PORT",
+            {
+                "BACKEND_PORT": str(port),
+                "CENTRIFUGO_HTTP_SERVER_PORT": str(node),
+                "REDIS_URL": redis_url,
+            },
+        )
+        for n, (port, node) in enumerate(zip(backends, nodes, strict=True), 1)
+    ]
+    nginx = Service(
+        "nginx",
+        ["nginx", "-p", str(state / "nginx"), "-c", str(nginx_conf), "-g", "daemon off;"],
+        f"http://127.0.0.1:{nginx_port}/",
+        nginx_port,
+        nginx_host,
+        "NGINX_PORT",
+    )
+    return [redis, *centrifugos, *backend_services, nginx]
+
+
 def body_limit(env: Mapping[str, str]) -> int:
     """The backend's body limit, for nginx: from the same settings, with the same defaults."""
     fields = Settings.model_fields
@@ -174,7 +252,7 @@ class Supervisor:
         # in the order that keeps streams' endings deliverable.
         process = subprocess.Popen(
             service.command,
-            env=self.env,
+            env={**self.env, **service.env},
             # Not the checkout: the backend would read the checkout's .env for whatever the
             # environment leaves out, even when another env file was asked for.
             cwd=self.state,
@@ -220,9 +298,14 @@ class Supervisor:
         raise RuntimeError("a child exited that is not a service")
 
     def stop(self) -> None:
-        """Stops the backend first, then nginx, then Centrifugo; a second signal hurries."""
-        order = {"backend": 0, "nginx": 1, "centrifugo": 2}
-        for service, process in sorted(self.running, key=lambda item: order[item[0].name]):
+        """Stops the backend first, then nginx, then Centrifugo (then Redis); a second signal
+        hurries."""
+        order = {"backend": 0, "nginx": 1, "centrifugo": 2, "redis": 3}
+
+        def kind(item: tuple[Service, subprocess.Popen[bytes]]) -> int:
+            return order[item[0].name.partition("-")[0]]
+
+        for service, process in sorted(self.running, key=kind):
             try:
                 if process.poll() is None:
                     process.terminate()
@@ -234,16 +317,29 @@ class Supervisor:
         self.running.clear()
 
     def _grace(self, service: Service) -> float:
-        if service.name != "backend":
+        if not service.name.startswith("backend"):
             return 0.0
         return float(self.env.get("SHUTDOWN_GRACE_SECONDS", "5") or 0)
 
 
 def _answers(url: str) -> bool:
+    if url.startswith("redis://"):
+        return _pongs(url)
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
+        return False
+
+
+def _pongs(url: str) -> bool:
+    """Whether the Redis at `url` (redis://host:port) answers PING."""
+    host, _, port = url.removeprefix("redis://").partition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
         return False
 
 
@@ -262,13 +358,13 @@ def centrifugo_binary() -> str:
     return found.stdout.decode().strip()
 
 
-def run(env: Mapping[str, str], state: Path) -> int:
+def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_stop)
     state.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(env, state)
     try:
-        plan = services(env, state, centrifugo_binary())
+        plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
         for service in plan:
             check_port(service)
         for service in plan:
@@ -287,11 +383,12 @@ def run(env: Mapping[str, str], state: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cluster", action="store_true", help="Redis, 2 Centrifugo, 2 backends")
     parser.add_argument("--env-file", type=Path, default=ROOT / ".env")
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".cache" / "run")
     args = parser.parse_args()
     env = settings(args.env_file, os.environ)
-    sys.exit(run(env, args.state_dir.resolve()))
+    sys.exit(run(env, args.state_dir.resolve(), cluster=args.cluster))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ three servers, a taken port or a failed start is a readable error, the environme
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import signal
@@ -86,6 +87,15 @@ class Run:
         return f"http://127.0.0.1:{self.ports['NGINX_PORT']}"
 
 
+def free_pair() -> int:
+    """A free port whose next one is free too (the cluster runs two of a kind on P and P+1)."""
+    while True:
+        port = free_port()
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port + 1)) != 0:
+                return port
+
+
 def listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -119,14 +129,18 @@ def make_run(
     tmp_path: Path,
     *,
     via_make: bool = True,
+    target: str = "run",
     env_file_lines: str = "",
     ports: Mapping[str, int] | None = None,
     **environment: str,
 ) -> Iterator[Run]:
-    """Starts `make run` (or the script it runs) with a fresh env file in `tmp_path` (make writes
-    it, as on a first run, unless `env_file_lines` are given) on free ports; always stops it."""
+    """Starts `make run` (or the script it runs; `target="run-cluster"` for the cluster) with a
+    fresh env file in `tmp_path` (make writes it, as on a first run, unless `env_file_lines`
+    are given) on free ports; always stops it."""
     names = ("NGINX_PORT", "BACKEND_PORT", "CENTRIFUGO_HTTP_SERVER_PORT")
-    ports = {name: (ports or {}).get(name) or free_port() for name in names}
+    ports = {name: (ports or {}).get(name) or free_pair() for name in names}
+    if target == "run-cluster":
+        ports["CLUSTER_REDIS_PORT"] = free_port()
     env_file = tmp_path / "relaychat.env"
     if env_file_lines:
         subprocess.run([str(ROOT / "scripts" / "ensure-env.sh"), str(env_file)], check=True)
@@ -141,7 +155,7 @@ def make_run(
         **environment,
     }
     if via_make:
-        command = ["make", "--no-print-directory", "run"]
+        command = ["make", "--no-print-directory", target]
         command += [f"ENV_FILE={env_file}", f"RUN_STATE_DIR={state}"]
     else:
         command = [sys.executable, "-m", "scripts.run"]
@@ -188,6 +202,36 @@ async def test_make_run_writes_secrets_says_chat_only_when_it_works_and_ctrl_c_s
         assert "SIGINT received" in run.output
         assert [pid for pid in servers if alive(pid)] == []
         assert [name for name, port in run.ports.items() if listening(port)] == []
+
+
+async def test_make_run_cluster_runs_two_of_each_behind_nginx_and_ctrl_c_stops_all(
+    tmp_path: Path,
+) -> None:
+    with make_run(tmp_path, target="run-cluster") as run:
+        assert run.wait_for("chat at http://localhost:")
+        pairs = [
+            port + offset
+            for name, port in run.ports.items()
+            if name in ("BACKEND_PORT", "CENTRIFUGO_HTTP_SERVER_PORT")
+            for offset in (0, 1)
+        ]
+        assert all(listening(port) for port in pairs)  # two backends, two Centrifugo nodes
+        origin = f"http://localhost:{run.ports['NGINX_PORT']}"
+        ws = run.url.replace("http", "ws") + "/connection/websocket"
+        async with ChatSession.open(run.url, ws, origin) as session:
+            prompts = ["hello", "code", "explain", "streaming"]  # as many as one user may
+            for _ in range(3):  # spread over both backends by nginx
+                answers = await asyncio.gather(*(session.ask(prompt) for prompt in prompts))
+                for prompt, publications in zip(prompts, answers, strict=True):
+                    assert answer_of(publications) == answer_for(prompt)
+        servers = listeners({**run.ports, **{str(port): port for port in pairs}})
+        assert len(servers) >= 6  # redis, 2 Centrifugo, 2 backends, nginx
+
+        os.killpg(run.process.pid, signal.SIGINT)
+
+        run.finish()
+        assert [pid for pid in servers if alive(pid)] == []
+        assert [port for port in [*run.ports.values(), *pairs] if listening(port)] == []
 
 
 @pytest.mark.parametrize("target", ["process group", "make alone", "supervisor alone"])
