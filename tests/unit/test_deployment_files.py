@@ -347,3 +347,55 @@ def test_the_nginx_image_derives_the_body_limit_like_the_backend(
         ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True
     )
     assert int(result.stdout) == max_body_bytes(text, history)
+
+
+CLUSTER = ROOT / "docker-compose.cluster.yml"
+
+
+@pytest.fixture(scope="module")
+def cluster(docker_compose: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """docker-compose.yml with docker-compose.cluster.yml over it, as docker-compose merges them."""
+    directory = tmp_path_factory.mktemp("cluster")
+    for path in (COMPOSE, CLUSTER):
+        shutil.copy(path, directory / path.name)
+    (directory / ".env").write_text((ROOT / ".env.example").read_text())
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(directory)}
+    files = ["-f", COMPOSE.name, "-f", CLUSTER.name]
+    result = subprocess.run(
+        [docker_compose, *files, "config"],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    merged: dict[str, Any] = yaml.safe_load(result.stdout)
+    return merged
+
+
+def test_the_cluster_puts_centrifugo_and_the_backend_on_redis(cluster: dict[str, Any]) -> None:
+    services = cluster["services"]
+    assert services["centrifugo"]["environment"]["CENTRIFUGO_ENGINE_TYPE"] == "redis"
+    address = services["centrifugo"]["environment"]["CENTRIFUGO_ENGINE_REDIS_ADDRESS"]
+    assert address == "redis://redis:6379"
+    assert services["backend"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    for name in ("centrifugo", "backend"):
+        assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    # The single-process file keeps the memory engine and no registry.
+    assert "redis" not in yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def test_redis_is_pinned_hardened_internal_and_in_memory() -> None:
+    redis = yaml.safe_load(CLUSTER.read_text())["services"]["redis"]
+    assert re.fullmatch(r"redis:\d+\.\d+-alpine(@sha256:[0-9a-f]{64})?", redis["image"])
+    assert redis["read_only"] is True
+    assert redis["cap_drop"] == ["ALL"]
+    assert "cap_add" not in redis
+    assert "no-new-privileges:true" in redis["security_opt"]
+    assert redis["mem_limit"] == "512m"
+    assert float(redis["cpus"]) > 0
+    assert redis["logging"]["options"] == {"max-size": "10m", "max-file": "3"}
+    assert "ports" not in redis
+    assert redis["command"][-4:] == ["--save", "", "--appendonly", "no"]
+    assert redis["user"].split(":")[0] != "0"
