@@ -261,4 +261,4 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=5, decode_responses=True
     )
-    return Redis(connection_pool=pool)
+    return Redis.from_pool(pool)  # closing the client closes the pool

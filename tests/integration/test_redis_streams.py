@@ -1,0 +1,148 @@
+"""The streams registry on a real Redis, as two backend processes share it: each test has two
+`RedisStreams` on one redis-server, standing for two processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from backend.cluster.redis_streams import RedisStreams, connect
+from backend.core.ports import ChannelUsed, StreamBusy, StreamsUnavailable, TooManyStreams
+from backend.core.types import Chunk, Done, Snapshot
+from tests.cluster import RedisServer
+
+CHANNEL = "stream:abcdefgh#u_1"
+GONE = Done("error", "the server answering this stopped")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def two(redis_server: RedisServer) -> AsyncIterator[tuple[RedisStreams, RedisStreams]]:
+    """Two processes' registries; leases of 0.3 s so that expiry is quick to see."""
+    clients: list[Redis] = [connect(redis_server.url), connect(redis_server.url)]
+    registries = [RedisStreams(client, lease_seconds=0.3) for client in clients]
+    for registry in registries:
+        await registry.start()
+    yield registries[0], registries[1]
+    for registry in registries:
+        await registry.aclose()
+    for client in clients:
+        await client.aclose()
+
+
+def nothing(done: Done) -> None:
+    pass
+
+
+async def test_one_stream_per_channel_across_processes(
+    two: tuple[RedisStreams, RedisStreams],
+) -> None:
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    with pytest.raises(StreamBusy):
+        await second.claim(CHANNEL, nothing, owner="u_1")
+    assert await first.release(CHANNEL, lease, Done("complete"))
+    with pytest.raises(ChannelUsed):  # a channel carries one answer
+        await second.claim(CHANNEL, nothing, owner="u_1")
+
+
+async def test_claims_racing_from_two_processes_get_one_lease(
+    two: tuple[RedisStreams, RedisStreams],
+) -> None:
+    results = await asyncio.gather(
+        *(registry.claim(CHANNEL, nothing, owner="u_1") for registry in two * 5),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(result, str) for result in results) == 1
+    assert sum(isinstance(result, StreamBusy) for result in results) == 9
+
+
+async def test_the_per_user_cap_holds_across_processes(
+    two: tuple[RedisStreams, RedisStreams],
+) -> None:
+    first, second = two
+    await first.claim("stream:aaaaaaaa#u_1", nothing, owner="u_1", max_per_owner=2)
+    lease = await second.claim("stream:bbbbbbbb#u_1", nothing, owner="u_1", max_per_owner=2)
+    with pytest.raises(TooManyStreams):
+        await first.claim("stream:cccccccc#u_1", nothing, owner="u_1", max_per_owner=2)
+    await second.claim("stream:dddddddd#u_2", nothing, owner="u_2", max_per_owner=2)  # others
+    await second.release("stream:bbbbbbbb#u_1", lease, Done("complete"))
+    await first.claim("stream:cccccccc#u_1", nothing, owner="u_1", max_per_owner=2)
+
+
+async def test_any_process_serves_the_snapshot(two: tuple[RedisStreams, RedisStreams]) -> None:
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await first.record(CHANNEL, lease, Chunk("Let me see. ", "thinking", seq=1))
+    await first.record(CHANNEL, lease, Chunk("Hello ", seq=2))
+    await first.record(CHANNEL, lease, Chunk("wörld 😀", seq=3))
+    assert await second.snapshot(CHANNEL) == Snapshot("Hello wörld 😀", "Let me see. ", 3)
+    await first.release(CHANNEL, lease, Done("timeout", "took too long"))
+    assert await second.snapshot(CHANNEL) == Snapshot(
+        "Hello wörld 😀", "Let me see. ", 3, Done("timeout", "took too long")
+    )
+    assert await second.snapshot("stream:unknown1#u_1") is None
+
+
+async def test_a_stop_reaches_the_process_running_the_stream(
+    two: tuple[RedisStreams, RedisStreams],
+) -> None:
+    first, second = two
+    stopped: asyncio.Queue[Done] = asyncio.Queue()
+    await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
+
+    assert await second.stop(CHANNEL, Done("cancelled"))
+
+    assert await asyncio.wait_for(stopped.get(), 2) == Done("cancelled")
+    assert not await second.stop("stream:unknown1#u_1", Done("cancelled"))
+
+
+async def test_a_renewed_lease_lives_and_a_dead_process_s_streams_are_reaped(
+    two: tuple[RedisStreams, RedisStreams],
+) -> None:
+    first, second = two
+    alive = await first.claim("stream:aaaaaaaa#u_1", nothing, owner="u_1")
+    await first.record("stream:aaaaaaaa#u_1", alive, Chunk("a", seq=1))
+    dead = await second.claim("stream:bbbbbbbb#u_1", nothing, owner="u_1")
+    await second.record("stream:bbbbbbbb#u_1", dead, Chunk("b ", seq=1))
+    await second.record("stream:bbbbbbbb#u_1", dead, Chunk("c", seq=2))
+    await second.aclose()  # the second process stops renewing: as if it were killed
+
+    await asyncio.sleep(0.6)  # two leases' time: the first process renewed its own meanwhile
+
+    assert await first.reap_expired(GONE) == [("stream:bbbbbbbb#u_1", 2)]
+    assert await first.reap_expired(GONE) == []  # reaped once, by whoever came first
+    assert await first.snapshot("stream:bbbbbbbb#u_1") == Snapshot("b c", "", 2, GONE)
+    # The dead process's late release finds its lease gone: it must not publish a done.
+    assert not await second.release("stream:bbbbbbbb#u_1", dead, Done("complete"))
+    assert await first.release("stream:aaaaaaaa#u_1", alive, Done("complete"))
+
+
+async def test_an_unreachable_redis_is_a_readable_error(
+    redis_server: RedisServer,
+) -> None:
+    client = connect(redis_server.url)
+    registry = RedisStreams(client)
+    redis_server.stop()
+    try:
+        with pytest.raises(StreamsUnavailable):
+            await registry.claim(CHANNEL, nothing, owner="u_1")
+        with pytest.raises(StreamsUnavailable):
+            await registry.snapshot(CHANNEL)
+        with pytest.raises(StreamsUnavailable):
+            await registry.stop(CHANNEL, Done("cancelled"))
+    finally:
+        await client.aclose()
