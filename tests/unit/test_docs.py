@@ -10,7 +10,12 @@ from tests.processes import ROOT
 README = (ROOT / "README.md").read_text()
 ENV_EXAMPLE = (ROOT / ".env.example").read_text()
 # Read by `make run` (scripts/run.py) rather than by the backend's Settings.
-RUN_SETTINGS = {"NGINX_PORT", "NGINX_HOST", "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"}
+RUN_SETTINGS = {
+    "NGINX_PORT",
+    "NGINX_HOST",
+    "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS",
+    "CLUSTER_REDIS_PORT",
+}
 
 
 def readme_settings() -> set[str]:
