@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from playwright.async_api import ConsoleMessage
+from typing import Any
+
+from playwright.async_api import ConsoleMessage, Page
 
 from tests.processes import ROOT
 
@@ -28,3 +30,34 @@ class ConsoleErrors(list[str]):
     def expect(self, fragment: str) -> None:
         """Chromium logs every failed HTTP response itself; a test that provokes one says so."""
         self[:] = [text for text in self if fragment not in text]
+
+
+# Every conversation the page keeps in IndexedDB (frontend/src/storage.js), read in the page.
+_READ_CONVERSATIONS = """() => new Promise((resolve, reject) => {
+    const opening = indexedDB.open('relaychat');
+    opening.onerror = () => reject(opening.error);
+    opening.onsuccess = () => {
+        const db = opening.result;
+        if (!db.objectStoreNames.contains('conversations')) return resolve([]);
+        const all = db.transaction('conversations').objectStore('conversations').getAll();
+        all.onerror = () => reject(all.error);
+        all.onsuccess = () => { db.close(); resolve(all.result.filter(Boolean)); };
+    };
+})"""
+
+
+async def stored_conversations(page: Page) -> list[dict[str, Any]]:
+    """The conversations as the page keeps them (IndexedDB), each with its `turns`."""
+    conversations: list[dict[str, Any]] = await page.evaluate(_READ_CONVERSATIONS)
+    return conversations
+
+
+async def stored_turns(page: Page) -> list[dict[str, Any]]:
+    """The turns of the conversation on screen (its id is the page's `#<id>`), as kept: each
+    answer's text exactly as it was received."""
+    current = (await page.evaluate("location.hash")).removeprefix("#")
+    for conversation in await stored_conversations(page):
+        if conversation["id"] == current:
+            turns: list[dict[str, Any]] = conversation["turns"]
+            return turns
+    return []

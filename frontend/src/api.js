@@ -101,6 +101,13 @@ export const execute = ({ text, channel, thinking, history }) =>
   post('/api/execute', { text, channel, thinking, history });
 
 /**
+ * Stops the answer streaming into `channel` (`POST /api/cancel`): it ends with `done` reason
+ * `cancelled` and its model request is closed. Rejects with status 404 when nothing runs there.
+ * @param {string} channel
+ */
+export const cancel = (channel) => post('/api/cancel', { channel });
+
+/**
  * The backend's copy of the answer in this user's stream `streamId` (`GET /api/streams/{id}`).
  * @param {string} streamId
  * @returns {Promise<StreamSnapshot>}

@@ -4,7 +4,7 @@
 import { countChars } from './limits.js';
 
 /** @import { Limits } from './limits.js' */
-/** @import { Turn } from './store.js' */
+/** @import { Turn } from './conversation.js' */
 
 /**
  * One earlier turn as `POST /api/execute` takes it in `history`.

@@ -1,19 +1,40 @@
 // @ts-check
-// The chat page: wires the form, the connection and the conversation together.
+// The chat page: wires the composer, the connection, the conversations and their answers together.
 import { Centrifuge } from 'centrifuge';
 
-import { checkReady, execute, fetchConfig, fetchSnapshot, fetchToken, mayHaveBeenAccepted } from './api.js';
+import {
+  cancel,
+  checkReady,
+  execute,
+  fetchConfig,
+  fetchSnapshot,
+  fetchToken,
+  mayHaveBeenAccepted,
+} from './api.js';
 import { answerChannel, newStreamId, streamIdOf } from './channel.js';
+import { copyText } from './clipboard.js';
+import {
+  askAgain,
+  editPrompt,
+  newConversation,
+  readConversation,
+  renamed,
+  withEnding,
+  withTurns,
+} from './conversation.js';
 import { chooseHistory } from './history.js';
-import { loadTurns, saveTurns } from './store.js';
+import { setIconLabel } from './icons.js';
+import { loadHighlighting } from './markdown.js';
+import { ConversationList } from './sidebar.js';
+import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
-import { ConversationView } from './view.js';
+import { Announcer, ConversationView, acknowledge } from './view.js';
 
 /** @import { Session } from './api.js' */
+/** @import { AssistantTurn, Conversation, Turn } from './conversation.js' */
 /** @import { Limits } from './limits.js' */
-/** @import { AssistantTurn, Turn } from './store.js' */
 /** @import { AnswerSubscription } from './subscription.js' */
-/** @import { AnswerView } from './view.js' */
+/** @import { AnswerView, UserMessage } from './view.js' */
 
 /**
  * The element with `id`, which the page must have and of that type.
@@ -34,26 +55,55 @@ const sendButton = byId('send', HTMLButtonElement);
 const thinkingSwitch = byId('show-thinking', HTMLInputElement);
 const statusLine = byId('status', HTMLElement);
 const welcome = byId('welcome', HTMLElement);
-const view = new ConversationView(byId('conversation', HTMLElement));
-const turns = loadTurns();
+const newChatButton = byId('new-chat', HTMLButtonElement);
+const sidebar = byId('sidebar', HTMLElement);
+const sidebarToggle = byId('toggle-sidebar', HTMLButtonElement);
+const chips = /** @type {HTMLButtonElement[]} */ ([...document.querySelectorAll('.chip')]);
+const announcer = new Announcer(byId('announcer', HTMLElement));
+const view = new ConversationView({
+  scroller: byId('conversation', HTMLElement),
+  column: byId('messages', HTMLElement),
+  jump: byId('jump', HTMLButtonElement),
+  announcer,
+});
 
 /** @param {unknown} error */
 const messageOf = (error) => (error instanceof Error ? error.message : String(error));
 
-// The status line has two parts, each replaced only by news about itself: the connection's state
-// and, when they could not be read, the server's limits.
-const statusParts = { connection: '', limits: '' };
+// ---------------------------------------------------------------------------------------------
+// The status line: each part replaced only by news about itself. The connection's part may
+// carry a Retry.
+
+/** @type {Record<'connection' | 'limits' | 'storage', {text: string, retry?: () => void}>} */
+const statusParts = { connection: { text: '' }, limits: { text: '' }, storage: { text: '' } };
 
 /**
  * @param {keyof typeof statusParts} part
- * @param {string} message  empty once there is nothing to say
+ * @param {string} text  empty once there is nothing to say
+ * @param {() => void} [retry]  offers a Retry button that does this
  */
-function showStatus(part, message) {
-  statusParts[part] = message;
-  const text = [statusParts.connection, statusParts.limits].filter(Boolean).join(' ');
-  statusLine.textContent = text;
-  statusLine.hidden = !text;
+function showStatus(part, text, retry) {
+  statusParts[part] = { text, retry };
+  const parts = Object.values(statusParts).filter((p) => p.text);
+  const line = document.createElement('span');
+  line.textContent = parts.map((p) => p.text).join(' ');
+  /** @type {Node[]} */
+  const nodes = [line];
+  const action = parts.find((p) => p.retry)?.retry;
+  if (action) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'retry';
+    setIconLabel(button, 'regenerate', 'Retry');
+    button.addEventListener('click', action);
+    nodes.push(document.createTextNode(' '), button);
+  }
+  statusLine.replaceChildren(...nodes);
+  statusLine.hidden = parts.length === 0;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The server's limits.
 
 /** The server's limits (`GET /api/config`), or null while they could not be read. */
 let limits = /** @type {Limits | null} */ (null);
@@ -82,9 +132,15 @@ async function loadLimits() {
  */
 const historyToSend = (earlier) => (limits ? chooseHistory(earlier, limits) : []);
 
+// ---------------------------------------------------------------------------------------------
+// The session and the real-time connection.
+
 const websocketUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/connection/websocket`;
 
+/** The connection and the user it is for, once the session started. */
+let connection = /** @type {{centrifuge: Centrifuge, user: string} | null} */ (null);
 let wasConnected = false;
+let restarting = false;
 
 /**
  * Connects to the real-time server with the session's token; when that token expires,
@@ -96,6 +152,13 @@ function connect(session) {
     token: session.token,
     getToken: async () => (await fetchToken()).token,
   });
+  /** Connects again at once, instead of at the end of centrifuge-js's back-off. */
+  const reconnectNow = () => {
+    restarting = true;
+    centrifuge.disconnect();
+    restarting = false;
+    centrifuge.connect();
+  };
   centrifuge.on('connected', () => {
     wasConnected = true;
     showStatus('connection', '');
@@ -110,17 +173,19 @@ function connect(session) {
   });
   centrifuge.on('error', (ctx) => {
     // Never connected: the real-time server is down, or it refuses this page's origin.
-    if (!wasConnected && ctx.type === 'transport') explainRefusedConnection();
+    if (!wasConnected && ctx.type === 'transport') explainRefusedConnection(reconnectNow);
   });
   centrifuge.on('disconnected', (ctx) => {
-    showStatus('connection', `Disconnected from the server: ${ctx.reason}. Reload the page to reconnect.`);
+    if (restarting) return;
+    showStatus('connection', `Disconnected from the server: ${ctx.reason}.`, () => centrifuge.connect());
   });
   centrifuge.connect();
   return centrifuge;
 }
 
 let explaining = false;
-async function explainRefusedConnection() {
+/** @param {() => void} retry */
+async function explainRefusedConnection(retry) {
   if (explaining || wasConnected) return;
   explaining = true;
   const ready = await checkReady();
@@ -128,180 +193,458 @@ async function explainRefusedConnection() {
     showStatus(
       'connection',
       ready.ok
-        ? `The real-time server refuses connections from this page (${location.origin}). ` +
+        ? `Cannot connect: the real-time server refuses connections from this page (${location.origin}). ` +
             'Answers cannot be shown until its address is allowed ' +
             '(CENTRIFUGO_CLIENT_ALLOWED_ORIGINS). Retrying…'
-        : `The real-time server is not available (${ready.reason}). Retrying…`,
+        : `Cannot connect: the real-time server is not available (${ready.reason}). Retrying…`,
+      retry,
     );
   }
   explaining = false;
 }
 
-/** The connection and the user it is for, once the page has started. */
-let connection = /** @type {{centrifuge: Centrifuge, user: string} | null} */ (null);
-
-/**
- * @param {boolean} busy
- * @param {string} [label]
- */
-function setBusy(busy, label = 'Send') {
-  input.disabled = busy;
-  sendButton.disabled = busy;
-  sendButton.textContent = label;
-  sendButton.setAttribute('aria-busy', String(busy));
-  form.classList.toggle('busy', busy);
-  if (!busy) input.focus();
+let starting = false;
+/** Starts the session (`POST /api/token`) and the connection; offers Retry when it fails. */
+async function startSession() {
+  if (starting || connection) return;
+  starting = true;
+  showStatus('connection', '');
+  const [session] = await Promise.allSettled([fetchToken(), limits ? Promise.resolve() : loadLimits()]);
+  starting = false;
+  if (session.status === 'rejected') {
+    showStatus('connection', `Session failed: cannot start a session (${messageOf(session.reason)}).`, startSession);
+    return;
+  }
+  connection = { centrifuge: connect(session.value), user: session.value.user };
+  followUnfinished();
+  updateComposer();
+  loadHighlighting();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Answers that are streaming: followed until they end, whichever conversation is on screen.
+
 /**
- * Shows the answer arriving on `channel` in `answerView` as it streams.
- * @param {Centrifuge} centrifuge
- * @param {string} channel
- * @param {AnswerView} answerView
- * @param {boolean} [restoring]  it was already running before this page loaded
+ * @typedef {object} Run
+ * @property {string} conversationId
+ * @property {string} channel
+ * @property {AnswerSubscription} subscription
+ * @property {Promise<unknown>} accepted  the reply to `POST /api/execute` (settled for a restored answer)
+ * @property {{text: string, thinking: string}} latest
+ * @property {AnswerView | null} view  its view while its conversation is on screen
+ * @property {boolean} stopping
  */
-function showAnswer(centrifuge, channel, answerView, restoring = false) {
-  return subscribeAnswer(centrifuge, channel, {
-    show: (answer) => answerView.show(answer.text, answer.thinking),
-    readSnapshot: () => fetchSnapshot(streamIdOf(channel)),
-    restoring,
-  });
-}
 
-/** The answer that offers Retry: only the newest one, and only while nothing newer was sent. */
-let retryOffer = /** @type {AnswerView | null} */ (null);
+/** @type {Map<string, Run>} by channel */
+const runs = new Map();
+
+/** @param {string} conversationId */
+const runIn = (conversationId) => [...runs.values()].find((run) => run.conversationId === conversationId);
 
 /**
- * Offers Retry on an answer that did not complete, if it is the conversation's last turn.
+ * Follows the answer on `turn`'s channel in the conversation `conversationId`, shows it in
+ * `answerView` (while that conversation is on screen), and keeps its ending with its turn.
+ * @param {string} conversationId
  * @param {AssistantTurn} turn
  * @param {AnswerView} answerView
+ * @param {{restoring?: boolean, accepted?: Promise<unknown>}} [options]
  */
-function offerRetry(turn, answerView) {
-  if (turn.reason === 'complete' || turns[turns.length - 1] !== turn) return;
-  retryOffer?.withdrawRetry();
-  retryOffer = answerView;
-  answerView.offerRetry(() => {
-    const user = turns[turns.length - 2];
-    if (sendButton.disabled || turns[turns.length - 1] !== turn || user?.role !== 'user') return;
-    turns.pop();
-    answerView.remove();
-    retryOffer = null;
-    ask(user.text, { again: true });
-  });
+function follow(conversationId, turn, answerView, { restoring = false, accepted = Promise.resolve() } = {}) {
+  if (!connection) return null;
+  const { channel } = turn;
+  /** @type {Run} */
+  const run = {
+    conversationId,
+    channel,
+    accepted,
+    latest: { text: turn.answer ?? '', thinking: turn.thinking ?? '' },
+    view: answerView,
+    stopping: false,
+    subscription: subscribeAnswer(connection.centrifuge, channel, {
+      show: (answer) => {
+        run.latest = { text: answer.text, thinking: answer.thinking };
+        run.view?.show(answer.text, answer.thinking);
+      },
+      readSnapshot: () => fetchSnapshot(streamIdOf(channel)),
+      restoring,
+    }),
+  };
+  runs.set(channel, run);
+  recordEnding(run);
+  return run;
 }
 
 /**
- * Waits for the answer's outcome, keeps it with its turn (so that a reload shows it as it
- * ended) and shows it.
- * @param {AssistantTurn} turn
- * @param {AnswerView} answerView
- * @param {AnswerSubscription} subscription
+ * Waits for the answer's outcome, keeps it with its turn (so that a reload, another tab or a
+ * later visit shows it as it ended) and shows it.
+ * @param {Run} run
  */
-async function recordOutcome(turn, answerView, subscription) {
-  const { reason, error } = await subscription.outcome;
-  turn.reason = reason;
-  turn.error = error;
-  turn.answer = answerView.answerText;
-  turn.thinking = answerView.thinking;
-  saveTurns(turns);
-  answerView.finish(reason, error);
-  offerRetry(turn, answerView);
+async function recordEnding(run) {
+  const { reason, error } = await run.subscription.outcome;
+  runs.delete(run.channel);
+  const ending = { reason, error, answer: run.latest.text, thinking: run.latest.thinking };
+  if (current.id === run.conversationId) {
+    current = withEnding(current, run.channel, ending) ?? current;
+    run.view?.finish(reason, error);
+    offerLastActions();
+    updateComposer();
+  }
+  await store.update(run.conversationId, (stored) => withEnding(stored, run.channel, ending));
+  refreshList();
+}
+
+/** Follows every answer of the conversation on screen that was still arriving when it was kept. */
+function followUnfinished() {
+  if (!connection) return; // they are followed once the session has started
+  for (const [turn, answerView] of unfinished) {
+    if (!runs.has(turn.channel)) follow(current.id, turn, answerView, { restoring: true });
+  }
+  unfinished.clear();
+}
+
+/** Stops the answer streaming in the conversation on screen (Stop, Esc). */
+async function stop() {
+  const run = runIn(current.id);
+  if (!run || run.stopping) return;
+  run.stopping = true;
+  updateComposer();
+  try {
+    await run.accepted;
+  } catch {
+    // refused: it is over already
+  }
+  if (!runs.has(run.channel)) return;
+  try {
+    await cancel(run.channel);
+  } catch (error) {
+    // 404: it ended meanwhile, and its `done` is on its way. Otherwise the server could not be
+    // told: stop showing it all the same.
+    const status = /** @type {{status?: number}} */ (error).status;
+    if (status !== 404) run.subscription.stop('cancelled', `the server could not be told (${messageOf(error)})`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The conversation on screen.
+
+const store = new ConversationStore({
+  changed: (id) => changedElsewhere(id),
+  unavailable: (reason) =>
+    showStatus('storage', `Conversations cannot be kept in this browser (${reason}); they last until the page closes.`),
+});
+
+let current = newConversation(newStreamId(), Date.now());
+/** Whether `current` is in storage (a new chat is kept from its first prompt on). */
+let kept = false;
+/** @type {Map<AssistantTurn, AnswerView>} answers on screen that were arriving when kept */
+const unfinished = new Map();
+/** @type {Map<string, AnswerView>} the answers on screen, by channel */
+const answerViews = new Map();
+let editing = false;
+
+const list = new ConversationList(byId('conversation-list', HTMLUListElement), byId('no-conversations', HTMLElement), {
+  rename: (id, title) => renameConversation(id, title),
+  remove: (id) => deleteConversation(id),
+  opened: () => setSidebar(false),
+});
+
+let listing = Promise.resolve();
+function refreshList() {
+  listing = listing.then(async () => list.render(await store.list(), current.id));
+  return listing;
+}
+
+/** Keeps the conversation on screen in storage, and its id in the address. */
+async function save() {
+  kept = true;
+  const saved = current;
+  showAddress();
+  await store.put(saved);
+  await refreshList();
+}
+
+function showAddress() {
+  const hash = kept ? `#${current.id}` : '';
+  if (location.hash !== hash) history.replaceState(null, '', hash || location.pathname + location.search);
+  document.title = kept ? `${current.title} · relaychat` : 'relaychat';
+}
+
+/** @param {Turn[]} turns */
+function setTurns(turns) {
+  current = withTurns(current, turns, Date.now());
+}
+
+/** Answers' actions, for the answer on `channel`. */
+const answerActions = {
+  /**
+   * @param {string} text
+   * @param {HTMLButtonElement} button
+   */
+  copy: (text, button) => copy(text, button),
+  /**
+   * @param {string} text
+   * @param {HTMLButtonElement} button
+   */
+  copyCode: (text, button) => copy(text, button),
+  regenerate: () => askLastAgain(),
+};
+
+/**
+ * @param {string} text
+ * @param {HTMLButtonElement} button
+ */
+async function copy(text, button) {
+  try {
+    await copyText(text);
+  } catch (error) {
+    announcer.say(`Could not copy: ${messageOf(error)}`);
+    acknowledge(button, 'Could not copy');
+    return;
+  }
+  acknowledge(button, 'Copied');
+  announcer.say('Copied');
+}
+
+/**
+ * @param {number} index  the prompt's place in the conversation's turns
+ * @returns {import('./view.js').UserActions}
+ */
+const userActions = (index) => ({
+  copy: (button) => copy(/** @type {string} */ (/** @type {{text?: string}} */ (current.turns[index]).text), button),
+  edit: (message) => startEdit(index, message),
+});
+
+/** Shows the conversation's turns; answers still arriving are followed again. */
+function renderTurns() {
+  view.clear();
+  unfinished.clear();
+  answerViews.clear();
+  for (const run of runs.values()) run.view = null;
+  current.turns.forEach((turn, index) => {
+    if (turn.role === 'user') {
+      view.addUser(turn.text, userActions(index));
+      return;
+    }
+    const answerView = view.addAssistant(answerActions);
+    answerViews.set(turn.channel, answerView);
+    const run = runs.get(turn.channel);
+    if (turn.reason) {
+      answerView.show(turn.answer || '', turn.thinking || '');
+      answerView.finish(turn.reason, turn.error, { restored: true });
+    } else if (run) {
+      run.view = answerView;
+      answerView.show(run.latest.text, run.latest.thinking);
+    } else {
+      answerView.show(turn.answer || '', turn.thinking || '');
+      unfinished.set(turn, answerView);
+    }
+  });
+  welcome.hidden = current.turns.length > 0;
+  followUnfinished();
+  offerLastActions();
+  updateComposer();
+  view.toLatest();
+}
+
+/**
+ * Shows a conversation.
+ * @param {Conversation} conversation
+ * @param {boolean} stored  whether it is in storage
+ */
+function showConversation(conversation, stored) {
+  current = conversation;
+  kept = stored;
+  editing = false;
+  renderTurns();
+  showAddress();
+  refreshList();
+}
+
+function newChat() {
+  if (!kept && !current.turns.length) {
+    input.focus();
+    return;
+  }
+  showConversation(newConversation(newStreamId(), Date.now()), false);
+  input.focus();
+}
+
+/** Opens the conversation the address names (`#<id>`), or a new chat. */
+async function openFromAddress() {
+  const id = decodeURIComponent(location.hash.slice(1));
+  if (id === current.id) return;
+  const conversation = id ? await store.get(id) : null;
+  if (conversation) showConversation(conversation, true);
+  else showConversation(newConversation(newStreamId(), Date.now()), false);
+}
+
+/**
+ * Another tab changed a conversation: the list follows, and so does the conversation on screen
+ * unless something is going on in it here.
+ * @param {string} id
+ */
+async function changedElsewhere(id) {
+  refreshList();
+  if (id !== current.id || runIn(id) || editing) return;
+  const stored = await store.get(id);
+  if (!stored) {
+    showConversation(newConversation(newStreamId(), Date.now()), false);
+  } else if (JSON.stringify(stored) !== JSON.stringify(current) && !runIn(id)) {
+    showConversation(stored, true);
+  }
+}
+
+/**
+ * @param {string} id
+ * @param {string} title
+ */
+async function renameConversation(id, title) {
+  if (id === current.id) {
+    current = renamed(current, title);
+    showAddress();
+  }
+  await store.update(id, (stored) => renamed(stored, title));
+  refreshList();
+}
+
+/** @param {string} id */
+async function deleteConversation(id) {
+  // Its answer still streaming is stopped: nobody will read it.
+  for (const run of runs.values()) {
+    if (run.conversationId === id) {
+      run.conversationId = '';
+      cancel(run.channel).catch(() => run.subscription.stop('cancelled'));
+    }
+  }
+  await store.delete(id);
+  if (id === current.id) showConversation(newConversation(newStreamId(), Date.now()), false);
+  else refreshList();
+  announcer.say('Conversation deleted');
+  if (!sidebar.contains(document.activeElement)) newChatButton.focus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asking.
+
+/** The last answer offers Regenerate, and Retry when it did not complete. */
+function offerLastActions() {
+  for (const answerView of answerViews.values()) answerView.withdrawRetry();
+  const last = current.turns.at(-1);
+  if (last?.role !== 'assistant' || !last.reason) return;
+  const answerView = answerViews.get(last.channel);
+  if (!answerView) return;
+  answerView.offerRegenerate();
+  if (last.reason !== 'complete') answerView.offerRetry(() => askLastAgain());
+}
+
+/** Regenerate, Retry: the last prompt is asked again, in place of its answer. */
+function askLastAgain() {
+  const again = askAgain(current.turns);
+  const last = current.turns.at(-1);
+  if (!again || !connection || runIn(current.id) || last?.role !== 'assistant') return;
+  answerViews.get(last.channel)?.remove();
+  answerViews.delete(last.channel);
+  setTurns(again.turns);
+  ask(again.prompt, { shown: true });
+  input.focus();
+}
+
+/**
+ * @param {number} index
+ * @param {UserMessage} message
+ */
+function startEdit(index, message) {
+  if (runIn(current.id)) return;
+  editing = true;
+  message.startEdit((text) => {
+    editing = false;
+    if (!connection || runIn(current.id)) return;
+    setTurns(editPrompt(current.turns, index, text).slice(0, -1));
+    renderTurns();
+    ask(text);
+    input.focus();
+  });
 }
 
 /**
  * Sends a prompt and shows its answer as it streams.
  * @param {string} text
- * @param {{again?: boolean}} [options]  `again`: the prompt is already the last turn (Retry)
+ * @param {{shown?: boolean}} [options]  `shown`: the prompt is already the last turn (asked again)
  */
-async function ask(text, { again = false } = {}) {
-  if (!connection) return;
-  const { centrifuge, user } = connection;
+async function ask(text, { shown = false } = {}) {
+  if (!connection || runIn(current.id)) return;
+  const { user } = connection;
   welcome.hidden = true;
-  retryOffer?.withdrawRetry();
-  retryOffer = null;
-  setBusy(true, 'Sending…');
+  for (const answerView of answerViews.values()) answerView.withdrawRetry();
   const thinking = thinkingSwitch.checked;
-  if (!again) {
-    turns.push({ role: 'user', text });
-    view.addUser(text);
+  if (!shown) {
+    setTurns([...current.turns, { role: 'user', text }]);
+    view.addUser(text, userActions(current.turns.length - 1));
   }
-  const earlier = turns.slice(0, -1);
-  if (!limits) await loadLimits(); // they could not be read at the start: maybe now
-  const history = historyToSend(earlier);
-
+  const earlier = current.turns.slice(0, -1);
   const channel = answerChannel(newStreamId(), user);
   /** @type {AssistantTurn} */
   const turn = { role: 'assistant', channel, reason: null };
-  turns.push(turn);
-  saveTurns(turns);
-  const answerView = view.addAssistant();
+  setTurns([...current.turns, turn]);
+  const answerView = view.addAssistant(answerActions);
+  answerViews.set(channel, answerView);
+  const conversationId = current.id;
+  const saving = save();
+  if (!limits) await loadLimits(); // they could not be read at the start: maybe now
+  const history = historyToSend(earlier);
   // Subscribe before asking: with `since` the channel is read from its start, so the first
   // publication cannot be missed whatever the order things arrive in.
-  const subscription = showAnswer(centrifuge, channel, answerView);
+  /** @type {(value: unknown) => void} */
+  let settle = () => {};
+  const accepted = new Promise((resolve) => {
+    settle = resolve;
+  });
+  const run = follow(conversationId, turn, answerView, { accepted });
+  updateComposer();
   try {
     await execute({ text, channel, thinking, history });
   } catch (error) {
     // A reply lost on the way may hide an accepted prompt: keep following the channel; if
     // nothing comes, the follower asks the backend and says that nobody answers.
-    if (!mayHaveBeenAccepted(error)) subscription.stop('refused', messageOf(error));
+    if (!mayHaveBeenAccepted(error)) run?.subscription.stop('refused', messageOf(error));
+  } finally {
+    settle(undefined);
   }
-  setBusy(true, 'Answering…');
-  await recordOutcome(turn, answerView, subscription);
-  setBusy(false);
+  await saving;
 }
 
-/**
- * Shows the stored conversation again.
- * @returns {[AssistantTurn, AnswerView][]} the answers that were still arriving
- */
-function restore() {
-  /** @type {[AssistantTurn, AnswerView][]} */
-  const unfinished = [];
-  for (const turn of turns) {
-    if (turn.role === 'user') {
-      view.addUser(turn.text);
-      continue;
-    }
-    const answerView = view.addAssistant();
-    if (turn.reason) {
-      answerView.show(turn.answer || '', turn.thinking || '');
-      answerView.finish(turn.reason, turn.error);
-      offerRetry(turn, answerView);
-    } else {
-      unfinished.push([turn, answerView]);
-    }
-  }
-  if (turns.length) welcome.hidden = true;
-  return unfinished;
-}
+// ---------------------------------------------------------------------------------------------
+// The composer: Send, or Stop while an answer streams; the text box stays open meanwhile.
 
-async function start() {
-  setBusy(true, 'Connecting…');
-  const [session] = await Promise.allSettled([fetchToken(), loadLimits()]);
-  if (session.status === 'rejected') {
-    showStatus(
-      'connection',
-      `Cannot start a session: ${messageOf(session.reason)}. Reload the page to try again.`,
-    );
-    return;
+function updateComposer() {
+  const run = runIn(current.id);
+  const answering = Boolean(run);
+  if (sendButton.dataset.mode !== (answering ? 'stop' : 'send')) {
+    sendButton.dataset.mode = answering ? 'stop' : 'send';
+    setIconLabel(sendButton, answering ? 'stop' : 'send', answering ? 'Stop' : 'Send', 'label send-label');
   }
-  const unfinished = restore();
-  const centrifuge = connect(session.value);
-  connection = { centrifuge, user: session.value.user };
-  for (const [turn, answerView] of unfinished) {
-    setBusy(true, 'Answering…');
-    await recordOutcome(turn, answerView, showAnswer(centrifuge, turn.channel, answerView, true));
-  }
-  setBusy(false);
+  sendButton.disabled = answering ? Boolean(run?.stopping) : !connection;
+  sendButton.setAttribute('aria-busy', String(answering));
+  form.classList.toggle('answering', answering);
+  for (const chip of chips) chip.disabled = !connection;
+  view.setAnswering(answering);
 }
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();
+  if (runIn(current.id)) return; // Enter while an answer streams: the text waits for Send
   const text = input.value;
-  if (!text.trim() || sendButton.disabled) return;
+  if (!text.trim() || !connection) return;
   input.value = '';
   resize();
   ask(text);
+});
+
+sendButton.addEventListener('click', (event) => {
+  if (sendButton.dataset.mode === 'stop') {
+    event.preventDefault();
+    stop();
+  }
 });
 
 input.addEventListener('keydown', (event) => {
@@ -317,12 +660,71 @@ function resize() {
 }
 input.addEventListener('input', resize);
 
-for (const chip of /** @type {NodeListOf<HTMLButtonElement>} */ (document.querySelectorAll('.chip'))) {
+for (const chip of chips) {
   chip.addEventListener('click', () => {
     const prompt = chip.dataset.prompt;
-    if (!prompt || sendButton.disabled) return;
-    ask(prompt);
+    if (prompt && connection && !runIn(current.id)) ask(prompt);
   });
+}
+
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape' || event.defaultPrevented) return;
+  if (sidebar.classList.contains('open') && matchMedia('(max-width: 899px)').matches) {
+    setSidebar(false);
+    sidebarToggle.focus();
+  } else if (runIn(current.id)) {
+    event.preventDefault();
+    stop();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// New chat, and the list of conversations (a drawer on narrow screens).
+
+newChatButton.addEventListener('click', () => {
+  newChat();
+  setSidebar(false);
+});
+
+/** @param {boolean} open */
+function setSidebar(open) {
+  sidebar.classList.toggle('open', open);
+  sidebarToggle.setAttribute('aria-expanded', String(open));
+}
+sidebarToggle.addEventListener('click', () => {
+  const open = !sidebar.classList.contains('open');
+  setSidebar(open);
+  if (open) /** @type {HTMLElement | null} */ (sidebar.querySelector('a, button'))?.focus();
+});
+
+window.addEventListener('hashchange', () => openFromAddress());
+
+/**
+ * A conversation kept by an older version of the page (in sessionStorage, this tab only) moves
+ * into the list.
+ */
+async function adoptOlderConversation() {
+  const key = 'relaychat:conversation:v1';
+  let turns;
+  try {
+    turns = JSON.parse(sessionStorage.getItem(key) || 'null');
+    sessionStorage.removeItem(key);
+  } catch {
+    return;
+  }
+  const read = readConversation({ id: newStreamId(), turns: Array.isArray(turns) ? turns : [] });
+  if (!read?.turns.length) return;
+  const conversation = withTurns(newConversation(read.id, Date.now()), read.turns, Date.now());
+  await store.put(conversation);
+  history.replaceState(null, '', `#${conversation.id}`);
+}
+
+async function start() {
+  updateComposer();
+  const session = startSession();
+  await adoptOlderConversation();
+  await openFromAddress();
+  await session;
 }
 
 start();

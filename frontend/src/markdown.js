@@ -1,8 +1,14 @@
 // @ts-check
 // Markdown to DOM for model answers. Raw HTML in the text is shown as text, never parsed, and the
 // result goes through DOMPurify as well, so no model output can create a script or a handler.
+// Code blocks get a language label, a Copy code button and (once highlight.js has loaded)
+// highlighting; tables a scrolling frame.
 import DOMPurify from 'dompurify';
 import { Marked } from 'marked';
+
+import { setIconLabel } from './icons.js';
+
+/** @import { Token } from 'marked' */
 
 /** @type {Record<string, string>} */
 const ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -29,18 +35,120 @@ DOMPurify.addHook('afterSanitizeAttributes', (node) => {
   }
 });
 
+const PURIFY = {
+  FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe'],
+  FORBID_ATTR: ['style'],
+  ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#|\/)/i,
+};
+
 /**
- * Replaces the children of `target` with `text` rendered as Markdown. An unclosed code fence
- * (common while an answer is still streaming) renders as a code block up to the end.
- * @param {Element} target
- * @param {string} text
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {string} [className]
+ * @param {string} [text]
+ * @returns {HTMLElementTagNameMap[K]}
  */
-export function renderMarkdown(target, text) {
-  const html = marked.parse(text, { async: false });
-  const fragment = DOMPurify.sanitize(html, {
-    RETURN_DOM_FRAGMENT: true,
-    FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe'],
-    ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#|\/)/i,
-  });
-  target.replaceChildren(fragment);
+export const element = (tag, className, text) => {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+};
+
+/** @type {typeof import('./syntax.js') | null} */
+let syntax = null;
+/** @type {Promise<void> | null} */
+let loading = null;
+
+/**
+ * Fetches highlight.js (its own chunk) and highlights the code blocks already on the page.
+ * Called once the page has shown; until it is there, code blocks are shown plain.
+ */
+export function loadHighlighting() {
+  loading ??= import('./syntax.js').then(
+    (module) => {
+      syntax = module;
+      for (const code of document.querySelectorAll('code[data-language]:not(.hljs)')) {
+        highlightCode(/** @type {HTMLElement} */ (code));
+      }
+    },
+    () => {
+      loading = null; // a failed fetch (a new build replaced the chunk): plain code, try later
+    },
+  );
+  return loading;
+}
+
+/**
+ * Highlights one code element, if highlight.js is loaded and knows its language. Its output is
+ * sanitised too: only spans with classes get through.
+ * @param {HTMLElement} code
+ */
+function highlightCode(code) {
+  const language = code.dataset.language ?? '';
+  const html = syntax?.highlight(code.textContent ?? '', language);
+  if (html == null) return;
+  code.replaceChildren(
+    DOMPurify.sanitize(html, { ALLOWED_TAGS: ['span'], ALLOWED_ATTR: ['class'], RETURN_DOM_FRAGMENT: true }),
+  );
+  code.classList.add('hljs');
+}
+
+/**
+ * The language a fenced code block names (`language-xxx`, from its info string), or ''.
+ * @param {Element} code
+ */
+const languageOf = (code) =>
+  [...code.classList].find((name) => name.startsWith('language-'))?.slice('language-'.length) ?? '';
+
+/**
+ * @typedef {object} BlockActions
+ * @property {(code: string, button: HTMLButtonElement) => void} copyCode
+ */
+
+/**
+ * Dresses the code blocks and tables of a rendered block: a header with the language and a Copy
+ * code button, code and tables that scroll sideways inside a frame the keyboard can reach.
+ * @param {ParentNode} root
+ * @param {BlockActions} actions
+ */
+function decorate(root, { copyCode }) {
+  for (const pre of root.querySelectorAll('pre')) {
+    const code = pre.querySelector('code');
+    if (!code) continue;
+    const language = languageOf(code);
+    code.dataset.language = language;
+    const frame = element('div', 'code-block');
+    const head = element('div', 'code-head');
+    const label = element('span', 'code-language', language || 'text');
+    const copy = element('button', 'copy-code');
+    setIconLabel(copy, 'copy', 'Copy code');
+    copy.type = 'button';
+    copy.addEventListener('click', () => copyCode(code.textContent ?? '', copy));
+    head.append(label, copy);
+    pre.replaceWith(frame);
+    frame.append(head, pre);
+    pre.tabIndex = 0; // it scrolls sideways: the keyboard must reach it
+    highlightCode(code);
+  }
+  for (const table of root.querySelectorAll('table')) {
+    const frame = element('div', 'table-frame');
+    frame.tabIndex = 0;
+    table.replaceWith(frame);
+    frame.append(table);
+  }
+}
+
+/**
+ * One block of an answer, rendered, sanitised and dressed.
+ * @param {Token} token  a top-level token from blocks.js
+ * @param {BlockActions} actions
+ * @returns {HTMLDivElement}
+ */
+export function renderBlock(token, actions) {
+  const html = marked.parser([token]);
+  const block = element('div', 'block');
+  block.append(DOMPurify.sanitize(html, { ...PURIFY, RETURN_DOM_FRAGMENT: true }));
+  decorate(block, actions);
+  return block;
 }

@@ -1,34 +1,131 @@
 // @ts-check
-// The conversation on screen: user turns, answers that grow as they stream, and scrolling that
-// keeps the newest text in view unless the reader scrolled up. User text is only ever set
-// through textContent; answers go through the sanitising Markdown renderer.
-import { renderMarkdown } from './markdown.js';
+// The conversation on screen: prompts and answers under their role labels, each with its actions;
+// answers that grow as they stream (only the growing last block is rendered again, so the rest
+// can be selected meanwhile), and scrolling that keeps the newest text in view unless the reader
+// scrolled up (then a Jump to latest button appears). User text is only ever set through
+// textContent; answers go through the sanitising Markdown renderer.
+import { finishedCount, splitBlocks, unchangedCount } from './blocks.js';
+import { setIconLabel } from './icons.js';
+import { element, renderBlock } from './markdown.js';
+
+/** @import { BlockActions } from './markdown.js' */
+/** @import { IconName } from './icons.js' */
 
 const NEAR_BOTTOM_PX = 80;
+/** How many announcements the live region keeps (older ones are removed, silently). */
+const ANNOUNCEMENTS_KEPT = 4;
+
+let ids = 0;
+/** @param {string} prefix */
+const uniqueId = (prefix) => `${prefix}-${(ids += 1)}`;
 
 /**
- * @template {keyof HTMLElementTagNameMap} K
- * @param {K} tag
- * @param {string} [className]
- * @param {string} [text]
- * @returns {HTMLElementTagNameMap[K]}
+ * @param {string} label
+ * @param {string} className
+ * @param {() => void} action
+ * @param {IconName} [iconName]
  */
-const element = (tag, className, text) => {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
+function button(label, className, action, iconName) {
+  const node = element('button', className);
+  if (iconName) setIconLabel(node, iconName, label);
+  else node.textContent = label;
+  node.type = 'button';
+  node.addEventListener('click', action);
   return node;
-};
+}
+
+/**
+ * Shows for a moment, in a button's own label, that its action was done ("Copied"); the
+ * announcer says it too.
+ * @param {HTMLButtonElement} control
+ * @param {string} done
+ */
+export function acknowledge(control, done) {
+  const label = control.querySelector('.label') ?? control;
+  const before = control.dataset.label ?? label.textContent ?? '';
+  control.dataset.label = before;
+  label.textContent = done;
+  clearTimeout(Number(control.dataset.timer));
+  control.dataset.timer = String(
+    setTimeout(() => {
+      label.textContent = before;
+      delete control.dataset.label;
+    }, 1500),
+  );
+}
+
+/**
+ * A message: its role label (a heading, so a screen reader can move from message to message),
+ * its body and a row of actions.
+ * @param {'user' | 'assistant'} role
+ */
+function message(role) {
+  const root = element('article', `message from-${role}`);
+  const label = element('h2', 'role', role === 'user' ? 'You' : 'relaychat');
+  label.id = uniqueId('role');
+  root.setAttribute('aria-labelledby', label.id);
+  const actions = element('div', 'actions');
+  root.append(label);
+  return { root, actions };
+}
+
+/** Says things to screen readers through a polite live region, each once. */
+export class Announcer {
+  /** @param {HTMLElement} region */
+  constructor(region) {
+    this.region = region;
+  }
+
+  /** @param {string} text */
+  say(text) {
+    const said = text.replace(/\s+/g, ' ').trim();
+    if (!said) return;
+    this.region.append(element('p', '', said));
+    while (this.region.childElementCount > ANNOUNCEMENTS_KEPT) this.region.firstElementChild?.remove();
+  }
+}
+
+/**
+ * @typedef {object} UserActions
+ * @property {(button: HTMLButtonElement) => void} copy
+ * @property {(message: UserMessage) => void} edit
+ */
+
+/**
+ * @typedef {object} AnswerActions
+ * @property {(text: string, button: HTMLButtonElement) => void} copy  the answer's Markdown
+ * @property {BlockActions['copyCode']} copyCode
+ * @property {() => void} regenerate
+ */
 
 export class ConversationView {
-  /** @param {HTMLElement} container */
-  constructor(container) {
-    this.container = container;
+  /**
+   * @param {{scroller: HTMLElement, column: HTMLElement, jump: HTMLButtonElement, announcer: Announcer}} parts
+   *   `scroller` scrolls, `column` holds the messages, `jump` is the Jump to latest button
+   */
+  constructor({ scroller, column, jump, announcer }) {
+    this.scroller = scroller;
+    this.column = column;
+    this.jump = jump;
+    this.announcer = announcer;
+    scroller.addEventListener('scroll', () => this.updateJump(), { passive: true });
+    jump.addEventListener('click', () => this.toLatest(true));
   }
 
   nearBottom() {
-    const c = this.container;
-    return c.scrollHeight - c.scrollTop - c.clientHeight < NEAR_BOTTOM_PX;
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  updateJump() {
+    this.jump.hidden = this.nearBottom();
+  }
+
+  /** @param {boolean} [smoothly] */
+  toLatest(smoothly = false) {
+    const reduced = matchMedia('(prefers-reduced-motion: reduce)').matches;
+    this.scroller.scrollTo({ top: this.scroller.scrollHeight, behavior: smoothly && !reduced ? 'smooth' : 'auto' });
+    this.jump.hidden = true;
   }
 
   /**
@@ -38,29 +135,120 @@ export class ConversationView {
   keepInView(change) {
     const stick = this.nearBottom();
     change();
-    if (stick) this.container.scrollTop = this.container.scrollHeight;
+    if (stick) this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.updateJump();
   }
 
-  /** @param {string} text */
-  addUser(text) {
-    const turn = element('article', 'turn user');
-    turn.setAttribute('aria-label', 'You');
-    turn.append(element('p', 'text', text));
-    this.keepInView(() => this.container.append(turn));
+  /** Takes every message off the page (another conversation is shown). */
+  clear() {
+    for (const node of this.column.querySelectorAll('.message')) node.remove();
+    this.updateJump();
   }
 
-  addAssistant() {
-    const answer = new AnswerView();
-    this.keepInView(() => this.container.append(answer.root));
+  /**
+   * @param {string} text
+   * @param {UserActions} actions
+   */
+  addUser(text, actions) {
+    const view = new UserMessage(text, actions);
+    this.keepInView(() => this.column.append(view.root));
+    return view;
+  }
+
+  /** @param {AnswerActions} actions */
+  addAssistant(actions) {
+    const answer = new AnswerView(actions, this.announcer);
+    this.column.append(answer.root);
     answer.onChange = (change) => this.keepInView(change);
-    this.container.scrollTop = this.container.scrollHeight;
+    this.toLatest();
     return answer;
+  }
+
+  /**
+   * While an answer streams in this conversation, the actions that would change it wait.
+   * @param {boolean} answering
+   */
+  setAnswering(answering) {
+    for (const node of this.column.querySelectorAll('button.waits-for-answer')) {
+      /** @type {HTMLButtonElement} */ (node).disabled = answering;
+    }
+  }
+}
+
+/** A prompt on screen, with Copy and Edit; editing happens in place. */
+export class UserMessage {
+  /**
+   * @param {string} text
+   * @param {UserActions} actions
+   */
+  constructor(text, actions) {
+    this.text = text;
+    const { root, actions: bar } = message('user');
+    this.root = root;
+    this.bubble = element('div', 'turn user');
+    this.bubble.append(element('p', 'text', text));
+    this.editButton = button('Edit', 'action waits-for-answer', () => actions.edit(this), 'edit');
+    const copy = button('Copy', 'action', () => actions.copy(copy), 'copy');
+    bar.append(copy, this.editButton);
+    this.bar = bar;
+    this.root.append(this.bubble, bar);
+    /** @type {HTMLFormElement | null} */
+    this.form = null;
+  }
+
+  /**
+   * Swaps the prompt for a text box holding it; `send` gets the edited text, `cancel` puts the
+   * prompt back.
+   * @param {(text: string) => void} send
+   */
+  startEdit(send) {
+    if (this.form) return;
+    const form = element('form', 'edit');
+    form.setAttribute('aria-label', 'Edit your message');
+    const box = element('textarea', 'edit-text');
+    box.value = this.text;
+    box.rows = Math.min(10, this.text.split('\n').length + 1);
+    box.setAttribute('aria-label', 'Edit your message');
+    const cancel = button('Cancel', 'action', () => this.endEdit());
+    const submit = element('button', 'action primary', 'Save and send');
+    submit.type = 'submit';
+    const row = element('div', 'edit-actions');
+    row.append(cancel, submit);
+    form.append(box, row);
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      if (box.value.trim()) send(box.value);
+    });
+    box.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        event.stopPropagation();
+        this.endEdit();
+      } else if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    this.form = form;
+    this.bubble.hidden = true;
+    this.bar.hidden = true;
+    this.root.insertBefore(form, this.bar);
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  endEdit() {
+    this.form?.remove();
+    this.form = null;
+    this.bubble.hidden = false;
+    this.bar.hidden = false;
+    this.editButton.focus();
   }
 }
 
 /** @type {Record<string, string>} */
 const ENDINGS = {
-  cancelled: 'The answer was stopped',
+  cancelled: 'Stopped',
   error: 'The answer failed',
   timeout: 'The answer took too long and was cut off',
   lost: 'This answer could not be recovered',
@@ -68,12 +256,20 @@ const ENDINGS = {
   refused: 'The prompt was not accepted',
 };
 
-/** One assistant turn on screen: its thinking, its answer, and how it ended. */
+/** One answer on screen: its thinking, its answer, how it ended, and its actions. */
 export class AnswerView {
-  constructor() {
-    this.root = element('article', 'turn assistant');
-    this.root.setAttribute('aria-label', 'relaychat');
-    this.root.setAttribute('aria-busy', 'true');
+  /**
+   * @param {AnswerActions} actions
+   * @param {Announcer} announcer
+   */
+  constructor(actions, announcer) {
+    this.actions = actions;
+    this.announcer = announcer;
+    const { root, actions: bar } = message('assistant');
+    this.root = root;
+    this.bar = bar;
+    this.turn = element('div', 'turn assistant');
+    this.turn.setAttribute('aria-busy', 'true');
     /** @type {HTMLDetailsElement | null} */
     this.thinkingBlock = null;
     /** @type {HTMLParagraphElement | null} */
@@ -81,10 +277,18 @@ export class AnswerView {
     this.answer = element('div', 'answer markdown');
     this.cursor = element('span', 'cursor');
     this.cursor.setAttribute('aria-hidden', 'true');
-    this.root.append(this.answer, this.cursor);
+    this.turn.append(this.answer, this.cursor);
+    this.root.append(this.turn);
     this.answerText = '';
     this.thinking = '';
     this.frame = 0;
+    this.ended = false;
+    /** @type {string[]} the keys of the blocks on screen (see blocks.js) */
+    this.keys = [];
+    /** @type {HTMLElement[]} */
+    this.blocks = [];
+    /** How many blocks were read out to screen readers. */
+    this.announced = 0;
     /** @type {(change: () => void) => void} */
     this.onChange = (change) => change();
     /** @type {HTMLParagraphElement | null} how it ended, unless it completed */
@@ -106,15 +310,15 @@ export class AnswerView {
       this.thinkingBlock.append(element('summary', '', 'Thinking'));
       this.thinkingText = element('p', 'thinking-text');
       this.thinkingBlock.append(this.thinkingText);
-      this.root.insertBefore(this.thinkingBlock, this.answer);
+      this.turn.insertBefore(this.thinkingBlock, this.answer);
     }
     this.answerText = answerText;
     this.thinking = thinking;
     this.schedule();
   }
 
-  // Re-rendering Markdown once per animation frame, not once per publication, keeps long
-  // answers cheap however fast the tokens come.
+  // Rendering once per animation frame, not once per publication, keeps long answers cheap
+  // however fast the tokens come.
   schedule() {
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => this.render());
@@ -123,29 +327,64 @@ export class AnswerView {
   render() {
     this.frame = 0;
     this.onChange(() => {
-      if (this.thinkingText) this.thinkingText.textContent = this.thinking;
-      renderMarkdown(this.answer, this.answerText);
+      if (this.thinkingText && this.thinkingText.textContent !== this.thinking) {
+        this.thinkingText.textContent = this.thinking;
+      }
+      this.renderBlocks();
     });
   }
 
+  /** Renders the blocks that changed (the growing last one), leaving the others as they are. */
+  renderBlocks() {
+    const blocks = splitBlocks(this.answerText);
+    const kept = unchangedCount(this.keys, blocks);
+    for (const node of this.blocks.splice(kept)) node.remove();
+    this.keys.length = kept;
+    for (const block of blocks.slice(kept)) {
+      const node = renderBlock(block.token, { copyCode: this.actions.copyCode });
+      this.answer.append(node);
+      this.blocks.push(node);
+      this.keys.push(block.key);
+    }
+    // Screen readers hear each block once, when it is finished, not the whole answer per frame.
+    const finished = finishedCount(blocks, this.ended);
+    if (finished > this.announced) {
+      this.announcer.say(this.blocks.slice(this.announced, finished).map((b) => b.textContent).join(' '));
+      this.announced = finished;
+    }
+  }
+
   /**
-   * Shows the answer as ended: the cursor goes, and any ending but `complete` is explained.
+   * Shows the answer as ended: the cursor goes, any ending but `complete` is explained, and
+   * its actions appear.
    * @param {string} reason
    * @param {string} [message]
+   * @param {{restored?: boolean}} [options]  `restored`: shown from storage, nothing to announce
    */
-  finish(reason, message) {
+  finish(reason, message, { restored = false } = {}) {
     if (this.frame) cancelAnimationFrame(this.frame);
+    if (restored) this.announced = Number.MAX_SAFE_INTEGER;
+    this.ended = true;
     this.render();
     if (this.thinkingBlock) this.thinkingBlock.open = false;
     this.cursor.remove();
-    this.root.setAttribute('aria-busy', 'false');
+    this.turn.setAttribute('aria-busy', 'false');
     if (reason !== 'complete') {
       const ending = ENDINGS[reason] || 'The answer ended unexpectedly';
-      const note = element('p', 'notice', message ? `${ending}: ${message}.` : `${ending}.`);
-      note.setAttribute('role', 'alert');
+      const note = element('p', `notice ${reason}`, message ? `${ending}: ${message}.` : `${ending}.`);
+      if (!restored) note.setAttribute('role', reason === 'cancelled' ? 'status' : 'alert');
       this.notice = note;
-      this.onChange(() => this.root.append(note));
+      this.onChange(() => this.turn.append(note));
     }
+    const copy = button('Copy', 'action', () => this.actions.copy(this.answerText, copy), 'copy');
+    this.bar.append(copy);
+    this.onChange(() => this.root.append(this.bar));
+  }
+
+  /** Offers Regenerate: this is the conversation's last answer. */
+  offerRegenerate() {
+    if (this.bar.querySelector('.regenerate')) return;
+    this.bar.append(button('Regenerate', 'action regenerate waits-for-answer', () => this.actions.regenerate(), 'regenerate'));
   }
 
   /**
@@ -154,17 +393,16 @@ export class AnswerView {
    */
   offerRetry(retry) {
     if (!this.notice || this.retryButton) return;
-    const button = element('button', 'retry', 'Retry');
-    button.type = 'button';
-    button.addEventListener('click', retry);
-    this.retryButton = button;
-    this.notice.append(' ', button);
+    const node = button('Retry', 'retry waits-for-answer', retry, 'regenerate');
+    this.retryButton = node;
+    this.notice.append(' ', node);
   }
 
-  /** Takes the Retry offer back (a newer prompt was sent). */
+  /** Takes Retry and Regenerate back (a newer prompt was sent). */
   withdrawRetry() {
     this.retryButton?.remove();
     this.retryButton = null;
+    this.bar.querySelector('.regenerate')?.remove();
   }
 
   /** Takes this answer off the page (it is being asked again). */

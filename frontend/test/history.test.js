@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { chooseHistory } from '../src/history.js';
 
 /** @import { Limits } from '../src/limits.js' */
-/** @import { Turn } from '../src/store.js' */
+/** @import { Turn } from '../src/conversation.js' */
 
 /** @type {Limits} */
 const ROOMY = { maxTextChars: 8000, maxHistoryTurns: 20, maxHistoryChars: 32000 };

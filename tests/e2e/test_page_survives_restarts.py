@@ -4,18 +4,16 @@ asks again. Each test has a Centrifugo, a backend and an nginx of its own, to st
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from backend.llm.simulated import answer_for
-from tests.browser import ConsoleErrors
+from tests.browser import ConsoleErrors, stored_turns
 from tests.processes import Server, free_port
 from tests.stack import (
     Edge,
@@ -78,13 +76,6 @@ def last_answer(page: Page) -> Locator:
 async def send(page: Page, text: str) -> None:
     await page.get_by_label("Your message").fill(text)
     await page.get_by_label("Your message").press("Enter")
-
-
-async def stored_turns(page: Page) -> list[dict[str, Any]]:
-    """The conversation as the page keeps it: each answer's text exactly as it was received."""
-    stored = await page.evaluate("sessionStorage.getItem('relaychat:conversation:v1')")
-    turns: list[dict[str, Any]] = json.loads(stored or "[]")
-    return turns
 
 
 async def test_a_centrifugo_restart_mid_answer_shows_the_whole_answer_once(

@@ -1,0 +1,189 @@
+// @ts-check
+// A conversation as the page keeps it: its turns, a title taken from its first prompt, and the
+// changes a reader makes to it (ask again, edit a prompt and resend, rename). Pure: storage.js
+// keeps conversations, main.js shows them.
+
+/**
+ * A prompt the user sent.
+ * @typedef {object} UserTurn
+ * @property {'user'} role
+ * @property {string} text
+ */
+
+/**
+ * The answer to the prompt before it. `reason` stays null while the answer is still arriving
+ * (after a reload it is read again from `channel`), then it is the answer's outcome.
+ * @typedef {object} AssistantTurn
+ * @property {'assistant'} role
+ * @property {string} channel
+ * @property {string | null} reason
+ * @property {string} [answer]
+ * @property {string} [thinking]
+ * @property {string} [error]
+ */
+
+/** @typedef {UserTurn | AssistantTurn} Turn */
+
+/**
+ * @typedef {object} Conversation
+ * @property {string} id
+ * @property {string} title
+ * @property {boolean} renamed  the reader chose the title: it no longer follows the first prompt
+ * @property {number} created  milliseconds since the epoch
+ * @property {number} updated
+ * @property {Turn[]} turns
+ */
+
+/**
+ * How an answer ended, as kept with its turn.
+ * @typedef {object} Ending
+ * @property {string} reason
+ * @property {string} error
+ * @property {string} answer
+ * @property {string} thinking
+ */
+
+export const UNTITLED = 'New chat';
+const TITLE_CHARS = 60;
+/** The most turns a conversation keeps (the oldest go first). */
+export const MAX_TURNS = 400;
+
+/**
+ * A title from a prompt: its first line with the whitespace folded, cut at a word near 60
+ * characters (counted as code points, so an emoji is never split).
+ * @param {string} prompt
+ */
+export function titleFrom(prompt) {
+  const line = prompt.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+  const folded = line.replace(/\s+/g, ' ');
+  const chars = [...folded];
+  if (!chars.length) return UNTITLED;
+  if (chars.length <= TITLE_CHARS) return folded;
+  const cut = chars.slice(0, TITLE_CHARS).join('');
+  const space = cut.lastIndexOf(' ');
+  return `${(space > TITLE_CHARS / 2 ? cut.slice(0, space) : cut).trimEnd()}…`;
+}
+
+/**
+ * @param {string} id
+ * @param {number} now
+ * @returns {Conversation}
+ */
+export const newConversation = (id, now) => ({
+  id,
+  title: UNTITLED,
+  renamed: false,
+  created: now,
+  updated: now,
+  turns: [],
+});
+
+/**
+ * The conversation with these turns; unless the reader renamed it, its title follows its first
+ * prompt.
+ * @param {Conversation} conversation
+ * @param {Turn[]} turns
+ * @param {number} now
+ * @returns {Conversation}
+ */
+export function withTurns(conversation, turns, now) {
+  const kept = turns.slice(-MAX_TURNS);
+  const first = kept.find((turn) => turn.role === 'user');
+  const title = conversation.renamed ? conversation.title : first ? titleFrom(first.text) : UNTITLED;
+  return { ...conversation, turns: kept, title, updated: now };
+}
+
+/**
+ * The conversation under the title the reader gave it; a blank title goes back to the one from
+ * the first prompt.
+ * @param {Conversation} conversation
+ * @param {string} title
+ * @returns {Conversation}
+ */
+export function renamed(conversation, title) {
+  const chosen = title.replace(/\s+/g, ' ').trim();
+  if (!chosen) return withTurns({ ...conversation, renamed: false }, conversation.turns, conversation.updated);
+  return { ...conversation, title: chosen, renamed: true };
+}
+
+/**
+ * The conversation with the answer on `channel` ended; null when it has no such answer (it was
+ * edited away or asked again meanwhile).
+ * @param {Conversation} conversation
+ * @param {string} channel
+ * @param {Ending} ending
+ * @returns {Conversation | null}
+ */
+export function withEnding(conversation, channel, ending) {
+  const index = conversation.turns.findIndex((t) => t.role === 'assistant' && t.channel === channel);
+  if (index < 0) return null;
+  const turns = conversation.turns.slice();
+  turns[index] = { ...turns[index], ...ending };
+  return { ...conversation, turns };
+}
+
+/**
+ * Asking the last prompt again (Regenerate, Retry): the turns that stay, up to and with that
+ * prompt, and its text; null when the conversation does not end with a prompt and its answer.
+ * @param {readonly Turn[]} turns
+ * @returns {{turns: Turn[], prompt: string} | null}
+ */
+export function askAgain(turns) {
+  const [prompt, answer] = turns.slice(-2);
+  if (prompt?.role !== 'user' || answer?.role !== 'assistant') return null;
+  return { turns: turns.slice(0, -1), prompt: prompt.text };
+}
+
+/**
+ * Editing the prompt at `index` and sending it again: the turns before it stay, the edited prompt
+ * follows, and everything after it (its answer and later turns) is dropped.
+ * @param {readonly Turn[]} turns
+ * @param {number} index
+ * @param {string} text
+ * @returns {Turn[]}
+ */
+export function editPrompt(turns, index, text) {
+  if (turns[index]?.role !== 'user') throw new Error(`turn ${index} is not a prompt`);
+  return [...turns.slice(0, index), { role: 'user', text }];
+}
+
+/**
+ * Newest first (by their last change).
+ * @param {readonly Conversation[]} conversations
+ */
+export const recentFirst = (conversations) =>
+  conversations.slice().sort((a, b) => b.updated - a.updated || b.created - a.created);
+
+/** @param {unknown} value */
+function readTurn(value) {
+  const turn = /** @type {Record<string, unknown>} */ (value && typeof value === 'object' ? value : {});
+  if (turn.role === 'user' && typeof turn.text === 'string') return /** @type {UserTurn} */ ({ role: 'user', text: turn.text });
+  if (turn.role !== 'assistant' || typeof turn.channel !== 'string') return null;
+  /** @type {AssistantTurn} */
+  const read = { role: 'assistant', channel: turn.channel, reason: typeof turn.reason === 'string' ? turn.reason : null };
+  for (const key of /** @type {const} */ (['answer', 'thinking', 'error'])) {
+    if (typeof turn[key] === 'string') read[key] = /** @type {string} */ (turn[key]);
+  }
+  return read;
+}
+
+/**
+ * A conversation as read back from storage (written by this or an older version of the page, or
+ * by another tab); null when it is not one. Turns it cannot read are left out.
+ * @param {unknown} value
+ * @returns {Conversation | null}
+ */
+export function readConversation(value) {
+  if (!value || typeof value !== 'object') return null;
+  const { id, title, renamed: chosen, created, updated, turns } = /** @type {Record<string, unknown>} */ (value);
+  if (typeof id !== 'string' || !id || !Array.isArray(turns)) return null;
+  const time = (/** @type {unknown} */ t) => (typeof t === 'number' && Number.isFinite(t) ? t : 0);
+  return {
+    id,
+    title: typeof title === 'string' && title ? title : UNTITLED,
+    renamed: chosen === true,
+    created: time(created),
+    updated: time(updated),
+    turns: turns.map(readTurn).filter((turn) => turn !== null),
+  };
+}

@@ -1,0 +1,136 @@
+// @ts-check
+// The list of conversations: newest first, each a link to open it (`#<id>`, so it can open in a
+// new tab too) with Rename and Delete. Titles are set through textContent only.
+import { icon } from './icons.js';
+import { element } from './markdown.js';
+
+/** @import { Conversation } from './conversation.js' */
+
+/**
+ * @typedef {object} ListActions
+ * @property {(id: string, title: string) => void} rename
+ * @property {(id: string) => void} remove
+ * @property {() => void} opened  a conversation was picked (closes the list on a phone)
+ */
+
+/**
+ * @param {string} label
+ * @param {'edit' | 'trash'} name
+ * @param {string} className
+ */
+function iconButton(label, name, className) {
+  const node = element('button', `icon-button ${className}`);
+  node.type = 'button';
+  node.setAttribute('aria-label', label);
+  node.title = label;
+  node.append(icon(name));
+  return node;
+}
+
+export class ConversationList {
+  /**
+   * @param {HTMLUListElement} list
+   * @param {HTMLElement} empty  shown while there is no conversation
+   * @param {ListActions} actions
+   */
+  constructor(list, empty, actions) {
+    this.list = list;
+    this.empty = empty;
+    this.actions = actions;
+    /** @type {{conversations: Conversation[], current: string} | null} a render put off while renaming */
+    this.pending = null;
+    this.renaming = false;
+  }
+
+  /**
+   * @param {Conversation[]} conversations  newest first
+   * @param {string} current  the id of the conversation on screen
+   */
+  render(conversations, current) {
+    if (this.renaming) {
+      this.pending = { conversations, current };
+      return;
+    }
+    // Keep the keyboard where it was: on the same control of the same conversation.
+    const focused = document.activeElement;
+    const focusKey =
+      focused instanceof HTMLElement && this.list.contains(focused)
+        ? `${focused.closest('li')?.dataset.id}|${focused.className}`
+        : null;
+    this.list.replaceChildren(...conversations.map((c) => this.item(c, c.id === current)));
+    this.empty.hidden = conversations.length > 0;
+    if (focusKey) {
+      const [id, className] = focusKey.split('|');
+      const again = [...this.list.querySelectorAll(`li[data-id="${CSS.escape(id)}"] *`)].find(
+        (node) => node instanceof HTMLElement && node.className === className,
+      );
+      /** @type {HTMLElement | undefined} */ (again ?? this.list.querySelector('a'))?.focus();
+    }
+  }
+
+  /**
+   * @param {Conversation} conversation
+   * @param {boolean} current
+   */
+  item(conversation, current) {
+    const item = element('li', 'conversation-item');
+    item.dataset.id = conversation.id;
+    const link = element('a', 'open', conversation.title);
+    link.href = `#${conversation.id}`;
+    if (current) link.setAttribute('aria-current', 'page');
+    link.addEventListener('click', () => this.actions.opened());
+    const rename = iconButton(`Rename ${conversation.title}`, 'edit', 'rename');
+    rename.addEventListener('click', () => this.startRename(item, link, conversation));
+    const remove = iconButton(`Delete ${conversation.title}`, 'trash', 'delete');
+    remove.addEventListener('click', () => this.actions.remove(conversation.id));
+    item.append(link, rename, remove);
+    return item;
+  }
+
+  /**
+   * The title becomes a text box: Enter (or leaving it) renames, Escape keeps the old title.
+   * @param {HTMLLIElement} item
+   * @param {HTMLAnchorElement} link
+   * @param {Conversation} conversation
+   */
+  startRename(item, link, conversation) {
+    this.renaming = true;
+    const box = element('input', 'rename-box');
+    box.type = 'text';
+    box.value = conversation.title;
+    box.maxLength = 200;
+    box.setAttribute('aria-label', 'Conversation title');
+    let done = false;
+    /** @param {boolean} save */
+    const end = (save) => {
+      if (done) return;
+      done = true;
+      this.renaming = false;
+      box.replaceWith(link);
+      item.classList.remove('renaming');
+      if (save && box.value.trim() !== conversation.title) {
+        link.textContent = box.value.trim() || link.textContent;
+        this.actions.rename(conversation.id, box.value);
+      }
+      /** @type {HTMLElement | null} */ (item.querySelector('button.rename'))?.focus();
+      const pending = this.pending;
+      this.pending = null;
+      if (pending) this.render(pending.conversations, pending.current);
+    };
+    box.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') {
+        event.preventDefault();
+        end(true);
+      } else if (event.key === 'Escape') {
+        event.preventDefault();
+        event.stopPropagation();
+        end(false);
+      }
+    });
+    box.addEventListener('blur', () => end(true));
+    item.classList.add('renaming');
+    link.replaceWith(box);
+    box.focus();
+    box.select();
+  }
+}

@@ -1,0 +1,128 @@
+// @ts-check
+// Conversations kept in the browser's IndexedDB (through idb-keyval), so that they survive new
+// tabs and restarts; every tab of the page shares them and hears of each change through a
+// BroadcastChannel. Where IndexedDB cannot be used (a browser that refuses it in a private
+// window), they are kept in memory for this page only, and the page says so.
+import { createStore, del, get, set, update, values } from 'idb-keyval';
+
+import { readConversation, recentFirst } from './conversation.js';
+
+/** @import { Conversation } from './conversation.js' */
+
+const DATABASE = 'relaychat';
+const STORE = 'conversations';
+const CHANNEL = 'relaychat:conversations';
+
+export class ConversationStore {
+  /**
+   * @param {{changed: (id: string) => void, unavailable: (reason: string) => void}} listeners
+   *   `changed`: another tab changed or deleted a conversation; `unavailable`: IndexedDB failed,
+   *   conversations are kept in memory from now on
+   */
+  constructor({ changed, unavailable }) {
+    this.unavailable = unavailable;
+    /** @type {Map<string, Conversation> | null} the fallback, once IndexedDB failed */
+    this.memory = null;
+    try {
+      this.store = createStore(DATABASE, STORE);
+    } catch (error) {
+      this.store = null;
+      this.fallBack(error);
+    }
+    this.broadcast = typeof BroadcastChannel === 'function' ? new BroadcastChannel(CHANNEL) : null;
+    this.broadcast?.addEventListener('message', (event) => {
+      const id = /** @type {{id?: unknown}} */ (event.data)?.id;
+      if (typeof id === 'string') changed(id);
+    });
+  }
+
+  /** @param {unknown} error */
+  fallBack(error) {
+    if (this.memory) return;
+    this.memory = new Map();
+    this.unavailable(error instanceof Error ? error.message : String(error));
+  }
+
+  /**
+   * Runs `action` on IndexedDB, or `fallback` on the memory copy once IndexedDB failed.
+   * @template T
+   * @param {(store: NonNullable<ConversationStore['store']>) => Promise<T>} action
+   * @param {(memory: Map<string, Conversation>) => T} fallback
+   * @returns {Promise<T>}
+   */
+  async use(action, fallback) {
+    if (this.store && !this.memory) {
+      try {
+        return await action(this.store);
+      } catch (error) {
+        this.fallBack(error);
+      }
+    }
+    return fallback(/** @type {Map<string, Conversation>} */ (this.memory));
+  }
+
+  /** Every conversation, newest first. */
+  async list() {
+    const all = await this.use(
+      async (store) => (await values(store)).map(readConversation),
+      (memory) => [...memory.values()],
+    );
+    return recentFirst(all.filter((c) => c !== null));
+  }
+
+  /**
+   * @param {string} id
+   * @returns {Promise<Conversation | null>}
+   */
+  async get(id) {
+    return this.use(
+      async (store) => readConversation(await get(id, store)),
+      (memory) => memory.get(id) ?? null,
+    );
+  }
+
+  /** @param {Conversation} conversation */
+  async put(conversation) {
+    await this.use(
+      (store) => set(conversation.id, conversation, store),
+      (memory) => memory.set(conversation.id, conversation),
+    );
+    this.tell(conversation.id);
+  }
+
+  /**
+   * Changes the stored conversation in one transaction, so that a change another tab made
+   * meanwhile is not lost; `change` returns null to leave it as it is.
+   * @param {string} id
+   * @param {(conversation: Conversation) => Conversation | null} change
+   */
+  async update(id, change) {
+    /** @param {unknown} value */
+    const apply = (value) => {
+      const stored = readConversation(value);
+      return stored ? change(stored) ?? stored : value;
+    };
+    await this.use(
+      (store) => update(id, apply, store),
+      (memory) => {
+        const stored = memory.get(id);
+        if (stored) memory.set(id, /** @type {Conversation} */ (apply(stored)));
+      },
+    );
+    this.tell(id);
+  }
+
+  /** @param {string} id */
+  async delete(id) {
+    await this.use(
+      (store) => del(id, store),
+      (memory) => memory.delete(id),
+    );
+    this.tell(id);
+  }
+
+  /** @param {string} id */
+  tell(id) {
+    this.broadcast?.postMessage({ id });
+  }
+}

@@ -1,0 +1,126 @@
+// @ts-check
+// Conversations: titles, asking again, editing a prompt, outcomes, what storage gives back.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import {
+  UNTITLED,
+  askAgain,
+  editPrompt,
+  newConversation,
+  readConversation,
+  recentFirst,
+  renamed,
+  titleFrom,
+  withEnding,
+  withTurns,
+} from '../src/conversation.js';
+
+/** @import { Turn } from '../src/conversation.js' */
+
+/**
+ * @param {string} prompt
+ * @param {string} answer
+ * @param {string | null} [reason]
+ * @returns {Turn[]}
+ */
+const exchange = (prompt, answer, reason = 'complete') => [
+  { role: 'user', text: prompt },
+  { role: 'assistant', channel: `stream:${prompt}00000000#u`, reason, answer },
+];
+
+test('a title is the first line of the first prompt, whitespace folded', () => {
+  assert.equal(titleFrom('  How do   I\tsort a list?\nIn Python.'), 'How do I sort a list?');
+  assert.equal(titleFrom('\n\n  second line first  '), 'second line first');
+  assert.equal(titleFrom('   \n '), UNTITLED);
+});
+
+test('a long title is cut at a word, with an ellipsis', () => {
+  const title = titleFrom('word '.repeat(40));
+  assert.ok(title.endsWith('…'), title);
+  assert.ok([...title].length <= 61, title);
+  assert.ok(!title.includes('wor…'), title);
+  const unbroken = titleFrom('x'.repeat(100));
+  assert.equal(unbroken, `${'x'.repeat(60)}…`);
+});
+
+test('an emoji is never cut in half', () => {
+  const title = titleFrom('🙂'.repeat(70));
+  assert.equal(title, `${'🙂'.repeat(60)}…`);
+});
+
+test('a conversation takes its title from its first prompt until the reader renames it', () => {
+  let conversation = newConversation('c1', 1);
+  assert.equal(conversation.title, UNTITLED);
+  conversation = withTurns(conversation, exchange('Tables in Markdown', 'yes'), 2);
+  assert.equal(conversation.title, 'Tables in Markdown');
+  assert.equal(conversation.updated, 2);
+  conversation = renamed(conversation, '  My   tables ');
+  assert.equal(conversation.title, 'My tables');
+  conversation = withTurns(conversation, editPrompt(conversation.turns, 0, 'Lists'), 3);
+  assert.equal(conversation.title, 'My tables', 'a chosen title stays');
+  conversation = renamed(conversation, '   ');
+  assert.equal(conversation.title, 'Lists', 'a blank name goes back to the first prompt');
+  assert.equal(conversation.renamed, false);
+});
+
+test('asking again keeps the prompt and drops only its answer', () => {
+  const turns = [...exchange('one', 'first'), ...exchange('two', 'second', 'cancelled')];
+  assert.deepEqual(askAgain(turns), { turns: turns.slice(0, 3), prompt: 'two' });
+  assert.equal(askAgain([]), null);
+  assert.equal(askAgain(turns.slice(0, 1)), null, 'a prompt without an answer');
+});
+
+test('editing a prompt drops its answer and every later turn', () => {
+  const turns = [...exchange('one', 'first'), ...exchange('two', 'second'), ...exchange('three', 'third')];
+  assert.deepEqual(editPrompt(turns, 2, 'TWO'), [...turns.slice(0, 2), { role: 'user', text: 'TWO' }]);
+  assert.deepEqual(editPrompt(turns, 0, 'ONE'), [{ role: 'user', text: 'ONE' }]);
+  assert.throws(() => editPrompt(turns, 1, 'not a prompt'), /not a prompt/);
+});
+
+test("an answer's ending is kept with its own turn only", () => {
+  const conversation = withTurns(newConversation('c', 0), [...exchange('a', '', null), ...exchange('b', '', null)], 0);
+  const channel = 'stream:b00000000#u';
+  const ending = { reason: 'cancelled', error: '', answer: 'half', thinking: '' };
+  const ended = withEnding(conversation, channel, ending);
+  assert.ok(ended);
+  assert.deepEqual(ended.turns[3], { role: 'assistant', channel, ...ending });
+  assert.deepEqual(ended.turns[1], conversation.turns[1]);
+  assert.equal(withEnding(conversation, 'stream:gone0000#u', ending), null);
+});
+
+test('the list shows the most recently changed conversation first', () => {
+  const a = { ...newConversation('a', 1), updated: 5 };
+  const b = { ...newConversation('b', 2), updated: 9 };
+  const c = { ...newConversation('c', 3), updated: 5 };
+  assert.deepEqual(recentFirst([a, b, c]).map((x) => x.id), ['b', 'c', 'a']);
+});
+
+test('what storage gives back is checked: unreadable turns and records are left out', () => {
+  assert.equal(readConversation(null), null);
+  assert.equal(readConversation({ id: 'x' }), null);
+  const read = readConversation({
+    id: 'x',
+    title: 7,
+    created: 'yesterday',
+    updated: 3,
+    turns: [
+      { role: 'user', text: 'hi' },
+      { role: 'user', text: 5 },
+      { role: 'assistant', channel: 'stream:abcdefgh#u', reason: 'complete', answer: 'hello', extra: 1 },
+      { role: 'system', text: 'no' },
+      'junk',
+    ],
+  });
+  assert.deepEqual(read, {
+    id: 'x',
+    title: UNTITLED,
+    renamed: false,
+    created: 0,
+    updated: 3,
+    turns: [
+      { role: 'user', text: 'hi' },
+      { role: 'assistant', channel: 'stream:abcdefgh#u', reason: 'complete', answer: 'hello' },
+    ],
+  });
+});
