@@ -1,0 +1,191 @@
+"""The actions on the chat page's messages: Stop (button and Esc) with the box open for the next
+prompt, Retry, Regenerate, Edit and resend, Copy and Copy code, and a keyboard that reaches them."""
+
+from __future__ import annotations
+
+from playwright.async_api import Page, expect
+
+from backend.llm.simulated import CODE, GREETING, answer_for
+from tests.browser import stored_turns
+from tests.e2e.chat import (
+    ANSWER,
+    FINISHED,
+    folded,
+    last_answer,
+    record_executes,
+    send,
+    stream_id,
+)
+
+CODE_TEXT = CODE.split("```javascript\n", 1)[1].split("```", 1)[0]
+
+
+def plain(markdown: str) -> str:
+    return folded(markdown.replace("**", "").replace("`", ""))
+
+
+async def test_stop_keeps_what_arrived_and_ends_the_stream_on_the_server(page: Page) -> None:
+    executed = record_executes(page)
+    box = page.get_by_label("Your message")
+    await send(page, "code")
+    await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "true")
+
+    # The next prompt can be typed meanwhile; Enter keeps it in the box.
+    await box.fill("hello")
+    await box.press("Enter")
+    await expect(page.locator(".turn.user")).to_have_count(1)
+    await expect(box).to_have_value("hello")
+
+    await page.get_by_role("button", name="Stop", exact=True).click()
+
+    notice = last_answer(page).locator(".notice")
+    await expect(notice).to_contain_text("Stopped.")
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "false")
+    await expect(page.locator("#send")).to_have_accessible_name("Send")
+    await expect(notice.get_by_role("button", name="Retry")).to_be_visible()
+
+    # The server's stream really ended as cancelled, and the page kept all it had sent.
+    channel = executed[0]["channel"]
+    snapshot = await (await page.request.get(f"/api/streams/{stream_id(channel)}")).json()
+    assert snapshot["done"]["reason"] == "cancelled"
+    turns = await stored_turns(page)
+    assert turns[1]["reason"] == "cancelled"
+    assert turns[1]["answer"] == snapshot["text"]
+    assert 0 < len(snapshot["text"]) < len(answer_for("code"))
+    assert folded(await page.locator(ANSWER).text_content()).startswith("Here is how")
+
+    # The prompt typed while it streamed goes now.
+    await box.press("Enter")
+    await expect(page.locator(".turn.user")).to_have_text(["code", "hello"])
+    await page.locator(FINISHED).nth(1).wait_for()
+    assert folded(await page.locator(ANSWER).nth(1).text_content()) == plain(GREETING)
+    # Only complete answers go to the model as history.
+    assert executed[1]["history"] == []
+
+
+async def test_escape_stops_and_retry_asks_the_same_prompt_again(page: Page) -> None:
+    executed = record_executes(page)
+    await send(page, "code")
+    await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")
+    await page.get_by_label("Your message").press("Escape")
+    notice = last_answer(page).locator(".notice")
+    await expect(notice).to_contain_text("Stopped.")
+
+    await notice.get_by_role("button", name="Retry").click()
+    await expect(page.locator(".turn.assistant")).to_have_count(1)  # in place, not added
+    await page.locator(FINISHED).wait_for()
+    await expect(last_answer(page).locator(".notice")).to_have_count(0)
+    await expect(page.locator(".turn.user")).to_have_text(["code"])
+    assert await page.locator(f"{ANSWER} pre > code").text_content() == CODE_TEXT
+    assert [body["text"] for body in executed] == ["code", "code"]
+    assert executed[0]["channel"] != executed[1]["channel"]
+    assert [turn["role"] for turn in await stored_turns(page)] == ["user", "assistant"]
+
+
+async def test_regenerate_replaces_the_last_answer(page: Page) -> None:
+    executed = record_executes(page)
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    await send(page, "explain")
+    await page.locator(FINISHED).nth(1).wait_for()
+
+    # Only the last answer offers Regenerate.
+    regenerate = page.get_by_role("button", name="Regenerate")
+    await expect(regenerate).to_have_count(1)
+    await regenerate.click()
+    await expect(page.locator(".turn.assistant")).to_have_count(2)
+    await page.locator(FINISHED).nth(1).wait_for()
+    await expect(page.locator(".turn.user")).to_have_text(["hello", "explain"])
+
+    assert [body["text"] for body in executed] == ["hello", "explain", "explain"]
+    # Asked again with the same history as the first time: the exchange before it.
+    assert executed[2]["history"] == executed[1]["history"] != []
+    turns = await stored_turns(page)
+    assert [turn["role"] for turn in turns] == ["user", "assistant"] * 2
+    assert turns[3]["channel"] == executed[2]["channel"]
+    assert turns[3]["reason"] == "complete"
+
+
+async def test_edit_and_resend_replaces_the_answers_after_it(page: Page) -> None:
+    executed = record_executes(page)
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    await send(page, "explain")
+    await page.locator(FINISHED).nth(1).wait_for()
+
+    first = page.locator(".message.from-user").first
+    await first.get_by_role("button", name="Edit").click()
+    editor = page.get_by_role("textbox", name="Edit your message")
+    await expect(editor).to_be_focused()
+    await expect(editor).to_have_value("hello")
+    await editor.fill("code")
+    await page.get_by_role("button", name="Save and send").click()
+
+    await expect(page.locator(".turn.user")).to_have_text(["code"])
+    await expect(page.locator(".turn.assistant")).to_have_count(1)
+    await page.locator(FINISHED).wait_for()
+    assert await page.locator(f"{ANSWER} pre > code").text_content() == CODE_TEXT
+    assert executed[-1]["text"] == "code"
+    assert executed[-1]["history"] == []  # what came after the edited prompt is gone
+    turns = await stored_turns(page)
+    assert [(t["role"], t.get("text")) for t in turns] == [("user", "code"), ("assistant", None)]
+
+
+async def test_editing_can_be_cancelled(page: Page) -> None:
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    edit = page.get_by_role("button", name="Edit")
+    await edit.click()
+    editor = page.get_by_role("textbox", name="Edit your message")
+    await editor.fill("something else")
+    await editor.press("Escape")
+    await expect(editor).to_have_count(0)
+    await expect(page.locator(".turn.user")).to_have_text(["hello"])
+    await expect(edit).to_be_focused()
+    await expect(page.locator(".turn.assistant")).to_have_count(1)
+
+
+async def test_copy_a_prompt_an_answer_and_a_code_block(page: Page) -> None:
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await send(page, "code")
+    await page.locator(FINISHED).wait_for()
+
+    async def clipboard() -> str:
+        text: str = await page.evaluate("navigator.clipboard.readText()")
+        return text
+
+    await page.get_by_role("button", name="Copy code").click()
+    await expect(page.locator(".copy-code")).to_have_text("Copied")  # for a moment
+    assert await clipboard() == CODE_TEXT
+
+    answer = page.locator(".message.from-assistant")
+    await answer.get_by_role("button", name="Copy", exact=True).click()
+    assert await clipboard() == answer_for("code")  # the answer's Markdown, exactly
+
+    prompt = page.locator(".message.from-user")
+    await prompt.get_by_role("button", name="Copy", exact=True).click()
+    assert await clipboard() == "code"
+    await expect(page.locator("#announcer")).to_contain_text("Copied")
+
+
+async def test_the_keyboard_reaches_every_action(page: Page) -> None:
+    await send(page, "code")
+    await page.locator(FINISHED).wait_for()
+    names: list[str] = []
+    await page.locator("body").focus()
+    for _ in range(40):
+        await page.keyboard.press("Tab")
+        name = await page.evaluate(
+            """() => { const e = document.activeElement;
+                if (!e) return '';
+                if (e.tagName === 'PRE') return 'PRE';
+                return (e.getAttribute('aria-label') || e.textContent || e.tagName).trim(); }"""
+        )
+        names.append(" ".join(name.split()))
+    for wanted in ("New chat", "Copy", "Edit", "Copy code", "Regenerate", "Send"):
+        assert wanted in names, (wanted, names)
+    assert any(name.startswith("Rename") for name in names), names
+    assert any(name.startswith("Delete") for name in names), names
+    # The code block scrolls sideways, so the keyboard reaches it too.
+    assert "PRE" in names, names
