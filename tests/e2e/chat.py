@@ -35,7 +35,7 @@ def record_executes(page: Page) -> list[dict[str, Any]]:
 
     def record(request: Request) -> None:
         if request.url.endswith("/api/execute") and request.method == "POST":
-            bodies.append(request.post_data_json)
+            bodies.append(request.post_data_json or {})
 
     page.on("request", record)
     return bodies
