@@ -1,0 +1,116 @@
+"""Conversations on the chat page: New chat, the list (titles from the first prompt, rename,
+delete) kept in IndexedDB for every page of the browser, and an answer followed by a second tab
+while it streams."""
+
+from __future__ import annotations
+
+from playwright.async_api import Page, expect
+
+from backend.llm.simulated import CODE, GREETING
+from tests.browser import ConsoleErrors, stored_conversations
+from tests.e2e.chat import ANSWER, FINISHED, folded, send
+
+CODE_TEXT = CODE.split("```javascript\n", 1)[1].split("```", 1)[0]
+LIST = "#conversation-list .open"
+
+
+async def open_page(page: Page, console_errors: ConsoleErrors, path: str = "/") -> Page:
+    """Another page (a new tab) in the same browser, so with the same storage and session."""
+    other = await page.context.new_page()
+    other.on("console", console_errors.record)
+    other.on("pageerror", lambda error: console_errors.append(f"uncaught: {error}"))
+    await other.goto(path)
+    await other.locator("#send:not([disabled])").wait_for()
+    return other
+
+
+async def test_new_chat_and_the_list_survive_a_new_page(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    await expect(page.locator("#no-conversations")).to_be_visible()
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    await expect(page.locator(LIST)).to_have_text(["hello"])
+    await expect(page.locator(LIST).first).to_have_attribute("aria-current", "page")
+    await expect(page).to_have_title("hello · relaychat")
+
+    await page.get_by_role("button", name="New chat").click()
+    await expect(page.locator("#welcome")).to_be_visible()
+    await expect(page.locator(".message")).to_have_count(0)
+    await expect(page.get_by_label("Your message")).to_be_focused()
+    await send(page, "Show me some code, please")
+    await page.locator(FINISHED).wait_for()
+    await expect(page.locator(LIST)).to_have_text(["Show me some code, please", "hello"])
+
+    # A new page of the same browser lists both and opens either.
+    other = await open_page(page, console_errors)
+    await expect(other.locator(LIST)).to_have_text(["Show me some code, please", "hello"])
+    await expect(other.locator("#welcome")).to_be_visible()  # a new page starts a new chat
+    await other.locator(LIST, has_text="hello").click()
+    await expect(other.locator(".turn.user")).to_have_text(["hello"])
+    await other.locator(FINISHED).wait_for()
+    assert folded(await other.locator(ANSWER).text_content()) == folded(GREETING.replace("**", ""))
+    await expect(other.get_by_role("button", name="Regenerate")).to_be_visible()
+
+    # And carries on with it: the next prompt takes that conversation's history along.
+    await send(other, "code")
+    await other.locator(FINISHED).nth(1).wait_for()
+    await expect(other.locator(LIST).first).to_have_text("hello")  # the latest changed first
+    stored = {c["title"]: c for c in await stored_conversations(other)}
+    assert [t["role"] for t in stored["hello"]["turns"]] == ["user", "assistant"] * 2
+
+
+async def test_rename_and_delete(page: Page, console_errors: ConsoleErrors) -> None:
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    await page.get_by_role("button", name="Rename hello").click()
+    title = page.get_by_role("textbox", name="Conversation title")
+    await expect(title).to_be_focused()
+    await title.fill("Greetings")
+    await title.press("Enter")
+    await expect(page.locator(LIST)).to_have_text(["Greetings"])
+    await expect(page).to_have_title("Greetings · relaychat")
+
+    # A chosen title stays, in a new page too, even when the conversation goes on.
+    await send(page, "explain")
+    await page.locator(FINISHED).nth(1).wait_for()
+    other = await open_page(page, console_errors)
+    await expect(other.locator(LIST)).to_have_text(["Greetings"])
+
+    # Escape leaves the title as it was.
+    await page.get_by_role("button", name="Rename Greetings").click()
+    await title.fill("Not this")
+    await title.press("Escape")
+    await expect(page.locator(LIST)).to_have_text(["Greetings"])
+
+    await page.get_by_role("button", name="Delete Greetings").click()
+    await expect(page.locator(LIST)).to_have_count(0)
+    await expect(page.locator("#welcome")).to_be_visible()
+    await expect(page.locator(".message")).to_have_count(0)
+    assert await stored_conversations(page) == []
+    # The other page hears of it.
+    await expect(other.locator(LIST)).to_have_count(0)
+
+
+async def test_a_second_tab_follows_the_running_answer(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    await send(page, "code")
+    await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")
+    await expect(page.locator(".turn.assistant")).to_have_attribute("aria-busy", "true")
+
+    other = await open_page(page, console_errors, page.url)  # the conversation's own address
+    await other.locator(FINISHED).wait_for()
+    await page.locator(FINISHED).wait_for()
+    for shown in (page, other):
+        assert await shown.locator(f"{ANSWER} pre > code").text_content() == CODE_TEXT
+        await expect(shown.locator(".turn.assistant .notice")).to_have_count(0)
+        await expect(shown.locator(".turn.user")).to_have_text(["code"])
+    [conversation] = await stored_conversations(other)
+    assert conversation["turns"][1]["reason"] == "complete"
+
+    # A prompt sent in one tab appears, and streams, in the other.
+    await send(page, "hello")
+    await expect(other.locator(".turn.user")).to_have_text(["code", "hello"])
+    await other.locator(FINISHED).nth(1).wait_for()
+    assert folded(await other.locator(ANSWER).nth(1).text_content()).startswith("Hello!")
