@@ -1,0 +1,83 @@
+"""The chat page when it cannot start: a session that fails and a connection that cannot be
+made are said plainly, nothing looks clickable that does not work, and Retry starts again."""
+
+from __future__ import annotations
+
+from playwright.async_api import Browser, Page, Route, WebSocketRoute, expect
+
+from tests.browser import SCREENSHOTS, ConsoleErrors
+from tests.e2e.chat import FINISHED, send
+from tests.stack import Edge
+
+
+async def new_page(browser: Browser, edge: Edge, console_errors: ConsoleErrors) -> Page:
+    context = await browser.new_context(base_url=edge.url, viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    page.on("console", console_errors.record)
+    page.on("pageerror", lambda error: console_errors.append(f"uncaught: {error}"))
+    return page
+
+
+async def test_a_failed_session_says_so_and_retry_starts_it(
+    browser: Browser, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    page = await new_page(browser, edge, console_errors)
+
+    async def refuse(route: Route) -> None:
+        await route.fulfill(status=503, json={"detail": "sessions are being restarted"})
+
+    await page.route("**/api/token", refuse)
+    await page.goto("/")
+    status = page.locator("#status")
+    await expect(status).to_contain_text(
+        "Session failed: cannot start a session (sessions are being restarted)."
+    )
+    await expect(page.locator("#send")).to_be_disabled()
+    for chip in await page.locator(".chip").all():
+        await expect(chip).to_be_disabled()  # nothing looks clickable that would not work
+    await expect(page.get_by_label("Your message")).to_be_editable()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / "session-failed.png")
+
+    await page.unroute("**/api/token", refuse)
+    await status.get_by_role("button", name="Retry").click()
+    await expect(status).to_be_hidden()
+    await expect(page.locator("#send")).to_be_enabled()
+    await expect(page.locator(".chip").first).to_be_enabled()
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    await expect(page.locator(".turn.assistant .answer")).to_contain_text("Hello!")
+    await page.context.close()
+    console_errors.expect("503")
+    assert console_errors == []
+
+
+async def test_a_connection_that_cannot_be_made_is_explained_and_retried(
+    browser: Browser, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    page = await new_page(browser, edge, console_errors)
+    refusing = True
+
+    async def websocket(ws: WebSocketRoute) -> None:
+        if refusing:
+            await ws.close(code=1011, reason="refused by the test")
+        else:
+            ws.connect_to_server()
+
+    await page.route_web_socket("**/connection/websocket", websocket)
+    await page.goto("/")
+    status = page.locator("#status")
+    await expect(status).to_contain_text("Cannot connect")
+    retry = status.get_by_role("button", name="Retry")
+    await expect(retry).to_be_visible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=SCREENSHOTS / "cannot-connect.png")
+
+    refusing = False
+    await retry.click()
+    await expect(status).to_be_hidden()
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    await expect(page.locator(".turn.assistant .answer")).to_contain_text("Hello!")
+    await page.context.close()
+    assert [text for text in console_errors if "WebSocket" not in text] == []
