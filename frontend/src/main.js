@@ -691,10 +691,16 @@ function setSidebar(open) {
   sidebar.classList.toggle('open', open);
   sidebarToggle.setAttribute('aria-expanded', String(open));
 }
+for (const closer of [byId('close-sidebar', HTMLButtonElement), byId('backdrop', HTMLElement)]) {
+  closer.addEventListener('click', () => {
+    setSidebar(false);
+    sidebarToggle.focus();
+  });
+}
 sidebarToggle.addEventListener('click', () => {
   const open = !sidebar.classList.contains('open');
   setSidebar(open);
-  if (open) /** @type {HTMLElement | null} */ (sidebar.querySelector('a, button'))?.focus();
+  if (open) /** @type {HTMLElement | null} */ (sidebar.querySelector('.open[aria-current]') ?? sidebar.querySelector('a, button'))?.focus();
 });
 
 window.addEventListener('hashchange', () => openFromAddress());

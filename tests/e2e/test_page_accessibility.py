@@ -1,0 +1,192 @@
+"""axe-core (from the page's npm dev dependencies) finds no violation on the chat page when it is
+empty, while an answer streams and once it finished, with the conversation list open on a
+phone; in light and dark, at desktop and phone sizes. Each state's screenshot goes to
+.cache/screenshots/."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from playwright.async_api import Browser, Page, ViewportSize, expect
+
+from tests.browser import SCREENSHOTS, ConsoleErrors
+from tests.e2e.chat import FINISHED, StandInModel, send
+from tests.processes import ROOT
+from tests.stack import Edge
+
+AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+SIZES: dict[str, ViewportSize] = {
+    "desktop": {"width": 1280, "height": 800},
+    "phone": {"width": 375, "height": 740},
+}
+
+ANSWER = [
+    "Here is a comparison of the two clients, with an example.\n\n",
+    "| Client | Transport | Recovers history |\n|:---|:---|:---:|\n",
+    "| centrifuge-js | WebSocket | yes |\n| curl | Server-Sent Events | no |\n\n",
+    "```python\nimport httpx\n\nasync def ask(prompt: str) -> str:\n",
+    "    async with httpx.AsyncClient() as client:\n",
+    "        reply = await client.post('/api/chat/sync', json={'prompt': prompt})\n",
+    "        return reply.json()['response']  # the whole answer at once\n```\n\n",
+    "Subscribe **before** you execute, so the first token cannot be missed. "
+    "[The protocol](/docs/protocol.md) has the details.",
+]
+
+
+def axe_source() -> str:
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make frontend` (npm ci) installs it", pytrace=False)
+    return AXE.read_text()
+
+
+async def violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's violations on the page as it is now. Evaluated through the DevTools protocol,
+    which the page's Content-Security-Policy does not block (a script tag would be)."""
+    if not await page.evaluate("typeof window.axe === 'object'"):
+        await page.evaluate(axe_source())
+    found: list[dict[str, Any]] = await page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+            .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                        nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': '
+                                                             + n.failureSummary)}))"""
+    )
+    return found
+
+
+@pytest.fixture(params=["light", "dark"])
+def scheme(request: pytest.FixtureRequest) -> Literal["light", "dark"]:
+    value: Literal["light", "dark"] = request.param
+    return value
+
+
+@pytest.fixture(params=list(SIZES))
+def size(request: pytest.FixtureRequest) -> str:
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+async def themed_page(
+    browser: Browser,
+    edge: Edge,
+    console_errors: ConsoleErrors,
+    scheme: Literal["light", "dark"],
+    size: str,
+) -> AsyncIterator[Page]:
+    context = await browser.new_context(
+        base_url=edge.url,
+        viewport=SIZES[size],
+        color_scheme=scheme,
+    )
+    page = await context.new_page()
+    page.on("console", console_errors.record)
+    page.on("pageerror", lambda error: console_errors.append(f"uncaught: {error}"))
+    await page.goto("/")
+    await page.locator("#send:not([disabled])").wait_for()
+    yield page
+    await context.close()
+    assert console_errors == [], f"console errors: {console_errors}"
+
+
+async def check(page: Page, state: str, scheme: str, size: str) -> Path:
+    # Once the drawer (or any other transition) has finished moving; the cursor blinks for ever.
+    await page.evaluate(
+        """Promise.all(document.getAnimations()
+            .filter(a => a instanceof CSSTransition).map(a => a.finished))"""
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOTS / f"{state}-{scheme}-{size}.png"
+    await page.screenshot(path=shot)
+    found = await violations(page)
+    assert found == [], f"axe, {state} {scheme} {size}: {found}"
+    return shot
+
+
+async def test_no_axe_violations_empty_streaming_finished(
+    themed_page: Page, edge: Edge, scheme: str, size: str
+) -> None:
+    page = themed_page
+    await check(page, "empty", scheme, size)
+
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "Compare the clients, with an example")
+    channel = await model.next_channel()
+    for text in ANSWER[:5]:
+        await model.chunk(channel, text)
+    await expect(page.locator(".turn.assistant .answer")).to_contain_text("async with httpx")
+    await expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+    await check(page, "streaming", scheme, size)
+
+    for text in ANSWER[5:]:
+        await model.chunk(channel, text)
+    await model.done(channel)
+    await page.locator(FINISHED).wait_for()
+    await expect(page.locator(".hljs-keyword").first).to_be_visible()
+    await expect(page.get_by_role("button", name="Regenerate")).to_be_visible()
+    await check(page, "finished", scheme, size)
+
+    # Scrolled up, Jump to latest appears (the phone's screen is short enough for this answer).
+    await page.locator("#conversation").evaluate("c => c.scrollTo(0, 0)")
+    if await page.locator("#conversation").evaluate("c => c.scrollHeight > c.clientHeight + 100"):
+        jump = page.get_by_role("button", name="Jump to latest")
+        await expect(jump).to_be_visible()
+        await check(page, "scrolled-up", scheme, size)
+        await jump.click()
+        await expect(jump).to_be_hidden()
+
+    if size == "phone":
+        toggle = page.get_by_role("button", name="Conversations")
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+        await expect(page.locator("#conversation-list .open")).to_have_text(
+            ["Compare the clients, with an example"]
+        )
+        await check(page, "conversations", scheme, size)
+        await page.keyboard.press("Escape")
+        await expect(page.locator("#conversation-list .open")).to_be_hidden()
+        await expect(toggle).to_be_focused()
+        await toggle.click()
+        await page.get_by_role("button", name="Close conversations").click()
+        await expect(page.locator("#conversation-list .open")).to_be_hidden()
+
+
+async def test_phone_layout_keeps_the_composer_still_and_the_placeholder_whole(
+    browser: Browser, edge: Edge
+) -> None:
+    context = await browser.new_context(base_url=edge.url, viewport=SIZES["phone"])
+    page = await context.new_page()
+    await page.goto("/")
+    await page.locator("#send:not([disabled])").wait_for()
+    box = page.get_by_label("Your message")
+
+    async def geometry() -> dict[str, Any]:
+        found: dict[str, Any] = await page.evaluate(
+            """() => { const f = document.querySelector('#composer').getBoundingClientRect();
+                const t = document.querySelector('#prompt');
+                const s = document.querySelector('#send').getBoundingClientRect();
+                return {top: f.top, height: f.height, send: [s.width, s.height],
+                        boxFits: t.scrollHeight <= t.clientHeight + 1,
+                        width: document.documentElement.scrollWidth}; }"""
+        )
+        return found
+
+    empty = await geometry()
+    assert empty["boxFits"], empty  # the placeholder is not cut
+    assert empty["width"] <= 375
+    assert empty["top"] + empty["height"] <= 740
+
+    await send(page, "code")
+    await expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+    streaming = await geometry()
+    await page.locator(FINISHED).wait_for()
+    finished = await geometry()
+    # The composer does not jump or change size between states.
+    assert empty["top"] == streaming["top"] == finished["top"], (empty, streaming, finished)
+    assert empty["send"] == streaming["send"] == finished["send"]
+    assert finished["width"] <= 375  # code scrolls inside its block, not the page
+    await expect(box).to_be_in_viewport()
+    await context.close()
