@@ -219,6 +219,10 @@ async function startSession() {
   followUnfinished();
   updateComposer();
   loadHighlighting();
+  // Ready to type, with a keyboard at hand (on a phone focusing would pop the keyboard up).
+  if (document.activeElement === document.body && matchMedia('(hover: hover) and (pointer: fine)').matches) {
+    input.focus();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Helpers of the chat page's browser tests: sending prompts, reading what the page shows, and
-standing in for the model by publishing an answer of the test's own into the page's channel."""
+"""Helpers of the chat page's browser tests: sending prompts, reading what the page shows,
+axe-core's verdict on it, and standing in for the model by publishing an answer of the test's
+own into the page's channel."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from playwright.async_api import Locator, Page, Request, Route
 
+from tests.processes import ROOT
 from tests.stack import Edge
 
 FINISHED = ".turn.assistant[aria-busy=false]"
 ANSWER = ".turn.assistant .answer"
+AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 async def send(page: Page, text: str) -> None:
@@ -89,3 +93,23 @@ class StandInModel:
         for text in chunks:
             await self.chunk(channel, text)
         await self.done(channel)
+
+
+def axe_source() -> str:
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: `make frontend` (npm ci) installs it", pytrace=False)
+    return AXE.read_text()
+
+
+async def violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's violations on the page as it is now. Evaluated through the DevTools protocol,
+    which the page's Content-Security-Policy does not block (a script tag would be)."""
+    if not await page.evaluate("typeof window.axe === 'object'"):
+        await page.evaluate(axe_source())
+    found: list[dict[str, Any]] = await page.evaluate(
+        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+            .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                        nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': '
+                                                             + n.failureSummary)}))"""
+    )
+    return found

@@ -13,11 +13,9 @@ import pytest
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from tests.browser import SCREENSHOTS, ConsoleErrors
-from tests.e2e.chat import FINISHED, StandInModel, send
-from tests.processes import ROOT
+from tests.e2e.chat import FINISHED, StandInModel, send, violations
 from tests.stack import Edge
 
-AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 SIZES: dict[str, ViewportSize] = {
     "desktop": {"width": 1280, "height": 800},
     "phone": {"width": 375, "height": 740},
@@ -34,26 +32,6 @@ ANSWER = [
     "Subscribe **before** you execute, so the first token cannot be missed. "
     "[The protocol](/docs/protocol.md) has the details.",
 ]
-
-
-def axe_source() -> str:
-    if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: `make frontend` (npm ci) installs it", pytrace=False)
-    return AXE.read_text()
-
-
-async def violations(page: Page) -> list[dict[str, Any]]:
-    """axe-core's violations on the page as it is now. Evaluated through the DevTools protocol,
-    which the page's Content-Security-Policy does not block (a script tag would be)."""
-    if not await page.evaluate("typeof window.axe === 'object'"):
-        await page.evaluate(axe_source())
-    found: list[dict[str, Any]] = await page.evaluate(
-        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-            .map(v => ({id: v.id, impact: v.impact, help: v.help,
-                        nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ': '
-                                                             + n.failureSummary)}))"""
-    )
-    return found
 
 
 @pytest.fixture(params=["light", "dark"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from playwright.async_api import Browser, Page, Route, WebSocketRoute, expect
 
 from tests.browser import SCREENSHOTS, ConsoleErrors
-from tests.e2e.chat import FINISHED, send
+from tests.e2e.chat import FINISHED, send, violations
 from tests.stack import Edge
 
 
@@ -38,6 +38,7 @@ async def test_a_failed_session_says_so_and_retry_starts_it(
     await expect(page.get_by_label("Your message")).to_be_editable()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=SCREENSHOTS / "session-failed.png")
+    assert await violations(page) == []
 
     await page.unroute("**/api/token", refuse)
     await status.get_by_role("button", name="Retry").click()
@@ -72,6 +73,7 @@ async def test_a_connection_that_cannot_be_made_is_explained_and_retried(
     await expect(retry).to_be_visible()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=SCREENSHOTS / "cannot-connect.png")
+    assert await violations(page) == []
 
     refusing = False
     await retry.click()
