@@ -19,6 +19,8 @@ import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+import redis
+
 from backend.llm.simulated import answer_for, tokenize
 from bench.relay_throughput import CHANNELS_PER_CONNECTION, ORIGIN, PROMPTS, TimedCollector
 from tests.clients import ChatSession, answer_of
@@ -32,6 +34,20 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def redis_used_mb(url: str) -> float:
+    with redis.Redis.from_url(url) as client:
+        info = client.info("memory")
+    return float(info["used_memory"]) / 1024 / 1024
 
 
 def processes(cluster: Cluster, redis_pid: int) -> dict[str, int]:
@@ -96,11 +112,14 @@ def main() -> None:
         tempfile.TemporaryDirectory() as workdir,
         running_cluster(Path(workdir), **settings) as cluster,
     ):
-        redis_pid = _redis_pid(cluster)
-        pids = processes(cluster, redis_pid)
+        pids = processes(cluster, cluster.redis_pid)
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        rss_before = {name: rss_mb(pid) for name, pid in pids.items()}
+        redis_before = redis_used_mb(cluster.redis_url)
         seconds, durations, exact, publications = asyncio.run(run(cluster, args.streams))
         spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        grown = {name: rss_mb(pid) - rss_before[name] for name, pid in pids.items()}
+        redis_grown = redis_used_mb(cluster.redis_url) - redis_before
     tokens = tokens_per_answer * args.streams
     print(
         f"{args.streams} streams, {args.token_delay_ms[0]}-{args.token_delay_ms[1]} ms/token, "
@@ -113,23 +132,14 @@ def main() -> None:
         f"({publications / args.streams:.1f} per answer)"
     )
     for name, cpu in spent.items():
-        print(f"  {name:>13}: {cpu:6.2f} CPU s, {cpu / tokens * 1000:.4f} CPU s per 1,000 tokens")
+        print(
+            f"  {name:>13}: {cpu:6.2f} CPU s, {cpu / tokens * 1000:.4f} CPU s per 1,000 tokens, "
+            f"RSS {grown[name]:+.1f} MB"
+        )
+    per_answer = redis_grown * 1024 / args.streams
+    print(f"  Redis data: {redis_grown:+.1f} MB after the run ({per_answer:.1f} KB per answer)")
     total = sum(spent.values())
     print(f"  {'all':>13}: {total:6.2f} CPU s, {total / tokens * 1000:.4f} CPU s per 1,000 tokens")
-
-
-def _redis_pid(cluster: Cluster) -> int:
-    """The redis-server listening on the cluster's Redis port."""
-    port = cluster.redis_url.rsplit(":", 1)[1].split("/")[0]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if command and command[0].endswith(b"redis-server") and port.encode() in command:
-                return int(entry.name)
-    raise RuntimeError("redis-server not found")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ class Cluster:
     stacks: tuple[Stack, Stack]  # node/backend 1 and 2: same secrets, their own ports
     centrifugo: tuple[Server, Server]
     backends: tuple[Server, Server]
+    redis_pid: int
 
 
 class RedisServer:
@@ -117,7 +118,9 @@ def running_cluster(workdir: Path, **settings: str) -> Iterator[Cluster]:
         try:
             for server in (*nodes, *backends):
                 server.start()
-            yield Cluster(redis_server.url, (first, second), nodes, backends)
+            assert redis_server.process is not None
+            pid = redis_server.process.pid
+            yield Cluster(redis_server.url, (first, second), nodes, backends, pid)
         finally:
             for server in reversed([*nodes, *backends]):
                 server.close()
