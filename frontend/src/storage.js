@@ -3,7 +3,7 @@
 // tabs and restarts; every tab of the page shares them and hears of each change through a
 // BroadcastChannel. Where IndexedDB cannot be used (a browser that refuses it in a private
 // window), they are kept in memory for this page only, and the page says so.
-import { createStore, del, get, set, update, values } from 'idb-keyval';
+import { createStore, del, get, promisifyRequest, set, values } from 'idb-keyval';
 
 import { readConversation, recentFirst } from './conversation.js';
 
@@ -92,21 +92,33 @@ export class ConversationStore {
 
   /**
    * Changes the stored conversation in one transaction, so that a change another tab made
-   * meanwhile is not lost; `change` returns null to leave it as it is.
+   * meanwhile is not lost; `change` returns null to leave it as it is. A conversation that is
+   * not stored (deleted meanwhile) stays deleted.
    * @param {string} id
    * @param {(conversation: Conversation) => Conversation | null} change
    */
   async update(id, change) {
-    /** @param {unknown} value */
-    const apply = (value) => {
-      const stored = readConversation(value);
-      return stored ? change(stored) ?? stored : value;
-    };
     await this.use(
-      (store) => update(id, apply, store),
+      (store) =>
+        store(
+          'readwrite',
+          (objects) =>
+            // Callbacks, not await: the put must be asked for while the transaction is active.
+            new Promise((resolve, reject) => {
+              const reading = objects.get(id);
+              reading.onerror = () => reject(reading.error);
+              reading.onsuccess = () => {
+                const stored = readConversation(reading.result);
+                const changed = stored && change(stored);
+                if (changed) objects.put(changed, id);
+                resolve(promisifyRequest(objects.transaction));
+              };
+            }),
+        ),
       (memory) => {
         const stored = memory.get(id);
-        if (stored) memory.set(id, /** @type {Conversation} */ (apply(stored)));
+        const changed = stored && change(stored);
+        if (changed) memory.set(id, changed);
       },
     );
     this.tell(id);
