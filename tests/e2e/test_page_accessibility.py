@@ -154,6 +154,16 @@ async def test_phone_layout_keeps_the_composer_still_and_the_placeholder_whole(
 
     empty = await geometry()
     assert empty["boxFits"], empty  # the placeholder is not cut
+    # A longer prompt grows the box (up to a limit), a sent one shrinks it back.
+    one_line = await box.evaluate("b => b.clientHeight")
+    await box.press_sequentially("one")
+    for line in ("two", "three"):
+        await box.press("Shift+Enter")
+        await box.press_sequentially(line)
+    assert await box.evaluate("b => b.clientHeight") > one_line
+    await box.fill("")
+    await box.press("Backspace")
+    assert await box.evaluate("b => b.clientHeight") == one_line
     assert empty["width"] <= 375
     assert empty["top"] + empty["height"] <= 740
 
