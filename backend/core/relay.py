@@ -195,7 +195,13 @@ class Relay:
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 numbered = replace(chunk, seq=stream.chunks + 1)
-                await self._publish(stream, numbered)
+                try:
+                    await self._publish(stream, numbered)
+                except asyncio.CancelledError:
+                    # Stopped while it was being published: the publication is on its way
+                    # regardless (the publisher shields it), so the `done` counts it.
+                    stream.chunks = numbered.seq
+                    raise
                 stream.chunks = numbered.seq
                 if stream.first_chunk_at is None:
                     stream.first_chunk_at = time.monotonic()

@@ -229,3 +229,34 @@ async def test_a_stream_stopped_before_its_task_ran_still_gets_its_done_and_free
     assert await publisher.wait_for_done(CHANNEL) == [Done("cancelled")]
     assert CHANNEL not in streams
     assert model.questions == []  # the model was never asked
+
+
+class StallingPublisher(RecordingPublisher):
+    """Takes chunks (they count as published, as the real publisher's shielded sends do) but
+    does not confirm them until `go` is set; `done`s go through at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+        self.stalled = asyncio.Event()
+
+    async def publish(
+        self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
+    ) -> None:
+        await super().publish(channel, item, idempotency_key=idempotency_key)
+        if isinstance(item, Chunk):
+            self.stalled.set()
+            await self.go.wait()
+
+
+async def test_a_chunk_stopped_mid_publication_is_counted_by_the_done() -> None:
+    """Regression: a stream stopped while its chunk was being published (on its way regardless)
+    ended with a `done` whose `seq` left that chunk out, one short of what readers received."""
+    publisher = StallingPublisher()
+    relay = make_relay(ScriptedModel([Token("a ")] * 5), publisher)
+    await relay.start(CHANNEL, HI)
+    await asyncio.wait_for(publisher.stalled.wait(), 5)
+
+    assert await relay.stop(CHANNEL)
+
+    assert await publisher.wait_for_done(CHANNEL) == [Chunk("a ", seq=1), Done("cancelled", seq=1)]
