@@ -77,6 +77,12 @@ const messageOf = (error) => (error instanceof Error ? error.message : String(er
 /** @type {Record<'connection' | 'limits' | 'storage', {text: string, retry?: () => void}>} */
 const statusParts = { connection: { text: '' }, limits: { text: '' }, storage: { text: '' } };
 
+/** What the status line shows now. */
+let shownStatus = /** @type {{message: string, action: (() => void) | undefined}} */ ({
+  message: '',
+  action: undefined,
+});
+
 /**
  * @param {keyof typeof statusParts} part
  * @param {string} text  empty once there is nothing to say
@@ -85,11 +91,16 @@ const statusParts = { connection: { text: '' }, limits: { text: '' }, storage: {
 function showStatus(part, text, retry) {
   statusParts[part] = { text, retry };
   const parts = Object.values(statusParts).filter((p) => p.text);
+  const message = parts.map((p) => p.text).join(' ');
+  const action = parts.find((p) => p.retry)?.retry;
+  // The same news again (every failed reconnect repeats it) leaves the line alone: a Retry
+  // button replaced under the pointer would swallow the click.
+  if (message === shownStatus.message && action === shownStatus.action && message) return;
+  shownStatus = { message, action };
   const line = document.createElement('span');
-  line.textContent = parts.map((p) => p.text).join(' ');
+  line.textContent = message;
   /** @type {Node[]} */
   const nodes = [line];
-  const action = parts.find((p) => p.retry)?.retry;
   if (action) {
     const button = document.createElement('button');
     button.type = 'button';
