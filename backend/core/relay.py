@@ -41,6 +41,9 @@ class _Stream:
     # A task cancelled before its first step never runs a line of its coroutine (no `done`, no
     # release): until it has started, a stop is only recorded, and read when it starts.
     started: bool = False
+    # Set once the answer is over: a stop arriving while its `done` is being released and
+    # published must not cancel that.
+    answered: bool = False
 
     def next_key(self) -> str:
         """An idempotency key per publication: a retried publish is not published twice."""
@@ -63,7 +66,7 @@ class _Stream:
     def request_stop(self, done: Done) -> None:
         if self.stop is None:
             self.stop = done
-        if self.started and self.task is not None:
+        if self.started and not self.answered and self.task is not None:
             self.task.cancel()
 
 
@@ -148,6 +151,7 @@ class Relay:
         try:
             done = await self._answer(stream)
         finally:
+            stream.answered = True
             self._local.pop(stream.channel, None)
             # Released first: if the registry says another process already ended this stream
             # (its lease ran out, e.g. the registry was unreachable), that process published
