@@ -104,10 +104,22 @@ return out
 """
 )
 
+# Renews the leases of the channels given; returns those that have none any more (another
+# process reaped them, e.g. after this one could not reach Redis for a whole lease).
 _RENEW = """
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i]) end
-return 1
+local lost = {}
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
+  else
+    table.insert(lost, ARGV[i])
+  end
+end
+return lost
 """
+# How a stream ends here when another process has already ended it in the registry (and
+# published its `done`): it stops, and its release then finds the lease gone (no second done).
+LOST = Done("error", "the server answering this stopped; please send the prompt again")
 
 
 def _run(channel: str) -> str:
@@ -250,9 +262,15 @@ class RedisStreams:
             if not channels:
                 continue
             try:
-                await self._renew(keys=[LEASES], args=[self._expiry_ms(), *channels])
+                lost = await self._renew(keys=[LEASES], args=[self._expiry_ms(), *channels])
             except Exception:  # Redis briefly unreachable: try again at the next round
                 logger.warning("could not renew %d lease(s)", len(channels), exc_info=True)
+                continue
+            for channel in lost:
+                local = self._local.get(channel)
+                if local is not None:  # not released meanwhile
+                    logger.warning("stream %s was ended by another process; stopping", channel)
+                    local.stop(LOST)
 
 
 def connect(url: str, *, max_connections: int = 64) -> Redis:

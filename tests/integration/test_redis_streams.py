@@ -146,3 +146,22 @@ async def test_an_unreachable_redis_is_a_readable_error(
             await registry.stop(CHANNEL, Done("cancelled"))
     finally:
         await client.aclose()
+
+
+async def test_a_stream_whose_lease_was_reaped_elsewhere_is_stopped_here(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """After an outage longer than a lease, another process may have ended a stream that still
+    runs here (and published its done): at its next renewal this process stops it."""
+    first, second = two
+    stopped: asyncio.Queue[Done] = asyncio.Queue()
+    lease = await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
+    raw = connect(redis_server.url)
+    try:
+        await raw.zadd("relaychat:leases", {CHANNEL: 0})  # its lease ran out, as in an outage
+    finally:
+        await raw.aclose()
+    assert await second.reap_expired(GONE) == [(CHANNEL, 0)]
+
+    assert (await asyncio.wait_for(stopped.get(), 2)).reason == "error"
+    assert not await first.release(CHANNEL, lease, Done("cancelled"))  # no second done
