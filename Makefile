@@ -44,11 +44,13 @@ integration: setup
 e2e: setup test-tools
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m e2e
 
-# Figures, not pass/fail: concurrent streams through the real Centrifugo, with and without
-# coalescing. Loopback only; a few minutes.
+# Figures, not pass/fail (issue 13): relaychat's relay through Centrifugo (30 ms window and 0),
+# its /api/chat SSE route and a direct-SSE baseline (bench/direct_sse.py), 1 to 2,000 streams at
+# once, one table. Loopback only, every workload timed out; ~10 minutes (`make bench
+# BENCH_ARGS=--quick`: ~1 minute). The older figures stay where they were:
+# `python -m bench.relay_throughput`, `python -m bench.cluster_throughput`.
 bench: setup
-	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/python -m bench.relay_throughput --streams 300
-	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/python -m bench.relay_throughput --streams 1000 --windows 30 --token-delay-ms 30 80
+	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/python -m bench.workloads $(BENCH_ARGS)
 
 lint: $(STAMP) frontend-check
 	$(BIN)/ruff check .

@@ -1,0 +1,612 @@
+"""relaychat's streaming paths against a direct-SSE baseline, workload by workload (issue 13).
+
+Paths, each on fresh processes on free ports (tests/stack.py), the simulated model at a fixed
+D ms a token, every answer the same 150 tokens (prompt "explain" with its thinking phase):
+
+- relay: Centrifugo and the backend; centrifuge-python subscribers (100 channels a connection,
+  one user each) subscribe, then all answers start at once through `POST /api/execute`; at the
+  backend's default coalescing window (30 ms) and at window 0;
+- `/api/chat`: the backend's own SSE route (at its default window, 30 ms);
+- direct SSE: bench/direct_sse.py, a bare FastAPI `StreamingResponse` of the same tokens.
+
+SSE clients are plain asyncio sockets (one connection a stream, chunked HTTP/1.1 parsed by hand,
+so the load generator costs little). Per workload: delivered tokens/s; time to first token from
+the request (the execute, or the SSE POST) to the first token at the client; token lag (token i
+is due at first-token time + i*D; lag = arrival - due); execute latency (relay); server CPU s per
+1,000 tokens per process (/proc/<pid>/stat, over the answers only); publications (or SSE events)
+per answer; backend RSS per running stream (peak during the run minus idle, over streams);
+Centrifugo RSS per finished answer (after minus before, over answers). Every answer is checked
+exact against backend.llm.simulated (thinking and answer text, one `done`, reason complete).
+
+Loopback only, bounded in count and time (each workload has a timeout). Figures, not pass/fail.
+
+    .venv/bin/python -m bench.workloads            # all workloads and the ramp (~10 min)
+    .venv/bin/python -m bench.workloads --quick    # 1 stream and 100 streams, short ramp
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from centrifuge import PublicationContext, SubscribedContext, SubscriptionEventHandler
+
+from backend.api.session import SESSION_COOKIE
+from backend.llm.simulated import THINKING, answer_for, tokenize
+from bench.cluster_throughput import cpu_seconds, rss_mb
+from tests.clients import ChatSession
+from tests.processes import ROOT, Server, centrifugo_binary, clean_environment, free_port
+from tests.stack import ORIGIN, backend_server, centrifugo_server, stack_for
+
+PROMPT = "explain"
+ANSWER = answer_for(PROMPT)
+TOKENS = tokenize(THINKING) + tokenize(ANSWER)
+# Where each token ends in the text as it arrives (thinking first, then the answer).
+TOKEN_ENDS = [sum(len(t) for t in TOKENS[: i + 1]) for i in range(len(TOKENS))]
+CHANNELS_PER_CONNECTION = 100  # under Centrifugo's default client.channel_limit of 128
+MAX_STREAMS = 4000
+LAG_LIMIT_MS = 100.0
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Path_:
+    name: str
+    kind: str  # "relay", "chat" (the backend's /api/chat) or "direct" (bench/direct_sse.py)
+    window_ms: float = 30.0
+
+
+PATHS = (
+    Path_("relay, 30 ms window", "relay", 30.0),
+    Path_("relay, window 0", "relay", 0.0),
+    Path_("/api/chat SSE", "chat", 30.0),
+    Path_("direct SSE", "direct"),
+)
+DIRECT = PATHS[-1]
+
+
+@dataclass
+class Stream:
+    """One answer as its client saw it."""
+
+    sent: float = 0.0  # the execute (relay) or the SSE request started
+    replied: float = 0.0  # the execute's reply (relay)
+    arrivals: list[tuple[float, int]] = field(default_factory=list)  # (when, chars so far)
+    thinking: str = ""
+    text: str = ""
+    publications: int = 0  # publications (relay, the done included) or SSE data events
+    dones: int = 0
+    after_done: int = 0  # anything that arrived after the end
+    complete: bool = False
+    error: str = ""
+    chars: int = 0
+
+    def add(self, now: float, text: str, phase: str) -> None:
+        if self.dones:
+            self.after_done += 1
+        if phase == "thinking":
+            self.thinking += text
+        else:
+            self.text += text
+        self.chars += len(text)
+        self.arrivals.append((now, self.chars))
+
+    def end(self, complete: bool) -> None:
+        self.dones += 1
+        self.complete = complete
+
+    @property
+    def exact(self) -> bool:
+        return (
+            not self.error
+            and self.thinking == THINKING
+            and self.text == ANSWER
+            and self.dones == 1
+            and self.complete
+            and not self.after_done
+        )
+
+    def token_times(self) -> list[float]:
+        """When each token had arrived whole (as many as did)."""
+        times: list[float] = []
+        j = 0
+        for end in TOKEN_ENDS:
+            while j < len(self.arrivals) and self.arrivals[j][1] < end:
+                j += 1
+            if j == len(self.arrivals):
+                break
+            times.append(self.arrivals[j][0])
+        return times
+
+
+class Subscriber(SubscriptionEventHandler):  # type: ignore[misc]  # centrifuge-python: untyped
+    """A relay stream's subscription: notes when each publication arrived."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.subscribed = asyncio.Event()
+        self.finished = asyncio.Event()
+
+    async def on_subscribed(self, ctx: SubscribedContext) -> None:
+        self.subscribed.set()
+
+    async def on_publication(self, ctx: PublicationContext) -> None:
+        data = ctx.pub.data
+        self.stream.publications += 1
+        if data.get("done"):
+            self.stream.end(data.get("reason") == "complete")
+            self.finished.set()
+        else:
+            self.stream.add(time.perf_counter(), data["text"], data.get("phase", "answer"))
+
+
+async def sse_stream(port: int, path: str, body: bytes, cookie: str, stream: Stream) -> None:
+    """POST `body` to `path` and read the Server-Sent Events until `[DONE]`."""
+    stream.sent = time.perf_counter()
+    try:
+        reader, writer = await asyncio.open_connection(HOST, port)
+    except OSError as exc:
+        stream.error = f"connect: {exc}"
+        return
+    try:
+        cookie_line = f"Cookie: {SESSION_COOKIE}={cookie}\r\n" if cookie else ""
+        writer.write(
+            (
+                f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+                f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
+                f"Content-Length: {len(body)}\r\n{cookie_line}Connection: close\r\n\r\n"
+            ).encode()
+            + body
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1]
+        if status != b"200":
+            stream.error = f"HTTP {status.decode()}"
+            return
+        chunked = b"transfer-encoding: chunked" in head.lower()
+        buffer = b""
+        while not stream.dones:
+            if chunked:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    break
+                buffer += (await reader.readexactly(size + 2))[:-2]
+            else:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                buffer += data
+            now = time.perf_counter()
+            *events, buffer = buffer.split(b"\n\n")
+            for event in events:
+                if not event.startswith(b"data: "):
+                    continue  # a keep-alive comment
+                stream.publications += 1
+                payload = event[6:]
+                if payload == b"[DONE]":
+                    stream.end(complete=not stream.error)
+                    continue
+                data_ = json.loads(payload)
+                if "error" in data_:
+                    stream.error = data_["error"]
+                else:
+                    stream.add(now, data_["token"], data_.get("phase", "answer"))
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        stream.error = f"{exc.__class__.__name__}: {exc}"
+    finally:
+        writer.close()
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
+
+
+@dataclass
+class Result:
+    path: Path_
+    streams: int
+    delay_ms: float
+    exact: int
+    timed_out: bool
+    tokens: int
+    seconds: float
+    ttft: list[float]
+    lags: list[float]
+    execute: list[float]
+    publications: float
+    cpu: dict[str, float]  # CPU s per process over the answers
+    backend_rss_kb_per_stream: float
+    centrifugo_rss_kb_per_answer: float
+    client_cpu: float
+    errors: list[str]
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else math.nan
+
+    def cpu_per_1k(self, name: str | None = None) -> float:
+        spent = sum(self.cpu.values()) if name is None else self.cpu.get(name, math.nan)
+        return spent / self.tokens * 1000 if self.tokens else math.nan
+
+    @property
+    def lag_ok(self) -> bool:
+        return (
+            not self.timed_out
+            and self.exact == self.streams
+            and percentile(self.lags, 99) * 1000 <= LAG_LIMIT_MS
+        )
+
+
+@contextmanager
+def servers_for(path: Path_, delay_ms: float) -> Iterator[tuple[dict[str, int], int, str, str]]:
+    """Fresh servers for `path`; yields their pids by name, the HTTP port to stream from, and
+    (relay and /api/chat) the backend's and Centrifugo's WebSocket URLs."""
+    started: list[Server] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="relaychat-bench-") as workdir:
+            if path.kind == "direct":
+                port = free_port()
+                command = [sys.executable, "-m", "bench.direct_sse", "--port", str(port)]
+                command += ["--token-delay-ms", f"{delay_ms:g}"]
+                env = clean_environment({"PYTHONPATH": str(ROOT)})  # bench/ is not installed
+                server = Server("direct-sse", command, env, f"http://{HOST}:{port}/health")
+                started.append(server)
+                server.start()
+                assert server.process is not None
+                yield {"server": server.process.pid}, port, "", ""
+                return
+            backend_port = free_port()
+            stack = stack_for(
+                free_port(),
+                backend_port,
+                (free_port(), free_port()),
+                SIM_TOKEN_DELAY_MIN_MS=f"{delay_ms:g}",
+                SIM_TOKEN_DELAY_MAX_MS=f"{delay_ms:g}",
+                COALESCE_WINDOW_MS=f"{path.window_ms:g}",
+                # One connection (one user) carries many answers at once here.
+                MAX_STREAMS_PER_USER=str(CHANNELS_PER_CONNECTION),
+                MAX_STREAM_SECONDS="300",
+            )
+            for server in (centrifugo_server(stack, Path(workdir)), backend_server(stack)):
+                started.append(server)
+                server.start()
+            pids = {}
+            for server in started:
+                assert server.process is not None
+                pids[server.name] = server.process.pid
+            yield pids, backend_port, stack.backend_url, stack.websocket_url
+    finally:
+        for server in reversed(started):
+            server.close()
+
+
+async def drive(
+    path: Path_,
+    count: int,
+    delay_ms: float,
+    pids: dict[str, int],
+    port: int,
+    backend_url: str,
+    websocket_url: str,
+    limit_seconds: float,
+) -> Result:
+    streams = [Stream() for _ in range(count)]
+    main = "server" if path.kind == "direct" else "backend"
+    users = math.ceil(count / CHANNELS_PER_CONNECTION)
+    async with AsyncExitStack() as stack:
+        if path.kind == "relay":
+            sessions = [
+                await stack.enter_async_context(
+                    ChatSession.open(backend_url, websocket_url, ORIGIN)
+                )
+                for _ in range(users)
+            ]
+            jobs: list[tuple[ChatSession, str, Subscriber]] = []
+            for i, stream in enumerate(streams):
+                session = sessions[i % users]
+                channel = session.new_channel()
+                subscriber = Subscriber(stream)
+                sub = session.client.new_subscription(channel, events=subscriber)
+                await sub.subscribe()
+                jobs.append((session, channel, subscriber))
+            async with asyncio.timeout(60):
+                await asyncio.gather(*(s.subscribed.wait() for *_, s in jobs))
+
+            async def execute(session: ChatSession, channel: str, subscriber: Subscriber) -> None:
+                stream = subscriber.stream
+                stream.sent = time.perf_counter()
+                try:
+                    response = await session.execute(channel, PROMPT, thinking=True)
+                except httpx.HTTPError as exc:
+                    stream.error = f"execute: {exc.__class__.__name__}"
+                    return
+                stream.replied = time.perf_counter()
+                if response.status_code != 202:
+                    stream.error = f"execute: HTTP {response.status_code}"
+                    return
+                await subscriber.finished.wait()
+
+            def run() -> Awaitable[object]:
+                return asyncio.gather(*(execute(*job) for job in jobs))
+
+        else:
+            cookies = [""] * users
+            if path.kind == "chat":
+                async with httpx.AsyncClient(base_url=backend_url, timeout=10) as http:
+                    for u in range(users):
+                        cookies[u] = (await http.post("/api/token")).cookies[SESSION_COOKIE]
+            route = "/api/chat" if path.kind == "chat" else "/chat"
+            body = json.dumps({"prompt": PROMPT, "thinking": True}).encode()
+
+            def run() -> Awaitable[object]:
+                return asyncio.gather(
+                    *(
+                        sse_stream(port, route, body, cookies[i % users], stream)
+                        for i, stream in enumerate(streams)
+                    )
+                )
+
+        await asyncio.sleep(0.3)  # let the servers settle after the setup
+        idle_rss = {name: rss_mb(pid) for name, pid in pids.items()}
+        peak = [idle_rss[main]]
+        sampling = True
+
+        async def sample() -> None:
+            while sampling:
+                peak[0] = max(peak[0], rss_mb(pids[main]))
+                await asyncio.sleep(0.05)
+
+        sampler = asyncio.create_task(sample())
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        client_before = cpu_seconds(os.getpid())
+        begin = time.perf_counter()
+        timed_out = False
+        work = run()
+        try:
+            async with asyncio.timeout(limit_seconds):
+                await work
+        except TimeoutError:
+            timed_out = True
+        end = time.perf_counter()
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        client_cpu = cpu_seconds(os.getpid()) - client_before
+        after_rss = {name: rss_mb(pid) for name, pid in pids.items()}
+        sampling = False
+        await sampler
+
+    ttft: list[float] = []
+    lags: list[float] = []
+    tokens, last = 0, begin
+    delay = delay_ms / 1000
+    for stream in streams:
+        times = stream.token_times()
+        tokens += len(times)
+        if not times:
+            continue
+        last = max(last, times[-1])
+        ttft.append(times[0] - stream.sent)
+        lags.extend(t - (times[0] + i * delay) for i, t in enumerate(times))
+    exact = sum(s.exact for s in streams)
+    finished = sum(s.dones > 0 for s in streams)
+    return Result(
+        path=path,
+        streams=count,
+        delay_ms=delay_ms,
+        exact=exact,
+        timed_out=timed_out,
+        tokens=tokens,
+        seconds=(end if timed_out else last) - begin,
+        ttft=ttft,
+        lags=lags,
+        execute=[s.replied - s.sent for s in streams if s.replied],
+        publications=sum(s.publications for s in streams) / count,
+        cpu=cpu,
+        backend_rss_kb_per_stream=(peak[0] - idle_rss[main]) * 1024 / count,
+        centrifugo_rss_kb_per_answer=(
+            (after_rss["centrifugo"] - idle_rss["centrifugo"]) * 1024 / finished
+            if path.kind == "relay" and finished
+            else math.nan
+        ),
+        client_cpu=client_cpu,
+        errors=sorted({s.error for s in streams if s.error})[:3],
+    )
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    try:
+        import uvloop  # optional, as for uvicorn
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
+def measure(path: Path_, count: int, delay_ms: float) -> Result:
+    timeout = 30 + 0.03 * count + len(TOKENS) * delay_ms / 1000
+    with (
+        servers_for(path, delay_ms) as (pids, port, backend_url, websocket_url),
+        asyncio.Runner(loop_factory=loop_factory()) as runner,
+    ):
+        result = runner.run(
+            drive(path, count, delay_ms, pids, port, backend_url, websocket_url, timeout)
+        )
+    print(
+        f"  {path.name:<20} {count:>5} streams D={delay_ms:g}: {result.exact}/{count} exact"
+        f"{' TIMED OUT' if result.timed_out else ''}, {result.tokens_per_second:,.0f} tok/s, "
+        f"TTFT p50 {ms(percentile(result.ttft, 50))} ms, "
+        f"lag p99 {ms(percentile(result.lags, 99))} ms, "
+        f"CPU {' '.join(f'{k} {v:.2f}' for k, v in result.cpu.items())} s, "
+        f"client {result.client_cpu:.2f} s"
+        + (f", errors: {'; '.join(result.errors)}" if result.errors else ""),
+        flush=True,
+    )
+    return result
+
+
+def ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "-"
+    value = seconds * 1000
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}"
+
+
+def fig(value: float, digits: int = 1) -> str:
+    return "-" if math.isnan(value) else f"{value:,.{digits}f}"
+
+
+def sig(value: float) -> str:
+    """Three significant figures (CPU seconds per 1,000 tokens span 0.01 to 2)."""
+    return "-" if math.isnan(value) else f"{value:.3g}"
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.partition(":")[2].strip()
+            break
+    version = subprocess.run(
+        [centrifugo_binary(), "version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    python = sys.version.split()[0]
+    return f"{os.cpu_count()} CPUs (nproc), {model}; {version or 'Centrifugo ?'}; Python {python}"
+
+
+def table(results: list[Result]) -> str:
+    direct = {(r.streams, r.delay_ms): r for r in results if r.path == DIRECT}
+    lines = [
+        "| workload | path | exact | tokens/s | TTFT p50 / p99 ms | token lag p50 / p99 ms "
+        "| execute p99 ms | CPU s per 1k tokens: backend + Centrifugo = all | vs direct SSE: "
+        "CPU, TTFT p50 | publications per answer | backend RSS KB per stream "
+        "| Centrifugo RSS KB per answer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        base = direct.get((r.streams, r.delay_ms))
+        workload = f"{r.streams:,} stream{'s' if r.streams > 1 else ''}, D={r.delay_ms:g} ms"
+        if r.path.kind == "direct":
+            cpu = f"{sig(r.cpu_per_1k('server'))} (one process)"
+        else:
+            cpu = (
+                f"{sig(r.cpu_per_1k('backend'))} + {sig(r.cpu_per_1k('centrifugo'))}"
+                f" = {sig(r.cpu_per_1k())}"
+            )
+        if base is None or r.path.kind == "direct":
+            versus = "-"
+        else:
+            cpu_ratio = r.cpu_per_1k() / base.cpu_per_1k()
+            ttft_ratio = percentile(r.ttft, 50) / percentile(base.ttft, 50)
+            versus = f"{cpu_ratio:.1f}x, {ttft_ratio:.1f}x"
+        pubs = fig(r.publications) if r.path.kind == "relay" else f"({fig(r.publications)} events)"
+        lines.append(
+            f"| {workload} | {r.path.name} | {r.exact}/{r.streams}"
+            f"{' (timed out)' if r.timed_out else ''} | {r.tokens_per_second:,.0f} "
+            f"| {ms(percentile(r.ttft, 50))} / {ms(percentile(r.ttft, 99))} "
+            f"| {ms(percentile(r.lags, 50))} / {ms(percentile(r.lags, 99))} "
+            f"| {ms(percentile(r.execute, 99))} | {cpu} | {versus} | {pubs} "
+            f"| {fig(r.backend_rss_kb_per_stream)} | {fig(r.centrifugo_rss_kb_per_answer)} |"
+        )
+    return "\n".join(lines)
+
+
+def ramp_table(ramps: dict[str, list[Result]], steps: list[int]) -> str:
+    lines = [
+        "| path | "
+        + " | ".join(f"{n:,} streams: lag p99 ms, TTFT p50 ms, exact" for n in steps)
+        + f" | most streams with lag p99 <= {LAG_LIMIT_MS:g} ms |",
+        "|---|" + "---|" * (len(steps) + 1),
+    ]
+    for name, results in ramps.items():
+        by_count = {r.streams: r for r in results}
+        cells = []
+        for n in steps:
+            r = by_count.get(n)
+            if r is None:
+                cells.append("(not run)")
+                continue
+            cells.append(
+                f"{ms(percentile(r.lags, 99))}, {ms(percentile(r.ttft, 50))}, "
+                f"{r.exact}/{r.streams}{' timed out' if r.timed_out else ''}"
+            )
+        passing = [r.streams for r in results if r.lag_ok]
+        best = f"{max(passing):,}" if passing else f"< {steps[0]:,}"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {best} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 and 100 streams, ramp 250, 500")
+    parser.add_argument(
+        "--paths",
+        nargs="+",
+        choices=[p.kind + (f"-{p.window_ms:g}" if p.kind == "relay" else "") for p in PATHS],
+        help="only these paths (direct is needed for the ratios)",
+    )
+    parser.add_argument("--ramp", type=int, nargs="*", help="ramp steps at D=20 (none: no ramp)")
+    args = parser.parse_args()
+    paths = [
+        p
+        for p in PATHS
+        if not args.paths
+        or p.kind + (f"-{p.window_ms:g}" if p.kind == "relay" else "") in args.paths
+    ]
+    if args.quick:
+        workloads = [(1, 20.0), (100, 0.0), (100, 20.0)]
+        steps = [250, 500]
+    else:
+        workloads = [(1, 20.0), (100, 0.0), (100, 20.0), (1000, 0.0), (1000, 20.0)]
+        steps = [250, 500, 1000, 2000]
+    if args.ramp is not None:
+        steps = sorted(min(n, MAX_STREAMS) for n in args.ramp)
+    started = time.monotonic()
+    when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"{len(TOKENS)} tokens an answer; paths: {', '.join(p.name for p in paths)}", flush=True)
+    done: dict[tuple[str, int, float], Result] = {}
+    results: list[Result] = []
+    for count, delay in workloads:
+        print(f"{count} streams, D={delay:g} ms/token", flush=True)
+        for path in paths:
+            done[path.name, count, delay] = measure(path, count, delay)
+            results.append(done[path.name, count, delay])
+    ramps: dict[str, list[Result]] = {}
+    if steps:
+        print(f"ramp at D=20 ms/token: {steps}, each path until lag p99 > {LAG_LIMIT_MS:g} ms")
+    for path in paths if steps else []:
+        ramps[path.name] = []
+        for count in steps:
+            result = done.get((path.name, count, 20.0)) or measure(path, count, 20.0)
+            ramps[path.name].append(result)
+            if not result.lag_ok:
+                break
+    minutes = (time.monotonic() - started) / 60
+    print()
+    print(f"{when}, {machine()}; {minutes:.1f} min")
+    print(f"Every answer {len(TOKENS)} tokens; D = the model's delay per token.")
+    print()
+    print(table(results))
+    if ramps:
+        print()
+        print("Ramp at D=20 ms/token (each path stops at its first step over the limit):")
+        print()
+        print(ramp_table(ramps, steps))
+
+
+if __name__ == "__main__":
+    main()
