@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from backend.core.ports import (
@@ -43,19 +43,36 @@ FINISHED_TTL_SECONDS = 600
 # for LEASE_SECONDS means the process is gone.
 LEASE_SECONDS = 5.0
 
-_CLAIM = """
+# Lease times come from Redis's own clock (TIME), never from the processes': their clocks may
+# differ by seconds, which would let one reap another's live stream.
+_NOW_MS = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+_CLAIM = (
+    _NOW_MS
+    + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'busy' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'used' end
 local max = tonumber(ARGV[4])
 if max > 0 and redis.call('SCARD', KEYS[4]) >= max then return 'too_many' end
 redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'owner', ARGV[3], 'seq', 0)
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+redis.call('ZADD', KEYS[3], now_ms() + tonumber(ARGV[5]), ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 return 'ok'
 """
+)
 
+# 1: recorded, or nothing to record into (the registry lost the stream: Redis restarted without
+# its data); 0: another process ended the stream (its finished snapshot exists): stop it.
 _RECORD = """
-if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then
+  if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+  return 1
+end
 redis.call('HSET', KEYS[1], 'seq', ARGV[2])
 if ARGV[3] == 'thinking' then
   redis.call('APPEND', KEYS[3], ARGV[4])
@@ -83,18 +100,24 @@ local function finish(channel, done_json, ttl)
 end
 """
 
+# -1: another process ended the stream (and published its done); -2: the registry lost it (a
+# Redis restart): the owner still publishes its done; else the last recorded seq.
 _RELEASE = (
     _FINISH
     + """
-if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then
+  if redis.call('EXISTS', 'relaychat:done:' .. ARGV[2]) == 1 then return -1 end
+  return -2
+end
 return finish(ARGV[2], ARGV[3], ARGV[4])
 """
 )
 
 _REAP = (
     _FINISH
+    + _NOW_MS
     + """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[4])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, ARGV[4])
 local out = {}
 for _, channel in ipairs(expired) do
   table.insert(out, channel)
@@ -104,19 +127,24 @@ return out
 """
 )
 
-# Renews the leases of the channels given; returns those that have none any more (another
-# process reaped them, e.g. after this one could not reach Redis for a whole lease).
-_RENEW = """
+# Renews the leases of the channels given (ARGV[1]: the lease in ms); returns those another
+# process ended meanwhile (their finished snapshot exists), e.g. after this one could not reach
+# Redis for a whole lease. A lease that is simply gone (Redis restarted) is taken again.
+_RENEW = (
+    _NOW_MS
+    + """
 local lost = {}
+local expiry = now_ms() + tonumber(ARGV[1])
 for i = 2, #ARGV do
-  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
-  else
+  if redis.call('EXISTS', 'relaychat:done:' .. ARGV[i]) == 1 then
     table.insert(lost, ARGV[i])
+  else
+    redis.call('ZADD', KEYS[1], expiry, ARGV[i])
   end
 end
 return lost
 """
+)
 # How a stream ends here when another process has already ended it in the registry (and
 # published its `done`): it stops, and its release then finds the lease gone (no second done).
 LOST = Done("error", "the server answering this stopped; please send the prompt again")
@@ -140,6 +168,7 @@ class _Local:
 class RedisStreams:
     def __init__(self, redis: Redis, *, lease_seconds: float = LEASE_SECONDS) -> None:
         self._redis = redis
+        self._lease_ms = int(lease_seconds * 1000)
         self._lease_seconds = lease_seconds
         self._local: dict[str, _Local] = {}
         self._claim = redis.register_script(_CLAIM)
@@ -148,53 +177,78 @@ class RedisStreams:
         self._reap = redis.register_script(_REAP)
         self._renew = redis.register_script(_RENEW)
         self._tasks: list[asyncio.Task[None]] = []
+        # When this process last failed to reach Redis: until a lease has passed since, it
+        # reaps nothing, so that after an outage the owners renew before anyone reaps.
+        self._failed_at = -math.inf
 
     async def start(self) -> None:
         """Listen for stop requests and keep this process's leases alive."""
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(STOP_CHANNEL)
+        listening = asyncio.Event()
         self._tasks = [
-            asyncio.create_task(self._listen(pubsub), name="redis stop listener"),
+            asyncio.create_task(self._listen_forever(listening), name="redis stop listener"),
             asyncio.create_task(self._renew_forever(), name="redis lease renewal"),
         ]
+        await asyncio.wait_for(listening.wait(), 10)
 
     async def aclose(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _expiry_ms(self) -> int:
-        return int((time.time() + self._lease_seconds) * 1000)
+    def _unavailable(self, exc: RedisError) -> StreamsUnavailable:
+        self._failed_at = time.monotonic()
+        return StreamsUnavailable(str(exc))
 
     async def claim(
         self, channel: str, stop: StopRequest, *, owner: str = "", max_per_owner: int = 0
     ) -> str:
+        if channel in self._local:
+            raise StreamBusy(channel)
         lease = uuid.uuid4().hex
         keys = [_run(channel), f"{PREFIX}done:{channel}", LEASES, f"{PREFIX}owner:{owner}"]
-        args: list[str | int] = [channel, lease, owner, max_per_owner, self._expiry_ms()]
+        args: list[str | int] = [channel, lease, owner, max_per_owner, self._lease_ms]
+        # Known here before the claim lands, so that a stop arriving right after finds it.
+        self._local[channel] = _Local(lease, owner, stop)
         try:
             result = await self._claim(keys=keys, args=args)
         except RedisError as exc:
-            raise StreamsUnavailable(str(exc)) from exc
+            self._local.pop(channel, None)
+            raise self._unavailable(exc) from exc
+        if result != "ok":
+            self._local.pop(channel, None)
         if result == "busy":
             raise StreamBusy(channel)
         if result == "used":
             raise ChannelUsed(channel)
         if result == "too_many":
             raise TooManyStreams(max_per_owner)
-        self._local[channel] = _Local(lease, owner, stop)
         return lease
 
-    async def record(self, channel: str, lease: str, chunk: Chunk) -> None:
-        keys = [_run(channel), f"{PREFIX}text:{channel}", f"{PREFIX}thinking:{channel}"]
-        await self._record(keys=keys, args=[lease, chunk.seq, chunk.phase, chunk.text])
+    async def record(self, channel: str, lease: str, chunk: Chunk) -> bool:
+        keys = [
+            _run(channel),
+            f"{PREFIX}text:{channel}",
+            f"{PREFIX}thinking:{channel}",
+            f"{PREFIX}done:{channel}",
+        ]
+        try:
+            recorded = await self._record(
+                keys=keys, args=[lease, chunk.seq, chunk.phase, chunk.text]
+            )
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
+        return int(recorded) == 1
 
     async def release(self, channel: str, lease: str, done: Done) -> bool:
         local = self._local.get(channel)
         if local is not None and local.lease == lease:
             del self._local[channel]
         args: list[str | int] = [lease, channel, _done_json(done), FINISHED_TTL_SECONDS]
-        return int(await self._release(keys=[_run(channel)], args=args)) >= 0
+        try:
+            result = int(await self._release(keys=[_run(channel)], args=args))
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
+        return result != -1  # -1: another process ended it and published its done
 
     async def stop(self, channel: str, done: Done) -> bool:
         local = self._local.get(channel)
@@ -205,9 +259,11 @@ class RedisStreams:
         try:
             if not await self._redis.exists(_run(channel)):
                 return False
-            await self._redis.publish(STOP_CHANNEL, json.dumps(message))
+            listeners = await self._redis.publish(STOP_CHANNEL, json.dumps(message))
         except RedisError as exc:
-            raise StreamsUnavailable(str(exc)) from exc
+            raise self._unavailable(exc) from exc
+        if not listeners:
+            raise StreamsUnavailable("no backend process is listening for stop requests")
         return True
 
     async def snapshot(self, channel: str) -> Snapshot | None:
@@ -219,7 +275,7 @@ class RedisStreams:
                 pipe.get(f"{PREFIX}done:{channel}")
                 seq, text, thinking, finished = await pipe.execute()
         except RedisError as exc:
-            raise StreamsUnavailable(str(exc)) from exc
+            raise self._unavailable(exc) from exc
         if seq is not None:
             return Snapshot(text or "", thinking or "", int(seq))
         if finished is None:
@@ -232,19 +288,34 @@ class RedisStreams:
     async def reap_expired(self, done: Done, *, limit: int = 100) -> list[tuple[str, int]]:
         """End the streams whose lease ran out (their process is gone): each is released with
         `done`; returns them with the `seq` of their last recorded chunk, for the caller to
-        publish their `done`."""
-        now_ms = int(time.time() * 1000)
-        args: list[str | int] = [now_ms, FINISHED_TTL_SECONDS, _done_json(done), limit]
-        flat: list[Any] = await self._reap(keys=[LEASES], args=args)
+        publish their `done`. Nothing while this process itself recently failed to reach
+        Redis: the owners may not have renewed yet."""
+        if time.monotonic() - self._failed_at < self._lease_seconds:
+            return []
+        args: list[str | int] = [0, FINISHED_TTL_SECONDS, _done_json(done), limit]
+        try:
+            flat: list[Any] = await self._reap(keys=[LEASES], args=args)
+        except RedisError as exc:
+            raise self._unavailable(exc) from exc
         return [(str(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
-    async def _listen(self, pubsub: PubSub) -> None:
-        try:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    self._stop_requested(message["data"])
-        finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    async def _listen_forever(self, listening: asyncio.Event) -> None:
+        """Stop requests from other processes; a lost connection is made again."""
+        while True:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(STOP_CHANNEL)
+                listening.set()
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._stop_requested(message["data"])
+            except RedisError as exc:
+                self._failed_at = time.monotonic()
+                logger.warning("stop requests: lost Redis (%s); listening again", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _stop_requested(self, data: str) -> None:
         try:
@@ -262,8 +333,9 @@ class RedisStreams:
             if not channels:
                 continue
             try:
-                lost = await self._renew(keys=[LEASES], args=[self._expiry_ms(), *channels])
+                lost = await self._renew(keys=[LEASES], args=[self._lease_ms, *channels])
             except Exception:  # Redis briefly unreachable: try again at the next round
+                self._failed_at = time.monotonic()
                 logger.warning("could not renew %d lease(s)", len(channels), exc_info=True)
                 continue
             for channel in lost:
@@ -277,6 +349,13 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
     """A client for `url` whose calls wait for a free connection (at most `max_connections`)
     rather than fail when hundreds of streams record at once."""
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5, decode_responses=True
+        url,
+        max_connections=max_connections,
+        timeout=5,
+        decode_responses=True,
+        # A Redis that hangs (stopped, or a network that drops packets) fails a call after 2 s
+        # rather than hold every stream's next chunk up for the default's much longer.
+        socket_timeout=2,
+        socket_connect_timeout=2,
     )
     return Redis.from_pool(pool)  # closing the client closes the pool

@@ -88,8 +88,9 @@ class Streams(Protocol):
         process, when someone asks the stream to end."""
         ...
 
-    async def record(self, channel: str, lease: str, chunk: Chunk) -> None:
-        """`chunk` (numbered) has been published: it joins the stream's snapshot."""
+    async def record(self, channel: str, lease: str, chunk: Chunk) -> bool:
+        """`chunk` (numbered) has been published: it joins the stream's snapshot. False when
+        another process has ended this stream meanwhile (it must stop)."""
         ...
 
     async def release(self, channel: str, lease: str, done: Done) -> bool:

@@ -24,6 +24,11 @@ UNDELIVERED = "the answer could not be delivered"
 UNEXPECTED = "the answer failed unexpectedly"
 
 
+def done_key(channel: str) -> str:
+    """The idempotency key of the one `done` of `channel`."""
+    return f"done:{channel}"
+
+
 @dataclass
 class _Stream:
     channel: str
@@ -123,7 +128,7 @@ class Relay:
             logger.warning("stream %s lost its process; ending it", channel)
             try:
                 await self._publisher.publish(
-                    channel, replace(ORPHANED, seq=seq), idempotency_key=f"orphan:{channel}"
+                    channel, replace(ORPHANED, seq=seq), idempotency_key=done_key(channel)
                 )
             except PublishError as exc:
                 logger.error("could not end orphaned stream %s: %s", channel, exc)
@@ -203,8 +208,10 @@ class Relay:
                     await self._publish(stream, numbered)
                 except asyncio.CancelledError:
                     # Stopped while it was being published: the publication is on its way
-                    # regardless (the publisher shields it), so the `done` counts it.
+                    # regardless (the publisher shields it), so the `done` and the snapshot
+                    # count it.
                     stream.chunks = numbered.seq
+                    await self._record(stream, numbered)
                     raise
                 stream.chunks = numbered.seq
                 if stream.first_chunk_at is None:
@@ -213,17 +220,29 @@ class Relay:
 
     async def _record(self, stream: _Stream, chunk: Chunk) -> None:
         """Adds the chunk to the stream's snapshot. The chunk is out already: a registry that
-        cannot be reached leaves the snapshot behind, not the answer unfinished."""
+        cannot be reached leaves the snapshot behind, not the answer unfinished. A registry
+        that says another process ended the stream (and published its done) stops it."""
         try:
-            await self._streams.record(stream.channel, stream.lease, chunk)
+            ours = await self._streams.record(stream.channel, stream.lease, chunk)
         except Exception as exc:
             logger.warning("could not record chunk %d of %s: %s", chunk.seq, stream.channel, exc)
+            return
+        if not ours:
+            logger.warning("stream %s was ended by another process; stopping", stream.channel)
+            stream.request_stop(ORPHANED)
 
     async def _publish(self, stream: _Stream, item: Chunk | Done) -> None:
         await self._publisher.publish(stream.channel, item, idempotency_key=stream.next_key())
 
     async def _publish_done(self, stream: _Stream, done: Done) -> None:
         try:
-            await self._publish(stream, replace(done, seq=stream.chunks))
+            # One key per channel for every `done`, whichever process sends it: should two be
+            # sent (an owner cut off from the registry, and a survivor that ended its stream),
+            # Centrifugo publishes the first only.
+            await self._publisher.publish(
+                stream.channel,
+                replace(done, seq=stream.chunks),
+                idempotency_key=done_key(stream.channel),
+            )
         except Exception as exc:
             logger.error("could not end stream %s with done/%s: %s", stream.channel, done, exc)

@@ -54,10 +54,11 @@ class LocalStreams:
     def _owned_by(self, owner: str) -> int:
         return sum(1 for running in self._running.values() if running.owner == owner)
 
-    async def record(self, channel: str, lease: str, chunk: Chunk) -> None:
+    async def record(self, channel: str, lease: str, chunk: Chunk) -> bool:
         running = self._running.get(channel)
         if running is not None and running.lease == lease:
             running.snapshot = running.snapshot.after(chunk)
+        return True
 
     async def release(self, channel: str, lease: str, done: Done) -> bool:
         running = self._running.get(channel)

@@ -153,6 +153,8 @@ async def test_a_client_over_the_rate_gets_429_as_json(stack: Stack, tmp_path: P
     assert refused, statuses
     assert refused[0].json()["detail"].startswith("too many requests from this address")
     assert refused[0].headers["retry-after"] == "1"
+    assert refused[0].headers["x-content-type-options"] == "nosniff"  # the server's headers too
+    assert "frame-ancestors 'none'" in refused[0].headers["content-security-policy"]
     assert 429 in [response.status_code for response in ws]
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -165,3 +166,56 @@ async def test_a_stream_whose_lease_was_reaped_elsewhere_is_stopped_here(
 
     assert (await asyncio.wait_for(stopped.get(), 2)).reason == "error"
     assert not await first.release(CHANNEL, lease, Done("cancelled"))  # no second done
+
+
+async def test_a_redis_that_lost_its_data_does_not_cost_a_running_stream_its_done(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression: after a Redis restart without its data, the renewal took the vanished lease
+    for "ended elsewhere" and stopped the stream, whose release then published no done."""
+    first, _ = two
+    stopped: asyncio.Queue[Done] = asyncio.Queue()
+    lease = await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
+    raw = connect(redis_server.url)
+    try:
+        await raw.flushall()  # as a restarted in-memory Redis
+        async with asyncio.timeout(2):  # the next renewal (every 0.1 s) takes the lease again
+            while await raw.zscore("relaychat:leases", CHANNEL) is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        await raw.aclose()
+    assert await first.record(CHANNEL, lease, Chunk("a", seq=1))  # still this process's
+    assert stopped.empty()
+    assert await first.release(CHANNEL, lease, Done("complete"))  # its done goes out
+
+
+async def test_an_owner_whose_stream_was_ended_elsewhere_learns_it_when_recording(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    raw = connect(redis_server.url)
+    try:
+        await raw.zadd("relaychat:leases", {CHANNEL: 0})
+    finally:
+        await raw.aclose()
+    await second.reap_expired(GONE)
+    assert not await first.record(CHANNEL, lease, Chunk("late", seq=1))
+
+
+async def test_stop_requests_reach_a_process_again_after_redis_comes_back(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression: the stop listener died with its connection, for good; cancels sent through
+    another process were answered 202 and never reached the stream."""
+    first, second = two
+    redis_server.stop()
+    redis_server.start()  # same port, no data
+    stopped: asyncio.Queue[Done] = asyncio.Queue()
+    await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
+    async with asyncio.timeout(5):  # both listen again within a second or so
+        while stopped.empty():  # a stop request is a broadcast: sent again until heard
+            with contextlib.suppress(StreamsUnavailable):
+                await second.stop(CHANNEL, Done("cancelled"))
+            await asyncio.sleep(0.2)  # the listener reconnects every 0.5 s
+    assert stopped.get_nowait() == Done("cancelled")

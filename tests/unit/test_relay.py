@@ -253,10 +253,13 @@ async def test_a_chunk_stopped_mid_publication_is_counted_by_the_done() -> None:
     """Regression: a stream stopped while its chunk was being published (on its way regardless)
     ended with a `done` whose `seq` left that chunk out, one short of what readers received."""
     publisher = StallingPublisher()
-    relay = make_relay(ScriptedModel([Token("a ")] * 5), publisher)
+    streams = LocalStreams()
+    relay = make_relay(ScriptedModel([Token("a ")] * 5), publisher, streams=streams)
     await relay.start(CHANNEL, HI)
     await asyncio.wait_for(publisher.stalled.wait(), 5)
 
     assert await relay.stop(CHANNEL)
 
     assert await publisher.wait_for_done(CHANNEL) == [Chunk("a ", seq=1), Done("cancelled", seq=1)]
+    # The snapshot a reader resumes from holds it too.
+    assert await streams.snapshot(CHANNEL) == Snapshot("a ", "", 1, Done("cancelled"))
