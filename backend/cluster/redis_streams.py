@@ -285,7 +285,7 @@ class RedisStreams:
         # cjson writes an empty string as "" and a number as a float or int: normalise.
         return Snapshot(data["text"] or "", data["thinking"] or "", int(data["seq"]), done)
 
-    async def reap_expired(self, done: Done, *, limit: int = 100) -> list[tuple[str, int]]:
+    async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[tuple[str, int]]:
         """End the streams whose lease ran out (their process is gone): each is released with
         `done`; returns them with the `seq` of their last recorded chunk, for the caller to
         publish their `done`. Nothing while this process itself recently failed to reach

@@ -102,7 +102,7 @@ class Streams(Protocol):
         """The answer in `channel` so far (or finished); None if no stream ran there lately."""
         ...
 
-    async def reap_expired(self, done: Done, *, limit: int = 100) -> list[tuple[str, int]]:
+    async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[tuple[str, int]]:
         """End the streams whose process is gone (shared registries: their lease expired),
         releasing each with `done`; they and the `seq` of their last chunk. The caller
         publishes their `done`."""

@@ -81,6 +81,6 @@ class LocalStreams:
             return running.snapshot
         return self._finished.get(channel)
 
-    async def reap_expired(self, done: Done, *, limit: int = 100) -> list[tuple[str, int]]:
+    async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[tuple[str, int]]:
         """None: every stream here belongs to this very process."""
         return []

@@ -122,6 +122,9 @@ export class AnswerFollower {
     } catch (error) {
       if (this.ended) return;
       this.answer.abandonResume();
+      // 503: the backend is there but cannot read its registry right now (a shared one being
+      // unreachable); the answer may well be running: ask again at the next silence.
+      if (/** @type {{status?: unknown}} */ (error)?.status === 503 && !this.pendingDone) return;
       this.finish(
         this.pendingDone
           ? { reason: 'lost', error: `part of it could not be recovered (${nobodyAnswers(error).error})` }

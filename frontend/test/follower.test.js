@@ -155,3 +155,19 @@ test('a missing snapshot under a done that lacks chunks says part of it was lost
   assert.equal(ends.length, 1);
   assert.equal(ends[0].reason, 'lost');
 });
+
+test('a 503 from the snapshot (the registry unreachable) is asked again, not taken for an ending', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends, asked } = follow([
+    new HttpError(503, 'the streams registry cannot be reached right now'),
+    { text: 'a', thinking: '', seq: 1, done: null },
+  ]);
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.deepEqual(ends, []);
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.equal(asked(), 2);
+  assert.deepEqual(ends, []);
+});
