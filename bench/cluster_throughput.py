@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from backend.llm.simulated import answer_for, tokenize
-from bench.relay_throughput import CHANNELS_PER_CONNECTION, ORIGIN, PROMPTS, TimedCollector
+from bench.relay_throughput import CHANNELS_PER_CONNECTION, ORIGIN, PROMPTS, subscribed_jobs
 from tests.clients import ChatSession, answer_of
 from tests.cluster import Cluster, running_cluster
 
@@ -72,15 +72,7 @@ async def run(cluster: Cluster, count: int) -> tuple[float, list[float], int, in
                     ChatSession.open(backend.backend_url, node.websocket_url, ORIGIN)
                 )
             )
-        jobs = []
-        for i in range(count):
-            session = sessions[i % users]
-            channel = session.new_channel()
-            collector = TimedCollector()
-            sub = session.client.new_subscription(channel, events=collector)
-            await sub.subscribe()
-            jobs.append((session, channel, PROMPTS[i % len(PROMPTS)], collector))
-        await asyncio.gather(*(c.subscribed.wait() for *_, c in jobs))
+        jobs = await subscribed_jobs(sessions, count)
         started = time.perf_counter()
         replies = await asyncio.gather(*(s.execute(ch, p) for s, ch, p, _ in jobs))
         assert all(r.status_code == 202 for r in replies), {r.status_code for r in replies}

@@ -54,6 +54,24 @@ class Result:
     exact: int
 
 
+Job = tuple[ChatSession, str, str, TimedCollector]
+
+
+async def subscribed_jobs(sessions: list[ChatSession], count: int) -> list[Job]:
+    """`count` answers to ask, spread over `sessions`, each with its channel subscribed: the
+    session, the channel, the prompt and the collector of what arrives."""
+    jobs: list[Job] = []
+    for i in range(count):
+        session = sessions[i % len(sessions)]
+        channel = session.new_channel()
+        collector = TimedCollector()
+        sub = session.client.new_subscription(channel, events=collector)
+        await sub.subscribe()
+        jobs.append((session, channel, PROMPTS[i % len(PROMPTS)], collector))
+    await asyncio.gather(*(c.subscribed.wait() for *_, c in jobs))
+    return jobs
+
+
 async def run_streams(backend: str, websocket: str, count: int) -> Result:
     async with AsyncExitStack() as stack:
         users = math.ceil(count / CHANNELS_PER_CONNECTION)
@@ -61,15 +79,7 @@ async def run_streams(backend: str, websocket: str, count: int) -> Result:
             await stack.enter_async_context(ChatSession.open(backend, websocket, ORIGIN))
             for _ in range(users)
         ]
-        jobs: list[tuple[ChatSession, str, str, TimedCollector]] = []
-        for i in range(count):
-            session = sessions[i % users]
-            channel = session.new_channel()
-            collector = TimedCollector()
-            sub = session.client.new_subscription(channel, events=collector)
-            await sub.subscribe()
-            jobs.append((session, channel, PROMPTS[i % len(PROMPTS)], collector))
-        await asyncio.gather(*(c.subscribed.wait() for *_, c in jobs))
+        jobs = await subscribed_jobs(sessions, count)
 
         started: dict[str, float] = {}
 

@@ -76,47 +76,19 @@ def settings(env_file: Path, environ: Mapping[str, str]) -> dict[str, str]:
 
 def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Service]:
     """The three processes, in the order they start."""
-    nginx_port = int(env["NGINX_PORT"])
-    nginx_host = env.get("NGINX_HOST", "127.0.0.1")
     centrifugo_port = int(env.get("CENTRIFUGO_HTTP_SERVER_PORT", "8000"))
-    centrifugo_host = env.get("CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.1")
     backend_host = env.get("BACKEND_HOST", "127.0.0.1")
     backend_port = int(env.get("BACKEND_PORT", "5000"))
-    nginx_conf = render(
-        state / "nginx",
-        nginx_port,
-        f"{backend_host}:{backend_port}",
-        f"127.0.0.1:{centrifugo_port}",
-        ROOT / "frontend" / "dist",
-        body_limit(env),
-        nginx_host,
-    )
-    launch = [sys.executable, str(ROOT / "scripts" / "centrifugo_launch.py"), centrifugo]
     return [
-        Service(
+        centrifugo_service(
             "centrifugo",
-            [*launch, str(ROOT / "centrifugo" / "config.json"), f"--out={state / 'centrifugo'}"],
-            f"http://127.0.0.1:{centrifugo_port}/health",
+            centrifugo,
+            state,
             centrifugo_port,
-            centrifugo_host,
-            "CENTRIFUGO_HTTP_SERVER_PORT",
+            env.get("CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.1"),
         ),
-        Service(
-            "backend",
-            [sys.executable, "-m", "backend"],
-            f"http://127.0.0.1:{backend_port}/api/health",
-            backend_port,
-            backend_host,
-            "BACKEND_PORT",
-        ),
-        Service(
-            "nginx",
-            ["nginx", "-p", str(state / "nginx"), "-c", str(nginx_conf), "-g", "daemon off;"],
-            f"http://127.0.0.1:{nginx_port}/",
-            nginx_port,
-            nginx_host,
-            "NGINX_PORT",
-        ),
+        backend_service("backend", backend_port, backend_host),
+        nginx_service(env, state, [f"{backend_host}:{backend_port}"], [centrifugo_port]),
     ]
 
 
@@ -124,24 +96,12 @@ def cluster_services(env: Mapping[str, str], state: Path, centrifugo: str) -> li
     """Redis, two Centrifugo nodes on it, two backends sharing their streams on it, and nginx
     balancing over both of each. Ports: CLUSTER_REDIS_PORT (6379), and each single-run port
     with the next one for the second of a kind."""
-    nginx_port = int(env["NGINX_PORT"])
-    nginx_host = env.get("NGINX_HOST", "127.0.0.1")
     redis_port = int(env.get("CLUSTER_REDIS_PORT", "6379"))
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     first_node = int(env.get("CENTRIFUGO_HTTP_SERVER_PORT", "8000"))
     first_backend = int(env.get("BACKEND_PORT", "5000"))
     nodes = [first_node, first_node + 1]
     backends = [first_backend, first_backend + 1]
-    nginx_conf = render(
-        state / "nginx",
-        nginx_port,
-        ",".join(f"127.0.0.1:{port}" for port in backends),
-        ",".join(f"127.0.0.1:{port}" for port in nodes),
-        ROOT / "frontend" / "dist",
-        body_limit(env),
-        nginx_host,
-    )
-    launch = [sys.executable, str(ROOT / "scripts" / "centrifugo_launch.py"), centrifugo]
     redis = Service(
         "redis",
         ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
@@ -153,46 +113,80 @@ def cluster_services(env: Mapping[str, str], state: Path, centrifugo: str) -> li
     )  # fmt: skip
     engine = {"CENTRIFUGO_ENGINE_TYPE": "redis", "CENTRIFUGO_ENGINE_REDIS_ADDRESS": redis_url}
     centrifugos = [
-        Service(
-            f"centrifugo-{n}",
-            [
-                *launch,
-                str(ROOT / "centrifugo" / "config.json"),
-                f"--out={state / f'centrifugo-{n}'}",
-            ],
-            f"http://127.0.0.1:{port}/health",
-            port,
-            "127.0.0.1",
-            "CENTRIFUGO_HTTP_SERVER_PORT",
-            {**engine, "CENTRIFUGO_HTTP_SERVER_PORT": str(port)},
-        )
+        centrifugo_service(f"centrifugo-{n}", centrifugo, state, port, "127.0.0.1", engine)
         for n, port in enumerate(nodes, 1)
     ]
     backend_services = [
-        Service(
+        backend_service(
             f"backend-{n}",
-            [sys.executable, "-m", "backend"],
-            f"http://127.0.0.1:{port}/api/health",
             port,
             "127.0.0.1",
-            "BACKEND_PORT",
-            {
-                "BACKEND_PORT": str(port),
-                "CENTRIFUGO_HTTP_SERVER_PORT": str(node),
-                "REDIS_URL": redis_url,
-            },
+            {"CENTRIFUGO_HTTP_SERVER_PORT": str(node), "REDIS_URL": redis_url},
         )
         for n, (port, node) in enumerate(zip(backends, nodes, strict=True), 1)
     ]
-    nginx = Service(
+    nginx = nginx_service(env, state, [f"127.0.0.1:{port}" for port in backends], nodes)
+    return [redis, *centrifugos, *backend_services, nginx]
+
+
+def centrifugo_service(
+    name: str,
+    binary: str,
+    state: Path,
+    port: int,
+    host: str,
+    env: Mapping[str, str] | None = None,
+) -> Service:
+    launch = [sys.executable, str(ROOT / "scripts" / "centrifugo_launch.py"), binary]
+    config = [str(ROOT / "centrifugo" / "config.json"), f"--out={state / name}"]
+    return Service(
+        name,
+        [*launch, *config],
+        f"http://127.0.0.1:{port}/health",
+        port,
+        host,
+        "CENTRIFUGO_HTTP_SERVER_PORT",
+        {**(env or {}), "CENTRIFUGO_HTTP_SERVER_PORT": str(port)},
+    )
+
+
+def backend_service(
+    name: str, port: int, host: str, env: Mapping[str, str] | None = None
+) -> Service:
+    return Service(
+        name,
+        [sys.executable, "-m", "backend"],
+        f"http://127.0.0.1:{port}/api/health",
+        port,
+        host,
+        "BACKEND_PORT",
+        {**(env or {}), "BACKEND_PORT": str(port)},
+    )
+
+
+def nginx_service(
+    env: Mapping[str, str], state: Path, backends: list[str], nodes: list[int]
+) -> Service:
+    """nginx on NGINX_HOST:NGINX_PORT in front of `backends` and the Centrifugo `nodes`."""
+    port = int(env["NGINX_PORT"])
+    host = env.get("NGINX_HOST", "127.0.0.1")
+    conf = render(
+        state / "nginx",
+        port,
+        ",".join(backends),
+        ",".join(f"127.0.0.1:{node}" for node in nodes),
+        ROOT / "frontend" / "dist",
+        body_limit(env),
+        host,
+    )
+    return Service(
         "nginx",
-        ["nginx", "-p", str(state / "nginx"), "-c", str(nginx_conf), "-g", "daemon off;"],
-        f"http://127.0.0.1:{nginx_port}/",
-        nginx_port,
-        nginx_host,
+        ["nginx", "-p", str(state / "nginx"), "-c", str(conf), "-g", "daemon off;"],
+        f"http://127.0.0.1:{port}/",
+        port,
+        host,
         "NGINX_PORT",
     )
-    return [redis, *centrifugos, *backend_services, nginx]
 
 
 def body_limit(env: Mapping[str, str]) -> int:

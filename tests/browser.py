@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from playwright.async_api import ConsoleMessage, Page
+from playwright.async_api import Browser, ConsoleMessage, Page
 
 from tests.processes import ROOT
 
@@ -30,6 +32,30 @@ class ConsoleErrors(list[str]):
     def expect(self, fragment: str) -> None:
         """Chromium logs every failed HTTP response itself; a test that provokes one says so."""
         self[:] = [text for text in self if fragment not in text]
+
+
+async def watched_page(browser: Browser, errors: ConsoleErrors, **context: Any) -> Page:
+    """A page in a fresh browser context (own cookies: a new user) whose console errors and
+    uncaught exceptions go to `errors`."""
+    page = await (await browser.new_context(**context)).new_page()
+    page.on("console", errors.record)
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    return page
+
+
+@asynccontextmanager
+async def chat_page(browser: Browser, errors: ConsoleErrors, **context: Any) -> AsyncIterator[Page]:
+    """The chat page, loaded and ready to send; when the block ends its context is closed and
+    the page must have logged no console error nor thrown (tests that provoke one say so with
+    `errors.expect`)."""
+    page = await watched_page(browser, errors, **context)
+    try:
+        await page.goto("/")
+        await page.locator("#send:not([disabled])").wait_for()
+        yield page
+    finally:
+        await page.context.close()
+    assert errors == [], f"console errors: {errors}"
 
 
 # Every conversation the page keeps in IndexedDB (frontend/src/storage.js), read in the page.

@@ -31,6 +31,3 @@ class DirectSlots:
                     del self._running[user]
 
         return release
-
-    def running(self, user: str) -> int:
-        return self._running[user]

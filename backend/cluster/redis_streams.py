@@ -31,6 +31,7 @@ from backend.core.ports import (
     StreamsUnavailable,
     TooManyStreams,
 )
+from backend.core.relay import ORPHANED
 from backend.core.types import Chunk, Done, Snapshot
 
 logger = logging.getLogger(__name__)
@@ -145,9 +146,6 @@ end
 return lost
 """
 )
-# How a stream ends here when another process has already ended it in the registry (and
-# published its `done`): it stops, and its release then finds the lease gone (no second done).
-LOST = Done("error", "the server answering this stopped; please send the prompt again")
 
 
 def _run(channel: str) -> str:
@@ -342,7 +340,7 @@ class RedisStreams:
                 local = self._local.get(channel)
                 if local is not None:  # not released meanwhile
                     logger.warning("stream %s was ended by another process; stopping", channel)
-                    local.stop(LOST)
+                    local.stop(ORPHANED)  # the other process published it already
 
 
 def connect(url: str, *, max_connections: int = 64) -> Redis:

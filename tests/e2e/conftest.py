@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, ConsoleErrors
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, ConsoleErrors, chat_page
 from tests.processes import missing_component
 from tests.stack import Edge
 
@@ -33,14 +33,6 @@ def console_errors() -> ConsoleErrors:
 async def page(browser: Browser, edge: Edge, console_errors: ConsoleErrors) -> AsyncIterator[Page]:
     """A fresh browser context (own cookies: a new user) on the chat page. The test fails if
     the page logged any console error or threw."""
-    context = await browser.new_context(base_url=edge.url, viewport={"width": 1100, "height": 800})
-    page = await context.new_page()
-    errors = console_errors
-    page.on("console", errors.record)
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-    await page.goto("/")
-    await page.get_by_role("button", name="Send").wait_for()
-    await page.locator("#send:not([disabled])").wait_for()
-    yield page
-    await context.close()
-    assert errors == [], f"console errors: {errors}"
+    viewport = {"width": 1100, "height": 800}
+    async with chat_page(browser, console_errors, base_url=edge.url, viewport=viewport) as page:
+        yield page

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import pytest
 from playwright.async_api import Browser, Page, ViewportSize, expect
 
-from tests.browser import SCREENSHOTS, ConsoleErrors
+from tests.browser import SCREENSHOTS, ConsoleErrors, chat_page
 from tests.e2e.chat import FINISHED, StandInModel, send, violations
 from tests.stack import Edge
 
@@ -54,19 +54,9 @@ async def themed_page(
     scheme: Literal["light", "dark"],
     size: str,
 ) -> AsyncIterator[Page]:
-    context = await browser.new_context(
-        base_url=edge.url,
-        viewport=SIZES[size],
-        color_scheme=scheme,
-    )
-    page = await context.new_page()
-    page.on("console", console_errors.record)
-    page.on("pageerror", lambda error: console_errors.append(f"uncaught: {error}"))
-    await page.goto("/")
-    await page.locator("#send:not([disabled])").wait_for()
-    yield page
-    await context.close()
-    assert console_errors == [], f"console errors: {console_errors}"
+    context = {"base_url": edge.url, "viewport": SIZES[size], "color_scheme": scheme}
+    async with chat_page(browser, console_errors, **context) as page:
+        yield page
 
 
 async def check(page: Page, state: str, scheme: str, size: str) -> Path:

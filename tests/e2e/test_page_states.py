@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from playwright.async_api import Browser, Page, Route, WebSocketRoute, expect
 
-from tests.browser import SCREENSHOTS, ConsoleErrors
+from tests.browser import SCREENSHOTS, ConsoleErrors, watched_page
 from tests.e2e.chat import FINISHED, send, violations
 from tests.stack import Edge
 
 
 async def new_page(browser: Browser, edge: Edge, console_errors: ConsoleErrors) -> Page:
-    context = await browser.new_context(base_url=edge.url, viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    page.on("console", console_errors.record)
-    page.on("pageerror", lambda error: console_errors.append(f"uncaught: {error}"))
-    return page
+    viewport = {"width": 1280, "height": 800}
+    return await watched_page(browser, console_errors, base_url=edge.url, viewport=viewport)
 
 
 async def test_a_failed_session_says_so_and_retry_starts_it(

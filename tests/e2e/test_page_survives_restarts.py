@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, expect
 
 from backend.llm.simulated import answer_for
-from tests.browser import ConsoleErrors, stored_turns
+from tests.browser import ConsoleErrors, chat_page, stored_turns
 from tests.processes import Server, free_port
 from tests.stack import (
     Edge,
@@ -58,15 +58,8 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 async def page(
     browser: Browser, servers: Servers, console_errors: ConsoleErrors
 ) -> AsyncIterator[Page]:
-    context = await browser.new_context(base_url=servers.edge.url)
-    page = await context.new_page()
-    page.on("console", console_errors.record)
-    page.on("pageerror", lambda error: console_errors.append(f"uncaught: {error}"))
-    await page.goto("/")
-    await page.locator("#send:not([disabled])").wait_for()
-    yield page
-    await context.close()
-    assert console_errors == [], f"console errors: {console_errors}"
+    async with chat_page(browser, console_errors, base_url=servers.edge.url) as page:
+        yield page
 
 
 def last_answer(page: Page) -> Locator:
