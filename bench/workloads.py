@@ -560,6 +560,12 @@ def main() -> None:
         help="only these paths (direct is needed for the ratios)",
     )
     parser.add_argument("--ramp", type=int, nargs="*", help="ramp steps at D=20 (none: no ramp)")
+    parser.add_argument(
+        "--workload",
+        nargs="+",
+        metavar="STREAMS:D",
+        help="only these workloads, e.g. 100:20 (streams : ms per token)",
+    )
     args = parser.parse_args()
     paths = [
         p
@@ -573,6 +579,8 @@ def main() -> None:
     else:
         workloads = [(1, 20.0), (100, 0.0), (100, 20.0), (1000, 0.0), (1000, 20.0)]
         steps = [50, 100, 250, 500, 1000, 2000]
+    if args.workload:
+        workloads = [(int(n), float(d)) for n, d in (w.split(":") for w in args.workload)]
     if args.ramp is not None:
         steps = sorted(min(n, MAX_STREAMS) for n in args.ramp)
     started = time.monotonic()
