@@ -26,7 +26,7 @@ from backend.centrifugo.publisher import CentrifugoPublisher
 from backend.cluster.redis_streams import RedisStreams, connect
 from backend.config import Settings, get_settings
 from backend.core.answer import Answerer
-from backend.core.ports import Model, Publisher, Streams
+from backend.core.ports import Model, Publisher, PublishError, Streams
 from backend.core.relay import Relay
 from backend.core.streams import LocalStreams
 from backend.llm.openai_compatible import OpenAICompatibleModel
@@ -89,12 +89,16 @@ def create_app(
                 answerer,
                 the_publisher,
                 registry,
+                window=settings.coalesce_window_ms / 1000,
                 max_per_owner=settings.max_streams_per_user,
                 events=events,
             )
             if not isinstance(registry, LocalStreams):
                 # Shared registry: streams whose process died are ended by the survivors.
                 stack.push_async_callback(_stop, asyncio.create_task(_end_orphans(relay)))
+            # Asked once now, in the background: the first prompts then need not wait for it.
+            warm_up = asyncio.create_task(_warm_up(the_publisher), name="publisher warm-up")
+            stack.push_async_callback(_stop, warm_up)
             direct = DirectSlots(settings.max_streams_per_user)
             services = Services(answerer, relay, the_publisher, asyncio.Event(), direct)
             app.state.services = services
@@ -145,6 +149,13 @@ async def _end_orphans(relay: Relay) -> None:
             await relay.end_orphans()
         except Exception:  # the registry briefly unreachable: the next round tries again
             logger.warning("could not check for orphaned streams", exc_info=True)
+
+
+async def _warm_up(publisher: Publisher) -> None:
+    try:
+        await publisher.ready()
+    except PublishError as exc:
+        logger.warning("Centrifugo is not taking publications yet: %s", exc.message)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

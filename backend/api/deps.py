@@ -29,27 +29,30 @@ class Services:
     direct: DirectSlots
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
+# The dependencies are `async def` although they never wait: FastAPI runs a plain `def`
+# dependency in a worker thread, a hop per dependency per request (measured: ~4% of the
+# backend's CPU in a burst of executes, docs/performance.md).
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def current_user(request: Request, settings: SettingsDep) -> str:
+async def current_user(request: Request, settings: SettingsDep) -> str:
     """The identity check of every route that acts for a user (401 without a session). With
     your own auth, override this and `session_start`."""
     return session_user(request, settings)
 
 
-def session_start(request: Request, response: Response, settings: SettingsDep) -> str:
+async def session_start(request: Request, response: Response, settings: SettingsDep) -> str:
     """`POST /api/token`'s identity: the session's user (its cookie renewed), or a new one."""
     return start_session(request, response, settings)
 

@@ -29,14 +29,17 @@ class DonePublication(BaseModel):
 
 
 def publication(item: Chunk | Done) -> dict[str, object]:
-    """The JSON object Centrifugo fans out: optional fields are left out, not sent as null."""
+    """The JSON object Centrifugo fans out: optional fields are left out, not sent as null.
+    Built by hand, once per publication on the hot path; tests check it against the models
+    above, which document it."""
     if isinstance(item, Done):
-        model: BaseModel = DonePublication(
-            reason=item.reason, error=item.error, seq=item.seq or None
-        )
+        data: dict[str, object] = {"text": "", "done": True, "reason": item.reason}
+        if item.error is not None:
+            data["error"] = item.error
     else:
-        thinking = item.phase == "thinking"
-        model = ChunkPublication(
-            text=item.text, phase="thinking" if thinking else None, seq=item.seq or None
-        )
-    return model.model_dump(exclude_none=True)
+        data = {"text": item.text, "done": False}
+        if item.phase == "thinking":
+            data["phase"] = "thinking"
+    if item.seq:
+        data["seq"] = item.seq
+    return data

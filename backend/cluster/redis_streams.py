@@ -18,21 +18,23 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from backend.core.endings import ORPHANED
 from backend.core.ports import (
     ChannelUsed,
+    Recording,
     StopRequest,
     StreamBusy,
     StreamsUnavailable,
     TooManyStreams,
 )
-from backend.core.relay import ORPHANED
-from backend.core.types import Chunk, Done, Snapshot
+from backend.core.types import Done, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -222,20 +224,26 @@ class RedisStreams:
             raise TooManyStreams(max_per_owner)
         return lease
 
-    async def record(self, channel: str, lease: str, chunk: Chunk) -> bool:
-        keys = [
-            _run(channel),
-            f"{PREFIX}text:{channel}",
-            f"{PREFIX}thinking:{channel}",
-            f"{PREFIX}done:{channel}",
-        ]
-        try:
-            recorded = await self._record(
-                keys=keys, args=[lease, chunk.seq, chunk.phase, chunk.text]
+    async def record(self, chunks: Sequence[Recording]) -> list[bool]:
+        """One round trip for all of them (a pipeline of the record script)."""
+        if not chunks:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for channel, lease, chunk in chunks:
+            keys = [
+                _run(channel),
+                f"{PREFIX}text:{channel}",
+                f"{PREFIX}thinking:{channel}",
+                f"{PREFIX}done:{channel}",
+            ]
+            await self._record(
+                keys=keys, args=[lease, chunk.seq, chunk.phase, chunk.text], client=pipe
             )
+        try:
+            recorded = await pipe.execute()
         except RedisError as exc:
             raise self._unavailable(exc) from exc
-        return int(recorded) == 1
+        return [int(result) == 1 for result in recorded]
 
     async def release(self, channel: str, lease: str, done: Done) -> bool:
         local = self._local.get(channel)

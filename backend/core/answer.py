@@ -46,6 +46,21 @@ class Answerer:
         for events in self.events:
             events.model_failed(kind, message)
 
+    def failure(self, exc: Exception, *, timed_out: bool = False) -> AnswerFailed:
+        """What a model's failure (or the deadline, `timed_out`) means for the answer; logged
+        and reported."""
+        if timed_out:
+            message = f"the answer took longer than {self.max_seconds:g} s and was cut off"
+            self._failed("time_limit", message)
+            return AnswerFailed("timeout", message)
+        if isinstance(exc, ModelError):
+            logger.warning("the model failed (%s): %s", exc.kind, exc)
+            self._failed(exc.kind, str(exc))
+            return AnswerFailed("error", str(exc))
+        logger.exception("the model failed", exc_info=exc)
+        self._failed("unexpected", repr(exc))
+        return AnswerFailed("error", "the model failed while answering")
+
     async def chunks(
         self, question: Question, *, on_token: Callable[[], None] | None = None
     ) -> AsyncGenerator[Chunk, None]:
@@ -63,22 +78,13 @@ class Answerer:
         try:
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
+                    async with asyncio.timeout_at(deadline) as scope:
                         chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
-                except TimeoutError as exc:
-                    message = f"the answer took longer than {self.max_seconds:g} s and was cut off"
-                    self._failed("time_limit", message)
-                    raise AnswerFailed("timeout", message) from exc
-                except ModelError as exc:
-                    logger.warning("the model failed (%s): %s", exc.kind, exc)
-                    self._failed(exc.kind, str(exc))
-                    raise AnswerFailed("error", str(exc)) from exc
                 except Exception as exc:
-                    logger.exception("the model failed")
-                    self._failed("unexpected", repr(exc))
-                    raise AnswerFailed("error", "the model failed while answering") from exc
+                    expired = isinstance(exc, TimeoutError) and scope.expired()
+                    raise self.failure(exc, timed_out=expired) from exc
                 yield chunk
         finally:
             await chunks.aclose()

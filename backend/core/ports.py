@@ -3,7 +3,7 @@ of running streams. Implementations live at the edges and are injected into `cre
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from backend.core.types import Chunk, Done, Question, Snapshot, StreamStats, Token
@@ -51,6 +51,12 @@ class TooManyStreams(Exception):
         self.limit = limit
 
 
+# One publication: the channel, the chunk or done, and its idempotency key (None: none).
+Publication = tuple[str, Chunk | Done, str | None]
+# One chunk for a stream's snapshot: the channel, the stream's lease, the numbered chunk.
+Recording = tuple[str, str, Chunk]
+
+
 class Model(Protocol):
     def stream(self, question: Question) -> AsyncIterator[Token]:
         """Yield the answer to `question`, token by token; thinking tokens (if asked for) come
@@ -67,8 +73,16 @@ class Publisher(Protocol):
         `PublishError` when it was not taken. A retry with the same key is not published twice."""
         ...
 
-    async def ready(self) -> None:
-        """Return when the real-time server takes publications; raise `PublishError` if not."""
+    async def publish_many(self, items: Sequence[Publication]) -> list[PublishError | None]:
+        """Publish each (channel, item, idempotency key), each in order with its channel's
+        earlier items: all are queued before the first wait, so anything published after this
+        call starts goes out after them. Each one's outcome: None when taken, else the error."""
+        ...
+
+    async def ready(self, *, known: bool = False) -> None:
+        """Return when the real-time server takes publications; raise `PublishError` if not.
+        `known`: what is already known will do (a check may go on in the background), for the
+        hot path; else a stale answer is checked first."""
         ...
 
 
@@ -88,9 +102,10 @@ class Streams(Protocol):
         process, when someone asks the stream to end."""
         ...
 
-    async def record(self, channel: str, lease: str, chunk: Chunk) -> bool:
-        """`chunk` (numbered) has been published: it joins the stream's snapshot. False when
-        another process has ended this stream meanwhile (it must stop)."""
+    async def record(self, chunks: Sequence[Recording]) -> list[bool]:
+        """Each (channel, lease, numbered chunk) is being published: it joins its stream's
+        snapshot. For each, False when another process has ended that stream meanwhile (it must
+        stop, and this chunk is not published)."""
         ...
 
     async def release(self, channel: str, lease: str, done: Done) -> bool:

@@ -5,28 +5,19 @@ docs/architecture.md."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 import uuid
 from dataclasses import dataclass, field, replace
 
 from backend.core.answer import Answerer, AnswerFailed
+from backend.core.endings import CANCELLED, ORPHANED, SHUTDOWN, UNDELIVERED, UNEXPECTED, done_key
+from backend.core.outbox import MAX_RATE, Outbox, Outgoing
 from backend.core.ports import Publisher, PublishError, StreamEvents, Streams
-from backend.core.types import Chunk, Done, Question, Snapshot, StreamStats
+from backend.core.types import Done, Question, Snapshot, StreamStats
 
 logger = logging.getLogger(__name__)
 
-CANCELLED = Done("cancelled")
-SHUTDOWN = Done("error", "the server is stopping; please send the prompt again")
-ORPHANED = Done("error", "the server answering this stopped; please send the prompt again")
-UNDELIVERED = "the answer could not be delivered"
-UNEXPECTED = "the answer failed unexpectedly"
-
-
-def done_key(channel: str) -> str:
-    """The idempotency key of the one `done` of `channel`."""
-    return f"done:{channel}"
+__all__ = ["CANCELLED", "ORPHANED", "SHUTDOWN", "UNDELIVERED", "UNEXPECTED", "Relay", "done_key"]
 
 
 @dataclass
@@ -35,11 +26,10 @@ class _Stream:
     question: Question
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     lease: str = ""
-    published: int = 0  # publications, the done included: numbers the idempotency keys
-    chunks: int = 0  # chunks published: the last one's `seq`
+    out: Outgoing | None = None  # its place in the outbox, once claimed
     tokens: int = 0  # tokens the model gave
-    started_at: float = field(default_factory=time.monotonic)
-    first_chunk_at: float | None = None
+    # On the loop's clock, as the outbox times publications.
+    started_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
     # How the stream ends if its task is cancelled: set before the cancel, read after it.
     stop: Done | None = None
     task: asyncio.Task[None] | None = None
@@ -50,19 +40,15 @@ class _Stream:
     # published must not cancel that.
     answered: bool = False
 
-    def next_key(self) -> str:
-        """An idempotency key per publication: a retried publish is not published twice."""
-        self.published += 1
-        return f"{self.id}:{self.published}"
-
-    def count_token(self) -> None:
-        self.tokens += 1
+    @property
+    def chunks(self) -> int:
+        """Chunks taken for publication: the last one's `seq`."""
+        return 0 if self.out is None else self.out.chunks
 
     def stats(self) -> StreamStats:
-        now = time.monotonic()
-        first = self.first_chunk_at
+        first = None if self.out is None else self.out.first_published_at
         return StreamStats(
-            seconds=now - self.started_at,
+            seconds=asyncio.get_running_loop().time() - self.started_at,
             first_chunk_seconds=None if first is None else first - self.started_at,
             chunks=self.chunks,
             tokens=self.tokens,
@@ -84,12 +70,17 @@ class Relay:
         publisher: Publisher,
         streams: Streams,
         *,
+        window: float,
         max_per_owner: int = 0,
         events: tuple[StreamEvents, ...] = (),
+        max_rate: float = MAX_RATE,
     ) -> None:
+        """`window`: the coalescing window in seconds (0: one chunk per token), widened under
+        load so that publications stay near `max_rate` a second (backend/core/outbox.py)."""
         self._answerer = answerer
         self._publisher = publisher
         self._streams = streams
+        self._outbox = Outbox(publisher, streams, window=window, max_rate=max_rate)
         self._events = events
         self._max_per_owner = max_per_owner  # running streams one owner may have; 0: no cap
         self._local: dict[str, _Stream] = {}
@@ -107,6 +98,7 @@ class Relay:
         stream.lease = await self._streams.claim(
             channel, stream.request_stop, owner=owner, max_per_owner=self._max_per_owner
         )
+        stream.out = self._outbox.open(channel, stream.lease, stream.id, stream.request_stop)
         self._local[channel] = stream
         for events in self._events:
             events.stream_started(channel)
@@ -158,6 +150,9 @@ class Relay:
         finally:
             stream.answered = True
             self._local.pop(stream.channel, None)
+            if stream.out is not None:
+                # Waits for a flush in flight: the `done` goes after its chunks and counts them.
+                await self._outbox.close(stream.out)
             # Released first: if the registry says another process already ended this stream
             # (its lease ran out, e.g. the registry was unreachable), that process published
             # the `done`, and a second one must not follow.
@@ -181,58 +176,46 @@ class Relay:
         if stream.stop is not None:  # stopped before it started
             return stream.stop
         try:
-            await self._relay_chunks(stream)
+            await self._relay_tokens(stream)
         except asyncio.CancelledError:
-            # Stopped on purpose (cancel, shutdown): the `done` must still go out.
+            # Stopped on purpose (cancel, shutdown, a chunk that could not be published): the
+            # `done` must still go out.
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
             return stream.stop or CANCELLED
         except AnswerFailed as exc:
             return Done(exc.reason, exc.message)
-        except PublishError as exc:
-            logger.error("stream %s failed: %s", stream.channel, exc)
-            return Done("error", UNDELIVERED)
         except Exception:
             logger.exception("stream %s failed unexpectedly", stream.channel)
             return Done("error", UNEXPECTED)
         return Done("complete")
 
-    async def _relay_chunks(self, stream: _Stream) -> None:
-        chunks = self._answerer.chunks(stream.question, on_token=stream.count_token)
-        # Closed at once when publishing fails, so the model stops and lets go of its upstream.
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                numbered = replace(chunk, seq=stream.chunks + 1)
-                try:
-                    await self._publish(stream, numbered)
-                except asyncio.CancelledError:
-                    # Stopped while it was being published: the publication is on its way
-                    # regardless (the publisher shields it), so the `done` and the snapshot
-                    # count it.
-                    stream.chunks = numbered.seq
-                    await self._record(stream, numbered)
-                    raise
-                stream.chunks = numbered.seq
-                if stream.first_chunk_at is None:
-                    stream.first_chunk_at = time.monotonic()
-                await self._record(stream, numbered)
-
-    async def _record(self, stream: _Stream, chunk: Chunk) -> None:
-        """Adds the chunk to the stream's snapshot. The chunk is out already: a registry that
-        cannot be reached leaves the snapshot behind, not the answer unfinished. A registry
-        that says another process ended the stream (and published its done) stops it."""
+    async def _relay_tokens(self, stream: _Stream) -> None:
+        """The model's tokens into the outbox, then the rest published. The deadline bounds the
+        model only; one timeout scope for the whole answer, no task or timer per token."""
+        assert stream.out is not None
+        out, add = stream.out, self._outbox.add
+        tokens = self._answerer.model.stream(stream.question)
+        deadline = asyncio.get_running_loop().time() + self._answerer.max_seconds
+        failure: AnswerFailed | None = None
         try:
-            ours = await self._streams.record(stream.channel, stream.lease, chunk)
+            async with asyncio.timeout_at(deadline) as scope:
+                async for token in tokens:
+                    stream.tokens += 1
+                    add(out, token.text, token.phase)
         except Exception as exc:
-            logger.warning("could not record chunk %d of %s: %s", chunk.seq, stream.channel, exc)
-            return
-        if not ours:
-            logger.warning("stream %s was ended by another process; stopping", stream.channel)
-            stream.request_stop(ORPHANED)
-
-    async def _publish(self, stream: _Stream, item: Chunk | Done) -> None:
-        await self._publisher.publish(stream.channel, item, idempotency_key=stream.next_key())
+            expired = isinstance(exc, TimeoutError) and scope.expired()
+            failure = self._answerer.failure(exc, timed_out=expired)
+        finally:
+            # Closing the model's stream closes any upstream request, whatever ended it.
+            aclose = getattr(tokens, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        # What the model gave before it failed goes out too, then the `done` says why it ended.
+        await self._outbox.finish(out)
+        if failure is not None:
+            raise failure
 
     async def _publish_done(self, stream: _Stream, done: Done) -> None:
         try:

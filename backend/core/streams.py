@@ -5,12 +5,19 @@ processes need one shared registry, e.g. on Redis, behind the same port.)"""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from cachetools import TTLCache
 
-from backend.core.ports import ChannelUsed, StopRequest, StreamBusy, TooManyStreams
-from backend.core.types import Chunk, Done, Snapshot
+from backend.core.ports import (
+    ChannelUsed,
+    Recording,
+    StopRequest,
+    StreamBusy,
+    TooManyStreams,
+)
+from backend.core.types import Done, Snapshot
 
 # Centrifugo keeps a channel's history 600 s (centrifugo/config.json): a snapshot as long.
 FINISHED_TTL_SECONDS = 600.0
@@ -54,11 +61,12 @@ class LocalStreams:
     def _owned_by(self, owner: str) -> int:
         return sum(1 for running in self._running.values() if running.owner == owner)
 
-    async def record(self, channel: str, lease: str, chunk: Chunk) -> bool:
-        running = self._running.get(channel)
-        if running is not None and running.lease == lease:
-            running.snapshot = running.snapshot.after(chunk)
-        return True
+    async def record(self, chunks: Sequence[Recording]) -> list[bool]:
+        for channel, lease, chunk in chunks:
+            running = self._running.get(channel)
+            if running is not None and running.lease == lease:
+                running.snapshot = running.snapshot.after(chunk)
+        return [True] * len(chunks)
 
     async def release(self, channel: str, lease: str, done: Done) -> bool:
         running = self._running.get(channel)

@@ -71,7 +71,7 @@ async def test_the_app_ends_the_streams_of_a_process_that_died(
     try:
         dead = RedisStreams(other, lease_seconds=0.2)  # never started: never renews its lease
         lease = await dead.claim(channel, lambda done: None, owner="u_0123456789abcdef")
-        await dead.record(channel, lease, Chunk("partial ", seq=1))
+        await dead.record([(channel, lease, Chunk("partial ", seq=1))])
     finally:
         await other.aclose()
 

@@ -87,9 +87,10 @@ async def test_the_per_user_cap_holds_across_processes(
 async def test_any_process_serves_the_snapshot(two: tuple[RedisStreams, RedisStreams]) -> None:
     first, second = two
     lease = await first.claim(CHANNEL, nothing, owner="u_1")
-    await first.record(CHANNEL, lease, Chunk("Let me see. ", "thinking", seq=1))
-    await first.record(CHANNEL, lease, Chunk("Hello ", seq=2))
-    await first.record(CHANNEL, lease, Chunk("wörld 😀", seq=3))
+    await first.record([(CHANNEL, lease, Chunk("Let me see. ", "thinking", seq=1))])
+    assert await first.record(
+        [(CHANNEL, lease, Chunk("Hello ", seq=2)), (CHANNEL, lease, Chunk("wörld 😀", seq=3))]
+    ) == [True, True]
     assert await second.snapshot(CHANNEL) == Snapshot("Hello wörld 😀", "Let me see. ", 3)
     await first.release(CHANNEL, lease, Done("timeout", "took too long"))
     assert await second.snapshot(CHANNEL) == Snapshot(
@@ -116,10 +117,10 @@ async def test_a_renewed_lease_lives_and_a_dead_process_s_streams_are_reaped(
 ) -> None:
     first, second = two
     alive = await first.claim("stream:aaaaaaaa#u_1", nothing, owner="u_1")
-    await first.record("stream:aaaaaaaa#u_1", alive, Chunk("a", seq=1))
+    await first.record([("stream:aaaaaaaa#u_1", alive, Chunk("a", seq=1))])
     dead = await second.claim("stream:bbbbbbbb#u_1", nothing, owner="u_1")
-    await second.record("stream:bbbbbbbb#u_1", dead, Chunk("b ", seq=1))
-    await second.record("stream:bbbbbbbb#u_1", dead, Chunk("c", seq=2))
+    await second.record([("stream:bbbbbbbb#u_1", dead, Chunk("b ", seq=1))])
+    await second.record([("stream:bbbbbbbb#u_1", dead, Chunk("c", seq=2))])
     await second.aclose()  # the second process stops renewing: as if it were killed
 
     await asyncio.sleep(0.6)  # two leases' time: the first process renewed its own meanwhile
@@ -184,7 +185,7 @@ async def test_a_redis_that_lost_its_data_does_not_cost_a_running_stream_its_don
                 await asyncio.sleep(0.05)
     finally:
         await raw.aclose()
-    assert await first.record(CHANNEL, lease, Chunk("a", seq=1))  # still this process's
+    assert await first.record([(CHANNEL, lease, Chunk("a", seq=1))]) == [True]  # still its
     assert stopped.empty()
     assert await first.release(CHANNEL, lease, Done("complete"))  # its done goes out
 
@@ -200,7 +201,7 @@ async def test_an_owner_whose_stream_was_ended_elsewhere_learns_it_when_recordin
     finally:
         await raw.aclose()
     await second.reap_expired(GONE)
-    assert not await first.record(CHANNEL, lease, Chunk("late", seq=1))
+    assert await first.record([(CHANNEL, lease, Chunk("late", seq=1))]) == [False]
 
 
 async def test_stop_requests_reach_a_process_again_after_redis_comes_back(

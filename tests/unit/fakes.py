@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
-from backend.core.ports import PublishError
+from backend.core.ports import Publication, PublishError
 from backend.core.types import Chunk, Done, Question, Token
 
 WAIT_SECONDS = 5.0
@@ -39,7 +39,19 @@ class RecordingPublisher:
         if isinstance(item, Done):
             self._done[channel].set()
 
-    async def ready(self) -> None:
+    async def publish_many(self, items: Sequence[Publication]) -> list[PublishError | None]:
+        """Each through `publish` in turn (so subclasses that stall or fail one see it)."""
+        outcomes: list[PublishError | None] = []
+        for channel, item, key in items:
+            try:
+                await self.publish(channel, item, idempotency_key=key)
+            except PublishError as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
+    async def ready(self, *, known: bool = False) -> None:
         if not self.is_ready:
             raise PublishError("", "cannot reach Centrifugo (ConnectError)")
 

@@ -26,7 +26,7 @@ def make_relay(
     streams: LocalStreams | None = None,
 ) -> Relay:
     answerer = Answerer(model, window=window, max_seconds=max_seconds)
-    return Relay(answerer, publisher, LocalStreams() if streams is None else streams)
+    return Relay(answerer, publisher, LocalStreams() if streams is None else streams, window=window)
 
 
 def dones(items: list[Chunk | Done]) -> list[Done]:
@@ -98,15 +98,17 @@ async def test_the_snapshot_follows_a_running_stream() -> None:
 async def test_failed_publish_ends_the_stream_with_done_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    publisher = RecordingPublisher(fail_on={2})
+    publisher, streams = RecordingPublisher(fail_on={2}), LocalStreams()
     model = ScriptedModel([Token("a ")] * 5)
-    relay = make_relay(model, publisher)
+    relay = make_relay(model, publisher, streams=streams)
 
     await relay.start(CHANNEL, HI)
 
     published = await publisher.wait_for_done(CHANNEL)
-    # Nothing after it; the done counts only the chunks that were published.
-    assert published == [Chunk("a ", seq=1), Done("error", UNDELIVERED, seq=1)]
+    # Nothing after it. The done counts the chunk that failed: the snapshot holds it (chunks
+    # are recorded before they are published), so a reader who sees the gap gets it there.
+    assert published == [Chunk("a ", seq=1), Done("error", UNDELIVERED, seq=2)]
+    assert await streams.snapshot(CHANNEL) == Snapshot("a a ", "", 2, Done("error", UNDELIVERED))
     assert model.closed.is_set()
     assert CHANNEL in caplog.text
 
@@ -209,7 +211,8 @@ async def test_an_unexpected_publish_failure_still_ends_with_exactly_one_done(
 
     await relay.start(CHANNEL, HI)
 
-    assert await publisher.wait_for_done(CHANNEL) == [Done("error", UNEXPECTED)]
+    # The chunk is counted: the snapshot, recorded before publishing, holds it.
+    assert await publisher.wait_for_done(CHANNEL) == [Done("error", UNEXPECTED, seq=1)]
     assert model.closed.is_set()
     assert "failed unexpectedly" in caplog.text
 

@@ -56,7 +56,7 @@ class EventStream(StreamingResponse):
                 self._on_close()
 
 
-def checked_question(body: ChatRequest, settings: SettingsDep) -> Question:
+async def checked_question(body: ChatRequest, settings: SettingsDep) -> Question:
     """The request's question, checked against the limits before any response starts."""
     return check_question(body.question(body.prompt), settings)
 

@@ -44,7 +44,7 @@ async def execute(
     _check_owner(body.channel_user, user)
     try:
         # An answer nobody could receive is refused, not accepted into the void.
-        await services.publisher.ready()
+        await services.publisher.ready(known=True)
     except PublishError as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
