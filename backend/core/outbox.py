@@ -15,7 +15,7 @@ When a stream is due (a leading-edge throttle, per stream):
   publications (inside the channel's history and Centrifugo's recovery limit);
 - the window adapts to load: with S streams open it is at least S / `max_rate` seconds, so
   publications stay near `max_rate` a second however many streams run, and it narrows back as
-  they end. It never exceeds `MAX_WINDOW`;
+  they end. Load never widens it beyond `MAX_WINDOW`;
 - a stream has at most one flush in flight: while Centrifugo is slow its tokens gather into
   the next one.
 
@@ -145,7 +145,7 @@ class Outbox:
         """The coalescing window now: the configured one, widened by load."""
         if self._window <= 0:
             return 0.0
-        return min(max(self._window, len(self._open) / self._max_rate), MAX_WINDOW)
+        return max(self._window, min(len(self._open) / self._max_rate, MAX_WINDOW))
 
     def add(self, outgoing: Outgoing, text: str, phase: Phase) -> None:
         """Add a token's text to the stream's pending text. The hot path: keep it cheap."""

@@ -26,6 +26,7 @@ class RecordingPublisher:
         self.calls = 0
         self._done: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self._first: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self._any = asyncio.Event()
 
     async def publish(
         self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
@@ -36,6 +37,7 @@ class RecordingPublisher:
         self.published.append((channel, item))
         self.keys.append(idempotency_key)
         self._first[channel].set()
+        self._any.set()
         if isinstance(item, Done):
             self._done[channel].set()
 
@@ -60,6 +62,13 @@ class RecordingPublisher:
 
     async def wait_for_first(self, channel: str) -> None:
         await asyncio.wait_for(self._first[channel].wait(), WAIT_SECONDS)
+
+    async def wait_for(self, channel: str, count: int) -> None:
+        """Until `count` items have been published to `channel`."""
+        async with asyncio.timeout(WAIT_SECONDS):
+            while len(self.on(channel)) < count:
+                self._any.clear()
+                await self._any.wait()
 
     async def wait_for_done(self, channel: str) -> list[Chunk | Done]:
         """Everything published to `channel`, once its `done` is out."""

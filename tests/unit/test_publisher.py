@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 import respx
 
+from backend.centrifugo import publisher as publisher_module
+from backend.centrifugo.publications import ChunkPublication, DonePublication, publication
 from backend.centrifugo.publisher import CentrifugoPublisher
 from backend.core.ports import PublishError
 from backend.core.types import Chunk, Done
@@ -349,3 +353,59 @@ async def test_a_closed_publisher_stays_closed() -> None:
             await publisher.publish(CHANNEL, Chunk("after"), idempotency_key="k2")
 
         assert {t for t in asyncio.all_tasks() if t is not asyncio.current_task()} == pending
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        Chunk("Hello"),
+        Chunk("hmm", "thinking", seq=3),
+        Chunk("", seq=1),
+        Done("complete", seq=7),
+        Done("error", "the model failed", seq=0),
+        Done("cancelled"),
+    ],
+)
+def test_publications_are_what_the_documented_models_say(item: Chunk | Done) -> None:
+    """`publication` builds its dicts by hand (it runs once per publication): they must be
+    exactly the documented models' JSON."""
+    data = publication(item)
+    model = DonePublication if isinstance(item, Done) else ChunkPublication
+    assert data == model.model_validate(data).model_dump(exclude_none=True)
+    assert data["done"] is isinstance(item, Done)
+
+
+@respx.mock
+async def test_many_readiness_questions_at_once_ask_centrifugo_once(
+    publisher: CentrifugoPublisher,
+) -> None:
+    """Regression: a burst of prompts after a quiet spell asked Centrifugo once per prompt."""
+    info = respx.post(f"{API}/info").respond(200, json={"result": {}})
+
+    await asyncio.gather(*(publisher.ready() for _ in range(20)))
+
+    assert info.call_count == 1
+
+
+@respx.mock
+async def test_a_known_good_answer_does_not_wait_for_the_next_question(
+    publisher: CentrifugoPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await slow.wait()
+        return httpx.Response(200, json={"result": {}})
+
+    info = respx.post(f"{API}/info").respond(200, json={"result": {}})
+    await publisher.ready()  # known good from now on
+    info.side_effect = answer
+    later = time.monotonic() + 5  # the answer is stale
+    monkeypatch.setattr(publisher_module, "time", SimpleNamespace(monotonic=lambda: later))
+
+    await asyncio.wait_for(publisher.ready(known=True), 1)  # returns; asks in the background
+    with pytest.raises(TimeoutError):  # whereas a fresh answer is waited for
+        await asyncio.wait_for(publisher.ready(), 0.05)
+    slow.set()
+    await publisher.ready()
+    assert info.call_count == 2  # the first, then one question for both
