@@ -41,7 +41,7 @@ async def get_services(request: Request) -> Services:
 
 # The dependencies are `async def` although they never wait: FastAPI runs a plain `def`
 # dependency in a worker thread, a hop per dependency per request (measured: ~4% of the
-# backend's CPU in a burst of executes, docs/performance.md).
+# backend's CPU in a burst of executes, issue 13).
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServicesDep = Annotated[Services, Depends(get_services)]
 

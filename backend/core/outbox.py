@@ -5,7 +5,7 @@ A stream's task adds each token to its stream's pending text (`Outbox.add`: no t
 future or timer per token or per stream); one flusher task per process takes every stream that
 is due, numbers its chunks, records them in the streams registry and publishes them all in one
 `publish_many` call (one HTTP batch to Centrifugo). Measured against the per-stream coalescer
-this replaced, in docs/performance.md.
+this replaced, in README "Benchmarks".
 
 When a stream is due (a leading-edge throttle, per stream):
 - its first chunk at once, and after a quiet spell (its window has passed) the next token at
@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 WIDEN_EVERY = 250
 # Publications a second the adaptive window aims at: Centrifugo alone takes ~97,000 a second in
-# batches and delivers ~65,000 on the 2-core machine of docs/performance.md; this leaves it (and
+# batches and delivers ~65,000 on the 2-core machine of README "Benchmarks"; this leaves it (and
 # the backend, on the same cores) room.
 MAX_RATE = 20_000.0
 MAX_WINDOW = 0.25
