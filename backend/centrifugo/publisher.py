@@ -20,7 +20,7 @@ import contextvars
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -53,37 +53,6 @@ def _dumps(value: object) -> bytes:
     return orjson.dumps(value)
 
 
-class _Pending:
-    """One publication on its way; `settle` is told its outcome once (None: taken)."""
-
-    __slots__ = ("channel", "command", "keyed", "must_land", "settle", "settled")
-
-    def __init__(
-        self,
-        channel: str,
-        command: bytes,
-        keyed: bool,
-        must_land: bool,
-        settle: Callable[[PublishError | None], None],
-    ) -> None:
-        self.channel = channel
-        self.command = command  # `{"publish": {...}}`, encoded once, before it joins a batch
-        self.keyed = keyed  # has an idempotency key: safe to send again
-        self.must_land = must_land  # a `done`: retried until it lands, however long it takes
-        self.settle = settle
-        self.settled = False
-
-    def fail(self, error: PublishError) -> None:
-        if not self.settled:
-            self.settled = True
-            self.settle(PublishError(self.channel, error.message))
-
-    def succeed(self) -> None:
-        if not self.settled:
-            self.settled = True
-            self.settle(None)
-
-
 class _Outcomes:
     """The outcomes of one `publish_many`: one future for all of them, not one each."""
 
@@ -94,14 +63,44 @@ class _Outcomes:
         self.left = count
         self.all_settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def settler(self, index: int) -> Callable[[PublishError | None], None]:
-        def settle(error: PublishError | None) -> None:
-            self.errors[index] = error
-            self.left -= 1
-            if self.left == 0 and not self.all_settled.done():
-                self.all_settled.set_result(None)
+    def settle(self, index: int, error: PublishError | None) -> None:
+        self.errors[index] = error
+        self.left -= 1
+        if self.left == 0 and not self.all_settled.done():
+            self.all_settled.set_result(None)
 
-        return settle
+
+class _Pending:
+    """One publication on its way: item `index` of `outcomes`, settled once."""
+
+    __slots__ = ("channel", "command", "index", "keyed", "must_land", "outcomes", "settled")
+
+    def __init__(
+        self,
+        channel: str,
+        command: bytes,
+        keyed: bool,
+        must_land: bool,
+        outcomes: _Outcomes,
+        index: int,
+    ) -> None:
+        self.channel = channel
+        self.command = command  # `{"publish": {...}}`, encoded once, before it joins a batch
+        self.keyed = keyed  # has an idempotency key: safe to send again
+        self.must_land = must_land  # a `done`: retried until it lands, however long it takes
+        self.outcomes = outcomes
+        self.index = index
+        self.settled = False
+
+    def fail(self, error: PublishError) -> None:
+        if not self.settled:
+            self.settled = True
+            self.outcomes.settle(self.index, PublishError(self.channel, error.message))
+
+    def succeed(self) -> None:
+        if not self.settled:
+            self.settled = True
+            self.outcomes.settle(self.index, None)
 
 
 class PublishEvents(Protocol):
@@ -167,18 +166,19 @@ class CentrifugoPublisher:
         if not items:
             return []
         outcomes = _Outcomes(len(items))
+        queue = self._queue
         for index, (channel, item, key) in enumerate(items):
-            settle = outcomes.settler(index)
             payload: dict[str, Any] = {"channel": channel, "data": publication(item)}
             if key is not None:
                 payload["idempotency_key"] = key
             try:
                 command = _dumps({"publish": payload})
             except (TypeError, ValueError) as exc:
-                settle(PublishError(channel, f"the publication cannot be encoded ({exc})"))
+                error = PublishError(channel, f"the publication cannot be encoded ({exc})")
+                outcomes.settle(index, error)
                 continue
-            self._queue.append(
-                _Pending(channel, command, key is not None, isinstance(item, Done), settle)
+            queue.append(
+                _Pending(channel, command, key is not None, isinstance(item, Done), outcomes, index)
             )
         self._wakeup.set()
         if self._sender is None or self._sender.done():

@@ -5,6 +5,7 @@ processes need one shared registry, e.g. on Redis, behind the same port.)"""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -37,6 +38,7 @@ class LocalStreams:
         self, *, finished_ttl: float = FINISHED_TTL_SECONDS, finished_max: int = FINISHED_MAX
     ) -> None:
         self._running: dict[str, _Running] = {}
+        self._owned: Counter[str] = Counter()  # running streams per owner
         self._finished: TTLCache[str, Snapshot] = TTLCache(finished_max, finished_ttl)
 
     def __len__(self) -> int:
@@ -52,14 +54,12 @@ class LocalStreams:
             raise StreamBusy(channel)
         if channel in self._finished:
             raise ChannelUsed(channel)
-        if max_per_owner and self._owned_by(owner) >= max_per_owner:
+        if max_per_owner and self._owned[owner] >= max_per_owner:
             raise TooManyStreams(max_per_owner)
         lease = uuid.uuid4().hex
         self._running[channel] = _Running(lease, stop, Snapshot(), owner)
+        self._owned[owner] += 1
         return lease
-
-    def _owned_by(self, owner: str) -> int:
-        return sum(1 for running in self._running.values() if running.owner == owner)
 
     async def record(self, chunks: Sequence[Recording]) -> list[bool]:
         for channel, lease, chunk in chunks:
@@ -73,6 +73,9 @@ class LocalStreams:
         if running is None or running.lease != lease:
             return False
         del self._running[channel]
+        self._owned[running.owner] -= 1
+        if not self._owned[running.owner]:
+            del self._owned[running.owner]
         self._finished[channel] = replace(running.snapshot, done=done)
         return True
 
