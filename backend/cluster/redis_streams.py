@@ -6,7 +6,7 @@ so that a stream whose process died is ended by a survivor (`reap_expired`).
 Keys (all under `relaychat:`): `run:<channel>` a hash (lease, owner, seq) while it runs, with
 `text:<channel>` and `thinking:<channel>` (APPENDed strings); `leases`, a sorted set of running
 channels by lease expiry (ms); `owner:<user>`, the channels a user runs; `done:<channel>`, the
-finished snapshot as JSON, kept as long as the channel's history (600 s). Each change is one Lua
+finished snapshot as JSON, kept as long as the channel's history (120 s). Each change is one Lua
 script, so it is atomic. One Redis (or a primary with replicas); Redis Cluster would need the
 keys of a script in one slot (docs/scaling.md)."""
 
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 PREFIX = "relaychat:"
 STOP_CHANNEL = PREFIX + "stop"
 LEASES = PREFIX + "leases"
-FINISHED_TTL_SECONDS = 600
+FINISHED_TTL_SECONDS = 120
 # A running stream's process renews its lease every LEASE_SECONDS / 3; a lease not renewed
 # for LEASE_SECONDS means the process is gone.
 LEASE_SECONDS = 5.0

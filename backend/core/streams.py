@@ -20,8 +20,8 @@ from backend.core.ports import (
 )
 from backend.core.types import Done, Snapshot
 
-# Centrifugo keeps a channel's history 600 s (centrifugo/config.json): a snapshot as long.
-FINISHED_TTL_SECONDS = 600.0
+# Centrifugo keeps a channel's history 120 s (centrifugo/config.json): a snapshot as long.
+FINISHED_TTL_SECONDS = 120.0
 FINISHED_MAX = 10_000
 
 

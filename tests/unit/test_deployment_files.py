@@ -4,6 +4,7 @@ it needs (every setting of the backend to the backend), and hardens every contai
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -399,3 +400,16 @@ def test_redis_is_pinned_hardened_internal_and_in_memory() -> None:
     assert "ports" not in redis
     assert redis["command"][-4:] == ["--save", "", "--appendonly", "no"]
     assert redis["user"].split(":")[0] != "0"
+
+
+def test_finished_snapshots_live_as_long_as_the_channels_history() -> None:
+    """A snapshot outliving the history would refuse a channel id for nothing; a history
+    outliving the snapshot would let a new answer share a channel with an old one."""
+    from backend.cluster import redis_streams
+    from backend.core import streams
+
+    config = json.loads((ROOT / "centrifugo" / "config.json").read_text())
+    (namespace,) = [n for n in config["channel"]["namespaces"] if n["name"] == "stream"]
+    history_seconds = int(namespace["history_ttl"].removesuffix("s"))
+    assert history_seconds == streams.FINISHED_TTL_SECONDS == redis_streams.FINISHED_TTL_SECONDS
+    assert history_seconds <= 300  # minutes, not ten of them (issue 13): memory per answer
