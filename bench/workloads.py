@@ -4,8 +4,9 @@ Paths, each on fresh processes on free ports (tests/stack.py), the simulated mod
 D ms a token, every answer the same 150 tokens (prompt "explain" with its thinking phase):
 
 - relay: Centrifugo and the backend; centrifuge-python subscribers (100 channels a connection,
-  one user each) subscribe, then all answers start at once through `POST /api/execute`; at the
-  backend's default coalescing window (30 ms) and at window 0;
+  one user each) subscribe, then all answers start at once through `POST /api/execute` (raw
+  sockets, like the SSE requests); at the backend's default coalescing window (30 ms), at 60 ms
+  and at window 0;
 - `/api/chat`: the backend's own SSE route (at its default window, 30 ms);
 - direct SSE: bench/direct_sse.py, a bare FastAPI `StreamingResponse` of the same tokens.
 
@@ -72,6 +73,8 @@ class Path_:
 PATHS = (
     Path_("relay, 30 ms window", "relay", 30.0),
     Path_("relay, window 0", "relay", 0.0),
+    # The trade-off in the same run: fewer, larger publications for a little more token lag.
+    Path_("relay, 60 ms window", "relay", 60.0),
     Path_("/api/chat SSE", "chat", 30.0),
     Path_("direct SSE", "direct"),
 )
