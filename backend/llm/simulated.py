@@ -108,7 +108,10 @@ def tokenize(text: str) -> list[str]:
 
 
 class SimulatedModel:
-    """The `Model` port with canned answers: no key, no network."""
+    """The `Model` port with canned answers: no key, no network. It keeps its own pace, as a
+    model server does: token i is due at the start plus the sum of i random delays, however
+    long its reader takes between tokens (a reader that falls behind gets the tokens that are
+    due at once, as from a server whose tokens waited in the connection's buffer)."""
 
     def __init__(
         self,
@@ -116,21 +119,40 @@ class SimulatedModel:
         delay_max_ms: float = 80.0,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._delay_range = (delay_min_ms / 1000, delay_max_ms / 1000)
         self._sleep = sleep
+        self._clock = clock  # None: the running loop's
 
     async def stream(self, question: Question) -> AsyncIterator[Token]:
         # The history is ignored: the canned answers depend on the prompt alone.
+        clock = self._clock or asyncio.get_running_loop().time
+        pace = _Pace(clock, self._delay_range, self._sleep)
         if question.thinking:
             for text in tokenize(THINKING):
-                await self._pause()
+                await pace.next()
                 yield Token(text, "thinking")
         for text in tokenize(answer_for(question.prompt)):
-            await self._pause()
+            await pace.next()
             yield Token(text)
 
-    async def _pause(self) -> None:
-        low, high = self._delay_range
-        # Even at zero delay, yield to the loop so one stream cannot starve the others.
-        await self._sleep(random.uniform(low, high) if high > 0 else 0)
+
+class _Pace:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        delay_range: tuple[float, float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self._clock = clock
+        self._low, self._high = delay_range
+        self._sleep = sleep
+        self._due = clock()
+
+    async def next(self) -> None:
+        """Until the next token is due. Even when it is due already (or the delay is zero),
+        yield to the loop, so that one stream cannot starve the others."""
+        if self._high > 0:
+            self._due += random.uniform(self._low, self._high)
+        await self._sleep(max(0.0, self._due - self._clock()))

@@ -83,12 +83,44 @@ async def test_thinking_comes_first_and_whole() -> None:
     assert "".join(t.text for t in tokens[first_answer:]) == GREETING
 
 
+class FakeTime:
+    """A clock that moves only when the model sleeps or the reader says it worked."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 async def test_delay_is_per_token() -> None:
-    delays: list[float] = []
+    time = FakeTime()
+    model = SimulatedModel(30, 80, sleep=time.sleep, clock=time.clock)
 
-    async def fake_sleep(seconds: float) -> None:
-        delays.append(seconds)
+    tokens = await collect(model, "hello", thinking=False)
 
-    tokens = await collect(SimulatedModel(30, 80, sleep=fake_sleep), "hello", thinking=False)
-    assert len(delays) == len(tokens)
-    assert all(0.030 <= d <= 0.080 for d in delays)
+    assert len(time.sleeps) == len(tokens)
+    assert all(0.030 <= d <= 0.080 for d in time.sleeps)
+
+
+async def test_a_slow_reader_does_not_slow_the_model_down() -> None:
+    """Token i is due at the start plus i delays, as from a model server, not i delays plus
+    whatever the reader spent in between."""
+    time = FakeTime()
+    model = SimulatedModel(50, 50, sleep=time.sleep, clock=time.clock)
+    start = time.now
+    arrivals = []
+    async for _ in model.stream(Question("hello")):
+        arrivals.append(time.now - start)
+        if len(arrivals) == 2:
+            time.now += 0.175  # the reader is busy for 3.5 tokens' time
+
+    assert arrivals[:2] == pytest.approx([0.05, 0.10])
+    assert arrivals[2:5] == pytest.approx([0.275, 0.275, 0.275])  # due already: at once
+    assert arrivals[5] == pytest.approx(0.30)  # back on the model's own pace
+    assert time.sleeps[2:5] == [0.0, 0.0, 0.0]  # but it still yields to the loop
