@@ -217,7 +217,12 @@ class Outbox:
             for outgoing in due:
                 outgoing.dirty = False
             self._dirty = [o for o in self._dirty if o.dirty]
-            await self._flush(due, now, window)
+            try:
+                await self._flush(due, now, window)
+            except Exception:  # a bug must not stop every stream's flusher: these streams end
+                logger.exception("flushing %d stream(s) failed unexpectedly", len(due))
+                for outgoing in due:
+                    outgoing.stop(Done("error", UNEXPECTED))
 
     async def _flush(self, due: list[Outgoing], now: float, window: float) -> None:
         taken: list[tuple[Outgoing, Chunk]] = []

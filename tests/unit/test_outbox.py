@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from backend.core.endings import ORPHANED, UNDELIVERED
+from backend.core.endings import ORPHANED, UNDELIVERED, UNEXPECTED
 from backend.core.outbox import MAX_WINDOW, Outbox, Outgoing
 from backend.core.ports import Publication, PublishError, Recording
 from backend.core.streams import LocalStreams
@@ -245,3 +245,35 @@ async def test_closing_drops_what_is_pending_and_the_flusher_ends_with_the_last_
     assert flusher is not None
     await asyncio.wait_for(flusher, 5)  # no task left behind
     assert publisher.on(A) == [Chunk("sent", seq=1)]
+
+
+class BuggyPublisher(RecordingPublisher):
+    """A publisher with a bug, once: it answers with fewer outcomes than publications."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buggy = True
+
+    async def publish_many(self, items: Sequence[Publication]) -> list[PublishError | None]:
+        outcomes = await super().publish_many(items)
+        if self.buggy:
+            self.buggy = False
+            return outcomes[:-1]
+        return outcomes
+
+
+async def test_a_bug_in_one_flush_ends_its_streams_and_the_flusher_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    publisher, streams, stops = BuggyPublisher(), LocalStreams(), Stops()
+    outbox = Outbox(publisher, streams, window=LONG)
+    (a,) = await open_streams(outbox, streams, stops, A)
+    outbox.add(a, "lost", "answer")
+    await asyncio.wait_for(stops.seen.wait(), 5)
+    assert stops.by_channel == {A: Done("error", UNEXPECTED)}
+
+    (b,) = await open_streams(outbox, streams, stops, B)
+    outbox.add(b, "fine", "answer")
+    await publisher.wait_for_first(B)
+    assert publisher.on(B) == [Chunk("fine", seq=1)]
+    assert "flushing 1 stream(s) failed unexpectedly" in caplog.text
