@@ -1,16 +1,17 @@
 """One answer as coalesced chunks, bounded in time, with every way it can fail turned into a
-readable `AnswerFailed`. Built once per process and shared by the relay (Centrifugo) and the
-direct SSE and JSON routes, so both stream the same way. (See docs/architecture.md.)"""
+readable `AnswerFailed`. Built once per process: the direct SSE and JSON routes stream its
+chunks; the relay (Centrifugo) uses its model, time limit and failure messages, and groups the
+tokens in its outbox (backend/core/outbox.py). (See docs/architecture.md.)"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator
 
 from backend.core.coalesce import coalesce
 from backend.core.ports import Model, ModelError, StreamEvents
-from backend.core.types import Chunk, Question, StopReason, Token
+from backend.core.types import Chunk, Question, StopReason
 from backend.core.unicode import carriable
 
 logger = logging.getLogger(__name__)
@@ -61,19 +62,14 @@ class Answerer:
         self._failed("unexpected", repr(exc))
         return AnswerFailed("error", "the model failed while answering")
 
-    async def chunks(
-        self, question: Question, *, on_token: Callable[[], None] | None = None
-    ) -> AsyncGenerator[Chunk, None]:
+    async def chunks(self, question: Question) -> AsyncGenerator[Chunk, None]:
         """Yield the answer to `question`; raise `AnswerFailed` if it cannot finish.
 
         The deadline bounds only the waits for the model, one at a time, never the caller's work
         between two chunks: a timeout scope must not span a `yield`. Closing the generator
         closes the model's stream, and with it any upstream request.
         """
-        tokens = self.model.stream(question)
-        if on_token is not None:
-            tokens = _counted(tokens, on_token)
-        chunks = coalesce(carriable(tokens), self.window)
+        chunks = coalesce(carriable(self.model.stream(question)), self.window)
         deadline = asyncio.get_running_loop().time() + self.max_seconds
         try:
             while True:
@@ -88,17 +84,3 @@ class Answerer:
                 yield chunk
         finally:
             await chunks.aclose()
-
-
-async def _counted(
-    tokens: AsyncIterator[Token], on_token: Callable[[], None]
-) -> AsyncIterator[Token]:
-    """`tokens`, calling `on_token` for each; closing it closes `tokens`."""
-    try:
-        async for token in tokens:
-            on_token()
-            yield token
-    finally:
-        aclose = getattr(tokens, "aclose", None)
-        if aclose is not None:
-            await aclose()
