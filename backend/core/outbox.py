@@ -152,7 +152,7 @@ class Outbox:
         if not text:
             return
         segments = outgoing.segments
-        if segments and segments[-1][0] == phase and (self._window > 0 or _ends_high(text)):
+        if segments and segments[-1][0] == phase and self._window > 0:
             segments[-1][1].append(text)
         elif segments and segments[-1][0] == phase and _ends_high(segments[-1][1][-1]):
             segments[-1][1].append(text)  # window 0: completes a pair split across tokens

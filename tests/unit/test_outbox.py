@@ -133,11 +133,16 @@ async def test_window_zero_is_one_chunk_per_token() -> None:
     outbox = Outbox(publisher, streams, window=0)
     (a,) = await open_streams(outbox, streams, stops, A)
 
-    for text in ["one ", "two ", "three"]:
+    for text in ["one ", "two ", "three", " \ud83d", "\ude00"]:
         outbox.add(a, text, "answer")
     await outbox.finish(a)
 
-    assert publisher.on(A) == [Chunk("one ", seq=1), Chunk("two ", seq=2), Chunk("three", seq=3)]
+    assert publisher.on(A) == [
+        Chunk("one ", seq=1),
+        Chunk("two ", seq=2),
+        Chunk("three", seq=3),
+        Chunk(" 😀", seq=4),  # only a pair split across two tokens shares a chunk
+    ]
 
 
 @pytest.mark.parametrize("window", [0, LONG])
