@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 
@@ -29,8 +29,15 @@ FINISHED_MAX = 10_000
 class _Running:
     lease: str
     stop: StopRequest
-    snapshot: Snapshot
     owner: str
+    # The answer so far, in pieces: joined when someone asks (a join per chunk would copy the
+    # whole answer again for every chunk).
+    text: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+    seq: int = 0
+
+    def snapshot(self, done: Done | None = None) -> Snapshot:
+        return Snapshot("".join(self.text), "".join(self.thinking), self.seq, done)
 
 
 class LocalStreams:
@@ -57,7 +64,7 @@ class LocalStreams:
         if max_per_owner and self._owned[owner] >= max_per_owner:
             raise TooManyStreams(max_per_owner)
         lease = uuid.uuid4().hex
-        self._running[channel] = _Running(lease, stop, Snapshot(), owner)
+        self._running[channel] = _Running(lease, stop, owner)
         self._owned[owner] += 1
         return lease
 
@@ -65,7 +72,8 @@ class LocalStreams:
         for channel, lease, chunk in chunks:
             running = self._running.get(channel)
             if running is not None and running.lease == lease:
-                running.snapshot = running.snapshot.after(chunk)
+                (running.thinking if chunk.phase == "thinking" else running.text).append(chunk.text)
+                running.seq = chunk.seq
         return [True] * len(chunks)
 
     async def release(self, channel: str, lease: str, done: Done) -> bool:
@@ -76,7 +84,7 @@ class LocalStreams:
         self._owned[running.owner] -= 1
         if not self._owned[running.owner]:
             del self._owned[running.owner]
-        self._finished[channel] = replace(running.snapshot, done=done)
+        self._finished[channel] = running.snapshot(done)
         return True
 
     async def stop(self, channel: str, done: Done) -> bool:
@@ -89,7 +97,7 @@ class LocalStreams:
     async def snapshot(self, channel: str) -> Snapshot | None:
         running = self._running.get(channel)
         if running is not None:
-            return running.snapshot
+            return running.snapshot()
         return self._finished.get(channel)
 
     async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[tuple[str, int]]:

@@ -66,12 +66,6 @@ class Snapshot:
     seq: int = 0
     done: Done | None = None
 
-    def after(self, chunk: Chunk) -> Snapshot:
-        """This snapshot with `chunk` (the next one) added."""
-        if chunk.phase == "thinking":
-            return Snapshot(self.text, self.thinking + chunk.text, chunk.seq, self.done)
-        return Snapshot(self.text + chunk.text, self.thinking, chunk.seq, self.done)
-
 
 @dataclass(frozen=True, slots=True)
 class StreamStats:
