@@ -150,6 +150,8 @@ class CentrifugoPublisher:
         self._last_ok = self._failed_at = -math.inf  # never
         self._unreachable: PublishError | None = None
         self._asking: asyncio.Task[dict[str, Any]] | None = None
+        self._in_flight: list[_Pending] = []  # the batch being sent
+        self._requeued = False  # a `done` went back to the queue after an outage
 
     async def publish(
         self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
@@ -196,8 +198,11 @@ class CentrifugoPublisher:
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.wait([self._sender])
-        for pending in self._queue:
+        # The batch that was on its way too: its callers (the relay's one flusher among them)
+        # would otherwise wait for good.
+        for pending in self._in_flight + self._queue:
             pending.fail(PublishError(pending.channel, "the publisher is closed"))
+        self._in_flight = []
         self._queue.clear()
 
     async def ready(self, *, known: bool = False) -> None:
@@ -224,7 +229,7 @@ class CentrifugoPublisher:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
-                batch = self._queue[: self._max_batch]
+                batch = self._in_flight = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
                 try:
                     await self._send(batch)
@@ -232,6 +237,12 @@ class CentrifugoPublisher:
                     logger.exception("publishing a batch failed")
                     for pending in batch:
                         pending.fail(PublishError(pending.channel, f"unexpected error: {exc}"))
+                self._in_flight = []
+                if self._requeued:
+                    # A `done` that outlasted an outage is back in the queue: not at once again
+                    # (with PUBLISH_OUTAGE_SECONDS=0 that was a busy loop).
+                    self._requeued = False
+                    await asyncio.sleep(_BACKOFF_SECONDS[-1])
 
     async def _send(self, batch: list[_Pending]) -> None:
         """Send `batch`, riding out an outage; a refusal of the whole batch is narrowed down."""
@@ -294,6 +305,7 @@ class CentrifugoPublisher:
         for pending in batch:
             if pending.must_land and error.retryable and pending.keyed and not self._closed:
                 self._queue.append(pending)
+                self._requeued = True
             else:
                 failed += 1
                 pending.fail(error)

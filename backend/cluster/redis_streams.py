@@ -214,6 +214,9 @@ class RedisStreams:
         except RedisError as exc:
             self._local.pop(channel, None)
             raise self._unavailable(exc) from exc
+        except BaseException:  # cancelled: the channel must not stay claimed here for good
+            self._local.pop(channel, None)
+            raise
         if result != "ok":
             self._local.pop(channel, None)
         if result == "busy":

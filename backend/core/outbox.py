@@ -58,16 +58,18 @@ class Outgoing:
     """One stream's place in the outbox: its pending text and what it has published."""
 
     __slots__ = (
+        "answered",
         "channel",
         "chunks",
         "dirty",
         "drained",
         "due_at",
+        "failed",
         "final",
         "first_published_at",
-        "flushing",
         "key_prefix",
         "lease",
+        "queued",
         "segments",
         "stop",
     )
@@ -83,9 +85,14 @@ class Outgoing:
         self.due_at = -math.inf  # when it may publish again
         self.final = False  # the model has finished: flush what is left at once
         self.dirty = False  # has pending text the flusher has not seen
-        # Resolved once its chunks are recorded and queued for publication.
-        self.flushing: asyncio.Future[None] | None = None
-        self.drained: asyncio.Future[None] | None = None  # set once `final` and all published
+        # The flush in flight, if any: `queued` once its chunks are recorded and queued for
+        # publication, `answered` once Centrifugo answered for them (or they failed).
+        self.queued: asyncio.Future[None] | None = None
+        self.answered: asyncio.Future[None] | None = None
+        self.drained: asyncio.Future[None] | None = None  # `final`, and all of it answered
+        # How the outbox ended the stream (a chunk undelivered, the stream ended elsewhere):
+        # nothing more of it is published.
+        self.failed: Done | None = None
         self.first_published_at: float | None = None
 
     def take(self, *, final: bool) -> list[Chunk]:
@@ -149,7 +156,7 @@ class Outbox:
 
     def add(self, outgoing: Outgoing, text: str, phase: Phase) -> None:
         """Add a token's text to the stream's pending text. The hot path: keep it cheap."""
-        if not text:
+        if not text or outgoing.failed is not None:
             return
         segments = outgoing.segments
         if segments and segments[-1][0] == phase and self._window > 0:
@@ -165,25 +172,25 @@ class Outbox:
                 self._wake.set()
 
     async def finish(self, outgoing: Outgoing) -> None:
-        """The model is done: publish what is left at once; return once it is published (or
-        failed: the stream was then told to stop)."""
+        """The model is done: publish what is left at once; return once Centrifugo answered
+        for all of it. If a chunk failed, the stream was told to stop (`failed` says how)."""
         outgoing.final = True
-        if outgoing.segments:
+        if outgoing.segments and outgoing.failed is None:
             if not outgoing.dirty:
                 outgoing.dirty = True
                 self._dirty.append(outgoing)
             outgoing.drained = self._loop.create_future()
             self._wake.set()
             await asyncio.shield(outgoing.drained)
-        await self.settled(outgoing)
+        if outgoing.answered is not None:
+            await asyncio.shield(outgoing.answered)
 
     async def settled(self, outgoing: Outgoing) -> None:
         """Until the stream's flush in flight, if any, has its chunks recorded and queued for
         publication: what the stream publishes next goes after them. Shielded: a stream
         stopped while waiting still counts them."""
-        flushing = outgoing.flushing
-        if flushing is not None:
-            await asyncio.shield(flushing)
+        if outgoing.queued is not None:
+            await asyncio.shield(outgoing.queued)
 
     async def close(self, outgoing: Outgoing) -> None:
         """The stream has ended: what is pending is dropped; a flush in flight is waited for,
@@ -195,7 +202,21 @@ class Outbox:
         self._open.discard(outgoing)
         if not self._open:
             self._wake.set()  # the flusher ends with the last stream
+        # The stream's stop request refers to the stream, which refers to this: a cycle that
+        # only the (rarely run) cyclic collector would free, prompt and history included.
+        outgoing.stop = _ignore
         await self.settled(outgoing)
+
+    def _end(self, outgoing: Outgoing, done: Done) -> None:
+        """Stop the stream from here: nothing more of it is published, it ends with `done`."""
+        if outgoing.failed is not None:
+            return
+        outgoing.failed = done
+        outgoing.segments = []
+        if outgoing.dirty:
+            outgoing.dirty = False
+            self._dirty.remove(outgoing)
+        outgoing.stop(done)
 
     async def _flush_forever(self) -> None:
         while self._open:
@@ -222,7 +243,7 @@ class Outbox:
             except Exception:  # a bug must not stop every stream's flusher: these streams end
                 logger.exception("flushing %d stream(s) failed unexpectedly", len(due))
                 for outgoing in due:
-                    outgoing.stop(Done("error", UNEXPECTED))
+                    self._end(outgoing, Done("error", UNEXPECTED))
 
     async def _flush(self, due: list[Outgoing], now: float, window: float) -> None:
         taken: list[tuple[Outgoing, Chunk]] = []
@@ -231,15 +252,17 @@ class Outbox:
             chunks = outgoing.take(final=outgoing.final)
             outgoing.due_at = now + window * widen
             if chunks:
-                outgoing.flushing = self._loop.create_future()
+                outgoing.queued = self._loop.create_future()
+                outgoing.answered = self._loop.create_future()
                 taken.extend((outgoing, chunk) for chunk in chunks)
         try:
             if taken:
                 await self._publish(taken)
         finally:
             for outgoing in due:
-                _resolve(outgoing.flushing)
-                outgoing.flushing = None
+                _resolve(outgoing.queued)
+                _resolve(outgoing.answered)
+                outgoing.queued = outgoing.answered = None
                 if outgoing.final and not outgoing.segments and not outgoing.dirty:
                     _resolve(outgoing.drained)
 
@@ -262,7 +285,7 @@ class Outbox:
                     logger.warning(
                         "stream %s was ended by another process; stopping", outgoing.channel
                     )
-                    outgoing.stop(ORPHANED)
+                    self._end(outgoing, ORPHANED)
                 continue
             key = f"{outgoing.key_prefix}:{chunk.seq}"
             publications.append((outgoing.channel, chunk, key))
@@ -271,7 +294,7 @@ class Outbox:
         # ends now (its `done` is published next) need not wait for Centrifugo's answer. The
         # waiters resume after this step, by which time the call below has queued them.
         for outgoing in dict.fromkeys(o for o, _ in taken):
-            _resolve(outgoing.flushing)
+            _resolve(outgoing.queued)
         if not publications:
             return
         try:
@@ -279,18 +302,20 @@ class Outbox:
         except Exception:
             logger.exception("publishing %d chunk(s) failed unexpectedly", len(publications))
             for outgoing in dict.fromkeys(sent):
-                outgoing.stop(Done("error", UNEXPECTED))
+                self._end(outgoing, Done("error", UNEXPECTED))
             return
         published_at = self._loop.time()
-        failed: set[Outgoing] = set()
         for outgoing, error in zip(sent, outcomes, strict=True):
             if error is None:
                 if outgoing.first_published_at is None:
                     outgoing.first_published_at = published_at
-            elif outgoing not in failed:
-                failed.add(outgoing)
+            elif outgoing.failed is None:
                 logger.error("stream %s failed: %s", outgoing.channel, error)
-                outgoing.stop(Done("error", UNDELIVERED))
+                self._end(outgoing, Done("error", UNDELIVERED))
+
+
+def _ignore(done: Done) -> None:
+    pass
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:

@@ -189,7 +189,8 @@ class Relay:
         except Exception:
             logger.exception("stream %s failed unexpectedly", stream.channel)
             return Done("error", UNEXPECTED)
-        return Done("complete")
+        # A chunk that could not be published ends the stream in error, however late it failed.
+        return stream.out.failed if stream.out and stream.out.failed else Done("complete")
 
     async def _relay_tokens(self, stream: _Stream) -> None:
         """The model's tokens into the outbox, then the rest published. The deadline bounds the

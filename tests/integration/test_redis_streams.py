@@ -220,3 +220,18 @@ async def test_stop_requests_reach_a_process_again_after_redis_comes_back(
                 await second.stop(CHANNEL, Done("cancelled"))
             await asyncio.sleep(0.2)  # the listener reconnects every 0.5 s
     assert stopped.get_nowait() == Done("cancelled")
+
+
+async def test_a_claim_cancelled_on_its_way_leaves_nothing_behind_here(
+    two: tuple[RedisStreams, RedisStreams],
+) -> None:
+    """Regression: a claim cancelled while Redis was being asked stayed in this process's
+    table for good: the channel refused here, its lease renewed forever."""
+    first, _ = two
+    claiming = asyncio.create_task(first.claim(CHANNEL, nothing, owner="u_1"))
+    await asyncio.sleep(0)  # the claim is on its way to Redis
+    claiming.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await claiming
+
+    assert CHANNEL not in first._local

@@ -282,3 +282,18 @@ async def test_a_bug_in_one_flush_ends_its_streams_and_the_flusher_goes_on(
     await publisher.wait_for_first(B)
     assert publisher.on(B) == [Chunk("fine", seq=1)]
     assert "flushing 1 stream(s) failed unexpectedly" in caplog.text
+
+
+async def test_a_stream_stopped_for_an_undelivered_chunk_publishes_nothing_more() -> None:
+    """Regression: the flusher went on publishing a stopped stream's pending text."""
+    publisher, streams, stops = BatchPublisher(frozenset({A})), LocalStreams(), Stops()
+    outbox = Outbox(publisher, streams, window=0)
+    (a,) = await open_streams(outbox, streams, stops, A)
+    outbox.add(a, "refused", "answer")
+    await asyncio.wait_for(stops.seen.wait(), 5)
+
+    outbox.add(a, "more", "answer")  # the model's task has not seen the stop yet
+    await outbox.finish(a)
+
+    assert publisher.batches == [[A]]  # the refused chunk only
+    assert a.failed == Done("error", UNDELIVERED)

@@ -409,3 +409,42 @@ async def test_a_known_good_answer_does_not_wait_for_the_next_question(
     slow.set()
     await publisher.ready()
     assert info.call_count == 2  # the first, then one question for both
+
+
+@respx.mock
+async def test_closing_fails_the_batch_on_its_way_too(publisher: CentrifugoPublisher) -> None:
+    """Regression: publications taken off the queue for a batch Centrifugo never answered
+    were left waiting for good (and with them the relay's one flusher)."""
+    never, taken = asyncio.Event(), asyncio.Event()
+
+    async def stalled(request: httpx.Request) -> httpx.Response:
+        taken.set()
+        await never.wait()
+        return httpx.Response(200, json=ok(1))
+
+    respx.post(f"{API}/batch").mock(side_effect=stalled)
+    publishing = asyncio.create_task(publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k"))
+    await asyncio.wait_for(taken.wait(), 5)  # the sender has taken the batch
+
+    await publisher.aclose()
+
+    with pytest.raises(PublishError, match="closed"):
+        await asyncio.wait_for(publishing, 1)
+
+
+@respx.mock
+async def test_a_done_outlasting_a_zero_outage_is_not_retried_in_a_busy_loop() -> None:
+    """Regression: with PUBLISH_OUTAGE_SECONDS=0 a `done` went back to the queue and was sent
+    again at once, thousands of times a second."""
+    route = respx.post(f"{API}/batch").mock(side_effect=httpx.ConnectError("refused"))
+    async with httpx.AsyncClient(timeout=1) as client:
+        publisher = CentrifugoPublisher(client, API, "the-api-key", outage_seconds=0)
+        publishing = asyncio.create_task(
+            publisher.publish(CHANNEL, Done("complete"), idempotency_key="done:x")
+        )
+        with pytest.raises(TimeoutError):  # a `done` is retried until it lands
+            await asyncio.wait_for(asyncio.shield(publishing), 0.5)
+        await publisher.aclose()
+    assert route.call_count <= 3  # once, then once a second
+    with pytest.raises(PublishError):
+        await publishing

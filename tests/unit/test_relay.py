@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
 from backend.core.answer import Answerer
-from backend.core.ports import ChannelUsed, StreamBusy
+from backend.core.ports import ChannelUsed, Publication, PublishError, StreamBusy
 from backend.core.relay import SHUTDOWN, UNDELIVERED, UNEXPECTED, Relay
 from backend.core.streams import LocalStreams
 from backend.core.types import Chunk, Done, Question, Snapshot, Token
 from tests.unit.fakes import RecordingPublisher, ScriptedModel
 
 CHANNEL = "stream:abcdefgh#u_1"
+LONG_WINDOW = 3600.0
 HI = Question("hi")
 
 
@@ -266,3 +270,64 @@ async def test_a_chunk_stopped_mid_publication_is_counted_by_the_done() -> None:
     assert await publisher.wait_for_done(CHANNEL) == [Chunk("a ", seq=1), Done("cancelled", seq=1)]
     # The snapshot a reader resumes from holds it too.
     assert await streams.snapshot(CHANNEL) == Snapshot("a ", "", 1, Done("cancelled"))
+
+
+class LateRefusal(RecordingPublisher):
+    """Takes chunks (`taken` is set), then refuses them once `go` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken, self.go = asyncio.Event(), asyncio.Event()
+
+    async def publish_many(self, items: Sequence[Publication]) -> list[PublishError | None]:
+        if any(isinstance(item, Chunk) for _, item, _ in items):
+            self.taken.set()
+            await self.go.wait()
+            return [PublishError(channel, "Centrifugo error 102") for channel, _, _ in items]
+        return await super().publish_many(items)
+
+
+class OneTokenThenWait:
+    """A model that gives one token, then ends when told to."""
+
+    def __init__(self) -> None:
+        self.end, self.closed = asyncio.Event(), asyncio.Event()
+
+    async def stream(self, question: Question) -> AsyncIterator[Token]:
+        try:
+            yield Token("only ")
+            await self.end.wait()
+        finally:
+            self.closed.set()
+
+
+async def test_a_last_chunk_refused_after_the_model_finished_still_ends_in_error() -> None:
+    """Regression: with its last chunk already on its way when the model finished, the stream
+    went on to publish `done` `complete`; the chunk's failure came too late to change it."""
+    publisher, model = LateRefusal(), OneTokenThenWait()
+    relay = Relay(Answerer(model, window=0, max_seconds=10), publisher, LocalStreams(), window=0)
+    await relay.start(CHANNEL, HI)
+    await asyncio.wait_for(publisher.taken.wait(), 5)  # chunk 1 on its way
+    model.end.set()  # the model is done; nothing else pending
+    await asyncio.sleep(0.05)
+
+    publisher.go.set()
+
+    assert await publisher.wait_for_done(CHANNEL) == [Done("error", UNDELIVERED, seq=1)]
+
+
+async def test_a_finished_stream_is_freed_without_the_cyclic_collector() -> None:
+    """Regression: the stream and its outbox place referred to each other, so every finished
+    stream (prompt and history included) waited for the rarely run cyclic collector."""
+    publisher = RecordingPublisher()
+    relay = make_relay(ScriptedModel([Token("a "), Token("b")]), publisher, window=LONG_WINDOW)
+    await relay.start(CHANNEL, HI)
+    task = relay._local[CHANNEL].task
+    assert task is not None
+    stream = weakref.ref(relay._local[CHANNEL])
+    gc.disable()
+    try:
+        await asyncio.wait_for(task, 5)
+        assert stream() is None
+    finally:
+        gc.enable()

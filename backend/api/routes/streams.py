@@ -35,7 +35,7 @@ async def stream_snapshot(
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             "no answer is known for this stream: it never started here, or it ended more than "
-            "10 minutes ago, or the server answering it stopped",
+            "2 minutes ago, or the server answering it stopped",
         )
     done = snapshot.done
     return StreamSnapshot(
