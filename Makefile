@@ -44,9 +44,9 @@ integration: setup
 e2e: setup test-tools
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m e2e
 
-# Figures, not pass/fail (issue 13): relaychat's relay through Centrifugo (30 ms window and 0),
+# Figures, not pass/fail (issue 13): relaychat's relay through Centrifugo (30 and 60 ms windows, 0),
 # its /api/chat SSE route and a direct-SSE baseline (bench/direct_sse.py), 1 to 2,000 streams at
-# once, one table. Loopback only, every workload timed out; ~10 minutes (`make bench
+# once, one table. Loopback only, every workload timed out; ~4-10 minutes (`make bench
 # BENCH_ARGS=--quick`: ~1 minute). The older figures stay where they were:
 # `python -m bench.relay_throughput`, `python -m bench.cluster_throughput`.
 bench: setup
