@@ -297,13 +297,8 @@ class Outbox:
             _resolve(outgoing.queued)
         if not publications:
             return
-        try:
-            outcomes = await self._publisher.publish_many(publications)
-        except Exception:
-            logger.exception("publishing %d chunk(s) failed unexpectedly", len(publications))
-            for outgoing in dict.fromkeys(sent):
-                self._end(outgoing, Done("error", UNEXPECTED))
-            return
+        # Should this raise, the flusher ends this flush's streams (`_flush_forever`).
+        outcomes = await self._publisher.publish_many(publications)
         published_at = self._loop.time()
         for outgoing, error in zip(sent, outcomes, strict=True):
             if error is None:
