@@ -23,6 +23,7 @@ from backend.api.limits import max_body_bytes
 from backend.api.main import api_router
 from backend.api.slots import DirectSlots
 from backend.centrifugo.publisher import CentrifugoPublisher
+from backend.centrifugo.transport import ServerApiTransport
 from backend.cluster.redis_streams import RedisStreams, connect
 from backend.config import Settings, get_settings
 from backend.core.answer import Answerer
@@ -51,14 +52,24 @@ def build_model(settings: Settings, client: httpx.AsyncClient) -> Model:
     return SimulatedModel(settings.sim_delay_min_ms, settings.sim_delay_max_ms)
 
 
-def shared_client(settings: Settings) -> httpx.AsyncClient:
-    """One client for the whole process: its connection pool is what keeps publishing cheap (a
-    client per token would pay a TCP handshake per publication). Publishing needs one connection
-    at a time (see the publisher); each answer from an OpenAI-compatible server holds one for as
-    long as it lasts."""
+def model_client(settings: Settings) -> httpx.AsyncClient:
+    """One client for the model server: each answer from an OpenAI-compatible server holds one
+    of its connections for as long as it lasts."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.publish_timeout_seconds),
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+    )
+
+
+def centrifugo_client(settings: Settings) -> httpx.AsyncClient:
+    """One client for Centrifugo's server API, for the whole process: its kept-alive connection
+    is what keeps publishing cheap (a client per token would pay a TCP handshake per
+    publication). The publisher sends one batch at a time, so one connection is enough; the
+    lean transport (backend/centrifugo/transport.py) costs about half of httpx's own a call and
+    writes each request without first yielding to the event loop."""
+    return httpx.AsyncClient(
+        transport=ServerApiTransport(),
+        timeout=httpx.Timeout(settings.publish_timeout_seconds),
     )
 
 
@@ -182,11 +193,9 @@ async def _edges(
     publisher: Publisher | None,
     metrics: Metrics,
 ) -> tuple[Model, Publisher]:
-    """The model and publisher given, or the real ones on a shared client that `stack` closes."""
-    if model is not None and publisher is not None:
-        return model, publisher
-    client = await stack.enter_async_context(shared_client(settings))
+    """The model and publisher given, or the real ones on clients that `stack` closes."""
     if publisher is None:
+        client = await stack.enter_async_context(centrifugo_client(settings))
         centrifugo = CentrifugoPublisher(
             client,
             settings.centrifugo_api_url,
@@ -197,4 +206,6 @@ async def _edges(
         )
         stack.push_async_callback(centrifugo.aclose)
         publisher = centrifugo
-    return (build_model(settings, client) if model is None else model), publisher
+    if model is None:
+        model = build_model(settings, await stack.enter_async_context(model_client(settings)))
+    return model, publisher

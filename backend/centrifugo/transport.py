@@ -1,0 +1,190 @@
+"""A lean httpx transport for Centrifugo's server API: plain keep-alive HTTP/1.1 connections,
+replies parsed by httptools (the parser uvicorn serves with).
+
+Why not httpx's own transport: through httpcore and anyio a `POST /api/batch` cost ~560 us of
+the backend's CPU on the 2-core machine of README "Benchmarks", and it yielded to the event loop
+several times before its first byte was written. Under a burst of prompts each of those yields
+waits for every other ready task, so the relay's first tokens left ~40 ms late. Here the
+request is written in the caller's own step and the whole call costs ~130 us (httpx's client
+included): measured in README "Benchmarks".
+
+What it does not do, because the server API does not need it: proxies, HTTP/2, streamed
+request or response bodies (a reply is read whole), Expect/100-continue, upgrades. TLS works
+(an `https` API URL). The publisher sends one batch at a time, so one connection is used
+almost always; a concurrent call (the readiness check) opens another, and idle ones are kept up
+to `max_idle` per server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, cast
+
+import httptools
+import httpx
+
+_Origin = tuple[str, str, int]
+# status, headers, body, keep-alive
+_Reply = tuple[int, list[tuple[bytes, bytes]], bytes, bool]
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: one request at a time, its reply read whole."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._reply: asyncio.Future[_Reply] | None = None
+        self._parser: Any = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        if self._parser is None:  # nothing was asked: the server is confused; stop using it
+            self.close()
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(httpx.RemoteProtocolError(f"Centrifugo's reply is not HTTP ({exc})"))
+            self.close()
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail(httpx.ReadError("the connection closed before the reply was complete"))
+
+    # httptools' parser callbacks
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        parser, reply = self._parser, self._reply
+        self._parser = self._reply = None
+        if reply is not None and not reply.done():
+            status = parser.get_status_code()
+            result = (status, self._headers, b"".join(self._body), parser.should_keep_alive())
+            reply.set_result(result)
+
+    # the caller's side
+
+    def send(self, request: bytes) -> asyncio.Future[_Reply]:
+        """Write `request` now; the future is its reply (status, headers, body, keep-alive)."""
+        assert self.transport is not None
+        self._headers, self._body = [], []
+        self._parser = httptools.HttpResponseParser(self)
+        self._reply = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return self._reply
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, error: Exception) -> None:
+        reply, self._reply, self._parser = self._reply, None, None
+        if reply is not None and not reply.done():
+            reply.set_exception(error)
+
+
+class ServerApiTransport(httpx.AsyncBaseTransport):
+    """httpx's `AsyncBaseTransport` for short request/reply calls (Centrifugo's server API).
+    Timeouts come from the client (`httpx.Timeout`): `connect` for a new connection, `read`
+    for the whole reply. Failures are httpx's own exceptions (ConnectError, ConnectTimeout,
+    ReadTimeout, ReadError, RemoteProtocolError), as with httpx's default transport."""
+
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None, max_idle: int = 4) -> None:
+        self._ssl_context = ssl_context
+        self._max_idle = max_idle
+        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._closed = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:
+            raise httpx.ConnectError("the transport is closed", request=request)
+        url = request.url
+        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        timeouts = request.extensions.get("timeout", {})
+        body = await request.aread()
+        head = [request.method.encode(), b" ", url.raw_path, b" HTTP/1.1\r\n"]
+        for name, value in request.headers.raw:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"\r\n")
+        message = b"".join(head) + body
+
+        connection = self._take(origin) or await self._connect(request, origin, timeouts)
+        # Written now, in this step: no other task runs between the caller and the socket.
+        try:
+            async with asyncio.timeout(timeouts.get("read")):
+                status, headers, content, keep_alive = await connection.send(message)
+        except TimeoutError as exc:
+            connection.close()
+            raise httpx.ReadTimeout("Centrifugo did not answer in time", request=request) from exc
+        except httpx.TransportError as exc:
+            connection.close()
+            exc.request = request
+            raise
+        except BaseException:  # cancelled mid-call: the reply may still come; not reusable
+            connection.close()
+            raise
+        if keep_alive and not connection.closed and not self._closed:
+            self._put(origin, connection)
+        else:
+            connection.close()
+        return httpx.Response(status, headers=headers, content=content, request=request)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for connections in self._idle.values():
+            for connection in connections:
+                connection.close()
+        self._idle.clear()
+
+    def _take(self, origin: _Origin) -> _Connection | None:
+        connections = self._idle.get(origin)
+        while connections:
+            connection = connections.pop()
+            if not connection.closed:
+                return connection
+        return None
+
+    def _put(self, origin: _Origin, connection: _Connection) -> None:
+        connections = self._idle.setdefault(origin, [])
+        if len(connections) < self._max_idle:
+            connections.append(connection)
+        else:
+            connection.close()
+
+    async def _connect(
+        self, request: httpx.Request, origin: _Origin, timeouts: dict[str, float | None]
+    ) -> _Connection:
+        scheme, host, port = origin
+        context = None
+        if scheme == "https":
+            context = self._ssl_context or ssl.create_default_context()
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeouts.get("connect")):
+                _, connection = await loop.create_connection(
+                    _Connection, host, port, ssl=context, server_hostname=host if context else None
+                )
+        except TimeoutError as exc:
+            message = f"connecting to {host}:{port} timed out"
+            raise httpx.ConnectTimeout(message, request=request) from exc
+        except (OSError, ssl.SSLError) as exc:
+            message = f"cannot connect to {host}:{port} ({exc})"
+            raise httpx.ConnectError(message, request=request) from exc
+        return connection
