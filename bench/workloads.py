@@ -18,6 +18,7 @@ is due at first-token time + i*D; lag = arrival - due); execute latency (relay);
 per answer; backend RSS per running stream (peak during the run minus idle, over streams);
 Centrifugo RSS per finished answer (after minus before, over answers). Every answer is checked
 exact against backend.llm.simulated (thinking and answer text, one `done`, reason complete).
+Workloads of up to 100 streams run three rounds on the same servers, figures over all three.
 
 Loopback only, bounded in count and time (each workload has a timeout). Figures, not pass/fail.
 
@@ -60,6 +61,11 @@ TOKEN_ENDS = [sum(len(t) for t in TOKENS[: i + 1]) for i in range(len(TOKENS))]
 CHANNELS_PER_CONNECTION = 100  # under Centrifugo's default client.channel_limit of 128
 MAX_STREAMS = 4000
 LAG_LIMIT_MS = 100.0
+# Up to this many streams a workload runs ROUNDS times on the same servers and the figures are
+# over all rounds: one round of 100 streams is ~0.6 CPU s, whose share of backend and
+# Centrifugo moved +-20% from run to run.
+SMALL = 100
+ROUNDS = 3
 HOST = "127.0.0.1"
 
 
@@ -238,9 +244,9 @@ def percentile(values: list[float], p: float) -> float:
 @dataclass
 class Result:
     path: Path_
-    streams: int
+    streams: int  # at once, in each round
     delay_ms: float
-    exact: int
+    exact: int  # over all rounds
     timed_out: bool
     tokens: int
     seconds: float
@@ -253,6 +259,11 @@ class Result:
     centrifugo_rss_kb_per_answer: float
     client_cpu: float
     errors: list[str]
+    rounds: int = 1
+
+    @property
+    def answers(self) -> int:
+        return self.streams * self.rounds
 
     @property
     def tokens_per_second(self) -> float:
@@ -266,7 +277,7 @@ class Result:
     def lag_ok(self) -> bool:
         return (
             not self.timed_out
-            and self.exact == self.streams
+            and self.exact == self.answers
             and percentile(self.lags, 99) * 1000 <= LAG_LIMIT_MS
         )
 
@@ -457,17 +468,52 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     return uvloop.new_event_loop
 
 
+def merged(rounds: list[Result]) -> Result:
+    """One result over several rounds of the same workload: sums and all the samples."""
+    first = rounds[0]
+    answers = sum(r.streams for r in rounds)
+    return Result(
+        path=first.path,
+        streams=first.streams,
+        delay_ms=first.delay_ms,
+        exact=sum(r.exact for r in rounds),
+        timed_out=any(r.timed_out for r in rounds),
+        tokens=sum(r.tokens for r in rounds),
+        seconds=sum(r.seconds for r in rounds),
+        ttft=[t for r in rounds for t in r.ttft],
+        lags=[t for r in rounds for t in r.lags],
+        execute=[t for r in rounds for t in r.execute],
+        publications=sum(r.publications * r.streams for r in rounds) / answers,
+        cpu={name: sum(r.cpu[name] for r in rounds) for name in first.cpu},
+        backend_rss_kb_per_stream=sum(r.backend_rss_kb_per_stream for r in rounds) / len(rounds),
+        centrifugo_rss_kb_per_answer=sum(r.centrifugo_rss_kb_per_answer for r in rounds)
+        / len(rounds),
+        client_cpu=sum(r.client_cpu for r in rounds),
+        errors=sorted({e for r in rounds for e in r.errors})[:3],
+        rounds=len(rounds),
+    )
+
+
 def measure(path: Path_, count: int, delay_ms: float) -> Result:
     timeout = 30 + 0.03 * count + len(TOKENS) * delay_ms / 1000
+    rounds = ROUNDS if count <= SMALL else 1
+    results: list[Result] = []
     with (
         servers_for(path, delay_ms) as (pids, port, backend_url, websocket_url),
         asyncio.Runner(loop_factory=loop_factory()) as runner,
     ):
-        result = runner.run(
-            drive(path, count, delay_ms, pids, port, backend_url, websocket_url, timeout)
-        )
+        for _ in range(rounds):
+            results.append(
+                runner.run(
+                    drive(path, count, delay_ms, pids, port, backend_url, websocket_url, timeout)
+                )
+            )
+            if results[-1].timed_out:
+                break
+    result = merged(results)
     print(
-        f"  {path.name:<20} {count:>5} streams D={delay_ms:g}: {result.exact}/{count} exact"
+        f"  {path.name:<20} {count:>5} streams D={delay_ms:g}: "
+        f"{result.exact}/{result.answers} exact"
         f"{' TIMED OUT' if result.timed_out else ''}, {result.tokens_per_second:,.0f} tok/s, "
         f"TTFT p50 {ms(percentile(result.ttft, 50))} ms, "
         f"lag p99 {ms(percentile(result.lags, 99))} ms, "
@@ -537,7 +583,7 @@ def table(results: list[Result]) -> str:
             versus = f"{cpu_ratio:.1f}x, {ttft_ratio:.1f}x"
         pubs = fig(r.publications) if r.path.kind == "relay" else f"({fig(r.publications)} events)"
         lines.append(
-            f"| {workload} | {r.path.name} | {r.exact}/{r.streams}"
+            f"| {workload} | {r.path.name} | {r.exact}/{r.answers}"
             f"{' (timed out)' if r.timed_out else ''} | {r.tokens_per_second:,.0f} "
             f"| {ms(percentile(r.ttft, 50))} / {ms(percentile(r.ttft, 99))} "
             f"| {ms(percentile(r.lags, 50))} / {ms(percentile(r.lags, 99))} "
