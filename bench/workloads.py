@@ -13,7 +13,9 @@ D ms a token, every answer the same 150 tokens (prompt "explain" with its thinki
 SSE clients are plain asyncio sockets (one connection a stream, chunked HTTP/1.1 parsed by hand,
 so the load generator costs little). Per workload: delivered tokens/s; time to first token from
 the request (the execute, or the SSE POST) to the first token at the client; token lag (token i
-is due at first-token time + i*D; lag = arrival - due); execute latency (relay); server CPU s per
+is due at first-token time + i*D; lag = arrival - due); execute latency (relay: of the
+workload's own executes, all sent at once, and from 1,000 streams of 20 more sent one at a time
+while the streams run, each cancelled at once); server CPU s per
 1,000 tokens per process (/proc/<pid>/stat, over the answers only); publications (or SSE events)
 per answer; backend RSS per running stream (peak during the run minus idle, over streams);
 Centrifugo RSS per finished answer (after minus before, over answers). Every answer is checked
@@ -66,6 +68,11 @@ LAG_LIMIT_MS = 100.0
 # Centrifugo moved +-20% from run to run.
 SMALL = 100
 ROUNDS = 3
+# From this many streams, the relay's execute latency is also measured while they run: PROBES
+# executes one at a time (each cancelled at once), PROBE_GAP apart, once every stream started.
+PROBE_FROM = 1000
+PROBES = 20
+PROBE_GAP = 0.025
 HOST = "127.0.0.1"
 
 
@@ -252,7 +259,7 @@ class Result:
     seconds: float
     ttft: list[float]
     lags: list[float]
-    execute: list[float]
+    execute: list[float]  # the workload's own executes, all sent at once
     publications: float
     cpu: dict[str, float]  # CPU s per process over the answers
     backend_rss_kb_per_stream: float
@@ -260,6 +267,7 @@ class Result:
     client_cpu: float
     errors: list[str]
     rounds: int = 1
+    execute_running: list[float] = field(default_factory=list)  # probes while streams ran
 
     @property
     def answers(self) -> int:
@@ -336,6 +344,7 @@ async def drive(
     limit_seconds: float,
 ) -> Result:
     streams = [Stream() for _ in range(count)]
+    execute_running: list[float] = []
     main = "server" if path.kind == "direct" else "backend"
     users = math.ceil(count / CHANNELS_PER_CONNECTION)
     async with AsyncExitStack() as stack:
@@ -356,6 +365,13 @@ async def drive(
                 jobs.append((session, channel, subscriber))
             async with asyncio.timeout(60):
                 await asyncio.gather(*(s.subscribed.wait() for *_, s in jobs))
+            prober = None
+            if count >= PROBE_FROM:
+                prober = await stack.enter_async_context(
+                    ChatSession.open(backend_url, websocket_url, ORIGIN)
+                )
+            answered = [0]
+            all_answered = asyncio.Event()
 
             async def execute(session: ChatSession, channel: str, subscriber: Subscriber) -> None:
                 stream = subscriber.stream
@@ -367,14 +383,34 @@ async def drive(
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     stream.error = f"execute: {exc.__class__.__name__}"
                     return
+                finally:
+                    answered[0] += 1
+                    if answered[0] == count:
+                        all_answered.set()
                 stream.replied = time.perf_counter()
                 if status != 202:
                     stream.error = f"execute: HTTP {status}"
                     return
                 await subscriber.finished.wait()
 
+            async def probe(session: ChatSession) -> None:
+                """What one more prompt waits for its 202 while the workload's streams run."""
+                await all_answered.wait()
+                cookie = session.http.cookies[SESSION_COOKIE]
+                for _ in range(PROBES):
+                    channel = session.new_channel()
+                    body = json.dumps({"text": PROMPT, "channel": channel}).encode()
+                    sent = time.perf_counter()
+                    status = await raw_post(port, "/api/execute", body, cookie)
+                    if status == 202:
+                        execute_running.append(time.perf_counter() - sent)
+                    cancel = json.dumps({"channel": channel}).encode()
+                    await raw_post(port, "/api/cancel", cancel, cookie)
+                    await asyncio.sleep(PROBE_GAP)
+
             def run() -> Awaitable[object]:
-                return asyncio.gather(*(execute(*job) for job in jobs))
+                probes = [] if prober is None else [probe(prober)]
+                return asyncio.gather(*(execute(*job) for job in jobs), *probes)
 
         else:
             cookies = [""] * users
@@ -457,6 +493,7 @@ async def drive(
         ),
         client_cpu=client_cpu,
         errors=sorted({s.error for s in streams if s.error})[:3],
+        execute_running=execute_running,
     )
 
 
@@ -491,6 +528,7 @@ def merged(rounds: list[Result]) -> Result:
         client_cpu=sum(r.client_cpu for r in rounds),
         errors=sorted({e for r in rounds for e in r.errors})[:3],
         rounds=len(rounds),
+        execute_running=[t for r in rounds for t in r.execute_running],
     )
 
 
@@ -560,7 +598,8 @@ def table(results: list[Result]) -> str:
     direct = {(r.streams, r.delay_ms): r for r in results if r.path == DIRECT}
     lines = [
         "| workload | path | exact | tokens/s | TTFT p50 / p99 ms | token lag p50 / p99 ms "
-        "| execute p99 ms | CPU s per 1k tokens: backend + Centrifugo = all | vs direct SSE: "
+        "| execute p99 ms: all at once / one more while they run "
+        "| CPU s per 1k tokens: backend + Centrifugo = all | vs direct SSE: "
         "CPU, TTFT p50 | publications per answer | backend RSS KB per stream "
         "| Centrifugo RSS KB per answer |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -587,7 +626,8 @@ def table(results: list[Result]) -> str:
             f"{' (timed out)' if r.timed_out else ''} | {r.tokens_per_second:,.0f} "
             f"| {ms(percentile(r.ttft, 50))} / {ms(percentile(r.ttft, 99))} "
             f"| {ms(percentile(r.lags, 50))} / {ms(percentile(r.lags, 99))} "
-            f"| {ms(percentile(r.execute, 99))} | {cpu} | {versus} | {pubs} "
+            f"| {ms(percentile(r.execute, 99))} / {ms(percentile(r.execute_running, 99))} "
+            f"| {cpu} | {versus} | {pubs} "
             f"| {fig(r.backend_rss_kb_per_stream)} | {fig(r.centrifugo_rss_kb_per_answer)} |"
         )
     return "\n".join(lines)
