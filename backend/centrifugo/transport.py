@@ -1,18 +1,18 @@
 """A lean httpx transport for Centrifugo's server API: plain keep-alive HTTP/1.1 connections,
 replies parsed by httptools (the parser uvicorn serves with).
 
-Why not httpx's own transport: through httpcore and anyio a `POST /api/batch` cost ~560 us of
-the backend's CPU on the 2-core machine of README "Benchmarks", and it yielded to the event loop
-several times before its first byte was written. Under a burst of prompts each of those yields
-waits for every other ready task, so the relay's first tokens left ~40 ms late. Here the
-request is written in the caller's own step and the whole call costs ~130 us (httpx's client
-included): measured in README "Benchmarks".
+Why not httpx's own transport: through httpcore and anyio one `POST /api/batch` to Centrifugo
+on loopback cost ~570 us of the caller's CPU on the 2-core machine of README "Benchmarks", and
+it yielded to the event loop several times before its first byte was written (each yield waits
+for every other ready task, which under load is many). Here the request is written in the
+caller's own step, and a call costs ~250 us, httpx's client (~85 us) included.
 
 What it does not do, because the server API does not need it: proxies, HTTP/2, streamed
 request or response bodies (a reply is read whole), Expect/100-continue, upgrades. TLS works
 (an `https` API URL). The publisher sends one batch at a time, so one connection is used
 almost always; a concurrent call (the readiness check) opens another, and idle ones are kept up
-to `max_idle` per server.
+to `max_idle` per server. A kept-alive connection that turns out closed before any byte of the
+reply (the server's idle timeout: it never read the request) is replaced by a new one, once.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ _Origin = tuple[str, str, int]
 _Reply = tuple[int, list[tuple[bytes, bytes]], bytes, bool]
 
 
+class _ClosedBeforeReply(httpx.ReadError):
+    """The connection ended before a byte of the reply: on a kept-alive connection, the server
+    had closed it while idle (its idle timeout) and never saw the request."""
+
+
 class _Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: one request at a time, its reply read whole."""
 
@@ -39,6 +44,7 @@ class _Connection(asyncio.Protocol):
         self._parser: Any = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
+        self._answered = False  # a byte of the reply has come
 
     # asyncio.Protocol
 
@@ -49,6 +55,7 @@ class _Connection(asyncio.Protocol):
         if self._parser is None:  # nothing was asked: the server is confused; stop using it
             self.close()
             return
+        self._answered = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -60,7 +67,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail(httpx.ReadError("the connection closed before the reply was complete"))
+        if self._answered:
+            self._fail(httpx.ReadError("the connection closed before the reply was complete"))
+        else:
+            self._fail(_ClosedBeforeReply("the connection closed before any reply"))
 
     # httptools' parser callbacks
 
@@ -86,8 +96,15 @@ class _Connection(asyncio.Protocol):
         self._headers, self._body = [], []
         self._parser = httptools.HttpResponseParser(self)
         self._reply = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
+        self._answered = False
+        if self.transport.is_closing():  # a write would be dropped without a word
+            self._fail(_ClosedBeforeReply("the connection was closed"))
+        else:
+            self.transport.write(request)
         return self._reply
+
+    def transport_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
 
     def close(self) -> None:
         self.closed = True
@@ -125,7 +142,23 @@ class ServerApiTransport(httpx.AsyncBaseTransport):
         head.append(b"\r\n")
         message = b"".join(head) + body
 
-        connection = self._take(origin) or await self._connect(request, origin, timeouts)
+        connection = self._take(origin)
+        if connection is not None:
+            try:
+                return await self._exchange(request, connection, origin, message, timeouts)
+            except _ClosedBeforeReply:
+                pass  # closed by the server while idle: once more, on a new connection
+        connection = await self._connect(request, origin, timeouts)
+        return await self._exchange(request, connection, origin, message, timeouts)
+
+    async def _exchange(
+        self,
+        request: httpx.Request,
+        connection: _Connection,
+        origin: _Origin,
+        message: bytes,
+        timeouts: dict[str, float | None],
+    ) -> httpx.Response:
         # Written now, in this step: no other task runs between the caller and the socket.
         try:
             async with asyncio.timeout(timeouts.get("read")):
@@ -157,7 +190,7 @@ class ServerApiTransport(httpx.AsyncBaseTransport):
         connections = self._idle.get(origin)
         while connections:
             connection = connections.pop()
-            if not connection.closed:
+            if not connection.closed and not connection.transport_closing():
                 return connection
         return None
 

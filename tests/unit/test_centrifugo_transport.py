@@ -180,6 +180,39 @@ def _idle_closed(client: httpx.AsyncClient) -> bool:
     return all(c.closed for conns in transport._idle.values() for c in conns)
 
 
+async def test_a_kept_alive_connection_closed_as_the_request_went_is_replaced_once(
+    serve, client
+) -> None:
+    # The server answers the first request on each connection and drops the connection on the
+    # second without reading it, as at its idle timeout: the call goes through on a new one.
+    per_connection: dict[int, int] = {}
+
+    def answer(received: Received) -> bytes | None:
+        n = server.connections
+        per_connection[n] = per_connection.get(n, 0) + 1
+        return ok_json(received) if per_connection[n] == 1 else None
+
+    server = await serve(answer)
+    for i in range(3):
+        response = await client.post(f"{server.url}/batch", content=json.dumps({"i": i}))
+        assert response.json() == {"echo": {"i": i}}
+    assert server.connections == 3
+    assert [json.loads(r.body) for r in server.requests] == [
+        {"i": 0},
+        {"i": 1},
+        {"i": 1},
+        {"i": 2},
+        {"i": 2},
+    ]
+
+
+async def test_a_new_connection_closed_before_the_reply_is_not_tried_again(serve, client) -> None:
+    server = await serve(lambda _: None)
+    with pytest.raises(httpx.ReadError):
+        await client.post(f"{server.url}/batch", content=b"{}")
+    assert server.connections == 1
+
+
 async def test_error_statuses_are_replies_not_exceptions(serve, client) -> None:
     server = await serve(lambda _: reply(401, b"Unauthorized"))
     response = await client.post(f"{server.url}/batch", content=b"{}")
