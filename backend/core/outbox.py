@@ -247,26 +247,33 @@ class Outbox:
 
     async def _flush(self, due: list[Outgoing], now: float, window: float) -> None:
         taken: list[tuple[Outgoing, Chunk]] = []
+        # One pair of futures for the whole flush, not a pair per stream: its streams' chunks
+        # are queued together and answered together.
+        queued, answered = self._loop.create_future(), self._loop.create_future()
+        widen_every = self._widen_every
         for outgoing in due:
-            widen = 2 ** (outgoing.chunks // self._widen_every)
             chunks = outgoing.take(final=outgoing.final)
-            outgoing.due_at = now + window * widen
+            outgoing.due_at = now + window * 2 ** (outgoing.chunks // widen_every)
             if chunks:
-                outgoing.queued = self._loop.create_future()
-                outgoing.answered = self._loop.create_future()
-                taken.extend((outgoing, chunk) for chunk in chunks)
+                outgoing.queued, outgoing.answered = queued, answered
+                if len(chunks) == 1:
+                    taken.append((outgoing, chunks[0]))
+                else:
+                    taken.extend((outgoing, chunk) for chunk in chunks)
         try:
             if taken:
-                await self._publish(taken)
+                await self._publish(taken, queued)
         finally:
+            _resolve(queued)
+            _resolve(answered)
             for outgoing in due:
-                _resolve(outgoing.queued)
-                _resolve(outgoing.answered)
                 outgoing.queued = outgoing.answered = None
                 if outgoing.final and not outgoing.segments and not outgoing.dirty:
                     _resolve(outgoing.drained)
 
-    async def _publish(self, taken: list[tuple[Outgoing, Chunk]]) -> None:
+    async def _publish(
+        self, taken: list[tuple[Outgoing, Chunk]], queued: asyncio.Future[None]
+    ) -> None:
         """Record the chunks in the registry (a reader who resumes finds them there), then
         publish the ones whose streams are still this process's."""
         recordings: list[Recording] = [(o.channel, o.lease, chunk) for o, chunk in taken]
@@ -293,8 +300,7 @@ class Outbox:
         # Handed over: `publish_many` queues them all before it first waits, so a stream that
         # ends now (its `done` is published next) need not wait for Centrifugo's answer. The
         # waiters resume after this step, by which time the call below has queued them.
-        for outgoing in dict.fromkeys(o for o, _ in taken):
-            _resolve(outgoing.queued)
+        _resolve(queued)
         if not publications:
             return
         # Should this raise, the flusher ends this flush's streams (`_flush_forever`).
