@@ -65,6 +65,39 @@ async def test_metrics_move_with_a_stream(api: Api) -> None:
     assert requests == 1
 
 
+async def test_requests_are_counted_by_route_template_method_and_status(api: Api) -> None:
+    for _ in range(2):
+        assert (await api.client.get("/api/streams/0123456789abcdef")).status_code == 404
+    assert (await api.client.get("/api/no/such/route")).status_code == 404
+    await api.client.get("/metrics")
+    metrics = (await api.client.get("/metrics")).text
+    template = {"handler": "/api/streams/{stream_id}", "method": "GET"}
+    assert sample(metrics, "http_requests_total", **template, status="4xx") == 2
+    assert sample(metrics, "http_request_duration_seconds_count", **template) == 2
+    assert sample(metrics, "http_requests_total", handler="none", method="GET", status="4xx") == 1
+    assert "/metrics" not in re.findall(r'handler="([^"]*)"', metrics)
+    assert sample(metrics, "http_requests_total", handler="/api/token", method="POST", status="2xx")
+
+
+async def test_a_request_that_fails_inside_the_app_is_counted_as_5xx() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from backend.metrics import RequestMetrics
+
+    async def broken(request: object) -> None:
+        raise RuntimeError("a bug")
+
+    registry = CollectorRegistry()
+    app = RequestMetrics(Starlette(routes=[Route("/x/{n}", broken)]), registry)
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/x/1")).status_code == 500
+    metrics = generate_latest(registry).decode()
+    assert sample(metrics, "http_requests_total", handler="/x/{n}", method="GET", status="5xx") == 1
+
+
 async def test_model_errors_are_counted_by_kind_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
