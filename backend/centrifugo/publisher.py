@@ -27,6 +27,7 @@ import httpx
 import orjson
 
 from backend.centrifugo.publications import publication
+from backend.centrifugo.transport import RESEND_IF_STALE
 from backend.core.ports import Publication, PublishError
 from backend.core.types import Chunk, Done
 
@@ -276,7 +277,7 @@ class CentrifugoPublisher:
         while True:
             try:
                 called = time.monotonic()
-                result = await self._call("batch", body, where)
+                result = await self._call("batch", body, where, resend=retry_safe)
                 self._events.batch_answered(len(batch), time.monotonic() - called)
                 break
             except PublishError as exc:
@@ -311,11 +312,13 @@ class CentrifugoPublisher:
                 pending.fail(error)
         self._events.published(0, failed)
 
-    async def _call(self, method: str, body: bytes, channel: str) -> dict[str, Any]:
+    async def _call(
+        self, method: str, body: bytes, channel: str, *, resend: bool = True
+    ) -> dict[str, Any]:
         """POST `body` to the server API; the whole reply body. Records whether Centrifugo is
         reachable, for `ready()`."""
         try:
-            reply = await self._post(method, body, channel)
+            reply = await self._post(method, body, channel, resend)
         except PublishError as exc:
             if exc.retryable:
                 self._unreachable = PublishError("", exc.message, retryable=True)
@@ -325,10 +328,15 @@ class CentrifugoPublisher:
         self._last_ok = time.monotonic()
         return reply
 
-    async def _post(self, method: str, body: bytes, channel: str) -> dict[str, Any]:
+    async def _post(self, method: str, body: bytes, channel: str, resend: bool) -> dict[str, Any]:
         try:
             response = await self._client.post(
-                f"{self._api_url}/{method}", content=body, headers=self._headers
+                f"{self._api_url}/{method}",
+                content=body,
+                headers=self._headers,
+                # Safe to send twice (read-only, or every publication keyed): the transport may,
+                # when a kept-alive connection turns out closed before any reply.
+                extensions={RESEND_IF_STALE: resend},
             )
         except httpx.TimeoutException as exc:
             raise PublishError(channel, f"{method} timed out", retryable=True) from exc
