@@ -130,7 +130,8 @@ def create_app(
     app.state.settings = settings
     max_body = max_body_bytes(settings.max_text_chars, settings.max_history_chars)
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
-    # Outermost: every log line a request causes, and its response, carry the request's id.
+    # Around everything but the request metrics (added last, by `metrics.install`): every log
+    # line a request causes, and its response, carry the request's id.
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     install_error_handlers(app)
     app.include_router(api_router)

@@ -8,6 +8,7 @@ the Centrifugo publisher (its `PublishEvents`); requests by route and status com
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -22,6 +23,7 @@ from prometheus_client import (
 )
 from prometheus_fastapi_instrumentator.routing import get_route_name
 from starlette.requests import Request
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.core.types import Done, StreamStats
@@ -157,9 +159,10 @@ class RequestMetrics:
             buckets=_LATENCY,
             registry=registry,
         )
-        # id(route) -> (route, its full template); routes are not hashable, and the route is
-        # kept so that its id is never another's.
-        self._templates: dict[int, tuple[Any, str]] = {}
+        # id(route) -> [(route, a full template, its pattern), ...]: routes are not hashable (the
+        # route is kept so that its id is never another's), and a router included twice under
+        # two prefixes gives the same route two templates.
+        self._templates: dict[int, list[tuple[Any, str, re.Pattern[str]]]] = {}
         # (handler, method, status class) -> its counter and histogram: `labels()` each time
         # cost more than the rest of this middleware. Bounded: routes x methods x 5.
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -180,7 +183,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, status_of)
         finally:
-            handler = self._handler(scope)
+            handler = self._handler(scope, status)
             if handler != "/metrics":
                 key = (handler, scope["method"], status // 100)
                 series = self._series.get(key)
@@ -192,13 +195,20 @@ class RequestMetrics:
                 series[0].inc()
                 series[1].observe(time.perf_counter() - started)
 
-    def _handler(self, scope: Scope) -> str:
+    def _handler(self, scope: Scope, status: int) -> str:
         route = scope.get("route")
         if route is None:
-            return "none"
-        known = self._templates.get(id(route))
-        if known is None:
-            # The route's own path lacks its routers' prefixes: resolved the slow way, once.
-            template = get_route_name(Request(scope), should_include_root_path=False) or "none"
-            known = self._templates[id(route)] = (route, template)
-        return known[1]
+            # Refused before routing (e.g. a declared body too large): the slow way, rarely.
+            if status == 404:
+                return "none"
+            return get_route_name(Request(scope), should_include_root_path=False) or "none"
+        known = self._templates.setdefault(id(route), [])
+        path = scope["path"]
+        for _, template, pattern in known:
+            if pattern.fullmatch(path):
+                return template
+        # The route's own path lacks its routers' prefixes: resolved the slow way, once.
+        template = get_route_name(Request(scope), should_include_root_path=False) or "none"
+        pattern = compile_path(template)[0] if template != "none" else re.compile(r".*")
+        known.append((route, template, pattern))
+        return template

@@ -79,6 +79,43 @@ async def test_requests_are_counted_by_route_template_method_and_status(api: Api
     assert sample(metrics, "http_requests_total", handler="/api/token", method="POST", status="2xx")
 
 
+async def test_a_request_refused_before_routing_is_counted_under_its_route(api: Api) -> None:
+    # The declared body is over the limit: refused before any route ran.
+    response = await api.client.post(
+        "/api/token", content=b"x" * 10, headers={"Content-Length": "100000000"}
+    )
+    assert response.status_code == 413
+    metrics = (await api.client.get("/metrics")).text
+    assert sample(metrics, "http_requests_total", handler="/api/token", method="POST", status="4xx")
+
+
+async def test_a_router_included_twice_is_counted_under_each_prefix() -> None:
+    from fastapi import APIRouter, FastAPI
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from backend.metrics import RequestMetrics
+
+    items = APIRouter()
+
+    @items.get("/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    app = FastAPI()
+    app.include_router(items, prefix="/v1")
+    app.include_router(items, prefix="/v2")
+    registry = CollectorRegistry()
+    metered = RequestMetrics(app, registry)
+    transport = httpx.ASGITransport(metered)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        for path in ("/v1/items/1", "/v2/items/2", "/v1/items/3"):
+            assert (await client.get(path)).status_code == 200
+    metrics = generate_latest(registry).decode()
+    labels = {"method": "GET", "status": "2xx"}
+    assert sample(metrics, "http_requests_total", handler="/v1/items/{item_id}", **labels) == 2
+    assert sample(metrics, "http_requests_total", handler="/v2/items/{item_id}", **labels) == 1
+
+
 async def test_a_request_that_fails_inside_the_app_is_counted_as_5xx() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
     from starlette.applications import Starlette
