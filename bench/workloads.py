@@ -401,11 +401,14 @@ async def drive(
                     channel = session.new_channel()
                     body = json.dumps({"text": PROMPT, "channel": channel}).encode()
                     sent = time.perf_counter()
-                    status = await raw_post(port, "/api/execute", body, cookie)
-                    if status == 202:
-                        execute_running.append(time.perf_counter() - sent)
-                    cancel = json.dumps({"channel": channel}).encode()
-                    await raw_post(port, "/api/cancel", cancel, cookie)
+                    try:
+                        status = await raw_post(port, "/api/execute", body, cookie)
+                        if status == 202:
+                            execute_running.append(time.perf_counter() - sent)
+                        cancel = json.dumps({"channel": channel}).encode()
+                        await raw_post(port, "/api/cancel", cancel, cookie)
+                    except (OSError, asyncio.IncompleteReadError, ValueError):
+                        pass  # a probe that could not get through is not a latency
                     await asyncio.sleep(PROBE_GAP)
 
             def run() -> Awaitable[object]:

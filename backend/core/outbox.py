@@ -252,8 +252,9 @@ class Outbox:
         queued, answered = self._loop.create_future(), self._loop.create_future()
         widen_every = self._widen_every
         for outgoing in due:
+            widen = 2 ** (outgoing.chunks // widen_every)  # by the chunks before this flush
             chunks = outgoing.take(final=outgoing.final)
-            outgoing.due_at = now + window * 2 ** (outgoing.chunks // widen_every)
+            outgoing.due_at = now + window * widen
             if chunks:
                 outgoing.queued, outgoing.answered = queued, answered
                 if len(chunks) == 1:
