@@ -191,7 +191,7 @@ class ServerApiTransport(httpx.AsyncBaseTransport):
             try:
                 return await self._exchange(request, connection, origin, message, timeouts)
             except _ClosedBeforeReply as exc:
-                if not request.extensions.get(RESEND_IF_STALE):
+                if self._closed or not request.extensions.get(RESEND_IF_STALE):
                     raise httpx.ReadError(str(exc), request=request) from exc
                 # Most likely closed by the server while idle: once more, on a new connection.
         connection = await self._connect(request, origin, timeouts)

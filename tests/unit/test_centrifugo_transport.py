@@ -258,13 +258,22 @@ async def test_bytes_after_the_reply_leave_it_whole_and_the_connection_unused(
     assert server.connections == 2
 
 
-async def test_closing_the_transport_ends_calls_waiting_for_a_reply(serve) -> None:
-    server = await serve(lambda _: "hang")
+@pytest.mark.parametrize("resend", [False, True])
+async def test_closing_the_transport_ends_calls_waiting_for_a_reply(serve, resend: bool) -> None:
+    answers = iter([ok_json])
+
+    def answer(received: Received) -> bytes | str:
+        return next(answers, lambda _: "hang")(received)
+
+    server = await serve(answer)
     transport = ServerApiTransport()
     async with httpx.AsyncClient(transport=transport, timeout=5) as client:
-        call = asyncio.create_task(client.post(f"{server.url}/info", content=b"{}"))
+        await client.post(f"{server.url}/info", content=b"{}")  # a kept-alive connection
+        call = asyncio.create_task(
+            client.post(f"{server.url}/info", content=b"{}", extensions={RESEND_IF_STALE: resend})
+        )
         async with asyncio.timeout(1):
-            while not server.requests:  # noqa: ASYNC110  # until the server has the request
+            while len(server.requests) < 2:  # noqa: ASYNC110  # until the server has it
                 await asyncio.sleep(0)
         await transport.aclose()
         with pytest.raises(httpx.ReadError):
