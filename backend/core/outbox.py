@@ -257,10 +257,7 @@ class Outbox:
             outgoing.due_at = now + window * widen
             if chunks:
                 outgoing.queued, outgoing.answered = queued, answered
-                if len(chunks) == 1:
-                    taken.append((outgoing, chunks[0]))
-                else:
-                    taken.extend((outgoing, chunk) for chunk in chunks)
+                taken.extend((outgoing, chunk) for chunk in chunks)
         try:
             if taken:
                 await self._publish(taken, queued)
