@@ -40,6 +40,7 @@ class Server:
     connections: int = 0
     requests: list[Received] = field(default_factory=list)
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    handlers: list[asyncio.Task[None]] = field(default_factory=list)
     port: int = 0
 
     @property
@@ -49,6 +50,9 @@ class Server:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         self.writers.append(writer)
+        task = asyncio.current_task()
+        if task is not None:
+            self.handlers.append(task)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -91,6 +95,9 @@ async def serve() -> AsyncIterator[Callable[[Answer], Awaitable[Server]]]:
         listener.close()
         for writer in server.writers:
             writer.close()
+        for handler in server.handlers:  # a server told to hang is still waiting
+            handler.cancel()
+        await asyncio.gather(*server.handlers, return_exceptions=True)
         await listener.wait_closed()
 
 
