@@ -9,6 +9,7 @@ auth replaces the two dependencies in backend/api/deps.py and nothing else.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 
@@ -27,7 +28,13 @@ _VALID_USER = re.compile(rf"^{USER_PATTERN}$")
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    secret = settings.session_secret.get_secret_value()
+    return _serializer_for(settings.session_secret.get_secret_value())
+
+
+@functools.lru_cache(maxsize=4)
+def _serializer_for(secret: str) -> URLSafeTimedSerializer:
+    # Built once per secret: building one (key derivation set-up) was ~2% of the backend's CPU
+    # in a burst of executes (issue 13).
     return URLSafeTimedSerializer(secret, salt="relaychat-session")
 
 
