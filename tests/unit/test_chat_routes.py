@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from backend.api.routes.chat import STOPPING
 from backend.app import begin_shutdown
 from backend.core.ports import ModelError
 from backend.core.relay import SHUTDOWN
-from backend.core.types import Chunk, Done, Token, Turn
+from backend.core.types import Chunk, Done, Question, Token, Turn
 from tests.unit.apps import Api, running_app
 from tests.unit.fakes import ScriptedModel
 
@@ -134,6 +135,30 @@ async def test_client_going_away_stops_the_model() -> None:
     """Raw ASGI, as uvicorn drives it: the client disconnects after the first event."""
     async with with_model(ScriptedModel(TOKENS, endless=True, delay=0.01)) as api:
         await _leave_after_the_first_event(api)
+
+
+class SlowToCloseModel(ScriptedModel):
+    """Takes a few turns of the loop to let go when cancelled between tokens, as a real model
+    client does while it closes its HTTP response."""
+
+    async def stream(self, question: Question) -> AsyncIterator[Token]:
+        try:
+            async for token in super().stream(question):
+                yield token
+        except asyncio.CancelledError:
+            for _ in range(3):
+                await asyncio.sleep(0)  # anyio cancels again meanwhile, every turn
+            raise
+
+
+async def test_client_going_away_mid_token_wait_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
+    """A client that leaves while the model is between tokens: the wait for the next token is
+    cancelled and settled before the model's stream is closed (no 'asynchronous generator is
+    already running', no error logged: a closed tab is not a server error)."""
+    async with with_model(SlowToCloseModel(TOKENS, endless=True, delay=0.05)) as api:
+        await _leave_after_the_first_event(api)
+
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def _session_cookie(api: Api) -> bytes:

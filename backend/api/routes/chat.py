@@ -10,6 +10,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -77,6 +78,9 @@ def _event(data: object) -> str:
 
 
 STOPPING = "the server is stopping; please send the prompt again"
+# How long a cancelled read of the answer may take to finish (a model client closing its
+# HTTP response); a model that takes longer is a bug, and its error is logged.
+SETTLE_SECONDS = 5.0
 
 
 async def _with_keepalives(
@@ -105,10 +109,20 @@ async def _with_keepalives(
             finally:
                 if not next_chunk.done():
                     next_chunk.cancel()
-                    await asyncio.wait({next_chunk})
+                    await _settled(next_chunk)
             yield chunk
     finally:
         stop.cancel()
+
+
+async def _settled(task: asyncio.Future[Any]) -> None:
+    """Until `task` has finished (at most SETTLE_SECONDS): the answer's stream may be closed
+    only once the task reading it is done. Shielded: when a client leaves, Starlette's cancel
+    scope cancels the response again on every turn of the loop, and an unshielded wait ended at
+    once, leaving the stream "already running" when it was closed (an error for every tab
+    closed mid-answer)."""
+    with anyio.move_on_after(SETTLE_SECONDS, shield=True):
+        await asyncio.wait({task})
 
 
 async def _events(
