@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from backend.core.endings import ORPHANED
 from backend.core.ports import (
     ChannelUsed,
+    Orphan,
     Recording,
     StopRequest,
     StreamBusy,
@@ -123,8 +124,10 @@ _REAP = (
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, ARGV[4])
 local out = {}
 for _, channel in ipairs(expired) do
+  local lease = redis.call('HGET', 'relaychat:run:' .. channel, 'lease') or ''
   table.insert(out, channel)
   table.insert(out, finish(channel, ARGV[3], ARGV[2]))
+  table.insert(out, lease)
 end
 return out
 """
@@ -294,11 +297,11 @@ class RedisStreams:
         # cjson writes an empty string as "" and a number as a float or int: normalise.
         return Snapshot(data["text"] or "", data["thinking"] or "", int(data["seq"]), done)
 
-    async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[tuple[str, int]]:
+    async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[Orphan]:
         """End the streams whose lease ran out (their process is gone): each is released with
-        `done`; returns them with the `seq` of their last recorded chunk, for the caller to
-        publish their `done`. Nothing while this process itself recently failed to reach
-        Redis: the owners may not have renewed yet."""
+        `done`; returns them with the `seq` of their last recorded chunk and their lease, for
+        the caller to publish their `done`. Nothing while this process itself recently failed
+        to reach Redis: the owners may not have renewed yet."""
         if time.monotonic() - self._failed_at < self._lease_seconds:
             return []
         args: list[str | int] = [0, FINISHED_TTL_SECONDS, _done_json(done), limit]
@@ -306,7 +309,9 @@ class RedisStreams:
             flat: list[Any] = await self._reap(keys=[LEASES], args=args)
         except RedisError as exc:
             raise self._unavailable(exc) from exc
-        return [(str(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
+        return [
+            Orphan(str(flat[i]), int(flat[i + 1]), str(flat[i + 2])) for i in range(0, len(flat), 3)
+        ]
 
     async def _listen_forever(self, listening: asyncio.Event) -> None:
         """Stop requests from other processes; a lost connection is made again."""

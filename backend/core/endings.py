@@ -12,6 +12,9 @@ UNDELIVERED = "the answer could not be delivered"
 UNEXPECTED = "the answer failed unexpectedly"
 
 
-def done_key(channel: str) -> str:
-    """The idempotency key of the one `done` of `channel`, whichever process sends it."""
-    return f"done:{channel}"
+def done_key(channel: str, lease: str) -> str:
+    """The idempotency key of the one `done` of the stream that `lease` claimed in `channel`,
+    whichever process sends it (the owner, or a survivor that reaped its expired lease). Per
+    stream, not per channel: Centrifugo remembers a key for minutes, longer than a channel is
+    kept from reuse, and a second stream's `done` under the first one's key was dropped."""
+    return f"done:{channel}:{lease}"

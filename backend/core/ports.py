@@ -4,7 +4,7 @@ of running streams. Implementations live at the edges and are injected into `cre
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from backend.core.types import Chunk, Done, Question, Snapshot, StreamStats, Token
 
@@ -89,6 +89,15 @@ class Publisher(Protocol):
 StopRequest = Callable[[Done], None]
 
 
+class Orphan(NamedTuple):
+    """A stream whose process is gone: its channel, the `seq` of its last recorded chunk and
+    the lease it was claimed with (its `done` key, backend/core/endings.py)."""
+
+    channel: str
+    seq: int
+    lease: str
+
+
 class Streams(Protocol):
     """Which channels have a running stream, how to stop one wherever it runs, and each
     stream's snapshot (its answer so far), kept for a while after it ended."""
@@ -117,10 +126,9 @@ class Streams(Protocol):
         """The answer in `channel` so far (or finished); None if no stream ran there lately."""
         ...
 
-    async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[tuple[str, int]]:
+    async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[Orphan]:
         """End the streams whose process is gone (shared registries: their lease expired),
-        releasing each with `done`; they and the `seq` of their last chunk. The caller
-        publishes their `done`."""
+        releasing each with `done`. The caller publishes their `done`."""
         ...
 
     async def stop(self, channel: str, done: Done) -> bool:

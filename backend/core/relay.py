@@ -116,11 +116,11 @@ class Relay:
         """End the streams whose process died (a shared registry's expired leases) with
         `done` reason `error`, so that no subscriber waits forever; how many."""
         orphans = await self._streams.reap_expired(ORPHANED)
-        for channel, seq in orphans:
+        for channel, seq, lease in orphans:
             logger.warning("stream %s lost its process; ending it", channel)
             try:
                 await self._publisher.publish(
-                    channel, replace(ORPHANED, seq=seq), idempotency_key=done_key(channel)
+                    channel, replace(ORPHANED, seq=seq), idempotency_key=done_key(channel, lease)
                 )
             except PublishError as exc:
                 logger.error("could not end orphaned stream %s: %s", channel, exc)
@@ -220,13 +220,13 @@ class Relay:
 
     async def _publish_done(self, stream: _Stream, done: Done) -> None:
         try:
-            # One key per channel for every `done`, whichever process sends it: should two be
+            # One key per stream for its `done`, whichever process sends it: should two be
             # sent (an owner cut off from the registry, and a survivor that ended its stream),
             # Centrifugo publishes the first only.
             await self._publisher.publish(
                 stream.channel,
                 replace(done, seq=stream.chunks),
-                idempotency_key=done_key(stream.channel),
+                idempotency_key=done_key(stream.channel, stream.lease),
             )
         except Exception as exc:
             logger.error("could not end stream %s with done/%s: %s", stream.channel, done, exc)

@@ -13,6 +13,7 @@ from cachetools import TTLCache
 
 from backend.core.ports import (
     ChannelUsed,
+    Orphan,
     Recording,
     StopRequest,
     StreamBusy,
@@ -100,6 +101,6 @@ class LocalStreams:
             return running.snapshot()
         return self._finished.get(channel)
 
-    async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[tuple[str, int]]:
+    async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[Orphan]:
         """None: every stream here belongs to this very process."""
         return []

@@ -125,7 +125,8 @@ async def test_a_renewed_lease_lives_and_a_dead_process_s_streams_are_reaped(
 
     await asyncio.sleep(0.6)  # two leases' time: the first process renewed its own meanwhile
 
-    assert await first.reap_expired(GONE) == [("stream:bbbbbbbb#u_1", 2)]
+    # With its lease: the survivor publishes the dead owner's `done` under the owner's key.
+    assert await first.reap_expired(GONE) == [("stream:bbbbbbbb#u_1", 2, dead)]
     assert await first.reap_expired(GONE) == []  # reaped once, by whoever came first
     assert await first.snapshot("stream:bbbbbbbb#u_1") == Snapshot("b c", "", 2, GONE)
     # The dead process's late release finds its lease gone: it must not publish a done.
@@ -163,7 +164,7 @@ async def test_a_stream_whose_lease_was_reaped_elsewhere_is_stopped_here(
         await raw.zadd("relaychat:leases", {CHANNEL: 0})  # its lease ran out, as in an outage
     finally:
         await raw.aclose()
-    assert await second.reap_expired(GONE) == [(CHANNEL, 0)]
+    assert await second.reap_expired(GONE) == [(CHANNEL, 0, lease)]
 
     assert (await asyncio.wait_for(stopped.get(), 2)).reason == "error"
     assert not await first.release(CHANNEL, lease, Done("cancelled"))  # no second done

@@ -70,6 +70,10 @@ class RecordingPublisher:
                 self._any.clear()
                 await self._any.wait()
 
+    def rearm(self, channel: str) -> None:
+        """The next `wait_for_done(channel)` waits for a `done` published after this."""
+        self._done[channel].clear()
+
     async def wait_for_done(self, channel: str) -> list[Chunk | Done]:
         """Everything published to `channel`, once its `done` is out."""
         await asyncio.wait_for(self._done[channel].wait(), WAIT_SECONDS)

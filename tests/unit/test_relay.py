@@ -6,12 +6,20 @@ import asyncio
 import gc
 import weakref
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 
 from backend.core.answer import Answerer
-from backend.core.ports import ChannelUsed, Publication, PublishError, StreamBusy
-from backend.core.relay import SHUTDOWN, UNDELIVERED, UNEXPECTED, Relay
+from backend.core.ports import (
+    ChannelUsed,
+    Orphan,
+    Publication,
+    PublishError,
+    StopRequest,
+    StreamBusy,
+)
+from backend.core.relay import ORPHANED, SHUTDOWN, UNDELIVERED, UNEXPECTED, Relay, done_key
 from backend.core.streams import LocalStreams
 from backend.core.types import Chunk, Done, Question, Snapshot, Token
 from tests.unit.fakes import RecordingPublisher, ScriptedModel
@@ -80,6 +88,60 @@ async def test_a_finished_stream_leaves_its_snapshot_and_its_channel_is_not_reus
     assert await streams.snapshot(CHANNEL) == Snapshot("a ", "b", 2, Done("complete"))
     with pytest.raises(ChannelUsed):
         await relay.start(CHANNEL, Question("again"))
+
+
+class LeaseRecorder(LocalStreams):
+    """The local registry, remembering the leases it gave and reaping what it is told to."""
+
+    def __init__(self, orphans: Sequence[Orphan] = ()) -> None:
+        super().__init__()
+        self.leases: list[str] = []
+        self.orphans = list(orphans)
+
+    async def claim(self, channel: str, stop: StopRequest, **kwargs: Any) -> str:
+        lease = await super().claim(channel, stop, **kwargs)
+        self.leases.append(lease)
+        return lease
+
+    async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[Orphan]:
+        orphans, self.orphans = self.orphans, []
+        return orphans
+
+
+async def test_each_stream_s_done_has_a_key_of_its_own_even_on_a_channel_used_before() -> None:
+    """Regression: every `done` of a channel had the key `done:<channel>`; Centrifugo keeps keys
+    for minutes, longer than a channel is kept from reuse (2 minutes, and nothing across a
+    restart without Redis), so a second answer there was accepted and its `done` was dropped as
+    a duplicate: its subscribers waited forever."""
+    publisher = RecordingPublisher()
+    for _ in range(2):  # as after a restart: a registry that never saw the first stream
+        streams = LeaseRecorder()
+        relay = make_relay(ScriptedModel([Token("a")]), publisher, streams=streams)
+        publisher.rearm(CHANNEL)
+        await relay.start(CHANNEL, HI)
+        await publisher.wait_for_done(CHANNEL)
+        (lease,) = streams.leases
+        assert publisher.keys[-1] == done_key(CHANNEL, lease)
+
+    done_keys = [
+        k
+        for k, (_, item) in zip(publisher.keys, publisher.published, strict=True)
+        if isinstance(item, Done)
+    ]
+    assert len(done_keys) == len(set(done_keys)) == 2
+
+
+async def test_an_orphan_s_done_has_the_key_its_owner_would_have_used() -> None:
+    """A survivor ending a dead process's stream uses the dead owner's `done` key, so that if
+    the owner was only cut off and sends its own too, Centrifugo publishes one."""
+    publisher = RecordingPublisher()
+    streams = LeaseRecorder([Orphan(CHANNEL, 7, "lease-of-the-owner")])
+    relay = make_relay(ScriptedModel(), publisher, streams=streams)
+
+    assert await relay.end_orphans() == 1
+
+    assert publisher.published == [(CHANNEL, Done("error", ORPHANED.error, seq=7))]
+    assert publisher.keys == [done_key(CHANNEL, "lease-of-the-owner")]
 
 
 async def test_the_snapshot_follows_a_running_stream() -> None:
