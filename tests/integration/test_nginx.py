@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -163,3 +166,58 @@ def test_nginx_listens_on_loopback_unless_told_otherwise(stack: Stack, tmp_path:
         port = front.url.rpartition(":")[2]
         conf = (tmp_path / "nginx" / "relaychat.conf").read_text()
     assert f"listen 127.0.0.1:{port};" in conf
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "words"),
+    [
+        (lambda c: c.get("/api/streams/" + "a" * 9000), 414, "URI is too long"),
+        (lambda c: c.get("/api/health", headers={"cookie": "x=" + "a" * 9000}), 400, "too large"),
+        (lambda c: c.get("/api/streams/%00abcdefgh"), 400, "could not be read"),
+    ],
+    ids=["uri-too-long", "cookie-too-large", "nul-in-path"],
+)
+async def test_what_nginx_itself_refuses_is_json_too(
+    edge: Edge, request_: Any, status: int, words: str
+) -> None:
+    """Regression: only 413 and 429 had the backend's JSON shape; these were nginx's HTML."""
+    async with httpx.AsyncClient(base_url=edge.url, timeout=10) as client:
+        response = await request_(client)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert words in response.json()["detail"]
+    assert response.headers["x-content-type-options"] == "nosniff"  # the server's headers too
+
+
+class _HealthyThenGone(BaseHTTPRequestHandler):
+    """A backend that is up for the readiness check and drops every other request unanswered,
+    as one that died mid-request."""
+
+    def do_GET(self) -> None:
+        if self.path == "/api/health":
+            body = b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.close_connection = True  # no response at all: nginx answers 502
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_backend_that_cannot_answer_gives_a_json_502(stack: Stack, tmp_path: Path) -> None:
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), _HealthyThenGone)
+    thread = threading.Thread(target=backend.serve_forever, daemon=True)
+    thread.start()
+    try:
+        backend_url = f"http://127.0.0.1:{backend.server_address[1]}"
+        with nginx_in_front(stack, backend_url, free_port(), tmp_path / "nginx") as front:
+            response = httpx.get(f"{front.url}/api/streams/abcdefgh", timeout=10)
+    finally:
+        backend.shutdown()
+        backend.server_close()
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/json"
+    assert "try again shortly" in response.json()["detail"]
