@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
@@ -95,7 +95,9 @@ def create_app(
                 max_seconds=settings.max_stream_seconds,
                 events=events,
             )
-            registry = streams if streams is not None else await _registry(stack, settings)
+            registry = (
+                streams if streams is not None else await _registry(stack, settings, the_publisher)
+            )
             relay = Relay(
                 answerer,
                 the_publisher,
@@ -142,9 +144,15 @@ def create_app(
 ORPHAN_CHECK_SECONDS = 1.0
 
 
-async def _registry(stack: AsyncExitStack, settings: Settings) -> Streams:
+async def _registry(stack: AsyncExitStack, settings: Settings, publisher: Publisher) -> Streams:
     """The streams registry: in this process, or on Redis when REDIS_URL is set."""
     if not settings.redis_url:
+        window = settings.reused_channel_check_seconds
+        if window > 0 and isinstance(publisher, CentrifugoPublisher):
+            # Its memory of used channels starts empty: until it reaches back a channel's
+            # history time, Centrifugo is asked too (protocol: a channel that carried an answer
+            # in the last 2 minutes is refused, 409, across a restart too).
+            return LocalStreams(used_before=_in_history(publisher), check_for=window)
         return LocalStreams()
     redis = connect(settings.redis_url)
     stack.push_async_callback(redis.aclose)
@@ -152,6 +160,17 @@ async def _registry(stack: AsyncExitStack, settings: Settings) -> Streams:
     await shared.start()
     stack.push_async_callback(shared.aclose)
     return shared
+
+
+def _in_history(publisher: CentrifugoPublisher) -> Callable[[str], Awaitable[bool]]:
+    async def in_history(channel: str) -> bool:
+        try:
+            return await publisher.has_history(channel)
+        except PublishError as exc:  # the prompt is not refused for it: checked at best
+            logger.warning("could not look up %s's history: %s", channel, exc.message)
+            return False
+
+    return in_history
 
 
 async def _end_orphans(relay: Relay) -> None:

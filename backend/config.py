@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = Field(5.0, gt=0, validation_alias="PUBLISH_TIMEOUT_SECONDS")
     publish_outage_seconds: float = Field(30.0, ge=0, validation_alias="PUBLISH_OUTAGE_SECONDS")
     shutdown_grace_seconds: float = Field(5.0, ge=0, validation_alias="SHUTDOWN_GRACE_SECONDS")
+    reused_channel_check_seconds: float = Field(
+        120.0, ge=0, validation_alias="REUSED_CHANNEL_CHECK_SECONDS"
+    )
     sse_keepalive_seconds: float = Field(15.0, gt=0, validation_alias="SSE_KEEPALIVE_SECONDS")
 
     max_history_turns: int = Field(20, ge=0, validation_alias="MAX_HISTORY_TURNS")

@@ -126,6 +126,8 @@ def measure(window_ms: float, count: int, delay_ms: tuple[float, float]) -> Resu
             "MAX_STREAM_SECONDS": "300",
             # Each connection here is one user with many answers at once.
             "MAX_STREAMS_PER_USER": str(CHANNELS_PER_CONNECTION),
+            # The steady state: no history lookup per execute in the process's first minutes.
+            "REUSED_CHANNEL_CHECK_SECONDS": "0",
         }
     )
     c_url, b_url = f"http://127.0.0.1:{c_port}", f"http://127.0.0.1:{b_port}"

@@ -319,6 +319,9 @@ def servers_for(path: Path_, delay_ms: float) -> Iterator[tuple[dict[str, int], 
                 # One connection (one user) carries many answers at once here.
                 MAX_STREAMS_PER_USER=str(CHANNELS_PER_CONNECTION),
                 MAX_STREAM_SECONDS="300",
+                # The steady state: a new process's first 2 minutes also ask Centrifugo whether
+                # each execute's channel was used before it started (one more API call each).
+                REUSED_CHANNEL_CHECK_SECONDS="0",
             )
             for server in (centrifugo_server(stack, Path(workdir)), backend_server(stack)):
                 started.append(server)

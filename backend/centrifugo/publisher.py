@@ -206,6 +206,14 @@ class CentrifugoPublisher:
         self._in_flight = []
         self._queue.clear()
 
+    async def has_history(self, channel: str) -> bool:
+        """Whether Centrifugo still keeps publications of `channel` (an answer ran there within
+        the history's lifetime, 120 s). Read-only: safe to send twice."""
+        body = orjson.dumps({"channel": channel, "limit": 1})
+        reply = await self._call("history", body, channel)
+        result = reply.get("result")
+        return isinstance(result, dict) and bool(result.get("publications"))
+
     async def ready(self, *, known: bool = False) -> None:
         """Return when Centrifugo takes publications, else raise `PublishError`. A call that
         just succeeded or failed answers for it; otherwise Centrifugo is asked for its node info

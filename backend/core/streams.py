@@ -4,9 +4,10 @@ processes need one shared registry, e.g. on Redis, behind the same port.)"""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from cachetools import TTLCache
@@ -42,12 +43,27 @@ class _Running:
 
 
 class LocalStreams:
+    """The registry of one process, in memory. It remembers finished channels `finished_ttl`
+    (a new answer there is refused), but only since it started: a process restarted within
+    that time would take a channel used just before again. `used_before` (Centrifugo's history
+    of the channel, backend/app.py) is asked too during the first `check_for` seconds of its
+    life (default: `finished_ttl`), for channels it does not know."""
+
     def __init__(
-        self, *, finished_ttl: float = FINISHED_TTL_SECONDS, finished_max: int = FINISHED_MAX
+        self,
+        *,
+        finished_ttl: float = FINISHED_TTL_SECONDS,
+        finished_max: int = FINISHED_MAX,
+        used_before: Callable[[str], Awaitable[bool]] | None = None,
+        check_for: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._running: dict[str, _Running] = {}
         self._owned: Counter[str] = Counter()  # running streams per owner
         self._finished: TTLCache[str, Snapshot] = TTLCache(finished_max, finished_ttl)
+        self._used_before = used_before
+        self._clock = clock
+        self._memory_complete_at = clock() + (finished_ttl if check_for is None else check_for)
 
     def __len__(self) -> int:
         return len(self._running)
@@ -58,6 +74,15 @@ class LocalStreams:
     async def claim(
         self, channel: str, stop: StopRequest, *, owner: str = "", max_per_owner: int = 0
     ) -> str:
+        # Asked first: what follows does not wait, so no other claim can come in between.
+        if (
+            self._used_before is not None
+            and self._clock() < self._memory_complete_at
+            and channel not in self._running
+            and channel not in self._finished
+            and await self._used_before(channel)
+        ):
+            raise ChannelUsed(channel)
         if channel in self._running:
             raise StreamBusy(channel)
         if channel in self._finished:

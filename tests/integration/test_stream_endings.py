@@ -67,3 +67,32 @@ async def _asked(chat: ChatSession, text: str) -> Collector:
     await sub.ready(10)
     assert (await chat.execute(channel, text)).status_code == 202
     return collector
+
+
+async def test_a_restarted_backend_refuses_a_channel_used_just_before_it_started(
+    stack: Stack,
+) -> None:
+    """Regression (outside-in probe): the backend remembers used channels in memory; restarted
+    within a channel's history time, it took the channel again (202), its history then held two
+    answers. Now it asks Centrifugo's history during its first minutes: 409, as the protocol
+    says, and a new channel still gets its answer."""
+    with another_backend(stack) as first:
+        async with ChatSession.open(first, stack.websocket_url, ORIGIN) as chat:
+            channel = chat.new_channel()
+            sub, collector = await chat.subscribe(channel)
+            await sub.ready(10)
+            assert (await chat.execute(channel, "hello")).status_code == 202
+            await collector.wait_for_done()
+            cookies = dict(chat.http.cookies)
+            user = chat.user
+
+    with another_backend(stack) as second:  # a new process: its memory of channels is empty
+        async with httpx.AsyncClient(base_url=second, cookies=cookies, timeout=10) as http:
+            again = await http.post("/api/execute", json={"text": "hello", "channel": channel})
+            fresh = f"stream:{'f' * 16}#{user}"
+            new = await http.post("/api/execute", json={"text": "hello", "channel": fresh})
+            await http.post("/api/cancel", json={"channel": fresh})
+
+    assert again.status_code == 409, again.text
+    assert "new channel id" in again.json()["detail"]
+    assert new.status_code == 202, new.text

@@ -448,3 +448,28 @@ async def test_a_done_outlasting_a_zero_outage_is_not_retried_in_a_busy_loop() -
     assert route.call_count <= 3  # once, then once a second
     with pytest.raises(PublishError):
         await publishing
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("result", "used"),
+    [
+        ({"publications": [{"data": {"text": "a"}, "offset": 1}], "offset": 3, "epoch": "e"}, True),
+        ({"publications": [], "offset": 3, "epoch": "e"}, False),  # kept its offset, not its text
+        ({"offset": 0, "epoch": "e"}, False),
+    ],
+)
+async def test_has_history_asks_for_one_publication_of_the_channel(
+    publisher: CentrifugoPublisher, result: dict[str, Any], used: bool
+) -> None:
+    route = respx.post(f"{API}/history").respond(200, json={"result": result})
+
+    assert await publisher.has_history(CHANNEL) is used
+    assert json.loads(route.calls.last.request.content) == {"channel": CHANNEL, "limit": 1}
+
+
+@respx.mock
+async def test_has_history_errors_are_publish_errors(publisher: CentrifugoPublisher) -> None:
+    respx.post(f"{API}/history").respond(200, json={"error": {"code": 102, "message": "ns"}})
+    with pytest.raises(PublishError, match="102"):
+        await publisher.has_history(CHANNEL)
