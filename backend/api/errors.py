@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -58,8 +59,25 @@ def _describe(error: dict[str, object]) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    detail = "; ".join(_describe(error) for error in exc.errors())
+    errors = exc.errors()
+    if _not_sent_as_json(request, errors):
+        kind = request.headers.get("content-type")
+        sent = f"this request's: {kind}" if kind else "this request had none"
+        detail = f"body: must be JSON, sent with Content-Type: application/json ({sent})"
+    else:
+        detail = "; ".join(_describe(error) for error in errors)
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def _not_sent_as_json(request: Request, errors: Sequence[Any]) -> bool:
+    """A body FastAPI did not read as JSON (another or no Content-Type), so that the model saw
+    raw bytes: "must be an object" would send the client looking in the wrong place."""
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    json_sent = kind == "application/json" or kind.endswith("+json")
+    return not json_sent and any(
+        tuple(error.get("loc", ())) == ("body",) and error.get("type") != "missing"
+        for error in errors
+    )
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

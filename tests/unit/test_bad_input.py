@@ -391,7 +391,14 @@ CASES = [
     pytest.param(stream_id("abcdefgh", 404, "no answer"), id="stream-id-unknown"),
     # Wrong content types: only JSON (application/json, or +json) is read.
     pytest.param(
-        Probe("/api/chat/sync", b'{"prompt": "hi"}', 422, "body:", content_type="text/plain"),
+        Probe(
+            "/api/chat/sync",
+            b'{"prompt": "hi"}',
+            422,
+            "body: must be JSON, sent with Content-Type: application/json (this request's: "
+            "text/plain)",
+            content_type="text/plain",
+        ),
         id="content-type-text-plain",
     ),
     pytest.param(
@@ -399,7 +406,7 @@ CASES = [
             "/api/execute",
             b"text=hi&channel=stream%3Aabcdefgh%23{user}",
             422,
-            "body:",
+            "Content-Type: application/json",
             content_type="application/x-www-form-urlencoded",
         ),
         id="content-type-form",
@@ -409,13 +416,19 @@ CASES = [
             "/api/chat",
             b'--x\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nhi\r\n--x--\r\n',
             422,
-            "body:",
+            "Content-Type: application/json",
             content_type="multipart/form-data; boundary=x",
         ),
         id="content-type-multipart",
     ),
     pytest.param(
-        Probe("/api/chat/sync", b'{"prompt": "hi"}', 422, "body:", content_type=None),
+        Probe(
+            "/api/chat/sync",
+            b'{"prompt": "hi"}',
+            422,
+            "Content-Type: application/json (this request had none)",
+            content_type=None,
+        ),
         id="content-type-missing",
     ),
     pytest.param(
