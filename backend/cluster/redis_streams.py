@@ -105,12 +105,15 @@ end
 """
 
 # -1: another process ended the stream (and published its done); -2: the registry lost it (a
-# Redis restart): the owner still publishes its done; else the last recorded seq.
+# Redis restart): the owner still publishes its done, and the stream is ended here too (its
+# lease, which a renewal may have taken again, must not be reaped later: a second done); else
+# the last recorded seq.
 _RELEASE = (
     _FINISH
     + """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then
   if redis.call('EXISTS', 'relaychat:done:' .. ARGV[2]) == 1 then return -1 end
+  if redis.call('EXISTS', KEYS[1]) == 0 then finish(ARGV[2], ARGV[3], ARGV[4]) end
   return -2
 end
 return finish(ARGV[2], ARGV[3], ARGV[4])
@@ -133,19 +136,27 @@ return out
 """
 )
 
-# Renews the leases of the channels given (ARGV[1]: the lease in ms); returns those another
-# process ended meanwhile (their finished snapshot exists), e.g. after this one could not reach
-# Redis for a whole lease. A lease that is simply gone (Redis restarted) is taken again.
+# Renews the leases of the streams given (ARGV[1]: the lease in ms; then channel, lease, owner
+# for each); returns the channels another process ended meanwhile (their finished snapshot
+# exists), e.g. after this one could not reach Redis for a whole lease. A stream that is simply
+# gone (Redis restarted without its data) is taken again, its lease included: a survivor that
+# reaps it later must publish its `done` under the owner's key (backend/core/endings.py).
 _RENEW = (
     _NOW_MS
     + """
 local lost = {}
 local expiry = now_ms() + tonumber(ARGV[1])
-for i = 2, #ARGV do
-  if redis.call('EXISTS', 'relaychat:done:' .. ARGV[i]) == 1 then
-    table.insert(lost, ARGV[i])
+for i = 2, #ARGV, 3 do
+  local channel, lease, owner = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if redis.call('EXISTS', 'relaychat:done:' .. channel) == 1 then
+    table.insert(lost, channel)
   else
-    redis.call('ZADD', KEYS[1], expiry, ARGV[i])
+    local run = 'relaychat:run:' .. channel
+    if redis.call('EXISTS', run) == 0 then
+      redis.call('HSET', run, 'lease', lease, 'owner', owner, 'seq', 0)
+      redis.call('SADD', 'relaychat:owner:' .. owner, channel)
+    end
+    redis.call('ZADD', KEYS[1], expiry, channel)
   end
 end
 return lost
@@ -166,6 +177,9 @@ class _Local:
     lease: str
     owner: str
     stop: StopRequest
+    # Once Redis has it: only then is it renewed (a renewal re-creates a stream Redis lost, and
+    # must not create one whose claim is still on its way: that claim would find it "busy").
+    claimed: bool = False
 
 
 class RedisStreams:
@@ -180,6 +194,10 @@ class RedisStreams:
         self._reap = redis.register_script(_REAP)
         self._renew = redis.register_script(_RENEW)
         self._tasks: list[asyncio.Task[None]] = []
+        # Checked by those tasks' loops too: redis-py can turn a cancellation that lands
+        # mid-command on a broken connection into a connection error, which the loops ride out
+        # (seen: a renewal loop that went on forever after `aclose` cancelled it).
+        self._closing = False
         # When this process last failed to reach Redis: until a lease has passed since, it
         # reaps nothing, so that after an outage the owners renew before anyone reaps.
         self._failed_at = -math.inf
@@ -194,6 +212,7 @@ class RedisStreams:
         await asyncio.wait_for(listening.wait(), 10)
 
     async def aclose(self) -> None:
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -228,6 +247,9 @@ class RedisStreams:
             raise ChannelUsed(channel)
         if result == "too_many":
             raise TooManyStreams(max_per_owner)
+        local = self._local.get(channel)
+        if local is not None and local.lease == lease:  # not released meanwhile
+            local.claimed = True
         return lease
 
     async def record(self, chunks: Sequence[Recording]) -> list[bool]:
@@ -315,12 +337,12 @@ class RedisStreams:
 
     async def _listen_forever(self, listening: asyncio.Event) -> None:
         """Stop requests from other processes; a lost connection is made again."""
-        while True:
+        while not self._closing:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(STOP_CHANNEL)
                 listening.set()
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._stop_requested(message["data"])
@@ -341,22 +363,25 @@ class RedisStreams:
             logger.warning("ignored a malformed stop request: %r", data)
 
     async def _renew_forever(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._lease_seconds / 3)
-            channels = list(self._local)
-            if not channels:
+            streams = [(channel, local) for channel, local in self._local.items() if local.claimed]
+            if not streams:
                 continue
+            args: list[str | int] = [self._lease_ms]
+            for channel, local in streams:
+                args += [channel, local.lease, local.owner]
             try:
-                lost = await self._renew(keys=[LEASES], args=[self._lease_ms, *channels])
+                lost = await self._renew(keys=[LEASES], args=args)
             except Exception:  # Redis briefly unreachable: try again at the next round
                 self._failed_at = time.monotonic()
-                logger.warning("could not renew %d lease(s)", len(channels), exc_info=True)
+                logger.warning("could not renew %d lease(s)", len(streams), exc_info=True)
                 continue
             for channel in lost:
-                local = self._local.get(channel)
-                if local is not None:  # not released meanwhile
+                still = self._local.get(channel)
+                if still is not None:  # not released meanwhile
                     logger.warning("stream %s was ended by another process; stopping", channel)
-                    local.stop(ORPHANED)  # the other process published it already
+                    still.stop(ORPHANED)  # the other process published it already
 
 
 def connect(url: str, *, max_connections: int = 64) -> Redis:

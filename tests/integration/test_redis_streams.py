@@ -191,6 +191,56 @@ async def test_a_redis_that_lost_its_data_does_not_cost_a_running_stream_its_don
     assert await first.release(CHANNEL, lease, Done("complete"))  # its done goes out
 
 
+async def _lose_redis_data_and_wait_for_the_renewal(redis_server: RedisServer) -> None:
+    raw = connect(redis_server.url)
+    try:
+        await raw.flushall()  # as a restarted in-memory Redis
+        async with asyncio.timeout(2):  # the next renewal (every 0.1 s) takes the stream again
+            while await raw.zscore("relaychat:leases", CHANNEL) is None:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        await raw.aclose()
+
+
+async def test_a_stream_taken_again_after_redis_lost_its_data_keeps_its_lease(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression (review): the renewal took back the lease's expiry only, not the stream; had
+    its process died then, a survivor reaped it with no lease, and published its `done` under
+    another key than the owner's (two `done`s if the owner was only cut off)."""
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await _lose_redis_data_and_wait_for_the_renewal(redis_server)
+    await first.aclose()  # then the owner dies
+    await asyncio.sleep(0.6)  # two leases' time
+
+    assert await second.reap_expired(GONE) == [(CHANNEL, 0, lease)]
+
+
+@pytest.mark.parametrize("renewed_first", [True, False], ids=["renewed", "not-yet-renewed"])
+async def test_a_stream_released_after_redis_lost_its_data_is_not_reaped_later(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer, renewed_first: bool
+) -> None:
+    """Regression (review): released before a renewal took it again, the stream's lease was
+    taken again afterwards all the same and reaped later: a second `done` after the owner's."""
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    if renewed_first:
+        await _lose_redis_data_and_wait_for_the_renewal(redis_server)
+    else:
+        raw = connect(redis_server.url)
+        await raw.flushall()
+        await raw.aclose()
+
+    assert await first.release(CHANNEL, lease, Done("complete"))  # its done goes out
+    await asyncio.sleep(0.6)  # two leases' time, several renewals
+
+    assert await second.reap_expired(GONE) == []
+    snapshot = await second.snapshot(CHANNEL)
+    assert snapshot is not None
+    assert snapshot.done == Done("complete")  # and the channel counts as used
+
+
 async def test_an_owner_whose_stream_was_ended_elsewhere_learns_it_when_recording(
     two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
 ) -> None:
