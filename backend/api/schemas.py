@@ -3,9 +3,10 @@ turned into the core's types by the routes."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from backend.centrifugo.channels import CHANNEL_PATTERN, channel_user
 from backend.core.types import Question, StopReason, Turn
@@ -13,7 +14,9 @@ from backend.core.unicode import is_carriable
 
 
 def _not_blank(text: str) -> str:
-    if not text.strip():
+    # Blank: nothing a reader could see, invisible format characters (zero-width space, joiners,
+    # BOM) as much as whitespace.
+    if all(char.isspace() or unicodedata.category(char) == "Cf" for char in text):
         raise ValueError("is blank")
     return _carriable(text)
 
@@ -34,7 +37,8 @@ def _carriable_turns(turns: list[Turn]) -> list[Turn]:
 
 
 class _Prompt(BaseModel):
-    thinking: bool = Field(False, description="Stream the model's thinking phase first.")
+    # JSON true or false only: "yes", "1" or 1 are refused rather than read as true.
+    thinking: StrictBool = Field(False, description="Stream the model's thinking phase first.")
     history: list[Turn] = Field(
         default_factory=list, description="Earlier turns, oldest first, before this prompt."
     )

@@ -142,6 +142,26 @@ CASES = [
         execute({"text": "hi", "channel": CHANNEL, "thinking": "maybe"}, 422, "thinking:"),
         id="type-thinking-string",
     ),
+    # Not true or false: refused, not read as true (pydantic's lax mode took "yes", "1", 1).
+    pytest.param(
+        execute({"text": "hi", "channel": CHANNEL, "thinking": "yes"}, 422, "thinking:"),
+        id="type-thinking-yes",
+    ),
+    pytest.param(
+        execute({"text": "hi", "channel": CHANNEL, "thinking": 1}, 422, "thinking:"),
+        id="type-thinking-one",
+    ),
+    pytest.param(
+        sync({"prompt": "hi", "thinking": "true"}, 422, "thinking:"), id="type-thinking-str-true"
+    ),
+    # Nothing visible is blank too: zero-width space, joiner, BOM, with or without whitespace.
+    pytest.param(
+        execute({"text": "\u200b", "channel": CHANNEL}, 422, "text: is blank"),
+        id="blank-zero-width-space",
+    ),
+    pytest.param(
+        sync({"prompt": " \u200d\ufeff\n"}, 422, "prompt: is blank"), id="blank-invisible-mix"
+    ),
     pytest.param(sync({"prompt": {"text": "hi"}}, 422, "prompt:"), id="type-prompt-object"),
     pytest.param(sync({"prompt": "hi", "history": "x"}, 422, "history:"), id="type-history-str"),
     pytest.param(
