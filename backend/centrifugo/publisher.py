@@ -265,19 +265,27 @@ class CentrifugoPublisher:
                 return
             self._fail_or_requeue(batch, exc)
             return
-        failed = 0
+        failed = requeued = 0
         for pending, reply in zip(batch, replies, strict=True):
             error = reply.get("error") if isinstance(reply, dict) else "malformed reply"
-            if error:
+            if not error:
+                pending.succeed()
+            elif pending.must_land and pending.keyed and _is_internal(error) and not self._closed:
+                self._queue.append(pending)  # a `done` outlasting the outage: later, again
+                self._requeued = True
+                requeued += 1
+            else:
                 failed += 1
                 pending.fail(PublishError(pending.channel, _describe(error)))
-            else:
-                pending.succeed()
-        self._events.published(len(batch) - failed, failed)
+        self._events.published(len(batch) - failed - requeued, failed)
 
     async def _call_until_up(self, batch: list[_Pending]) -> list[Any]:
-        """The batch's replies; transport errors and 5xx are retried (when every publication
-        has an idempotency key) with capped backoff for up to `outage_seconds`."""
+        """The batch's replies. Transport errors, 5xx and publications Centrifugo could not
+        take for a reason of its own (error 100 in a reply: its engine, e.g. Redis restarting)
+        are an outage: when every publication has an idempotency key, the whole batch is sent
+        again with capped backoff for up to `outage_seconds` (the same keys: what did land is
+        not published twice; the whole batch, in order: a failed publication is not overtaken
+        by its channel's next)."""
         body = b'{"commands":[' + b",".join(p.command for p in batch) + b"]}"
         where = batch[0].channel if len(batch) == 1 else ""
         retry_safe = all(pending.keyed for pending in batch)
@@ -287,25 +295,31 @@ class CentrifugoPublisher:
                 called = time.monotonic()
                 result = await self._call("batch", body, where, resend=retry_safe)
                 self._events.batch_answered(len(batch), time.monotonic() - called)
-                break
             except PublishError as exc:
-                out_of_time = time.monotonic() - started >= self._outage_seconds
-                if not exc.retryable or not retry_safe or out_of_time:
+                if not exc.retryable or not retry_safe or self._out_of_time(started):
                     raise
-                delay = _BACKOFF_SECONDS[min(attempt, len(_BACKOFF_SECONDS) - 1)]
-                if attempt == 0:
-                    logger.warning(
-                        "Centrifugo unavailable, retrying for up to %g s: %s",
-                        self._outage_seconds,
-                        exc.message,
-                    )
-                attempt += 1
-                self._events.batch_retried()
-                await asyncio.sleep(delay)
-        replies = result.get("replies")
-        if not isinstance(replies, list) or len(replies) != len(batch):
-            raise PublishError(where, "Centrifugo's batch reply is malformed")
-        return replies
+                problem = exc.message
+            else:
+                replies = result.get("replies")
+                if not isinstance(replies, list) or len(replies) != len(batch):
+                    raise PublishError(where, "Centrifugo's batch reply is malformed")
+                internal = _internal_error(replies)
+                if internal is None or not retry_safe or self._out_of_time(started):
+                    return replies
+                problem = _describe(internal)
+            if attempt == 0:
+                logger.warning(
+                    "Centrifugo unavailable, retrying for up to %g s: %s",
+                    self._outage_seconds,
+                    problem,
+                )
+            delay = _BACKOFF_SECONDS[min(attempt, len(_BACKOFF_SECONDS) - 1)]
+            attempt += 1
+            self._events.batch_retried()
+            await asyncio.sleep(delay)
+
+    def _out_of_time(self, started: float) -> bool:
+        return time.monotonic() - started >= self._outage_seconds
 
     def _fail_or_requeue(self, batch: list[_Pending], error: PublishError) -> None:
         """Fails the batch, but a `done` that could not get through an outage goes back to the
@@ -365,6 +379,24 @@ class CentrifugoPublisher:
         if reply.get("error"):
             raise PublishError(channel, _describe(reply["error"]))
         return reply
+
+
+# Centrifugo's "internal server error" in a reply: its own trouble (its engine unreachable),
+# not the publication's; the other codes (bad channel, permissions, limits...) are final.
+_INTERNAL_CODE = 100
+
+
+def _is_internal(error: object) -> bool:
+    return isinstance(error, dict) and error.get("code") == _INTERNAL_CODE
+
+
+def _internal_error(replies: list[Any]) -> object | None:
+    """The first reply's error that is Centrifugo's own trouble, if any."""
+    for reply in replies:
+        error = reply.get("error") if isinstance(reply, dict) else None
+        if _is_internal(error):
+            return error
+    return None
 
 
 def _splittable(error: PublishError) -> bool:

@@ -473,3 +473,62 @@ async def test_has_history_errors_are_publish_errors(publisher: CentrifugoPublis
     respx.post(f"{API}/history").respond(200, json={"error": {"code": 102, "message": "ns"}})
     with pytest.raises(PublishError, match="102"):
         await publisher.has_history(CHANNEL)
+
+
+def internal_error_for(times: int) -> Any:
+    """Centrifugo answering the first `times` batches with error 100 for their last command
+    (its engine unreachable, as while Redis restarts), then successfully."""
+    calls = 0
+
+    async def reply(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        count = len(json.loads(request.content)["commands"])
+        replies = ok(count)["replies"]
+        if calls <= times:
+            replies[-1] = {"error": {"code": 100, "message": "internal server error"}}
+        return httpx.Response(200, json={"replies": replies})
+
+    return reply
+
+
+@respx.mock
+async def test_centrifugo_s_own_error_in_a_reply_is_an_outage_ridden_out_whole_batch(
+    publisher: CentrifugoPublisher,
+) -> None:
+    """Regression (probe, Redis restarted under Centrifugo): error 100 in a batch reply failed
+    its publication at once; a chunk ended its stream and the `done` was given up, so the
+    subscribers never got one. Now the whole batch goes again, same keys, same order."""
+    route = respx.post(f"{API}/batch").mock(side_effect=internal_error_for(2))
+
+    await asyncio.gather(
+        publisher.publish(CHANNEL, Chunk("a", seq=1), idempotency_key="k1"),
+        publisher.publish(CHANNEL, Chunk("b", seq=2), idempotency_key="k2"),
+    )
+
+    assert route.call_count == 3
+    sent = [[c["idempotency_key"] for c in commands(call)] for call in route.calls]
+    assert sent == [["k1", "k2"]] * 3
+
+
+@respx.mock
+async def test_a_done_refused_by_centrifugo_s_own_error_is_retried_until_it_lands(
+    publisher: CentrifugoPublisher,
+) -> None:
+    route = respx.post(f"{API}/batch").mock(side_effect=internal_error_for(12))
+    with pytest.raises(PublishError, match="100"):  # a chunk gives up after the window
+        await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k1")
+
+    await publisher.publish(CHANNEL, Done("error", "gone"), idempotency_key="k2")
+
+    assert route.call_count == 13
+    assert commands(route.calls.last)[0]["data"]["done"] is True
+
+
+@respx.mock
+async def test_other_errors_in_a_reply_are_not_retried(publisher: CentrifugoPublisher) -> None:
+    reply = {"replies": [{"error": {"code": 103, "message": "permission denied"}}]}
+    route = respx.post(f"{API}/batch").respond(200, json=reply)
+    with pytest.raises(PublishError, match="103"):
+        await publisher.publish(CHANNEL, Done("complete"), idempotency_key="k")
+    assert route.call_count == 1
