@@ -71,10 +71,17 @@ return 'ok'
 )
 
 # 1: recorded, or nothing to record into (the registry lost the stream: Redis restarted without
-# its data); 0: another process ended the stream (its finished snapshot exists): stop it.
+# its data); 0: another process ended the stream (its finished snapshot exists): stop it. A
+# stream taken back after such a loss (`partial`) keeps only its last seq, for its `done`: its
+# snapshot stays empty at seq 0, as text from chunk n on with `seq` n+k would be taken by
+# readers for the whole answer (protocol: the snapshot's text is chunks 1..seq).
 _RECORD = """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then
   if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+  return 1
+end
+if redis.call('HGET', KEYS[1], 'partial') then
+  redis.call('HSET', KEYS[1], 'last', ARGV[2])
   return 1
 end
 redis.call('HSET', KEYS[1], 'seq', ARGV[2])
@@ -93,6 +100,7 @@ local function finish(channel, done_json, ttl)
   local run = 'relaychat:run:' .. channel
   local owner = redis.call('HGET', run, 'owner')
   local seq = tonumber(redis.call('HGET', run, 'seq') or '0')
+  local last = tonumber(redis.call('HGET', run, 'last') or seq)
   local text = redis.call('GET', 'relaychat:text:' .. channel) or ''
   local thinking = redis.call('GET', 'relaychat:thinking:' .. channel) or ''
   local snapshot = {text = text, thinking = thinking, seq = seq, done = cjson.decode(done_json)}
@@ -100,7 +108,7 @@ local function finish(channel, done_json, ttl)
   redis.call('DEL', run, 'relaychat:text:' .. channel, 'relaychat:thinking:' .. channel)
   redis.call('ZREM', 'relaychat:leases', channel)
   if owner then redis.call('SREM', 'relaychat:owner:' .. owner, channel) end
-  return seq
+  return last
 end
 """
 
@@ -153,7 +161,7 @@ for i = 2, #ARGV, 3 do
   else
     local run = 'relaychat:run:' .. channel
     if redis.call('EXISTS', run) == 0 then
-      redis.call('HSET', run, 'lease', lease, 'owner', owner, 'seq', 0)
+      redis.call('HSET', run, 'lease', lease, 'owner', owner, 'seq', 0, 'partial', 1)
       redis.call('SADD', 'relaychat:owner:' .. owner, channel)
     end
     redis.call('ZADD', KEYS[1], expiry, channel)

@@ -217,6 +217,26 @@ async def test_a_stream_taken_again_after_redis_lost_its_data_keeps_its_lease(
     assert await second.reap_expired(GONE) == [(CHANNEL, 0, lease)]
 
 
+async def test_a_stream_taken_back_after_redis_lost_its_data_has_no_partial_snapshot(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression (cluster probe): taken back, the stream recorded its new chunks' text with
+    their seq, and its snapshot said "chunks 1..seq" of text that began mid-answer; readers
+    replaced their longer text with it. Now its snapshot stays empty at seq 0, and a survivor
+    still ends it with the seq of its last chunk."""
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await first.record([(CHANNEL, lease, Chunk("a ", seq=1)), (CHANNEL, lease, Chunk("b ", seq=2))])
+    await _lose_redis_data_and_wait_for_the_renewal(redis_server)
+    await first.record([(CHANNEL, lease, Chunk("c", seq=3))])
+
+    assert await second.snapshot(CHANNEL) == Snapshot("", "", 0)
+    await first.aclose()  # the owner dies
+    await asyncio.sleep(0.6)
+    assert await second.reap_expired(GONE) == [(CHANNEL, 3, lease)]
+    assert await second.snapshot(CHANNEL) == Snapshot("", "", 0, GONE)
+
+
 @pytest.mark.parametrize("renewed_first", [True, False], ids=["renewed", "not-yet-renewed"])
 async def test_a_stream_released_after_redis_lost_its_data_is_not_reaped_later(
     two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer, renewed_first: bool
