@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.schemas import NOT_UNICODE, ErrorResponse
 from backend.centrifugo.channels import CHANNEL_HINT
-from backend.core.ports import StreamsUnavailable, TooManyStreams
+from backend.core.ports import StreamsRecovering, StreamsUnavailable, TooManyStreams
 
 logger = logging.getLogger(__name__)
 
@@ -140,8 +140,12 @@ class BodySizeLimit:
 
 
 async def _streams_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("the streams registry cannot be reached: %s", exc)
-    detail = "the streams registry cannot be reached right now; try again shortly"
+    if isinstance(exc, StreamsRecovering):
+        logger.warning("the streams registry is recovering: %s", exc)
+        detail = "the streams registry is being rebuilt after a restart; try again in a few seconds"
+    else:
+        logger.error("the streams registry cannot be reached: %s", exc)
+        detail = "the streams registry cannot be reached right now; try again shortly"
     return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 

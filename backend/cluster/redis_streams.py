@@ -6,9 +6,13 @@ so that a stream whose process died is ended by a survivor (`reap_expired`).
 Keys (all under `relaychat:`): `run:<channel>` a hash (lease, owner, seq) while it runs, with
 `text:<channel>` and `thinking:<channel>` (APPENDed strings); `leases`, a sorted set of running
 channels by lease expiry (ms); `owner:<user>`, the channels a user runs; `done:<channel>`, the
-finished snapshot as JSON, kept as long as the channel's history (120 s). Each change is one Lua
-script, so it is atomic. One Redis (or a primary with replicas); Redis Cluster would need the
-keys of a script in one slot (docs/scaling.md)."""
+finished snapshot as JSON, kept as long as the channel's history (120 s); `since`, when (Redis
+ms) this Redis's data began, as the processes saw it: a Redis restarted without its data has none,
+and for a lease after the first process notices that, a channel Redis does not know may still be
+running (its owner has not renewed yet): asked for, it is "recovering" (503), not "none" (404),
+and a stop asked for it then is also left in `stop:<channel>` for the owner's renewal to find.
+Each change is one Lua script, so it is atomic. One Redis (or a primary with replicas); Redis
+Cluster would need the keys of a script in one slot (docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from backend.core.endings import ORPHANED
 from backend.core.ports import (
@@ -32,6 +37,7 @@ from backend.core.ports import (
     Recording,
     StopRequest,
     StreamBusy,
+    StreamsRecovering,
     StreamsUnavailable,
     TooManyStreams,
 )
@@ -55,6 +61,61 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 """
+
+# True for a lease after this Redis's data began (ARGV lease ms): see the module's docstring.
+# A `since` missing here means the data was lost: it begins now.
+_RECOVERING = """
+local function recovering(lease_ms)
+  local now = now_ms()
+  local since = redis.call('GET', 'relaychat:since')
+  if not since then
+    redis.call('SET', 'relaychat:since', now)
+    return true
+  end
+  return now - tonumber(since) < lease_ms
+end
+"""
+
+# A process starting finds `since` missing on a Redis nothing used yet: not a loss, so it is set
+# a lease in the past (nothing is recovering).
+_BEGIN = (
+    _NOW_MS
+    + """
+if redis.call('EXISTS', 'relaychat:since') == 0 then
+  redis.call('SET', 'relaychat:since', now_ms() - tonumber(ARGV[1]))
+end
+"""
+)
+
+_SNAPSHOT = (
+    _NOW_MS
+    + _RECOVERING
+    + """
+local seq = redis.call('HGET', KEYS[1], 'seq')
+if seq then
+  return {'run', seq, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or ''}
+end
+local finished = redis.call('GET', KEYS[4])
+if finished then return {'done', finished} end
+if recovering(tonumber(ARGV[1])) then return {'recovering'} end
+return {'none'}
+"""
+)
+
+# 'recovering' (the stop, ARGV[2], is then also left for the owner's next renewal, for two
+# leases: its stop listener may not be back yet), else 'running' or 'none'.
+_STOP = (
+    _NOW_MS
+    + _RECOVERING
+    + """
+if recovering(tonumber(ARGV[1])) then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', 2 * tonumber(ARGV[1]))
+  return 'recovering'
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'running' end
+return 'none'
+"""
+)
 
 _CLAIM = (
     _NOW_MS
@@ -146,13 +207,16 @@ return out
 
 # Renews the leases of the streams given (ARGV[1]: the lease in ms; then channel, lease, owner
 # for each); returns the channels another process ended meanwhile (their finished snapshot
-# exists), e.g. after this one could not reach Redis for a whole lease. A stream that is simply
-# gone (Redis restarted without its data) is taken again, its lease included: a survivor that
-# reaps it later must publish its `done` under the owner's key (backend/core/endings.py).
+# exists), e.g. after this one could not reach Redis for a whole lease, and the stop requests
+# left for this process's streams while Redis was recovering (channel, request). A stream that
+# is simply gone (Redis restarted without its data) is taken again, its lease included: a
+# survivor that reaps it later must publish its `done` under the owner's key
+# (backend/core/endings.py).
 _RENEW = (
     _NOW_MS
+    + _RECOVERING
     + """
-local lost = {}
+local lost, stops = {}, {}
 local expiry = now_ms() + tonumber(ARGV[1])
 for i = 2, #ARGV, 3 do
   local channel, lease, owner = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -161,13 +225,19 @@ for i = 2, #ARGV, 3 do
   else
     local run = 'relaychat:run:' .. channel
     if redis.call('EXISTS', run) == 0 then
+      recovering(tonumber(ARGV[1]))  -- the data was lost: marks when, if nobody did yet
       redis.call('HSET', run, 'lease', lease, 'owner', owner, 'seq', 0, 'partial', 1)
       redis.call('SADD', 'relaychat:owner:' .. owner, channel)
     end
     redis.call('ZADD', KEYS[1], expiry, channel)
+    local stop = redis.call('GET', 'relaychat:stop:' .. channel)
+    if stop then
+      table.insert(stops, channel)
+      table.insert(stops, stop)
+    end
   end
 end
-return lost
+return {lost, stops}
 """
 )
 
@@ -201,6 +271,9 @@ class RedisStreams:
         self._release = redis.register_script(_RELEASE)
         self._reap = redis.register_script(_REAP)
         self._renew = redis.register_script(_RENEW)
+        self._begin = redis.register_script(_BEGIN)
+        self._snapshot = redis.register_script(_SNAPSHOT)
+        self._stop = redis.register_script(_STOP)
         self._tasks: list[asyncio.Task[None]] = []
         # Checked by those tasks' loops too: redis-py can turn a cancellation that lands
         # mid-command on a broken connection into a connection error, which the loops ride out
@@ -297,32 +370,38 @@ class RedisStreams:
         if local is not None:  # running here: no need to go through Redis
             local.stop(done)
             return True
-        message = {"channel": channel, "reason": done.reason, "error": done.error}
+        request = json.dumps({"channel": channel, "reason": done.reason, "error": done.error})
+        keys = [_run(channel), f"{PREFIX}stop:{channel}"]
         try:
-            if not await self._redis.exists(_run(channel)):
+            found = await self._stop(keys=keys, args=[self._lease_ms, request])
+            if found == "none":
                 return False
-            listeners = await self._redis.publish(STOP_CHANNEL, json.dumps(message))
+            listeners = await self._redis.publish(STOP_CHANNEL, request)
         except RedisError as exc:
             raise self._unavailable(exc) from exc
-        if not listeners:
+        # Recovering, the owner finds the request at its next renewal if it was not listening.
+        if not listeners and found != "recovering":
             raise StreamsUnavailable("no backend process is listening for stop requests")
         return True
 
     async def snapshot(self, channel: str) -> Snapshot | None:
+        keys = [
+            _run(channel),
+            f"{PREFIX}text:{channel}",
+            f"{PREFIX}thinking:{channel}",
+            f"{PREFIX}done:{channel}",
+        ]
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hget(_run(channel), "seq")
-                pipe.get(f"{PREFIX}text:{channel}")
-                pipe.get(f"{PREFIX}thinking:{channel}")
-                pipe.get(f"{PREFIX}done:{channel}")
-                seq, text, thinking, finished = await pipe.execute()
+            found: list[str] = await self._snapshot(keys=keys, args=[self._lease_ms])
         except RedisError as exc:
             raise self._unavailable(exc) from exc
-        if seq is not None:
-            return Snapshot(text or "", thinking or "", int(seq))
-        if finished is None:
+        if found[0] == "run":
+            return Snapshot(found[2], found[3], int(found[1]))
+        if found[0] == "recovering":
+            raise StreamsRecovering(f"Redis lost its data moments ago; {channel} may be running")
+        if found[0] == "none":
             return None
-        data = json.loads(finished)
+        data = json.loads(found[1])
         done = Done(data["done"]["reason"], data["done"].get("error") or None)
         # cjson writes an empty string as "" and a number as a float or int: normalise.
         return Snapshot(data["text"] or "", data["thinking"] or "", int(data["seq"]), done)
@@ -349,7 +428,9 @@ class RedisStreams:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(STOP_CHANNEL)
-                listening.set()
+                if not listening.is_set():  # once: later, a missing `since` means a loss
+                    await self._begin(args=[self._lease_ms])
+                    listening.set()
                 while not self._closing:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
@@ -380,7 +461,7 @@ class RedisStreams:
             for channel, local in streams:
                 args += [channel, local.lease, local.owner]
             try:
-                lost = await self._renew(keys=[LEASES], args=args)
+                lost, stops = await self._renew(keys=[LEASES], args=args)
             except Exception:  # Redis briefly unreachable: try again at the next round
                 self._failed_at = time.monotonic()
                 logger.warning("could not renew %d lease(s)", len(streams), exc_info=True)
@@ -390,6 +471,8 @@ class RedisStreams:
                 if still is not None:  # not released meanwhile
                     logger.warning("stream %s was ended by another process; stopping", channel)
                     still.stop(ORPHANED)  # the other process published it already
+            for i in range(0, len(stops), 2):
+                self._stop_requested(stops[i + 1])
 
 
 def connect(url: str, *, max_connections: int = 64) -> Redis:
@@ -400,6 +483,10 @@ def connect(url: str, *, max_connections: int = 64) -> Redis:
         max_connections=max_connections,
         timeout=5,
         decode_responses=True,
+        # Off: they are for managed Redis services' maintenance, and while on, the pool does not
+        # check that an idle connection is still open before handing it out, so the first call
+        # on each after a Redis restart failed ("Connection closed by server").
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
         # A Redis that hangs (stopped, or a network that drops packets) fails a call after 2 s
         # rather than hold every stream's next chunk up for the default's much longer.
         socket_timeout=2,

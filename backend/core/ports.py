@@ -35,6 +35,12 @@ class StreamsUnavailable(Exception):
     """The shared streams registry cannot be reached."""
 
 
+class StreamsRecovering(StreamsUnavailable):
+    """The shared registry lost its data (a restart without it) moments ago, and the running
+    streams' processes have not all registered theirs again: whether a stream runs is not
+    known yet."""
+
+
 class StreamBusy(Exception):
     """The channel already has a running stream."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,11 +14,18 @@ import pytest
 from redis.asyncio import Redis
 
 from backend.cluster.redis_streams import RedisStreams, connect
-from backend.core.ports import ChannelUsed, StreamBusy, StreamsUnavailable, TooManyStreams
+from backend.core.ports import (
+    ChannelUsed,
+    StreamBusy,
+    StreamsRecovering,
+    StreamsUnavailable,
+    TooManyStreams,
+)
 from backend.core.types import Chunk, Done, Snapshot
 from tests.cluster import RedisServer
 
 CHANNEL = "stream:abcdefgh#u_1"
+OTHER = "stream:ijklmnop#u_1"
 GONE = Done("error", "the server answering this stopped")
 
 
@@ -274,8 +283,7 @@ async def test_stop_requests_reach_a_process_again_after_redis_comes_back(
     """Regression: the stop listener died with its connection, for good; cancels sent through
     another process were answered 202 and never reached the stream."""
     first, second = two
-    redis_server.stop()
-    redis_server.start()  # same port, no data
+    await _restart(redis_server)  # same port, no data
     stopped: asyncio.Queue[Done] = asyncio.Queue()
     await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
     async with asyncio.timeout(5):  # both listen again within a second or so
@@ -287,15 +295,123 @@ async def test_stop_requests_reach_a_process_again_after_redis_comes_back(
 
 
 async def test_a_claim_cancelled_on_its_way_leaves_nothing_behind_here(
-    two: tuple[RedisStreams, RedisStreams],
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
 ) -> None:
     """Regression: a claim cancelled while Redis was being asked stayed in this process's
     table for good: the channel refused here, its lease renewed forever."""
     first, _ = two
-    claiming = asyncio.create_task(first.claim(CHANNEL, nothing, owner="u_1"))
-    await asyncio.sleep(0)  # the claim is on its way to Redis
-    claiming.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await claiming
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)  # Redis hangs: the claim waits for it
+    try:
+        claiming = asyncio.create_task(first.claim(CHANNEL, nothing, owner="u_1"))
+        await asyncio.sleep(0.2)  # the claim is on its way to Redis (its reply timeout: 2 s)
+        claiming.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await claiming
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
 
     assert CHANNEL not in first._local
+
+
+async def _restart(redis_server: RedisServer) -> None:
+    """Stopped and started again without its data, the event loop running meanwhile (as it
+    does while a real Redis restarts: the closed connections are seen closed)."""
+    await asyncio.to_thread(redis_server.stop)
+    await asyncio.to_thread(redis_server.start)
+
+
+async def test_the_first_calls_after_a_redis_restart_do_not_fail(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression (cluster probe): the first call on each pooled connection after a Redis
+    restart failed with "Connection closed by server" (a 503), as redis-py's pool, with its
+    maintenance notifications on (the default), did not check idle connections."""
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await first.release(CHANNEL, lease, Done("complete"))
+    assert await second.snapshot(CHANNEL) is not None  # each has an idle connection now
+    await _restart(redis_server)
+
+    await first.claim(OTHER, nothing, owner="u_1")
+    assert await second.snapshot(OTHER) == Snapshot("", "", 0)
+
+
+@pytest.fixture
+async def slow(redis_server: RedisServer) -> AsyncIterator[tuple[RedisStreams, RedisStreams]]:
+    """Two processes' registries with leases of 3 s: a recovery window (one lease) long
+    enough to look into deterministically; renewals every second."""
+    clients: list[Redis] = [connect(redis_server.url), connect(redis_server.url)]
+    registries = [RedisStreams(client, lease_seconds=3) for client in clients]
+    for registry in registries:
+        await registry.start()
+    yield registries[0], registries[1]
+    for registry in registries:
+        await registry.aclose()
+    for client in clients:
+        await client.aclose()
+
+
+async def _snapshot_once_known(registry: RedisStreams, channel: str) -> Snapshot | None:
+    async with asyncio.timeout(5):
+        while True:
+            try:
+                return await registry.snapshot(channel)
+            except StreamsRecovering:
+                await asyncio.sleep(0.05)
+
+
+async def test_right_after_redis_lost_its_data_a_stream_it_does_not_know_may_be_running(
+    slow: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression (cluster probe): after a Redis restart without its data, a running stream's
+    snapshot was "none" (404) until its owner's next renewal: the page, resuming then, ended
+    the answer as "the server that was answering it stopped", and a Stop through another
+    process was told nothing runs (404) while the answer went on. For a lease after the loss
+    an unknown channel is now "recovering" (503), and a stop reaches the owner."""
+    first, second = slow
+    stopped: asyncio.Queue[Done] = asyncio.Queue()
+    await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
+    raw = connect(redis_server.url)
+    try:
+        await raw.flushall()  # as a restarted in-memory Redis
+    finally:
+        await raw.aclose()
+
+    with pytest.raises(StreamsRecovering):
+        await second.snapshot(OTHER)  # nobody can tell yet whether it runs
+    assert await second.stop(CHANNEL, Done("cancelled"))
+    async with asyncio.timeout(5):
+        assert await stopped.get() == Done("cancelled")
+    assert await _snapshot_once_known(second, CHANNEL) == Snapshot("", "", 0)  # renewed
+
+
+async def test_a_stop_asked_while_redis_recovers_reaches_an_owner_not_listening_yet(
+    slow: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """The owner's stop listener takes a moment to come back after a restart; the request is
+    also left in Redis, where the owner's next renewal finds it."""
+    first, _ = slow
+    stopped: asyncio.Queue[Done] = asyncio.Queue()
+    await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
+    raw = connect(redis_server.url)
+    try:
+        await raw.flushall()
+        request = json.dumps({"channel": CHANNEL, "reason": "cancelled", "error": None})
+        await raw.set(f"relaychat:stop:{CHANNEL}", request, px=6000)  # as `stop` leaves it
+    finally:
+        await raw.aclose()
+    async with asyncio.timeout(5):  # no publication: only the renewal can bring it
+        assert await stopped.get() == Done("cancelled")
+
+
+async def test_a_channel_redis_does_not_know_is_none_again_a_lease_after_the_loss(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    _, second = two  # leases of 0.3 s
+    raw = connect(redis_server.url)
+    try:
+        await raw.flushall()
+    finally:
+        await raw.aclose()
+    assert await _snapshot_once_known(second, OTHER) is None

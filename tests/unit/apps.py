@@ -46,10 +46,13 @@ class Api:
 
 
 @asynccontextmanager
-async def running_app(model: ScriptedModel, **overrides: object) -> AsyncIterator[Api]:
-    """The app started (and, at the end, shut down) with `model` and a recording publisher;
-    its client holds a session (`POST /api/token`)."""
-    publisher, streams = RecordingPublisher(), LocalStreams()
+async def running_app(
+    model: ScriptedModel, streams: LocalStreams | None = None, /, **overrides: object
+) -> AsyncIterator[Api]:
+    """The app started (and, at the end, shut down) with `model`, a recording publisher and
+    `streams` (a new `LocalStreams` by default); its client holds a session (`POST /api/token`)."""
+    publisher = RecordingPublisher()
+    streams = LocalStreams() if streams is None else streams
     app = create_app(settings(**overrides), model=model, publisher=publisher, streams=streams)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app)

@@ -9,7 +9,9 @@ import jwt
 import pytest
 
 from backend.api.session import SESSION_COOKIE
-from backend.core.types import Chunk, Done, Token
+from backend.core.ports import StreamsRecovering, StreamsUnavailable
+from backend.core.streams import LocalStreams
+from backend.core.types import Chunk, Done, Snapshot, Token
 from tests.unit.apps import TOKEN_SECRET, Api, running_app
 from tests.unit.fakes import ScriptedModel
 
@@ -266,6 +268,31 @@ async def test_a_running_answers_snapshot_has_no_done(endless: Api) -> None:
     assert body["seq"] >= 1
     # One chunk per token (no coalescing window here): exactly the first `seq` tokens.
     assert body["text"] == "".join(["Hello ", "world"][i % 2] for i in range(body["seq"]))
+
+
+class _RecoveringRegistry(LocalStreams):
+    """A shared registry right after Redis lost its data, or one that cannot be reached."""
+
+    async def snapshot(self, channel: str) -> Snapshot | None:
+        raise StreamsRecovering(f"{channel} may be running")
+
+    async def stop(self, channel: str, done: Done) -> bool:
+        raise StreamsUnavailable("Connection refused")
+
+
+async def test_a_registry_that_cannot_tell_yet_is_503_with_a_reason() -> None:
+    """Not a 404: the page would end an answer that may well be running (docs/scaling.md)."""
+    async with running_app(ScriptedModel([Token("a")]), _RecoveringRegistry()) as api:
+        channel = f"stream:abcdefgh#{await api.user()}"
+        snapshot = await api.client.get("/api/streams/abcdefgh")
+        cancel = await api.client.post("/api/cancel", json={"channel": channel})
+
+    assert snapshot.status_code == 503
+    assert snapshot.json()["detail"] == (
+        "the streams registry is being rebuilt after a restart; try again in a few seconds"
+    )
+    assert cancel.status_code == 503
+    assert "cannot be reached" in cancel.json()["detail"]
 
 
 async def test_someone_elses_or_an_unknown_stream_is_404(api: Api) -> None:

@@ -71,6 +71,10 @@ async def execute(
         **_NOT_YOURS,
         404: {"model": ErrorResponse, "description": "No answer is streaming there."},
         422: {"model": ErrorResponse, "description": "Malformed channel."},
+        503: {
+            "model": ErrorResponse,
+            "description": "The shared streams registry cannot be reached.",
+        },
     },
 )
 async def cancel(body: CancelRequest, user: CurrentUser, services: ServicesDep) -> ChannelResponse:

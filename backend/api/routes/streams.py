@@ -23,6 +23,11 @@ StreamId = Annotated[str, Path(pattern=f"^{CHANNEL_ID_PATTERN}$")]
         **NEEDS_SESSION,
         404: {"model": ErrorResponse, "description": "No answer ran there lately."},
         422: {"model": ErrorResponse, "description": "Malformed id."},
+        503: {
+            "model": ErrorResponse,
+            "description": "The shared streams registry cannot be reached, or is being rebuilt "
+            "after a restart: ask again.",
+        },
     },
 )
 async def stream_snapshot(
