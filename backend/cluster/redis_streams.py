@@ -6,13 +6,16 @@ so that a stream whose process died is ended by a survivor (`reap_expired`).
 Keys (all under `relaychat:`): `run:<channel>` a hash (lease, owner, seq) while it runs, with
 `text:<channel>` and `thinking:<channel>` (APPENDed strings); `leases`, a sorted set of running
 channels by lease expiry (ms); `owner:<user>`, the channels a user runs; `done:<channel>`, the
-finished snapshot as JSON, kept as long as the channel's history (120 s); `since`, when (Redis
-ms) this Redis's data began, as the processes saw it: a Redis restarted without its data has none,
-and for a lease after the first process notices that, a channel Redis does not know may still be
-running (its owner has not renewed yet): asked for, it is "recovering" (503), not "none" (404),
-and a stop asked for it then is also left in `stop:<channel>` for the owner's renewal to find.
-Each change is one Lua script, so it is atomic. One Redis (or a primary with replicas); Redis
-Cluster would need the keys of a script in one slot (docs/scaling.md)."""
+finished snapshot as JSON, kept as long as the channel's history (120 s); `since`, the Redis
+server's run id and when (Redis ms) the processes first saw it. A Redis that restarted (without
+its data, or with an older copy of it) or failed over has another run id, and one that lost its
+data has no `since`: for `RECOVERY_LEASES` leases after a process first notices (each checks at
+every renewal round), streams Redis does not know may still be running, their owners not having
+registered them again yet. Then a channel Redis does not know is "recovering" (503), not "none"
+(404), and a stop is also left in `stop:<channel>`, for the owner's next renewal to apply should
+its stop listener not be back yet. Each change is one Lua script, so it is atomic. One Redis (or
+a primary with replicas); Redis Cluster would need the keys of a script in one slot
+(docs/scaling.md)."""
 
 from __future__ import annotations
 
@@ -52,6 +55,10 @@ FINISHED_TTL_SECONDS = 120
 # A running stream's process renews its lease every LEASE_SECONDS / 3; a lease not renewed
 # for LEASE_SECONDS means the process is gone.
 LEASE_SECONDS = 5.0
+# After Redis restarted or lost its data, how many leases' time streams it does not know may
+# still be running: an owner renews every third of a lease, but a renewal can wait for a pooled
+# connection and time out once.
+RECOVERY_LEASES = 2
 
 # Lease times come from Redis's own clock (TIME), never from the processes': their clocks may
 # differ by seconds, which would let one reap another's live stream.
@@ -62,30 +69,23 @@ local function now_ms()
 end
 """
 
-# True for a lease after this Redis's data began (ARGV lease ms): see the module's docstring.
-# A `since` missing here means the data was lost: it begins now.
+# Whether streams may be running that Redis does not know (see the module's docstring), for
+# `window_ms` after a process first sees this Redis server (its run id) without `since` or with
+# another server's. A brand-new Redis counts too: nothing can tell it from one that lost its
+# data, and nothing runs there yet anyway.
 _RECOVERING = """
-local function recovering(lease_ms)
+local function recovering(window_ms)
   local now = now_ms()
-  local since = redis.call('GET', 'relaychat:since')
-  if not since then
-    redis.call('SET', 'relaychat:since', now)
+  local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  local since = redis.call('GET', 'relaychat:since') or ''
+  local seen_id, seen_at = string.match(since, '^(%x+) (%d+)$')
+  if seen_id ~= id then
+    redis.call('SET', 'relaychat:since', id .. ' ' .. now)
     return true
   end
-  return now - tonumber(since) < lease_ms
+  return now - tonumber(seen_at) < window_ms
 end
 """
-
-# A process starting finds `since` missing on a Redis nothing used yet: not a loss, so it is set
-# a lease in the past (nothing is recovering).
-_BEGIN = (
-    _NOW_MS
-    + """
-if redis.call('EXISTS', 'relaychat:since') == 0 then
-  redis.call('SET', 'relaychat:since', now_ms() - tonumber(ARGV[1]))
-end
-"""
-)
 
 _SNAPSHOT = (
     _NOW_MS
@@ -102,14 +102,16 @@ return {'none'}
 """
 )
 
-# 'recovering' (the stop, ARGV[2], is then also left for the owner's next renewal, for two
-# leases: its stop listener may not be back yet), else 'running' or 'none'.
+# 'none' for a stream that ended; 'recovering' (the stop, ARGV[2], is then also left for the
+# owner's next renewal, for the recovery window: its stop listener may not be back yet); else
+# 'running' or 'none'.
 _STOP = (
     _NOW_MS
     + _RECOVERING
     + """
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'none' end
 if recovering(tonumber(ARGV[1])) then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', 2 * tonumber(ARGV[1]))
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
   return 'recovering'
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'running' end
@@ -127,6 +129,7 @@ if max > 0 and redis.call('SCARD', KEYS[4]) >= max then return 'too_many' end
 redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'owner', ARGV[3], 'seq', 0)
 redis.call('ZADD', KEYS[3], now_ms() + tonumber(ARGV[5]), ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('DEL', KEYS[5])  -- a stop left for an earlier stream here is not this one's
 return 'ok'
 """
 )
@@ -205,35 +208,38 @@ return out
 """
 )
 
-# Renews the leases of the streams given (ARGV[1]: the lease in ms; then channel, lease, owner
-# for each); returns the channels another process ended meanwhile (their finished snapshot
-# exists), e.g. after this one could not reach Redis for a whole lease, and the stop requests
-# left for this process's streams while Redis was recovering (channel, request). A stream that
-# is simply gone (Redis restarted without its data) is taken again, its lease included: a
-# survivor that reaps it later must publish its `done` under the owner's key
-# (backend/core/endings.py).
+# Renews the leases of the streams given (ARGV[1]: the lease in ms, ARGV[2] the recovery window
+# in ms; then channel, lease, owner for each; run every round, with no streams too, so that a
+# restarted Redis is noticed at once); returns the channels another process ended meanwhile
+# (their finished snapshot exists), e.g. after this one could not reach Redis for a whole lease,
+# and the stop requests left for this process's streams while Redis was recovering (channel,
+# request; each taken once). A stream that is simply gone (Redis restarted without its data) is
+# taken again, its lease included: a survivor that reaps it later must publish its `done` under
+# the owner's key (backend/core/endings.py).
 _RENEW = (
     _NOW_MS
     + _RECOVERING
     + """
 local lost, stops = {}, {}
 local expiry = now_ms() + tonumber(ARGV[1])
-for i = 2, #ARGV, 3 do
+local recovery = recovering(tonumber(ARGV[2]))
+for i = 3, #ARGV, 3 do
   local channel, lease, owner = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('EXISTS', 'relaychat:done:' .. channel) == 1 then
     table.insert(lost, channel)
   else
     local run = 'relaychat:run:' .. channel
     if redis.call('EXISTS', run) == 0 then
-      recovering(tonumber(ARGV[1]))  -- the data was lost: marks when, if nobody did yet
       redis.call('HSET', run, 'lease', lease, 'owner', owner, 'seq', 0, 'partial', 1)
       redis.call('SADD', 'relaychat:owner:' .. owner, channel)
     end
     redis.call('ZADD', KEYS[1], expiry, channel)
-    local stop = redis.call('GET', 'relaychat:stop:' .. channel)
-    if stop then
-      table.insert(stops, channel)
-      table.insert(stops, stop)
+    if recovery and redis.call('HGET', run, 'lease') == lease then
+      local stop = redis.call('GETDEL', 'relaychat:stop:' .. channel)
+      if stop then
+        table.insert(stops, channel)
+        table.insert(stops, stop)
+      end
     end
   end
 end
@@ -264,6 +270,7 @@ class RedisStreams:
     def __init__(self, redis: Redis, *, lease_seconds: float = LEASE_SECONDS) -> None:
         self._redis = redis
         self._lease_ms = int(lease_seconds * 1000)
+        self._recovery_ms = int(RECOVERY_LEASES * lease_seconds * 1000)
         self._lease_seconds = lease_seconds
         self._local: dict[str, _Local] = {}
         self._claim = redis.register_script(_CLAIM)
@@ -271,7 +278,6 @@ class RedisStreams:
         self._release = redis.register_script(_RELEASE)
         self._reap = redis.register_script(_REAP)
         self._renew = redis.register_script(_RENEW)
-        self._begin = redis.register_script(_BEGIN)
         self._snapshot = redis.register_script(_SNAPSHOT)
         self._stop = redis.register_script(_STOP)
         self._tasks: list[asyncio.Task[None]] = []
@@ -308,7 +314,13 @@ class RedisStreams:
         if channel in self._local:
             raise StreamBusy(channel)
         lease = uuid.uuid4().hex
-        keys = [_run(channel), f"{PREFIX}done:{channel}", LEASES, f"{PREFIX}owner:{owner}"]
+        keys = [
+            _run(channel),
+            f"{PREFIX}done:{channel}",
+            LEASES,
+            f"{PREFIX}owner:{owner}",
+            f"{PREFIX}stop:{channel}",
+        ]
         args: list[str | int] = [channel, lease, owner, max_per_owner, self._lease_ms]
         # Known here before the claim lands, so that a stop arriving right after finds it.
         self._local[channel] = _Local(lease, owner, stop)
@@ -371,9 +383,9 @@ class RedisStreams:
             local.stop(done)
             return True
         request = json.dumps({"channel": channel, "reason": done.reason, "error": done.error})
-        keys = [_run(channel), f"{PREFIX}stop:{channel}"]
+        keys = [_run(channel), f"{PREFIX}stop:{channel}", f"{PREFIX}done:{channel}"]
         try:
-            found = await self._stop(keys=keys, args=[self._lease_ms, request])
+            found = await self._stop(keys=keys, args=[self._recovery_ms, request])
             if found == "none":
                 return False
             listeners = await self._redis.publish(STOP_CHANNEL, request)
@@ -392,7 +404,7 @@ class RedisStreams:
             f"{PREFIX}done:{channel}",
         ]
         try:
-            found: list[str] = await self._snapshot(keys=keys, args=[self._lease_ms])
+            found: list[str] = await self._snapshot(keys=keys, args=[self._recovery_ms])
         except RedisError as exc:
             raise self._unavailable(exc) from exc
         if found[0] == "run":
@@ -428,9 +440,7 @@ class RedisStreams:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(STOP_CHANNEL)
-                if not listening.is_set():  # once: later, a missing `since` means a loss
-                    await self._begin(args=[self._lease_ms])
-                    listening.set()
+                listening.set()
                 while not self._closing:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
@@ -455,9 +465,8 @@ class RedisStreams:
         while not self._closing:
             await asyncio.sleep(self._lease_seconds / 3)
             streams = [(channel, local) for channel, local in self._local.items() if local.claimed]
-            if not streams:
-                continue
-            args: list[str | int] = [self._lease_ms]
+            # With none too: a Redis that restarted is noticed (`since`) as soon as may be.
+            args: list[str | int] = [self._lease_ms, self._recovery_ms]
             for channel, local in streams:
                 args += [channel, local.lease, local.owner]
             try:

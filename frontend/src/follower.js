@@ -122,9 +122,10 @@ export class AnswerFollower {
     } catch (error) {
       if (this.ended) return;
       this.answer.abandonResume();
-      // 503: the backend is there but cannot read its registry right now (a shared one being
-      // unreachable); the answer may well be running: ask again at the next silence.
-      if (/** @type {{status?: unknown}} */ (error)?.status === 503 && !this.pendingDone) return;
+      // 503: the backend is there but cannot tell right now (a shared registry unreachable, or
+      // rebuilt after a Redis restart); the answer may well be running, and a `done` that came
+      // before all its chunks may still be completed: ask again at the next silence.
+      if (/** @type {{status?: unknown}} */ (error)?.status === 503) return;
       this.finish(
         this.pendingDone
           ? { reason: 'lost', error: `part of it could not be recovered (${nobodyAnswers(error).error})` }

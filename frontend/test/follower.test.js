@@ -156,6 +156,22 @@ test('a missing snapshot under a done that lacks chunks says part of it was lost
   assert.equal(ends[0].reason, 'lost');
 });
 
+test('a 503 under a done that lacks chunks is asked again at the next silence, not taken for a loss', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends, asked } = follow([
+    new HttpError(503, 'the streams registry is being rebuilt after a restart; try again in a few seconds'),
+    { text: 'ab', thinking: '', seq: 2, done: { reason: 'complete', error: '' } },
+  ]);
+  follower.publication(chunk(2, 'b'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 2 });
+  await settle();
+  assert.deepEqual(ends, []);
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.equal(asked(), 2);
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
+});
+
 test('a 503 from the snapshot (the registry unreachable) is asked again, not taken for an ending', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout'] });
   const { follower, ends, asked } = follow([

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -41,11 +40,13 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 async def two(redis_server: RedisServer) -> AsyncIterator[tuple[RedisStreams, RedisStreams]]:
-    """Two processes' registries; leases of 0.3 s so that expiry is quick to see."""
+    """Two processes' registries; leases of 0.3 s so that expiry is quick to see. Yielded once
+    a new Redis's recovery window (two leases) is over, as for a Redis up for a while."""
     clients: list[Redis] = [connect(redis_server.url), connect(redis_server.url)]
     registries = [RedisStreams(client, lease_seconds=0.3) for client in clients]
     for registry in registries:
         await registry.start()
+    assert await _snapshot_once_known(registries[0], "stream:neverrun#u_0") is None
     yield registries[0], registries[1]
     for registry in registries:
         await registry.aclose()
@@ -387,31 +388,111 @@ async def test_right_after_redis_lost_its_data_a_stream_it_does_not_know_may_be_
 
 
 async def test_a_stop_asked_while_redis_recovers_reaches_an_owner_not_listening_yet(
-    slow: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
 ) -> None:
-    """The owner's stop listener takes a moment to come back after a restart; the request is
-    also left in Redis, where the owner's next renewal finds it."""
-    first, _ = slow
+    """The owner's stop listener takes a moment to come back after a restart: the request is
+    also left in Redis, where the owner's next renewal finds it. Here the owner only starts
+    listening (and renewing) after the stop was published."""
+    _, second = two
+    client = connect(redis_server.url)
+    owner = RedisStreams(client, lease_seconds=0.3)
     stopped: asyncio.Queue[Done] = asyncio.Queue()
-    await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
+    try:
+        await owner.claim(CHANNEL, stopped.put_nowait, owner="u_1")
+        await _flush(redis_server)
+        assert await second.stop(CHANNEL, Done("cancelled"))  # nobody can tell yet: 202
+
+        await owner.start()
+        async with asyncio.timeout(5):  # its first renewal brings it
+            assert await stopped.get() == Done("cancelled")
+    finally:
+        await owner.aclose()
+        await client.aclose()
+
+
+async def test_a_stop_left_in_redis_does_not_stop_a_later_stream_on_the_channel(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression (review): a stop left while Redis recovered was applied, at every renewal,
+    to whatever stream held the channel, a stream claimed after it too."""
+    _, second = two
+    await _flush(redis_server)
+    assert await second.stop(OTHER, Done("cancelled"))  # recovering: left in Redis
+    client = connect(redis_server.url)
+    owner = RedisStreams(client, lease_seconds=0.3)  # not listening: renewals only
+    stopped: asyncio.Queue[Done] = asyncio.Queue()
+    try:
+        await owner.claim(OTHER, stopped.put_nowait, owner="u_1")
+        await owner.start()
+        await _snapshot_once_known(second, "stream:neverrun#u_0")  # the window (6 renewals)
+    finally:
+        await owner.aclose()
+        await client.aclose()
+
+    assert stopped.empty()
+
+
+async def test_a_stream_that_ended_while_redis_recovers_is_not_stopped_again(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression (review): a cancel of a stream that had ended was answered 202 (and left in
+    Redis) during the recovery window, not 404."""
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await _flush(redis_server)
+    assert await first.release(CHANNEL, lease, Done("complete"))
+
+    assert not await second.stop(CHANNEL, Done("cancelled"))
+
+
+async def test_a_process_starting_right_after_redis_lost_its_data_does_not_hide_the_loss(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression (review): a process that started then took the missing `since` for a new
+    Redis, so the others' running streams were "none" (404) until renewed."""
+    await _flush(redis_server)
+    client = connect(redis_server.url)
+    third = RedisStreams(client, lease_seconds=0.3)
+    try:
+        await third.start()
+        with pytest.raises(StreamsRecovering):
+            await third.snapshot(OTHER)
+    finally:
+        await third.aclose()
+        await client.aclose()
+
+
+async def test_a_redis_restarted_with_an_older_copy_of_its_data_is_recovering_too(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression (review): a Redis that reloaded a snapshot saved before a stream started
+    (or a failover to a replica behind) has `since`, and it was not noticed: the stream was
+    "none" (404) until renewed. Its run id differs."""
+    first, second = two
     raw = connect(redis_server.url)
     try:
-        await raw.flushall()
-        request = json.dumps({"channel": CHANNEL, "reason": "cancelled", "error": None})
-        await raw.set(f"relaychat:stop:{CHANNEL}", request, px=6000)  # as `stop` leaves it
+        await raw.save()  # dump.rdb, loaded at the next start
     finally:
         await raw.aclose()
-    async with asyncio.timeout(5):  # no publication: only the renewal can bring it
-        assert await stopped.get() == Done("cancelled")
+    await first.claim(CHANNEL, nothing, owner="u_1")
+    await _restart(redis_server)
+
+    with pytest.raises(StreamsRecovering):
+        await second.snapshot(OTHER)
 
 
 async def test_a_channel_redis_does_not_know_is_none_again_a_lease_after_the_loss(
     two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
 ) -> None:
     _, second = two  # leases of 0.3 s
+    await _flush(redis_server)
+    assert await _snapshot_once_known(second, OTHER) is None
+
+
+async def _flush(redis_server: RedisServer) -> None:
+    """All of Redis's data gone, as after a restart of an in-memory Redis."""
     raw = connect(redis_server.url)
     try:
         await raw.flushall()
     finally:
         await raw.aclose()
-    assert await _snapshot_once_known(second, OTHER) is None
