@@ -76,7 +76,9 @@ end
 _RECOVERING = """
 local function recovering(window_ms)
   local now = now_ms()
-  local id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+  -- INFO may be refused (an ACL, a renamed command): then only a lost `since` is noticed.
+  local ok, info = pcall(redis.call, 'INFO', 'server')
+  local id = ok and string.match(info, 'run_id:(%x+)') or '0'
   local since = redis.call('GET', 'relaychat:since') or ''
   local seen_id, seen_at = string.match(since, '^(%x+) (%d+)$')
   if seen_id ~= id then
