@@ -78,6 +78,16 @@ async def stored_conversations(page: Page) -> list[dict[str, Any]]:
     return conversations
 
 
+async def wait_until_stored(page: Page, condition: str) -> None:
+    """Until `condition` (JS, of the kept conversations as `stored_conversations` gives them)
+    holds; the page checks every 100 ms (IndexedDB tells no one of changes). The caller bounds
+    the wait."""
+    await page.evaluate(f"""async () => {{
+        const read = {_READ_CONVERSATIONS};
+        while (!({condition})(await read())) await new Promise((r) => setTimeout(r, 100));
+    }}""")
+
+
 async def stored_turns(page: Page) -> list[dict[str, Any]]:
     """The turns of the conversation on screen (its id is the page's `#<id>`), as kept: each
     answer's text exactly as it was received."""

@@ -228,6 +228,7 @@ async function startSession() {
   }
   connection = { centrifuge: connect(session.value), user: session.value.user };
   followUnfinished();
+  followStoredUnfinished();
   updateComposer();
   loadHighlighting();
   // Ready to type, with a keyboard at hand (on a phone focusing would pop the keyboard up).
@@ -261,7 +262,7 @@ const runIn = (conversationId) => [...runs.values()].find((run) => run.conversat
  * `answerView` (while that conversation is on screen), and keeps its ending with its turn.
  * @param {string} conversationId
  * @param {AssistantTurn} turn
- * @param {AnswerView} answerView
+ * @param {AnswerView | null} answerView  none while its conversation is not on screen
  * @param {{restoring?: boolean, accepted?: Promise<unknown>}} [options]
  */
 function follow(conversationId, turn, answerView, { restoring = false, accepted = Promise.resolve() } = {}) {
@@ -315,6 +316,22 @@ function followUnfinished() {
     if (!runs.has(turn.channel)) follow(current.id, turn, answerView, { restoring: true });
   }
   unfinished.clear();
+}
+
+/**
+ * Follows the answers that were still arriving in the other kept conversations too (after a
+ * reload, say): an answer that ends while its conversation is not on screen is kept as it ended.
+ * Left until that conversation is opened, it was lost once the server forgot it (2 minutes).
+ */
+async function followStoredUnfinished() {
+  for (const conversation of await store.list()) {
+    if (!connection || conversation.id === current.id) continue;
+    for (const turn of conversation.turns) {
+      if (turn.role === 'assistant' && !turn.reason && !runs.has(turn.channel)) {
+        follow(conversation.id, turn, null, { restoring: true });
+      }
+    }
+  }
 }
 
 /** Stops the answer streaming in the conversation on screen (Stop, Esc). */

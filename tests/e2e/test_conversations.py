@@ -4,10 +4,12 @@ while it streams."""
 
 from __future__ import annotations
 
+import asyncio
+
 from playwright.async_api import Page, expect
 
 from backend.llm.simulated import CODE, GREETING
-from tests.browser import ConsoleErrors, stored_conversations
+from tests.browser import ConsoleErrors, stored_conversations, wait_until_stored
 from tests.e2e.chat import ANSWER, FINISHED, folded, send
 
 CODE_TEXT = CODE.split("```javascript\n", 1)[1].split("```", 1)[0]
@@ -114,3 +116,28 @@ async def test_a_second_tab_follows_the_running_answer(
     await expect(other.locator(".turn.user")).to_have_text(["code", "hello"])
     await other.locator(FINISHED).nth(1).wait_for()
     assert folded(await other.locator(ANSWER).nth(1).text_content()).startswith("Hello!")
+
+
+async def test_an_answer_arriving_in_another_conversation_is_kept_across_a_reload(
+    page: Page,
+) -> None:
+    """Regression (browser probe): after a reload only the conversation on screen was
+    followed; an answer still arriving in another one was kept unfinished and empty, and once
+    the server forgot it (2 minutes) it was lost."""
+    await send(page, "code")
+    await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")  # under way
+    await page.get_by_role("button", name="New chat").click()
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    stored = {c["title"]: c for c in await stored_conversations(page)}
+    assert stored["code"]["turns"][1]["reason"] is None  # still arriving when the page goes
+
+    await page.reload()
+    await page.locator(FINISHED).wait_for()  # "hello", on screen
+    async with asyncio.timeout(30):  # the answer ends a few seconds later
+        await wait_until_stored(
+            page, "all => all.some(c => c.title === 'code' && c.turns[1].reason === 'complete')"
+        )
+    stored = {c["title"]: c for c in await stored_conversations(page)}
+    assert stored["code"]["turns"][1]["answer"] == CODE
+    await expect(page.locator(".turn.user")).to_have_text(["hello"])
