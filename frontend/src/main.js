@@ -153,15 +153,23 @@ let connection = /** @type {{centrifuge: Centrifuge, user: string} | null} */ (n
 let wasConnected = false;
 let restarting = false;
 
+/** @type {WeakSet<Centrifuge>} connections of sessions that ended: their news is old */
+const retired = new WeakSet();
+
 /**
  * Connects to the real-time server with the session's token; when that token expires,
- * centrifuge-js asks `getToken` for a fresh one.
+ * centrifuge-js asks `getToken` for a fresh one (should the session have ended meanwhile, that
+ * starts a new one, as another user: see `adoptSession`).
  * @param {Session} session
  */
 function connect(session) {
   const centrifuge = new Centrifuge(websocketUrl, {
     token: session.token,
-    getToken: async () => (await fetchToken()).token,
+    getToken: async () => {
+      const next = await fetchToken();
+      adoptSession(next);
+      return next.token;
+    },
   });
   /** Connects again at once, instead of at the end of centrifuge-js's back-off. */
   const reconnectNow = () => {
@@ -171,11 +179,12 @@ function connect(session) {
     centrifuge.connect();
   };
   centrifuge.on('connected', () => {
+    if (retired.has(centrifuge)) return;
     wasConnected = true;
     showStatus('connection', '');
   });
   centrifuge.on('connecting', (ctx) => {
-    if (wasConnected) {
+    if (wasConnected && !retired.has(centrifuge)) {
       showStatus(
         'connection',
         `Connection lost (${ctx.reason}). Reconnecting; the answer will continue where it stopped.`,
@@ -187,7 +196,7 @@ function connect(session) {
     if (!wasConnected && ctx.type === 'transport') explainRefusedConnection(reconnectNow);
   });
   centrifuge.on('disconnected', (ctx) => {
-    if (restarting) return;
+    if (restarting || retired.has(centrifuge)) return;
     showStatus('connection', `Disconnected from the server: ${ctx.reason}.`, () => centrifuge.connect());
   });
   centrifuge.connect();
@@ -213,6 +222,38 @@ async function explainRefusedConnection(retry) {
   }
   explaining = false;
 }
+
+/**
+ * A session other than the page's (its cookie expired or was cleared, or the server's secret
+ * changed, and `POST /api/token` started a new one, as another user) replaces it: the answers
+ * still arriving cannot be followed any more (their channels are the old user's), and new
+ * prompts go out as the new user. Before, every prompt and Retry failed until a reload.
+ * @param {Session} session
+ */
+function adoptSession(session) {
+  if (!connection || session.user === connection.user) return;
+  for (const run of [...runs.values()]) {
+    run.subscription.stop('lost', 'the session ended, and a new one has started');
+  }
+  const old = connection.centrifuge;
+  retired.add(old);
+  old.disconnect();
+  connection = { centrifuge: connect(session), user: session.user };
+  announcer.say('Your session ended; a new one has started.');
+  updateComposer();
+}
+
+/** Asks for the session again (the server said there is none) and adopts what comes back. */
+async function renewSession() {
+  try {
+    adoptSession(await fetchToken());
+  } catch (error) {
+    showStatus('connection', `Session failed: cannot start a session (${messageOf(error)}).`, () => renewSession());
+  }
+}
+
+/** @param {unknown} error */
+const sessionEnded = (error) => /** @type {{status?: unknown}} */ (error)?.status === 401;
 
 let starting = false;
 /** Starts the session (`POST /api/token`) and the connection; offers Retry when it fails. */
@@ -281,7 +322,11 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         run.latest = { text: answer.text, thinking: answer.thinking };
         run.view?.show(answer.text, answer.thinking);
       },
-      readSnapshot: () => fetchSnapshot(streamIdOf(channel)),
+      readSnapshot: () =>
+        fetchSnapshot(streamIdOf(channel)).catch((error) => {
+          if (sessionEnded(error)) renewSession();
+          throw error;
+        }),
       restoring,
     }),
   };
@@ -352,7 +397,8 @@ async function stop() {
     // 404: it ended meanwhile, and its `done` is on its way. Otherwise the server could not be
     // told: stop showing it all the same.
     const status = /** @type {{status?: number}} */ (error).status;
-    if (status !== 404) run.subscription.stop('cancelled', `the server could not be told (${messageOf(error)})`);
+    if (sessionEnded(error)) renewSession(); // its answers end with it
+    else if (status !== 404) run.subscription.stop('cancelled', `the server could not be told (${messageOf(error)})`);
   }
 }
 
@@ -638,7 +684,12 @@ async function ask(text, { shown = false } = {}) {
   } catch (error) {
     // A reply lost on the way may hide an accepted prompt: keep following the channel; if
     // nothing comes, the follower asks the backend and says that nobody answers.
-    if (!mayHaveBeenAccepted(error)) run?.subscription.stop('refused', messageOf(error));
+    if (sessionEnded(error)) {
+      run?.subscription.stop('refused', 'the session had ended; a new one has started, so send it again');
+      await renewSession();
+    } else if (!mayHaveBeenAccepted(error)) {
+      run?.subscription.stop('refused', messageOf(error));
+    }
   } finally {
     settle(undefined);
   }

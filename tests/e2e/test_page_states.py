@@ -6,7 +6,7 @@ from __future__ import annotations
 from playwright.async_api import Browser, Page, Route, WebSocketRoute, expect
 
 from tests.browser import SCREENSHOTS, ConsoleErrors, watched_page
-from tests.e2e.chat import FINISHED, send, violations
+from tests.e2e.chat import FINISHED, last_answer, record_executes, send, violations
 from tests.stack import Edge
 
 
@@ -80,3 +80,29 @@ async def test_a_connection_that_cannot_be_made_is_explained_and_retried(
     await expect(page.locator(".turn.assistant .answer")).to_contain_text("Hello!")
     await page.context.close()
     assert [text for text in console_errors if "WebSocket" not in text] == []
+
+
+async def test_a_session_that_ended_is_replaced_and_retry_works(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """Regression (browser probe): once the session cookie was gone (cleared, expired, or the
+    server's secret changed), every prompt and every Retry failed with a 401 until a reload."""
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    executes = record_executes(page)
+    await page.context.clear_cookies()
+
+    await send(page, "explain")
+    notice = page.locator(".turn.assistant .notice").last
+    await expect(notice).to_have_text(
+        "The prompt was not accepted: the session had ended; a new one has started, so send it "
+        "again. Retry"
+    )
+    await notice.get_by_role("button", name="Retry").click()
+    await page.locator(FINISHED).nth(1).wait_for()
+    await expect(last_answer(page).locator(".notice")).to_have_count(0)
+    await expect(last_answer(page).locator(".answer")).to_contain_text("Centrifugo")
+    old_user, new_user = (e["channel"].rsplit("#", 1)[1] for e in executes)
+    assert old_user != new_user  # refused as the old user, then sent as the new one
+    console_errors.expect("401")
+    assert console_errors == []
