@@ -37,3 +37,23 @@ export function readLimits(body) {
  * @param {string} text
  */
 export const countChars = (text) => [...text].length;
+
+/** @param {number} count */
+const formatted = (count) => count.toLocaleString('en');
+
+/**
+ * What the composer says about a prompt's length against the server's `limit` (counted as the
+ * server counts): nothing while it is well under; the count near the limit; over it, that it
+ * cannot be sent. Nothing is cut: a browser's `maxlength` counts UTF-16 units (an emoji is two)
+ * and drops the end of a pasted text without a word.
+ * @param {string} text
+ * @param {number} limit
+ * @returns {{over: boolean, message: string}}
+ */
+export function lengthNotice(text, limit) {
+  const count = countChars(text);
+  const counted = `${formatted(count)} of ${formatted(limit)} characters`;
+  if (count > limit) return { over: true, message: `${counted}: shorten the prompt to send it.` };
+  if (count >= limit * 0.9) return { over: false, message: `${counted}.` };
+  return { over: false, message: '' };
+}

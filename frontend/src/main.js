@@ -24,6 +24,7 @@ import {
 } from './conversation.js';
 import { chooseHistory } from './history.js';
 import { setIconLabel } from './icons.js';
+import { lengthNotice } from './limits.js';
 import { loadHighlighting } from './markdown.js';
 import { ConversationList } from './sidebar.js';
 import { ConversationStore } from './storage.js';
@@ -131,8 +132,23 @@ async function loadLimits() {
     );
     return;
   }
-  input.maxLength = limits.maxTextChars;
   showStatus('limits', '');
+  showLength();
+}
+
+const lengthLine = byId('prompt-length', HTMLElement);
+
+/**
+ * Says how long the prompt is once it nears the server's limit, and that it cannot be sent
+ * over it; whether it is over. Without the limits the server judges (and says why it refuses).
+ */
+function showLength() {
+  const { over, message } = limits ? lengthNotice(input.value, limits.maxTextChars) : { over: false, message: '' };
+  lengthLine.textContent = message;
+  lengthLine.hidden = !message;
+  lengthLine.classList.toggle('over', over);
+  input.setAttribute('aria-invalid', String(over));
+  return over;
 }
 
 /**
@@ -718,8 +734,13 @@ form.addEventListener('submit', (event) => {
   if (runIn(current.id)) return; // Enter while an answer streams: the text waits for Send
   const text = input.value;
   if (!text.trim() || !connection) return;
+  if (showLength()) {
+    announcer.say(lengthLine.textContent ?? '');
+    return;
+  }
   input.value = '';
   resize();
+  showLength();
   ask(text);
 });
 
@@ -741,7 +762,10 @@ function resize() {
   input.style.height = 'auto';
   input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
 }
-input.addEventListener('input', resize);
+input.addEventListener('input', () => {
+  resize();
+  showLength();
+});
 
 for (const chip of chips) {
   chip.addEventListener('click', () => {

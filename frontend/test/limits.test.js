@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { countChars, readLimits } from '../src/limits.js';
+import { countChars, lengthNotice, readLimits } from '../src/limits.js';
 
 test("the server's limits are used as it states them", () => {
   const body = { max_text_chars: 1234, max_history_turns: 6, max_history_chars: 999 };
@@ -33,4 +33,16 @@ test('characters are counted as the server counts them', () => {
   assert.equal(countChars(''), 0);
   assert.equal(countChars('héllo'), 5);
   assert.equal(countChars('🙂 ok'), 4);
+});
+
+test('the composer says nothing well under the limit, counts near it and refuses over it', () => {
+  assert.deepEqual(lengthNotice('x'.repeat(89), 100), { over: false, message: '' });
+  assert.deepEqual(lengthNotice('x'.repeat(90), 100), { over: false, message: '90 of 100 characters.' });
+  assert.deepEqual(lengthNotice('x'.repeat(100), 100), { over: false, message: '100 of 100 characters.' });
+  assert.deepEqual(lengthNotice('x'.repeat(9001), 8000), {
+    over: true,
+    message: '9,001 of 8,000 characters: shorten the prompt to send it.',
+  });
+  // Counted as the server counts: an emoji is one character (two UTF-16 units).
+  assert.equal(lengthNotice('🙂'.repeat(100), 100).over, false);
 });

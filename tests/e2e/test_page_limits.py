@@ -3,10 +3,13 @@ prompt the textarea takes, and how much earlier conversation goes with a prompt.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from playwright.async_api import Browser, Page, Request, Route, expect
+
+from tests.e2e.chat import record_executes
 
 FINISHED = ".turn.assistant[aria-busy=false]"
 
@@ -34,17 +37,31 @@ async def send(page: Page, text: str, answered: int) -> None:
     await page.locator(FINISHED).nth(answered).wait_for()
 
 
-async def test_the_prompt_box_takes_as_many_characters_as_the_server_allows(page: Page) -> None:
+async def test_a_prompt_over_the_servers_limit_is_kept_whole_and_not_sent(page: Page) -> None:
+    """The page follows the server's limit, counting as it does; a longer prompt is neither cut
+    nor sent. Regression (browser probe): the box's `maxlength` cut a pasted text without a
+    word, and counted an emoji as two characters where the server counts one."""
     box = page.get_by_label("Your message")
-    served = await (await page.request.get("/api/config")).json()
-    await expect(box).to_have_attribute("maxlength", str(served["max_text_chars"]))
-
+    length = page.locator("#prompt-length")
     # A server with another limit: the page follows it, it has no number of its own.
     await page.route("**/api/config", config_route(max_text_chars=37))
     await reload_ready(page)
-    await expect(box).to_have_attribute("maxlength", "37")
-    await box.press_sequentially("x" * 50)
-    assert await box.input_value() == "x" * 37
+    executes = record_executes(page)
+    await expect(box).not_to_have_attribute("maxlength", re.compile(".*"))
+
+    await box.fill("x" * 50)  # as a paste
+    await expect(length).to_have_text("50 of 37 characters: shorten the prompt to send it.")
+    await expect(box).to_have_attribute("aria-invalid", "true")
+    await box.press("Enter")
+    await expect(box).to_have_value("x" * 50)  # kept whole, not sent
+    await expect(page.locator(".turn.user")).to_have_count(0)
+
+    await box.fill("🙂" * 37)  # 37 characters as the server counts (74 UTF-16 units)
+    await expect(length).to_have_text("37 of 37 characters.")
+    await box.press("Enter")
+    await page.locator(FINISHED).wait_for()
+    await expect(length).to_be_hidden()
+    assert [e["text"] for e in executes] == ["🙂" * 37]
 
 
 async def test_the_history_sent_with_a_prompt_keeps_to_the_servers_limits(page: Page) -> None:
