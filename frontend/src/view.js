@@ -256,6 +256,21 @@ const ENDINGS = {
   refused: 'The prompt was not accepted',
 };
 
+/**
+ * What a screen reader is told of a finished block: its text, with a code block's header said
+ * as "Code, <language>:" (its text was the label and the Copy code button glued to the code:
+ * "javascriptCopy codeimport ...").
+ * @param {HTMLElement} block
+ */
+function spoken(block) {
+  const copy = /** @type {HTMLElement} */ (block.cloneNode(true));
+  for (const head of copy.querySelectorAll('.code-head')) {
+    const language = head.querySelector('.code-language')?.textContent || 'text';
+    head.replaceWith(`Code, ${language}: `);
+  }
+  return copy.textContent ?? '';
+}
+
 /** One answer on screen: its thinking, its answer, how it ended, and its actions. */
 export class AnswerView {
   /**
@@ -349,7 +364,7 @@ export class AnswerView {
     // Screen readers hear each block once, when it is finished, not the whole answer per frame.
     const finished = finishedCount(blocks, this.ended);
     if (finished > this.announced) {
-      this.announcer.say(this.blocks.slice(this.announced, finished).map((b) => b.textContent).join(' '));
+      this.announcer.say(this.blocks.slice(this.announced, finished).map(spoken).join(' '));
       this.announced = finished;
     }
   }

@@ -49,6 +49,14 @@ async def test_tables_code_labels_and_highlighting(page: Page, edge: Edge) -> No
     await expect(python.locator(".hljs-string")).to_have_count(1)
     await expect(answer.locator("pre > code").nth(1).locator("span")).to_have_count(0)
     await expect(answer.get_by_role("button", name="Copy code")).to_have_count(2)
+    # A screen reader hears which code, then the code: not "pythonCopy codedef greet...".
+    # (Regression, found by a browser probe.)
+    for said in (
+        "Code, python: def greet(name: str) -> str: return f'Hello, {name}!'",
+        "Code, text: plain text, no language",
+    ):  # in one announcement or two, as the blocks were finished in one frame or two
+        await expect(page.locator("#announcer p", has_text=said[:12])).to_contain_text(said)
+    await expect(page.locator("#announcer")).not_to_contain_text("Copy code")
 
     await expect(answer.locator("p code")).to_have_text(["code"])
     await expect(answer.locator("b, [onclick]")).to_have_count(0)
