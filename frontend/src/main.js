@@ -574,17 +574,32 @@ async function openFromAddress() {
 
 /**
  * Another tab changed a conversation: the list follows, and so does the conversation on screen
- * unless something is going on in it here.
+ * unless something is going on in it here. One deleted there is deleted here too, its answer
+ * still streaming included (kept going here, it was stored again with the next prompt).
  * @param {string} id
  */
 async function changedElsewhere(id) {
   refreshList();
-  if (id !== current.id || runIn(id) || editing) return;
+  if (id !== current.id && !runIn(id)) return;
   const stored = await store.get(id);
   if (!stored) {
-    showConversation(newConversation(newStreamId(), Date.now()), false);
-  } else if (JSON.stringify(stored) !== JSON.stringify(current) && !runIn(id)) {
+    stopAnswersIn(id);
+    if (id === current.id) showConversation(newConversation(newStreamId(), Date.now()), false);
+  } else if (id === current.id && !editing && !runIn(id) && JSON.stringify(stored) !== JSON.stringify(current)) {
     showConversation(stored, true);
+  }
+}
+
+/**
+ * Stops the answers still streaming in a conversation that is deleted: nobody will read them.
+ * @param {string} id
+ */
+function stopAnswersIn(id) {
+  for (const run of runs.values()) {
+    if (run.conversationId === id) {
+      run.conversationId = '';
+      cancel(run.channel).catch(() => run.subscription.stop('cancelled'));
+    }
   }
 }
 
@@ -603,13 +618,7 @@ async function renameConversation(id, title) {
 
 /** @param {string} id */
 async function deleteConversation(id) {
-  // Its answer still streaming is stopped: nobody will read it.
-  for (const run of runs.values()) {
-    if (run.conversationId === id) {
-      run.conversationId = '';
-      cancel(run.channel).catch(() => run.subscription.stop('cancelled'));
-    }
-  }
+  stopAnswersIn(id);
   await store.delete(id);
   if (id === current.id) showConversation(newConversation(newStreamId(), Date.now()), false);
   else refreshList();

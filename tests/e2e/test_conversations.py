@@ -141,3 +141,23 @@ async def test_an_answer_arriving_in_another_conversation_is_kept_across_a_reloa
     stored = {c["title"]: c for c in await stored_conversations(page)}
     assert stored["code"]["turns"][1]["answer"] == CODE
     await expect(page.locator(".turn.user")).to_have_text(["hello"])
+
+
+async def test_a_conversation_deleted_in_another_tab_while_it_streams_is_gone_here_too(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """Regression (browser probe): the tab where the answer was streaming kept the deleted
+    conversation on screen, and its next prompt stored it again, every turn included."""
+    await send(page, "code")
+    await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")  # under way
+    other = await open_page(page, console_errors)
+    await other.locator("#conversation-list li", has_text="code").hover()  # shows its buttons
+    await other.get_by_role("button", name="Delete code").click()
+
+    await expect(page.locator("#welcome")).to_be_visible()
+    await expect(page.locator(".message")).to_have_count(0)
+    await expect(page.locator(LIST)).to_have_count(0)
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    await expect(other.locator(LIST)).to_have_text(["hello"])
+    assert [c["title"] for c in await stored_conversations(page)] == ["hello"]
