@@ -76,11 +76,12 @@ end
 _RECOVERING = """
 local function recovering(window_ms)
   local now = now_ms()
-  -- INFO may be refused (an ACL, a renamed command): then only a lost `since` is noticed.
-  local ok, info = pcall(redis.call, 'INFO', 'server')
-  local id = ok and string.match(info, 'run_id:(%x+)') or '0'
   local since = redis.call('GET', 'relaychat:since') or ''
   local seen_id, seen_at = string.match(since, '^(%x+) (%d+)$')
+  -- INFO may be refused (an ACL, a renamed command): then only a lost `since` is noticed (the
+  -- id seen is kept, so that processes that may and may not ask do not take turns resetting it).
+  local ok, info = pcall(redis.call, 'INFO', 'server')
+  local id = ok and string.match(info, 'run_id:(%x+)') or seen_id or '0'
   if seen_id ~= id then
     redis.call('SET', 'relaychat:since', id .. ' ' .. now)
     return true
@@ -224,7 +225,7 @@ _RENEW = (
     + """
 local lost, stops = {}, {}
 local expiry = now_ms() + tonumber(ARGV[1])
-local recovery = recovering(tonumber(ARGV[2]))
+recovering(tonumber(ARGV[2]))  -- notices a restart (sets `since`) as soon as may be
 for i = 3, #ARGV, 3 do
   local channel, lease, owner = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('EXISTS', 'relaychat:done:' .. channel) == 1 then
@@ -236,12 +237,12 @@ for i = 3, #ARGV, 3 do
       redis.call('SADD', 'relaychat:owner:' .. owner, channel)
     end
     redis.call('ZADD', KEYS[1], expiry, channel)
-    if recovery and redis.call('HGET', run, 'lease') == lease then
-      local stop = redis.call('GETDEL', 'relaychat:stop:' .. channel)
-      if stop then
-        table.insert(stops, channel)
-        table.insert(stops, stop)
-      end
+    local left = 'relaychat:stop:' .. channel
+    local stop = redis.call('GET', left)
+    if stop and redis.call('HGET', run, 'lease') == lease then
+      redis.call('DEL', left)
+      table.insert(stops, channel)
+      table.insert(stops, stop)
     end
   end
 end
