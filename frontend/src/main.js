@@ -181,11 +181,7 @@ const retired = new WeakSet();
 function connect(session) {
   const centrifuge = new Centrifuge(websocketUrl, {
     token: session.token,
-    getToken: async () => {
-      const next = await fetchToken();
-      adoptSession(next);
-      return next.token;
-    },
+    getToken: async () => (await currentSession()).token,
   });
   /** Connects again at once, instead of at the end of centrifuge-js's back-off. */
   const reconnectNow = () => {
@@ -209,6 +205,7 @@ function connect(session) {
   });
   centrifuge.on('error', (ctx) => {
     // Never connected: the real-time server is down, or it refuses this page's origin.
+    if (retired.has(centrifuge)) return;
     if (!wasConnected && ctx.type === 'transport') explainRefusedConnection(reconnectNow);
   });
   centrifuge.on('disconnected', (ctx) => {
@@ -225,7 +222,7 @@ async function explainRefusedConnection(retry) {
   if (explaining || wasConnected) return;
   explaining = true;
   const ready = await checkReady();
-  if (!wasConnected) {
+  if (!wasConnected && connection?.centrifuge && !retired.has(connection.centrifuge)) {
     showStatus(
       'connection',
       ready.ok
@@ -243,33 +240,69 @@ async function explainRefusedConnection(retry) {
  * A session other than the page's (its cookie expired or was cleared, or the server's secret
  * changed, and `POST /api/token` started a new one, as another user) replaces it: the answers
  * still arriving cannot be followed any more (their channels are the old user's), and new
- * prompts go out as the new user. Before, every prompt and Retry failed until a reload.
+ * prompts go out as the new user. Before, every prompt and Retry failed until a reload. Other
+ * tabs (the cookie is theirs too) are told, and ask for the session themselves.
  * @param {Session} session
  */
 function adoptSession(session) {
   if (!connection || session.user === connection.user) return;
   for (const run of [...runs.values()]) {
-    run.subscription.stop('lost', 'the session ended, and a new one has started');
+    if (!run.refused) run.subscription.stop('lost', 'the session ended, and a new one has started');
   }
   const old = connection.centrifuge;
   retired.add(old);
   old.disconnect();
+  wasConnected = false; // the new connection's news is its own, not a lost connection's
   connection = { centrifuge: connect(session), user: session.user };
+  sessionNews?.postMessage(session.user);
   announcer.say('Your session ended; a new one has started.');
   updateComposer();
 }
 
-/** Asks for the session again (the server said there is none) and adopts what comes back. */
+/** @type {Promise<Session> | null} the `POST /api/token` in flight, for all who ask at once */
+let renewing = null;
+
+/**
+ * The session as the server has it now (`POST /api/token`: the cookie's, or a new one), adopted
+ * if it is another user's. One request however many ask at once: each would otherwise start a
+ * user of its own when the cookie is gone, and the last reply read need not be the cookie's.
+ * @returns {Promise<Session>}
+ */
+async function currentSession() {
+  renewing ??= fetchToken().finally(() => {
+    renewing = null;
+  });
+  const session = await renewing;
+  adoptSession(session);
+  return session;
+}
+
+/**
+ * Asks for the session again (the server said there is none, or that the page's user is not
+ * the cookie's) and adopts what comes back; whether that went through.
+ */
 async function renewSession() {
   try {
-    adoptSession(await fetchToken());
+    await currentSession();
+    return true;
   } catch (error) {
     showStatus('connection', `Session failed: cannot start a session (${messageOf(error)}).`, () => renewSession());
+    return false;
   }
 }
 
-/** @param {unknown} error */
-const sessionEnded = (error) => /** @type {{status?: unknown}} */ (error)?.status === 401;
+/**
+ * The server does not know the page's session: none (401), or the channel is another user's
+ * (403: another tab started a new session with the shared cookie).
+ * @param {unknown} error
+ */
+const sessionEnded = (error) => [401, 403].includes(/** @type {{status?: number}} */ (error)?.status ?? 0);
+
+/** Other tabs' news of a new session (the cookie is shared): this one asks for it too. */
+const sessionNews = typeof BroadcastChannel === 'function' ? new BroadcastChannel('relaychat-session') : null;
+sessionNews?.addEventListener('message', (event) => {
+  if (connection && event.data !== connection.user) renewSession();
+});
 
 let starting = false;
 /** Starts the session (`POST /api/token`) and the connection; offers Retry when it fails. */
@@ -306,6 +339,7 @@ async function startSession() {
  * @property {{text: string, thinking: string}} latest
  * @property {AnswerView | null} view  its view while its conversation is on screen
  * @property {boolean} stopping
+ * @property {boolean} [refused]  refused for its session: it ends as refused, not with the session
  */
 
 /** @type {Map<string, Run>} by channel */
@@ -338,11 +372,15 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         run.latest = { text: answer.text, thinking: answer.thinking };
         run.view?.show(answer.text, answer.thinking);
       },
-      readSnapshot: () =>
-        fetchSnapshot(streamIdOf(channel)).catch((error) => {
-          if (sessionEnded(error)) renewSession();
+      readSnapshot: async () => {
+        try {
+          return await fetchSnapshot(streamIdOf(channel));
+        } catch (error) {
+          // The session ended: once the new one is adopted, this answer ends as lost with it.
+          if (sessionEnded(error)) await renewSession();
           throw error;
-        }),
+        }
+      },
       restoring,
     }),
   };
@@ -413,8 +451,8 @@ async function stop() {
     // 404: it ended meanwhile, and its `done` is on its way. Otherwise the server could not be
     // told: stop showing it all the same.
     const status = /** @type {{status?: number}} */ (error).status;
-    if (sessionEnded(error)) renewSession(); // its answers end with it
-    else if (status !== 404) run.subscription.stop('cancelled', `the server could not be told (${messageOf(error)})`);
+    if (sessionEnded(error) && (await renewSession()) && !runs.has(run.channel)) return; // ended with it
+    if (status !== 404) run.subscription.stop('cancelled', `the server could not be told (${messageOf(error)})`);
   }
 }
 
@@ -584,7 +622,11 @@ async function changedElsewhere(id) {
   const stored = await store.get(id);
   if (!stored) {
     stopAnswersIn(id);
-    if (id === current.id) showConversation(newConversation(newStreamId(), Date.now()), false);
+    if (id !== current.id) return;
+    const focusWasIn = view.column.contains(document.activeElement);
+    showConversation(newConversation(newStreamId(), Date.now()), false);
+    announcer.say('This conversation was deleted in another tab.');
+    if (focusWasIn || document.activeElement === document.body) input.focus();
   } else if (id === current.id && !editing && !runIn(id) && JSON.stringify(stored) !== JSON.stringify(current)) {
     showConversation(stored, true);
   }
@@ -675,6 +717,7 @@ function startEdit(index, message) {
  * @param {{shown?: boolean}} [options]  `shown`: the prompt is already the last turn (asked again)
  */
 async function ask(text, { shown = false } = {}) {
+  if (renewing) await renewing.catch(() => {}); // a new session on its way: the prompt goes as its user
   if (!connection || runIn(current.id)) return;
   const { user } = connection;
   welcome.hidden = true;
@@ -709,9 +752,12 @@ async function ask(text, { shown = false } = {}) {
   } catch (error) {
     // A reply lost on the way may hide an accepted prompt: keep following the channel; if
     // nothing comes, the follower asks the backend and says that nobody answers.
-    if (sessionEnded(error)) {
-      run?.subscription.stop('refused', 'the session had ended; a new one has started, so send it again');
+    if (sessionEnded(error) && run) {
+      // Refused for its session: said so (and Retry offered) once the new session is in place.
+      run.refused = true;
       await renewSession();
+      const renewed = connection?.user !== user;
+      run.subscription.stop('refused', renewed ? 'the session had ended; a new one has started, so send it again' : messageOf(error));
     } else if (!mayHaveBeenAccepted(error)) {
       run?.subscription.stop('refused', messageOf(error));
     }

@@ -157,6 +157,9 @@ async def test_a_conversation_deleted_in_another_tab_while_it_streams_is_gone_he
     await expect(page.locator("#welcome")).to_be_visible()
     await expect(page.locator(".message")).to_have_count(0)
     await expect(page.locator(LIST)).to_have_count(0)
+    await expect(page.locator("#announcer")).to_contain_text(
+        "This conversation was deleted in another tab."
+    )
     await send(page, "hello")
     await page.locator(FINISHED).wait_for()
     await expect(other.locator(LIST)).to_have_text(["hello"])

@@ -3,6 +3,8 @@ made are said plainly, nothing looks clickable that does not work, and Retry sta
 
 from __future__ import annotations
 
+import asyncio
+
 from playwright.async_api import Browser, Page, Route, WebSocketRoute, expect
 
 from tests.browser import SCREENSHOTS, ConsoleErrors, watched_page
@@ -86,10 +88,25 @@ async def test_a_session_that_ended_is_replaced_and_retry_works(
     page: Page, console_errors: ConsoleErrors
 ) -> None:
     """Regression (browser probe): once the session cookie was gone (cleared, expired, or the
-    server's secret changed), every prompt and every Retry failed with a 401 until a reload."""
+    server's secret changed), every prompt and every Retry failed with a 401 until a reload.
+    The other tab of the same browser (same cookie) follows; and a slow `POST /api/token` is
+    waited for before Retry is offered (review: Retry went out as the old user)."""
+    other = await page.context.new_page()
+    other.on("console", console_errors.record)
+    await other.goto("/")
+    await other.locator("#send:not([disabled])").wait_for()
     await send(page, "hello")
     await page.locator(FINISHED).wait_for()
     executes = record_executes(page)
+    other_executes = record_executes(other)
+    tokens: list[int] = []
+
+    async def slow_token(route: Route) -> None:
+        tokens.append(1)
+        await asyncio.sleep(1)  # a slow server: Retry must not go out before the new session
+        await route.continue_()
+
+    await page.route("**/api/token", slow_token)
     await page.context.clear_cookies()
 
     await send(page, "explain")
@@ -104,5 +121,12 @@ async def test_a_session_that_ended_is_replaced_and_retry_works(
     await expect(last_answer(page).locator(".answer")).to_contain_text("Centrifugo")
     old_user, new_user = (e["channel"].rsplit("#", 1)[1] for e in executes)
     assert old_user != new_user  # refused as the old user, then sent as the new one
+    assert len(tokens) == 1  # one new session
+
+    # The other tab heard of it: its prompt goes out as the new user at once.
+    await send(other, "hello")
+    await other.locator(FINISHED).wait_for()
+    await expect(last_answer(other).locator(".notice")).to_have_count(0)
+    assert [e["channel"].rsplit("#", 1)[1] for e in other_executes] == [new_user]
     console_errors.expect("401")
     assert console_errors == []
