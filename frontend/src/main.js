@@ -702,12 +702,16 @@ function startEdit(index, message) {
   if (runIn(current.id)) return;
   editing = true;
   message.startEdit((text) => {
+    // Over the limit, the edit stays open (what follows it is kept): said on the box.
+    const length = limits && lengthNotice(text, limits.maxTextChars);
+    if (length?.over) return length.message;
     editing = false;
-    if (!connection || runIn(current.id)) return;
+    if (!connection || runIn(current.id)) return '';
     setTurns(editPrompt(current.turns, index, text).slice(0, -1));
     renderTurns();
     ask(text);
     input.focus();
+    return '';
   });
 }
 

@@ -198,8 +198,8 @@ export class UserMessage {
 
   /**
    * Swaps the prompt for a text box holding it; `send` gets the edited text, `cancel` puts the
-   * prompt back.
-   * @param {(text: string) => void} send
+   * prompt back. `send` may refuse the text with a reason, shown on the box (which stays).
+   * @param {(text: string) => string | void} send
    */
   startEdit(send) {
     if (this.form) return;
@@ -217,8 +217,14 @@ export class UserMessage {
     form.append(box, row);
     form.addEventListener('submit', (event) => {
       event.preventDefault();
-      if (box.value.trim()) send(box.value);
+      if (!box.value.trim()) return;
+      const refused = send(box.value);
+      if (refused) {
+        box.setCustomValidity(refused);
+        box.reportValidity();
+      }
     });
+    box.addEventListener('input', () => box.setCustomValidity(''));
     box.addEventListener('keydown', (event) => {
       if (event.key === 'Escape') {
         event.preventDefault();

@@ -63,6 +63,16 @@ async def test_a_prompt_over_the_servers_limit_is_kept_whole_and_not_sent(page: 
     await expect(length).to_be_hidden()
     assert [e["text"] for e in executes] == ["🙂" * 37]
 
+    # Editing a prompt: the same limit, and the edit (and the answer after it) kept when over.
+    await page.locator(".message.from-user").first.get_by_role("button", name="Edit").click()
+    editor = page.get_by_role("textbox", name="Edit your message")
+    await editor.fill("y" * 38)
+    await editor.press("Enter")
+    assert "shorten the prompt" in await editor.evaluate("box => box.validationMessage")
+    await expect(editor).to_have_value("y" * 38)
+    await expect(page.locator(".turn.assistant")).to_have_count(1)
+    assert len(executes) == 1
+
 
 async def test_the_history_sent_with_a_prompt_keeps_to_the_servers_limits(page: Page) -> None:
     await page.route("**/api/config", config_route(max_history_turns=2))
