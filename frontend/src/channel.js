@@ -22,3 +22,9 @@ export const answerChannel = (streamId, user) => `stream:${streamId}#${user}`;
  * @param {string} channel
  */
 export const streamIdOf = (channel) => channel.slice('stream:'.length).split('#', 1)[0];
+
+/**
+ * The user an answer's channel belongs to (only that user's connection may subscribe to it).
+ * @param {string} channel
+ */
+export const channelUser = (channel) => channel.slice(channel.indexOf('#') + 1);

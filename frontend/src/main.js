@@ -11,7 +11,7 @@ import {
   fetchToken,
   mayHaveBeenAccepted,
 } from './api.js';
-import { answerChannel, newStreamId, streamIdOf } from './channel.js';
+import { answerChannel, channelUser, newStreamId, streamIdOf } from './channel.js';
 import { copyText } from './clipboard.js';
 import {
   askAgain,
@@ -359,15 +359,9 @@ const runIn = (conversationId) => [...runs.values()].find((run) => run.conversat
 function follow(conversationId, turn, answerView, { restoring = false, accepted = Promise.resolve() } = {}) {
   if (!connection) return null;
   const { channel } = turn;
-  /** @type {Run} */
-  const run = {
-    conversationId,
-    channel,
-    accepted,
-    latest: { text: turn.answer ?? '', thinking: turn.thinking ?? '' },
-    view: answerView,
-    stopping: false,
-    subscription: subscribeAnswer(connection.centrifuge, channel, {
+  const { centrifuge, user } = connection;
+  const subscribe = () =>
+    subscribeAnswer(centrifuge, channel, {
       show: (answer) => {
         run.latest = { text: answer.text, thinking: answer.thinking };
         run.view?.show(answer.text, answer.thinking);
@@ -382,12 +376,32 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         }
       },
       restoring,
-    }),
+    });
+  /** @type {Run} */
+  const run = {
+    conversationId,
+    channel,
+    accepted,
+    latest: { text: turn.answer ?? '', thinking: turn.thinking ?? '' },
+    view: answerView,
+    stopping: false,
+    // Asked in an earlier session (see `adoptSession`): its channel is another user's now.
+    subscription: channelUser(channel) === user ? subscribe() : earlierSession(),
   };
   runs.set(channel, run);
   recordEnding(run);
   return run;
 }
+
+/**
+ * The ending of an answer asked in an earlier session, which can no longer be followed (its
+ * channel is that session's user's: Centrifugo would refuse the subscription).
+ * @returns {AnswerSubscription}
+ */
+const earlierSession = () => ({
+  outcome: Promise.resolve({ reason: 'lost', error: 'it was asked in an earlier session, which has ended' }),
+  stop: () => {},
+});
 
 /**
  * Waits for the answer's outcome, keeps it with its turn (so that a reload, another tab or a

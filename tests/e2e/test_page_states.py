@@ -130,3 +130,20 @@ async def test_a_session_that_ended_is_replaced_and_retry_works(
     assert [e["channel"].rsplit("#", 1)[1] for e in other_executes] == [new_user]
     console_errors.expect("401")
     assert console_errors == []
+
+
+async def test_an_answer_of_an_earlier_session_is_said_to_be_lost_after_a_reload(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """Review: an answer still arriving when the session ended can no longer be followed (its
+    channel is the old user's); after a reload the page tried and showed "permission denied"."""
+    await send(page, "code")
+    await expect(page.locator(".turn.assistant .answer")).to_contain_text("centrifuge-js")
+    await page.context.clear_cookies()
+    await page.reload()
+
+    await expect(page.locator(".turn.assistant .notice")).to_have_text(
+        "This answer could not be recovered: it was asked in an earlier session, which has ended."
+        " Retry"
+    )
+    assert console_errors == []
