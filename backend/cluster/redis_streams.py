@@ -55,6 +55,10 @@ FINISHED_TTL_SECONDS = 120
 # A running stream's process renews its lease every LEASE_SECONDS / 3; a lease not renewed
 # for LEASE_SECONDS means the process is gone.
 LEASE_SECONDS = 5.0
+# A finished snapshot's `done` error when part of the stream's record was lost (see `_FINISH`).
+PARTIAL_ERROR = (
+    "part of this answer was lost when the streams registry restarted; it cannot be shown whole"
+)
 # After Redis restarted or lost its data, how many leases' time streams it does not know may
 # still be running: an owner renews every third of a lease, but a renewal can wait for a pooled
 # connection and time out once.
@@ -72,7 +76,9 @@ end
 # Whether streams may be running that Redis does not know (see the module's docstring), for
 # `window_ms` after a process first sees this Redis server (its run id) without `since` or with
 # another server's. A brand-new Redis counts too: nothing can tell it from one that lost its
-# data, and nothing runs there yet anyway.
+# data, and nothing runs there yet anyway. Second value: `since` itself, which each running
+# stream keeps from its claim on: a stream with another (restored from an older copy of the
+# data) has an old snapshot.
 _RECOVERING = """
 local function recovering(window_ms)
   local now = now_ms()
@@ -83,10 +89,19 @@ local function recovering(window_ms)
   local ok, info = pcall(redis.call, 'INFO', 'server')
   local id = ok and string.match(info, 'run_id:(%x+)') or seen_id or '0'
   if seen_id ~= id then
-    redis.call('SET', 'relaychat:since', id .. ' ' .. now)
-    return true
+    since = id .. ' ' .. now
+    redis.call('SET', 'relaychat:since', since)
+    return true, since
   end
-  return now - tonumber(seen_at) < window_ms
+  return now - tonumber(seen_at) < window_ms, since
+end
+
+-- Whether the stream's record cannot give its whole answer: taken back after a loss, or kept
+-- from before the Redis data it is in now began (an older copy of the data restored).
+local function partial(run, since)
+  if redis.call('HGET', run, 'partial') then return true end
+  local kept = redis.call('HGET', run, 'since')
+  return kept and kept ~= since
 end
 """
 
@@ -96,6 +111,8 @@ _SNAPSHOT = (
     + """
 local seq = redis.call('HGET', KEYS[1], 'seq')
 if seq then
+  local _, since = recovering(tonumber(ARGV[1]))
+  if partial(KEYS[1], since) then return {'run', '0', '', ''} end
   return {'run', seq, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or ''}
 end
 local finished = redis.call('GET', KEYS[4])
@@ -124,12 +141,14 @@ return 'none'
 
 _CLAIM = (
     _NOW_MS
+    + _RECOVERING
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'busy' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'used' end
 local max = tonumber(ARGV[4])
 if max > 0 and redis.call('SCARD', KEYS[4]) >= max then return 'too_many' end
-redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'owner', ARGV[3], 'seq', 0)
+local _, since = recovering(tonumber(ARGV[6]))
+redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'owner', ARGV[3], 'seq', 0, 'since', since)
 redis.call('ZADD', KEYS[3], now_ms() + tonumber(ARGV[5]), ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('DEL', KEYS[5])  -- a stop left for an earlier stream here is not this one's
@@ -161,16 +180,26 @@ return 1
 """
 
 # Ends one stream: its snapshot is kept finished, everything running about it goes. Used by
-# `release` (the owner, with its lease) and by `reap` (anyone, for an expired lease).
-_FINISH = """
-local function finish(channel, done_json, ttl)
+# `release` (the owner, with its lease) and by `reap` (anyone, for an expired lease). The
+# finished snapshot of a stream that lost part of its record (`partial`) cannot give the whole
+# answer: its `done` says so (reason `error`), whatever the owner's was, so that a reader who
+# needs the snapshot is not told the part it has is the complete answer.
+_FINISH = (
+    f"local PARTIAL = '{PARTIAL_ERROR}'\n"
+    + """
+local function finish(channel, done_json, ttl, since)
   local run = 'relaychat:run:' .. channel
   local owner = redis.call('HGET', run, 'owner')
   local seq = tonumber(redis.call('HGET', run, 'seq') or '0')
   local last = tonumber(redis.call('HGET', run, 'last') or seq)
   local text = redis.call('GET', 'relaychat:text:' .. channel) or ''
   local thinking = redis.call('GET', 'relaychat:thinking:' .. channel) or ''
-  local snapshot = {text = text, thinking = thinking, seq = seq, done = cjson.decode(done_json)}
+  local done = cjson.decode(done_json)
+  if not owner or partial(run, since) then  -- lost, or not all of it kept
+    done = {reason = 'error', error = PARTIAL}
+    text, thinking, seq = '', '', 0
+  end
+  local snapshot = {text = text, thinking = thinking, seq = seq, done = done}
   redis.call('SET', 'relaychat:done:' .. channel, cjson.encode(snapshot), 'EX', ttl)
   redis.call('DEL', run, 'relaychat:text:' .. channel, 'relaychat:thinking:' .. channel)
   redis.call('ZREM', 'relaychat:leases', channel)
@@ -178,33 +207,43 @@ local function finish(channel, done_json, ttl)
   return last
 end
 """
+)
 
 # -1: another process ended the stream (and published its done); -2: the registry lost it (a
 # Redis restart): the owner still publishes its done, and the stream is ended here too (its
 # lease, which a renewal may have taken again, must not be reaped later: a second done); else
 # the last recorded seq.
 _RELEASE = (
-    _FINISH
+    _NOW_MS
+    + _RECOVERING
+    + _FINISH
     + """
+local _, since = recovering(tonumber(ARGV[5]))
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then
   if redis.call('EXISTS', 'relaychat:done:' .. ARGV[2]) == 1 then return -1 end
-  if redis.call('EXISTS', KEYS[1]) == 0 then finish(ARGV[2], ARGV[3], ARGV[4]) end
+  if redis.call('EXISTS', KEYS[1]) == 0 then finish(ARGV[2], ARGV[3], ARGV[4], since) end
   return -2
 end
-return finish(ARGV[2], ARGV[3], ARGV[4])
+return finish(ARGV[2], ARGV[3], ARGV[4], since)
 """
 )
 
 _REAP = (
-    _FINISH
-    + _NOW_MS
+    _NOW_MS
+    + _RECOVERING
+    + _FINISH
     + """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, ARGV[4])
 local out = {}
+local since = ''
+if #expired > 0 then
+  local _, now_since = recovering(tonumber(ARGV[5]))
+  since = now_since
+end
 for _, channel in ipairs(expired) do
   local lease = redis.call('HGET', 'relaychat:run:' .. channel, 'lease') or ''
   table.insert(out, channel)
-  table.insert(out, finish(channel, ARGV[3], ARGV[2]))
+  table.insert(out, finish(channel, ARGV[3], ARGV[2], since))
   table.insert(out, lease)
 end
 return out
@@ -225,7 +264,7 @@ _RENEW = (
     + """
 local lost, stops = {}, {}
 local expiry = now_ms() + tonumber(ARGV[1])
-recovering(tonumber(ARGV[2]))  -- notices a restart (sets `since`) as soon as may be
+local _, since = recovering(tonumber(ARGV[2]))  -- notices a restart as soon as may be
 for i = 3, #ARGV, 3 do
   local channel, lease, owner = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('EXISTS', 'relaychat:done:' .. channel) == 1 then
@@ -234,7 +273,12 @@ for i = 3, #ARGV, 3 do
     local run = 'relaychat:run:' .. channel
     if redis.call('EXISTS', run) == 0 then
       redis.call('HSET', run, 'lease', lease, 'owner', owner, 'seq', 0, 'partial', 1)
+      redis.call('HSET', run, 'since', since)
       redis.call('SADD', 'relaychat:owner:' .. owner, channel)
+    elseif partial(run, since) and not redis.call('HGET', run, 'partial') then
+      -- Restored from an older copy of the data: its record misses the chunks after the copy.
+      redis.call('HSET', run, 'seq', 0, 'partial', 1, 'since', since)
+      redis.call('DEL', 'relaychat:text:' .. channel, 'relaychat:thinking:' .. channel)
     end
     redis.call('ZADD', KEYS[1], expiry, channel)
     local left = 'relaychat:stop:' .. channel
@@ -324,7 +368,14 @@ class RedisStreams:
             f"{PREFIX}owner:{owner}",
             f"{PREFIX}stop:{channel}",
         ]
-        args: list[str | int] = [channel, lease, owner, max_per_owner, self._lease_ms]
+        args: list[str | int] = [
+            channel,
+            lease,
+            owner,
+            max_per_owner,
+            self._lease_ms,
+            self._recovery_ms,
+        ]
         # Known here before the claim lands, so that a stop arriving right after finds it.
         self._local[channel] = _Local(lease, owner, stop)
         try:
@@ -373,7 +424,13 @@ class RedisStreams:
         local = self._local.get(channel)
         if local is not None and local.lease == lease:
             del self._local[channel]
-        args: list[str | int] = [lease, channel, _done_json(done), FINISHED_TTL_SECONDS]
+        args: list[str | int] = [
+            lease,
+            channel,
+            _done_json(done),
+            FINISHED_TTL_SECONDS,
+            self._recovery_ms,
+        ]
         try:
             result = int(await self._release(keys=[_run(channel)], args=args))
         except RedisError as exc:
@@ -428,7 +485,13 @@ class RedisStreams:
         to reach Redis: the owners may not have renewed yet."""
         if time.monotonic() - self._failed_at < self._lease_seconds:
             return []
-        args: list[str | int] = [0, FINISHED_TTL_SECONDS, _done_json(done), limit]
+        args: list[str | int] = [
+            0,
+            FINISHED_TTL_SECONDS,
+            _done_json(done),
+            limit,
+            self._recovery_ms,
+        ]
         try:
             flat: list[Any] = await self._reap(keys=[LEASES], args=args)
         except RedisError as exc:
