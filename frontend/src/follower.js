@@ -11,6 +11,9 @@ import { ReceivedAnswer } from './received.js';
 
 /** How long a followed answer may be silent before the page asks whether it still runs. */
 export const SILENCE_MS = 15_000;
+/** After a snapshot that could not fill a gap, or a 503, the next one is asked this much later
+ * (then twice that, up to the silence): not once per chunk, which the gap makes each one. */
+export const RETRY_MS = 2_000;
 
 /**
  * `GET /api/streams/{id}`: the answer so far, and how it ended once it did.
@@ -52,6 +55,9 @@ export class AnswerFollower {
     this.ended = false;
     /** @type {ReturnType<typeof setTimeout> | undefined} */
     this.silenceTimer = undefined;
+    /** @type {ReturnType<typeof setTimeout> | undefined} the snapshot asked again, later */
+    this.retryTimer = undefined;
+    this.retryMs = RETRY_MS;
   }
 
   /**
@@ -113,7 +119,7 @@ export class AnswerFollower {
 
   /** Asks the backend for the answer so far and applies it; ends the answer if it is over. */
   async resume() {
-    if (this.ended || this.answer.resuming) return;
+    if (this.ended || this.answer.resuming || this.retryTimer !== undefined) return;
     this.answer.beginResume();
     /** @type {StreamSnapshot} */
     let snapshot;
@@ -121,11 +127,15 @@ export class AnswerFollower {
       snapshot = await this.readSnapshot();
     } catch (error) {
       if (this.ended) return;
-      this.answer.abandonResume();
       // 503: the backend is there but cannot tell right now (a shared registry unreachable, or
       // rebuilt after a Redis restart); the answer may well be running, and a `done` that came
-      // before all its chunks may still be completed: ask again at the next silence.
-      if (/** @type {{status?: unknown}} */ (error)?.status === 503) return;
+      // before all its chunks may still be completed: ask again a little later.
+      if (/** @type {{status?: unknown}} */ (error)?.status === 503) {
+        this.answer.pauseResume();
+        this.retryLater();
+        return;
+      }
+      this.answer.abandonResume();
       this.finish(
         this.pendingDone
           ? { reason: 'lost', error: `part of it could not be recovered (${nobodyAnswers(error).error})` }
@@ -134,10 +144,31 @@ export class AnswerFollower {
       return;
     }
     if (this.ended) return;
-    this.answer.resumeFrom(snapshot);
+    const whole = this.answer.resumeFrom(snapshot);
     this.show(this.answer);
-    if (snapshot.done) this.finish(snapshot.done);
-    else if (this.pendingDone && this.answer.hasAllUpTo(this.pendingDone.seq)) this.finish(this.pendingDone.outcome);
+    const pending = this.pendingDone;
+    if (pending && whole && this.answer.hasAllUpTo(pending.seq)) {
+      this.finish(pending.outcome);
+    } else if (snapshot.done && whole && !pending) {
+      this.finish(snapshot.done);
+    } else if (snapshot.done) {
+      // It ended, and chunks this page does not have are in neither the channel nor the
+      // snapshot: what is shown is not the whole answer, whatever the ending says.
+      const why = snapshot.done.error ? ` (${snapshot.done.error})` : '';
+      this.finish({ reason: 'lost', error: `part of it could not be recovered${why}` });
+    } else if (!whole) {
+      this.retryLater(); // the snapshot lacks the gap yet (its record was rebuilt): later
+    }
+  }
+
+  /** Asks for the snapshot again after a while (longer each time, up to the silence). */
+  retryLater() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.resume();
+    }, this.retryMs);
+    this.retryMs = Math.min(this.retryMs * 2, this.silenceMs);
   }
 
   /** @param {Outcome} outcome */
@@ -145,6 +176,7 @@ export class AnswerFollower {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.silenceTimer);
+    clearTimeout(this.retryTimer);
     this.onEnd(outcome);
   }
 }

@@ -112,6 +112,11 @@ export class ReceivedAnswer {
     this.held.clear();
   }
 
+  /** No snapshot for now (ask again later): what is shown stays, held chunks are kept. */
+  pauseResume() {
+    this.resuming = false;
+  }
+
   /** @param {Chunk} chunk */
   append(chunk) {
     if (chunk.phase === 'thinking') this.thinking += chunk.text;

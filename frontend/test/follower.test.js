@@ -187,3 +187,40 @@ test('a 503 from the snapshot (the registry unreachable) is asked again, not tak
   assert.equal(asked(), 2);
   assert.deepEqual(ends, []);
 });
+
+test('a snapshot that ended but cannot fill the gap ends the answer as lost, not as it says', async () => {
+  const partial = 'part of this answer was lost when the streams registry restarted';
+  const { follower, ends, shown } = follow([
+    { text: '', thinking: '', seq: 0, done: { reason: 'error', error: partial } },
+  ]);
+  follower.publication(chunk(1, 'a'));
+  follower.publication(chunk(5, 'e')); // chunks 2-4 were lost with the registry's record
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 5 });
+  await settle();
+  assert.equal(shown.at(-1), 'a');
+  assert.deepEqual(ends, [{ reason: 'lost', error: `part of it could not be recovered (${partial})` }]);
+});
+
+test('a gap asks for the snapshot again later, not once per chunk, and keeps what it holds', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends, shown, asked } = follow([
+    new HttpError(503, 'the streams registry is being rebuilt after a restart; try again in a few seconds'),
+    { text: '', thinking: '', seq: 0, done: null }, // its record rebuilt: no gap filled yet
+    { text: 'ab', thinking: '', seq: 2, done: null },
+  ]);
+  follower.publication(chunk(1, 'a'));
+  for (const seq of [3, 4, 5]) follower.publication(chunk(seq, String.fromCharCode(96 + seq)));
+  await settle();
+  assert.equal(asked(), 1); // the 503: again in 2 s, not at each chunk
+  t.mock.timers.tick(2_000);
+  await settle();
+  assert.equal(asked(), 2); // no gap filled: again in 4 s
+  follower.publication(chunk(6, 'f'));
+  await settle();
+  assert.equal(asked(), 2);
+  t.mock.timers.tick(4_000);
+  await settle();
+  assert.equal(asked(), 3);
+  assert.equal(shown.at(-1), 'abcdef'); // every chunk held meanwhile, none lost
+  assert.deepEqual(ends, []);
+});
