@@ -76,9 +76,7 @@ end
 # Whether streams may be running that Redis does not know (see the module's docstring), for
 # `window_ms` after a process first sees this Redis server (its run id) without `since` or with
 # another server's. A brand-new Redis counts too: nothing can tell it from one that lost its
-# data, and nothing runs there yet anyway. Second value: `since` itself, which each running
-# stream keeps from its claim on: a stream with another (restored from an older copy of the
-# data) has an old snapshot.
+# data, and nothing runs there yet anyway.
 _RECOVERING = """
 local function recovering(window_ms)
   local now = now_ms()
@@ -89,19 +87,10 @@ local function recovering(window_ms)
   local ok, info = pcall(redis.call, 'INFO', 'server')
   local id = ok and string.match(info, 'run_id:(%x+)') or seen_id or '0'
   if seen_id ~= id then
-    since = id .. ' ' .. now
-    redis.call('SET', 'relaychat:since', since)
-    return true, since
+    redis.call('SET', 'relaychat:since', id .. ' ' .. now)
+    return true
   end
-  return now - tonumber(seen_at) < window_ms, since
-end
-
--- Whether the stream's record cannot give its whole answer: taken back after a loss, or kept
--- from before the Redis data it is in now began (an older copy of the data restored).
-local function partial(run, since)
-  if redis.call('HGET', run, 'partial') then return true end
-  local kept = redis.call('HGET', run, 'since')
-  return kept and kept ~= since
+  return now - tonumber(seen_at) < window_ms
 end
 """
 
@@ -111,8 +100,6 @@ _SNAPSHOT = (
     + """
 local seq = redis.call('HGET', KEYS[1], 'seq')
 if seq then
-  local _, since = recovering(tonumber(ARGV[1]))
-  if partial(KEYS[1], since) then return {'run', '0', '', ''} end
   return {'run', seq, redis.call('GET', KEYS[2]) or '', redis.call('GET', KEYS[3]) or ''}
 end
 local finished = redis.call('GET', KEYS[4])
@@ -141,14 +128,12 @@ return 'none'
 
 _CLAIM = (
     _NOW_MS
-    + _RECOVERING
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'busy' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'used' end
 local max = tonumber(ARGV[4])
 if max > 0 and redis.call('SCARD', KEYS[4]) >= max then return 'too_many' end
-local _, since = recovering(tonumber(ARGV[6]))
-redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'owner', ARGV[3], 'seq', 0, 'since', since)
+redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'owner', ARGV[3], 'seq', 0)
 redis.call('ZADD', KEYS[3], now_ms() + tonumber(ARGV[5]), ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('DEL', KEYS[5])  -- a stop left for an earlier stream here is not this one's
@@ -158,9 +143,11 @@ return 'ok'
 
 # 1: recorded, or nothing to record into (the registry lost the stream: Redis restarted without
 # its data); 0: another process ended the stream (its finished snapshot exists): stop it. A
-# stream taken back after such a loss (`partial`) keeps only its last seq, for its `done`: its
-# snapshot stays empty at seq 0, as text from chunk n on with `seq` n+k would be taken by
-# readers for the whole answer (protocol: the snapshot's text is chunks 1..seq).
+# stream whose record has a hole (`partial`: taken back after such a loss, or a chunk that is not
+# the one after the last recorded: one was never recorded, Redis being unreachable then, or its
+# data came back from an older copy) keeps only its last seq, for its `done`: its snapshot
+# stays empty at seq 0, as text with a hole in it and `seq` n would be taken by readers for
+# chunks 1..n (protocol), and its finished snapshot says part of it was lost (`_FINISH`).
 _RECORD = """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then
   if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
@@ -168,6 +155,11 @@ if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then
 end
 if redis.call('HGET', KEYS[1], 'partial') then
   redis.call('HSET', KEYS[1], 'last', ARGV[2])
+  return 1
+end
+if tonumber(ARGV[2]) ~= tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') + 1 then
+  redis.call('HSET', KEYS[1], 'partial', 1, 'seq', 0, 'last', ARGV[2])
+  redis.call('DEL', KEYS[2], KEYS[3])
   return 1
 end
 redis.call('HSET', KEYS[1], 'seq', ARGV[2])
@@ -187,7 +179,7 @@ return 1
 _FINISH = (
     f"local PARTIAL = '{PARTIAL_ERROR}'\n"
     + """
-local function finish(channel, done_json, ttl, since)
+local function finish(channel, done_json, ttl)
   local run = 'relaychat:run:' .. channel
   local owner = redis.call('HGET', run, 'owner')
   local seq = tonumber(redis.call('HGET', run, 'seq') or '0')
@@ -195,7 +187,7 @@ local function finish(channel, done_json, ttl, since)
   local text = redis.call('GET', 'relaychat:text:' .. channel) or ''
   local thinking = redis.call('GET', 'relaychat:thinking:' .. channel) or ''
   local done = cjson.decode(done_json)
-  if not owner or partial(run, since) then  -- lost, or not all of it kept
+  if not owner or redis.call('HGET', run, 'partial') then  -- lost, or not all of it recorded
     done = {reason = 'error', error = PARTIAL}
     text, thinking, seq = '', '', 0
   end
@@ -214,36 +206,27 @@ end
 # lease, which a renewal may have taken again, must not be reaped later: a second done); else
 # the last recorded seq.
 _RELEASE = (
-    _NOW_MS
-    + _RECOVERING
-    + _FINISH
+    _FINISH
     + """
-local _, since = recovering(tonumber(ARGV[5]))
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then
   if redis.call('EXISTS', 'relaychat:done:' .. ARGV[2]) == 1 then return -1 end
-  if redis.call('EXISTS', KEYS[1]) == 0 then finish(ARGV[2], ARGV[3], ARGV[4], since) end
+  if redis.call('EXISTS', KEYS[1]) == 0 then finish(ARGV[2], ARGV[3], ARGV[4]) end
   return -2
 end
-return finish(ARGV[2], ARGV[3], ARGV[4], since)
+return finish(ARGV[2], ARGV[3], ARGV[4])
 """
 )
 
 _REAP = (
-    _NOW_MS
-    + _RECOVERING
-    + _FINISH
+    _FINISH
+    + _NOW_MS
     + """
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, ARGV[4])
 local out = {}
-local since = ''
-if #expired > 0 then
-  local _, now_since = recovering(tonumber(ARGV[5]))
-  since = now_since
-end
 for _, channel in ipairs(expired) do
   local lease = redis.call('HGET', 'relaychat:run:' .. channel, 'lease') or ''
   table.insert(out, channel)
-  table.insert(out, finish(channel, ARGV[3], ARGV[2], since))
+  table.insert(out, finish(channel, ARGV[3], ARGV[2]))
   table.insert(out, lease)
 end
 return out
@@ -264,7 +247,7 @@ _RENEW = (
     + """
 local lost, stops = {}, {}
 local expiry = now_ms() + tonumber(ARGV[1])
-local _, since = recovering(tonumber(ARGV[2]))  -- notices a restart as soon as may be
+recovering(tonumber(ARGV[2]))  -- notices a restart (sets `since`) as soon as may be
 for i = 3, #ARGV, 3 do
   local channel, lease, owner = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if redis.call('EXISTS', 'relaychat:done:' .. channel) == 1 then
@@ -273,12 +256,7 @@ for i = 3, #ARGV, 3 do
     local run = 'relaychat:run:' .. channel
     if redis.call('EXISTS', run) == 0 then
       redis.call('HSET', run, 'lease', lease, 'owner', owner, 'seq', 0, 'partial', 1)
-      redis.call('HSET', run, 'since', since)
       redis.call('SADD', 'relaychat:owner:' .. owner, channel)
-    elseif partial(run, since) and not redis.call('HGET', run, 'partial') then
-      -- Restored from an older copy of the data: its record misses the chunks after the copy.
-      redis.call('HSET', run, 'seq', 0, 'partial', 1, 'since', since)
-      redis.call('DEL', 'relaychat:text:' .. channel, 'relaychat:thinking:' .. channel)
     end
     redis.call('ZADD', KEYS[1], expiry, channel)
     local left = 'relaychat:stop:' .. channel
@@ -374,7 +352,6 @@ class RedisStreams:
             owner,
             max_per_owner,
             self._lease_ms,
-            self._recovery_ms,
         ]
         # Known here before the claim lands, so that a stop arriving right after finds it.
         self._local[channel] = _Local(lease, owner, stop)
@@ -424,13 +401,7 @@ class RedisStreams:
         local = self._local.get(channel)
         if local is not None and local.lease == lease:
             del self._local[channel]
-        args: list[str | int] = [
-            lease,
-            channel,
-            _done_json(done),
-            FINISHED_TTL_SECONDS,
-            self._recovery_ms,
-        ]
+        args: list[str | int] = [lease, channel, _done_json(done), FINISHED_TTL_SECONDS]
         try:
             result = int(await self._release(keys=[_run(channel)], args=args))
         except RedisError as exc:
@@ -485,13 +456,7 @@ class RedisStreams:
         to reach Redis: the owners may not have renewed yet."""
         if time.monotonic() - self._failed_at < self._lease_seconds:
             return []
-        args: list[str | int] = [
-            0,
-            FINISHED_TTL_SECONDS,
-            _done_json(done),
-            limit,
-            self._recovery_ms,
-        ]
+        args: list[str | int] = [0, FINISHED_TTL_SECONDS, _done_json(done), limit]
         try:
             flat: list[Any] = await self._reap(keys=[LEASES], args=args)
         except RedisError as exc:

@@ -520,3 +520,39 @@ async def test_a_stream_restored_from_an_older_copy_of_the_data_has_no_snapshot_
     assert await second.snapshot(CHANNEL) == Snapshot("", "", 0)  # not "a c" as chunks 1..3
     assert await first.release(CHANNEL, lease, Done("complete"))
     assert await second.snapshot(CHANNEL) == Snapshot("", "", 0, PARTIAL)
+
+
+async def test_a_stream_whose_data_came_back_whole_keeps_its_snapshot(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """A restart that kept all of the data (a copy saved after the last chunk) costs nothing."""
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await first.record([(CHANNEL, lease, Chunk("a ", seq=1))])
+    raw = connect(redis_server.url)
+    try:
+        await raw.save()
+    finally:
+        await raw.aclose()
+    await _restart(redis_server)
+    await first.record([(CHANNEL, lease, Chunk("b", seq=2))])
+
+    assert await second.snapshot(CHANNEL) == Snapshot("a b", "", 2)
+    assert await first.release(CHANNEL, lease, Done("complete"))
+    assert await second.snapshot(CHANNEL) == Snapshot("a b", "", 2, Done("complete"))
+
+
+async def test_a_chunk_that_was_never_recorded_leaves_no_snapshot_with_a_hole(
+    two: tuple[RedisStreams, RedisStreams],
+) -> None:
+    """Regression (found with the cluster probe's): a chunk published while Redis could not be
+    reached is not recorded (the answer goes on); the next one recorded was appended after the
+    hole, and the snapshot gave that text as chunks 1..seq."""
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await first.record([(CHANNEL, lease, Chunk("a ", seq=1))])
+    await first.record([(CHANNEL, lease, Chunk("c", seq=3))])  # 2 never reached Redis
+
+    assert await second.snapshot(CHANNEL) == Snapshot("", "", 0)
+    assert await first.release(CHANNEL, lease, Done("complete"))
+    assert await second.snapshot(CHANNEL) == Snapshot("", "", 0, PARTIAL)
