@@ -156,8 +156,11 @@ export class AnswerFollower {
       // snapshot: what is shown is not the whole answer, whatever the ending says.
       const why = snapshot.done.error ? ` (${snapshot.done.error})` : '';
       this.finish({ reason: 'lost', error: `part of it could not be recovered${why}` });
-    } else if (!whole) {
-      this.retryLater(); // the snapshot lacks the gap yet (its record was rebuilt): later
+    } else if (!whole || pending) {
+      // The snapshot lacks the gap, or the chunks before the `done`, yet: ask again later.
+      this.retryLater();
+    } else {
+      this.retryMs = RETRY_MS; // caught up: a later gap starts again from the first delay
     }
   }
 

@@ -224,3 +224,20 @@ test('a gap asks for the snapshot again later, not once per chunk, and keeps wha
   assert.equal(shown.at(-1), 'abcdef'); // every chunk held meanwhile, none lost
   assert.deepEqual(ends, []);
 });
+
+test('a done whose chunks the running snapshot lacks yet is asked again later', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends, asked } = follow([
+    { text: 'a', thinking: '', seq: 1, done: null }, // the record not there yet
+    { text: 'ab', thinking: '', seq: 2, done: { reason: 'complete', error: '' } },
+  ]);
+  follower.publication(chunk(1, 'a'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 2 }); // chunk 2 missed
+  await settle();
+  assert.equal(asked(), 1);
+  assert.deepEqual(ends, []);
+  t.mock.timers.tick(2_000);
+  await settle();
+  assert.equal(asked(), 2);
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
+});
