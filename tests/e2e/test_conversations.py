@@ -164,3 +164,6 @@ async def test_a_conversation_deleted_in_another_tab_while_it_streams_is_gone_he
     await page.locator(FINISHED).wait_for()
     await expect(other.locator(LIST)).to_have_text(["hello"])
     assert [c["title"] for c in await stored_conversations(page)] == ["hello"]
+    # Both tabs stop the answer (either may be the only one following it): one cancel may
+    # come second and find nothing running (404), which the page takes as done.
+    console_errors.expect("404")
