@@ -346,13 +346,7 @@ class RedisStreams:
             f"{PREFIX}owner:{owner}",
             f"{PREFIX}stop:{channel}",
         ]
-        args: list[str | int] = [
-            channel,
-            lease,
-            owner,
-            max_per_owner,
-            self._lease_ms,
-        ]
+        args: list[str | int] = [channel, lease, owner, max_per_owner, self._lease_ms]
         # Known here before the claim lands, so that a stop arriving right after finds it.
         self._local[channel] = _Local(lease, owner, stop)
         try:

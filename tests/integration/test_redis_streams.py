@@ -39,20 +39,39 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
+@contextlib.asynccontextmanager
+async def _process(redis_server: RedisServer, lease_seconds: float) -> AsyncIterator[RedisStreams]:
+    """One process's registry, with a client of its own (not started: `start` listens and
+    renews); closed at the end."""
+    client = connect(redis_server.url)
+    registry = RedisStreams(client, lease_seconds=lease_seconds)
+    try:
+        yield registry
+    finally:
+        await registry.aclose()
+        await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _two_processes(
+    redis_server: RedisServer, lease_seconds: float
+) -> AsyncIterator[tuple[RedisStreams, RedisStreams]]:
+    async with (
+        _process(redis_server, lease_seconds) as first,
+        _process(redis_server, lease_seconds) as second,
+    ):
+        await first.start()
+        await second.start()
+        yield first, second
+
+
 @pytest.fixture
 async def two(redis_server: RedisServer) -> AsyncIterator[tuple[RedisStreams, RedisStreams]]:
     """Two processes' registries; leases of 0.3 s so that expiry is quick to see. Yielded once
     a new Redis's recovery window (two leases) is over, as for a Redis up for a while."""
-    clients: list[Redis] = [connect(redis_server.url), connect(redis_server.url)]
-    registries = [RedisStreams(client, lease_seconds=0.3) for client in clients]
-    for registry in registries:
-        await registry.start()
-    assert await _snapshot_once_known(registries[0], "stream:neverrun#u_0") is None
-    yield registries[0], registries[1]
-    for registry in registries:
-        await registry.aclose()
-    for client in clients:
-        await client.aclose()
+    async with _two_processes(redis_server, 0.3) as (first, second):
+        assert await _snapshot_once_known(first, "stream:neverrun#u_0") is None
+        yield first, second
 
 
 def nothing(done: Done) -> None:
@@ -170,11 +189,8 @@ async def test_a_stream_whose_lease_was_reaped_elsewhere_is_stopped_here(
     first, second = two
     stopped: asyncio.Queue[Done] = asyncio.Queue()
     lease = await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
-    raw = connect(redis_server.url)
-    try:
+    async with _raw(redis_server) as raw:
         await raw.zadd("relaychat:leases", {CHANNEL: 0})  # its lease ran out, as in an outage
-    finally:
-        await raw.aclose()
     assert await second.reap_expired(GONE) == [(CHANNEL, 0, lease)]
 
     assert (await asyncio.wait_for(stopped.get(), 2)).reason == "error"
@@ -182,14 +198,11 @@ async def test_a_stream_whose_lease_was_reaped_elsewhere_is_stopped_here(
 
 
 async def _lose_redis_data_and_wait_for_the_renewal(redis_server: RedisServer) -> None:
-    raw = connect(redis_server.url)
-    try:
+    async with _raw(redis_server) as raw:
         await raw.flushall()  # as a restarted in-memory Redis
         async with asyncio.timeout(2):  # the next renewal (every 0.1 s) takes the stream again
             while await raw.zscore("relaychat:leases", CHANNEL) is None:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
-    finally:
-        await raw.aclose()
 
 
 async def test_a_redis_that_lost_its_data_does_not_cost_a_running_stream_its_done(
@@ -252,9 +265,7 @@ async def test_a_stream_released_after_redis_lost_its_data_is_not_reaped_later(
     if renewed_first:
         await _lose_redis_data_and_wait_for_the_renewal(redis_server)
     else:
-        raw = connect(redis_server.url)
-        await raw.flushall()
-        await raw.aclose()
+        await _flush(redis_server)
 
     assert await first.release(CHANNEL, lease, Done("complete"))  # its done goes out
     await asyncio.sleep(0.6)  # two leases' time, several renewals
@@ -270,11 +281,8 @@ async def test_an_owner_whose_stream_was_ended_elsewhere_learns_it_when_recordin
 ) -> None:
     first, second = two
     lease = await first.claim(CHANNEL, nothing, owner="u_1")
-    raw = connect(redis_server.url)
-    try:
+    async with _raw(redis_server) as raw:
         await raw.zadd("relaychat:leases", {CHANNEL: 0})
-    finally:
-        await raw.aclose()
     await second.reap_expired(GONE)
     assert await first.record([(CHANNEL, lease, Chunk("late", seq=1))]) == [False]
 
@@ -341,17 +349,10 @@ async def test_the_first_calls_after_a_redis_restart_do_not_fail(
 
 @pytest.fixture
 async def slow(redis_server: RedisServer) -> AsyncIterator[tuple[RedisStreams, RedisStreams]]:
-    """Two processes' registries with leases of 3 s: a recovery window (one lease) long
+    """Two processes' registries with leases of 3 s: a recovery window (two leases) long
     enough to look into deterministically; renewals every second."""
-    clients: list[Redis] = [connect(redis_server.url), connect(redis_server.url)]
-    registries = [RedisStreams(client, lease_seconds=3) for client in clients]
-    for registry in registries:
-        await registry.start()
-    yield registries[0], registries[1]
-    for registry in registries:
-        await registry.aclose()
-    for client in clients:
-        await client.aclose()
+    async with _two_processes(redis_server, 3) as processes:
+        yield processes
 
 
 async def _snapshot_once_known(registry: RedisStreams, channel: str) -> Snapshot | None:
@@ -374,11 +375,7 @@ async def test_right_after_redis_lost_its_data_a_stream_it_does_not_know_may_be_
     first, second = slow
     stopped: asyncio.Queue[Done] = asyncio.Queue()
     await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
-    raw = connect(redis_server.url)
-    try:
-        await raw.flushall()  # as a restarted in-memory Redis
-    finally:
-        await raw.aclose()
+    await _flush(redis_server)
 
     with pytest.raises(StreamsRecovering):
         await second.snapshot(OTHER)  # nobody can tell yet whether it runs
@@ -395,10 +392,8 @@ async def test_a_stop_asked_while_redis_recovers_reaches_an_owner_not_listening_
     also left in Redis, where the owner's next renewal finds it. Here the owner only starts
     listening (and renewing) after the stop was published."""
     _, second = two
-    client = connect(redis_server.url)
-    owner = RedisStreams(client, lease_seconds=0.3)
     stopped: asyncio.Queue[Done] = asyncio.Queue()
-    try:
+    async with _process(redis_server, 0.3) as owner:
         await owner.claim(CHANNEL, stopped.put_nowait, owner="u_1")
         await _flush(redis_server)
         assert await second.stop(CHANNEL, Done("cancelled"))  # nobody can tell yet: 202
@@ -406,9 +401,6 @@ async def test_a_stop_asked_while_redis_recovers_reaches_an_owner_not_listening_
         await owner.start()
         async with asyncio.timeout(5):  # its first renewal brings it
             assert await stopped.get() == Done("cancelled")
-    finally:
-        await owner.aclose()
-        await client.aclose()
 
 
 async def test_a_stop_left_in_redis_does_not_stop_a_later_stream_on_the_channel(
@@ -419,16 +411,11 @@ async def test_a_stop_left_in_redis_does_not_stop_a_later_stream_on_the_channel(
     _, second = two
     await _flush(redis_server)
     assert await second.stop(OTHER, Done("cancelled"))  # recovering: left in Redis
-    client = connect(redis_server.url)
-    owner = RedisStreams(client, lease_seconds=0.3)  # not listening: renewals only
     stopped: asyncio.Queue[Done] = asyncio.Queue()
-    try:
+    async with _process(redis_server, 0.3) as owner:  # not listening when the stop was sent
         await owner.claim(OTHER, stopped.put_nowait, owner="u_1")
         await owner.start()
         await _snapshot_once_known(second, "stream:neverrun#u_0")  # the window (6 renewals)
-    finally:
-        await owner.aclose()
-        await client.aclose()
 
     assert stopped.empty()
 
@@ -452,15 +439,10 @@ async def test_a_process_starting_right_after_redis_lost_its_data_does_not_hide_
     """Regression (review): a process that started then took the missing `since` for a new
     Redis, so the others' running streams were "none" (404) until renewed."""
     await _flush(redis_server)
-    client = connect(redis_server.url)
-    third = RedisStreams(client, lease_seconds=0.3)
-    try:
+    async with _process(redis_server, 0.3) as third:
         await third.start()
         with pytest.raises(StreamsRecovering):
             await third.snapshot(OTHER)
-    finally:
-        await third.aclose()
-        await client.aclose()
 
 
 async def test_a_redis_restarted_with_an_older_copy_of_its_data_is_recovering_too(
@@ -470,11 +452,8 @@ async def test_a_redis_restarted_with_an_older_copy_of_its_data_is_recovering_to
     (or a failover to a replica behind) has `since`, and it was not noticed: the stream was
     "none" (404) until renewed. Its run id differs."""
     first, second = two
-    raw = connect(redis_server.url)
-    try:
+    async with _raw(redis_server) as raw:
         await raw.save()  # dump.rdb, loaded at the next start
-    finally:
-        await raw.aclose()
     await first.claim(CHANNEL, nothing, owner="u_1")
     await _restart(redis_server)
 
@@ -490,13 +469,20 @@ async def test_a_channel_redis_does_not_know_is_none_again_a_lease_after_the_los
     assert await _snapshot_once_known(second, OTHER) is None
 
 
-async def _flush(redis_server: RedisServer) -> None:
-    """All of Redis's data gone, as after a restart of an in-memory Redis."""
+@contextlib.asynccontextmanager
+async def _raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """A client of the test's own, straight to Redis."""
     raw = connect(redis_server.url)
     try:
-        await raw.flushall()
+        yield raw
     finally:
         await raw.aclose()
+
+
+async def _flush(redis_server: RedisServer) -> None:
+    """All of Redis's data gone, as after a restart of an in-memory Redis."""
+    async with _raw(redis_server) as raw:
+        await raw.flushall()
 
 
 async def test_a_stream_restored_from_an_older_copy_of_the_data_has_no_snapshot_with_a_hole(
@@ -508,11 +494,8 @@ async def test_a_stream_restored_from_an_older_copy_of_the_data_has_no_snapshot_
     first, second = two
     lease = await first.claim(CHANNEL, nothing, owner="u_1")
     await first.record([(CHANNEL, lease, Chunk("a ", seq=1))])
-    raw = connect(redis_server.url)
-    try:
+    async with _raw(redis_server) as raw:
         await raw.save()  # dump.rdb, loaded at the next start
-    finally:
-        await raw.aclose()
     await first.record([(CHANNEL, lease, Chunk("b ", seq=2))])  # not in the copy
     await _restart(redis_server)
     await first.record([(CHANNEL, lease, Chunk("c", seq=3))])
@@ -529,11 +512,8 @@ async def test_a_stream_whose_data_came_back_whole_keeps_its_snapshot(
     first, second = two
     lease = await first.claim(CHANNEL, nothing, owner="u_1")
     await first.record([(CHANNEL, lease, Chunk("a ", seq=1))])
-    raw = connect(redis_server.url)
-    try:
+    async with _raw(redis_server) as raw:
         await raw.save()
-    finally:
-        await raw.aclose()
     await _restart(redis_server)
     await first.record([(CHANNEL, lease, Chunk("b", seq=2))])
 
