@@ -92,9 +92,19 @@ class Follower(SubscriptionEventHandler):
         self.first = asyncio.Event()
         self._moved = asyncio.Event()
         self.position = StreamPosition(offset=0, epoch="")
+        self.states_asked = 0  # times centrifuge-python asked `last_position`
 
     async def last_position(self, channel: str) -> StreamPosition:
-        """A `get_state` for centrifuge-python: recover from the last publication seen."""
+        """A `get_state` for centrifuge-python. It is asked on the first subscribe (read the
+        channel from its start), and again only when the server refused to recover from the
+        position it was given (error 112: a new epoch, after a Centrifugo restart); then, like
+        a page told `recovered: false`, the reader fills what it missed from the snapshot and
+        reads the new history from its start (what it already has is skipped by `seq`).
+        Handing back the stale position instead is refused again, for ever."""
+        self.states_asked += 1
+        if self.states_asked > 1:
+            await self.resume()
+            self.position = StreamPosition(offset=0, epoch="")
         return self.position
 
     async def on_publication(self, ctx: PublicationContext) -> None:

@@ -86,6 +86,9 @@ async def test_a_centrifugo_restart_mid_answer_loses_and_repeats_nothing(
 
         await assert_exact(followers)
         assert sum(follower.resumes for _, follower in followers) > 0  # the snapshot was needed
+        # and each reader follows the channel live again: its `done` came as a publication, not
+        # only through the snapshot asked after a silence
+        assert [follower.done_publications for _, follower in followers] == [1] * len(followers)
 
 
 async def test_readers_arriving_after_a_restart_lose_nothing(faulty: Faulty) -> None:
