@@ -14,6 +14,10 @@ export const SILENCE_MS = 15_000;
 /** After a snapshot that could not fill a gap, or a 503, the next one is asked this much later
  * (then twice that, up to the silence): not once per chunk, which the gap makes each one. */
 export const RETRY_MS = 2_000;
+/** How long a `done` that came before all its chunks may wait for them (the snapshot asked
+ * meanwhile, as above) before the answer ends as partly lost: the backend has stopped answering
+ * it, and the registry that would fill the gap may stay unreachable. */
+export const PENDING_DONE_MS = 60_000;
 
 /**
  * `GET /api/streams/{id}`: the answer so far, and how it ended once it did.
@@ -27,6 +31,7 @@ export const RETRY_MS = 2_000;
  * @property {(answer: ReceivedAnswer) => void} show  the answer changed
  * @property {(outcome: Outcome) => void} end  called once, when the answer is over
  * @property {number} [silenceMs]
+ * @property {number} [pendingDoneMs]
  */
 
 /** @param {unknown} error */
@@ -44,7 +49,7 @@ function nobodyAnswers(error) {
 
 export class AnswerFollower {
   /** @param {FollowerEdges} edges */
-  constructor({ readSnapshot, show, end, silenceMs = SILENCE_MS }) {
+  constructor({ readSnapshot, show, end, silenceMs = SILENCE_MS, pendingDoneMs = PENDING_DONE_MS }) {
     this.readSnapshot = readSnapshot;
     this.show = show;
     this.onEnd = end;
@@ -58,6 +63,9 @@ export class AnswerFollower {
     /** @type {ReturnType<typeof setTimeout> | undefined} the snapshot asked again, later */
     this.retryTimer = undefined;
     this.retryMs = RETRY_MS;
+    this.pendingDoneMs = pendingDoneMs;
+    /** time the pending `done` has waited on retries */
+    this.pendingWaitedMs = 0;
   }
 
   /**
@@ -132,7 +140,12 @@ export class AnswerFollower {
       // before all its chunks may still be completed: ask again a little later.
       if (/** @type {{status?: unknown}} */ (error)?.status === 503) {
         this.answer.pauseResume();
-        this.retryLater();
+        if (this.waitedTooLong()) {
+          const message = error instanceof Error ? error.message : String(error);
+          this.finish({ reason: 'lost', error: `part of it could not be recovered (${message})` });
+        } else {
+          this.retryLater();
+        }
         return;
       }
       this.answer.abandonResume();
@@ -158,14 +171,24 @@ export class AnswerFollower {
       this.finish({ reason: 'lost', error: `part of it could not be recovered${why}` });
     } else if (!whole || pending) {
       // The snapshot lacks the gap, or the chunks before the `done`, yet: ask again later.
-      this.retryLater();
+      if (this.waitedTooLong()) {
+        this.finish({ reason: 'lost', error: 'part of it could not be recovered (the server does not have it)' });
+      } else {
+        this.retryLater();
+      }
     } else {
       this.retryMs = RETRY_MS; // caught up: a later gap starts again from the first delay
     }
   }
 
+  /** A `done` waits for chunks, and has waited long enough. */
+  waitedTooLong() {
+    return this.pendingDone !== null && this.pendingWaitedMs >= this.pendingDoneMs;
+  }
+
   /** Asks for the snapshot again after a while (longer each time, up to the silence). */
   retryLater() {
+    if (this.pendingDone) this.pendingWaitedMs += this.retryMs;
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

@@ -241,3 +241,41 @@ test('a done whose chunks the running snapshot lacks yet is asked again later', 
   assert.equal(asked(), 2);
   assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
 });
+
+test('a done that lacks chunks while the snapshot keeps answering 503 ends as partly lost after a minute', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const unreachable = 'the streams registry cannot be reached right now';
+  const { follower, ends, shown, asked } = follow(
+    Array.from({ length: 20 }, () => new HttpError(503, unreachable)),
+  );
+  follower.publication(chunk(1, 'a'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 2 }); // chunk 2 missed
+  await settle();
+  let waited = 0;
+  while (ends.length === 0 && waited < 120_000) {
+    t.mock.timers.tick(1_000);
+    waited += 1_000;
+    await settle();
+  }
+  assert.ok(waited >= 60_000, `ended after ${waited} ms`);
+  assert.ok(waited <= 75_000, `ended after ${waited} ms`);
+  assert.ok(asked() >= 5 && asked() <= 9, `${asked()} snapshots asked`); // 2, 4, 8, 15, 15... s apart
+  assert.equal(shown.at(-1), 'a');
+  assert.deepEqual(ends, [{ reason: 'lost', error: `part of it could not be recovered (${unreachable})` }]);
+});
+
+test('an answer still running keeps asking through 503s: only a done waits for a bound', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends, asked } = follow(
+    Array.from({ length: 20 }, () => new HttpError(503, 'the streams registry cannot be reached right now')),
+  );
+  follower.publication(chunk(1, 'a'));
+  follower.publication(chunk(3, 'c')); // a gap, no done: the answer may well be running
+  await settle();
+  for (let second = 0; second < 150; second += 1) {
+    t.mock.timers.tick(1_000);
+    await settle();
+  }
+  assert.ok(asked() >= 10, `${asked()} snapshots asked`);
+  assert.deepEqual(ends, []);
+});
