@@ -291,6 +291,17 @@ class _Local:
     claimed: bool = False
 
 
+@dataclass
+class _Releasing:
+    """A stream that ended here while Redis could not be reached: its `done` went out, and its
+    record is finished at the next renewal that reaches Redis (its lease kept alive meanwhile),
+    not reaped later as if this process had died."""
+
+    lease: str
+    owner: str
+    done: Done
+
+
 class RedisStreams:
     def __init__(self, redis: Redis, *, lease_seconds: float = LEASE_SECONDS) -> None:
         self._redis = redis
@@ -298,6 +309,7 @@ class RedisStreams:
         self._recovery_ms = int(RECOVERY_LEASES * lease_seconds * 1000)
         self._lease_seconds = lease_seconds
         self._local: dict[str, _Local] = {}
+        self._releasing: dict[str, _Releasing] = {}
         self._claim = redis.register_script(_CLAIM)
         self._record = redis.register_script(_RECORD)
         self._release = redis.register_script(_RELEASE)
@@ -395,11 +407,16 @@ class RedisStreams:
         local = self._local.get(channel)
         if local is not None and local.lease == lease:
             del self._local[channel]
-        args: list[str | int] = [lease, channel, _done_json(done), FINISHED_TTL_SECONDS]
         try:
-            result = int(await self._release(keys=[_run(channel)], args=args))
+            return await self._finish_run(channel, lease, done)
         except RedisError as exc:
+            if local is not None and local.lease == lease:  # finished by a later renewal
+                self._releasing[channel] = _Releasing(lease, local.owner, done)
             raise self._unavailable(exc) from exc
+
+    async def _finish_run(self, channel: str, lease: str, done: Done) -> bool:
+        args: list[str | int] = [lease, channel, _done_json(done), FINISHED_TTL_SECONDS]
+        result = int(await self._release(keys=[_run(channel)], args=args))
         return result != -1  # -1: another process ended it and published its done
 
     async def stop(self, channel: str, done: Done) -> bool:
@@ -489,11 +506,12 @@ class RedisStreams:
     async def _renew_forever(self) -> None:
         while not self._closing:
             await asyncio.sleep(self._lease_seconds / 3)
-            streams = [(channel, local) for channel, local in self._local.items() if local.claimed]
+            streams = [(ch, run.lease, run.owner) for ch, run in self._local.items() if run.claimed]
+            streams += [(ch, run.lease, run.owner) for ch, run in self._releasing.items()]
             # With none too: a Redis that restarted is noticed (`since`) as soon as may be.
             args: list[str | int] = [self._lease_ms, self._recovery_ms]
-            for channel, local in streams:
-                args += [channel, local.lease, local.owner]
+            for channel, lease, owner in streams:
+                args += [channel, lease, owner]
             try:
                 lost, stops = await self._renew(keys=[LEASES], args=args)
             except Exception:  # Redis briefly unreachable: try again at the next round
@@ -507,6 +525,21 @@ class RedisStreams:
                     still.stop(ORPHANED)  # the other process published it already
             for i in range(0, len(stops), 2):
                 self._stop_requested(stops[i + 1])
+            await self._finish_released(set(lost))
+
+    async def _finish_released(self, lost: set[str]) -> None:
+        """Finishes the records of the streams that ended while Redis could not be reached."""
+        for channel, pending in list(self._releasing.items()):
+            if channel in lost:  # ended by another process meanwhile: its record says so
+                del self._releasing[channel]
+                continue
+            try:
+                await self._finish_run(channel, pending.lease, pending.done)
+            except RedisError:
+                self._failed_at = time.monotonic()
+                return  # at the next round
+            if self._releasing.get(channel) is pending:
+                del self._releasing[channel]
 
 
 def connect(url: str, *, max_connections: int = 64) -> Redis:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -536,3 +537,31 @@ async def test_a_chunk_that_was_never_recorded_leaves_no_snapshot_with_a_hole(
     assert await second.snapshot(CHANNEL) == Snapshot("", "", 0)
     assert await first.release(CHANNEL, lease, Done("complete"))
     assert await second.snapshot(CHANNEL) == Snapshot("", "", 0, PARTIAL)
+
+
+async def test_a_stream_that_ended_while_redis_was_unreachable_is_finished_when_it_is_back(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Regression: a release that could not reach Redis was forgotten (the relay still publishes
+    the `done`); its lease then ran out and a survivor recorded the answer as ended by a dead
+    process, so a reader asking the snapshot later was told it broke off."""
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await first.record([(CHANNEL, lease, Chunk("a ", seq=1))])
+    await first.record([(CHANNEL, lease, Chunk("b", seq=2))])
+    async with _raw(redis_server) as raw:
+        await raw.save()  # it comes back with its data, as with AOF
+    await asyncio.to_thread(redis_server.stop)
+    with pytest.raises(StreamsUnavailable):
+        await first.release(CHANNEL, lease, Done("complete"))
+    await asyncio.to_thread(redis_server.start)
+
+    # The renewal runs every 0.1 s. A deadline, not `asyncio.timeout`: on Python 3.11 redis-py
+    # can swallow the cancellation that a timeout is (see the cancelled-claim test above).
+    deadline = time.monotonic() + 5
+    while (snapshot := await _snapshot_once_known(second, CHANNEL)) is None or not snapshot.done:
+        assert time.monotonic() < deadline, f"not finished: {snapshot}"
+        await asyncio.sleep(0.05)
+    assert snapshot == Snapshot("a b", "", 2, Done("complete"))
+    await asyncio.sleep(0.6)  # two leases: nothing is left for a survivor to reap
+    assert await second.reap_expired(GONE) == []
