@@ -16,6 +16,12 @@ PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "changethis", "sec
 MIN_SECRET_LENGTH = 32
 
 
+# The most turns a history may hold whatever MAX_HISTORY_TURNS says: the request schema refuses
+# a longer list before validating its items, so that a body of many small bad items (each one
+# an error to build) costs nothing.
+HISTORY_TURNS_CEILING = 1000
+
+
 class Settings(BaseSettings):
     """Everything the backend reads from its environment.
 
@@ -73,7 +79,9 @@ class Settings(BaseSettings):
     )
     sse_keepalive_seconds: float = Field(15.0, gt=0, validation_alias="SSE_KEEPALIVE_SECONDS")
 
-    max_history_turns: int = Field(20, ge=0, validation_alias="MAX_HISTORY_TURNS")
+    max_history_turns: int = Field(
+        20, ge=0, le=HISTORY_TURNS_CEILING, validation_alias="MAX_HISTORY_TURNS"
+    )
     max_history_chars: int = Field(32000, ge=0, validation_alias="MAX_HISTORY_CHARS")
 
     llm_provider: Literal["simulated", "openai"] = Field(

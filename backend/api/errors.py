@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.schemas import NOT_UNICODE, ErrorResponse
 from backend.centrifugo.channels import CHANNEL_HINT
+from backend.config import Settings
 from backend.core.ports import StreamsRecovering, StreamsUnavailable, TooManyStreams
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,16 @@ async def _too_many_streams(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=429, headers=headers)
 
 
-def _describe(error: dict[str, object]) -> str:
+# The most problems a 422 lists one by one (a body can hold thousands of bad items).
+MAX_PROBLEMS_LISTED = 10
+
+
+def _describe(error: dict[str, object], settings: Settings) -> str:
     location = [str(part) for part in error.get("loc", ()) if part != "body"]  # type: ignore[attr-defined]
     message = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+    if error.get("type") == "too_long" and location == ["history"]:
+        turns = error.get("ctx", {}).get("actual_length")  # type: ignore[attr-defined]
+        return f"history has {turns} turns; the limit is {settings.max_history_turns}"
     if error.get("type") == "string_pattern_mismatch" and location == ["channel"]:
         message = CHANNEL_HINT
     elif error.get("type") == "string_unicode":
@@ -65,7 +73,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         sent = f"this request's: {kind}" if kind else "this request had none"
         detail = f"body: must be JSON, sent with Content-Type: application/json ({sent})"
     else:
-        detail = "; ".join(_describe(error) for error in errors)
+        settings: Settings = request.app.state.settings
+        listed = [_describe(error, settings) for error in errors[:MAX_PROBLEMS_LISTED]]
+        if len(errors) > MAX_PROBLEMS_LISTED:
+            listed.append(f"and {len(errors) - MAX_PROBLEMS_LISTED} more problems")
+        detail = "; ".join(listed)
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 

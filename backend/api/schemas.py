@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from backend.centrifugo.channels import CHANNEL_PATTERN, channel_user
+from backend.config import HISTORY_TURNS_CEILING
 from backend.core.types import Question, StopReason, Turn
 from backend.core.unicode import is_carriable
 
@@ -40,7 +41,9 @@ class _Prompt(BaseModel):
     # JSON true or false only: "yes", "1" or 1 are refused rather than read as true.
     thinking: StrictBool = Field(False, description="Stream the model's thinking phase first.")
     history: list[Turn] = Field(
-        default_factory=list, description="Earlier turns, oldest first, before this prompt."
+        default_factory=list,
+        max_length=HISTORY_TURNS_CEILING,
+        description="Earlier turns, oldest first, before this prompt.",
     )
 
     _history_carriable = field_validator("history")(_carriable_turns)

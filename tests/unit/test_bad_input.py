@@ -246,6 +246,20 @@ CASES = [
         sync({"prompt": "hi", "history": turns(5000, "")}, 422, "history has 5000 turns"),
         id="huge-history-5000-turns",
     ),
+    # Many small bad items: refused by their count before each one is looked at (an error
+    # each, joined into one `detail`, made a reply of megabytes and a second of CPU).
+    pytest.param(
+        execute(
+            {"text": "hi", "channel": CHANNEL, "history": [0] * 30_000},
+            422,
+            "history has 30000 turns; the limit is 20",
+        ),
+        id="huge-history-30000-bad-items",
+    ),
+    pytest.param(
+        sync({"prompt": "hi", "history": [0] * 900}, 422, "and 890 more problems"),
+        id="history-900-bad-items-listed-in-part",
+    ),
     pytest.param(
         sync(
             {
@@ -540,6 +554,7 @@ async def test_bad_input_gets_a_readable_answer_and_never_a_5xx(case: Probe) -> 
             assert isinstance(detail, str)
             assert detail.strip()
             assert case.detail in detail
+            assert len(detail) < 2_000  # readable: a few problems, not thousands
             assert api.model.questions == []
             assert api.publisher.published == []
         elif case.path == "/api/execute":

@@ -51,3 +51,9 @@ def test_the_api_url_follows_the_port_or_an_override() -> None:
     )
     override = make(**STRONG, RELAY_CENTRIFUGO_API_URL="http://centrifugo:8000/api")
     assert override.centrifugo_api_url == "http://centrifugo:8000/api"
+
+
+def test_a_history_limit_over_the_schema_s_ceiling_is_refused() -> None:
+    assert make(**STRONG, MAX_HISTORY_TURNS=1000).max_history_turns == 1000
+    with pytest.raises(ValidationError, match="MAX_HISTORY_TURNS"):
+        make(**STRONG, MAX_HISTORY_TURNS=1001)
