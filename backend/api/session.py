@@ -24,7 +24,7 @@ NO_SESSION = (
     "no session: call POST /api/token first and send its cookie back "
     "(the session may have expired or been signed with another secret)"
 )
-_VALID_USER = re.compile(rf"^{USER_PATTERN}$")
+_VALID_USER = re.compile(USER_PATTERN)
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
@@ -51,7 +51,7 @@ def read_session(request: Request, settings: Settings) -> str | None:
         user = _serializer(settings).loads(cookie, max_age=settings.session_max_age_seconds)
     except BadSignature:  # forged, signed with another secret, or expired
         return None
-    return user if isinstance(user, str) and _VALID_USER.match(user) else None
+    return user if isinstance(user, str) and _VALID_USER.fullmatch(user) else None
 
 
 def session_user(request: Request, settings: Settings) -> str:

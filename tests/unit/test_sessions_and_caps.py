@@ -70,6 +70,16 @@ async def test_an_expired_session_is_401_and_post_token_starts_a_new_one() -> No
         assert await api.user() != user  # an expired session is not brought back
 
 
+@pytest.mark.parametrize("user", ["u_0123456789abcdef\n", "u_x\n", "u_x y", ""])
+async def test_a_signed_session_with_a_malformed_user_is_no_session(user: str) -> None:
+    """Signed with the real secret (so only hardening): the user must be whole, a trailing
+    newline included (it got through `$`, and into the connection token's `sub`)."""
+    async with running_app(ScriptedModel()) as api:
+        api.client.cookies.set(SESSION_COOKIE, _signed_at(user, seconds_ago=0))
+        assert (await api.client.get("/api/streams/abcdefgh")).status_code == 401
+        assert (await api.client.post("/api/token")).json()["user"] != user
+
+
 async def test_post_token_renews_the_session(api_client: httpx.AsyncClient) -> None:
     first = await api_client.post("/api/token")
     again = await api_client.post("/api/token")
