@@ -17,6 +17,7 @@ import httpx
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 
+from backend.api.cross_site import CrossSiteRefusal
 from backend.api.deps import Services
 from backend.api.errors import BodySizeLimit, install_error_handlers
 from backend.api.limits import max_body_bytes
@@ -132,6 +133,7 @@ def create_app(
     app.state.settings = settings
     max_body = max_body_bytes(settings.max_text_chars, settings.max_history_chars)
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    app.add_middleware(CrossSiteRefusal)
     # Around everything but the request metrics (added last, by `metrics.install`): every log
     # line a request causes, and its response, carry the request's id.
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
