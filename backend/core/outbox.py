@@ -19,9 +19,9 @@ When a stream is due (a leading-edge throttle, per stream):
 - a stream has at most one flush in flight: while Centrifugo is slow its tokens gather into
   the next one.
 
-A chunk never mixes phases, and never ends in the first half of a UTF-16 surrogate pair while
-more may follow (see backend/core/unicode.py). Window 0: one chunk per token, each published
-as soon as the flusher is free.
+A chunk never mixes phases (a window holds one chunk of each at most), and never ends in the
+first half of a UTF-16 surrogate pair while more may follow (see backend/core/unicode.py).
+Window 0: one chunk per token, each published as soon as the flusher is free.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import logging
 import math
 from collections.abc import Callable
 
+from backend.core.coalesce import WIDEN_EVERY
 from backend.core.endings import ORPHANED, UNDELIVERED, UNEXPECTED
 from backend.core.ports import Publication, Publisher, Recording, Streams
 from backend.core.types import Chunk, Done, Phase
@@ -40,7 +41,6 @@ from backend.core.unicode import repaired
 
 logger = logging.getLogger(__name__)
 
-WIDEN_EVERY = 250
 # Publications a second the adaptive window aims at: Centrifugo alone takes ~97,000 a second in
 # batches and delivers ~65,000 on the 2-core machine of README "Benchmarks"; this leaves it (and
 # the backend, on the same cores) room.
@@ -96,14 +96,15 @@ class Outgoing:
         self.first_published_at: float | None = None
 
     def take(self, *, final: bool) -> list[Chunk]:
-        """The pending text as numbered chunks, one per phase run. Unless `final`, a trailing
-        high surrogate is kept back for the token that may complete it."""
+        """The pending text as numbered chunks, one per segment (with a window: one per phase).
+        Unless `final`, a trailing high surrogate is kept back for the token that may complete
+        it."""
         chunks: list[Chunk] = []
         segments, self.segments = self.segments, []
-        for index, (phase, texts) in enumerate(segments):
+        for phase, texts in segments:
             text = "".join(texts)
-            if not final and index == len(segments) - 1 and _ends_high(text):
-                self.segments = [(phase, [text[-1]])]
+            if not final and _ends_high(text):
+                self.segments.append((phase, [text[-1]]))
                 text = text[:-1]
             if text:
                 self.chunks += 1
@@ -159,8 +160,16 @@ class Outbox:
         if not text or outgoing.failed is not None:
             return
         segments = outgoing.segments
-        if segments and segments[-1][0] == phase and self._window > 0:
-            segments[-1][1].append(text)
+        if self._window > 0:
+            # One segment per phase: a model that sends thinking and answer text in turn (even
+            # in one delta) still makes one chunk of each a window, not one a token. Readers
+            # keep the two apart, so their order across phases does not matter.
+            for pending_phase, texts in segments:
+                if pending_phase == phase:
+                    texts.append(text)
+                    break
+            else:
+                segments.append((phase, [text]))
         elif segments and segments[-1][0] == phase and _ends_high(segments[-1][1][-1]):
             segments[-1][1].append(text)  # window 0: completes a pair split across tokens
         else:

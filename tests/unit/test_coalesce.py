@@ -71,6 +71,19 @@ async def test_a_chunk_never_mixes_phases() -> None:
     ]
 
 
+async def test_thinking_and_answer_in_turn_make_one_chunk_of_each_a_window() -> None:
+    """Regression: one chunk (one SSE event) a token when the two phases came in turn."""
+    script = [(0.0, Token("r0 ", "thinking"))]
+    for n in range(1, 4):
+        script += [(0.0, Token(f"r{n} ", "thinking")), (0.0, Token(f"a{n} "))]
+    chunks = [chunk async for chunk in coalesce(scripted(script), window=10)]
+    assert [(c.text, c.phase) for c in chunks] == [
+        ("r0 ", "thinking"),
+        ("r1 r2 r3 ", "thinking"),
+        ("a1 a2 a3 ", "answer"),
+    ]
+
+
 async def test_error_in_the_source_comes_after_what_was_already_produced() -> None:
     async def failing() -> AsyncIterator[Token]:
         yield Token("ok ")

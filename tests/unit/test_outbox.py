@@ -110,6 +110,31 @@ async def test_a_chunk_never_mixes_phases() -> None:
     ]
 
 
+async def test_thinking_and_answer_in_turn_make_one_chunk_of_each_a_window() -> None:
+    """Regression (found by a model-server probe): a model whose every delta carried both
+    thinking and answer text made one publication a token, ~11,600 in a minute, far past the
+    channel's history."""
+    publisher, streams, stops = RecordingPublisher(), LocalStreams(), Stops()
+    outbox = Outbox(publisher, streams, window=LONG)
+    (a,) = await open_streams(outbox, streams, stops, A)
+    outbox.add(a, "r0 ", "thinking")
+    await publisher.wait_for_first(A)
+
+    for n in range(1, 4):
+        outbox.add(a, f"r{n} ", "thinking")
+        outbox.add(a, f"a{n} ", "answer")
+    await outbox.finish(a)
+
+    assert publisher.on(A) == [
+        Chunk("r0 ", "thinking", 1),
+        Chunk("r1 r2 r3 ", "thinking", 2),
+        Chunk("a1 a2 a3 ", "answer", 3),
+    ]
+    snapshot = await streams.snapshot(A)
+    assert snapshot is not None
+    assert (snapshot.thinking, snapshot.text, snapshot.seq) == ("r0 r1 r2 r3 ", "a1 a2 a3 ", 3)
+
+
 async def test_one_flush_publishes_every_due_stream_in_one_batch() -> None:
     publisher, streams, stops = BatchPublisher(), LocalStreams(), Stops()
     outbox = Outbox(publisher, streams, window=LONG)
