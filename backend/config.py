@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from typing import Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,7 +117,38 @@ class Settings(BaseSettings):
             )
         if weak:
             logger.warning("development mode with weak secrets: %s", ", ".join(weak))
+        if self.llm_provider == "openai":
+            self._check_model_server()
         return self
+
+    def _check_model_server(self) -> None:
+        """The model server's settings, checked at start rather than failing every prompt."""
+        url = urlsplit(self.openai_base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(
+                f"OPENAI_BASE_URL must be an http:// or https:// URL with a host, such as "
+                f"https://api.openai.com/v1 (got {self.openai_base_url!r})"
+            )
+        try:
+            url.port  # noqa: B018 (raises for a port out of range)
+        except ValueError as exc:
+            message = f"OPENAI_BASE_URL has an invalid port ({self.openai_base_url!r})"
+            raise ValueError(message) from exc
+        key = self.openai_api_key.get_secret_value()
+        if key and not (key.isascii() and key.isprintable() and key == key.strip()):
+            raise ValueError(
+                "OPENAI_API_KEY holds characters an HTTP header cannot carry (non-ASCII, "
+                "control characters or surrounding spaces): copy the key again"
+            )
+        if key.strip().lower() in PLACEHOLDER_SECRETS - {""}:
+            if self.environment != "development":
+                raise ValueError("refusing to start with a placeholder OPENAI_API_KEY")
+            logger.warning("development mode with a placeholder OPENAI_API_KEY")
+        if not key and url.hostname == "api.openai.com":
+            raise ValueError(
+                "OPENAI_API_KEY is empty and OPENAI_BASE_URL is OpenAI's: set the key, or point "
+                "OPENAI_BASE_URL at a server that needs none (Ollama, vLLM, llama.cpp)"
+            )
 
     @property
     def centrifugo_api_url(self) -> str:

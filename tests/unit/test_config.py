@@ -57,3 +57,41 @@ def test_a_history_limit_over_the_schema_s_ceiling_is_refused() -> None:
     assert make(**STRONG, MAX_HISTORY_TURNS=1000).max_history_turns == 1000
     with pytest.raises(ValidationError, match="MAX_HISTORY_TURNS"):
         make(**STRONG, MAX_HISTORY_TURNS=1001)
+
+
+OPENAI = {**STRONG, "LLM_PROVIDER": "openai", "OPENAI_API_KEY": "sk-" + "k" * 40}
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("not a url", "OPENAI_BASE_URL must be an http:// or https:// URL"),
+        ("", "OPENAI_BASE_URL must be"),
+        ("ftp://models.example/v1", "OPENAI_BASE_URL must be"),
+        ("127.0.0.1:11434/v1", "OPENAI_BASE_URL must be"),
+        ("http://127.0.0.1:99999/v1", "OPENAI_BASE_URL has an invalid port"),
+    ],
+)
+def test_a_model_server_url_that_cannot_work_is_refused_at_start(url: str, error: str) -> None:
+    with pytest.raises(ValidationError, match=error):
+        make(**{**OPENAI, "OPENAI_BASE_URL": url})
+
+
+@pytest.mark.parametrize("key", ["sk-caf\u00e9" + "k" * 30, "sk-abc\r", " sk-abc", "sk-a\nb"])
+def test_a_model_server_key_no_header_can_carry_is_refused_at_start(key: str) -> None:
+    with pytest.raises(ValidationError, match="OPENAI_API_KEY holds characters"):
+        make(**{**OPENAI, "OPENAI_API_KEY": key})
+
+
+def test_a_placeholder_model_server_key_is_refused_outside_development() -> None:
+    with pytest.raises(ValidationError, match="placeholder OPENAI_API_KEY"):
+        make(**{**OPENAI, "OPENAI_API_KEY": "change-me", "ENVIRONMENT": "production"})
+    assert make(**{**OPENAI, "OPENAI_API_KEY": "change-me", "ENVIRONMENT": "development"})
+
+
+def test_no_key_is_refused_for_openai_s_own_server_only() -> None:
+    with pytest.raises(ValidationError, match="OPENAI_API_KEY is empty"):
+        make(**{**OPENAI, "OPENAI_API_KEY": ""})
+    local = make(**{**OPENAI, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"})
+    assert local.openai_api_key.get_secret_value() == ""
+    assert make(**STRONG, OPENAI_BASE_URL="not a url")  # the simulated model needs none of it
