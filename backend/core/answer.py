@@ -55,7 +55,8 @@ class Answerer:
             self._failed("time_limit", message)
             return AnswerFailed("timeout", message)
         if isinstance(exc, ModelError):
-            logger.warning("the model failed (%s): %s", exc.kind, exc)
+            detail = f" [{exc.detail}]" if exc.detail else ""
+            logger.warning("the model failed (%s): %s%s", exc.kind, exc, detail)
             self._failed(exc.kind, str(exc))
             return AnswerFailed("error", str(exc))
         logger.exception("the model failed", exc_info=exc)

@@ -13,11 +13,13 @@ class ModelError(Exception):
     """The model could not answer; the message is fit to show to the person who asked. `kind`
     names the failure for metrics: `status` (the model server refused), `timeout`,
     `unreachable`, `protocol` (what it sent is not a well-formed answer), `reported` (it sent
-    an error)."""
+    an error), `cut_off` (it stopped for a length limit or a content filter), `empty` (no
+    text). `detail` is for the log only (e.g. the address and the error underneath)."""
 
-    def __init__(self, message: str, *, kind: str = "error") -> None:
+    def __init__(self, message: str, *, kind: str = "error", detail: str = "") -> None:
         super().__init__(message)
         self.kind = kind
+        self.detail = detail
 
 
 class PublishError(Exception):

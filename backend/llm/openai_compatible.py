@@ -4,14 +4,17 @@ deltas (`reasoning_content` or `reasoning`) are the thinking phase.
 
 The stream is decoded by httpx-sse, which splits lines only where the SSE specification does
 (CR, LF, CRLF): text with U+2028, U+2029 or U+0085, which servers may send unescaped inside JSON
-strings, stays whole, and a `data:` field spread over several lines is one event."""
+strings, stays whole, and a `data:` field spread over several lines is one event. The body is
+read as UTF-8 whatever charset its header names (an event stream is always UTF-8), and an event
+may be at most MAX_EVENT_CHARS long."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from httpx_sse import EventSource, SSEError
@@ -25,8 +28,46 @@ _STATUS_MESSAGES = {
     401: "the model server refused the API key (HTTP 401)",
     403: "the model server refused access (HTTP 403)",
     404: "the model server does not know this model or path (HTTP 404)",
-    429: "the model server is rate limiting or out of quota (HTTP 429); try again shortly",
 }
+# The most one event may hold (a line that does not end, or data lines without the blank line
+# that ends the event): a server sending more is broken, and reading on would fill the memory.
+MAX_EVENT_CHARS = 2 * 1024 * 1024
+# The most of an error response's body read for the provider's message.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+# Finish reasons that mean the answer is not whole, and what to tell the reader.
+_CUT_OFF = {
+    "length": "the answer was cut off: the model reached its length limit",
+    "content_filter": "the model server's content filter stopped the answer",
+}
+
+
+class _Utf8Events:
+    """What httpx-sse's EventSource reads of a response, its headers and its body as text: the
+    body decoded as UTF-8, and cut off with a ModelError once one event runs past
+    MAX_EVENT_CHARS (the reader calls `event_read` at each event)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.headers = response.headers
+        self._response = response
+        self._pending = 0  # characters read since the last event
+
+    def event_read(self) -> None:
+        self._pending = 0
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        async for data in self._response.aiter_bytes():
+            text = decoder.decode(data)
+            self._pending += len(text)
+            if self._pending > MAX_EVENT_CHARS:
+                raise ModelError(
+                    f"the model server sent an event of over {MAX_EVENT_CHARS} characters",
+                    kind="protocol",
+                )
+            if text:
+                yield text
+        if tail := decoder.decode(b"", final=True):
+            yield tail
 
 
 class OpenAICompatibleModel:
@@ -78,22 +119,46 @@ class OpenAICompatibleModel:
             raise ModelError(
                 f"the connection to the model server failed ({exc.__class__.__name__})",
                 kind="unreachable",
+                detail=f"{self._url}: {exc!r}",
+            ) from exc
+        except httpx.DecodingError as exc:
+            raise ModelError(
+                "the model server's answer could not be decoded (its Content-Encoding)",
+                kind="protocol",
+                detail=f"{self._url}: {exc!r}",
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise ModelError(
+                f"the request to the model server failed ({exc.__class__.__name__})",
+                kind="unreachable",
+                detail=f"{self._url}: {exc!r}",
             ) from exc
 
     async def _tokens(self, response: httpx.Response, thinking: bool) -> AsyncIterator[Token]:
-        events = EventSource(response).aiter_sse()
+        body = _Utf8Events(response)
+        # Duck-typed: EventSource reads only `headers` and `aiter_text()`.
+        events = EventSource(cast(httpx.Response, body)).aiter_sse()
+        finish: str | None = None  # the last finish_reason the server gave
+        answered = False
         try:
             async for event in events:
+                body.event_read()
                 if not event.data:
                     continue  # an event with no data field carries nothing
                 if event.data.strip() == "[DONE]":
+                    self._check_whole(finish, answered)
                     return
-                for token in self._parse(event.data):
+                tokens, finish = self._parse(event.data, finish)
+                for token in tokens:
+                    answered = answered or token.phase == "answer"
                     if token.phase == "answer" or thinking:
                         yield token
         except SSEError as exc:
+            kind = response.headers.get("content-type") or "none"
             raise ModelError(
-                "the model server did not answer with an event stream", kind="protocol"
+                "the model server did not answer with an event stream "
+                f"(its Content-Type: {kind[:80]})",
+                kind="protocol",
             ) from exc
         finally:
             await events.aclose()
@@ -101,20 +166,40 @@ class OpenAICompatibleModel:
             "the model server ended the answer before it was complete", kind="protocol"
         )
 
-    def _parse(self, payload: str) -> list[Token]:
+    @staticmethod
+    def _check_whole(finish: str | None, answered: bool) -> None:
+        """An answer the server says is over, but that is not the whole answer: say so."""
+        if finish in _CUT_OFF:
+            raise ModelError(_CUT_OFF[finish], kind="cut_off")
+        if not answered:
+            tool = " (it asked to call a tool, which this chat does not offer)"
+            raise ModelError(
+                "the model answered with no text" + (tool if finish in _TOOL_CALLS else ""),
+                kind="empty",
+            )
+
+    def _parse(self, payload: str, finish: str | None) -> tuple[list[Token], str | None]:
+        """The tokens of one chunk, and the finish reason so far."""
         try:
             chunk = json.loads(payload)
         except ValueError as exc:
-            raise ModelError("the model server sent a malformed chunk", kind="protocol") from exc
+            raise ModelError(_malformed(payload), kind="protocol") from exc
         if not isinstance(chunk, dict):
-            raise ModelError("the model server sent a malformed chunk", kind="protocol")
+            raise ModelError(_malformed(payload), kind="protocol")
         if chunk.get("error"):
             raise ModelError(
                 f"the model server reported an error: {self._describe(chunk)}", kind="reported"
             )
+        choices = chunk.get("choices") or []
+        if not isinstance(choices, list):
+            raise ModelError(_malformed(payload), kind="protocol")
         tokens: list[Token] = []
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") if isinstance(choice, dict) else None
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            if isinstance(choice.get("finish_reason"), str):
+                finish = choice["finish_reason"]
+            delta = choice.get("delta")
             if not isinstance(delta, dict):
                 continue
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
@@ -123,27 +208,65 @@ class OpenAICompatibleModel:
             content = delta.get("content")
             if isinstance(content, str) and content:
                 tokens.append(Token(content))
-        return tokens
+        return tokens, finish
 
     async def _status_error(self, response: httpx.Response) -> str:
         status = response.status_code
-        message = _STATUS_MESSAGES.get(status) or (
-            f"the model server failed (HTTP {status})"
-            if status >= 500
-            else f"the model server refused the request (HTTP {status})"
-        )
+        if status == 429:
+            wait = response.headers.get("retry-after", "")
+            when = f"in {int(wait)} s" if wait.isdigit() else "shortly"
+            message = (
+                f"the model server is rate limiting or out of quota (HTTP 429); try again {when}"
+            )
+        elif 300 <= status < 400:
+            where = response.headers.get("location", "")[:200]
+            message = (
+                (
+                    f"the model server redirected the request (HTTP {status}) to {where}: "
+                    "set OPENAI_BASE_URL to where it points"
+                )
+                if where
+                else f"the model server redirected the request (HTTP {status})"
+            )
+        else:
+            message = _STATUS_MESSAGES.get(status) or (
+                f"the model server failed (HTTP {status})"
+                if status >= 500
+                else f"the model server refused the request (HTTP {status})"
+            )
         try:
-            detail = self._describe(json.loads(await response.aread()))
+            detail = self._describe(json.loads(await _head(response, MAX_ERROR_BODY_BYTES)))
         except (ValueError, httpx.HTTPError):
             detail = ""
         return f"{message}: {detail}" if detail else message
 
     def _describe(self, body: Any) -> str:
-        """The provider's own error message, short, and never with the API key in it."""
+        """The provider's own error message (and code), short, never with the API key in it."""
         error = body.get("error") if isinstance(body, dict) else None
         message = error.get("message") if isinstance(error, dict) else error
-        if not isinstance(message, str):
-            return ""
+        code = error.get("code") if isinstance(error, dict) else None
+        if not isinstance(message, str) or not message:
+            message = ""
+        if isinstance(code, str | int) and not isinstance(code, bool) and str(code):
+            message = f"{message} ({code})" if message else str(code)
         if self._api_key:
             message = message.replace(self._api_key, "***")
         return message[:200]
+
+
+_TOOL_CALLS = frozenset({"tool_calls", "function_call"})
+
+
+def _malformed(payload: str) -> str:
+    shown = payload[:80] + ("..." if len(payload) > 80 else "")
+    return f"the model server sent a malformed chunk: {shown!r}"
+
+
+async def _head(response: httpx.Response, limit: int) -> bytes:
+    """At most the first `limit` bytes of the body (an error page may be huge)."""
+    data = bytearray()
+    async for part in response.aiter_bytes():
+        data += part
+        if len(data) >= limit:
+            break
+    return bytes(data[:limit])

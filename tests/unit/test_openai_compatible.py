@@ -177,9 +177,11 @@ class Dropping(httpx.AsyncByteStream):
         self.parts = parts
         self.fail = fail
         self.closed = False
+        self.sent = 0  # parts handed out
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for part in self.parts:
+            self.sent += 1
             yield part
         if self.fail:
             raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
@@ -259,3 +261,166 @@ async def test_an_answer_that_is_not_an_event_stream_is_readable(
 
     with pytest.raises(ModelError, match="did not answer with an event stream"):
         await collect(model)
+
+
+# Found by an outside-in probe of the model path (a misbehaving fake server).
+
+
+def finish(reason: str) -> str:
+    body = {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}
+    return f"data: {json.dumps(body)}\n\n"
+
+
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("length", "the answer was cut off: the model reached its length limit"),
+        ("content_filter", "the model server's content filter stopped the answer"),
+    ],
+)
+@respx.mock
+async def test_an_answer_the_server_cut_off_says_so_after_its_text(
+    model: OpenAICompatibleModel, reason: str, message: str
+) -> None:
+    body = sse(chunk(content="Part"), finish(reason), "data: [DONE]\n\n")
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=body)
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for token in model.stream(Question("hi")):
+            received.append(token.text)
+
+    with pytest.raises(ModelError, match=re.escape(message)) as caught:
+        await consume()
+    assert received == ["Part"]
+    assert caught.value.kind == "cut_off"
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ([finish("stop")], "the model answered with no text"),
+        (
+            [chunk(tool_calls=[{"index": 0, "function": {"name": "f"}}]), finish("tool_calls")],
+            "no text (it asked to call a tool, which this chat does not offer)",
+        ),
+        ([chunk(reasoning_content="hmm"), finish("stop")], "the model answered with no text"),
+    ],
+)
+@respx.mock
+async def test_an_answer_without_text_is_an_error_not_an_empty_answer(
+    model: OpenAICompatibleModel, events: list[str], message: str
+) -> None:
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=sse(*events, "data: [DONE]\n\n"))
+    with pytest.raises(ModelError, match=re.escape(message)):
+        await collect(model, thinking=True)
+
+
+@pytest.mark.parametrize("payload", ['{"choices": 5}', '{"choices": "x"}', "[1, 2]"])
+@respx.mock
+async def test_chunks_of_the_wrong_shape_are_malformed_and_shown(
+    model: OpenAICompatibleModel, payload: str
+) -> None:
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=sse(f"data: {payload}\n\n"))
+    with pytest.raises(ModelError, match=re.escape(f"malformed chunk: {payload!r}")):
+        await collect(model)
+
+
+@respx.mock
+async def test_an_event_that_never_ends_is_refused_before_it_fills_the_memory(
+    model: OpenAICompatibleModel,
+) -> None:
+    parts = [b'data: {"choices": [{"delta": {"content": "'] + [b"x" * 65536] * 64  # 4 MiB
+    stream = Dropping(parts, fail=False)
+    respx.post(URL).mock(return_value=httpx.Response(200, headers=EVENT_STREAM, stream=stream))
+    with pytest.raises(ModelError, match="sent an event of over 2097152 characters"):
+        await collect(model)
+    assert stream.closed
+
+
+@respx.mock
+async def test_a_large_event_under_the_limit_arrives_whole(model: OpenAICompatibleModel) -> None:
+    text = "y" * 1_000_000
+    respx.post(URL).respond(
+        200, headers=EVENT_STREAM, content=sse(raw(text), raw("!"), "data: [DONE]\n\n")
+    )
+    assert [token.text for token in await collect(model)] == [text, "!"]
+
+
+@respx.mock
+async def test_an_event_stream_is_read_as_utf8_whatever_charset_it_names(
+    model: OpenAICompatibleModel,
+) -> None:
+    headers = {"content-type": "text/event-stream; charset=iso-8859-1"}
+    body = sse(raw("h\u00e9llo \u65e5\u672c"), "data: [DONE]\n\n")
+    respx.post(URL).respond(200, headers=headers, content=body)
+    assert [token.text for token in await collect(model)] == ["h\u00e9llo \u65e5\u672c"]
+
+
+@respx.mock
+async def test_only_the_head_of_a_huge_error_body_is_read(model: OpenAICompatibleModel) -> None:
+    body = json.dumps({"error": {"message": "boom"}}).encode() + b" " * 3_000_000  # JSON still
+    stream = Dropping([body[i : i + 65536] for i in range(0, len(body), 65536)], fail=False)
+    respx.post(URL).mock(return_value=httpx.Response(500, stream=stream))
+    with pytest.raises(ModelError, match=re.escape("failed (HTTP 500): boom")):
+        await collect(model)
+    assert stream.sent == 1  # of 46
+    assert stream.closed
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "message"),
+    [
+        (429, {"retry-after": "20"}, {}, "(HTTP 429); try again in 20 s"),
+        (429, {}, {}, "(HTTP 429); try again shortly"),
+        (
+            307,
+            {"location": "https://llm.example/v1/chat/completions"},
+            {},
+            "redirected the request (HTTP 307) to https://llm.example/v1/chat/completions: "
+            "set OPENAI_BASE_URL",
+        ),
+        (
+            400,
+            {},
+            {"error": {"code": "context_length_exceeded"}},
+            "(HTTP 400): context_length_exceeded",
+        ),
+        (400, {}, {"error": {"message": "too long", "code": "ctx"}}, "(HTTP 400): too long (ctx)"),
+    ],
+)
+@respx.mock
+async def test_status_errors_say_what_the_server_said(
+    model: OpenAICompatibleModel,
+    status: int,
+    headers: dict[str, str],
+    body: dict[str, Any],
+    message: str,
+) -> None:
+    respx.post(URL).respond(status, headers=headers, json=body)
+    with pytest.raises(ModelError, match=re.escape(message)):
+        await collect(model)
+
+
+@respx.mock
+async def test_a_body_that_cannot_be_decoded_is_readable(model: OpenAICompatibleModel) -> None:
+    headers = {**EVENT_STREAM, "content-encoding": "gzip"}
+    stream = Dropping([b"not gzip at all"], fail=False)
+    respx.post(URL).mock(return_value=httpx.Response(200, headers=headers, stream=stream))
+    with pytest.raises(ModelError, match="could not be decoded"):
+        await collect(model)
+
+
+@respx.mock
+async def test_a_failed_connection_is_logged_with_where_and_why(
+    model: OpenAICompatibleModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    from backend.core.answer import Answerer
+
+    respx.post(URL).mock(side_effect=httpx.ConnectError("[Errno 111] Connection refused"))
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(ModelError) as caught:
+        await collect(model)
+    assert str(caught.value) == "the connection to the model server failed (ConnectError)"
+    Answerer(model, window=0, max_seconds=1).failure(caught.value)
+    assert f"{URL}: ConnectError('[Errno 111] Connection refused')" in caplog.text
