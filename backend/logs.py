@@ -17,19 +17,24 @@ _CREDENTIALS = re.compile(r"(?i)(bearer\s+|x-api-key['\"]?\s*[:=]\s*['\"]?)[^\s'
 
 class Redact(logging.Filter):
     """Replaces the given secrets, and anything sent as a bearer token or API key, in every
-    record's message."""
+    record's message; with `one_line` (the text format) its line breaks are written escaped
+    (a backslash and n or r), so that text from outside (a model server's error message)
+    cannot forge a log line. A traceback, formatted apart, keeps its lines."""
 
-    def __init__(self, secrets: list[str]) -> None:
+    def __init__(self, secrets: list[str], one_line: bool = False) -> None:
         super().__init__()
         # Short values would redact ordinary words; secrets are long (config refuses short ones
         # outside development).
         self._secrets = sorted((s for s in secrets if len(s) >= 8), key=len, reverse=True)
+        self._one_line = one_line
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = _CREDENTIALS.sub(lambda m: m.group(1) + REDACTED, message)
         for secret in self._secrets:
             clean = clean.replace(secret, REDACTED)
+        if self._one_line:
+            clean = clean.replace("\r", "\\r").replace("\n", "\\n")
         if clean != message:
             record.msg, record.args = clean, None
         return True
@@ -62,7 +67,11 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "filters": {
             "request_id": {"()": "asgi_correlation_id.CorrelationIdFilter", "default_value": "-"},
-            "redact": {"()": "backend.logs.Redact", "secrets": secrets},
+            "redact": {
+                "()": "backend.logs.Redact",
+                "secrets": secrets,
+                "one_line": settings.log_format == "text",
+            },
         },
         "formatters": {"main": formatters[settings.log_format]},
         "handlers": {

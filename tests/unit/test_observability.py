@@ -274,3 +274,21 @@ async def _publish_two(publisher: CentrifugoPublisher) -> list[str | None]:
             one("stream:bbbbbbbb#u_1", Chunk("b", seq=1), "k2"),
         )
     )
+
+
+def test_text_from_outside_cannot_forge_a_text_log_line() -> None:
+    """Found by a model-server probe: an error message with a line break in it wrote a second,
+    made-up line into the log."""
+    config = log_config(settings(LOG_FORMAT="text"))
+    out = io.StringIO()
+    config["handlers"]["main"]["stream"] = out
+    logging.config.dictConfig(config)
+    try:
+        logging.getLogger("backend.core.answer").warning(
+            "the model failed (reported): %s", "overloaded\n2026-11-30 ERROR FORGED LINE\r"
+        )
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1
+    assert lines[0].endswith("overloaded\\n2026-11-30 ERROR FORGED LINE\\r")
