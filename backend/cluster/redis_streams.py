@@ -179,7 +179,7 @@ return 1
 _FINISH = (
     f"local PARTIAL = '{PARTIAL_ERROR}'\n"
     + """
-local function finish(channel, done_json, ttl)
+local function finish(channel, done_json, ttl, published)
   local run = 'relaychat:run:' .. channel
   local owner = redis.call('HGET', run, 'owner')
   local seq = tonumber(redis.call('HGET', run, 'seq') or '0')
@@ -187,7 +187,9 @@ local function finish(channel, done_json, ttl)
   local text = redis.call('GET', 'relaychat:text:' .. channel) or ''
   local thinking = redis.call('GET', 'relaychat:thinking:' .. channel) or ''
   local done = cjson.decode(done_json)
-  if not owner or redis.call('HGET', run, 'partial') then  -- lost, or not all of it recorded
+  -- Lost, not all of it recorded, or fewer chunks recorded than the owner published (the last
+  -- ones while Redis could not be reached: no later chunk told of the hole).
+  if not owner or redis.call('HGET', run, 'partial') or (tonumber(published) or 0) > seq then
     done = {reason = 'error', error = PARTIAL}
     text, thinking, seq = '', '', 0
   end
@@ -210,10 +212,10 @@ _RELEASE = (
     + """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then
   if redis.call('EXISTS', 'relaychat:done:' .. ARGV[2]) == 1 then return -1 end
-  if redis.call('EXISTS', KEYS[1]) == 0 then finish(ARGV[2], ARGV[3], ARGV[4]) end
+  if redis.call('EXISTS', KEYS[1]) == 0 then finish(ARGV[2], ARGV[3], ARGV[4], ARGV[5]) end
   return -2
 end
-return finish(ARGV[2], ARGV[3], ARGV[4])
+return finish(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 """
 )
 
@@ -226,7 +228,7 @@ local out = {}
 for _, channel in ipairs(expired) do
   local lease = redis.call('HGET', 'relaychat:run:' .. channel, 'lease') or ''
   table.insert(out, channel)
-  table.insert(out, finish(channel, ARGV[3], ARGV[2]))
+  table.insert(out, finish(channel, ARGV[3], ARGV[2], 0))
   table.insert(out, lease)
 end
 return out
@@ -302,6 +304,11 @@ class _Releasing:
     done: Done
 
 
+# Streams that ended while Redis could not be reached, recorded at each renewal round once it
+# is back: at most this many a round (one call each).
+RELEASES_PER_ROUND = 100
+
+
 class RedisStreams:
     def __init__(self, redis: Redis, *, lease_seconds: float = LEASE_SECONDS) -> None:
         self._redis = redis
@@ -340,6 +347,14 @@ class RedisStreams:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._releasing:  # one more try: the lease of what is left runs out, and is reaped
+            await self._finish_released(set())
+        if self._releasing:
+            logger.warning(
+                "%d stream(s) that ended while Redis could not be reached stay unrecorded; "
+                "their leases run out and they are recorded as broken off",
+                len(self._releasing),
+            )
 
     def _unavailable(self, exc: RedisError) -> StreamsUnavailable:
         self._failed_at = time.monotonic()
@@ -415,7 +430,7 @@ class RedisStreams:
             raise self._unavailable(exc) from exc
 
     async def _finish_run(self, channel: str, lease: str, done: Done) -> bool:
-        args: list[str | int] = [lease, channel, _done_json(done), FINISHED_TTL_SECONDS]
+        args: list[str | int] = [lease, channel, _done_json(done), FINISHED_TTL_SECONDS, done.seq]
         result = int(await self._release(keys=[_run(channel)], args=args))
         return result != -1  # -1: another process ended it and published its done
 
@@ -528,16 +543,17 @@ class RedisStreams:
             await self._finish_released(set(lost))
 
     async def _finish_released(self, lost: set[str]) -> None:
-        """Finishes the records of the streams that ended while Redis could not be reached."""
-        for channel, pending in list(self._releasing.items()):
-            if channel in lost:  # ended by another process meanwhile: its record says so
-                del self._releasing[channel]
-                continue
+        """Finishes the records of the streams that ended while Redis could not be reached: a
+        few at a time, so that the renewal of the running streams' leases is not held up."""
+        for channel in lost & self._releasing.keys():  # ended by another process meanwhile
+            del self._releasing[channel]
+        for channel, pending in list(self._releasing.items())[:RELEASES_PER_ROUND]:
             try:
                 await self._finish_run(channel, pending.lease, pending.done)
-            except RedisError:
+            except Exception:  # Redis failing again: at the next round
                 self._failed_at = time.monotonic()
-                return  # at the next round
+                logger.warning("could not record the end of stream %s yet", channel, exc_info=True)
+                return
             if self._releasing.get(channel) is pending:
                 del self._releasing[channel]
 

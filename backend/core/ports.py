@@ -126,8 +126,9 @@ class Streams(Protocol):
         ...
 
     async def release(self, channel: str, lease: str, done: Done) -> bool:
-        """The stream of `lease` has ended with `done`; its snapshot is kept finished. False
-        when the lease was no longer this stream's (another process ended it)."""
+        """The stream of `lease` has ended with `done` (`done.seq`: the chunks published); its
+        snapshot is kept finished. False when the lease was no longer this stream's (another
+        process ended it)."""
         ...
 
     async def snapshot(self, channel: str) -> Snapshot | None:

@@ -165,7 +165,9 @@ class Relay:
     async def _release(self, stream: _Stream, done: Done) -> bool:
         """Whether the stream was still this process's to end."""
         try:
-            return await self._streams.release(stream.channel, stream.lease, done)
+            # With the count of chunks published: a record that holds fewer is not whole.
+            ended = replace(done, seq=stream.chunks)
+            return await self._streams.release(stream.channel, stream.lease, ended)
         except Exception as exc:  # the registry unreachable: the subscribers still need a done
             logger.error("could not release stream %s: %s", stream.channel, exc)
             return True

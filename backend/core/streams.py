@@ -110,7 +110,7 @@ class LocalStreams:
         self._owned[running.owner] -= 1
         if not self._owned[running.owner]:
             del self._owned[running.owner]
-        self._finished[channel] = running.snapshot(done)
+        self._finished[channel] = running.snapshot(Done(done.reason, done.error))
         return True
 
     async def stop(self, channel: str, done: Done) -> bool:

@@ -565,3 +565,46 @@ async def test_a_stream_that_ended_while_redis_was_unreachable_is_finished_when_
     assert snapshot == Snapshot("a b", "", 2, Done("complete"))
     await asyncio.sleep(0.6)  # two leases: nothing is left for a survivor to reap
     assert await second.reap_expired(GONE) == []
+
+
+async def test_a_stream_whose_last_chunks_were_never_recorded_has_no_whole_looking_snapshot(
+    two: tuple[RedisStreams, RedisStreams],
+) -> None:
+    """Found in review: chunks published while Redis could not be reached, at the end of an
+    answer, leave no later chunk to reveal the hole; the release says how many went out."""
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await first.record([(CHANNEL, lease, Chunk("a ", seq=1))])
+    await first.record([(CHANNEL, lease, Chunk("b ", seq=2))])  # 3 never reached Redis
+    assert await first.release(CHANNEL, lease, Done("complete", seq=3))
+
+    assert await second.snapshot(CHANNEL) == Snapshot("", "", 0, PARTIAL)
+
+
+async def test_a_whole_record_keeps_its_ending(two: tuple[RedisStreams, RedisStreams]) -> None:
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await first.record([(CHANNEL, lease, Chunk("a ", seq=1))])
+    await first.record([(CHANNEL, lease, Chunk("b", seq=2))])
+    assert await first.release(CHANNEL, lease, Done("complete", seq=2))
+
+    assert await second.snapshot(CHANNEL) == Snapshot("a b", "", 2, Done("complete"))
+
+
+async def test_a_process_closing_records_the_streams_that_ended_while_redis_was_unreachable(
+    slow: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Found in review: closing (a shutdown) dropped them, to be reaped as broken off."""
+    first, second = slow  # renewals every second: the close comes first
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    await first.record([(CHANNEL, lease, Chunk("a", seq=1))])
+    async with _raw(redis_server) as raw:
+        await raw.save()
+    await asyncio.to_thread(redis_server.stop)
+    with pytest.raises(StreamsUnavailable):
+        await first.release(CHANNEL, lease, Done("complete", seq=1))
+    await asyncio.to_thread(redis_server.start)
+
+    await first.aclose()
+
+    assert await second.snapshot(CHANNEL) == Snapshot("a", "", 1, Done("complete"))

@@ -108,6 +108,27 @@ class LeaseRecorder(LocalStreams):
         return orphans
 
 
+class ReleaseRecorder(LocalStreams):
+    def __init__(self) -> None:
+        super().__init__()
+        self.released: list[Done] = []
+
+    async def release(self, channel: str, lease: str, done: Done) -> bool:
+        self.released.append(done)
+        return await super().release(channel, lease, done)
+
+
+async def test_the_registry_is_told_how_many_chunks_went_out() -> None:
+    """So that a record missing the last ones (they went out while a shared registry could not
+    be reached) is not kept as the whole answer (found in review)."""
+    publisher, streams = RecordingPublisher(), ReleaseRecorder()
+    relay = make_relay(ScriptedModel([Token("a "), Token("b")]), publisher, streams=streams)
+    await relay.start(CHANNEL, HI)
+    await publisher.wait_for_done(CHANNEL)  # released before the done is published
+    assert streams.released == [Done("complete", seq=2)]
+    assert await streams.snapshot(CHANNEL) == Snapshot("a b", "", 2, Done("complete"))
+
+
 async def test_each_stream_s_done_has_a_key_of_its_own_even_on_a_channel_used_before() -> None:
     """Regression: every `done` of a channel had the key `done:<channel>`; Centrifugo keeps keys
     for minutes, longer than a channel is kept from reuse (2 minutes, and nothing across a
