@@ -38,6 +38,7 @@ MAX_ERROR_BODY_BYTES = 64 * 1024
 _CUT_OFF = {
     "length": "the answer was cut off: the model reached its length limit",
     "content_filter": "the model server's content filter stopped the answer",
+    "error": "the model server ended the answer with an error",
 }
 
 
@@ -55,15 +56,18 @@ class _Utf8Events:
         self._pending = 0
 
     async def aiter_text(self) -> AsyncIterator[str]:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # utf-8-sig: a leading byte order mark is dropped, as the SSE specification says.
+        decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
         async for data in self._response.aiter_bytes():
-            text = decoder.decode(data)
-            self._pending += len(text)
+            # Checked before the next piece, once the reader has taken the events of the last
+            # one (a compressed read can hold megabytes of small events).
             if self._pending > MAX_EVENT_CHARS:
                 raise ModelError(
                     f"the model server sent an event of over {MAX_EVENT_CHARS} characters",
                     kind="protocol",
                 )
+            text = decoder.decode(data)
+            self._pending += len(text)
             if text:
                 yield text
         if tail := decoder.decode(b"", final=True):
@@ -85,6 +89,8 @@ class OpenAICompatibleModel:
     ) -> None:
         self._client = client
         self._url = base_url.rstrip("/") + "/chat/completions"
+        # For the log: without the credentials or query a URL may carry.
+        self._where = str(httpx.URL(self._url).copy_with(username=None, password=None, query=None))
         self._model = model
         self._api_key = api_key
         self._system_prompt = system_prompt
@@ -119,19 +125,19 @@ class OpenAICompatibleModel:
             raise ModelError(
                 f"the connection to the model server failed ({exc.__class__.__name__})",
                 kind="unreachable",
-                detail=f"{self._url}: {exc!r}",
+                detail=f"{self._where}: {exc!r}",
             ) from exc
         except httpx.DecodingError as exc:
             raise ModelError(
                 "the model server's answer could not be decoded (its Content-Encoding)",
                 kind="protocol",
-                detail=f"{self._url}: {exc!r}",
+                detail=f"{self._where}: {exc!r}",
             ) from exc
         except httpx.HTTPError as exc:
             raise ModelError(
                 f"the request to the model server failed ({exc.__class__.__name__})",
                 kind="unreachable",
-                detail=f"{self._url}: {exc!r}",
+                detail=f"{self._where}: {exc!r}",
             ) from exc
 
     async def _tokens(self, response: httpx.Response, thinking: bool) -> AsyncIterator[Token]:
@@ -214,7 +220,7 @@ class OpenAICompatibleModel:
         status = response.status_code
         if status == 429:
             wait = response.headers.get("retry-after", "")
-            when = f"in {int(wait)} s" if wait.isdigit() else "shortly"
+            when = f"in {int(wait)} s" if wait.isascii() and wait.isdigit() else "shortly"
             message = (
                 f"the model server is rate limiting or out of quota (HTTP 429); try again {when}"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
@@ -276,6 +277,7 @@ def finish(reason: str) -> str:
     [
         ("length", "the answer was cut off: the model reached its length limit"),
         ("content_filter", "the model server's content filter stopped the answer"),
+        ("error", "the model server ended the answer with an error"),
     ],
 )
 @respx.mock
@@ -424,3 +426,50 @@ async def test_a_failed_connection_is_logged_with_where_and_why(
     assert str(caught.value) == "the connection to the model server failed (ConnectError)"
     Answerer(model, window=0, max_seconds=1).failure(caught.value)
     assert f"{URL}: ConnectError('[Errno 111] Connection refused')" in caplog.text
+
+
+@respx.mock
+async def test_megabytes_of_small_events_in_one_compressed_read_arrive_whole(
+    model: OpenAICompatibleModel,
+) -> None:
+    """Found in review: the event limit counted whole reads, and one gzip read of a buffering
+    gateway decodes to megabytes of small, valid events."""
+    texts = [f"token {i:06d} " * 4 for i in range(30_000)]  # ~3.4 MB of events
+    body = gzip.compress(sse(*(raw(text) for text in texts), "data: [DONE]\n\n"))
+    headers = {**EVENT_STREAM, "content-encoding": "gzip"}
+    stream = Dropping([body], fail=False)
+    respx.post(URL).mock(return_value=httpx.Response(200, headers=headers, stream=stream))
+    assert [token.text for token in await collect(model)] == texts
+
+
+@respx.mock
+async def test_a_retry_after_that_is_no_number_is_shortly(model: OpenAICompatibleModel) -> None:
+    # Header bytes are read as Latin-1: b"\xb2" is "²", which str.isdigit() takes for a digit.
+    respx.post(URL).respond(429, headers=[(b"retry-after", b"\xb2")], json={})
+    with pytest.raises(ModelError, match=re.escape("(HTTP 429); try again shortly")):
+        await collect(model)
+
+
+@respx.mock
+async def test_credentials_in_the_base_url_stay_out_of_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from backend.core.answer import Answerer
+
+    base = "https://user:hunter2-password@gw.test/v1"
+    respx.post(f"{base}/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
+    caplog.set_level(logging.WARNING)
+    async with httpx.AsyncClient() as client:
+        model = OpenAICompatibleModel(client, base_url=base, model="m")
+        with pytest.raises(ModelError) as caught:
+            await collect(model)
+        Answerer(model, window=0, max_seconds=1).failure(caught.value)
+    assert "https://gw.test/v1/chat/completions: ConnectError('refused')" in caplog.text
+    assert "hunter2" not in caplog.text
+
+
+@respx.mock
+async def test_a_leading_byte_order_mark_is_dropped(model: OpenAICompatibleModel) -> None:
+    body = b"\xef\xbb\xbf" + sse(raw("first"), "data: [DONE]\n\n")
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=body)
+    assert [token.text for token in await collect(model)] == ["first"]
