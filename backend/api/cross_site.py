@@ -3,8 +3,10 @@
 The session cookie is `SameSite=Lax`, so another site's form cannot act as the user; but it can
 still POST `/api/token` in a top-level navigation, and the browser keeps the new session that
 answer sets: the user's running answers are then another user's, out of reach. Browsers tell
-where a request comes from in `Sec-Fetch-Site`; a request without it (not from a browser, or
-an old one) is let through, the cookie's SameSite still guarding it."""
+where a request comes from in `Sec-Fetch-Site`, to HTTPS and localhost addresses only (so a
+deployment over plain HTTP elsewhere is not covered: serve it over HTTPS); a request without it
+(not from a browser, an old one, or plain HTTP) is let through, the cookie's SameSite still
+guarding what acts for a user."""
 
 from __future__ import annotations
 
