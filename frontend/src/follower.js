@@ -188,12 +188,17 @@ export class AnswerFollower {
 
   /** Asks for the snapshot again after a while (longer each time, up to the silence). */
   retryLater() {
-    if (this.pendingDone) this.pendingWaitedMs += this.retryMs;
+    let delay = this.retryMs;
+    if (this.pendingDone) {
+      // The last wait of a pending `done` ends when its time is up, not a whole delay later.
+      delay = Math.min(delay, this.pendingDoneMs - this.pendingWaitedMs);
+      this.pendingWaitedMs += delay;
+    }
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.resume();
-    }, this.retryMs);
+    }, delay);
     this.retryMs = Math.min(this.retryMs * 2, this.silenceMs);
   }
 
