@@ -5,12 +5,14 @@ from __future__ import annotations
 import gc
 import logging.config
 import socket
+import sys
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from backend.app import begin_shutdown, create_app
-from backend.config import get_settings
+from backend.config import Settings, get_settings
 from backend.logs import log_config
 
 
@@ -39,8 +41,23 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
+def settings_or_exit() -> Settings:
+    """The settings, or the reasons they are refused, one a line, and exit status 1 (a
+    traceback would bury them)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = " ".join(str(part) for part in error["loc"])
+            why = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"  {name}: {why}" if name else f"  {why}")
+        print("the backend's settings are refused:", *lines, sep="\n", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
 def main() -> None:
-    settings = get_settings()
+    settings = settings_or_exit()
     logging.config.dictConfig(log_config(settings))
     app = create_app(settings)
     tune_gc()

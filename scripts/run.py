@@ -202,6 +202,24 @@ def body_limit(env: Mapping[str, str]) -> int:
     )
 
 
+def check_distinct_ports(plan: list[Service]) -> None:
+    """Two servers given one port (under `--cluster` the second Centrifugo and backend take the
+    port after their first's, which the other setting may name): an error before any starts."""
+    taken: dict[int, Service] = {}
+    for service in plan:
+        first = taken.setdefault(service.port, service)
+        if first is not service:
+            raise StartFailed(
+                f"port {service.port} is given to both {first.name} ({first.port_setting}) and "
+                f"{service.name} ({service.port_setting}): set one of them to another port"
+                + (
+                    " (the second Centrifugo and backend take the port after their first's)"
+                    if "-2" in service.name or "-2" in first.name
+                    else ""
+                )
+            )
+
+
 def check_port(service: Service) -> None:
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -359,6 +377,7 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
     supervisor = Supervisor(env, state)
     try:
         plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
+        check_distinct_ports(plan)
         for service in plan:
             check_port(service)
         for service in plan:

@@ -283,6 +283,8 @@ def test_a_service_that_cannot_start_is_named_and_the_others_are_stopped(tmp_pat
         assert run.finish() == 1
 
     assert "SESSION_SECRET" in run.output  # the backend's own reason
+    assert "the backend's settings are refused:" in run.output
+    assert "Traceback" not in run.output  # the reason, not buried under one
     assert "run: backend exited with code" in run.output
     assert not listening(run.ports["CENTRIFUGO_HTTP_SERVER_PORT"])
 

@@ -1,0 +1,38 @@
+"""`make run`'s plan of servers: ports that clash are an error before anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts.run import StartFailed, check_distinct_ports, cluster_services, services
+
+PORTS = {"NGINX_PORT": "9321", "CLUSTER_REDIS_PORT": "9328"}
+
+
+def test_the_cluster_s_second_backend_on_the_first_centrifugo_s_port_is_named(
+    tmp_path: Path,
+) -> None:
+    """Found by a newcomer's walkthrough: adjacent ports fine for `make run` made the second
+    backend fail to bind only after Redis, Centrifugo and the first backend had started."""
+    env = {**PORTS, "BACKEND_PORT": "9322", "CENTRIFUGO_HTTP_SERVER_PORT": "9323"}
+    plan = cluster_services(env, tmp_path, "centrifugo")
+    with pytest.raises(StartFailed) as refused:
+        check_distinct_ports(plan)
+    message = str(refused.value)
+    assert "port 9323 is given to both centrifugo-1 (CENTRIFUGO_HTTP_SERVER_PORT)" in message
+    assert "backend-2 (BACKEND_PORT)" in message
+    assert "the port after their first's" in message
+
+
+def test_distinct_ports_pass(tmp_path: Path) -> None:
+    env = {**PORTS, "BACKEND_PORT": "9322", "CENTRIFUGO_HTTP_SERVER_PORT": "9324"}
+    check_distinct_ports(cluster_services(env, tmp_path, "centrifugo"))
+    check_distinct_ports(services(env, tmp_path, "centrifugo"))
+
+
+def test_one_port_for_two_settings_is_named(tmp_path: Path) -> None:
+    env = {**PORTS, "BACKEND_PORT": "9321", "CENTRIFUGO_HTTP_SERVER_PORT": "9324"}
+    with pytest.raises(StartFailed, match=r"port 9321 is given to both backend .*and nginx"):
+        check_distinct_ports(services(env, tmp_path, "centrifugo"))
