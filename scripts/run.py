@@ -74,6 +74,14 @@ def settings(env_file: Path, environ: Mapping[str, str]) -> dict[str, str]:
     return merged
 
 
+def local_address(host: str) -> str:
+    """Where this machine reaches a server listening on `host`: one listening on every
+    interface, on loopback (an IPv6 address in brackets, for a URL)."""
+    if host in ("", "0.0.0.0", "::", "*"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
 def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Service]:
     """The three processes, in the order they start."""
     centrifugo_port = int(env.get("CENTRIFUGO_HTTP_SERVER_PORT", "8000"))
@@ -88,7 +96,9 @@ def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Servi
             env.get("CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.1"),
         ),
         backend_service("backend", backend_port, backend_host),
-        nginx_service(env, state, [f"{backend_host}:{backend_port}"], [centrifugo_port]),
+        nginx_service(
+            env, state, [f"{local_address(backend_host)}:{backend_port}"], [centrifugo_port]
+        ),
     ]
 
 
@@ -142,7 +152,7 @@ def centrifugo_service(
     return Service(
         name,
         [*launch, *config],
-        f"http://127.0.0.1:{port}/health",
+        f"http://{local_address(host)}:{port}/health",
         port,
         host,
         "CENTRIFUGO_HTTP_SERVER_PORT",
@@ -156,7 +166,7 @@ def backend_service(
     return Service(
         name,
         [sys.executable, "-m", "backend"],
-        f"http://127.0.0.1:{port}/api/health",
+        f"http://{local_address(host)}:{port}/api/health",
         port,
         host,
         "BACKEND_PORT",
@@ -182,7 +192,7 @@ def nginx_service(
     return Service(
         "nginx",
         ["nginx", "-p", str(state / "nginx"), "-c", str(conf), "-g", "daemon off;"],
-        f"http://127.0.0.1:{port}/",
+        f"http://{local_address(host)}:{port}/",
         port,
         host,
         "NGINX_PORT",

@@ -348,7 +348,7 @@ class RedisStreams:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._releasing:  # one more try: the lease of what is left runs out, and is reaped
-            await self._finish_released(set())
+            await self._finish_released(set(), limit=None)
         if self._releasing:
             logger.warning(
                 "%d stream(s) that ended while Redis could not be reached stay unrecorded; "
@@ -542,12 +542,14 @@ class RedisStreams:
                 self._stop_requested(stops[i + 1])
             await self._finish_released(set(lost))
 
-    async def _finish_released(self, lost: set[str]) -> None:
+    async def _finish_released(
+        self, lost: set[str], *, limit: int | None = RELEASES_PER_ROUND
+    ) -> None:
         """Finishes the records of the streams that ended while Redis could not be reached: a
         few at a time, so that the renewal of the running streams' leases is not held up."""
         for channel in lost & self._releasing.keys():  # ended by another process meanwhile
             del self._releasing[channel]
-        for channel, pending in list(self._releasing.items())[:RELEASES_PER_ROUND]:
+        for channel, pending in list(self._releasing.items())[:limit]:
             try:
                 await self._finish_run(channel, pending.lease, pending.done)
             except Exception:  # Redis failing again: at the next round

@@ -106,7 +106,9 @@ class OpenAICompatibleModel:
         return {"model": self._model, "messages": messages, "stream": True}
 
     async def stream(self, question: Question) -> AsyncIterator[Token]:
-        headers = {"Accept": "text/event-stream"}
+        # Uncompressed: a compressed read can decode to tens of megabytes before the event
+        # limit sees it, and an event stream gains little from it.
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         body = self.request_body(question)

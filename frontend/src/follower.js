@@ -85,6 +85,10 @@ export class AnswerFollower {
         this.finish(publication.outcome);
       } else {
         this.pendingDone = { outcome: publication.outcome, seq: publication.seq };
+        // Asked at once, even while a retry waits (after a gap or a 503): the minute the done
+        // may wait for its chunks counts from here.
+        clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
         this.resume();
       }
     }

@@ -278,3 +278,28 @@ test('an answer still running keeps asking through 503s: only a done waits for a
   assert.ok(asked() >= 10, `${asked()} snapshots asked`);
   assert.deepEqual(ends, []);
 });
+
+test('a done arriving while a retry waits is asked about at once and waits its minute only', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const unreachable = 'the streams registry cannot be reached right now';
+  const { follower, ends, asked } = follow(Array.from({ length: 30 }, () => new HttpError(503, unreachable)));
+  follower.publication(chunk(1, 'a'));
+  follower.publication(chunk(3, 'c')); // a gap: 503s, retries 2, 4, 8, 15 s apart
+  await settle();
+  for (let second = 0; second < 20; second += 1) {
+    t.mock.timers.tick(1_000);
+    await settle();
+  }
+  const before = asked();
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 3 }); // mid-wait
+  await settle();
+  assert.equal(asked(), before + 1); // at once, not when the wait is over
+  let waited = 0;
+  while (ends.length === 0 && waited < 120_000) {
+    t.mock.timers.tick(1_000);
+    waited += 1_000;
+    await settle();
+  }
+  assert.equal(waited, 60_000);
+  assert.equal(ends[0].reason, 'lost');
+});

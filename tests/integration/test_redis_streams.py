@@ -596,15 +596,19 @@ async def test_a_process_closing_records_the_streams_that_ended_while_redis_was_
 ) -> None:
     """Found in review: closing (a shutdown) dropped them, to be reaped as broken off."""
     first, second = slow  # renewals every second: the close comes first
-    lease = await first.claim(CHANNEL, nothing, owner="u_1")
-    await first.record([(CHANNEL, lease, Chunk("a", seq=1))])
+    channels = [f"stream:{n:08d}#u_1" for n in range(150)]  # more than a renewal round takes
+    leases = [await first.claim(channel, nothing) for channel in channels]
+    pairs = list(zip(channels, leases, strict=True))
+    await first.record([(channel, lease, Chunk("a", seq=1)) for channel, lease in pairs])
     async with _raw(redis_server) as raw:
         await raw.save()
     await asyncio.to_thread(redis_server.stop)
-    with pytest.raises(StreamsUnavailable):
-        await first.release(CHANNEL, lease, Done("complete", seq=1))
+    for channel, lease in pairs:
+        with pytest.raises(StreamsUnavailable):
+            await first.release(channel, lease, Done("complete", seq=1))
     await asyncio.to_thread(redis_server.start)
 
     await first.aclose()
 
-    assert await second.snapshot(CHANNEL) == Snapshot("a", "", 1, Done("complete"))
+    for channel in channels:
+        assert await second.snapshot(channel) == Snapshot("a", "", 1, Done("complete"))

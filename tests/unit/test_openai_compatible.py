@@ -473,3 +473,11 @@ async def test_a_leading_byte_order_mark_is_dropped(model: OpenAICompatibleModel
     body = b"\xef\xbb\xbf" + sse(raw("first"), "data: [DONE]\n\n")
     respx.post(URL).respond(200, headers=EVENT_STREAM, content=body)
     assert [token.text for token in await collect(model)] == ["first"]
+
+
+@respx.mock
+async def test_the_stream_is_asked_for_uncompressed(model: OpenAICompatibleModel) -> None:
+    """Review: a compressed read decodes to tens of megabytes before the event limit sees it."""
+    route = respx.post(URL).respond(200, headers=EVENT_STREAM, content=STREAM)
+    await collect(model)
+    assert route.calls.last.request.headers["accept-encoding"] == "identity"

@@ -36,3 +36,20 @@ def test_one_port_for_two_settings_is_named(tmp_path: Path) -> None:
     env = {**PORTS, "BACKEND_PORT": "9321", "CENTRIFUGO_HTTP_SERVER_PORT": "9324"}
     with pytest.raises(StartFailed, match=r"port 9321 is given to both backend .*and nginx"):
         check_distinct_ports(services(env, tmp_path, "centrifugo"))
+
+
+@pytest.mark.parametrize(
+    ("host", "reached_at"),
+    [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("10.1.2.3", "10.1.2.3"),
+     ("::1", "[::1]")],
+)  # fmt: skip
+def test_servers_are_asked_whether_they_are_up_where_they_listen(
+    tmp_path: Path, host: str, reached_at: str
+) -> None:
+    """Found in review: the probes asked 127.0.0.1 whatever NGINX_HOST or BACKEND_HOST said, so
+    a server on one other address never counted as started."""
+    env = {**PORTS, "BACKEND_PORT": "9322", "CENTRIFUGO_HTTP_SERVER_PORT": "9324"}
+    plan = services({**env, "NGINX_HOST": host, "BACKEND_HOST": host}, tmp_path, "centrifugo")
+    by_name = {service.name: service for service in plan}
+    assert by_name["nginx"].ready_url == f"http://{reached_at}:9321/"
+    assert by_name["backend"].ready_url == f"http://{reached_at}:9322/api/health"
