@@ -26,13 +26,14 @@ import { chooseHistory } from './history.js';
 import { setIconLabel } from './icons.js';
 import { lengthNotice } from './limits.js';
 import { loadHighlighting } from './markdown.js';
-import { ConversationList } from './sidebar.js';
+import { ConversationList, tabbableIn } from './sidebar.js';
 import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
+import { Toast } from './toast.js';
 import { Announcer, ConversationView, acknowledge } from './view.js';
 
 /** @import { Session } from './api.js' */
-/** @import { AssistantTurn, Conversation, Turn } from './conversation.js' */
+/** @import { AssistantTurn, Conversation, Ending, Turn } from './conversation.js' */
 /** @import { Limits } from './limits.js' */
 /** @import { AnswerSubscription } from './subscription.js' */
 /** @import { AnswerView, UserMessage } from './view.js' */
@@ -59,6 +60,15 @@ const welcome = byId('welcome', HTMLElement);
 const newChatButton = byId('new-chat', HTMLButtonElement);
 const sidebar = byId('sidebar', HTMLElement);
 const sidebarToggle = byId('toggle-sidebar', HTMLButtonElement);
+const closeSidebarButton = byId('close-sidebar', HTMLButtonElement);
+/** Everything but the list: behind the list while it is open as a drawer. */
+const pageBehind = byId('page', HTMLElement);
+/** "Conversation deleted", with Undo. */
+const toast = new Toast(
+  byId('toast', HTMLElement),
+  byId('toast-message', HTMLElement),
+  byId('toast-action', HTMLButtonElement),
+);
 const chips = /** @type {HTMLButtonElement[]} */ ([...document.querySelectorAll('.chip')]);
 const announcer = new Announcer(byId('announcer', HTMLElement));
 const view = new ConversationView({
@@ -137,6 +147,8 @@ async function loadLimits() {
 }
 
 const lengthLine = byId('prompt-length', HTMLElement);
+/** Says that the prompt waits for the answer streaming (see `sayThePromptWaits`). */
+const waitLine = byId('prompt-waits', HTMLElement);
 
 /**
  * Says how long the prompt is once it nears the server's limit, and that it cannot be sent
@@ -340,6 +352,7 @@ async function startSession() {
  * @property {AnswerView | null} view  its view while its conversation is on screen
  * @property {boolean} stopping
  * @property {boolean} [refused]  refused for its session: it ends as refused, not with the session
+ * @property {Ending} [ending]  how it ended, once it did
  */
 
 /** @type {Map<string, Run>} by channel */
@@ -412,6 +425,7 @@ async function recordEnding(run) {
   const { reason, error } = await run.subscription.outcome;
   runs.delete(run.channel);
   const ending = { reason, error, answer: run.latest.text, thinking: run.latest.thinking };
+  run.ending = ending;
   if (current.id === run.conversationId) {
     current = withEnding(current, run.channel, ending) ?? current;
     run.view?.finish(reason, error);
@@ -649,14 +663,15 @@ async function changedElsewhere(id) {
 /**
  * Stops the answers still streaming in a conversation that is deleted: nobody will read them.
  * @param {string} id
+ * @returns {Run[]} the answers it stopped
  */
 function stopAnswersIn(id) {
-  for (const run of runs.values()) {
-    if (run.conversationId === id) {
-      run.conversationId = '';
-      cancel(run.channel).catch(() => run.subscription.stop('cancelled'));
-    }
+  const stopped = [...runs.values()].filter((run) => run.conversationId === id);
+  for (const run of stopped) {
+    run.conversationId = '';
+    cancel(run.channel).catch(() => run.subscription.stop('cancelled'));
   }
+  return stopped;
 }
 
 /**
@@ -672,15 +687,54 @@ async function renameConversation(id, title) {
   refreshList();
 }
 
-/** @param {string} id */
+/**
+ * Deletes a conversation, everywhere (its answers still streaming are stopped); for a while
+ * Undo puts it back.
+ * @param {string} id
+ */
 async function deleteConversation(id) {
-  stopAnswersIn(id);
+  const stopped = stopAnswersIn(id);
+  const deleted = (await store.get(id)) ?? (id === current.id && kept ? current : null);
   await store.delete(id);
   if (id === current.id) showConversation(newConversation(newStreamId(), Date.now()), false);
   else refreshList();
-  announcer.say('Conversation deleted');
-  if (!sidebar.contains(document.activeElement)) newChatButton.focus();
+  await listing;
+  if (deleted) {
+    toast.show('Conversation deleted', 'Undo', () => undoDelete(deleted, stopped));
+    announcer.say('Conversation deleted. To restore it, use Undo, after the list.');
+  } else {
+    announcer.say('Conversation deleted');
+  }
+  // Its own buttons went with it.
+  if (!sidebar.contains(document.activeElement)) (drawerOpen() ? closeSidebarButton : newChatButton).focus();
 }
+
+/**
+ * Undo: the deleted conversation comes back as it was, in its place in the list, here and in
+ * the other tabs, and opens. Its answers the delete stopped come back stopped.
+ * @param {Conversation} deleted  as it was kept when it was deleted
+ * @param {Run[]} stopped  its answers that the delete stopped
+ */
+async function undoDelete(deleted, stopped) {
+  let restored = deleted;
+  for (const run of stopped) restored = withEnding(restored, run.channel, endingOf(run)) ?? restored;
+  await store.put(restored);
+  showConversation(restored, true);
+  await listing;
+  announcer.say(`Conversation restored: ${restored.title}`);
+  // The keyboard was on Undo, which went: it goes to the conversation instead.
+  const focused = document.activeElement;
+  if (!focused || focused === document.body || toast.root.contains(focused)) list.focusItem(restored.id);
+}
+
+/**
+ * How an answer the delete stopped ended; one whose ending is still on its way ends as stopped
+ * with what had arrived, as it would have.
+ * @param {Run} run
+ * @returns {Ending}
+ */
+const endingOf = (run) =>
+  run.ending ?? { reason: 'cancelled', error: '', answer: run.latest.text, thinking: run.latest.thinking };
 
 // ---------------------------------------------------------------------------------------------
 // Asking.
@@ -800,13 +854,25 @@ function updateComposer() {
   form.classList.toggle('answering', answering);
   for (const chip of chips) chip.disabled = !connection;
   view.setAnswering(answering);
+  if (!answering) waitLine.hidden = true;
+}
+
+/** Enter while an answer streams: the prompt stays in the box until it can be sent, and says so. */
+function sayThePromptWaits() {
+  const message = 'An answer is still coming; send this once it is done, or Stop it.';
+  waitLine.textContent = message;
+  waitLine.hidden = false;
+  announcer.say(message);
 }
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();
-  if (runIn(current.id)) return; // Enter while an answer streams: the text waits for Send
   const text = input.value;
   if (!text.trim() || !connection) return;
+  if (runIn(current.id)) {
+    sayThePromptWaits();
+    return;
+  }
   if (showLength()) {
     announcer.say(lengthLine.textContent ?? '');
     return;
@@ -849,7 +915,7 @@ for (const chip of chips) {
 
 document.addEventListener('keydown', (event) => {
   if (event.key !== 'Escape' || event.defaultPrevented) return;
-  if (sidebar.classList.contains('open') && matchMedia('(max-width: 899px)').matches) {
+  if (drawerOpen()) {
     setSidebar(false);
     sidebarToggle.focus();
   } else if (runIn(current.id)) {
@@ -866,12 +932,40 @@ newChatButton.addEventListener('click', () => {
   setSidebar(false);
 });
 
+const narrowScreen = matchMedia('(max-width: 899px)');
+
+/** Whether the list is open as a drawer over the page (on a narrow screen). */
+const drawerOpen = () => sidebar.classList.contains('open') && narrowScreen.matches;
+
 /** @param {boolean} open */
 function setSidebar(open) {
   sidebar.classList.toggle('open', open);
   sidebarToggle.setAttribute('aria-expanded', String(open));
+  holdPageBehindDrawer();
 }
-for (const closer of [byId('close-sidebar', HTMLButtonElement), byId('backdrop', HTMLElement)]) {
+
+/**
+ * While the drawer is open the page behind it is inert: neither the keyboard nor a screen
+ * reader reaches it (a window widened meanwhile shows the list beside the page: it is not).
+ */
+function holdPageBehindDrawer() {
+  pageBehind.inert = drawerOpen();
+}
+narrowScreen.addEventListener('change', holdPageBehindDrawer);
+
+// Tab from the drawer's last control goes round to its first, and Shift+Tab back (past the inert
+// page the keyboard would leave the document for the browser's own controls).
+sidebar.addEventListener('keydown', (event) => {
+  if (event.key !== 'Tab' || !drawerOpen()) return;
+  const controls = tabbableIn(sidebar);
+  const [first, last] = [controls[0], controls.at(-1)];
+  const goingRound = event.shiftKey ? document.activeElement === first : document.activeElement === last;
+  if (!first || !last || !goingRound) return;
+  event.preventDefault();
+  (event.shiftKey ? last : first).focus();
+});
+
+for (const closer of [closeSidebarButton, byId('backdrop', HTMLElement)]) {
   closer.addEventListener('click', () => {
     setSidebar(false);
     sidebarToggle.focus();

@@ -27,6 +27,18 @@ function iconButton(label, name, className) {
   return node;
 }
 
+/**
+ * The controls in `root` that Tab reaches, in order.
+ * @param {HTMLElement} root
+ * @returns {HTMLElement[]}
+ */
+export function tabbableIn(root) {
+  const candidates = root.querySelectorAll('a[href], button, input, select, textarea, [tabindex]');
+  return /** @type {HTMLElement[]} */ ([...candidates]).filter(
+    (node) => node.tabIndex >= 0 && !node.matches(':disabled') && node.getClientRects().length > 0,
+  );
+}
+
 export class ConversationList {
   /**
    * @param {HTMLUListElement} list
@@ -66,6 +78,14 @@ export class ConversationList {
       );
       /** @type {HTMLElement | undefined} */ (again ?? this.list.querySelector('a'))?.focus();
     }
+  }
+
+  /**
+   * Puts the keyboard on a conversation's link.
+   * @param {string} id
+   */
+  focusItem(id) {
+    /** @type {HTMLElement | null} */ (this.list.querySelector(`li[data-id="${CSS.escape(id)}"] a`))?.focus();
   }
 
   /**

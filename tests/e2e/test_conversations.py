@@ -1,19 +1,24 @@
 """Conversations on the chat page: New chat, the list (titles from the first prompt, rename,
-delete) kept in IndexedDB for every page of the browser, and an answer followed by a second tab
-while it streams."""
+delete and its Undo) kept in IndexedDB for every page of the browser, an answer followed by a
+second tab while it streams, and a prompt that waits for the answer streaming before it."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 from playwright.async_api import Page, expect
 
 from backend.llm.simulated import CODE, GREETING
 from tests.browser import ConsoleErrors, stored_conversations, wait_until_stored
-from tests.e2e.chat import ANSWER, FINISHED, folded, send
+from tests.e2e.chat import ANSWER, FINISHED, StandInModel, folded, record_executes, send
+from tests.stack import Edge
 
 CODE_TEXT = CODE.split("```javascript\n", 1)[1].split("```", 1)[0]
 LIST = "#conversation-list .open"
+TOAST = "#toast"
+# frontend/src/toast.js's TOAST_MS (10 s), and time to spare.
+TOAST_GOES_WITHIN_MS = 15_000
 
 
 async def open_page(page: Page, console_errors: ConsoleErrors, path: str = "/") -> Page:
@@ -167,3 +172,158 @@ async def test_a_conversation_deleted_in_another_tab_while_it_streams_is_gone_he
     # Both tabs stop the answer (either may be the only one following it): one cancel may
     # come second and find nothing running (404), which the page takes as done.
     console_errors.expect("404")
+
+
+async def new_conversation(page: Page, *prompts: str) -> None:
+    """A new chat with these prompts, each answered before the next is sent."""
+    await page.get_by_role("button", name="New chat").click()
+    for index, prompt in enumerate(prompts):
+        await send(page, prompt)
+        await page.locator(FINISHED).nth(index).wait_for()
+
+
+async def delete(page: Page, title: str) -> None:
+    await page.locator("#conversation-list li", has_text=title).hover()  # shows its buttons
+    await page.get_by_role("button", name=f"Delete {title}").click()
+
+
+async def test_undo_brings_a_deleted_conversation_back_here_and_in_another_tab(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    await new_conversation(page, "hi")
+    await new_conversation(page, "hello", "hey")
+    await new_conversation(page, "greetings")
+    await expect(page.locator(LIST)).to_have_text(["greetings", "hello", "hi"])
+    await page.locator(LIST, has_text="hello").click()
+    await page.locator(FINISHED).nth(1).wait_for()
+    answers = [folded(text) for text in await page.locator(ANSWER).all_text_contents()]
+    [kept] = [c for c in await stored_conversations(page) if c["title"] == "hello"]
+    other = await open_page(page, console_errors)
+    await expect(other.locator(LIST)).to_have_text(["greetings", "hello", "hi"])
+
+    await delete(page, "hello")
+    toast = page.locator(TOAST)
+    await expect(toast).to_be_visible()
+    await expect(toast).to_contain_text("Conversation deleted")
+    await expect(page.locator("#announcer")).to_contain_text("Conversation deleted")
+    await expect(page.locator(LIST)).to_have_text(["greetings", "hi"])
+    await expect(page.locator("#welcome")).to_be_visible()
+    await expect(other.locator(LIST)).to_have_text(["greetings", "hi"])
+    assert "hello" not in [c["title"] for c in await stored_conversations(page)]
+
+    # Undo is the next stop of the keyboard after the list.
+    await page.locator("#conversation-list button.delete").last.focus()
+    await page.keyboard.press("Tab")
+    undo = page.get_by_role("button", name="Undo")
+    await expect(undo).to_be_focused()
+    await page.keyboard.press("Enter")
+
+    await expect(toast).to_be_hidden()
+    await expect(page.locator(LIST)).to_have_text(["greetings", "hello", "hi"])  # in its place
+    restored = page.locator(LIST, has_text="hello")
+    await expect(restored).to_have_attribute("aria-current", "page")
+    await expect(restored).to_be_focused()
+    await expect(page.locator(".turn.user")).to_have_text(["hello", "hey"])
+    await expect(page.locator(FINISHED)).to_have_count(2)
+    assert [folded(text) for text in await page.locator(ANSWER).all_text_contents()] == answers
+    await expect(page.locator("#announcer")).to_contain_text("Conversation restored: hello")
+    assert [c for c in await stored_conversations(page) if c["title"] == "hello"] == [kept]
+
+    # The other tab lists it again and opens it; a reload here shows it too.
+    await expect(other.locator(LIST)).to_have_text(["greetings", "hello", "hi"])
+    await other.locator(LIST, has_text="hello").click()
+    await expect(other.locator(".turn.user")).to_have_text(["hello", "hey"])
+    await page.reload()
+    await page.locator("#send:not([disabled])").wait_for()
+    await expect(page.locator(".turn.user")).to_have_text(["hello", "hey"])
+    await expect(page.locator(FINISHED)).to_have_count(2)
+    assert [folded(text) for text in await page.locator(ANSWER).all_text_contents()] == answers
+    await expect(page.locator(LIST)).to_have_text(["greetings", "hello", "hi"])
+
+
+async def test_an_answer_streaming_when_its_conversation_is_deleted_comes_back_stopped(
+    page: Page,
+) -> None:
+    await send(page, "code")
+    await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")  # under way
+    await page.get_by_role("button", name="Delete code").click()
+    await expect(page.locator("#welcome")).to_be_visible()
+    await page.get_by_role("button", name="Undo").click()
+
+    await expect(page.locator(".turn.user")).to_have_text(["code"])
+    await expect(page.locator(".turn.assistant .notice.cancelled")).to_contain_text("Stopped")
+    await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")
+    await expect(page.get_by_role("button", name="Send")).to_be_visible()  # nothing streams
+    [conversation] = await stored_conversations(page)
+    answer = conversation["turns"][1]
+    assert answer["reason"] == "cancelled"
+    assert "centrifuge-js" in answer["answer"]
+    assert CODE.startswith(answer["answer"])
+    await page.reload()
+    await page.locator("#send:not([disabled])").wait_for()
+    await expect(page.locator(".turn.assistant .notice.cancelled")).to_contain_text("Stopped")
+
+
+async def test_a_deletion_not_undone_in_time_stays(page: Page) -> None:
+    await new_conversation(page, "hello")
+    await new_conversation(page, "hi")
+    toast = page.locator(TOAST)
+    undo = page.get_by_role("button", name="Undo")
+
+    # The next delete takes the toast: Undo brings back the last one deleted, not the first.
+    await delete(page, "hello")
+    await expect(toast).to_be_visible()
+    await delete(page, "hi")
+    await expect(page.locator(LIST)).to_have_count(0)
+    await undo.click()
+    await expect(page.locator(LIST)).to_have_text(["hi"])
+    assert [c["title"] for c in await stored_conversations(page)] == ["hi"]
+
+    # Opening something else and Escape leave the toast be; left alone, it goes, and with it Undo.
+    await delete(page, "hi")
+    await expect(toast).to_be_visible()
+    await page.get_by_role("button", name="New chat").click()
+    await page.keyboard.press("Escape")
+    await expect(toast).to_be_visible()
+    await expect(toast).to_be_hidden(timeout=TOAST_GOES_WITHIN_MS)
+    await expect(undo).to_have_count(0)
+    await expect(page.locator(LIST)).to_have_count(0)
+    assert await stored_conversations(page) == []
+    await page.reload()
+    await page.locator("#send:not([disabled])").wait_for()
+    await expect(page.locator("#no-conversations")).to_be_visible()
+
+
+async def test_enter_while_an_answer_streams_says_the_prompt_waits(page: Page, edge: Edge) -> None:
+    model = StandInModel(edge)
+    await model.install(page)
+    executes = record_executes(page)
+    await send(page, "first")
+    channel = await model.next_channel()
+    await model.chunk(channel, "The first part of an answer")
+    await expect(page.locator(ANSWER)).to_contain_text("The first part")
+
+    box = page.get_by_label("Your message")
+    await box.fill("second, typed meanwhile")
+    await box.press("Enter")
+    said = "An answer is still coming; send this once it is done, or Stop it."
+    waits = page.locator("#prompt-waits")
+    await expect(waits).to_be_visible()
+    await expect(waits).to_have_text(said)
+    await expect(page.locator("#announcer")).to_contain_text(said)
+    await expect(box).to_have_accessible_description(re.compile(re.escape(said)))
+    await expect(box).to_have_value("second, typed meanwhile")
+    await expect(box).to_be_focused()
+    await expect(page.locator(".turn.user")).to_have_text(["first"])
+    assert len(executes) == 1
+
+    # Once the answer is done the message goes, and Enter sends the prompt that waited.
+    await model.answer(channel, " and the rest.")
+    await page.locator(FINISHED).wait_for()
+    await expect(waits).to_be_hidden()
+    await box.press("Enter")
+    await expect(page.locator(".turn.user")).to_have_text(["first", "second, typed meanwhile"])
+    await expect(box).to_have_value("")
+    await model.answer(await model.next_channel(), "Done.")
+    await page.locator(FINISHED).nth(1).wait_for()
+    assert [body["text"] for body in executes] == ["first", "second, typed meanwhile"]

@@ -1,7 +1,8 @@
 """axe-core (from the page's npm dev dependencies) finds no violation on the chat page when it is
 empty, while an answer streams and once it finished, with the conversation list open on a
-phone; in light and dark, at desktop and phone sizes. Each state's screenshot goes to
-.cache/screenshots/."""
+phone, and with a deleted conversation's Undo; in light and dark, at desktop and phone sizes.
+Each state's screenshot goes to .cache/screenshots/. On a phone the open list (a drawer) keeps
+the keyboard and screen readers to itself."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ async def test_no_axe_violations_empty_streaming_finished(
         await expect(jump).to_be_hidden()
 
     if size == "phone":
-        toggle = page.get_by_role("button", name="Conversations")
+        toggle = page.get_by_role("button", name="Conversations", exact=True)
         await toggle.click()
         await expect(toggle).to_have_attribute("aria-expanded", "true")
         await expect(page.locator("#conversation-list .open")).to_have_text(
@@ -120,6 +121,17 @@ async def test_no_axe_violations_empty_streaming_finished(
         await toggle.click()
         await page.get_by_role("button", name="Close conversations").click()
         await expect(page.locator("#conversation-list .open")).to_be_hidden()
+        await toggle.click()
+
+    # A deleted conversation's Undo (in the list, so in the drawer on a phone).
+    await page.get_by_role("button", name="Delete Compare the clients, with an example").click()
+    undo = page.get_by_role("button", name="Undo")
+    await expect(undo).to_be_visible()
+    await check(page, "deleted", scheme, size)
+    await undo.click()
+    await expect(page.locator("#conversation-list .open")).to_have_text(
+        ["Compare the clients, with an example"]
+    )
 
 
 async def test_phone_layout_keeps_the_composer_still_and_the_placeholder_whole(
@@ -168,3 +180,80 @@ async def test_phone_layout_keeps_the_composer_still_and_the_placeholder_whole(
     assert finished["width"] <= 375  # code scrolls inside its block, not the page
     await expect(box).to_be_in_viewport()
     await context.close()
+
+
+async def screen_reader_names(page: Page) -> set[str]:
+    """The names of what a screen reader can reach: Chromium's accessibility tree, without
+    the nodes it ignores (hidden, inert)."""
+    cdp = await page.context.new_cdp_session(page)
+    tree = await cdp.send("Accessibility.getFullAXTree")
+    await cdp.detach()
+    return {
+        str(node["name"]["value"])
+        for node in tree["nodes"]
+        if not node.get("ignored") and node.get("name", {}).get("value")
+    }
+
+
+async def test_the_open_drawer_keeps_the_keyboard_and_screen_readers_in_it(
+    browser: Browser, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    context = {"base_url": edge.url, "viewport": SIZES["phone"]}
+    async with chat_page(browser, console_errors, **context) as page:
+        await send(page, "hello")
+        await page.locator(FINISHED).wait_for()
+        box = page.get_by_label("Your message")
+        assert "Your message" in await screen_reader_names(page)
+        toggle = page.get_by_role("button", name="Conversations", exact=True)
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+        close = page.get_by_role("button", name="Close conversations")
+        await expect(page.locator("#conversation-list .open")).to_be_focused()
+
+        # Behind the drawer, nothing is left for a screen reader: the prompt box is out of reach.
+        reachable = await screen_reader_names(page)
+        assert "Your message" not in reachable, reachable
+        assert "New chat" not in reachable, reachable
+        assert {"Conversations", "Close conversations", "hello"} <= reachable, reachable
+
+        # Tab from the drawer's last control goes round to its first, never to the page behind.
+        sidebar = page.locator("#sidebar")
+        last = page.get_by_role("button", name="Delete hello")
+        await last.focus()
+        for _ in range(5):
+            await page.keyboard.press("Tab")
+            await expect(box).not_to_be_focused()
+            assert await sidebar.evaluate("drawer => drawer.contains(document.activeElement)")
+        await last.focus()
+        await page.keyboard.press("Tab")
+        await expect(close).to_be_focused()
+        await page.keyboard.press("Shift+Tab")
+        await expect(last).to_be_focused()
+
+        # Escape closes it, with the keyboard back on the toggle and the page in reach again.
+        await page.keyboard.press("Escape")
+        await expect(toggle).to_have_attribute("aria-expanded", "false")
+        await expect(page.locator("#conversation-list .open")).to_be_hidden()
+        await expect(toggle).to_be_focused()
+        assert "Your message" in await screen_reader_names(page)
+        await box.focus()
+        await expect(box).to_be_focused()
+
+        # A conversation deleted in the drawer: its Undo is in the drawer's round, and outlasts
+        # Escape (the drawer closed and opened again).
+        await toggle.click()
+        await page.get_by_role("button", name="Delete hello").click()
+        undo = page.get_by_role("button", name="Undo")
+        await expect(undo).to_be_visible()
+        await undo.focus()
+        await page.keyboard.press("Tab")
+        await expect(close).to_be_focused()
+        await page.keyboard.press("Shift+Tab")
+        await expect(undo).to_be_focused()
+        await page.keyboard.press("Escape")
+        await expect(toggle).to_be_focused()
+        await toggle.click()
+        await undo.click()
+        await expect(page.locator("#conversation-list .open")).to_have_text(["hello"])
+        await expect(page.locator("#conversation-list .open")).to_be_focused()
+        await expect(page.locator(".turn.user")).to_have_text(["hello"])
