@@ -505,7 +505,12 @@ let editing = false;
 const list = new ConversationList(byId('conversation-list', HTMLUListElement), byId('no-conversations', HTMLElement), {
   rename: (id, title) => renameConversation(id, title),
   remove: (id) => deleteConversation(id),
-  opened: () => setSidebar(false),
+  opened: () => {
+    // On a phone the link goes with the drawer: the keyboard goes back to the drawer's toggle.
+    const wasDrawer = drawerOpen();
+    setSidebar(false);
+    if (wasDrawer) sidebarToggle.focus();
+  },
 });
 
 let listing = Promise.resolve();

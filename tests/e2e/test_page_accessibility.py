@@ -257,3 +257,9 @@ async def test_the_open_drawer_keeps_the_keyboard_and_screen_readers_in_it(
         await expect(page.locator("#conversation-list .open")).to_have_text(["hello"])
         await expect(page.locator("#conversation-list .open")).to_be_focused()
         await expect(page.locator(".turn.user")).to_have_text(["hello"])
+
+        # Picking a conversation closes the drawer with the keyboard on its toggle, not lost on
+        # the hidden link (found by the helper that built the above).
+        await page.keyboard.press("Enter")
+        await expect(toggle).to_have_attribute("aria-expanded", "false")
+        await expect(toggle).to_be_focused()
