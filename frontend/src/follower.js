@@ -144,12 +144,16 @@ export class AnswerFollower {
       // before all its chunks may still be completed: ask again a little later.
       if (/** @type {{status?: unknown}} */ (error)?.status === 503) {
         this.answer.pauseResume();
-        if (this.waitedTooLong()) {
+        this.show(this.answer);
+        const pending = this.pendingDone;
+        if (pending && this.answer.hasAllUpTo(pending.seq)) {
+          this.finish(pending.outcome); // its chunks came meanwhile: nothing is missing
+        } else if (this.waitedTooLong()) {
           const message = error instanceof Error ? error.message : String(error);
           this.finish({ reason: 'lost', error: `part of it could not be recovered (${message})` });
-        } else {
-          this.retryLater();
-        }
+        } else if (pending || this.answer.held.size > 0) {
+          this.retryLater(); // something is missing
+        } // else nothing is: the next silence asks again
         return;
       }
       this.answer.abandonResume();

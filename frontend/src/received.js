@@ -69,6 +69,7 @@ export class ReceivedAnswer {
     }
     this.append(chunk);
     this.seq = chunk.seq;
+    this.drain(); // it may fill the gap before chunks held
     return 'shown';
   }
 
@@ -98,11 +99,7 @@ export class ReceivedAnswer {
     }
     this.resuming = false;
     for (const seq of this.held.keys()) if (seq <= this.seq) this.held.delete(seq);
-    for (let next = this.held.get(this.seq + 1); next; next = this.held.get(this.seq + 1)) {
-      this.held.delete(this.seq + 1);
-      this.append(next);
-      this.seq += 1;
-    }
+    this.drain();
     return this.held.size === 0;
   }
 
@@ -112,9 +109,20 @@ export class ReceivedAnswer {
     this.held.clear();
   }
 
-  /** No snapshot for now (ask again later): what is shown stays, held chunks are kept. */
+  /** No snapshot for now (ask again later): what is shown stays, and the held chunks that follow
+   * it are shown (they arrived while the snapshot was awaited); the others are kept. */
   pauseResume() {
     this.resuming = false;
+    this.drain();
+  }
+
+  /** Shows the held chunks that follow on from what is shown. */
+  drain() {
+    for (let next = this.held.get(this.seq + 1); next; next = this.held.get(this.seq + 1)) {
+      this.held.delete(this.seq + 1);
+      this.append(next);
+      this.seq += 1;
+    }
   }
 
   /** @param {Chunk} chunk */

@@ -303,3 +303,25 @@ test('a done arriving while a retry waits is asked about at once and waits its m
   assert.equal(waited, 60_000);
   assert.equal(ends[0].reason, 'lost');
 });
+
+test('chunks held while a snapshot answered 503 are shown when they follow on, and the done ends it', async (t) => {
+  // Found in review: they stayed held, every later chunk counted as a gap, and the answer ended
+  // as lost a minute after its done although every chunk had arrived.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends, shown, asked } = follow([
+    new HttpError(503, 'the streams registry cannot be reached right now'),
+  ]);
+  for (const seq of [1, 2, 3]) follower.publication(chunk(seq, `c${seq} `));
+  t.mock.timers.tick(15_000); // silence: the snapshot is asked
+  assert.equal(asked(), 1);
+  follower.publication(chunk(4, 'c4 ')); // held while it is awaited
+  follower.publication(chunk(5, 'c5 '));
+  await settle(); // the 503
+  assert.equal(shown.at(-1), 'c1 c2 c3 c4 c5 ');
+  follower.publication(chunk(6, 'c6'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 6 });
+  await settle();
+  assert.equal(shown.at(-1), 'c1 c2 c3 c4 c5 c6');
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
+  assert.equal(asked(), 1); // nothing missing: nothing more asked
+});
