@@ -699,6 +699,7 @@ async function renameConversation(id, title) {
  */
 async function deleteConversation(id) {
   const stopped = stopAnswersIn(id);
+  const fromList = sidebar.contains(document.activeElement); // its Delete button, mostly
   const deleted = (await store.get(id)) ?? (id === current.id && kept ? current : null);
   await store.delete(id);
   if (id === current.id) showConversation(newConversation(newStreamId(), Date.now()), false);
@@ -706,12 +707,16 @@ async function deleteConversation(id) {
   await listing;
   if (deleted) {
     toast.show('Conversation deleted', 'Undo', () => undoDelete(deleted, stopped));
-    announcer.say('Conversation deleted. To restore it, use Undo, after the list.');
+    announcer.say('Conversation deleted. Undo restores it.');
   } else {
     announcer.say('Conversation deleted');
   }
-  // Its own buttons went with it.
-  if (!sidebar.contains(document.activeElement)) (drawerOpen() ? closeSidebarButton : newChatButton).focus();
+  // The keyboard was on the conversation's own buttons, which went with it: it goes to Undo
+  // (whose notice stays while it is there), else to New chat; not if the reader has moved on.
+  const focused = document.activeElement;
+  const lost = !focused || focused === document.body;
+  if (deleted && (lost || (fromList && sidebar.contains(focused)))) toast.button.focus();
+  else if (lost) (drawerOpen() ? closeSidebarButton : newChatButton).focus();
 }
 
 /**
@@ -956,7 +961,12 @@ function setSidebar(open) {
 function holdPageBehindDrawer() {
   pageBehind.inert = drawerOpen();
 }
-narrowScreen.addEventListener('change', holdPageBehindDrawer);
+// Widened, the list stands beside the page: the drawer is closed, so that narrowing the window
+// again does not bring it back over the page with the keyboard lost behind it.
+narrowScreen.addEventListener('change', () => {
+  if (narrowScreen.matches) holdPageBehindDrawer();
+  else setSidebar(false);
+});
 
 // Tab from the drawer's last control goes round to its first, and Shift+Tab back (past the inert
 // page the keyboard would leave the document for the browser's own controls).
