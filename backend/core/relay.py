@@ -155,9 +155,11 @@ class Relay:
                 await self._outbox.close(stream.out)
             # Released first: if the registry says another process already ended this stream
             # (its lease ran out, e.g. the registry was unreachable), that process published
-            # the `done`, and a second one must not follow.
-            if await self._release(stream, done):
-                await self._publish_done(stream, done)
+            # the `done`, and a second one must not follow. Both carry the chunks published: a
+            # reader or a record holding fewer is not whole.
+            ended = replace(done, seq=stream.chunks)
+            if await self._release(stream, ended):
+                await self._publish_done(stream, ended)
             stats = stream.stats()
             for events in self._events:
                 events.stream_ended(stream.channel, done, stats)
@@ -165,9 +167,7 @@ class Relay:
     async def _release(self, stream: _Stream, done: Done) -> bool:
         """Whether the stream was still this process's to end."""
         try:
-            # With the count of chunks published: a record that holds fewer is not whole.
-            ended = replace(done, seq=stream.chunks)
-            return await self._streams.release(stream.channel, stream.lease, ended)
+            return await self._streams.release(stream.channel, stream.lease, done)
         except Exception as exc:  # the registry unreachable: the subscribers still need a done
             logger.error("could not release stream %s: %s", stream.channel, exc)
             return True
@@ -227,7 +227,7 @@ class Relay:
             # Centrifugo publishes the first only.
             await self._publisher.publish(
                 stream.channel,
-                replace(done, seq=stream.chunks),
+                done,
                 idempotency_key=done_key(stream.channel, stream.lease),
             )
         except Exception as exc:

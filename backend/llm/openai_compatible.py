@@ -123,24 +123,20 @@ class OpenAICompatibleModel:
                     yield token
         except httpx.TimeoutException as exc:
             raise ModelError("the model server did not answer in time", kind="timeout") from exc
-        except httpx.TransportError as exc:
-            raise ModelError(
-                f"the connection to the model server failed ({exc.__class__.__name__})",
-                kind="unreachable",
-                detail=f"{self._where}: {exc!r}",
-            ) from exc
-        except httpx.DecodingError as exc:
-            raise ModelError(
-                "the model server's answer could not be decoded (its Content-Encoding)",
-                kind="protocol",
-                detail=f"{self._where}: {exc!r}",
-            ) from exc
         except httpx.HTTPError as exc:
-            raise ModelError(
-                f"the request to the model server failed ({exc.__class__.__name__})",
-                kind="unreachable",
-                detail=f"{self._where}: {exc!r}",
-            ) from exc
+            raise self._request_failed(exc) from exc
+
+    def _request_failed(self, exc: httpx.HTTPError) -> ModelError:
+        """What a failed request means to the reader; the log gets where and why."""
+        name = exc.__class__.__name__
+        if isinstance(exc, httpx.TransportError):
+            message, kind = f"the connection to the model server failed ({name})", "unreachable"
+        elif isinstance(exc, httpx.DecodingError):
+            message = "the model server's answer could not be decoded (its Content-Encoding)"
+            kind = "protocol"
+        else:
+            message, kind = f"the request to the model server failed ({name})", "unreachable"
+        return ModelError(message, kind=kind, detail=f"{self._where}: {exc!r}")
 
     async def _tokens(self, response: httpx.Response, thinking: bool) -> AsyncIterator[Token]:
         body = _Utf8Events(response)

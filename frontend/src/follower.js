@@ -148,11 +148,9 @@ export class AnswerFollower {
         const pending = this.pendingDone;
         if (pending && this.answer.hasAllUpTo(pending.seq)) {
           this.finish(pending.outcome); // its chunks came meanwhile: nothing is missing
-        } else if (this.waitedTooLong()) {
-          const message = error instanceof Error ? error.message : String(error);
-          this.finish({ reason: 'lost', error: `part of it could not be recovered (${message})` });
         } else if (pending || this.answer.held.size > 0) {
-          this.retryLater(); // something is missing
+          // Something is missing.
+          this.retryOrGiveUp(error instanceof Error ? error.message : String(error));
         } // else nothing is: the next silence asks again
         return;
       }
@@ -179,19 +177,23 @@ export class AnswerFollower {
       this.finish({ reason: 'lost', error: `part of it could not be recovered${why}` });
     } else if (!whole || pending) {
       // The snapshot lacks the gap, or the chunks before the `done`, yet: ask again later.
-      if (this.waitedTooLong()) {
-        this.finish({ reason: 'lost', error: 'part of it could not be recovered (the server does not have it)' });
-      } else {
-        this.retryLater();
-      }
+      this.retryOrGiveUp('the server does not have it');
     } else {
       this.retryMs = RETRY_MS; // caught up: a later gap starts again from the first delay
     }
   }
 
-  /** A `done` waits for chunks, and has waited long enough. */
-  waitedTooLong() {
-    return this.pendingDone !== null && this.pendingWaitedMs >= this.pendingDoneMs;
+  /**
+   * Asks for the snapshot again later, unless a `done` has waited its time for the chunks it
+   * names: then the answer ends as partly lost.
+   * @param {string} why  what the last snapshot said
+   */
+  retryOrGiveUp(why) {
+    if (this.pendingDone !== null && this.pendingWaitedMs >= this.pendingDoneMs) {
+      this.finish({ reason: 'lost', error: `part of it could not be recovered (${why})` });
+    } else {
+      this.retryLater();
+    }
   }
 
   /** Asks for the snapshot again after a while (longer each time, up to the silence). */
