@@ -539,6 +539,20 @@ async def test_a_chunk_that_was_never_recorded_leaves_no_snapshot_with_a_hole(
     assert await second.snapshot(CHANNEL) == Snapshot("", "", 0, PARTIAL)
 
 
+async def _release_while_redis_is_down(
+    redis_server: RedisServer, registry: RedisStreams, streams: list[tuple[str, str]], done: Done
+) -> None:
+    """The streams end while Redis is stopped (each release fails), and Redis comes back with
+    its data, as with AOF."""
+    async with _raw(redis_server) as raw:
+        await raw.save()
+    await asyncio.to_thread(redis_server.stop)
+    for channel, lease in streams:
+        with pytest.raises(StreamsUnavailable):
+            await registry.release(channel, lease, done)
+    await asyncio.to_thread(redis_server.start)
+
+
 async def test_a_stream_that_ended_while_redis_was_unreachable_is_finished_when_it_is_back(
     two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
 ) -> None:
@@ -549,12 +563,7 @@ async def test_a_stream_that_ended_while_redis_was_unreachable_is_finished_when_
     lease = await first.claim(CHANNEL, nothing, owner="u_1")
     await first.record([(CHANNEL, lease, Chunk("a ", seq=1))])
     await first.record([(CHANNEL, lease, Chunk("b", seq=2))])
-    async with _raw(redis_server) as raw:
-        await raw.save()  # it comes back with its data, as with AOF
-    await asyncio.to_thread(redis_server.stop)
-    with pytest.raises(StreamsUnavailable):
-        await first.release(CHANNEL, lease, Done("complete"))
-    await asyncio.to_thread(redis_server.start)
+    await _release_while_redis_is_down(redis_server, first, [(CHANNEL, lease)], Done("complete"))
 
     # The renewal runs every 0.1 s. A deadline, not `asyncio.timeout`: on Python 3.11 redis-py
     # can swallow the cancellation that a timeout is (see the cancelled-claim test above).
@@ -600,13 +609,7 @@ async def test_a_process_closing_records_the_streams_that_ended_while_redis_was_
     leases = [await first.claim(channel, nothing) for channel in channels]
     pairs = list(zip(channels, leases, strict=True))
     await first.record([(channel, lease, Chunk("a", seq=1)) for channel, lease in pairs])
-    async with _raw(redis_server) as raw:
-        await raw.save()
-    await asyncio.to_thread(redis_server.stop)
-    for channel, lease in pairs:
-        with pytest.raises(StreamsUnavailable):
-            await first.release(channel, lease, Done("complete", seq=1))
-    await asyncio.to_thread(redis_server.start)
+    await _release_while_redis_is_down(redis_server, first, pairs, Done("complete", seq=1))
 
     await first.aclose()
 
