@@ -15,7 +15,8 @@ so the load generator costs little). Per workload: delivered tokens/s; time to f
 the request (the execute, or the SSE POST) to the first token at the client; token lag (token i
 is due at first-token time + i*D; lag = arrival - due); execute latency (relay: of the
 workload's own executes, all sent at once, and from 1,000 streams of 20 more sent one at a time
-while the streams run, each cancelled at once); server CPU s per
+while every stream runs, on new connections and 20 on a kept-alive one, each cancelled at once,
+from a process of its own: bench/execute_probe.py); server CPU s per
 1,000 tokens per process (/proc/<pid>/stat, over the answers only); publications (or SSE events)
 per answer; backend RSS per running stream (peak during the run minus idle, over streams);
 Centrifugo RSS per finished answer (after minus before, over answers). Every answer is checked
@@ -68,11 +69,14 @@ LAG_LIMIT_MS = 100.0
 # Centrifugo moved +-20% from run to run.
 SMALL = 100
 ROUNDS = 3
-# From this many streams, the relay's execute latency is also measured while they run: PROBES
-# executes one at a time (each cancelled at once), PROBE_GAP apart, once every stream started.
+# From this many streams, the relay's execute latency is also measured while they run: up to
+# PROBES executes on new connections and as many on a kept-alive one, one at a time (each
+# cancelled at once), PROBE_GAP apart, from a process of its own, for as long as PROBE_SHARE of
+# the workload's streams run at once.
 PROBE_FROM = 1000
 PROBES = 20
 PROBE_GAP = 0.025
+PROBE_SHARE = 0.9
 HOST = "127.0.0.1"
 
 
@@ -267,7 +271,12 @@ class Result:
     client_cpu: float
     errors: list[str]
     rounds: int = 1
-    execute_running: list[float] = field(default_factory=list)  # probes while streams ran
+    # One more execute at a time while every stream runs, on a new connection and on a
+    # kept-alive one (bench/execute_probe.py).
+    execute_running: dict[str, list[float]] = field(
+        default_factory=lambda: {"new": [], "kept_alive": []}
+    )
+    running_while_probed: int = 0  # the fewest streams running while they were probed
 
     @property
     def answers(self) -> int:
@@ -347,7 +356,8 @@ async def drive(
     limit_seconds: float,
 ) -> Result:
     streams = [Stream() for _ in range(count)]
-    execute_running: list[float] = []
+    execute_running: dict[str, list[float]] = {"new": [], "kept_alive": []}
+    fewest = [0]  # streams running while the executes were probed, at the fewest
     main = "server" if path.kind == "direct" else "backend"
     users = math.ceil(count / CHANNELS_PER_CONNECTION)
     async with AsyncExitStack() as stack:
@@ -373,8 +383,12 @@ async def drive(
                 prober = await stack.enter_async_context(
                     ChatSession.open(backend_url, websocket_url, ORIGIN)
                 )
-            answered = [0]
-            all_answered = asyncio.Event()
+
+            def running() -> int:
+                return sum(s.arrivals != [] and not s.dones for s in streams)
+
+            def all_began() -> bool:
+                return all(s.arrivals or s.dones or s.error for s in streams)
 
             async def execute(session: ChatSession, channel: str, subscriber: Subscriber) -> None:
                 stream = subscriber.stream
@@ -386,10 +400,6 @@ async def drive(
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     stream.error = f"execute: {exc.__class__.__name__}"
                     return
-                finally:
-                    answered[0] += 1
-                    if answered[0] == count:
-                        all_answered.set()
                 stream.replied = time.perf_counter()
                 if status != 202:
                     stream.error = f"execute: HTTP {status}"
@@ -397,22 +407,46 @@ async def drive(
                 await subscriber.finished.wait()
 
             async def probe(session: ChatSession) -> None:
-                """What one more prompt waits for its 202 while the workload's streams run."""
-                await all_answered.wait()
-                cookie = session.http.cookies[SESSION_COOKIE]
-                for _ in range(PROBES):
-                    channel = session.new_channel()
-                    body = json.dumps({"text": PROMPT, "channel": channel}).encode()
-                    sent = time.perf_counter()
-                    try:
-                        status = await raw_post(port, "/api/execute", body, cookie)
-                        if status == 202:
-                            execute_running.append(time.perf_counter() - sent)
-                        cancel = json.dumps({"channel": channel}).encode()
-                        await raw_post(port, "/api/cancel", cancel, cookie)
-                    except (OSError, asyncio.IncompleteReadError, ValueError):
-                        pass  # a probe that could not get through is not a latency
-                    await asyncio.sleep(PROBE_GAP)
+                """What one more prompt waits for its 202 while the workload's streams run:
+                measured by bench/execute_probe.py in a process of its own (this loop is busy
+                with the subscribers, and its own delays would count as the server's), from when
+                PROBE_SHARE of the streams run at once until fewer do."""
+                command = [sys.executable, "-m", "bench.execute_probe", "--port", str(port)]
+                command += ["--cookie", session.http.cookies[SESSION_COOKIE]]
+                command += ["--user", session.user, "--most", str(PROBES)]
+                command += ["--gap", str(PROBE_GAP)]
+                env = clean_environment({"PYTHONPATH": str(ROOT)})  # bench/ is not installed
+                process = await asyncio.create_subprocess_exec(
+                    *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+                )
+                assert process.stdin is not None
+                assert process.stdout is not None
+                output = asyncio.create_task(process.stdout.read())
+                enough = math.ceil(PROBE_SHARE * count)
+                try:
+                    # Sampled: the count moves with every stream's first token and done.
+                    while running() < enough and not all_began():  # noqa: ASYNC110
+                        await asyncio.sleep(0.01)
+                    if running() >= enough:
+                        fewest[0] = running()
+                        process.stdin.write(b"go\n")
+                        while not output.done():
+                            await asyncio.wait([output], timeout=0.01)
+                            if running() < enough:
+                                break
+                            fewest[0] = min(fewest[0], running())
+                    process.stdin.close()  # stop probing (or never start)
+                    out = await output
+                    await process.wait()
+                finally:
+                    output.cancel()
+                    if process.returncode is None:  # the workload timed out
+                        process.kill()
+                        await process.wait()
+                if process.returncode != 0:
+                    raise RuntimeError(f"bench.execute_probe exited {process.returncode}")
+                for how, latencies in json.loads(out).items():
+                    execute_running[how].extend(latencies)
 
             def run() -> Awaitable[object]:
                 probes = [] if prober is None else [probe(prober)]
@@ -500,6 +534,7 @@ async def drive(
         client_cpu=client_cpu,
         errors=sorted({s.error for s in streams if s.error})[:3],
         execute_running=execute_running,
+        running_while_probed=fewest[0],
     )
 
 
@@ -534,7 +569,11 @@ def merged(rounds: list[Result]) -> Result:
         client_cpu=sum(r.client_cpu for r in rounds),
         errors=sorted({e for r in rounds for e in r.errors})[:3],
         rounds=len(rounds),
-        execute_running=[t for r in rounds for t in r.execute_running],
+        execute_running={
+            how: [t for r in rounds for t in r.execute_running[how]]
+            for how in first.execute_running
+        },
+        running_while_probed=min(r.running_while_probed for r in rounds),
     )
 
 
@@ -604,7 +643,7 @@ def table(results: list[Result]) -> str:
     direct = {(r.streams, r.delay_ms): r for r in results if r.path == DIRECT}
     lines = [
         "| workload | path | exact | tokens/s | TTFT p50 / p99 ms | token lag p50 / p99 ms "
-        "| execute p99 ms: all at once / one more while they run "
+        "| execute p99 ms: all at once / one more while they run: new connection, kept alive "
         "| CPU s per 1k tokens: backend + Centrifugo = all | vs direct SSE: "
         "CPU, TTFT p50 | publications per answer | backend RSS KB per stream "
         "| Centrifugo RSS KB per answer |",
@@ -626,13 +665,17 @@ def table(results: list[Result]) -> str:
             cpu_ratio = r.cpu_per_1k() / base.cpu_per_1k()
             ttft_ratio = percentile(r.ttft, 50) / percentile(base.ttft, 50)
             versus = f"{cpu_ratio:.1f}x, {ttft_ratio:.1f}x"
+        new, kept = (percentile(r.execute_running[how], 99) for how in ("new", "kept_alive"))
+        running = "-"
+        if not math.isnan(new):
+            running = f"{ms(new)}, {ms(kept)} ({r.running_while_probed:,} running)"
         pubs = fig(r.publications) if r.path.kind == "relay" else f"({fig(r.publications)} events)"
         lines.append(
             f"| {workload} | {r.path.name} | {r.exact}/{r.answers}"
             f"{' (timed out)' if r.timed_out else ''} | {r.tokens_per_second:,.0f} "
             f"| {ms(percentile(r.ttft, 50))} / {ms(percentile(r.ttft, 99))} "
             f"| {ms(percentile(r.lags, 50))} / {ms(percentile(r.lags, 99))} "
-            f"| {ms(percentile(r.execute, 99))} / {ms(percentile(r.execute_running, 99))} "
+            f"| {ms(percentile(r.execute, 99))} / {running} "
             f"| {cpu} | {versus} | {pubs} "
             f"| {fig(r.backend_rss_kb_per_stream)} | {fig(r.centrifugo_rss_kb_per_answer)} |"
         )
