@@ -67,6 +67,10 @@ def main() -> None:
         port=settings.backend_port,
         log_config=log_config(settings),
         log_level="info",
+        # uvicorn's default, named: nginx closes its idle connections to the backend sooner
+        # (`keepalive_timeout` in nginx/relaychat.conf.template), so that it never sends a
+        # request on one the backend is closing.
+        timeout_keep_alive=5,
     )
     Server(config, app).run()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -221,3 +222,54 @@ def test_a_backend_that_cannot_answer_gives_a_json_502(stack: Stack, tmp_path: P
     assert response.status_code == 502
     assert response.headers["content-type"] == "application/json"
     assert "try again shortly" in response.json()["detail"]
+
+
+_ESTABLISHED, _TIME_WAIT = "01", "06"
+
+
+def _loopback_tcp(port: int) -> list[tuple[int, int, str]]:
+    """(local port, remote port, state) of the IPv4 TCP sockets with `port` at either end."""
+    sockets = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = (int(address.rpartition(":")[2], 16) for address in fields[1:3])
+        if port in (local, remote):
+            sockets.append((local, remote, fields[3]))
+    return sockets
+
+
+def test_nginx_closes_idle_backend_connections_before_the_backend_does(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """nginx keeps connections to the backend open between requests (upstream `keepalive`).
+    uvicorn closes a connection idle for 5 s; were nginx to keep one longer, a request it sent
+    just as the backend closed it would fail, and for a POST (an execute) nginx does not try
+    again: a 502. So nginx closes them first, which leaves its own side in TIME_WAIT."""
+    backend_port = int(stack.backend_url.rpartition(":")[2])
+    with nginx_in_front(stack, stack.backend_url, free_port(), tmp_path / "nginx") as front:
+        assert httpx.post(f"{front.url}/api/token", timeout=10).status_code == 200
+        pooled = {
+            local
+            for local, remote, state in _loopback_tcp(backend_port)
+            if remote == backend_port and state == _ESTABLISHED
+        }
+        assert pooled, "nginx kept no connection to the backend open"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # until both sides have closed each of them
+            sockets = _loopback_tcp(backend_port)
+            if all(
+                state == _TIME_WAIT for local, remote, state in sockets if pooled & {local, remote}
+            ):
+                break
+            time.sleep(0.05)
+    closed_by_nginx = {
+        local
+        for local, remote, state in sockets
+        if local in pooled and remote == backend_port and state == _TIME_WAIT
+    }
+    closed_by_backend = {
+        remote
+        for local, remote, state in sockets
+        if local == backend_port and remote in pooled and state == _TIME_WAIT
+    }
+    assert (closed_by_nginx, closed_by_backend) == (pooled, set())
