@@ -257,6 +257,20 @@ def port_holder(port: int) -> str:
     return "held by " + ", ".join(f"{name} (pid {pid})" for name, pid in holders)
 
 
+def end_group(leader: int, timeout: float = 5.0) -> None:
+    """Kill what is left of an exited service's process group (a service runs in a session of
+    its own, its children with it): nginx's workers outlive a master killed with SIGKILL and
+    keep its port, so that a new nginx cannot bind it, and they would answer its readiness
+    check. Returns once none is left, or after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(leader, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)  # killed, not yet gone: exiting processes still count
+
+
 def _die_with_parent() -> None:
     """In the child: if this supervisor dies (even by SIGKILL), the child gets SIGTERM."""
     if sys.platform == "linux":
@@ -307,7 +321,10 @@ class Supervisor:
             if len(restarts) > RESTARTS_PER_MINUTE:
                 raise StartFailed(f"{service.name} keeps exiting (code {code}); giving up")
             say(f"{service.name} exited with code {code}; restarting it")
+            exited = [p for s, p in self.running if s is service]
             self.running = [(s, p) for s, p in self.running if s is not service]
+            for process in exited:
+                end_group(process.pid)
             self.start(service)
             say(f"{service.name} restarted")
 

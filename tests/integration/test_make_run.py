@@ -333,3 +333,35 @@ def test_a_crashed_server_is_reported_and_restarted(tmp_path: Path, crashing: st
         ready = httpx.get(f"{run.url}/api/ready")
         assert ready.status_code == 200, ready.text
         assert listeners({setting: run.ports[setting]}) != {victim}
+
+
+def test_a_crashed_nginx_is_restarted_without_its_old_workers(tmp_path: Path) -> None:
+    """A kill -9 of nginx's master leaves its workers running, still holding the port: the new
+    nginx could not bind, the old workers answered its readiness check, and after five tries
+    the supervisor gave up and stopped every server (found by an outside-in probe)."""
+    with make_run(tmp_path, via_make=False, env_file_lines="\n") as run:
+        run.wait_for("chat at")
+        servers = {
+            name: run.ports[name] for name in ("BACKEND_PORT", "CENTRIFUGO_HTTP_SERVER_PORT")
+        }
+        others = listeners(servers)
+        old = listeners({"NGINX_PORT": run.ports["NGINX_PORT"]})
+        (master,) = [pid for pid in old if _parent(pid) not in old]
+        assert len(old) > 1, "nginx runs no workers"
+
+        os.kill(master, signal.SIGKILL)
+
+        run.wait_for("nginx exited with code -9; restarting it")
+        run.wait_for("nginx restarted")
+        assert not any(alive(pid) for pid in old), "the old workers are still running"
+        new = listeners({"NGINX_PORT": run.ports["NGINX_PORT"]})
+        assert new
+        assert not new & old
+        assert httpx.get(f"{run.url}/", timeout=10).status_code == 200
+        assert httpx.get(f"{run.url}/api/ready", timeout=10).status_code == 200
+        assert listeners(servers) == others  # the backend and Centrifugo were left alone
+        assert "giving up" not in run.output
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
