@@ -28,7 +28,7 @@ from backend.centrifugo.transport import ServerApiTransport
 from backend.cluster.redis_streams import RedisStreams, connect
 from backend.config import Settings, get_settings
 from backend.core.answer import Answerer
-from backend.core.ports import Model, Publisher, PublishError, Streams
+from backend.core.ports import Model, Publisher, PublishError, Streams, StreamsUnavailable
 from backend.core.relay import Relay
 from backend.core.streams import LocalStreams
 from backend.llm.openai_compatible import OpenAICompatibleModel
@@ -180,7 +180,9 @@ async def _end_orphans(relay: Relay) -> None:
         await asyncio.sleep(ORPHAN_CHECK_SECONDS)
         try:
             await relay.end_orphans()
-        except Exception:  # the registry briefly unreachable: the next round tries again
+        except StreamsUnavailable as exc:  # the registry briefly unreachable: the next round
+            logger.warning("could not check for orphaned streams: %s", exc)
+        except Exception:
             logger.warning("could not check for orphaned streams", exc_info=True)
 
 

@@ -47,6 +47,13 @@ from backend.core.ports import (
 from backend.core.types import Done, Snapshot
 
 logger = logging.getLogger(__name__)
+# How Redis being unreachable or slow shows: logged as one line; anything else with its traceback.
+UNREACHABLE = (RedisError, StreamsUnavailable, OSError)
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or exc.__class__.__name__
+
 
 PREFIX = "relaychat:"
 STOP_CHANNEL = PREFIX + "stop"
@@ -401,21 +408,23 @@ class RedisStreams:
         """One round trip for all of them (a pipeline of the record script)."""
         if not chunks:
             return []
-        pipe = self._redis.pipeline(transaction=False)
-        for channel, lease, chunk in chunks:
-            keys = [
-                _run(channel),
-                f"{PREFIX}text:{channel}",
-                f"{PREFIX}thinking:{channel}",
-                f"{PREFIX}done:{channel}",
-            ]
-            await self._record(
-                keys=keys, args=[lease, chunk.seq, chunk.phase, chunk.text], client=pipe
-            )
-        try:
-            recorded = await pipe.execute()
-        except RedisError as exc:
-            raise self._unavailable(exc) from exc
+        # `async with`: a pipeline whose execute failed (a reply that timed out) otherwise
+        # keeps its connection until the garbage collector finds it.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel, lease, chunk in chunks:
+                keys = [
+                    _run(channel),
+                    f"{PREFIX}text:{channel}",
+                    f"{PREFIX}thinking:{channel}",
+                    f"{PREFIX}done:{channel}",
+                ]
+                await self._record(
+                    keys=keys, args=[lease, chunk.seq, chunk.phase, chunk.text], client=pipe
+                )
+            try:
+                recorded = await pipe.execute()
+            except RedisError as exc:
+                raise self._unavailable(exc) from exc
         return [int(result) == 1 for result in recorded]
 
     async def release(self, channel: str, lease: str, done: Done) -> bool:
@@ -529,9 +538,14 @@ class RedisStreams:
                 args += [channel, lease, owner]
             try:
                 lost, stops = await self._renew(keys=[LEASES], args=args)
-            except Exception:  # Redis briefly unreachable: try again at the next round
+            except Exception as exc:  # Redis briefly unreachable: try again at the next round
                 self._failed_at = time.monotonic()
-                logger.warning("could not renew %d lease(s)", len(streams), exc_info=True)
+                logger.warning(
+                    "could not renew %d lease(s): %s",
+                    len(streams),
+                    _why(exc),
+                    exc_info=not isinstance(exc, UNREACHABLE),
+                )
                 continue
             for channel in lost:
                 still = self._local.get(channel)
@@ -552,9 +566,14 @@ class RedisStreams:
         for channel, pending in list(self._releasing.items())[:limit]:
             try:
                 await self._finish_run(channel, pending.lease, pending.done)
-            except Exception:  # Redis failing again: at the next round
+            except Exception as exc:  # Redis failing again: at the next round
                 self._failed_at = time.monotonic()
-                logger.warning("could not record the end of stream %s yet", channel, exc_info=True)
+                logger.warning(
+                    "could not record the end of stream %s yet: %s",
+                    channel,
+                    _why(exc),
+                    exc_info=not isinstance(exc, UNREACHABLE),
+                )
                 return
             if self._releasing.get(channel) is pending:
                 del self._releasing[channel]

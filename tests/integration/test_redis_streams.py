@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -615,3 +617,55 @@ async def test_a_process_closing_records_the_streams_that_ended_while_redis_was_
 
     for channel in channels:
         assert await second.snapshot(channel) == Snapshot("a", "", 1, Done("complete"))
+
+
+async def test_a_record_that_timed_out_gives_its_connection_back(
+    two: tuple[RedisStreams, RedisStreams],
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Regression: a record whose Redis did not answer in time kept its pipeline's connection
+    until the garbage collector found it ("Unclosed Pipeline client" and a traceback in the
+    log, a connection out of the pool meanwhile). And a Redis that does not answer is one line
+    in the log each time, not a traceback."""
+    first, _ = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1")
+    renewal_failed = asyncio.Event()
+    handler = _When("could not renew", renewal_failed)
+    logging.getLogger("backend.cluster.redis_streams").addHandler(handler)
+    reported: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)  # Redis hangs: the reply times out (2 s)
+    try:
+        with pytest.raises(StreamsUnavailable):
+            await first.record([(CHANNEL, lease, Chunk("Hello", "answer", 1))])
+        async with asyncio.timeout(5):  # the renewal in flight times out too
+            await renewal_failed.wait()
+    finally:
+        logging.getLogger("backend.cluster.redis_streams").removeHandler(handler)
+        redis_server.process.send_signal(signal.SIGCONT)
+        gc.collect()
+        loop.set_exception_handler(None)
+    assert [context["message"] for context in reported] == []
+    renewals = _renewals_failed(caplog)
+    assert renewals
+    assert not any(r.exc_info for r in renewals)  # one line each, no traceback
+    assert "Timeout reading" in renewals[0].getMessage()
+
+
+def _renewals_failed(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("could not renew")]
+
+
+class _When(logging.Handler):
+    """Sets `event` when a record's message starts with `start`."""
+
+    def __init__(self, start: str, event: asyncio.Event) -> None:
+        super().__init__()
+        self.start, self.event = start, event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.start):
+            self.event.set()
