@@ -22,6 +22,7 @@ from backend.api.deps import Services
 from backend.api.errors import BodySizeLimit, install_error_handlers
 from backend.api.limits import max_body_bytes
 from backend.api.main import api_router
+from backend.api.session import SessionRenewal
 from backend.api.slots import DirectSlots
 from backend.centrifugo.publisher import CentrifugoPublisher
 from backend.centrifugo.transport import ServerApiTransport
@@ -132,6 +133,7 @@ def create_app(
     )
     app.state.settings = settings
     max_body = max_body_bytes(settings.max_text_chars, settings.max_history_chars)
+    app.add_middleware(SessionRenewal)
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
     app.add_middleware(CrossSiteRefusal)
     # Around everything but the request metrics (added last, by `metrics.install`): every log

@@ -2,9 +2,11 @@
 starts (or renews); every other route that acts for a user requires it.
 
 The cookie holds the user id and when it was signed; a session unused for
-`SESSION_MAX_AGE_SECONDS` is over (the page calls `POST /api/token` when it loads and whenever
-its connection token needs renewing, which renews the session too). A deployment with its own
-auth replaces the two dependencies in backend/api/deps.py and nothing else.
+`SESSION_MAX_AGE_SECONDS` is over. `POST /api/token` renews it (the page calls it when it loads
+and whenever its connection token needs renewing), and so does any other route once the
+session is past half its age (`SessionRenewal`): a client that only executes keeps its user as
+long as it keeps using it. A deployment with its own auth replaces the two dependencies in
+backend/api/deps.py and nothing else.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import functools
 import re
 import secrets
+import time
 
 from fastapi import HTTPException, Request, Response, status
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.centrifugo.channels import USER_PATTERN
 from backend.config import Settings
@@ -42,29 +46,46 @@ def new_user_id() -> str:
     return "u_" + secrets.token_hex(8)
 
 
-def read_session(request: Request, settings: Settings) -> str | None:
-    """The user of a valid, unexpired session cookie; None without one."""
+def read_session(request: Request, settings: Settings) -> tuple[str, float] | None:
+    """The user of a valid, unexpired session cookie and the session's age in seconds; None
+    without one."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
     try:
-        user = _serializer(settings).loads(cookie, max_age=settings.session_max_age_seconds)
+        user, signed_at = _serializer(settings).loads(
+            cookie, max_age=settings.session_max_age_seconds, return_timestamp=True
+        )
     except BadSignature:  # forged, signed with another secret, or expired
         return None
-    return user if isinstance(user, str) and _VALID_USER.fullmatch(user) else None
+    if not (isinstance(user, str) and _VALID_USER.fullmatch(user)):
+        return None
+    return user, time.time() - signed_at.timestamp()
 
 
 def session_user(request: Request, settings: Settings) -> str:
-    """The session's user, or 401 with a message that says how to get a session."""
-    user = read_session(request, settings)
-    if user is None:
+    """The session's user, or 401 with a message that says how to get a session. A session
+    past half its age is renewed on the way out (`SessionRenewal`)."""
+    session = read_session(request, settings)
+    if session is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, NO_SESSION)
+    user, age = session
+    if age > settings.session_max_age_seconds / 2:
+        renewal = Response()
+        _set_cookie(renewal, user, settings)
+        request.state.renewed_session = renewal.headers["set-cookie"].encode("latin-1")
     return user
 
 
 def start_session(request: Request, response: Response, settings: Settings) -> str:
     """The session's user, its cookie renewed; a new anonymous user without a valid one."""
-    user = read_session(request, settings) or new_user_id()
+    session = read_session(request, settings)
+    user = new_user_id() if session is None else session[0]
+    _set_cookie(response, user, settings)
+    return user
+
+
+def _set_cookie(response: Response, user: str, settings: Settings) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         _serializer(settings).dumps(user),
@@ -74,4 +95,26 @@ def start_session(request: Request, response: Response, settings: Settings) -> s
         secure=settings.session_cookie_secure,
         path="/",
     )
-    return user
+
+
+class SessionRenewal:
+    """Adds the renewed session cookie that `session_user` left in the request's state to the
+    response, whatever the route returns (a streamed response too)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_renewed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                cookie = scope.get("state", {}).get("renewed_session")
+                if cookie is not None:
+                    headers = [*message.get("headers", ()), (b"set-cookie", cookie)]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_renewed)

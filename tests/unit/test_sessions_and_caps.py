@@ -19,6 +19,8 @@ from tests.unit.fakes import ScriptedModel
 
 pytestmark = pytest.mark.unit
 
+# The shortest sessions the settings allow: longer than the shortest connection token.
+SHORT_SESSIONS = {"SESSION_MAX_AGE_SECONDS": 120, "TOKEN_TTL_SECONDS": 60}
 NEEDS_SESSION = [
     ("POST", "/api/execute", {"text": "hi", "channel": "stream:abcdefgh#u_0123456789abcdef"}),
     ("POST", "/api/cancel", {"channel": "stream:abcdefgh#u_0123456789abcdef"}),
@@ -58,13 +60,13 @@ async def test_a_forged_session_is_no_session(
 
 
 async def test_an_expired_session_is_401_and_post_token_starts_a_new_one() -> None:
-    async with running_app(ScriptedModel(), SESSION_MAX_AGE_SECONDS=60) as api:
+    async with running_app(ScriptedModel(), **SHORT_SESSIONS) as api:
         user = await api.user()
-        api.client.cookies.set(SESSION_COOKIE, _signed_at(user, seconds_ago=50))
+        api.client.cookies.set(SESSION_COOKIE, _signed_at(user, seconds_ago=110))
         assert (await api.client.get("/api/streams/abcdefgh")).status_code == 404  # valid
 
-        # What the browser may still send after more than a minute unused.
-        api.client.cookies.set(SESSION_COOKIE, _signed_at(user, seconds_ago=61))
+        # What the browser may still send after more than two minutes unused.
+        api.client.cookies.set(SESSION_COOKIE, _signed_at(user, seconds_ago=121))
         response = await api.client.get("/api/streams/abcdefgh")
         assert response.status_code == 401
         assert await api.user() != user  # an expired session is not brought back
@@ -85,6 +87,39 @@ async def test_post_token_renews_the_session(api_client: httpx.AsyncClient) -> N
     again = await api_client.post("/api/token")
     assert again.json()["user"] == first.json()["user"]
     assert "max-age=604800" in again.headers["set-cookie"].lower()
+
+
+@pytest.mark.parametrize(("method", "path", "body"), NEEDS_SESSION)
+async def test_a_session_in_use_is_renewed_by_any_route_past_half_its_age(
+    method: str, path: str, body: dict[str, str] | None
+) -> None:
+    """A client that only executes (a server-side integration holding one cookie per user)
+    kept its user for SESSION_MAX_AGE_SECONDS after its one `POST /api/token` however busy,
+    then got 401 and, from /api/token, another user. Any route renews a session past half its
+    age (not every request: a Set-Cookie each time would be wasted)."""
+    async with running_app(ScriptedModel(), **SHORT_SESSIONS) as api:
+        user = await api.user()
+        if body and "channel" in body:
+            body = {**body, "channel": f"stream:abcdefgh#{user}"}
+        api.client.cookies.set(SESSION_COOKIE, _signed_at(user, seconds_ago=10))
+        young = await api.client.request(method, path, json=body)
+        assert young.status_code != 401
+        assert "set-cookie" not in young.headers
+
+        api.client.cookies.set(SESSION_COOKIE, _signed_at(user, seconds_ago=70))
+        old = await api.client.request(method, path, json=body)
+        assert old.status_code != 401
+        renewed = old.cookies[SESSION_COOKIE]
+        assert "max-age=120" in old.headers["set-cookie"].lower()
+        assert "httponly" in old.headers["set-cookie"].lower()
+
+    async with running_app(ScriptedModel(), **SHORT_SESSIONS) as api:
+        api.client.cookies.set(SESSION_COOKIE, renewed)
+        assert (await api.client.post("/api/token")).json()["user"] == user
+        _, signed_at = URLSafeTimedSerializer("s" * 40, salt="relaychat-session").loads(
+            renewed, return_timestamp=True
+        )
+        assert abs(signed_at.timestamp() - time.time()) < 5  # signed now, not 70 s ago
 
 
 @pytest.fixture
