@@ -7,6 +7,11 @@ import { readSnapshot } from './received.js';
 /** @import { HistoryTurn } from './history.js' */
 /** @import { StreamSnapshot } from './follower.js' */
 
+/** How long the page waits for the backend's reply to a snapshot or a cancel before it takes the
+ * server as unreachable for now (status 0, asked again later): a backend that hangs would
+ * otherwise hold the request for nginx's 300 s, and the page with it. */
+export const REQUEST_TIMEOUT_MS = 10_000;
+
 export class ApiError extends Error {
   /**
    * @param {number} status  the HTTP status, 0 when the server could not be reached
@@ -33,19 +38,31 @@ async function readError(response) {
 /**
  * @param {string} path
  * @param {RequestInit} init
+ * @param {number} [timeoutMs]  how long to wait for the whole reply; none by default
  * @returns {Promise<unknown>}
  */
-async function request(path, init) {
+async function request(path, init, timeoutMs) {
+  const signal = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
+  // A reply that did not come in time is no news from the server, like one that did not come.
+  const unreachable = () =>
+    signal?.aborted
+      ? new ApiError(0, `the server did not answer within ${(timeoutMs ?? 0) / 1000} s`)
+      : new ApiError(0, 'the server cannot be reached');
   let response;
   try {
-    response = await fetch(path, { credentials: 'same-origin', ...init });
+    response = await fetch(path, { credentials: 'same-origin', ...init, signal });
   } catch {
-    throw new ApiError(0, 'the server cannot be reached');
+    throw unreachable();
   }
-  if (!response.ok) throw new ApiError(response.status, await readError(response));
+  if (!response.ok) {
+    const message = await readError(response);
+    if (signal?.aborted) throw unreachable(); // its body was cut off
+    throw new ApiError(response.status, message);
+  }
   try {
     return await response.json();
   } catch {
+    if (signal?.aborted) throw unreachable();
     throw new ApiError(response.status, 'the server answered with something that is not JSON');
   }
 }
@@ -53,13 +70,18 @@ async function request(path, init) {
 /**
  * @param {string} path
  * @param {object} [body]
+ * @param {number} [timeoutMs]
  */
-const post = (path, body) =>
-  request(path, {
-    method: 'POST',
-    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+const post = (path, body, timeoutMs) =>
+  request(
+    path,
+    {
+      method: 'POST',
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    },
+    timeoutMs,
+  );
 
 /**
  * A connection token and the user it is for.
@@ -102,18 +124,23 @@ export const execute = ({ text, channel, thinking, history }) =>
 
 /**
  * Stops the answer streaming into `channel` (`POST /api/cancel`): it ends with `done` reason
- * `cancelled` and its model request is closed. Rejects with status 404 when nothing runs there.
+ * `cancelled` and its model request is closed. Rejects with status 404 when nothing runs there,
+ * and with status 0 when the server cannot be reached or does not answer within `timeoutMs`.
  * @param {string} channel
+ * @param {{timeoutMs?: number}} [options]
  */
-export const cancel = (channel) => post('/api/cancel', { channel });
+export const cancel = (channel, { timeoutMs = REQUEST_TIMEOUT_MS } = {}) =>
+  post('/api/cancel', { channel }, timeoutMs);
 
 /**
  * The backend's copy of the answer in this user's stream `streamId` (`GET /api/streams/{id}`).
+ * Rejects with status 0 when the server cannot be reached or does not answer within `timeoutMs`.
  * @param {string} streamId
+ * @param {{timeoutMs?: number}} [options]
  * @returns {Promise<StreamSnapshot>}
  */
-export async function fetchSnapshot(streamId) {
-  const body = await request(`/api/streams/${encodeURIComponent(streamId)}`, { method: 'GET' });
+export async function fetchSnapshot(streamId, { timeoutMs = REQUEST_TIMEOUT_MS } = {}) {
+  const body = await request(`/api/streams/${encodeURIComponent(streamId)}`, { method: 'GET' }, timeoutMs);
   try {
     return readSnapshot(body);
   } catch (error) {

@@ -123,6 +123,25 @@ export function withEnding(conversation, channel, ending) {
 }
 
 /**
+ * The conversation with what has arrived so far of the answer on `channel`, which is still
+ * arriving; null when it has no such answer, when that answer has ended (its ending, kept by
+ * this or another tab, is whole) or when nothing changed.
+ * @param {Conversation} conversation
+ * @param {string} channel
+ * @param {{answer: string, thinking: string}} progress
+ * @returns {Conversation | null}
+ */
+export function withProgress(conversation, channel, { answer, thinking }) {
+  const index = conversation.turns.findIndex((t) => t.role === 'assistant' && t.channel === channel);
+  const turn = conversation.turns[index];
+  if (turn?.role !== 'assistant' || turn.reason !== null) return null;
+  if ((turn.answer ?? '') === answer && (turn.thinking ?? '') === thinking) return null;
+  const turns = conversation.turns.slice();
+  turns[index] = { ...turn, answer, thinking };
+  return { ...conversation, turns };
+}
+
+/**
  * Asking the last prompt again (Regenerate, Retry): the turns that stay, up to and with that
  * prompt, and its text; null when the conversation does not end with a prompt and its answer.
  * @param {readonly Turn[]} turns

@@ -27,32 +27,64 @@ export const PENDING_DONE_MS = 60_000;
 /**
  * @typedef {object} FollowerEdges
  * @property {() => Promise<StreamSnapshot>} readSnapshot  rejects with an error whose `status`
- *   is the HTTP status (404: no answer is known there; 0: the server cannot be reached)
+ *   is the HTTP status (404: no answer is known there; 0: the server cannot be reached, or did
+ *   not answer in time)
  * @property {(answer: ReceivedAnswer) => void} show  the answer changed
  * @property {(outcome: Outcome) => void} end  called once, when the answer is over
+ * @property {(message: string) => void} [unsure]  the server cannot be asked about the answer
+ *   right now (why), while the answer is kept; called with '' once news came again
  * @property {number} [silenceMs]
  * @property {number} [pendingDoneMs]
  */
 
 /** @param {unknown} error */
+const statusOf = (error) => /** @type {{status?: unknown}} */ (error)?.status;
+
+/** @param {unknown} error */
+const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Whether a failed snapshot says nothing about the answer: 503, the backend cannot tell right
+ * now (a shared registry unreachable, or rebuilt after a Redis restart); 0, the request never got
+ * an answer (this browser offline, a dead network path, a backend that hangs), which is news
+ * about the way to the server, not about the answer. Either way it may well be running.
+ * @param {unknown} error
+ */
+const saysNothing = (error) => statusOf(error) === 503 || statusOf(error) === 0;
+
+/**
+ * The ending when the backend says that nobody answers (404), or cannot be asked (a gateway's
+ * error: the backend is down). A 404 does not tell whether the server answering it stopped or
+ * the answer ended and its record expired (a tab reopened minutes later): it claims neither.
+ * @param {unknown} error
+ * @returns {Outcome}
+ */
 function nobodyAnswers(error) {
-  const status = /** @type {{status?: unknown}} */ (error)?.status;
-  const message = error instanceof Error ? error.message : String(error);
   return {
     reason: 'abandoned',
     error:
-      status === 404
-        ? 'the server that was answering it stopped'
-        : `the server cannot be reached (${message})`,
+      statusOf(error) === 404
+        ? 'the server no longer has it (it ended more than 2 minutes ago, or the server answering it stopped)'
+        : messageOf(error),
   };
 }
 
 export class AnswerFollower {
   /** @param {FollowerEdges} edges */
-  constructor({ readSnapshot, show, end, silenceMs = SILENCE_MS, pendingDoneMs = PENDING_DONE_MS }) {
+  constructor({
+    readSnapshot,
+    show,
+    end,
+    unsure = () => {},
+    silenceMs = SILENCE_MS,
+    pendingDoneMs = PENDING_DONE_MS,
+  }) {
     this.readSnapshot = readSnapshot;
     this.show = show;
     this.onEnd = end;
+    this.unsure = unsure;
+    /** whether `unsure` was last told of a failure */
+    this.saidUnsure = false;
     this.silenceMs = silenceMs;
     this.answer = new ReceivedAnswer();
     /** @type {{outcome: Outcome, seq?: number} | null} a `done` that came before all chunks did */
@@ -75,6 +107,7 @@ export class AnswerFollower {
   publication(data) {
     if (this.ended) return;
     this.watch();
+    this.sayUnsure('');
     const publication = readPublication(data);
     if (publication.kind === 'chunk') {
       const received = this.answer.receive(publication);
@@ -120,6 +153,18 @@ export class AnswerFollower {
     this.finish(outcome);
   }
 
+  /** Asks the backend now (Stop went through, and its `done` is late to come). */
+  check() {
+    this.resume();
+  }
+
+  /** @param {string} message  why the server cannot be asked right now; '' once it can */
+  sayUnsure(message) {
+    if (!message && !this.saidUnsure) return;
+    this.saidUnsure = Boolean(message);
+    this.unsure(message);
+  }
+
   /** Restarts the silence timer. */
   watch() {
     clearTimeout(this.silenceTimer);
@@ -139,18 +184,18 @@ export class AnswerFollower {
       snapshot = await this.readSnapshot();
     } catch (error) {
       if (this.ended) return;
-      // 503: the backend is there but cannot tell right now (a shared registry unreachable, or
-      // rebuilt after a Redis restart); the answer may well be running, and a `done` that came
-      // before all its chunks may still be completed: ask again a little later.
-      if (/** @type {{status?: unknown}} */ (error)?.status === 503) {
+      // Nothing learnt (503, or no answer at all): the answer may well be running, and a `done`
+      // that came before all its chunks may still be completed: keep it, ask again later.
+      if (saysNothing(error)) {
         this.answer.pauseResume();
         this.show(this.answer);
+        this.sayUnsure(messageOf(error));
         const pending = this.pendingDone;
         if (pending && this.answer.hasAllUpTo(pending.seq)) {
           this.finish(pending.outcome); // its chunks came meanwhile: nothing is missing
         } else if (pending || this.answer.held.size > 0) {
           // Something is missing.
-          this.retryOrGiveUp(error instanceof Error ? error.message : String(error));
+          this.retryOrGiveUp(messageOf(error));
         } // else nothing is: the next silence asks again
         return;
       }
@@ -162,6 +207,7 @@ export class AnswerFollower {
       );
       return;
     }
+    this.sayUnsure('');
     if (this.ended) return;
     const whole = this.answer.resumeFrom(snapshot);
     this.show(this.answer);
@@ -218,6 +264,7 @@ export class AnswerFollower {
     this.ended = true;
     clearTimeout(this.silenceTimer);
     clearTimeout(this.retryTimer);
+    this.sayUnsure('');
     this.onEnd(outcome);
   }
 }

@@ -20,6 +20,7 @@ import {
   readConversation,
   renamed,
   withEnding,
+  withProgress,
   withTurns,
 } from './conversation.js';
 import { chooseHistory } from './history.js';
@@ -27,6 +28,7 @@ import { setIconLabel } from './icons.js';
 import { lengthNotice } from './limits.js';
 import { loadHighlighting } from './markdown.js';
 import { ConversationList, tabbableIn } from './sidebar.js';
+import { stopAnswer } from './stopping.js';
 import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
 import { Toast } from './toast.js';
@@ -351,9 +353,16 @@ async function startSession() {
  * @property {{text: string, thinking: string}} latest
  * @property {AnswerView | null} view  its view while its conversation is on screen
  * @property {boolean} stopping
+ * @property {{stop: string, unsure: string}} notes  what is going on with it while it arrives
+ * @property {ReturnType<typeof setTimeout>} [progressTimer]  its text is kept when this fires
  * @property {boolean} [refused]  refused for its session: it ends as refused, not with the session
  * @property {Ending} [ending]  how it ended, once it did
  */
+
+/** How often the text of an answer still arriving is kept with its turn, so that a tab closed
+ * (or a laptop asleep) past the 2 minutes the server keeps it reopens what was shown; not at
+ * every chunk. */
+const PROGRESS_SAVE_MS = 1_000;
 
 /** @type {Map<string, Run>} by channel */
 const runs = new Map();
@@ -376,8 +385,15 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
   const subscribe = () =>
     subscribeAnswer(centrifuge, channel, {
       show: (answer) => {
+        // Nothing received yet (a snapshot that could not be had) leaves what was kept of it.
+        if (answer.seq === 0 && !answer.text && !answer.thinking) return;
         run.latest = { text: answer.text, thinking: answer.thinking };
         run.view?.show(answer.text, answer.thinking);
+        keepProgress(run);
+      },
+      unsure: (message) => {
+        run.notes.unsure = message ? `Waiting for the server: ${message}.` : '';
+        showNotes(run);
       },
       readSnapshot: async () => {
         try {
@@ -398,6 +414,7 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
     latest: { text: turn.answer ?? '', thinking: turn.thinking ?? '' },
     view: answerView,
     stopping: false,
+    notes: { stop: '', unsure: '' },
     // Asked in an earlier session (see `adoptSession`): its channel is another user's now.
     subscription: channelUser(channel) === user ? subscribe() : earlierSession(),
   };
@@ -414,7 +431,30 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
 const earlierSession = () => ({
   outcome: Promise.resolve({ reason: 'lost', error: 'it was asked in an earlier session, which has ended' }),
   stop: () => {},
+  check: () => {},
 });
+
+/**
+ * Shows what is going on with the answer while it arrives, on its view (Stop's news first).
+ * @param {Run} run
+ */
+function showNotes(run) {
+  run.view?.setNote([run.notes.stop, run.notes.unsure].filter(Boolean).join(' '));
+}
+
+/**
+ * Keeps what has arrived of the answer with its turn, at most every PROGRESS_SAVE_MS.
+ * @param {Run} run
+ */
+function keepProgress(run) {
+  if (run.progressTimer !== undefined) return;
+  run.progressTimer = setTimeout(() => {
+    run.progressTimer = undefined;
+    if (run.ending) return; // kept whole with its ending
+    const progress = { answer: run.latest.text, thinking: run.latest.thinking };
+    store.update(run.conversationId, (stored) => withProgress(stored, run.channel, progress));
+  }, PROGRESS_SAVE_MS);
+}
 
 /**
  * Waits for the answer's outcome, keeps it with its turn (so that a reload, another tab or a
@@ -424,6 +464,7 @@ const earlierSession = () => ({
 async function recordEnding(run) {
   const { reason, error } = await run.subscription.outcome;
   runs.delete(run.channel);
+  clearTimeout(run.progressTimer);
   const ending = { reason, error, answer: run.latest.text, thinking: run.latest.thinking };
   run.ending = ending;
   if (current.id === run.conversationId) {
@@ -472,16 +513,24 @@ async function stop() {
   } catch {
     // refused: it is over already
   }
-  if (!runs.has(run.channel)) return;
-  try {
-    await cancel(run.channel);
-  } catch (error) {
-    // 404: it ended meanwhile, and its `done` is on its way. Otherwise the server could not be
-    // told: stop showing it all the same.
-    const status = /** @type {{status?: number}} */ (error).status;
-    if (sessionEnded(error) && (await renewSession()) && !runs.has(run.channel)) return; // ended with it
-    if (status !== 404) run.subscription.stop('cancelled', `the server could not be told (${messageOf(error)})`);
-  }
+  await stopAnswer({
+    cancel: async () => {
+      try {
+        return await cancel(run.channel);
+      } catch (error) {
+        // The session ended: once the new one is adopted, this answer has ended with it.
+        if (sessionEnded(error)) await renewSession();
+        throw error;
+      }
+    },
+    ended: () => !runs.has(run.channel),
+    stopHere: (error) => run.subscription.stop('cancelled', error),
+    check: () => run.subscription.check(),
+    say: (message) => {
+      run.notes.stop = message ? `${message}.` : '';
+      showNotes(run);
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -599,6 +648,7 @@ function renderTurns() {
     } else if (run) {
       run.view = answerView;
       answerView.show(run.latest.text, run.latest.thinking);
+      showNotes(run);
     } else {
       answerView.show(turn.answer || '', turn.thinking || '');
       unfinished.set(turn, answerView);

@@ -316,6 +316,30 @@ export class AnswerView {
     this.notice = null;
     /** @type {HTMLButtonElement | null} */
     this.retryButton = null;
+    /** @type {HTMLParagraphElement | null} what is going on with it while it arrives */
+    this.note = null;
+  }
+
+  /**
+   * Says what is going on with the answer while it arrives (the server cannot be reached right
+   * now, Stop is trying again), or nothing ('').
+   * @param {string} text
+   */
+  setNote(text) {
+    if (this.ended || (this.note?.textContent ?? '') === text) return;
+    if (!text) {
+      const old = this.note;
+      this.note = null;
+      if (old) this.onChange(() => old.remove());
+      return;
+    }
+    if (!this.note) {
+      const note = element('p', 'note', '');
+      note.setAttribute('role', 'status');
+      this.note = note;
+      this.onChange(() => this.turn.append(note));
+    }
+    this.note.textContent = text;
   }
 
   /**
@@ -385,6 +409,7 @@ export class AnswerView {
   finish(reason, message, { restored = false } = {}) {
     if (this.frame) cancelAnimationFrame(this.frame);
     if (restored) this.announced = Number.MAX_SAFE_INTEGER;
+    this.setNote('');
     this.ended = true;
     this.render();
     if (this.thinkingBlock) this.thinkingBlock.open = false;

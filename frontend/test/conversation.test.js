@@ -13,6 +13,7 @@ import {
   renamed,
   titleFrom,
   withEnding,
+  withProgress,
   withTurns,
 } from '../src/conversation.js';
 
@@ -87,6 +88,20 @@ test("an answer's ending is kept with its own turn only", () => {
   assert.deepEqual(ended.turns[3], { role: 'assistant', channel, ...ending });
   assert.deepEqual(ended.turns[1], conversation.turns[1]);
   assert.equal(withEnding(conversation, 'stream:gone0000#u', ending), null);
+});
+
+test("what arrived of an answer still arriving is kept with it, never over its ending", () => {
+  // Probe: a tab closed mid-answer and reopened past the server's 2 minutes showed it empty.
+  const running = withTurns(newConversation('c', 1), exchange('p', '', null), 2);
+  const channel = 'stream:p00000000#u';
+  const kept = withProgress(running, channel, { answer: 'Hello', thinking: 'hm' });
+  assert.deepEqual(kept?.turns[1], { role: 'assistant', channel, reason: null, answer: 'Hello', thinking: 'hm' });
+  assert.equal(kept && readConversation(kept)?.turns[1].role, 'assistant');
+  assert.equal(kept && withProgress(kept, channel, { answer: 'Hello', thinking: 'hm' }), null); // nothing new
+  const ended = withEnding(running, channel, { reason: 'complete', error: '', answer: 'Hello world', thinking: '' });
+  assert.ok(ended);
+  assert.equal(withProgress(ended, channel, { answer: 'Hello', thinking: '' }), null); // a late save
+  assert.equal(withProgress(running, 'stream:other000#u', { answer: 'x', thinking: '' }), null);
 });
 
 test('the list shows the most recently changed conversation first', () => {

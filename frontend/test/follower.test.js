@@ -28,6 +28,8 @@ function follow(snapshots = []) {
   const ends = [];
   /** @type {string[]} */
   const shown = [];
+  /** @type {string[]} what `unsure` was told */
+  const unsure = [];
   let asked = 0;
   const follower = new AnswerFollower({
     readSnapshot: async () => {
@@ -38,9 +40,10 @@ function follow(snapshots = []) {
     },
     show: (answer) => shown.push(answer.text),
     end: (outcome) => ends.push(outcome),
+    unsure: (message) => unsure.push(message),
     silenceMs: 15_000,
   });
-  return { follower, ends, shown, asked: () => asked };
+  return { follower, ends, shown, unsure, asked: () => asked };
 }
 
 /** Lets the follower's pending snapshot request settle. */
@@ -119,16 +122,86 @@ test('silence, and the backend no longer knows the answer: nobody is answering',
   follower.publication(chunk(1, 'a'));
   t.mock.timers.tick(15_000);
   await settle();
-  assert.deepEqual(ends, [{ reason: 'abandoned', error: 'the server that was answering it stopped' }]);
+  // It does not claim that the server stopped: the answer may have ended and expired (a tab
+  // reopened, a laptop woken, minutes later).
+  assert.deepEqual(ends, [
+    {
+      reason: 'abandoned',
+      error: 'the server no longer has it (it ended more than 2 minutes ago, or the server answering it stopped)',
+    },
+  ]);
 });
 
-test('silence, and the backend cannot be reached: nobody is answering, and why', async (t) => {
+test('silence, and the gateway cannot reach the backend: nobody is answering, and why, once', async (t) => {
   t.mock.timers.enable({ apis: ['setTimeout'] });
-  const { follower, ends } = follow([new HttpError(502, 'Bad Gateway')]);
+  const message = 'the server cannot be reached right now (it may be restarting); try again shortly';
+  const { follower, ends } = follow([new HttpError(502, message)]);
   follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
   t.mock.timers.tick(15_000);
   await settle();
-  assert.deepEqual(ends, [{ reason: 'abandoned', error: 'the server cannot be reached (Bad Gateway)' }]);
+  assert.deepEqual(ends, [{ reason: 'abandoned', error: message }]); // not wrapped in the same words
+});
+
+test('a snapshot request that got no answer (status 0) keeps the answer, says so, and asks again', async (t) => {
+  // Probe: one failed fetch (this browser offline, a dead network path) ended a running answer
+  // as abandoned for good, though it said nothing about the answer.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends, shown, unsure, asked } = follow([
+    new HttpError(0, 'the server cannot be reached'),
+    new HttpError(0, 'the server did not answer within 10 s'),
+    { text: 'abc', thinking: '', seq: 3, done: null },
+  ]);
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
+  follower.publication(chunk(1, 'a'));
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.deepEqual(ends, []);
+  assert.equal(shown.at(-1), 'a');
+  assert.deepEqual(unsure, ['the server cannot be reached']);
+  t.mock.timers.tick(15_000); // the next silence asks again
+  await settle();
+  assert.equal(asked(), 2);
+  assert.deepEqual(unsure, ['the server cannot be reached', 'the server did not answer within 10 s']);
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.equal(asked(), 3);
+  assert.equal(shown.at(-1), 'abc');
+  assert.equal(unsure.at(-1), ''); // news again: nothing to say
+  follower.publication(chunk(4, 'd'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 4 });
+  assert.equal(shown.at(-1), 'abcd');
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
+});
+
+test('a publication after a snapshot that got no answer clears what was said', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends, unsure } = follow([new HttpError(0, 'the server cannot be reached')]);
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
+  t.mock.timers.tick(15_000);
+  await settle();
+  follower.publication(chunk(1, 'a')); // the network is back
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 1 });
+  assert.deepEqual(unsure, ['the server cannot be reached', '']);
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
+});
+
+test('a done that lacks chunks while snapshots get no answer gives up after a minute, as partly lost', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const offline = 'the server cannot be reached';
+  const { follower, ends, asked } = follow(Array.from({ length: 20 }, () => new HttpError(0, offline)));
+  follower.publication(chunk(1, 'a'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 2 }); // chunk 2 missed
+  await settle();
+  assert.deepEqual(ends, []);
+  let waited = 0;
+  while (ends.length === 0 && waited < 120_000) {
+    t.mock.timers.tick(1_000);
+    waited += 1_000;
+    await settle();
+  }
+  assert.equal(waited, 60_000);
+  assert.equal(asked(), 8);
+  assert.deepEqual(ends, [{ reason: 'lost', error: `part of it could not be recovered (${offline})` }]);
 });
 
 test('no silence is counted while the connection is down', (t) => {

@@ -1,19 +1,25 @@
 """The page through faults (docs/protocol.md, "Resuming"): a Centrifugo restart mid-answer ends
 in the whole answer, once; a killed backend ends in a readable notice with Retry, and Retry
-asks again. Each test has a Centrifugo, a backend and an nginx of its own, to stop and kill."""
+asks again; a snapshot or a Stop that cannot reach the server is tried again; Stop through a
+hung backend, a backend restart or a stalled Centrifugo ends as stopped. Each test has a
+Centrifugo, a backend and an nginx of its own, to stop, pause and kill."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from backend.llm.simulated import answer_for
-from tests.browser import ConsoleErrors, chat_page, stored_turns
+from tests.browser import ConsoleErrors, chat_page, stored_turns, wait_until_stored
+from tests.e2e.chat import StandInModel
 from tests.processes import Server, free_port
 from tests.stack import (
     Edge,
@@ -122,3 +128,218 @@ async def test_a_killed_backend_is_told_and_retry_asks_again(
     assert turns[1]["reason"] == "complete"
     assert turns[1]["answer"] == answer_for("code")
     await expect(page.locator(".turn.user")).to_have_count(1)
+
+
+async def stored_answer(page: Page) -> dict[str, object]:
+    turns = await stored_turns(page)
+    assert [turn["role"] for turn in turns] == ["user", "assistant"]
+    return turns[1]
+
+
+async def test_a_snapshot_that_gets_no_answer_keeps_the_answer_and_asks_again(
+    page: Page, servers: Servers, console_errors: ConsoleErrors
+) -> None:
+    """Probe: one snapshot request that failed in the browser (offline, a dead network path)
+    ended an answer still running as "Nobody is answering this any more"."""
+    model = StandInModel(servers.edge)
+    await model.install(page)
+    offline = True
+
+    async def snapshot(route: Route) -> None:
+        if offline:
+            await route.abort("internetdisconnected")
+        else:
+            await route.continue_()
+
+    await page.route("**/api/streams/**", snapshot)
+    await send(page, "hello")
+    channel = await model.next_channel()
+    await model.chunk(channel, "Hello ")
+    await expect(last_answer(page).locator(".answer")).to_have_text("Hello")
+
+    # 15 s of silence: the page asks the backend, and gets no answer at all.
+    note = last_answer(page).locator(".note")
+    await expect(note).to_have_text(
+        "Waiting for the server: the server cannot be reached.", timeout=NOTICE_SECONDS * 1000
+    )
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "true")
+    await expect(last_answer(page).locator(".notice")).to_have_count(0)
+
+    offline = False
+    await model.chunk(channel, "again.")
+    await expect(note).to_have_count(0)
+    await model.done(channel)
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "false")
+    await expect(last_answer(page).locator(".notice")).to_have_count(0)
+    assert (await stored_answer(page))["answer"] == "Hello again."
+    console_errors.expect("ERR_INTERNET_DISCONNECTED")
+
+
+async def test_stop_that_cannot_reach_the_server_is_sent_again_until_it_does(
+    page: Page, servers: Servers, console_errors: ConsoleErrors
+) -> None:
+    """Probe: Stop while the server could not be reached told it nothing, ever: the page said
+    "Stopped" and the server generated the whole answer."""
+    refused = 0
+
+    async def offline(route: Route) -> None:
+        nonlocal refused
+        refused += 1
+        await route.abort("internetdisconnected")
+
+    await send(page, "code")
+    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
+    await page.route("**/api/cancel", offline)
+    await page.get_by_role("button", name="Stop").click()
+    note = last_answer(page).locator(".note")
+    await expect(note).to_have_text("Stopping: the server cannot be reached; trying again.")
+    await expect(page.locator("#send")).to_be_disabled()
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "true")
+
+    await page.unroute("**/api/cancel", offline)  # the network is back
+    await expect(last_answer(page).locator(".notice")).to_have_text(
+        "Stopped. Retry", timeout=10_000
+    )
+    await expect(note).to_have_count(0)
+    assert refused >= 1
+    stored = await stored_answer(page)
+    assert stored["reason"] == "cancelled"
+    answer = str(stored["answer"])
+    assert answer_for("code").startswith(answer)  # stopped there
+    assert answer != answer_for("code")
+    console_errors.expect("ERR_INTERNET_DISCONNECTED")
+
+
+async def test_stop_through_a_backend_that_hangs_gives_up_waiting_and_asks_again(
+    page: Page, servers: Servers
+) -> None:
+    """Probe: with the backend hung (SIGSTOP), Stop stayed disabled 58 s without a word (nginx
+    waits 300 s for the backend). Here the first cancel hangs, the next is taken; the model is
+    the test's, so that the answer is still running when it is (the simulated model, resumed,
+    catches up at once)."""
+    model = StandInModel(servers.edge)
+    await model.install(page)
+    cancels: list[str] = []
+
+    async def cancel(route: Route) -> None:
+        cancels.append(route.request.url)
+        if len(cancels) == 1:
+            await asyncio.sleep(15)  # longer than the page waits
+            with contextlib.suppress(Exception):  # the page gave up on it already
+                await route.abort()
+        else:
+            channel = json.loads(route.request.post_data or "{}")["channel"]
+            await route.fulfill(status=202, json={"channel": channel})
+
+    await page.route("**/api/cancel", cancel)
+    await send(page, "hello")
+    channel = await model.next_channel()
+    await model.chunk(channel, "Hello ")
+    await expect(last_answer(page).locator(".answer")).to_have_text("Hello")
+
+    await page.get_by_role("button", name="Stop").click()
+    note = last_answer(page).locator(".note")
+    await expect(note).to_have_text(
+        "Stopping: the server did not answer within 10 s; trying again.", timeout=15_000
+    )
+    await expect(page.locator("#send")).to_be_disabled()
+    for _ in range(50):
+        if len(cancels) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(cancels) == 2  # asked again a second later
+    await model.done(channel, "cancelled")  # as the backend does once it is told
+    await expect(last_answer(page).locator(".notice")).to_have_text("Stopped. Retry")
+    await expect(note).to_have_count(0)
+    assert (await stored_answer(page))["reason"] == "cancelled"
+
+
+async def test_stop_right_after_a_backend_restart_ends_as_stopped_within_seconds(
+    page: Page, servers: Servers, console_errors: ConsoleErrors
+) -> None:
+    """Probe: the new backend answers the cancel with 404 (nothing runs there); the page took it
+    for "its done is on its way", kept Stop disabled and 12 s later said nobody was answering.
+    Now it waits 2 s for a `done` (the answer may have ended as Stop was pressed), then stops."""
+    await send(page, "code")
+    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
+    servers.backend.signal(signal.SIGKILL)
+    servers.backend.stop()  # reaps the killed process
+    servers.backend.start()
+
+    await page.get_by_role("button", name="Stop").click()
+    await expect(last_answer(page).locator(".notice")).to_have_text("Stopped. Retry", timeout=5_000)
+    console_errors.expect("404")  # the cancel: nothing runs there
+    await expect(page.get_by_role("button", name="Send")).to_be_visible()
+    assert (await stored_answer(page))["reason"] == "cancelled"
+
+
+async def test_stop_while_centrifugo_stalls_ends_from_the_snapshot(
+    page: Page, servers: Servers
+) -> None:
+    """Probe: the backend stopped at once, but the page waited for a `done` the stalled
+    Centrifugo could not deliver, 13 s."""
+    await send(page, "code")
+    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
+    servers.centrifugo.signal(signal.SIGSTOP)
+    try:
+        await page.get_by_role("button", name="Stop").click()
+        await expect(last_answer(page).locator(".notice")).to_have_text(
+            "Stopped. Retry", timeout=5_000
+        )
+        stored = await stored_answer(page)
+        assert stored["reason"] == "cancelled"
+        assert answer_for("code").startswith(str(stored["answer"]))
+    finally:
+        servers.centrifugo.signal(signal.SIGCONT)
+
+
+async def test_an_answer_reopened_after_the_servers_forgot_it_keeps_what_was_shown(
+    browser: Browser, servers: Servers, console_errors: ConsoleErrors
+) -> None:
+    """Probe: a tab closed mid-answer (a laptop asleep) and opened again past the 2 minutes the
+    servers keep an answer showed it empty, blaming a server that stopped. Here the servers
+    forget it at once: Centrifugo's history goes with a restart, the backend's record with
+    another."""
+    context = await browser.new_context(base_url=servers.edge.url)
+    try:
+        page = await context.new_page()
+        page.on("console", console_errors.record)
+        await page.goto("/")
+        await page.locator("#send:not([disabled])").wait_for()
+        await send(page, "code")
+        await expect(last_answer(page).locator(".answer")).to_contain_text("centrifuge")
+        # Kept while it streams (at most a second late), not only once it ends.
+        await asyncio.wait_for(
+            wait_until_stored(
+                page,
+                "(all) => all.some((c) => c.turns.some((t) => t.role === 'assistant' "
+                "&& t.reason === null && (t.answer || '').includes('centrifuge')))",
+            ),
+            5,
+        )
+        address = await page.evaluate("location.hash")
+        await page.close()
+
+        servers.backend.signal(signal.SIGKILL)
+        servers.backend.stop()
+        servers.centrifugo.stop()
+        servers.centrifugo.start()
+        servers.backend.start()
+
+        page = await context.new_page()
+        page.on("console", console_errors.record)
+        await page.goto(f"/{address}")
+        notice = last_answer(page).locator(".notice")
+        await expect(notice).to_contain_text("Nobody is answering this any more", timeout=10_000)
+        # Not "the server that was answering it stopped": it may as well have ended and expired.
+        await expect(notice).to_contain_text("the server no longer has it")
+        shown = await last_answer(page).locator(".answer").inner_text()
+        assert "centrifuge" in shown
+        stored = await stored_answer(page)
+        assert stored["reason"] == "abandoned"
+        assert answer_for("code").startswith(str(stored["answer"]))
+        assert "centrifuge" in str(stored["answer"])
+    finally:
+        await context.close()
+    console_errors.expect("404")  # the snapshot: nobody has it
+    assert console_errors == []

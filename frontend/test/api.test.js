@@ -1,0 +1,77 @@
+// @ts-check
+// The backend's API as the page uses it: a reply that does not come counts as no answer at all.
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+
+import { ApiError, REQUEST_TIMEOUT_MS, cancel, fetchSnapshot } from '../src/api.js';
+
+const realFetch = globalThis.fetch;
+afterEach(() => {
+  globalThis.fetch = realFetch;
+});
+
+/** A backend that takes every request and never answers (a hung process behind nginx). */
+function hangingBackend() {
+  /** @type {(AbortSignal | null | undefined)[]} */
+  const signals = [];
+  globalThis.fetch = async (_input, init) => {
+    signals.push(init?.signal);
+    return new Promise((_resolve, reject) => {
+      init?.signal?.addEventListener('abort', () => reject(init.signal?.reason));
+    });
+  };
+  return signals;
+}
+
+/**
+ * @param {Promise<unknown>} request
+ * @returns {Promise<ApiError>}
+ */
+async function failure(request) {
+  // AbortSignal.timeout's timer does not keep Node running: this one does, meanwhile.
+  const keepAlive = setTimeout(() => {}, 5_000);
+  try {
+    await request;
+  } catch (error) {
+    assert.ok(error instanceof ApiError, String(error));
+    return error;
+  } finally {
+    clearTimeout(keepAlive);
+  }
+  throw new Error('it did not fail');
+}
+
+test('a snapshot the backend does not answer fails in time, as an unreachable server (status 0)', async () => {
+  // Probe: a hung backend left the page silent for nginx's 300 s.
+  const signals = hangingBackend();
+  const error = await failure(fetchSnapshot('abcdefgh', { timeoutMs: 20 }));
+  assert.equal(error.status, 0);
+  assert.equal(error.message, 'the server did not answer within 0.02 s');
+  assert.equal(signals.length, 1);
+});
+
+test('a cancel the backend does not answer fails in time too', async () => {
+  hangingBackend();
+  const error = await failure(cancel('stream:abcdefgh#u_1', { timeoutMs: 20 }));
+  assert.equal(error.status, 0);
+});
+
+test('snapshots and cancels wait about ten seconds by default, not minutes', async () => {
+  const signals = hangingBackend();
+  fetchSnapshot('abcdefgh').catch(() => {});
+  cancel('stream:abcdefgh#u_1').catch(() => {});
+  assert.equal(REQUEST_TIMEOUT_MS, 10_000);
+  assert.equal(signals.length, 2);
+  assert.ok(signals.every((signal) => signal instanceof AbortSignal && !signal.aborted));
+});
+
+test('a fetch that fails at once is status 0; an answer keeps its status and detail', async () => {
+  globalThis.fetch = async () => {
+    throw new TypeError('Failed to fetch');
+  };
+  assert.equal((await failure(fetchSnapshot('abcdefgh'))).status, 0);
+  globalThis.fetch = async () => Response.json({ detail: 'no answer is known for this stream' }, { status: 404 });
+  const error = await failure(fetchSnapshot('abcdefgh'));
+  assert.equal(error.status, 404);
+  assert.equal(error.message, 'no answer is known for this stream');
+});

@@ -1,0 +1,147 @@
+// @ts-check
+// Stop: the cancel is sent until the server hears it (or a minute passed); a 404 stops the answer
+// unless its `done` comes within 2 s; a `done` late after an accepted cancel is asked for through
+// the snapshot.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { CANCEL_GIVE_UP_MS, DONE_AFTER_CANCEL_MS, stopAnswer } from '../src/stopping.js';
+
+/**
+ * @param {number} status
+ * @param {string} message
+ */
+const httpError = (status, message) => Object.assign(new Error(message), { status });
+
+/**
+ * Stop, with the cancel's replies from `replies` in turn (an Error is thrown instead) and a clock
+ * that moves only when Stop sleeps, or as `cancelMs` says each cancel takes.
+ * @param {(unknown | Error)[]} replies
+ * @param {{cancelMs?: number, doneAfterMs?: number}} [options]  `doneAfterMs`: the `done` arrives
+ *   this long after the cancel that got through, or that was answered 404
+ */
+async function stopWith(replies, { cancelMs = 0, doneAfterMs = Infinity } = {}) {
+  let clock = 0;
+  let cancels = 0;
+  let doneAt = Infinity;
+  /** @type {string[]} */
+  const said = [];
+  /** @type {string[]} */
+  const stoppedHere = [];
+  /** @type {number[]} */
+  const sleeps = [];
+  let checks = 0;
+  const ended = () => stoppedHere.length > 0 || clock >= doneAt;
+  await stopAnswer({
+    cancel: async () => {
+      const reply = replies[cancels++];
+      clock += cancelMs;
+      if (!(reply instanceof Error) || /** @type {{status?: number}} */ (reply).status === 404) {
+        doneAt = clock + doneAfterMs;
+      }
+      if (reply instanceof Error) throw reply;
+      return reply;
+    },
+    ended,
+    stopHere: (error) => stoppedHere.push(error),
+    check: () => {
+      checks += 1;
+    },
+    say: (message) => said.push(message),
+    sleep: async (ms) => {
+      sleeps.push(ms);
+      clock += ms;
+    },
+    now: () => clock,
+  });
+  return { cancels, said, stoppedHere, sleeps, checks: () => checks, clock: () => clock };
+}
+
+const offline = httpError(0, 'the server cannot be reached');
+
+test('a cancel that cannot reach the server is sent again, saying so, until it gets through', async () => {
+  // Probe: Stop while offline (or with Redis paused: 503) told the server nothing, ever; the
+  // answer was generated to its end on the server.
+  const stop = await stopWith([offline, httpError(503, 'the streams registry cannot be reached'), offline, { channel: 'c' }], {
+    doneAfterMs: 5,
+  });
+  assert.equal(stop.cancels, 4);
+  assert.deepEqual(stop.sleeps.slice(0, 3), [1_000, 2_000, 4_000]); // backing off
+  assert.deepEqual(stop.said, [
+    'Stopping: the server cannot be reached; trying again',
+    'Stopping: the streams registry cannot be reached; trying again',
+    'Stopping: the server cannot be reached; trying again',
+    '',
+  ]);
+  assert.deepEqual(stop.stoppedHere, []); // its done (cancelled) ends it, as usual
+  assert.equal(stop.checks(), 0);
+});
+
+test('a cancel that cannot get through for a minute stops the answer here, saying the server was not told', async () => {
+  const stop = await stopWith(Array.from({ length: 100 }, () => httpError(0, 'the server did not answer within 10 s')), {
+    cancelMs: 10_000, // each one waits its timeout
+  });
+  assert.ok(stop.clock() >= CANCEL_GIVE_UP_MS && stop.clock() < CANCEL_GIVE_UP_MS + 20_000, `${stop.clock()}`);
+  assert.ok(stop.cancels >= 4 && stop.cancels <= 6, `${stop.cancels} cancels`);
+  assert.deepEqual(stop.stoppedHere, ['the server could not be told (the server did not answer within 10 s)']);
+  assert.equal(stop.said.at(-1), '');
+});
+
+test('a 404 (no process runs the answer, after a backend restart) stops it within 2 s', async () => {
+  // Probe: read as "its done is on its way", Stop stayed disabled and 12 s later the answer
+  // ended as "Nobody is answering" instead of "Stopped".
+  const stop = await stopWith([httpError(404, 'nothing is running there')]);
+  assert.equal(stop.cancels, 1);
+  assert.deepEqual(stop.stoppedHere, ['']);
+  assert.deepEqual(stop.sleeps, [DONE_AFTER_CANCEL_MS]);
+});
+
+test('a 404 because the answer ended as Stop was pressed lets its done end it', async () => {
+  // The common race: the answer completed while the cancel was on its way; its `done` (and
+  // its last chunks) are on their way too, and say how it really ended.
+  const stop = await stopWith([httpError(404, 'nothing is running there')], { doneAfterMs: 0 });
+  assert.deepEqual(stop.stoppedHere, []);
+});
+
+test('a refusal is not sent again: the answer stops here, saying why', async () => {
+  const stop = await stopWith([httpError(422, 'the channel is malformed')]);
+  assert.equal(stop.cancels, 1);
+  assert.deepEqual(stop.stoppedHere, ['the server could not be told (the channel is malformed)']);
+});
+
+test('an accepted cancel whose done is late asks the snapshot, which carries it', async () => {
+  // Probe: with Centrifugo stalled the server had stopped at once, but the page waited 13 s for
+  // a done that could not be delivered.
+  const stop = await stopWith([{ channel: 'c' }]);
+  assert.deepEqual(stop.sleeps, [DONE_AFTER_CANCEL_MS]);
+  assert.equal(stop.checks(), 1);
+  assert.deepEqual(stop.stoppedHere, []);
+  assert.ok(DONE_AFTER_CANCEL_MS <= 3_000);
+});
+
+test('an accepted cancel whose done comes in time asks nothing more', async () => {
+  const stop = await stopWith([{ channel: 'c' }], { doneAfterMs: 5 });
+  assert.equal(stop.checks(), 0);
+});
+
+test('an answer that ended while the cancel was retried is left as it ended', async () => {
+  let ended = false;
+  let cancels = 0;
+  /** @type {string[]} */
+  const stoppedHere = [];
+  await stopAnswer({
+    cancel: async () => {
+      cancels += 1;
+      throw offline;
+    },
+    ended: () => ended,
+    stopHere: (error) => stoppedHere.push(error),
+    check: () => {},
+    say: () => {},
+    sleep: async () => {
+      ended = true; // its done came meanwhile (the network came back for the real-time server)
+    },
+  });
+  assert.equal(cancels, 1);
+  assert.deepEqual(stoppedHere, []);
+});
