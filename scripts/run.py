@@ -257,18 +257,35 @@ def port_holder(port: int) -> str:
     return "held by " + ", ".join(f"{name} (pid {pid})" for name, pid in holders)
 
 
-def end_group(leader: int, timeout: float = 5.0) -> None:
+def end_group(leader: int, timeout: float = 5.0) -> bool:
     """Kill what is left of an exited service's process group (a service runs in a session of
     its own, its children with it): nginx's workers outlive a master killed with SIGKILL and
     keep its port, so that a new nginx cannot bind it, and they would answer its readiness
-    check. Returns once none is left, or after `timeout`."""
+    check. Returns once none is left running (a killed process not yet reaped by its new
+    parent holds no port), or after `timeout` (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             os.killpg(leader, signal.SIGKILL)
         except ProcessLookupError:
-            return
-        time.sleep(0.05)  # killed, not yet gone: exiting processes still count
+            return True
+        if not _running_in_group(leader):
+            return True
+        time.sleep(0.05)  # killed, not yet gone
+    say(f"processes of group {leader} still run after SIGKILL; restarting anyway")
+    return False
+
+
+def _running_in_group(group: int) -> bool:
+    """Whether a process of `group` runs (zombies do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            return True
+    return False
 
 
 def _die_with_parent() -> None:
@@ -330,11 +347,15 @@ class Supervisor:
 
     def wait_any(self) -> tuple[Service, int]:
         """Blocks until one service exits (a signal interrupts it with Stop)."""
-        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
-        for service, process in self.running:
-            if process.poll() is not None:
-                return service, process.returncode
-        raise RuntimeError("a child exited that is not a service")
+        while True:
+            exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+            for service, process in self.running:
+                if process.poll() is not None:
+                    return service, process.returncode
+            if exited is not None:
+                # Not a service: an orphan this process adopted (it runs as a container's PID
+                # 1, or a subreaper), e.g. a worker of a crashed nginx master. Reaped.
+                os.waitpid(exited.si_pid, 0)
 
     def stop(self) -> None:
         """Stops the backend first, then nginx, then Centrifugo (then Redis); a second signal

@@ -117,11 +117,12 @@ def _pids(listing: str) -> list[str]:
 
 
 def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, killed but not reaped yet, does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
         return False
-    return True
+    return state != "Z"
 
 
 @contextmanager

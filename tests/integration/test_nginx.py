@@ -18,7 +18,7 @@ import pytest
 from backend.llm.simulated import answer_for
 from tests.clients import ChatSession, answer_of
 from tests.processes import free_port
-from tests.stack import Edge, Stack, nginx_in_front
+from tests.stack import Edge, Stack, another_backend, nginx_in_front
 
 
 @pytest.fixture
@@ -244,9 +244,13 @@ def test_nginx_closes_idle_backend_connections_before_the_backend_does(
     """nginx keeps connections to the backend open between requests (upstream `keepalive`).
     uvicorn closes a connection idle for 5 s; were nginx to keep one longer, a request it sent
     just as the backend closed it would fail, and for a POST (an execute) nginx does not try
-    again: a 502. So nginx closes them first, which leaves its own side in TIME_WAIT."""
-    backend_port = int(stack.backend_url.rpartition(":")[2])
-    with nginx_in_front(stack, stack.backend_url, free_port(), tmp_path / "nginx") as front:
+    again: a 502. So nginx closes them first, which leaves its own side in TIME_WAIT. A backend
+    of its own: every connection to it is then nginx's."""
+    with (
+        another_backend(stack) as backend_url,
+        nginx_in_front(stack, backend_url, free_port(), tmp_path / "nginx") as front,
+    ):
+        backend_port = int(backend_url.rpartition(":")[2])
         assert httpx.post(f"{front.url}/api/token", timeout=10).status_code == 200
         pooled = {
             local

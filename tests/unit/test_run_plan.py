@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from scripts.run import StartFailed, check_distinct_ports, cluster_services, services
+from scripts.run import StartFailed, check_distinct_ports, cluster_services, end_group, services
 
 PORTS = {"NGINX_PORT": "9321", "CLUSTER_REDIS_PORT": "9328"}
 
@@ -53,3 +54,15 @@ def test_servers_are_asked_whether_they_are_up_where_they_listen(
     by_name = {service.name: service for service in plan}
     assert by_name["nginx"].ready_url == f"http://{reached_at}:9321/"
     assert by_name["backend"].ready_url == f"http://{reached_at}:9322/api/health"
+
+
+def test_what_is_left_of_a_service_is_killed_and_zombies_do_not_count() -> None:
+    """A killed process that nobody reaped yet (here this test, its parent, has not waited for
+    it) holds no port; waiting for it to go kept every restart waiting the whole timeout when
+    the orphans' new parent (a container's PID 1) reaps late or never (found in review)."""
+    leader = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        assert end_group(leader.pid, timeout=1.0)  # not timed out: the zombie left is no one
+    finally:
+        leader.kill()
+    assert leader.wait(5) == -9
