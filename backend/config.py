@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     session_secret: SecretStr = Field(SecretStr(""), validation_alias="SESSION_SECRET")
     session_cookie_secure: bool = Field(False, validation_alias="SESSION_COOKIE_SECURE")
     # A session unused for this long is over; each `POST /api/token` renews it, and so does any
-    # route once the session is past half its age. Longer than TOKEN_TTL_SECONDS.
+    # route that acts for a user once the session is past half its age. At least twice
+    # TOKEN_TTL_SECONDS.
     session_max_age_seconds: int = Field(
         7 * 24 * 3600, ge=60, validation_alias="SESSION_MAX_AGE_SECONDS"
     )
@@ -118,13 +119,14 @@ class Settings(BaseSettings):
             )
         if weak:
             logger.warning("development mode with weak secrets: %s", ", ".join(weak))
-        if self.session_max_age_seconds <= self.connection_token_ttl_seconds:
+        if self.session_max_age_seconds < 2 * self.connection_token_ttl_seconds:
             raise ValueError(
-                f"SESSION_MAX_AGE_SECONDS ({self.session_max_age_seconds}) must be longer than "
-                f"TOKEN_TTL_SECONDS ({self.connection_token_ttl_seconds}): a connection renews "
-                "its token, and with it the session, once a token's lifetime; a session that "
-                "ends sooner makes every renewal a new user, whose token Centrifugo refuses for "
-                "the open connection (disconnected for good)"
+                f"SESSION_MAX_AGE_SECONDS ({self.session_max_age_seconds}) must be at least "
+                f"twice TOKEN_TTL_SECONDS ({self.connection_token_ttl_seconds}): a connection "
+                "renews its token, and with it the session, about once a token's lifetime (a "
+                "tab in the background later); a session that ends sooner makes the renewal a "
+                "new user, whose token Centrifugo refuses for the open connection "
+                "(disconnected for good)"
             )
         if self.llm_provider == "openai":
             self._check_model_server()

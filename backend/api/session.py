@@ -3,10 +3,10 @@ starts (or renews); every other route that acts for a user requires it.
 
 The cookie holds the user id and when it was signed; a session unused for
 `SESSION_MAX_AGE_SECONDS` is over. `POST /api/token` renews it (the page calls it when it loads
-and whenever its connection token needs renewing), and so does any other route once the
-session is past half its age (`SessionRenewal`): a client that only executes keeps its user as
-long as it keeps using it. A deployment with its own auth replaces the two dependencies in
-backend/api/deps.py and nothing else.
+and whenever its connection token needs renewing), and so does every route that acts for a user
+(`current_user`) once the session is past half its age (`SessionRenewal`): a client that only
+executes keeps its user as long as it keeps using it. A deployment with its own auth replaces
+the two dependencies in backend/api/deps.py and nothing else.
 """
 
 from __future__ import annotations
@@ -99,7 +99,9 @@ def _set_cookie(response: Response, user: str, settings: Settings) -> None:
 
 class SessionRenewal:
     """Adds the renewed session cookie that `session_user` left in the request's state to the
-    response, whatever the route returns (a streamed response too)."""
+    response, whatever the route returns (a streamed response too), and marks that response
+    `Cache-Control: private, no-store`: a shared cache in front must not hand one user's cookie
+    to another."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -113,7 +115,12 @@ class SessionRenewal:
             if message["type"] == "http.response.start":
                 cookie = scope.get("state", {}).get("renewed_session")
                 if cookie is not None:
-                    headers = [*message.get("headers", ()), (b"set-cookie", cookie)]
+                    headers = [
+                        (name, value)
+                        for name, value in message.get("headers", ())
+                        if name.lower() != b"cache-control"
+                    ]
+                    headers += [(b"set-cookie", cookie), (b"cache-control", b"private, no-store")]
                     message = {**message, "headers": headers}
             await send(message)
 

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from backend.core.endings import ORPHANED
@@ -47,8 +49,9 @@ from backend.core.ports import (
 from backend.core.types import Done, Snapshot
 
 logger = logging.getLogger(__name__)
-# How Redis being unreachable or slow shows: logged as one line; anything else with its traceback.
-UNREACHABLE = (RedisError, StreamsUnavailable, OSError)
+# How Redis being unreachable or slow shows: logged as one line; anything else (a script's
+# error too) with its traceback.
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, StreamsUnavailable, OSError)
 
 
 def _why(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ from tests.unit.fakes import ScriptedModel
 
 pytestmark = pytest.mark.unit
 
-# The shortest sessions the settings allow: longer than the shortest connection token.
+# The shortest sessions the settings allow: twice the shortest connection token.
 SHORT_SESSIONS = {"SESSION_MAX_AGE_SECONDS": 120, "TOKEN_TTL_SECONDS": 60}
 NEEDS_SESSION = [
     ("POST", "/api/execute", {"text": "hi", "channel": "stream:abcdefgh#u_0123456789abcdef"}),
@@ -112,6 +112,7 @@ async def test_a_session_in_use_is_renewed_by_any_route_past_half_its_age(
         renewed = old.cookies[SESSION_COOKIE]
         assert "max-age=120" in old.headers["set-cookie"].lower()
         assert "httponly" in old.headers["set-cookie"].lower()
+        assert old.headers["cache-control"] == "private, no-store"  # no shared cache keeps it
 
     async with running_app(ScriptedModel(), **SHORT_SESSIONS) as api:
         api.client.cookies.set(SESSION_COOKIE, renewed)
