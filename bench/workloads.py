@@ -41,8 +41,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,6 +180,27 @@ def _request(port: int, path: str, body: bytes, cookie: str, accept: str) -> byt
         f"Content-Type: application/json\r\nAccept: {accept}\r\n"
         f"Content-Length: {len(body)}\r\n{cookie_line}Connection: close\r\n\r\n"
     ).encode() + body
+
+
+@asynccontextmanager
+async def execute_prober(
+    port: int, session: ChatSession
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """bench/execute_probe.py for `session`'s user, waiting to be told to probe; killed if it
+    is still running at the end."""
+    command = [sys.executable, "-m", "bench.execute_probe", "--port", str(port)]
+    command += ["--cookie", session.http.cookies[SESSION_COOKIE]]
+    command += ["--user", session.user, "--most", str(PROBES), "--gap", str(PROBE_GAP)]
+    env = clean_environment({"PYTHONPATH": str(ROOT)})  # bench/ is not installed
+    process = await asyncio.create_subprocess_exec(
+        *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:  # the workload timed out
+            process.kill()
+            await process.wait()
 
 
 async def raw_post(port: int, path: str, body: bytes, cookie: str) -> int:
@@ -380,9 +401,12 @@ async def drive(
                 await asyncio.gather(*(s.subscribed.wait() for *_, s in jobs))
             prober = None
             if count >= PROBE_FROM:
-                prober = await stack.enter_async_context(
+                # Started now, outside the measured time (an interpreter and its imports take a
+                # few tenths of a CPU second); it probes when told.
+                session = await stack.enter_async_context(
                     ChatSession.open(backend_url, websocket_url, ORIGIN)
                 )
+                prober = await stack.enter_async_context(execute_prober(port, session))
 
             def running() -> int:
                 return sum(s.arrivals != [] and not s.dones for s in streams)
@@ -406,19 +430,12 @@ async def drive(
                     return
                 await subscriber.finished.wait()
 
-            async def probe(session: ChatSession) -> None:
+            async def probe(process: asyncio.subprocess.Process) -> None:
                 """What one more prompt waits for its 202 while the workload's streams run:
                 measured by bench/execute_probe.py in a process of its own (this loop is busy
                 with the subscribers, and its own delays would count as the server's), from when
-                PROBE_SHARE of the streams run at once until fewer do."""
-                command = [sys.executable, "-m", "bench.execute_probe", "--port", str(port)]
-                command += ["--cookie", session.http.cookies[SESSION_COOKIE]]
-                command += ["--user", session.user, "--most", str(PROBES)]
-                command += ["--gap", str(PROBE_GAP)]
-                env = clean_environment({"PYTHONPATH": str(ROOT)})  # bench/ is not installed
-                process = await asyncio.create_subprocess_exec(
-                    *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-                )
+                PROBE_SHARE of the streams run at once until fewer do. `fewest` is the fewest
+                that ran while it probed (its last probe may end after the count fell)."""
                 assert process.stdin is not None
                 assert process.stdout is not None
                 output = asyncio.create_task(process.stdout.read())
@@ -432,17 +449,15 @@ async def drive(
                         process.stdin.write(b"go\n")
                         while not output.done():
                             await asyncio.wait([output], timeout=0.01)
-                            if running() < enough:
-                                break
                             fewest[0] = min(fewest[0], running())
-                    process.stdin.close()  # stop probing (or never start)
+                            if fewest[0] < enough and not process.stdin.is_closing():
+                                process.stdin.close()  # stop probing
+                    if not process.stdin.is_closing():
+                        process.stdin.close()  # never started
                     out = await output
                     await process.wait()
                 finally:
                     output.cancel()
-                    if process.returncode is None:  # the workload timed out
-                        process.kill()
-                        await process.wait()
                 if process.returncode != 0:
                     raise RuntimeError(f"bench.execute_probe exited {process.returncode}")
                 for how, latencies in json.loads(out).items():
@@ -669,6 +684,8 @@ def table(results: list[Result]) -> str:
         running = "-"
         if not math.isnan(new):
             running = f"{ms(new)}, {ms(kept)} ({r.running_while_probed:,} running)"
+        elif r.path.kind == "relay" and r.streams >= PROBE_FROM:
+            running = f"- (never {PROBE_SHARE:.0%} running at once)"
         pubs = fig(r.publications) if r.path.kind == "relay" else f"({fig(r.publications)} events)"
         lines.append(
             f"| {workload} | {r.path.name} | {r.exact}/{r.answers}"
