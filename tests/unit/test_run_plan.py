@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from scripts.run import StartFailed, check_distinct_ports, cluster_services, end_group, services
+from scripts.run import (
+    SAME_SIGNAL_SECONDS,
+    StartFailed,
+    Stop,
+    StopSignals,
+    check_distinct_ports,
+    cluster_services,
+    end_group,
+    services,
+)
 
 PORTS = {"NGINX_PORT": "9321", "CLUSTER_REDIS_PORT": "9328"}
 
@@ -66,3 +76,17 @@ def test_what_is_left_of_a_service_is_killed_and_zombies_do_not_count() -> None:
     finally:
         leader.kill()
     assert leader.wait(5) == -9
+
+
+def test_a_signal_passed_on_at_once_is_the_same_stop_and_a_later_one_hurries() -> None:
+    """make, when its process group gets SIGTERM, sends one more to the supervisor: raised while
+    the first was being handled, it went unhandled (a traceback in a CI run, and no grace)."""
+    now = [100.0]
+    handler = StopSignals(clock=lambda: now[0])
+    with pytest.raises(Stop, match="SIGTERM"):
+        handler(signal.SIGTERM, None)
+    now[0] += SAME_SIGNAL_SECONDS / 10
+    handler(signal.SIGTERM, None)  # the same request: nothing raised
+    now[0] += SAME_SIGNAL_SECONDS
+    with pytest.raises(Stop, match="SIGINT"):
+        handler(signal.SIGINT, None)  # a second Ctrl-C: hurries the stop
