@@ -8,7 +8,6 @@ from backend.core.types import Done
 CANCELLED = Done("cancelled")
 SHUTDOWN = Done("error", "the server is stopping; please send the prompt again")
 ORPHANED = Done("error", "the server answering this stopped; please send the prompt again")
-UNDELIVERED = "the answer could not be delivered"
 UNEXPECTED = "the answer failed unexpectedly"
 
 

@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable
 
 from backend.core.coalesce import WIDEN_EVERY
-from backend.core.endings import ORPHANED, UNDELIVERED, UNEXPECTED
+from backend.core.endings import ORPHANED, UNEXPECTED
 from backend.core.ports import Publication, Publisher, Recording, Streams
 from backend.core.types import Chunk, Done, Phase
 from backend.core.unicode import repaired
@@ -72,13 +72,14 @@ class Outgoing:
         "queued",
         "segments",
         "stop",
+        "undelivered",
     )
 
     def __init__(self, channel: str, lease: str, key_prefix: str, stop: Callable[[Done], None]):
         self.channel = channel
         self.lease = lease
         self.key_prefix = key_prefix
-        self.stop = stop  # ends the stream, e.g. when its chunk could not be published
+        self.stop = stop  # ends the stream, e.g. when another process ended it meanwhile
         # Pending text by phase: [[phase, [texts]], ...], in order.
         self.segments: list[tuple[Phase, list[str]]] = []
         self.chunks = 0  # chunks taken for publication: the last one's `seq`
@@ -90,10 +91,11 @@ class Outgoing:
         self.queued: asyncio.Future[None] | None = None
         self.answered: asyncio.Future[None] | None = None
         self.drained: asyncio.Future[None] | None = None  # `final`, and all of it answered
-        # How the outbox ended the stream (a chunk undelivered, the stream ended elsewhere):
+        # How the outbox ended the stream (ended elsewhere, or the flusher failed unexpectedly):
         # nothing more of it is published.
         self.failed: Done | None = None
         self.first_published_at: float | None = None
+        self.undelivered = 0  # chunks Centrifugo did not take (the registry holds them)
 
     def take(self, *, final: bool) -> list[Chunk]:
         """The pending text as numbered chunks, one per segment (with a window: one per phase).
@@ -182,7 +184,7 @@ class Outbox:
 
     async def finish(self, outgoing: Outgoing) -> None:
         """The model is done: publish what is left at once; return once Centrifugo answered
-        for all of it. If a chunk failed, the stream was told to stop (`failed` says how)."""
+        for all of it. If the outbox ended the stream meanwhile, `failed` says how."""
         outgoing.final = True
         if outgoing.segments and outgoing.failed is None:
             if not outgoing.dirty:
@@ -317,9 +319,19 @@ class Outbox:
             if error is None:
                 if outgoing.first_published_at is None:
                     outgoing.first_published_at = published_at
-            elif outgoing.failed is None:
-                logger.error("stream %s failed: %s", outgoing.channel, error)
-                self._end(outgoing, Done("error", UNDELIVERED))
+            else:
+                # Not the stream's end: the chunk is in the registry (recorded above), where a
+                # reader who sees the gap gets it, and the stream goes on. Ending it here threw
+                # away what the model gave during a Centrifugo outage longer than the publisher
+                # waits, the snapshot included.
+                outgoing.undelivered += 1
+                if outgoing.undelivered == 1:
+                    logger.error(
+                        "stream %s: a chunk could not be published (%s); it goes on, and "
+                        "readers get the chunk from the snapshot",
+                        outgoing.channel,
+                        error,
+                    )
 
 
 def _ignore(done: Done) -> None:

@@ -10,14 +10,14 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 from backend.core.answer import Answerer, AnswerFailed
-from backend.core.endings import CANCELLED, ORPHANED, SHUTDOWN, UNDELIVERED, UNEXPECTED, done_key
+from backend.core.endings import CANCELLED, ORPHANED, SHUTDOWN, UNEXPECTED, done_key
 from backend.core.outbox import MAX_RATE, Outbox, Outgoing
 from backend.core.ports import Publisher, PublishError, StreamEvents, Streams
 from backend.core.types import Done, Question, Snapshot, StreamStats
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CANCELLED", "ORPHANED", "SHUTDOWN", "UNDELIVERED", "UNEXPECTED", "Relay", "done_key"]
+__all__ = ["CANCELLED", "ORPHANED", "SHUTDOWN", "UNEXPECTED", "Relay", "done_key"]
 
 
 @dataclass
@@ -180,7 +180,7 @@ class Relay:
         try:
             await self._relay_tokens(stream)
         except asyncio.CancelledError:
-            # Stopped on purpose (cancel, shutdown, a chunk that could not be published): the
+            # Stopped on purpose (cancel, shutdown, ended by another process): the
             # `done` must still go out.
             task = asyncio.current_task()
             if task is not None:
@@ -191,7 +191,8 @@ class Relay:
         except Exception:
             logger.exception("stream %s failed unexpectedly", stream.channel)
             return Done("error", UNEXPECTED)
-        # A chunk that could not be published ends the stream in error, however late it failed.
+        # Ended from the outbox (by another process, or an unexpected failure of the flusher),
+        # however late.
         return stream.out.failed if stream.out and stream.out.failed else Done("complete")
 
     async def _relay_tokens(self, stream: _Stream) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,21 @@ class Faulty:
 @pytest.fixture
 def faulty(tmp_path: Path) -> Iterator[Faulty]:
     """A Centrifugo and a backend of this test's own, to stop, pause and kill."""
-    stack = stack_for(free_port(), free_port(), (free_port(), free_port()), **SPEED)
+    with _faulty(tmp_path) as servers:
+        yield servers
+
+
+@pytest.fixture
+def impatient(tmp_path: Path) -> Iterator[Faulty]:
+    """As `faulty`, with a publisher that gives a chunk up after 2 s of Centrifugo outage."""
+    with _faulty(tmp_path, PUBLISH_OUTAGE_SECONDS="2", PUBLISH_TIMEOUT_SECONDS="1") as servers:
+        yield servers
+
+
+@contextmanager
+def _faulty(tmp_path: Path, **settings: str) -> Iterator[Faulty]:
+    nginx_ports = free_port(), free_port()
+    stack = stack_for(free_port(), free_port(), nginx_ports, **SPEED, **settings)
     servers = Faulty(stack, centrifugo_server(stack, tmp_path), backend_server(stack))
     try:
         servers.centrifugo.start()
@@ -132,6 +147,23 @@ async def test_a_stalled_centrifugo_loses_and_repeats_nothing(
         faulty.centrifugo.signal(signal.SIGCONT)
 
         await assert_exact(followers)
+
+
+async def test_a_stall_longer_than_the_publisher_waits_loses_nothing(impatient: Faulty) -> None:
+    """The chunks Centrifugo could not take are in the registry: the streams go on, and the
+    readers fill the gaps from the snapshot. Every stream ended in `error` and what its model
+    gave during the stall was lost, the snapshot's copy too (found by an outside-in probe)."""
+    async with ChatSession.open(
+        impatient.stack.backend_url, impatient.stack.websocket_url, ORIGIN
+    ) as chat:
+        followers = await streaming(chat, idle_seconds=60)
+
+        impatient.centrifugo.signal(signal.SIGSTOP)
+        await asyncio.sleep(5)  # the stall itself: longer than PUBLISH_OUTAGE_SECONDS
+        impatient.centrifugo.signal(signal.SIGCONT)
+
+        await assert_exact(followers)
+    assert sum(follower.resumes for _, follower in followers) > 0  # gaps filled from snapshots
 
 
 async def test_a_killed_backend_is_noticed_by_every_reader_within_seconds(faulty: Faulty) -> None:

@@ -19,7 +19,7 @@ from backend.core.ports import (
     StopRequest,
     StreamBusy,
 )
-from backend.core.relay import ORPHANED, SHUTDOWN, UNDELIVERED, UNEXPECTED, Relay, done_key
+from backend.core.relay import ORPHANED, SHUTDOWN, UNEXPECTED, Relay, done_key
 from backend.core.streams import LocalStreams
 from backend.core.types import Chunk, Done, Question, Snapshot, Token
 from tests.unit.fakes import RecordingPublisher, ScriptedModel
@@ -182,9 +182,12 @@ async def test_the_snapshot_follows_a_running_stream() -> None:
     assert final == Snapshot("x" * (len(published) - 1), "", len(published) - 1, Done("cancelled"))
 
 
-async def test_failed_publish_ends_the_stream_with_done_error(
+async def test_a_chunk_that_could_not_be_published_does_not_end_the_stream(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """The chunk is in the registry (recorded before it is published), where a reader who sees
+    the gap gets it; the answer goes on, and ends as the model ended it. It ended in `error`,
+    and the rest of the answer was lost, the snapshot's copy too."""
     publisher, streams = RecordingPublisher(fail_on={2}), LocalStreams()
     model = ScriptedModel([Token("a ")] * 5)
     relay = make_relay(model, publisher, streams=streams)
@@ -192,12 +195,9 @@ async def test_failed_publish_ends_the_stream_with_done_error(
     await relay.start(CHANNEL, HI)
 
     published = await publisher.wait_for_done(CHANNEL)
-    # Nothing after it. The done counts the chunk that failed: the snapshot holds it (chunks
-    # are recorded before they are published), so a reader who sees the gap gets it there.
-    assert published == [Chunk("a ", seq=1), Done("error", UNDELIVERED, seq=2)]
-    assert await streams.snapshot(CHANNEL) == Snapshot("a a ", "", 2, Done("error", UNDELIVERED))
-    assert model.closed.is_set()
-    assert CHANNEL in caplog.text
+    assert published == [Chunk("a ", seq=n) for n in (1, 3, 4, 5)] + [Done("complete", seq=5)]
+    assert await streams.snapshot(CHANNEL) == Snapshot("a " * 5, "", 5, Done("complete"))
+    assert "a chunk could not be published" in caplog.text
 
 
 async def test_model_failure_ends_with_done_error() -> None:
@@ -384,19 +384,22 @@ class OneTokenThenWait:
             self.closed.set()
 
 
-async def test_a_last_chunk_refused_after_the_model_finished_still_ends_in_error() -> None:
-    """Regression: with its last chunk already on its way when the model finished, the stream
-    went on to publish `done` `complete`; the chunk's failure came too late to change it."""
+async def test_a_last_chunk_refused_after_the_model_finished_is_counted_by_its_done() -> None:
+    """With its last chunk on its way when the model finished, the `done` waits for Centrifugo's
+    answer about it, comes after it and counts it; refused, the chunk is in the snapshot."""
     publisher, model = LateRefusal(), OneTokenThenWait()
-    relay = Relay(Answerer(model, window=0, max_seconds=10), publisher, LocalStreams(), window=0)
+    streams = LocalStreams()
+    relay = Relay(Answerer(model, window=0, max_seconds=10), publisher, streams, window=0)
     await relay.start(CHANNEL, HI)
     await asyncio.wait_for(publisher.taken.wait(), 5)  # chunk 1 on its way
     model.end.set()  # the model is done; nothing else pending
     await asyncio.sleep(0.05)
+    assert publisher.published == []  # the done waits for the chunk's answer
 
     publisher.go.set()
 
-    assert await publisher.wait_for_done(CHANNEL) == [Done("error", UNDELIVERED, seq=1)]
+    assert await publisher.wait_for_done(CHANNEL) == [Done("complete", seq=1)]
+    assert await streams.snapshot(CHANNEL) == Snapshot("only ", "", 1, Done("complete"))
 
 
 async def test_a_finished_stream_is_freed_without_the_cyclic_collector() -> None:
