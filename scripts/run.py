@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS = 30.0
 STOP_SECONDS = 10.0
 RESTARTS_PER_MINUTE = 5
-SAME_SIGNAL_SECONDS = 0.5
+SAME_SIGNAL_SECONDS = 0.1
 
 
 class Stop(Exception):
@@ -412,9 +412,10 @@ def say(message: str) -> None:
 class StopSignals:
     """The handler of SIGINT, SIGTERM and SIGHUP: raises Stop. A signal within
     SAME_SIGNAL_SECONDS of the last one is the same request, not a second one that hurries the
-    stop: make, when its process group gets SIGTERM, sends one more to the supervisor, which got
-    its own already (raised in the middle of handling the first, it went unhandled: a traceback,
-    and the servers stopped without their grace)."""
+    stop: make, when its process group gets SIGTERM, passes one more on to the supervisor at
+    once, which got its own already (raised in the middle of handling the first, it went
+    unhandled: a traceback, and the servers stopped without their grace). A person's second
+    Ctrl-C comes later than that."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
@@ -422,9 +423,9 @@ class StopSignals:
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         now = self._clock()
-        if now - self._last < SAME_SIGNAL_SECONDS:
+        last, self._last = self._last, now  # first: a signal handled in between sees it
+        if now - last < SAME_SIGNAL_SECONDS:
             return
-        self._last = now
         raise Stop(signal.Signals(signum).name)
 
 

@@ -67,7 +67,8 @@ FINISHED_TTL_SECONDS = 120
 LEASE_SECONDS = 5.0
 # A finished snapshot's `done` error when part of the stream's record was lost (see `_FINISH`).
 PARTIAL_ERROR = (
-    "part of this answer was lost when the streams registry restarted; it cannot be shown whole"
+    "part of this answer was lost while the streams registry restarted or could not be reached; "
+    "it cannot be shown whole"
 )
 # After Redis restarted or lost its data, how many leases' time streams it does not know may
 # still be running: an owner renews every third of a lease, but a renewal can wait for a pooled

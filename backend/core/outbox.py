@@ -286,11 +286,13 @@ class Outbox:
         """Record the chunks in the registry (a reader who resumes finds them there), then
         publish the ones whose streams are still this process's."""
         recordings: list[Recording] = [(o.channel, o.lease, chunk) for o, chunk in taken]
+        recorded = True
         try:
             ours = await self._streams.record(recordings)
         except Exception as exc:  # the registry unreachable: the answer goes on, unrecorded
             logger.warning("could not record %d chunk(s): %s", len(taken), exc)
             ours = [True] * len(taken)
+            recorded = False
         publications: list[Publication] = []
         sent: list[Outgoing] = []
         ended: set[Outgoing] = set()
@@ -327,10 +329,13 @@ class Outbox:
                 outgoing.undelivered += 1
                 if outgoing.undelivered == 1:
                     logger.error(
-                        "stream %s: a chunk could not be published (%s); it goes on, and "
-                        "readers get the chunk from the snapshot",
+                        "stream %s: a chunk could not be published (%s); it goes on, %s",
                         outgoing.channel,
                         error,
+                        "and readers get the chunk from the snapshot"
+                        if recorded
+                        else "but the chunk is not in the registry either: its record will say "
+                        "that part of the answer was lost",
                     )
 
 

@@ -87,6 +87,6 @@ def test_a_signal_passed_on_at_once_is_the_same_stop_and_a_later_one_hurries() -
         handler(signal.SIGTERM, None)
     now[0] += SAME_SIGNAL_SECONDS / 10
     handler(signal.SIGTERM, None)  # the same request: nothing raised
-    now[0] += SAME_SIGNAL_SECONDS
+    now[0] += SAME_SIGNAL_SECONDS * 2
     with pytest.raises(Stop, match="SIGINT"):
         handler(signal.SIGINT, None)  # a second Ctrl-C: hurries the stop
