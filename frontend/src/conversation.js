@@ -125,7 +125,7 @@ export function withEnding(conversation, channel, ending) {
 /**
  * The conversation with what has arrived so far of the answer on `channel`, which is still
  * arriving; null when it has no such answer, when that answer has ended (its ending, kept by
- * this or another tab, is whole) or when nothing changed.
+ * this or another tab, is whole) or when what is kept is as long already.
  * @param {Conversation} conversation
  * @param {string} channel
  * @param {{answer: string, thinking: string}} progress
@@ -135,7 +135,8 @@ export function withProgress(conversation, channel, { answer, thinking }) {
   const index = conversation.turns.findIndex((t) => t.role === 'assistant' && t.channel === channel);
   const turn = conversation.turns[index];
   if (turn?.role !== 'assistant' || turn.reason !== null) return null;
-  if ((turn.answer ?? '') === answer && (turn.thinking ?? '') === thinking) return null;
+  // Never shorter than what is kept: a tab further behind must not overwrite another's.
+  if (answer.length + thinking.length <= (turn.answer ?? '').length + (turn.thinking ?? '').length) return null;
   const turns = conversation.turns.slice();
   turns[index] = { ...turn, answer, thinking };
   return { ...conversation, turns };

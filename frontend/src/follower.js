@@ -85,6 +85,8 @@ export class AnswerFollower {
     this.unsure = unsure;
     /** whether `unsure` was last told of a failure */
     this.saidUnsure = false;
+    /** Stop was pressed and nothing runs the answer: nobody having it means it stopped */
+    this.stopWanted = false;
     this.silenceMs = silenceMs;
     this.answer = new ReceivedAnswer();
     /** @type {{outcome: Outcome, seq?: number} | null} a `done` that came before all chunks did */
@@ -158,6 +160,16 @@ export class AnswerFollower {
     this.resume();
   }
 
+  /**
+   * Stop was pressed and no process runs the answer (the cancel's 404): asks the backend how it
+   * ended (its `done` may be on its way, and says how); if nobody has it (its backend
+   * restarted), it ends as stopped rather than as nobody answering.
+   */
+  settleStop() {
+    this.stopWanted = true;
+    this.resume();
+  }
+
   /** @param {string} message  why the server cannot be asked right now; '' once it can */
   sayUnsure(message) {
     if (!message && !this.saidUnsure) return;
@@ -200,6 +212,10 @@ export class AnswerFollower {
         return;
       }
       this.answer.abandonResume();
+      if (this.stopWanted && statusOf(error) === 404) {
+        this.finish({ reason: 'cancelled', error: '' });
+        return;
+      }
       this.finish(
         this.pendingDone
           ? { reason: 'lost', error: `part of it could not be recovered (${nobodyAnswers(error).error})` }

@@ -353,7 +353,8 @@ async function startSession() {
  * @property {{text: string, thinking: string}} latest
  * @property {AnswerView | null} view  its view while its conversation is on screen
  * @property {boolean} stopping
- * @property {{stop: string, unsure: string}} notes  what is going on with it while it arrives
+ * @property {{stop: string, unsure: string, said?: string}} notes  what is going on with it while
+ *   it arrives (`said`: what the announcer said last)
  * @property {ReturnType<typeof setTimeout>} [progressTimer]  its text is kept when this fires
  * @property {boolean} [refused]  refused for its session: it ends as refused, not with the session
  * @property {Ending} [ending]  how it ended, once it did
@@ -432,6 +433,7 @@ const earlierSession = () => ({
   outcome: Promise.resolve({ reason: 'lost', error: 'it was asked in an earlier session, which has ended' }),
   stop: () => {},
   check: () => {},
+  settleStop: () => {},
 });
 
 /**
@@ -439,7 +441,12 @@ const earlierSession = () => ({
  * @param {Run} run
  */
 function showNotes(run) {
-  run.view?.setNote([run.notes.stop, run.notes.unsure].filter(Boolean).join(' '));
+  const text = [run.notes.stop, run.notes.unsure].filter(Boolean).join(' ');
+  // Said by the announcer too: the note sits in an answer that is busy while it arrives (and
+  // in a page that is inert behind the phone drawer), where a live region is not heard.
+  if (text && text !== run.notes.said) announcer.say(text);
+  run.notes.said = text;
+  run.view?.setNote(text);
 }
 
 /**
@@ -452,7 +459,7 @@ function keepProgress(run) {
     run.progressTimer = undefined;
     if (run.ending) return; // kept whole with its ending
     const progress = { answer: run.latest.text, thinking: run.latest.thinking };
-    store.update(run.conversationId, (stored) => withProgress(stored, run.channel, progress));
+    store.update(run.conversationId, (stored) => withProgress(stored, run.channel, progress), { quiet: true });
   }, PROGRESS_SAVE_MS);
 }
 
@@ -526,6 +533,7 @@ async function stop() {
     ended: () => !runs.has(run.channel),
     stopHere: (error) => run.subscription.stop('cancelled', error),
     check: () => run.subscription.check(),
+    settle: () => run.subscription.settleStop(),
     say: (message) => {
       run.notes.stop = message ? `${message}.` : '';
       showNotes(run);

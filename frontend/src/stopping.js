@@ -29,6 +29,8 @@ const NOT_THROUGH = [0, 502, 503, 504];
  * @property {(error: string) => void} stopHere  ends the answer as stopped, with what the reader
  *   should know ('' when nothing)
  * @property {() => void} check  asks the backend how the answer is going (it ends it if it did)
+ * @property {() => void} settle  asks the backend how the answer ended, nothing running it; if
+ *   nobody has it, it ends as stopped
  * @property {(message: string) => void} say  what Stop is doing while it cannot get through; ''
  *   once there is nothing to say
  * @property {(ms: number) => Promise<void>} [sleep]
@@ -43,14 +45,15 @@ const sleepFor = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * - 202: its `done` (reason `cancelled`) is on its way; asked for through the snapshot if it is
  *   late;
  * - 404: nothing runs there. Either the answer ended as Stop was pressed (its `done` is on its
- *   way, and says how it ended), or its backend restarted (no `done` is coming from anybody):
- *   unless the `done` comes within DONE_AFTER_CANCEL_MS, the answer stops here;
+ *   way, and says how it ended: so does the snapshot), or its backend restarted (no `done` is
+ *   coming from anybody, and nobody has it): the backend is asked (`settle`), and the answer
+ *   ends as it ended, or as stopped;
  * - not through (see NOT_THROUGH): said, and sent again later;
  * - anything else, or still not through after CANCEL_GIVE_UP_MS: stopped here, saying that the
  *   server could not be told.
  * @param {StopEdges} edges
  */
-export async function stopAnswer({ cancel, ended, stopHere, check, say, sleep = sleepFor, now = Date.now }) {
+export async function stopAnswer({ cancel, ended, stopHere, check, settle, say, sleep = sleepFor, now = Date.now }) {
   const started = now();
   let delay = CANCEL_RETRY_MS;
   for (;;) {
@@ -62,9 +65,10 @@ export async function stopAnswer({ cancel, ended, stopHere, check, say, sleep = 
       const status = /** @type {{status?: unknown}} */ (error)?.status;
       const message = error instanceof Error ? error.message : String(error);
       if (status === 404) {
+        // Stopped here without asking, an answer that completed while its `done` was held up
+        // (the very stall that made the reader press Stop) was kept as stopped, cut short.
         say('');
-        await sleep(DONE_AFTER_CANCEL_MS);
-        if (!ended()) stopHere('');
+        settle();
         return;
       }
       if (!NOT_THROUGH.includes(Number(status)) || now() - started >= CANCEL_GIVE_UP_MS) {

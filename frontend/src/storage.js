@@ -96,8 +96,10 @@ export class ConversationStore {
    * not stored (deleted meanwhile) stays deleted.
    * @param {string} id
    * @param {(conversation: Conversation) => Conversation | null} change
+   * @param {{quiet?: boolean}} [options]  quiet: other tabs are not told (an answer's progress,
+   *   which they follow themselves: telling them rebuilt their list once a second)
    */
-  async update(id, change) {
+  async update(id, change, { quiet = false } = {}) {
     await this.use(
       (store) =>
         store(
@@ -121,7 +123,7 @@ export class ConversationStore {
         if (changed) memory.set(id, changed);
       },
     );
-    this.tell(id);
+    if (!quiet) this.tell(id);
   }
 
   /** @param {string} id */

@@ -13,6 +13,8 @@ import { AnswerFollower } from './follower.js';
  * @property {Promise<Outcome>} outcome  how the answer ended, once the subscription is removed
  * @property {(reason?: string, error?: string) => void} stop  ends it early with that outcome
  * @property {() => void} check  asks the backend how the answer is going, now
+ * @property {() => void} settleStop  asks the backend how the answer ended, Stop having found
+ *   nothing running; nobody having it ends it as stopped
  */
 
 /**
@@ -109,5 +111,6 @@ export function subscribeAnswer(centrifuge, channel, { show, readSnapshot, unsur
     outcome,
     stop: (reason = 'cancelled', error = '') => follower.stop({ reason, error }),
     check: () => follower.check(),
+    settleStop: () => follower.settleStop(),
   };
 }

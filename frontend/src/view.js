@@ -334,8 +334,9 @@ export class AnswerView {
       return;
     }
     if (!this.note) {
+      // No live region: inside an answer that is busy it is not heard; the page's announcer
+      // says the note.
       const note = element('p', 'note', '');
-      note.setAttribute('role', 'status');
       this.note = note;
       this.onChange(() => this.turn.append(note));
     }

@@ -98,6 +98,8 @@ test("what arrived of an answer still arriving is kept with it, never over its e
   assert.deepEqual(kept?.turns[1], { role: 'assistant', channel, reason: null, answer: 'Hello', thinking: 'hm' });
   assert.equal(kept && readConversation(kept)?.turns[1].role, 'assistant');
   assert.equal(kept && withProgress(kept, channel, { answer: 'Hello', thinking: 'hm' }), null); // nothing new
+  // A tab further behind does not overwrite another's longer text (review).
+  assert.equal(kept && withProgress(kept, channel, { answer: 'Hel', thinking: 'hm' }), null);
   const ended = withEnding(running, channel, { reason: 'complete', error: '', answer: 'Hello world', thinking: '' });
   assert.ok(ended);
   assert.equal(withProgress(ended, channel, { answer: 'Hello', thinking: '' }), null); // a late save

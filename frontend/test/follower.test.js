@@ -398,3 +398,25 @@ test('chunks held while a snapshot answered 503 are shown when they follow on, a
   assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
   assert.equal(asked(), 1); // nothing missing: nothing more asked
 });
+
+test('Stop finding nothing running: a snapshot with a done ends the answer as it ended', async () => {
+  // Review: the answer had completed while its done was held up; it was kept as stopped, cut.
+  const done = { reason: 'complete', error: '' };
+  const { follower, ends, shown } = follow([{ text: 'the whole answer', thinking: '', seq: 3, done }]);
+  follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
+  follower.publication(chunk(1, 'the '));
+  follower.settleStop();
+  await settle();
+  assert.equal(shown.at(-1), 'the whole answer');
+  assert.deepEqual(ends, [done]);
+});
+
+test('Stop finding nothing running: nobody having the answer ends it as stopped', async () => {
+  // Probe: after a backend restart this said "Nobody is answering" instead of "Stopped".
+  const { follower, ends } = follow([new HttpError(404, 'no answer is known for this stream')]);
+  follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
+  follower.publication(chunk(1, 'the '));
+  follower.settleStop();
+  await settle();
+  assert.deepEqual(ends, [{ reason: 'cancelled', error: '' }]);
+});

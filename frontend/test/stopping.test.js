@@ -1,7 +1,7 @@
 // @ts-check
-// Stop: the cancel is sent until the server hears it (or a minute passed); a 404 stops the answer
-// unless its `done` comes within 2 s; a `done` late after an accepted cancel is asked for through
-// the snapshot.
+// Stop: the cancel is sent until the server hears it (or a minute passed); a 404 asks the backend
+// how the answer ended (stopped if nobody has it); a `done` late after an accepted cancel is
+// asked for through the snapshot.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -31,6 +31,7 @@ async function stopWith(replies, { cancelMs = 0, doneAfterMs = Infinity } = {}) 
   /** @type {number[]} */
   const sleeps = [];
   let checks = 0;
+  let settles = 0;
   const ended = () => stoppedHere.length > 0 || clock >= doneAt;
   await stopAnswer({
     cancel: async () => {
@@ -47,6 +48,9 @@ async function stopWith(replies, { cancelMs = 0, doneAfterMs = Infinity } = {}) 
     check: () => {
       checks += 1;
     },
+    settle: () => {
+      settles += 1;
+    },
     say: (message) => said.push(message),
     sleep: async (ms) => {
       sleeps.push(ms);
@@ -54,7 +58,7 @@ async function stopWith(replies, { cancelMs = 0, doneAfterMs = Infinity } = {}) 
     },
     now: () => clock,
   });
-  return { cancels, said, stoppedHere, sleeps, checks: () => checks, clock: () => clock };
+  return { cancels, said, stoppedHere, sleeps, checks: () => checks, settles: () => settles, clock: () => clock };
 }
 
 const offline = httpError(0, 'the server cannot be reached');
@@ -87,20 +91,16 @@ test('a cancel that cannot get through for a minute stops the answer here, sayin
   assert.equal(stop.said.at(-1), '');
 });
 
-test('a 404 (no process runs the answer, after a backend restart) stops it within 2 s', async () => {
+test('a 404 (no process runs the answer) asks the backend how it ended, at once', async () => {
   // Probe: read as "its done is on its way", Stop stayed disabled and 12 s later the answer
-  // ended as "Nobody is answering" instead of "Stopped".
+  // ended as "Nobody is answering" instead of "Stopped". Review: stopped here without asking
+  // (after 2 s), an answer that had completed while its `done` was held up (the stall that
+  // made the reader press Stop) was kept as stopped with 8 of its 806 characters.
   const stop = await stopWith([httpError(404, 'nothing is running there')]);
   assert.equal(stop.cancels, 1);
-  assert.deepEqual(stop.stoppedHere, ['']);
-  assert.deepEqual(stop.sleeps, [DONE_AFTER_CANCEL_MS]);
-});
-
-test('a 404 because the answer ended as Stop was pressed lets its done end it', async () => {
-  // The common race: the answer completed while the cancel was on its way; its `done` (and
-  // its last chunks) are on their way too, and say how it really ended.
-  const stop = await stopWith([httpError(404, 'nothing is running there')], { doneAfterMs: 0 });
+  assert.equal(stop.settles(), 1); // the snapshot says how it ended; nobody has it: stopped
   assert.deepEqual(stop.stoppedHere, []);
+  assert.deepEqual(stop.sleeps, []);
 });
 
 test('a refusal is not sent again: the answer stops here, saying why', async () => {
@@ -137,6 +137,7 @@ test('an answer that ended while the cancel was retried is left as it ended', as
     ended: () => ended,
     stopHere: (error) => stoppedHere.push(error),
     check: () => {},
+    settle: () => {},
     say: () => {},
     sleep: async () => {
       ended = true; // its done came meanwhile (the network came back for the real-time server)
