@@ -50,6 +50,33 @@ function follow(snapshots = []) {
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 /**
+ * Moves the mocked clock on a second at a time, letting snapshot requests settle in between.
+ * @param {import('node:test').TestContext} t
+ * @param {number} seconds
+ */
+async function tickSeconds(t, seconds) {
+  for (let second = 0; second < seconds; second += 1) {
+    t.mock.timers.tick(1_000);
+    await settle();
+  }
+}
+
+/**
+ * As `tickSeconds`, until the answer ends (two minutes at most).
+ * @param {import('node:test').TestContext} t
+ * @param {Outcome[]} ends
+ * @returns {Promise<number>} the milliseconds it took
+ */
+async function tickUntilEnded(t, ends) {
+  let waited = 0;
+  while (ends.length === 0 && waited < 120_000) {
+    await tickSeconds(t, 1);
+    waited += 1_000;
+  }
+  return waited;
+}
+
+/**
  * @param {number} seq
  * @param {string} text
  */
@@ -193,12 +220,7 @@ test('a done that lacks chunks while snapshots get no answer gives up after a mi
   follower.publication({ text: '', done: true, reason: 'complete', seq: 2 }); // chunk 2 missed
   await settle();
   assert.deepEqual(ends, []);
-  let waited = 0;
-  while (ends.length === 0 && waited < 120_000) {
-    t.mock.timers.tick(1_000);
-    waited += 1_000;
-    await settle();
-  }
+  const waited = await tickUntilEnded(t, ends);
   assert.equal(waited, 60_000);
   assert.equal(asked(), 8);
   assert.deepEqual(ends, [{ reason: 'lost', error: `part of it could not be recovered (${offline})` }]);
@@ -324,12 +346,7 @@ test('a done that lacks chunks while the snapshot keeps answering 503 ends as pa
   follower.publication(chunk(1, 'a'));
   follower.publication({ text: '', done: true, reason: 'complete', seq: 2 }); // chunk 2 missed
   await settle();
-  let waited = 0;
-  while (ends.length === 0 && waited < 120_000) {
-    t.mock.timers.tick(1_000);
-    waited += 1_000;
-    await settle();
-  }
+  const waited = await tickUntilEnded(t, ends);
   assert.equal(waited, 60_000); // 2, 4, 8, 15, 15, 15 s apart, then the last second
   assert.equal(asked(), 8);
   assert.equal(shown.at(-1), 'a');
@@ -344,10 +361,7 @@ test('an answer still running keeps asking through 503s: only a done waits for a
   follower.publication(chunk(1, 'a'));
   follower.publication(chunk(3, 'c')); // a gap, no done: the answer may well be running
   await settle();
-  for (let second = 0; second < 150; second += 1) {
-    t.mock.timers.tick(1_000);
-    await settle();
-  }
+  await tickSeconds(t, 150);
   assert.ok(asked() >= 10, `${asked()} snapshots asked`);
   assert.deepEqual(ends, []);
 });
@@ -359,20 +373,12 @@ test('a done arriving while a retry waits is asked about at once and waits its m
   follower.publication(chunk(1, 'a'));
   follower.publication(chunk(3, 'c')); // a gap: 503s, retries 2, 4, 8, 15 s apart
   await settle();
-  for (let second = 0; second < 20; second += 1) {
-    t.mock.timers.tick(1_000);
-    await settle();
-  }
+  await tickSeconds(t, 20);
   const before = asked();
   follower.publication({ text: '', done: true, reason: 'complete', seq: 3 }); // mid-wait
   await settle();
   assert.equal(asked(), before + 1); // at once, not when the wait is over
-  let waited = 0;
-  while (ends.length === 0 && waited < 120_000) {
-    t.mock.timers.tick(1_000);
-    waited += 1_000;
-    await settle();
-  }
+  const waited = await tickUntilEnded(t, ends);
   assert.equal(waited, 60_000);
   assert.equal(ends[0].reason, 'lost');
 });
