@@ -4,16 +4,18 @@ process that died."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
 
 from backend.app import create_app
-from backend.cluster.redis_streams import RedisStreams, connect
-from backend.core.relay import ORPHANED
-from backend.core.types import Chunk, Done, Token
+from backend.cluster.redis_streams import PARTIAL_ERROR, RedisStreams, connect
+from backend.core.answer import Answerer
+from backend.core.ports import Recording, StreamsUnavailable
+from backend.core.relay import ORPHANED, Relay
+from backend.core.types import Chunk, Done, Question, Snapshot, Token
 from tests.cluster import RedisServer
 from tests.unit.apps import settings
 from tests.unit.fakes import RecordingPublisher, ScriptedModel
@@ -77,3 +79,46 @@ async def test_the_app_ends_the_streams_of_a_process_that_died(
 
     # The app checks every second; the lease is long gone by then.
     assert await publisher.wait_for_done(channel) == [Done(ORPHANED.reason, ORPHANED.error, 1)]
+
+
+class MissesOneRecord(RedisStreams):
+    """Redis out of reach for one record: the batch holding chunk `seq`."""
+
+    def __init__(self, *args: object, seq: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.seq = seq
+
+    async def record(self, chunks: Sequence[Recording]) -> list[bool]:
+        if any(chunk.seq == self.seq for _, _, chunk in chunks):
+            raise StreamsUnavailable("the streams registry cannot be reached (ConnectionError)")
+        return await super().record(chunks)
+
+
+@pytest.mark.parametrize("registry_missed_it", [False, True], ids=["recorded", "not recorded"])
+async def test_a_chunk_centrifugo_did_not_take_is_in_the_snapshot_or_the_snapshot_says_it_is_lost(
+    redis_url: str, registry_missed_it: bool
+) -> None:
+    """A chunk Centrifugo does not take no longer ends its stream: readers who see the gap get it
+    from the snapshot. When the registry missed that chunk as well (Redis unreachable for it),
+    the snapshot cannot give the whole answer, and must not pretend to: its `done` says part
+    of it was lost, not `complete` with text that has a hole in it."""
+    channel = "stream:abcdefgh#u_0123456789abcdef"
+    tokens = [Token("one "), Token("two "), Token("three")]
+    # Each token its own chunk (window 0), each flushed before the next token comes.
+    model = ScriptedModel(tokens, delay=0.05)
+    publisher = RecordingPublisher(fail_on={2})  # chunk 2 never reaches Centrifugo
+    client = connect(redis_url)
+    try:
+        streams = MissesOneRecord(client, seq=2) if registry_missed_it else RedisStreams(client)
+        relay = Relay(Answerer(model, window=0, max_seconds=10), publisher, streams, window=0)
+        await relay.start(channel, Question("hi"), owner="u_0123456789abcdef")
+        published = await publisher.wait_for_done(channel)
+        snapshot = await streams.snapshot(channel)
+    finally:
+        await client.aclose()
+
+    assert published == [Chunk("one ", seq=1), Chunk("three", seq=3), Done("complete", seq=3)]
+    if registry_missed_it:
+        assert snapshot == Snapshot("", "", 0, Done("error", PARTIAL_ERROR))
+    else:
+        assert snapshot == Snapshot("one two three", "", 3, Done("complete"))
