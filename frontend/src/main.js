@@ -520,7 +520,22 @@ async function stop() {
   } catch {
     // refused: it is over already
   }
-  await stopAnswer({
+  await stopAnswer(
+    stopEdges(run, (message) => {
+      run.notes.stop = message ? `${message}.` : '';
+      showNotes(run);
+    }),
+  );
+}
+
+/**
+ * What Stop needs to stop `run` (src/stopping.js); `say` shows what it is doing.
+ * @param {Run} run
+ * @param {(message: string) => void} say
+ * @returns {import('./stopping.js').StopEdges}
+ */
+function stopEdges(run, say) {
+  return {
     cancel: async () => {
       try {
         return await cancel(run.channel);
@@ -534,11 +549,8 @@ async function stop() {
     stopHere: (error) => run.subscription.stop('cancelled', error),
     check: () => run.subscription.check(),
     settle: () => run.subscription.settleStop(),
-    say: (message) => {
-      run.notes.stop = message ? `${message}.` : '';
-      showNotes(run);
-    },
-  });
+    say,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -732,7 +744,11 @@ function stopAnswersIn(id) {
   const stopped = [...runs.values()].filter((run) => run.conversationId === id);
   for (const run of stopped) {
     run.conversationId = '';
-    cancel(run.channel).catch(() => run.subscription.stop('cancelled'));
+    // As Stop does, sent again while it cannot get through (offline, the backend restarting):
+    // sent once, the answer went on generating on the server (a real model's cost) until its
+    // time limit.
+    // After the reply to its execute: a cancel sent before it is accepted finds nothing to stop.
+    void run.accepted.then(() => stopAnswer(stopEdges(run, () => {})));
   }
   return stopped;
 }

@@ -5,13 +5,21 @@ second tab while it streams, and a prompt that waits for the answer streaming be
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from backend.llm.simulated import CODE, GREETING
 from tests.browser import ConsoleErrors, stored_conversations, wait_until_stored
-from tests.e2e.chat import ANSWER, FINISHED, StandInModel, folded, record_executes, send
+from tests.e2e.chat import (
+    ANSWER,
+    FINISHED,
+    StandInModel,
+    folded,
+    record_executes,
+    send,
+)
 from tests.stack import Edge
 
 CODE_TEXT = CODE.split("```javascript\n", 1)[1].split("```", 1)[0]
@@ -265,6 +273,38 @@ async def test_an_answer_streaming_when_its_conversation_is_deleted_comes_back_s
     await page.reload()
     await page.locator("#send:not([disabled])").wait_for()
     await expect(page.locator(".turn.assistant .notice.cancelled")).to_contain_text("Stopped")
+
+
+async def test_an_answer_whose_conversation_is_deleted_offline_is_stopped_once_back_online(
+    page: Page, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    """Review: deleting a conversation sent its answer's cancel once; offline (or the backend
+    restarting), the server went on generating it, a real model's cost, until its time limit.
+    Now it is sent again, as Stop's is. The model is the test's: its answer runs until told."""
+    model = StandInModel(edge)
+    await model.install(page)
+    cancels: list[str] = []
+    through = asyncio.Event()
+
+    async def cancel(route: Route) -> None:
+        cancels.append(json.loads(route.request.post_data or "{}")["channel"])
+        if len(cancels) == 1:
+            await route.abort("internetdisconnected")
+        else:
+            await route.fulfill(status=202, json={"channel": cancels[-1]})
+            through.set()
+
+    await page.route("**/api/cancel", cancel)
+    await send(page, "first")
+    channel = await model.next_channel()
+    await model.chunk(channel, "The first part of an answer")
+    await expect(page.locator(ANSWER)).to_contain_text("The first part")
+    await page.get_by_role("button", name="Delete first").click()
+    await expect(page.locator("#welcome")).to_be_visible()
+
+    await asyncio.wait_for(through.wait(), 10)  # sent again a second later
+    assert cancels == [channel, channel]
+    console_errors.expect("ERR_INTERNET_DISCONNECTED")
 
 
 async def test_a_deletion_not_undone_in_time_stays(page: Page) -> None:
