@@ -343,3 +343,37 @@ async def test_an_answer_reopened_after_the_servers_forgot_it_keeps_what_was_sho
         await context.close()
     console_errors.expect("404")  # the snapshot: nobody has it
     assert console_errors == []
+
+
+async def test_an_answer_whose_history_went_keeps_the_part_it_had_saved(
+    page: Page, servers: Servers, console_errors: ConsoleErrors
+) -> None:
+    """The part of an answer kept while it arrived stays with it when nothing more can be had:
+    here the page closed mid-answer, Centrifugo restarted (its history went with it), and the
+    backend has no record of the stream (the test's model answered). The page that opens next
+    follows the answer, gets nothing, and ends it with the text kept, not with nothing."""
+    model = StandInModel(servers.edge)
+    await model.install(page)
+    await send(page, "hello")
+    channel = await model.next_channel()
+    await model.chunk(channel, "The part that was kept")
+    async with asyncio.timeout(10):  # kept within a second as it arrives
+        await wait_until_stored(
+            page, "cs => cs.some(c => c.turns.some(t => t.answer === 'The part that was kept'))"
+        )
+    context, opened = page.context, page.url  # the conversation's address: /#<id>
+    await page.close()
+    servers.centrifugo.stop()
+    servers.centrifugo.start()
+
+    later = await context.new_page()
+    later.on("console", console_errors.record)
+    await later.goto(opened)
+    notice = last_answer(later).locator(".notice")
+    await expect(notice).to_be_visible(timeout=NOTICE_SECONDS * 1000)
+    await expect(last_answer(later).locator(".answer")).to_have_text("The part that was kept")
+    stored = await stored_answer(later)
+    console_errors.expect("404")  # the backend has no record of it
+    assert stored["answer"] == "The part that was kept"
+    assert stored["reason"] == "abandoned"
+    await expect(notice).to_contain_text("Nobody is answering this any more")
