@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging.config
 import socket
@@ -12,7 +13,9 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from backend.app import begin_shutdown, create_app
-from backend.config import Settings, get_settings
+from backend.cluster.redis_streams import wait_for_redis
+from backend.config import Settings, get_settings, redacted_url
+from backend.core.ports import StreamsUnavailable
 from backend.logs import log_config
 
 
@@ -56,8 +59,30 @@ def settings_or_exit() -> Settings:
         raise SystemExit(1) from None
 
 
+# How long the backend waits at start for the Redis that REDIS_URL names (one starting alongside).
+REDIS_START_SECONDS = 10.0
+
+
+def registry_or_exit(settings: Settings, wait_seconds: float = REDIS_START_SECONDS) -> None:
+    """With REDIS_URL set, Redis must answer before the backend serves; else one line saying
+    which setting and why, and exit status 1 (it failed later, in the app's start, with a
+    traceback that named neither)."""
+    if settings.redis_url is None:
+        return
+    try:
+        asyncio.run(wait_for_redis(settings.redis_url, wait_seconds))
+    except StreamsUnavailable as exc:
+        print(
+            f"the backend cannot start: REDIS_URL ({redacted_url(settings.redis_url)}) did not "
+            f"answer within {wait_seconds:g} s: {exc}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+
+
 def main() -> None:
     settings = settings_or_exit()
+    registry_or_exit(settings)
     logging.config.dictConfig(log_config(settings))
     app = create_app(settings)
     tune_gc()

@@ -130,7 +130,30 @@ class Settings(BaseSettings):
             )
         if self.llm_provider == "openai":
             self._check_model_server()
+        if self.redis_url is not None:
+            self._check_redis_url(self.redis_url)
         return self
+
+    @staticmethod
+    def _check_redis_url(value: str) -> None:
+        """A URL the Redis client can use: it refused anything else at start with a traceback
+        that did not name the setting."""
+        url = urlsplit(value)
+        shown = redacted_url(value)
+        if url.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                "REDIS_URL must be a redis://, rediss:// or unix:// URL, such as "
+                f"redis://127.0.0.1:6379/0 (got {shown!r})"
+            )
+        try:
+            url.port  # noqa: B018 (raises for a port out of range)
+        except ValueError as exc:
+            raise ValueError(f"REDIS_URL has an invalid port ({shown!r})") from exc
+        if url.scheme != "unix" and not url.hostname:
+            raise ValueError(f"REDIS_URL has no host ({shown!r})")
+        database = url.path.strip("/")
+        if url.scheme != "unix" and database and not database.isdigit():
+            raise ValueError(f"REDIS_URL's database must be a number, as in /0 (got {shown!r})")
 
     def _check_model_server(self) -> None:
         """The model server's settings, checked at start rather than failing every prompt."""
@@ -173,6 +196,16 @@ class Settings(BaseSettings):
             ),
             "SESSION_SECRET": self.session_secret.get_secret_value(),
         }
+
+
+def redacted_url(value: str) -> str:
+    """`value` without the password it may carry, for messages and logs."""
+    url = urlsplit(value)
+    if url.password is None:
+        return value
+    host = url.netloc.rpartition("@")[2]
+    user = f"{url.username}:" if url.username else ":"
+    return url._replace(netloc=f"{user}***@{host}").geturl()
 
 
 def _is_weak(secret: str) -> bool:

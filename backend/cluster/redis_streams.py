@@ -583,6 +583,24 @@ class RedisStreams:
                 del self._releasing[channel]
 
 
+async def wait_for_redis(url: str, seconds: float) -> None:
+    """Until Redis at `url` answers a PING; `StreamsUnavailable` saying why if it has not within
+    `seconds` (tried every half second: a Redis starting alongside gets that long)."""
+    client = connect(url, max_connections=1)
+    deadline = time.monotonic() + seconds
+    try:
+        while True:
+            try:
+                await client.ping()
+                return
+            except (RedisError, OSError) as exc:
+                if time.monotonic() >= deadline:
+                    raise StreamsUnavailable(_why(exc)) from exc
+            await asyncio.sleep(0.5)
+    finally:
+        await client.aclose()
+
+
 def connect(url: str, *, max_connections: int = 64) -> Redis:
     """A client for `url` whose calls wait for a free connection (at most `max_connections`)
     rather than fail when hundreds of streams record at once."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from backend.__main__ import registry_or_exit
 from backend.app import create_app
 from backend.cluster.redis_streams import PARTIAL_ERROR, RedisStreams, connect
 from backend.core.answer import Answerer
@@ -17,6 +18,7 @@ from backend.core.ports import Recording, StreamsUnavailable
 from backend.core.relay import ORPHANED, Relay
 from backend.core.types import Chunk, Done, Question, Snapshot, Token
 from tests.cluster import RedisServer
+from tests.processes import free_port
 from tests.unit.apps import settings
 from tests.unit.fakes import RecordingPublisher, ScriptedModel
 
@@ -122,3 +124,21 @@ async def test_a_chunk_centrifugo_did_not_take_is_in_the_snapshot_or_the_snapsho
         assert snapshot == Snapshot("", "", 0, Done("error", PARTIAL_ERROR))
     else:
         assert snapshot == Snapshot("one two three", "", 3, Done("complete"))
+
+
+def test_the_backend_starts_only_once_its_redis_answers(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Probe: an unreachable REDIS_URL stopped the backend after 10 s with a traceback ending in
+    a bare TimeoutError, naming neither the setting nor why."""
+    registry_or_exit(settings(REDIS_URL=redis_url), wait_seconds=0)  # answers: goes on
+
+    nobody = f"redis://:hunter2hunter2@127.0.0.1:{free_port()}/0"
+    with pytest.raises(SystemExit) as stopped:
+        registry_or_exit(settings(REDIS_URL=nobody), wait_seconds=0)
+    assert stopped.value.code == 1
+    said = capsys.readouterr().err
+    assert said.startswith("the backend cannot start: REDIS_URL (redis://:***@127.0.0.1:")
+    assert "Connect call failed" in said or "refused" in said.lower()
+    assert "hunter2" not in said
+    assert "Traceback" not in said

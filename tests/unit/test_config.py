@@ -104,3 +104,35 @@ def test_no_key_is_refused_for_openai_s_own_server_only() -> None:
     local = make(**{**OPENAI, "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "http://127.0.0.1:11434/v1"})
     assert local.openai_api_key.get_secret_value() == ""
     assert make(**STRONG, OPENAI_BASE_URL="not a url")  # the simulated model needs none of it
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("garbage", "REDIS_URL must be a redis://, rediss:// or unix:// URL"),
+        ("http://127.0.0.1:6379/0", "REDIS_URL must be a redis://"),
+        ("redis://127.0.0.1:99999/0", "REDIS_URL has an invalid port"),
+        ("redis:///0", "REDIS_URL has no host"),
+        ("redis://127.0.0.1:6379/zero", "REDIS_URL's database must be a number"),
+    ],
+)
+def test_a_redis_url_the_client_cannot_use_is_refused_readably(url: str, said: str) -> None:
+    """Probe: REDIS_URL=garbage stopped the backend with the Redis client's traceback, which did
+    not name the setting."""
+    with pytest.raises(ValidationError, match=said):
+        make(**STRONG, REDIS_URL=url)
+
+
+def test_a_refused_redis_url_does_not_show_its_password() -> None:
+    with pytest.raises(ValidationError) as refused:
+        make(**STRONG, REDIS_URL="redis://:hunter2hunter2@127.0.0.1:6379/zero")
+    message = refused.value.errors()[0]["msg"]
+    assert "redis://:***@127.0.0.1:6379/zero" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://:pw@redis.example:6380", "unix:///run/r.sock"]
+)
+def test_usable_redis_urls_are_taken(url: str) -> None:
+    assert make(**STRONG, REDIS_URL=url).redis_url == url
