@@ -305,6 +305,11 @@ class CentrifugoPublisher:
                     raise PublishError(where, "Centrifugo's batch reply is malformed")
                 internal = _internal_error(replies)
                 if internal is None or not retry_safe or self._out_of_time(started):
+                    if attempt:  # the operator saw the outage begin: it says when it is over
+                        logger.info(
+                            "Centrifugo is taking publications again (after %.1f s)",
+                            time.monotonic() - started,
+                        )
                     return replies
                 problem = _describe(internal)
             if attempt == 0:

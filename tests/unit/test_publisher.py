@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
@@ -154,11 +155,15 @@ def failing(times: int, then: Any) -> Any:
 
 @respx.mock
 async def test_an_outage_shorter_than_the_window_is_ridden_out(
-    publisher: CentrifugoPublisher,
+    publisher: CentrifugoPublisher, caplog: pytest.LogCaptureFixture
 ) -> None:
     route = respx.post(f"{API}/batch").mock(side_effect=failing(3, replies_after(0)))
-    await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
+    with caplog.at_level(logging.INFO, logger="backend.centrifugo.publisher"):
+        await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
     assert route.call_count == 4
+    # Its beginning and its end are logged once each (probe: the end was never said).
+    assert caplog.text.count("Centrifugo unavailable, retrying") == 1
+    assert caplog.text.count("Centrifugo is taking publications again") == 1
 
 
 @respx.mock
