@@ -147,6 +147,16 @@ def test_only_nginx_publishes_and_only_9000(compose: dict[str, Any]) -> None:
         assert service.get("network_mode") != "host"
 
 
+def test_the_backend_takes_the_client_address_from_nginx_in_its_container(
+    compose: dict[str, Any],
+) -> None:
+    """Probe: the backend logged nginx's container address for every client (uvicorn trusts
+    X-Forwarded-For from loopback only, where nginx is under `make run`). Trusting any sender is
+    safe only while the backend's port is not published."""
+    assert environment(compose, "backend")["FORWARDED_ALLOW_IPS"] == "*"
+    assert compose["services"]["backend"].get("ports", []) == []
+
+
 def test_the_native_config_files_are_used(compose: dict[str, Any]) -> None:
     centrifugo = compose["services"]["centrifugo"]
     assert "./centrifugo/config.json:/centrifugo/config.json:ro" in centrifugo["volumes"]
