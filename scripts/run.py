@@ -5,17 +5,22 @@ sharing their streams on Redis, and nginx balancing over both of each.
     python -m scripts.run [--cluster] [--env-file .env] [--state-dir .cache/run]
 
 Settings come from the environment first, then the env file (the environment wins, as in the
-backend's own settings and in docker compose). Every port is checked before anything starts;
-"chat at ..." is printed only once all three answer; a failed start stops the others and says
-which one failed. SIGINT, SIGTERM and SIGHUP stop all three, the backend first, so that the
-streams it ends still get their `done` published and carried to the browsers. A service that
-exits while running (a crash, an OOM kill) is reported and restarted.
+backend's own settings and in docker compose). Every port and number setting, and every port's
+availability, is checked before anything starts; one run at a time uses a state dir (a lock held
+while it runs); "chat at ..." is printed only once all three answer; a failed start stops the
+others and says which one failed. SIGINT, SIGTERM and SIGHUP stop all three, the backend first,
+so that the streams it ends still get their `done` published and carried to the browsers. A
+service that exits while running (a crash, an OOM kill) is reported and restarted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
+import errno
+import fcntl
+import ipaddress
 import math
 import os
 import re
@@ -26,13 +31,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Annotated, Any, NoReturn
 
+import annotated_types
 from dotenv import dotenv_values
+from pydantic import TypeAdapter, ValidationError
 
 from backend.api.limits import max_body_bytes
 from backend.config import Settings
@@ -43,6 +51,11 @@ READY_SECONDS = 30.0
 STOP_SECONDS = 10.0
 RESTARTS_PER_MINUTE = 5
 SAME_SIGNAL_SECONDS = 0.1
+LOCK_FILE = "run.lock"
+# Addresses that listen on every interface, and the names `localhost` stands for.
+EVERY_INTERFACE = ("", "0.0.0.0", "::", "*")
+LOCALHOST = ("localhost", "127.0.0.1", "::1")
+ORIGINS = "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"
 
 
 class Stop(Exception):
@@ -62,45 +75,144 @@ class Service:
     host: str
     port_setting: str
     env: Mapping[str, str] = field(default_factory=dict)  # over the shared environment
+    host_setting: str = ""  # "" where the plan fixes the address
+    # Writes the files it runs from, just before each start: planning writes nothing, so that a
+    # run refused (a taken port, a state dir in use) leaves a running one's files alone.
+    prepare: Callable[[], object] | None = field(default=None, compare=False)
 
 
 def settings(env_file: Path, environ: Mapping[str, str]) -> dict[str, str]:
-    """The env file's values overridden by the environment; allowed origins default to the
-    page's own origin, derived from NGINX_PORT."""
+    """The env file's values overridden by the environment. An empty
+    CENTRIFUGO_CLIENT_ALLOWED_ORIGINS is unset, as docker compose takes it (kept, Centrifugo
+    would fall back to config.json's origins, of port 9000): the plan derives the page's own."""
     values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     merged = {**values, **environ}
-    port = merged.setdefault("NGINX_PORT", "9000")
-    merged.setdefault(
-        "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS", f"http://localhost:{port} http://127.0.0.1:{port}"
-    )
+    if not merged.get(ORIGINS, "").strip():
+        merged.pop(ORIGINS, None)
     return merged
+
+
+def port_setting(env: Mapping[str, str], name: str, default: int, *, pair: bool = False) -> int:
+    """A port setting (unset or empty: `default`), or StartFailed saying what it should be:
+    caught here, a bad one was a traceback (`int()`), or a server failing later. `pair`: the
+    port after it is taken too (the cluster's second of a kind)."""
+    value = env.get(name) or str(default)
+    highest = 65534 if pair else 65535
+    if not re.fullmatch(r"[0-9]{1,5}", value) or not 1 <= int(value) <= highest:
+        second = " (the second of its kind takes the next one)" if pair else ""
+        raise StartFailed(f"{name} is {value!r}: a port number, 1-{highest}{second}")
+    return int(value)
+
+
+def backend_setting(env: Mapping[str, str], name: str) -> float:
+    """A number setting the backend reads too, by the backend's own rules (its Settings
+    field's type and bounds, so that the two cannot disagree), unset or empty its default;
+    StartFailed saying what it should be."""
+    (info,) = [f for f in Settings.model_fields.values() if f.validation_alias == name]
+    value = env.get(name) or str(info.default)
+    rule: Any = Annotated[(info.annotation, *info.metadata)]  # the field's type and bounds
+    try:
+        number: float = TypeAdapter(rule).validate_python(value)
+    except ValidationError:
+        kind = "a whole number" if info.annotation is int else "a number"
+        raise StartFailed(f"{name} is {value!r}: {kind}{bounds(info.metadata)}") from None
+    return number
+
+
+def bounds(metadata: list[object]) -> str:
+    """A field's bounds in words: ", at least 1"."""
+    words = {"ge": "at least", "gt": "more than", "le": "at most", "lt": "less than"}
+    return "".join(
+        f", {words[name]} {getattr(bound, name)}"
+        for bound in metadata
+        if isinstance(bound, annotated_types.BaseMetadata)
+        for name in words
+        if hasattr(bound, name)
+    )
+
+
+def host_setting(env: Mapping[str, str], name: str, default: str) -> str:
+    """An address setting (unset or empty: `default`), an IPv6 one without the brackets of its
+    URL form (`[::1]`), which the servers and the socket calls take bare."""
+    host = env.get(name) or default
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def in_url(host: str) -> str:
+    """`host` in a URL: an IPv6 address in brackets, in its canonical form (as a browser
+    writes it in the Origin header)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host.lower()
+    return f"[{address}]" if address.version == 6 else str(address)
 
 
 def local_address(host: str) -> str:
     """Where this machine reaches a server listening on `host`: one listening on every
-    interface, on loopback (an IPv6 address in brackets, for a URL)."""
-    if host in ("", "0.0.0.0", "::", "*"):
-        return "127.0.0.1"
-    return f"[{host}]" if ":" in host else host
+    interface, on loopback (an IPv6 address in brackets, for a URL). On `::`, the IPv6 one:
+    nginx listens there on IPv6 only."""
+    if host in EVERY_INTERFACE:
+        return "[::1]" if host == "::" else "127.0.0.1"
+    return in_url(host)
+
+
+def page_host(host: str) -> str:
+    """The host of the page's URL when nginx listens on `host`: `localhost` where that reaches
+    it (on loopback, or on every interface), else the address itself."""
+    if host in EVERY_INTERFACE or in_url(host) in (in_url(name) for name in LOCALHOST):
+        return "localhost"
+    return in_url(host)
+
+
+def allowed_origins(env: Mapping[str, str], host: str, port: int) -> str:
+    """The origins whose pages may open a WebSocket: as set, or the page's own, under
+    `localhost` and 127.0.0.1 and, on one other address (NGINX_HOST=192.0.2.2), under that
+    one (without it, Centrifugo refused the page's WebSocket there)."""
+    if ORIGINS in env:
+        return env[ORIGINS]
+    origins = [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+    if page_host(host) != "localhost":
+        origins.append(f"http://{page_host(host)}:{port}")
+    return " ".join(origins)
+
+
+def chat_at(nginx: Service, env: Mapping[str, str]) -> str:
+    """The line that says where the page is reached: where NGINX_HOST listens (a hard-coded
+    localhost was wrong for one other address); on every interface, the local URL, and how
+    other machines reach it."""
+    line = f"chat at http://{page_host(nginx.host)}:{nginx.port} (Ctrl-C stops everything)"
+    if nginx.host not in EVERY_INTERFACE:
+        return line
+    name = f"http://{socket.gethostname()}:{nginx.port}"
+    line += f"; other machines reach it under this machine's name ({name})"
+    if ORIGINS not in env:
+        line += f", which {ORIGINS} must then list"
+    return line
 
 
 def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Service]:
-    """The three processes, in the order they start."""
-    centrifugo_port = int(env.get("CENTRIFUGO_HTTP_SERVER_PORT", "8000"))
-    backend_host = env.get("BACKEND_HOST", "127.0.0.1")
-    backend_port = int(env.get("BACKEND_PORT", "5000"))
+    """The three processes, in the order they start; StartFailed for a bad setting. Writes
+    nothing (each service's `prepare` does, as it starts)."""
+    centrifugo_port = port_setting(env, "CENTRIFUGO_HTTP_SERVER_PORT", 8000)
+    backend_host = host_setting(env, "BACKEND_HOST", "127.0.0.1")
+    backend_port = port_setting(env, "BACKEND_PORT", 5000)
+    nginx = nginx_service(
+        env, state, [f"{local_address(backend_host)}:{backend_port}"], [centrifugo_port]
+    )
+    centrifugo_host = host_setting(env, "CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.1")
     return [
         centrifugo_service(
             "centrifugo",
             centrifugo,
             state,
             centrifugo_port,
-            env.get("CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.1"),
+            centrifugo_host,
+            {ORIGINS: allowed_origins(env, nginx.host, nginx.port)},
+            host_setting="CENTRIFUGO_HTTP_SERVER_ADDRESS",
         ),
-        backend_service("backend", backend_port, backend_host),
-        nginx_service(
-            env, state, [f"{local_address(backend_host)}:{backend_port}"], [centrifugo_port]
-        ),
+        backend_service("backend", backend_port, backend_host, host_setting="BACKEND_HOST"),
+        nginx,
     ]
 
 
@@ -108,10 +220,10 @@ def cluster_services(env: Mapping[str, str], state: Path, centrifugo: str) -> li
     """Redis, two Centrifugo nodes on it, two backends sharing their streams on it, and nginx
     balancing over both of each. Ports: CLUSTER_REDIS_PORT (6379), and each single-run port
     with the next one for the second of a kind."""
-    redis_port = int(env.get("CLUSTER_REDIS_PORT", "6379"))
+    redis_port = port_setting(env, "CLUSTER_REDIS_PORT", 6379)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    first_node = int(env.get("CENTRIFUGO_HTTP_SERVER_PORT", "8000"))
-    first_backend = int(env.get("BACKEND_PORT", "5000"))
+    first_node = port_setting(env, "CENTRIFUGO_HTTP_SERVER_PORT", 8000, pair=True)
+    first_backend = port_setting(env, "BACKEND_PORT", 5000, pair=True)
     nodes = [first_node, first_node + 1]
     backends = [first_backend, first_backend + 1]
     redis = Service(
@@ -123,7 +235,12 @@ def cluster_services(env: Mapping[str, str], state: Path, centrifugo: str) -> li
         "127.0.0.1",
         "CLUSTER_REDIS_PORT",
     )  # fmt: skip
-    engine = {"CENTRIFUGO_ENGINE_TYPE": "redis", "CENTRIFUGO_ENGINE_REDIS_ADDRESS": redis_url}
+    nginx = nginx_service(env, state, [f"127.0.0.1:{port}" for port in backends], nodes)
+    engine = {
+        "CENTRIFUGO_ENGINE_TYPE": "redis",
+        "CENTRIFUGO_ENGINE_REDIS_ADDRESS": redis_url,
+        ORIGINS: allowed_origins(env, nginx.host, nginx.port),
+    }
     centrifugos = [
         centrifugo_service(f"centrifugo-{n}", centrifugo, state, port, "127.0.0.1", engine)
         for n, port in enumerate(nodes, 1)
@@ -137,7 +254,6 @@ def cluster_services(env: Mapping[str, str], state: Path, centrifugo: str) -> li
         )
         for n, (port, node) in enumerate(zip(backends, nodes, strict=True), 1)
     ]
-    nginx = nginx_service(env, state, [f"127.0.0.1:{port}" for port in backends], nodes)
     return [redis, *centrifugos, *backend_services, nginx]
 
 
@@ -148,9 +264,13 @@ def centrifugo_service(
     port: int,
     host: str,
     env: Mapping[str, str] | None = None,
+    host_setting: str = "",
 ) -> Service:
+    """A Centrifugo node on `host`:`port` (given to it, over what the environment says: the
+    plan's checks and probes are about where it listens)."""
     launch = [sys.executable, str(ROOT / "scripts" / "centrifugo_launch.py"), binary]
     config = [str(ROOT / "centrifugo" / "config.json"), f"--out={state / name}"]
+    listen = {"CENTRIFUGO_HTTP_SERVER_ADDRESS": host, "CENTRIFUGO_HTTP_SERVER_PORT": str(port)}
     return Service(
         name,
         [*launch, *config],
@@ -158,13 +278,19 @@ def centrifugo_service(
         port,
         host,
         "CENTRIFUGO_HTTP_SERVER_PORT",
-        {**(env or {}), "CENTRIFUGO_HTTP_SERVER_PORT": str(port)},
+        {**(env or {}), **listen},
+        host_setting,
     )
 
 
 def backend_service(
-    name: str, port: int, host: str, env: Mapping[str, str] | None = None
+    name: str,
+    port: int,
+    host: str,
+    env: Mapping[str, str] | None = None,
+    host_setting: str = "",
 ) -> Service:
+    """A backend on `host`:`port` (given to it, over what the environment says)."""
     return Service(
         name,
         [sys.executable, "-m", "backend"],
@@ -172,45 +298,46 @@ def backend_service(
         port,
         host,
         "BACKEND_PORT",
-        {**(env or {}), "BACKEND_PORT": str(port)},
+        {**(env or {}), "BACKEND_HOST": host, "BACKEND_PORT": str(port)},
+        host_setting,
     )
 
 
 def nginx_service(
     env: Mapping[str, str], state: Path, backends: list[str], nodes: list[int]
 ) -> Service:
-    """nginx on NGINX_HOST:NGINX_PORT in front of `backends` and the Centrifugo `nodes`."""
-    port = int(env["NGINX_PORT"])
-    host = env.get("NGINX_HOST", "127.0.0.1")
-    conf = render(
-        state / "nginx",
+    """nginx on NGINX_HOST:NGINX_PORT in front of `backends` and the Centrifugo `nodes`; its
+    config is rendered as it starts (`prepare`), into the main config named here."""
+    port = port_setting(env, "NGINX_PORT", 9000)
+    host = host_setting(env, "NGINX_HOST", "127.0.0.1")
+    out = state / "nginx"
+    write_config = partial(
+        render,
+        out,
         port,
         ",".join(backends),
         ",".join(f"127.0.0.1:{node}" for node in nodes),
         ROOT / "frontend" / "dist",
         body_limit(env),
-        host,
+        in_url(host),  # nginx takes an IPv6 address in brackets: listen [::1]:9000
     )
     return Service(
         "nginx",
-        ["nginx", "-p", str(state / "nginx"), "-c", str(conf), "-g", "daemon off;"],
+        ["nginx", "-p", str(out), "-c", str(out / "nginx.conf"), "-g", "daemon off;"],
         f"http://{local_address(host)}:{port}/",
         port,
         host,
         "NGINX_PORT",
+        host_setting="NGINX_HOST",
+        prepare=write_config,
     )
 
 
 def body_limit(env: Mapping[str, str]) -> int:
     """The backend's body limit, for nginx: from the same settings, with the same defaults."""
-    fields = Settings.model_fields
-
-    def setting(name: str, field: str) -> int:
-        return int(env.get(name) or fields[field].default)
-
     return max_body_bytes(
-        setting("MAX_TEXT_CHARS", "max_text_chars"),
-        setting("MAX_HISTORY_CHARS", "max_history_chars"),
+        int(backend_setting(env, "MAX_TEXT_CHARS")),
+        int(backend_setting(env, "MAX_HISTORY_CHARS")),
     )
 
 
@@ -233,16 +360,41 @@ def check_distinct_ports(plan: list[Service]) -> None:
 
 
 def check_port(service: Service) -> None:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((service.host, service.port))
-        except OSError as error:
-            raise StartFailed(
-                f"port {service.port} ({service.name}, {service.port_setting}) is not free: "
-                f"{error.strerror}; {port_holder(service.port)}. Stop it, or set "
-                f"{service.port_setting} to another port."
-            ) from error
+    """Whether `service` can listen where it is planned to, by binding there with the address
+    family of its host (an IPv4 socket took `::1` for a port in use); StartFailed saying why
+    not."""
+    host = "0.0.0.0" if service.host in ("", "*") else service.host  # nginx's `*`: IPv4's
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, service.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as error:
+        raise refusal(service, error) from error
+
+
+def refusal(service: Service, error: OSError) -> StartFailed:
+    """Why `service` cannot listen, by the cause: a port in use (and who holds it), one that
+    needs root, or an address this machine cannot listen on (unknown, not one of its own, or
+    of a family it does not support)."""
+    where = f"port {service.port} ({service.name}, {service.port_setting})"
+    if error.errno == errno.EADDRINUSE:
+        return StartFailed(
+            f"{where} is not free: {error.strerror}; {port_holder(service.port)}. Stop it, or "
+            f"set {service.port_setting} to another port."
+        )
+    if error.errno == errno.EACCES:
+        return StartFailed(
+            f"{where} cannot be listened on: {error.strerror} (a port below 1024 needs root). "
+            f"Set {service.port_setting} to another port."
+        )
+    what = service.host_setting or f"{service.name}'s address"
+    why = error.strerror or str(error)
+    if error.errno == errno.EADDRNOTAVAIL:
+        why += " (no interface of this machine has that address)"
+    return StartFailed(f"{what} {service.host!r} cannot be listened on: {why}")
 
 
 def port_holder(port: int) -> str:
@@ -296,13 +448,48 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+@contextlib.contextmanager
+def sole_run(state: Path) -> Iterator[None]:
+    """Holds `state` for this run alone: an exclusive lock on its LOCK_FILE, released when the
+    run ends or its process dies (the kernel's), the holder's pid in it. A second run of the
+    same checkout rewrote the first's nginx config (on another port) before its own port
+    checks failed, and the first restarted a crashed nginx from it; now it is refused, having
+    written nothing."""
+    state.mkdir(parents=True, exist_ok=True)
+    lock = os.open(state / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(lock, 32).decode(errors="replace").strip()
+            raise StartFailed(in_use(state, holder)) from None
+        os.ftruncate(lock, 0)
+        os.write(lock, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(lock)
+
+
+def in_use(state: Path, holder: str) -> str:
+    """The refusal of a state dir in use: whose (its pid, unless the holder has not written it
+    yet), and the two ways on: stop that run, or run this one beside it."""
+    who = f"another `make run` (pid {holder})" if holder.isdigit() else "another `make run`"
+    return (
+        f"the state dir {state} is in use by {who}: stop that one, or give this one a state "
+        f"dir of its own (make run RUN_STATE_DIR=.cache/run-2; --state-dir)"
+    )
+
+
 class Supervisor:
-    def __init__(self, env: Mapping[str, str], state: Path) -> None:
+    def __init__(self, env: Mapping[str, str], state: Path, grace: float = 5.0) -> None:
         self.env = dict(env)
         self.state = state
+        self.grace = grace  # SHUTDOWN_GRACE_SECONDS, checked before anything starts
         self.running: list[tuple[Service, subprocess.Popen[bytes]]] = []
 
     def start(self, service: Service) -> None:
+        if service.prepare is not None:
+            service.prepare()
         # A session of its own: Ctrl-C in the terminal reaches the service only through stop(),
         # in the order that keeps streams' endings deliverable.
         process = subprocess.Popen(
@@ -379,9 +566,7 @@ class Supervisor:
         self.running.clear()
 
     def _grace(self, service: Service) -> float:
-        if not service.name.startswith("backend"):
-            return 0.0
-        return float(self.env.get("SHUTDOWN_GRACE_SECONDS", "5") or 0)
+        return self.grace if service.name.startswith("backend") else 0.0
 
 
 def _answers(url: str) -> bool:
@@ -437,28 +622,32 @@ def centrifugo_binary() -> str:
 
 
 def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
+    """The settings checked, then the state dir taken (nothing is written into it before),
+    the ports checked, and the servers started and kept running; the servers stopped, then
+    the state dir let go."""
     handler = StopSignals()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
-    state.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(env, state)
-    try:
-        plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
-        check_distinct_ports(plan)
-        for service in plan:
-            check_port(service)
-        for service in plan:
-            supervisor.start(service)
-        say(f"chat at http://localhost:{env['NGINX_PORT']} (Ctrl-C stops everything)")
-        supervisor.keep_running()
-    except StartFailed as error:
-        say(str(error))
-        return 1
-    except Stop as stop:
-        say(f"{stop} received; stopping the backend, then nginx, then Centrifugo")
-        return 0
-    finally:
-        supervisor.stop()
+    with contextlib.ExitStack() as held:  # left after the messages below: stops, then unlocks
+        try:
+            plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
+            check_distinct_ports(plan)
+            supervisor = Supervisor(env, state, backend_setting(env, "SHUTDOWN_GRACE_SECONDS"))
+            held.enter_context(sole_run(state))
+            held.callback(supervisor.stop)
+            for service in plan:
+                check_port(service)
+            for service in plan:
+                supervisor.start(service)
+            (nginx,) = [service for service in plan if service.name == "nginx"]
+            say(chat_at(nginx, env))
+            supervisor.keep_running()
+        except StartFailed as error:
+            say(str(error))
+            return 1
+        except Stop as stop:
+            say(f"{stop} received; stopping the backend, then nginx, then Centrifugo")
+            return 0
 
 
 def main() -> None:

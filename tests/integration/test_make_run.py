@@ -1,5 +1,6 @@
 """`make run` as a user runs it: it says "chat at" only when the chat works, every signal stops all
-three servers, a taken port or a failed start is a readable error, the environment beats .env."""
+three servers, a taken port, a bad setting or a failed start is a readable error, the environment
+beats .env, and a second run on the same state dir is refused without disturbing the first."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +25,13 @@ import pytest
 from backend.llm.simulated import answer_for
 from tests.clients import ChatSession, answer_of
 from tests.fake_openai import ANSWER, fake_openai_server
-from tests.processes import ROOT, centrifugo_binary, clean_environment, free_port
+from tests.processes import (
+    ROOT,
+    centrifugo_binary,
+    clean_environment,
+    free_port,
+    missing_component,
+)
 
 START_SECONDS = 60.0
 
@@ -366,3 +374,112 @@ def test_a_crashed_nginx_is_restarted_without_its_old_workers(tmp_path: Path) ->
 
 def _parent(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+def _nginx_master(port: int) -> int:
+    nginx = listeners({"NGINX_PORT": port})
+    (master,) = [pid for pid in nginx if _parent(pid) not in nginx]
+    return master
+
+
+def test_a_second_make_run_on_the_same_state_dir_is_refused_and_the_first_runs_on(
+    tmp_path: Path,
+) -> None:
+    """Found by an outside-in probe: a second `make run` of the same checkout (on other ports
+    here, so that none of its port checks fails) rewrote the first's nginx config in the state
+    dir; when the first's nginx later crashed, it came back on the second's port."""
+    with make_run(tmp_path, via_make=False, env_file_lines="\n") as first:
+        first.wait_for("chat at")
+        state = tmp_path / "state"
+        written = {path: path.read_bytes() for path in state.rglob("*") if path.is_file()}
+
+        with make_run(tmp_path, env_file_lines="\n") as second:  # make, RUN_STATE_DIR=state
+            assert not second.wait_for("chat at")
+            assert second.finish() != 0
+
+        holder = f"the state dir {state} is in use by another `make run` (pid {first.process.pid})"
+        assert holder in second.output
+        assert "RUN_STATE_DIR=" in second.output
+        assert "Traceback" not in second.output
+        assert {path: path.read_bytes() for path in written} == written
+        assert not any(listening(port) for port in second.ports.values())
+
+        os.kill(_nginx_master(first.ports["NGINX_PORT"]), signal.SIGKILL)
+
+        first.wait_for("nginx restarted")
+        assert httpx.get(f"{first.url}/", timeout=10).status_code == 200
+        assert httpx.get(f"{first.url}/api/ready", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("NGINX_PORT", "abc", "NGINX_PORT is 'abc': a port number, 1-65535"),
+        ("CENTRIFUGO_HTTP_SERVER_PORT", "0",
+         "CENTRIFUGO_HTTP_SERVER_PORT is '0': a port number, 1-65535"),
+        ("MAX_TEXT_CHARS", "1e12", "MAX_TEXT_CHARS is '1e12': a whole number, at least 1"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_is_one_readable_line_before_anything_starts(
+    tmp_path: Path, setting: str, value: str, message: str
+) -> None:
+    """Found by an outside-in probe: a traceback (`int()`), or for port 0 a 30 s wait for a
+    Centrifugo that never answered."""
+    bad: dict[str, Any] = {setting: value}  # (str values, not `ports`)
+    with make_run(tmp_path, via_make=False, env_file_lines="\n", **bad) as run:
+        assert not run.wait_for("chat at", timeout=20)
+        assert run.finish() == 1
+
+    assert f"run: {message}\n" in run.output
+    assert "Traceback" not in run.output
+    assert not (tmp_path / "state").exists()  # nothing started, nothing written
+    assert [name for name, port in run.ports.items() if listening(port)] == []
+
+
+async def test_on_one_interface_s_address_the_chat_is_announced_and_works_there(
+    tmp_path: Path,
+) -> None:
+    """Found by an outside-in probe: with NGINX_HOST=192.0.2.2 (as .env.example suggests) it
+    said "chat at http://localhost:...", where nothing answered, and Centrifugo refused the
+    page's WebSocket from its own address (the default origins named only localhost). Here
+    127.0.0.2: an address other than localhost's that every Linux machine has (all of
+    127.0.0.0/8 is loopback), so the test runs everywhere."""
+    address = "127.0.0.2"
+    with make_run(tmp_path, via_make=False, env_file_lines="\n", NGINX_HOST=address) as run:
+        page = f"http://{address}:{run.ports['NGINX_PORT']}"
+        assert run.wait_for(f"chat at {page} ")
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{page}/")).status_code == 200
+        ws = page.replace("http", "ws") + "/connection/websocket"
+        async with ChatSession.open(page, ws, page) as session:
+            assert answer_of(await session.ask("hello")) == answer_for("hello")
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+async def test_nginx_and_the_backend_on_ipv6_loopback_serve_the_chat(tmp_path: Path) -> None:
+    """Found by an outside-in probe: `::1` was refused as "port ... is not free: Address family
+    for hostname not supported" (the port check's socket was IPv4's); nginx listens on
+    `[::1]:port`, the URL form, which NGINX_HOST may be given in too."""
+    if not _ipv6_loopback():
+        missing_component("this machine has no IPv6 loopback (::1): enable IPv6 on lo")
+    with make_run(
+        tmp_path, via_make=False, env_file_lines="\n", NGINX_HOST="[::1]", BACKEND_HOST="::1"
+    ) as run:
+        port = run.ports["NGINX_PORT"]
+        assert run.wait_for(f"chat at http://localhost:{port} ")
+        page = f"http://[::1]:{port}"
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{page}/")).status_code == 200
+            assert (await http.get(f"{page}/api/ready")).status_code == 200  # to the backend
+        assert not listening(port)  # on IPv6 only, as asked
+        ws = page.replace("http", "ws") + "/connection/websocket"
+        async with ChatSession.open(page, ws, f"http://localhost:{port}") as session:
+            assert answer_of(await session.ask("hello")) == answer_for("hello")

@@ -1,22 +1,34 @@
-"""`make run`'s plan of servers: ports that clash are an error before anything starts."""
+"""`make run`'s plan of servers: bad settings, ports that clash and a state dir in use are
+errors before anything starts, and the plan itself writes nothing."""
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from scripts.run import (
+    LOCK_FILE,
     SAME_SIGNAL_SECONDS,
+    Service,
     StartFailed,
     Stop,
     StopSignals,
+    backend_setting,
+    chat_at,
     check_distinct_ports,
+    check_port,
     cluster_services,
     end_group,
+    refusal,
     services,
+    settings,
+    sole_run,
 )
 
 PORTS = {"NGINX_PORT": "9321", "CLUSTER_REDIS_PORT": "9328"}
@@ -52,7 +64,7 @@ def test_one_port_for_two_settings_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("host", "reached_at"),
     [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("10.1.2.3", "10.1.2.3"),
-     ("::1", "[::1]")],
+     ("::1", "[::1]"), ("[::1]", "[::1]"), ("::", "[::1]")],
 )  # fmt: skip
 def test_servers_are_asked_whether_they_are_up_where_they_listen(
     tmp_path: Path, host: str, reached_at: str
@@ -90,3 +102,196 @@ def test_a_signal_passed_on_at_once_is_the_same_stop_and_a_later_one_hurries() -
     now[0] += SAME_SIGNAL_SECONDS * 2
     with pytest.raises(Stop, match="SIGINT"):
         handler(signal.SIGINT, None)  # a second Ctrl-C: hurries the stop
+
+
+def plan_of(tmp_path: Path, **settings: str) -> list[Service]:
+    env = {**PORTS, "BACKEND_PORT": "9322", "CENTRIFUGO_HTTP_SERVER_PORT": "9324", **settings}
+    return services(env, tmp_path / "state", "centrifugo")
+
+
+def test_planning_writes_nothing_into_the_state_dir(tmp_path: Path) -> None:
+    """Found by an outside-in probe: planning rendered nginx's config into the state dir before
+    the port checks, so that a second `make run` that then failed had rewritten the running
+    one's config, from which that one restarted a crashed nginx on the wrong port."""
+    env = {**PORTS, "BACKEND_PORT": "9322", "CENTRIFUGO_HTTP_SERVER_PORT": "9324"}
+    services(env, tmp_path / "state", "centrifugo")
+    cluster_services(env, tmp_path / "state", "centrifugo")
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_state_dir_in_use_is_refused_naming_it_and_its_holder_and_left_alone(
+    tmp_path: Path,
+) -> None:
+    """One run per state dir: a second one (the same checkout's `make run` again, on other
+    ports) is refused before it writes anything there, and told how to run beside it."""
+    state = tmp_path / "state"
+    with sole_run(state):
+        holder = (state / LOCK_FILE).read_text()
+        with pytest.raises(StartFailed) as refused, sole_run(state):
+            pass
+        assert (state / LOCK_FILE).read_text() == holder == f"{os.getpid()}\n"
+    message = str(refused.value)
+    assert f"the state dir {state} is in use by another `make run` (pid {os.getpid()})" in message
+    assert "stop that one" in message
+    assert "RUN_STATE_DIR=" in message
+    with sole_run(state):  # let go when the run ends
+        pass
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"NGINX_PORT": "abc"}, "NGINX_PORT is 'abc': a port number, 1-65535"),
+        ({"NGINX_PORT": "-1"}, "NGINX_PORT is '-1': a port number, 1-65535"),
+        ({"NGINX_PORT": "70000"}, "NGINX_PORT is '70000': a port number, 1-65535"),
+        ({"NGINX_PORT": "0"}, "NGINX_PORT is '0': a port number, 1-65535"),
+        ({"BACKEND_PORT": "abc"}, "BACKEND_PORT is 'abc': a port number, 1-65535"),
+        ({"CENTRIFUGO_HTTP_SERVER_PORT": "0"},
+         "CENTRIFUGO_HTTP_SERVER_PORT is '0': a port number, 1-65535"),
+        ({"MAX_TEXT_CHARS": "abc"}, "MAX_TEXT_CHARS is 'abc': a whole number, at least 1"),
+        ({"MAX_TEXT_CHARS": "1e12"}, "MAX_TEXT_CHARS is '1e12': a whole number, at least 1"),
+        ({"MAX_HISTORY_CHARS": "-1"}, "MAX_HISTORY_CHARS is '-1': a whole number, at least 0"),
+    ],
+)  # fmt: skip
+def test_a_bad_number_setting_is_a_readable_error_naming_it(
+    tmp_path: Path, settings: dict[str, str], message: str
+) -> None:
+    """Found by an outside-in probe: `int()` of these was a traceback, a port out of range an
+    OverflowError from bind, and port 0 nginx's error or a 30 s wait for Centrifugo."""
+    with pytest.raises(StartFailed) as refused:
+        plan_of(tmp_path, **settings)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"CLUSTER_REDIS_PORT": "abc"}, "CLUSTER_REDIS_PORT is 'abc': a port number, 1-65535"),
+        ({"BACKEND_PORT": "65535"}, "BACKEND_PORT is '65535': a port number, 1-65534 (the "
+         "second of its kind takes the next one)"),
+    ],
+)  # fmt: skip
+def test_a_bad_cluster_port_is_a_readable_error_naming_it(
+    tmp_path: Path, settings: dict[str, str], message: str
+) -> None:
+    env = {**PORTS, "BACKEND_PORT": "9322", "CENTRIFUGO_HTTP_SERVER_PORT": "9324", **settings}
+    with pytest.raises(StartFailed) as refused:
+        cluster_services(env, tmp_path, "centrifugo")
+    assert str(refused.value) == message
+
+
+def test_the_shutdown_grace_is_checked_by_the_backend_s_rules_before_anything_starts() -> None:
+    """It was read only while stopping (a traceback then, the servers left unstopped)."""
+    with pytest.raises(StartFailed, match=r"^SHUTDOWN_GRACE_SECONDS is 'x': a number, at least 0$"):
+        backend_setting({"SHUTDOWN_GRACE_SECONDS": "x"}, "SHUTDOWN_GRACE_SECONDS")
+    assert backend_setting({"SHUTDOWN_GRACE_SECONDS": "0.5"}, "SHUTDOWN_GRACE_SECONDS") == 0.5
+    assert backend_setting({}, "SHUTDOWN_GRACE_SECONDS") == 5.0
+
+
+@pytest.mark.parametrize(
+    ("host", "chat", "origin"),
+    [
+        ("127.0.0.1", "http://localhost:9321", None),
+        ("::1", "http://localhost:9321", None),
+        ("192.0.2.2", "http://192.0.2.2:9321", "http://192.0.2.2:9321"),
+        ("fd00::2", "http://[fd00::2]:9321", "http://[fd00::2]:9321"),
+        ("[FD00:0::2]", "http://[fd00::2]:9321", "http://[fd00::2]:9321"),
+    ],
+)
+def test_the_page_is_announced_and_allowed_where_nginx_listens(
+    tmp_path: Path, host: str, chat: str, origin: str | None
+) -> None:
+    """Found by an outside-in probe: on NGINX_HOST=192.0.2.2 "chat at" said localhost, where
+    nothing answered, and Centrifugo refused the page's WebSocket from 192.0.2.2."""
+    env = {**PORTS, "NGINX_HOST": host}
+    centrifugo, _, nginx = plan_of(tmp_path, NGINX_HOST=host)
+    assert chat_at(nginx, env) == f"chat at {chat} (Ctrl-C stops everything)"
+    origins = centrifugo.env["CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"].split()
+    assert origins[:2] == ["http://localhost:9321", "http://127.0.0.1:9321"]
+    assert origins[2:] == ([origin] if origin else [])
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_on_every_interface_the_local_page_is_announced_and_how_others_reach_it(
+    tmp_path: Path, host: str
+) -> None:
+    *_, nginx = plan_of(tmp_path, NGINX_HOST=host)
+    line = chat_at(nginx, {"NGINX_HOST": host})
+    assert line.startswith("chat at http://localhost:9321 (Ctrl-C stops everything); ")
+    assert f"under this machine's name (http://{socket.gethostname()}:9321)" in line
+    assert line.endswith("which CENTRIFUGO_CLIENT_ALLOWED_ORIGINS must then list")
+    origins = {"NGINX_HOST": host, "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": "http://chat.lan:9321"}
+    assert "ALLOWED_ORIGINS" not in chat_at(nginx, origins)  # set already
+
+
+@pytest.mark.parametrize(
+    ("in_file", "in_environment"), [("", None), ("http://a.example", ""), ("", "  ")]
+)
+def test_empty_allowed_origins_are_unset_and_the_page_s_own_are_allowed(
+    tmp_path: Path, in_file: str, in_environment: str | None
+) -> None:
+    """Found by an outside-in probe: kept empty, Centrifugo fell back to config.json's origins
+    (of port 9000); docker compose takes an empty one as unset too."""
+    env_file = tmp_path / "relaychat.env"
+    env_file.write_text(f"CENTRIFUGO_CLIENT_ALLOWED_ORIGINS={in_file}\n")
+    environ = {**PORTS, "BACKEND_PORT": "9322", "CENTRIFUGO_HTTP_SERVER_PORT": "9324"}
+    if in_environment is not None:
+        environ["CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"] = in_environment
+    centrifugo, *_ = services(settings(env_file, environ), tmp_path, "centrifugo")
+    origins = centrifugo.env["CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"]
+    assert origins == "http://localhost:9321 http://127.0.0.1:9321"
+
+
+def test_allowed_origins_that_are_set_are_kept(tmp_path: Path) -> None:
+    env_file = tmp_path / "relaychat.env"
+    env_file.write_text("CENTRIFUGO_CLIENT_ALLOWED_ORIGINS=https://chat.example.com\n")
+    centrifugo, *_ = services(settings(env_file, PORTS), tmp_path, "centrifugo")
+    assert centrifugo.env["CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"] == "https://chat.example.com"
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]", "::"])
+def test_an_ipv6_host_is_checked_with_an_ipv6_socket(tmp_path: Path, host: str) -> None:
+    """Found by an outside-in probe: an IPv4 socket refused `::1`, worded as a port in use
+    ("Address family for hostname not supported; held by a process this user cannot see")."""
+    if not ipv6_loopback():
+        pytest.skip("this machine has no IPv6 loopback")
+    *_, nginx = plan_of(tmp_path, NGINX_HOST=host, NGINX_PORT="19391")
+    check_port(nginx)  # free: nothing raised
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [
+        ("bogus.invalid", "NGINX_HOST 'bogus.invalid' cannot be listened on: "),
+        ("203.0.113.7", "NGINX_HOST '203.0.113.7' cannot be listened on: Cannot assign requested "
+         "address (no interface of this machine has that address)"),
+    ],
+)  # fmt: skip
+def test_an_address_that_cannot_be_listened_on_is_not_called_a_taken_port(
+    tmp_path: Path, host: str, reason: str
+) -> None:
+    """An unknown name (or one this machine has no interface for) was reported as "port ... is
+    not free ... held by a process this user cannot see"."""
+    *_, nginx = plan_of(tmp_path, NGINX_HOST=host, NGINX_PORT="19392")
+    with pytest.raises(StartFailed) as refused:
+        check_port(nginx)
+    assert str(refused.value).startswith(reason)
+    assert "not free" not in str(refused.value)
+
+
+def test_a_port_only_root_may_use_is_named_as_such(tmp_path: Path) -> None:
+    *_, nginx = plan_of(tmp_path, NGINX_PORT="80")
+    refused = refusal(nginx, PermissionError(errno.EACCES, "Permission denied"))
+    assert str(refused) == (
+        "port 80 (nginx, NGINX_PORT) cannot be listened on: Permission denied (a port below "
+        "1024 needs root). Set NGINX_PORT to another port."
+    )
