@@ -667,10 +667,10 @@ function renderTurns() {
       answerView.finish(turn.reason, turn.error, { restored: true });
     } else if (run) {
       run.view = answerView;
-      answerView.show(run.latest.text, run.latest.thinking);
+      answerView.showArrived(run.latest.text, run.latest.thinking);
       showNotes(run);
     } else {
-      answerView.show(turn.answer || '', turn.thinking || '');
+      answerView.showArrived(turn.answer || '', turn.thinking || '');
       unfinished.set(turn, answerView);
     }
   });

@@ -111,8 +111,9 @@ const languageOf = (code) =>
  * code button, code and tables that scroll sideways inside a frame the keyboard can reach.
  * @param {ParentNode} root
  * @param {BlockActions} actions
+ * @param {boolean} [highlight]  false: left plain (code still arriving)
  */
-function decorate(root, { copyCode }) {
+function decorate(root, { copyCode }, highlight = true) {
   for (const pre of root.querySelectorAll('pre')) {
     const code = pre.querySelector('code');
     if (!code) continue;
@@ -129,7 +130,7 @@ function decorate(root, { copyCode }) {
     pre.replaceWith(frame);
     frame.append(head, pre);
     pre.tabIndex = 0; // it scrolls sideways: the keyboard must reach it
-    highlightCode(code);
+    if (highlight) highlightCode(code);
   }
   for (const table of root.querySelectorAll('table')) {
     const frame = element('div', 'table-frame');
@@ -151,4 +152,51 @@ export function renderBlock(token, actions) {
   block.append(DOMPurify.sanitize(html, { ...PURIFY, RETURN_DOM_FRAGMENT: true }));
   decorate(block, actions);
   return block;
+}
+
+/**
+ * The code of each code block still arriving, as shown, so that what arrives next is appended.
+ * @type {WeakMap<HTMLElement, {language: string, text: string, code: HTMLElement}>}
+ */
+const growingCode = new WeakMap();
+
+/**
+ * A code block still arriving, drawn plain: its text set as text (nothing to parse or
+ * sanitise) and not highlighted. Rendering, sanitising and highlighting it whole on every frame
+ * took longer the longer it grew (an 800-line block blocked the page for 4 s); this costs what
+ * arrived since. Once finished, it is rendered with renderBlock like any other block.
+ * @param {import('marked').Tokens.Code} token
+ * @param {BlockActions} actions
+ * @returns {HTMLDivElement}
+ */
+export function renderGrowingCode(token, actions) {
+  const block = element('div', 'block');
+  const pre = element('pre');
+  const code = element('code');
+  const language = token.lang?.match(/^\S*/)?.[0] ?? '';
+  if (language) code.className = `language-${language}`;
+  code.textContent = token.text;
+  pre.append(code);
+  block.append(pre);
+  decorate(block, actions, false);
+  growingCode.set(block, { language: token.lang ?? '', text: token.text, code });
+  return block;
+}
+
+/**
+ * Shows what arrived of a code block drawn by renderGrowingCode, appending to its text (a
+ * selection in it, or the focus on its Copy code button, stays); false if `block` is not that
+ * code block (another language, text that changed rather than grew): draw it again.
+ * @param {HTMLElement} block
+ * @param {import('marked').Tokens.Code} token
+ */
+export function growCode(block, token) {
+  const shown = growingCode.get(block);
+  if (!shown || shown.language !== (token.lang ?? '') || !token.text.startsWith(shown.text)) return false;
+  const added = token.text.slice(shown.text.length);
+  const last = shown.code.lastChild;
+  if (last instanceof Text) last.appendData(added);
+  else shown.code.append(added);
+  shown.text = token.text;
+  return true;
 }

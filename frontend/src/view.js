@@ -4,9 +4,9 @@
 // can be selected meanwhile), and scrolling that keeps the newest text in view unless the reader
 // scrolled up (then a Jump to latest button appears). User text is only ever set through
 // textContent; answers go through the sanitising Markdown renderer.
-import { finishedCount, splitBlocks, unchangedCount } from './blocks.js';
+import { finishedCount, splitBlocks, unchangedCount, withDefinitions } from './blocks.js';
 import { setIconLabel } from './icons.js';
-import { element, renderBlock } from './markdown.js';
+import { element, growCode, renderBlock, renderGrowingCode } from './markdown.js';
 
 /** @import { BlockActions } from './markdown.js' */
 /** @import { IconName } from './icons.js' */
@@ -14,6 +14,16 @@ import { element, renderBlock } from './markdown.js';
 const NEAR_BOTTOM_PX = 80;
 /** How many announcements the live region keeps (older ones are removed, silently). */
 const ANNOUNCEMENTS_KEPT = 4;
+/** The most of a block that is announced, in characters (the answer can be read whole). */
+const ANNOUNCEMENT_MAX = 400;
+/**
+ * Renders of a growing answer are spaced by this many times what the last one took: when a
+ * render costs more (a long table still arriving, a slow device) the page gets rarer updates
+ * rather than a busy main thread (rendering takes at most about a quarter of it).
+ */
+const RENDER_SPACING = 3;
+/** How often a growing block held for a selection or the focus in it is looked at again, in ms. */
+const HELD_RECHECK_MS = 300;
 
 let ids = 0;
 /** @param {string} prefix */
@@ -69,6 +79,18 @@ function message(role) {
   return { root, actions };
 }
 
+/**
+ * `text` cut at a word to about ANNOUNCEMENT_MAX characters, saying so: a screen reader would
+ * otherwise read a long paragraph out in one go, with nothing but silencing speech to stop it.
+ * @param {string} text
+ */
+function shortened(text) {
+  if (text.length <= ANNOUNCEMENT_MAX) return text;
+  const cut = text.slice(0, ANNOUNCEMENT_MAX);
+  const word = cut.lastIndexOf(' ');
+  return `${word > ANNOUNCEMENT_MAX / 2 ? cut.slice(0, word) : cut}… (cut short; the answer has the rest)`;
+}
+
 /** Says things to screen readers through a polite live region, each once. */
 export class Announcer {
   /** @param {HTMLElement} region */
@@ -109,7 +131,21 @@ export class ConversationView {
     this.jump = jump;
     this.announcer = announcer;
     scroller.addEventListener('scroll', () => this.updateJump(), { passive: true });
-    jump.addEventListener('click', () => this.toLatest(true));
+    jump.addEventListener('click', () => {
+      this.toLatest(true);
+      this.focusLatest();
+    });
+  }
+
+  /**
+   * Puts the focus on the latest message (Jump to latest hides itself: the focus would be lost
+   * to the page's start), so that the keyboard and a screen reader go on from there.
+   */
+  focusLatest() {
+    const latest = /** @type {HTMLElement | undefined} */ ([...this.column.querySelectorAll('.message')].at(-1));
+    if (!latest) return;
+    latest.tabIndex = -1;
+    latest.focus({ preventScroll: true }); // the scroll to it is on its way, maybe smoothly
   }
 
   nearBottom() {
@@ -263,19 +299,38 @@ const ENDINGS = {
 };
 
 /**
- * What a screen reader is told of a finished block: its text, with a code block's header said
- * as "Code, <language>:" (its text was the label and the Copy code button glued to the code:
- * "javascriptCopy codeimport ...").
+ * What a screen reader is told of a finished block: its text, shortened, with a code block said
+ * only as "Code block, <language>, <n> lines" (read out, an 800-line block took minutes; its
+ * text was once the label and the Copy code button glued to the code: "pythonCopy codedef").
  * @param {HTMLElement} block
  */
 function spoken(block) {
   const copy = /** @type {HTMLElement} */ (block.cloneNode(true));
-  for (const head of copy.querySelectorAll('.code-head')) {
-    const language = head.querySelector('.code-language')?.textContent || 'text';
-    head.replaceWith(`Code, ${language}: `);
+  for (const frame of copy.querySelectorAll('.code-block')) {
+    const language = frame.querySelector('.code-language')?.textContent || 'text';
+    const lines = (frame.querySelector('code')?.textContent ?? '').replace(/\n$/, '').split('\n').length;
+    frame.replaceWith(` Code block, ${language}, ${lines} ${lines === 1 ? 'line' : 'lines'}. `);
   }
-  return copy.textContent ?? '';
+  return shortened((copy.textContent ?? '').replace(/\s+/g, ' ').trim());
 }
+
+/**
+ * Whether the reader is in `node`: text selected in it, or the focus on something in it.
+ * @param {HTMLElement} node
+ */
+function inUse(node) {
+  const selection = document.getSelection();
+  const selected =
+    selection && !selection.isCollapsed && (node.contains(selection.anchorNode) || node.contains(selection.focusNode));
+  return Boolean(selected) || (document.activeElement !== document.body && node.contains(document.activeElement));
+}
+
+/**
+ * The key of a code block drawn plain while it arrives: never a block's key, so once finished
+ * it is rendered again (highlighted), even if its text did not change.
+ * @param {import('./blocks.js').Block} block
+ */
+const growingKey = (block) => `\u0000growing\u0000${block.key}`;
 
 /** One answer on screen: its thinking, its answer, how it ended, and its actions. */
 export class AnswerView {
@@ -303,6 +358,10 @@ export class AnswerView {
     this.answerText = '';
     this.thinking = '';
     this.frame = 0;
+    /** A render waiting for its turn (see RENDER_SPACING), or a held block's recheck. */
+    this.timer = 0;
+    /** When the next render may run (performance.now()). */
+    this.nextRender = 0;
     this.ended = false;
     /** @type {string[]} the keys of the blocks on screen (see blocks.js) */
     this.keys = [];
@@ -363,40 +422,126 @@ export class AnswerView {
     this.schedule();
   }
 
+  /**
+   * Shows an answer that was partly there before this view (its conversation shown again, the
+   * page reloaded): a screen reader hears only what arrives from now on, not all of it again.
+   * @param {string} answerText
+   * @param {string} thinking
+   */
+  showArrived(answerText, thinking) {
+    this.announced = finishedCount(splitBlocks(answerText), false);
+    this.show(answerText, thinking);
+  }
+
   // Rendering once per animation frame, not once per publication, keeps long answers cheap
-  // however fast the tokens come.
+  // however fast the tokens come; and no sooner than RENDER_SPACING allows.
   schedule() {
-    if (this.frame) return;
+    if (this.frame || this.timer) return;
+    const wait = this.nextRender - performance.now();
+    if (wait > 0) {
+      this.timer = window.setTimeout(() => {
+        this.timer = 0;
+        this.schedule();
+      }, wait);
+      return;
+    }
     this.frame = requestAnimationFrame(() => this.render());
+  }
+
+  /** Cancels the render on its way, if any. */
+  unschedule() {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    clearTimeout(this.timer);
+    this.frame = 0;
+    this.timer = 0;
   }
 
   render() {
     this.frame = 0;
+    const start = performance.now();
     this.onChange(() => {
       if (this.thinkingText && this.thinkingText.textContent !== this.thinking) {
         this.thinkingText.textContent = this.thinking;
       }
       this.renderBlocks();
     });
+    const end = performance.now();
+    this.nextRender = end + (end - start) * RENDER_SPACING;
   }
 
-  /** Renders the blocks that changed (the growing last one), leaving the others as they are. */
+  /**
+   * Renders the blocks that changed (the growing last one, any whose reference links got their
+   * definitions), leaving the others as they are. A code block still arriving grows in place.
+   */
   renderBlocks() {
-    const blocks = splitBlocks(this.answerText);
+    const split = splitBlocks(this.answerText);
+    const finished = finishedCount(split, this.ended);
+    const blocks = withDefinitions(split, finished);
     const kept = unchangedCount(this.keys, blocks);
-    for (const node of this.blocks.splice(kept)) node.remove();
-    this.keys.length = kept;
-    for (const block of blocks.slice(kept)) {
-      const node = renderBlock(block.token, { copyCode: this.actions.copyCode });
-      this.answer.append(node);
-      this.blocks.push(node);
-      this.keys.push(block.key);
+    if (!this.grewInPlace(blocks, finished, kept)) this.redraw(blocks, finished, kept);
+    // Screen readers hear each block once, when it is finished, not the whole answer per frame
+    // (nor a block held as it was, until it is drawn as it is).
+    const upTo = Math.min(finished, unchangedCount(this.keys, blocks));
+    if (upTo > this.announced) {
+      this.announcer.say(this.blocks.slice(this.announced, upTo).map(spoken).join(' '));
+      this.announced = upTo;
     }
-    // Screen readers hear each block once, when it is finished, not the whole answer per frame.
-    const finished = finishedCount(blocks, this.ended);
-    if (finished > this.announced) {
-      this.announcer.say(this.blocks.slice(this.announced, finished).map(spoken).join(' '));
-      this.announced = finished;
+  }
+
+  /**
+   * Appends what arrived to the growing last block, if that is a code block drawn plain: the
+   * blocks before it unchanged, the same language, its text grown.
+   * @param {import('./blocks.js').Block[]} blocks
+   * @param {number} finished
+   * @param {number} kept
+   */
+  grewInPlace(blocks, finished, kept) {
+    const last = blocks.length - 1;
+    const block = blocks[last];
+    if (finished !== last || kept !== last || this.blocks.length !== blocks.length) return false;
+    if (block.token.type !== 'code' || !growCode(this.blocks[last], /** @type {import('marked').Tokens.Code} */ (block.token))) return false;
+    this.keys[last] = growingKey(block);
+    return true;
+  }
+
+  /**
+   * Draws the blocks from `kept` on again. While the answer arrives, a block the reader is in
+   * (text selected in it, the focus in it) is left as it was until they leave it.
+   * @param {import('./blocks.js').Block[]} blocks
+   * @param {number} finished
+   * @param {number} kept
+   */
+  redraw(blocks, finished, kept) {
+    const nodes = this.blocks.splice(kept);
+    const keys = this.keys.splice(kept);
+    const held = this.ended ? undefined : nodes.find(inUse);
+    for (const node of nodes) if (node !== held) node.remove();
+    const actions = { copyCode: this.actions.copyCode };
+    blocks.slice(kept).forEach((block, offset) => {
+      const old = nodes[offset];
+      if (old && old === held) {
+        this.blocks.push(old);
+        this.keys.push(keys[offset]);
+        return;
+      }
+      const growingCode = kept + offset >= finished && block.token.type === 'code';
+      const node = growingCode
+        ? renderGrowingCode(/** @type {import('marked').Tokens.Code} */ (block.token), actions)
+        : renderBlock(block.token, actions);
+      const previous = this.blocks.at(-1);
+      if (previous) previous.after(node);
+      else this.answer.prepend(node);
+      this.blocks.push(node);
+      this.keys.push(growingCode ? growingKey(block) : block.key);
+    });
+    if (held && !this.blocks.includes(held)) held.remove(); // the answer got shorter: it goes
+    if (held) {
+      // Caught up once the reader has left it, whether or not more arrives meanwhile.
+      clearTimeout(this.timer);
+      this.timer = window.setTimeout(() => {
+        this.timer = 0;
+        this.schedule();
+      }, HELD_RECHECK_MS);
     }
   }
 
@@ -408,8 +553,9 @@ export class AnswerView {
    * @param {{restored?: boolean}} [options]  `restored`: shown from storage, nothing to announce
    */
   finish(reason, message, { restored = false } = {}) {
-    if (this.frame) cancelAnimationFrame(this.frame);
-    if (restored) this.announced = Number.MAX_SAFE_INTEGER;
+    this.unschedule();
+    // Stopped: the reader wanted no more of it, so the rest of it is not read out either.
+    if (restored || reason === 'cancelled') this.announced = Number.MAX_SAFE_INTEGER;
     this.setNote('');
     this.ended = true;
     this.render();
@@ -454,7 +600,7 @@ export class AnswerView {
 
   /** Takes this answer off the page (it is being asked again). */
   remove() {
-    if (this.frame) cancelAnimationFrame(this.frame);
+    this.unschedule();
     this.root.remove();
   }
 }

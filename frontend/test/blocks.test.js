@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { finishedCount, splitBlocks, unchangedCount } from '../src/blocks.js';
+import { finishedCount, splitBlocks, unchangedCount, withDefinitions } from '../src/blocks.js';
 
 /** @param {string} markdown */
 const keys = (markdown) => splitBlocks(markdown).map((block) => block.key);
@@ -55,4 +55,37 @@ test('all blocks but the growing last one are finished until the answer ends', (
   assert.equal(finishedCount(blocks, false), 2);
   assert.equal(finishedCount(blocks, true), 3);
   assert.equal(finishedCount([], false), 0);
+});
+
+/**
+ * The keys a streaming answer's blocks are kept under while it is `markdown`.
+ * @param {string} markdown
+ * @param {boolean} [ended]
+ */
+const drawn = (markdown, ended = false) => {
+  const blocks = splitBlocks(markdown);
+  return withDefinitions(blocks, finishedCount(blocks, ended));
+};
+
+test('a block whose reference link is defined in a later block is drawn again once it is', () => {
+  // Regression (browser probe): "[the docs][1]" stayed literal after streaming, as its block's
+  // Markdown had not changed when "[1]: https://..." arrived; a reload rendered the link.
+  const before = 'See [the docs][1].\n\nNo links here.\n\n';
+  const shown = drawn(before).map((block) => block.key);
+  const defined = drawn(`${before}[1]: https://example.com/docs\n\nThe end.`);
+  assert.equal(unchangedCount(shown, defined), 0);
+  assert.equal(defined[1].key, 'No links here.'); // it cannot use one: kept as it is
+  // A definition still arriving is not one yet (it would redraw on every frame).
+  assert.equal(unchangedCount(shown, drawn(`${before}[1]: https://exa`)), 2);
+  // The answer's end finishes its last definition.
+  const ended = drawn(`${before}[1]: https://example.com/docs`, true);
+  assert.equal(unchangedCount(shown, ended), 0);
+  assert.equal(ended[0].token.type, 'paragraph');
+});
+
+test('without definitions the keys are the blocks\' Markdown', () => {
+  assert.deepEqual(
+    drawn('A [bracket] here.\n\n# Title\n\nlast').map((block) => block.key),
+    ['A [bracket] here.', '# Title', 'last'],
+  );
 });

@@ -2,7 +2,8 @@
 empty, while an answer streams and once it finished, with the conversation list open on a
 phone, and with a deleted conversation's Undo; in light and dark, at desktop and phone sizes.
 Each state's screenshot goes to .cache/screenshots/. On a phone the open list (a drawer) keeps
-the keyboard and screen readers to itself."""
+the keyboard and screen readers to itself. An answer shown again while it arrives is not read out
+again from its start; Jump to latest leaves the keyboard on the latest message."""
 
 from __future__ import annotations
 
@@ -263,3 +264,55 @@ async def test_the_open_drawer_keeps_the_keyboard_and_screen_readers_in_it(
         await page.keyboard.press("Enter")
         await expect(toggle).to_have_attribute("aria-expanded", "false")
         await expect(toggle).to_be_focused()
+
+
+RECORD_ANNOUNCEMENTS = """() => { window.said = [];
+    new MutationObserver((changes) => { for (const change of changes) for (const node of
+        change.addedNodes) window.said.push(node.textContent); })
+      .observe(document.getElementById('announcer'), {childList: true}); }"""
+
+
+async def test_an_answer_shown_again_while_it_arrives_is_not_read_out_again(
+    page: Page, edge: Edge
+) -> None:
+    """Regression (browser probe): back in a conversation whose answer was still arriving, a
+    screen reader heard the whole answer again from its start. (A reload shows the answer the
+    same way; the stand-in model cannot answer the page's questions after one.)"""
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "first")
+    channel = await model.next_channel()
+    await model.chunk(channel, "Para one.\n\nPara two.\n\nPara three is gro")
+    await expect(page.locator("#announcer")).to_contain_text("Para two.")
+
+    await page.evaluate(RECORD_ANNOUNCEMENTS)
+    await page.get_by_role("button", name="New chat").click()
+    await page.locator("#conversation-list .open", has_text="first").click()
+    await expect(page.locator(".turn.assistant .answer")).to_contain_text("Para three is gro")
+    await model.chunk(channel, "wing.\n\nPara four ")
+    await expect(page.locator(".turn.assistant .answer")).to_contain_text("Para four")
+    await expect(page.locator("#announcer")).to_contain_text("Para three is growing.")
+    assert await page.evaluate("window.said") == ["Para three is growing."]
+
+
+async def test_jump_to_latest_leaves_the_keyboard_on_the_latest_message(
+    page: Page, edge: Edge
+) -> None:
+    """Regression (browser probe): Jump to latest hid itself with the focus on it, so the
+    keyboard went back to the page's start."""
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "long")
+    paragraphs = [f"Paragraph {n} of a long answer.\n\n" for n in range(40)]
+    await model.answer(await model.next_channel(), *paragraphs)
+    await page.locator(FINISHED).wait_for()
+    await page.locator("#conversation").evaluate("c => c.scrollTo(0, 0)")
+    jump = page.get_by_role("button", name="Jump to latest")
+    await expect(jump).to_be_visible()
+    await jump.focus()
+    await page.keyboard.press("Enter")
+    await expect(jump).to_be_hidden()
+    latest = page.get_by_role("article", name="relaychat")
+    await expect(latest).to_be_focused()
+    await page.keyboard.press("Tab")  # on to the latest answer's own actions
+    await expect(latest.get_by_role("button", name="Copy")).to_be_focused()
