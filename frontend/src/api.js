@@ -157,6 +157,21 @@ export const mayHaveBeenAccepted = (error) =>
   !(error instanceof ApiError) || [0, 502, 504].includes(error.status);
 
 /**
+ * What a failed snapshot means for a prompt whose `execute` failed on the way (see
+ * `mayHaveBeenAccepted`): a backend with no answer there (404), or still out of reach (a
+ * gateway's 502 or 504), never got the prompt. Such an error comes back marked `unsent`, in the
+ * reader's words (the follower ends the answer as not sent, not as one nobody has any more);
+ * any other is passed on as it is (no reply at all, a 503: nothing learnt, asked again later).
+ * @param {unknown} error
+ * @returns {unknown}
+ */
+export function asNotSent(error) {
+  if (!(error instanceof ApiError) || ![404, 502, 504].includes(error.status)) return error;
+  const notSent = new ApiError(error.status, 'the prompt could not be sent, as the server could not be reached');
+  return Object.assign(notSent, { unsent: true });
+}
+
+/**
  * Whether the backend reaches the real-time server.
  * @returns {Promise<{ok: boolean, reason: string}>}
  */

@@ -28,7 +28,9 @@ export const PENDING_DONE_MS = 60_000;
  * @typedef {object} FollowerEdges
  * @property {() => Promise<StreamSnapshot>} readSnapshot  rejects with an error whose `status`
  *   is the HTTP status (404: no answer is known there; 0: the server cannot be reached, or did
- *   not answer in time)
+ *   not answer in time); one whose `unsent` is true too says that the prompt never got through
+ *   (its request failed on the way, and nobody has the answer): it ends as failed, with the
+ *   error's message, not as an answer nobody has any more
  * @property {(answer: ReceivedAnswer) => void} show  the answer changed
  * @property {(outcome: Outcome) => void} end  called once, when the answer is over
  * @property {(message: string) => void} [unsure]  the server cannot be asked about the answer
@@ -53,13 +55,21 @@ const messageOf = (error) => (error instanceof Error ? error.message : String(er
 const saysNothing = (error) => statusOf(error) === 503 || statusOf(error) === 0;
 
 /**
+ * Whether a failed snapshot is a gateway's error (502, 504): the backend was not reached.
+ * @param {unknown} error
+ */
+const isGatewayError = (error) => statusOf(error) === 502 || statusOf(error) === 504;
+
+/**
  * The ending when the backend says that nobody answers (404), or cannot be asked (a gateway's
  * error: the backend is down). A 404 does not tell whether the server answering it stopped or
  * the answer ended and its record expired (a tab reopened minutes later): it claims neither.
+ * An error marked `unsent` says more: the prompt never got through (see FollowerEdges).
  * @param {unknown} error
  * @returns {Outcome}
  */
 function nobodyAnswers(error) {
+  if (/** @type {{unsent?: unknown}} */ (error)?.unsent === true) return { reason: 'error', error: messageOf(error) };
   return {
     reason: 'abandoned',
     error:
@@ -92,8 +102,10 @@ export class AnswerFollower {
     /** @type {{outcome: Outcome, seq?: number} | null} a `done` that came before all chunks did */
     this.pendingDone = null;
     this.ended = false;
-    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    /** @type {ReturnType<typeof setTimeout> | undefined} runs from the first news on, until the end */
     this.silenceTimer = undefined;
+    /** whether the subscription is live (else connecting) */
+    this.live = false;
     /** @type {ReturnType<typeof setTimeout> | undefined} the snapshot asked again, later */
     this.retryTimer = undefined;
     this.retryMs = RETRY_MS;
@@ -138,13 +150,20 @@ export class AnswerFollower {
    */
   subscribed({ recovered, emptyHistory, restoring }) {
     if (this.ended) return;
+    this.live = true;
     this.watch();
     if (!recovered || (restoring && emptyHistory)) this.resume();
   }
 
-  /** The connection dropped: silence is expected until `subscribed`. */
+  /**
+   * The subscription is connecting: at first, or again after the connection dropped. The
+   * silence goes on counting: an answer whose subscription cannot connect (a proxy that drops
+   * WebSockets) is followed through the snapshot, asked after the same silence. Counting
+   * stopped here, and such an answer showed a cursor for good though the server had all of it.
+   */
   paused() {
-    clearTimeout(this.silenceTimer);
+    this.live = false;
+    if (this.silenceTimer === undefined) this.watch(); // else it runs already, from the last news
   }
 
   /**
@@ -197,8 +216,10 @@ export class AnswerFollower {
     } catch (error) {
       if (this.ended) return;
       // Nothing learnt (503, or no answer at all): the answer may well be running, and a `done`
-      // that came before all its chunks may still be completed: keep it, ask again later.
-      if (saysNothing(error)) {
+      // that came before all its chunks may still be completed: keep it, ask again later. So
+      // too a gateway's error while the subscription cannot connect either: the whole server
+      // is restarting, most likely, and the answer is followed again once it is back.
+      if (saysNothing(error) || (!this.live && isGatewayError(error))) {
         this.answer.pauseResume();
         this.show(this.answer);
         this.sayUnsure(messageOf(error));

@@ -9,6 +9,7 @@ import {
   fetchConfig,
   fetchSnapshot,
   fetchToken,
+  asNotSent,
   mayHaveBeenAccepted,
 } from './api.js';
 import { answerChannel, channelUser, newStreamId, streamIdOf } from './channel.js';
@@ -37,6 +38,7 @@ import { Announcer, ConversationView, acknowledge } from './view.js';
 /** @import { Session } from './api.js' */
 /** @import { AssistantTurn, Conversation, Ending, Turn } from './conversation.js' */
 /** @import { Limits } from './limits.js' */
+/** @import { StorageProblem } from './storage.js' */
 /** @import { AnswerSubscription } from './subscription.js' */
 /** @import { AnswerView, UserMessage } from './view.js' */
 
@@ -237,12 +239,21 @@ async function explainRefusedConnection(retry) {
   explaining = true;
   const ready = await checkReady();
   if (!wasConnected && connection?.centrifuge && !retired.has(connection.centrifuge)) {
+    // The backend is up and the real-time server refuses: an origin it does not allow, or a
+    // proxy that drops WebSockets; which, the page cannot tell. The reader is told what it
+    // means for them (answers come through the snapshot, in steps); the operator's setting
+    // goes to the console.
+    if (ready.ok) {
+      console.warn(
+        `relaychat: the real-time server refused the connection from ${location.origin} while the ` +
+          'backend is up: is this origin in CENTRIFUGO_CLIENT_ALLOWED_ORIGINS, or does a proxy drop WebSockets?',
+      );
+    }
     showStatus(
       'connection',
       ready.ok
-        ? `Cannot connect: the real-time server refuses connections from this page (${location.origin}). ` +
-            'Answers cannot be shown until its address is allowed ' +
-            '(CENTRIFUGO_CLIENT_ALLOWED_ORIGINS). Retrying…'
+        ? 'Cannot connect to the server for live answers (something on the way may be blocking it): ' +
+            'answers still come, in steps rather than as they are written. Retrying…'
         : `Cannot connect: the real-time server is not available (${ready.reason}). Retrying…`,
       retry,
     );
@@ -358,6 +369,9 @@ async function startSession() {
  * @property {ReturnType<typeof setTimeout>} [progressTimer]  its text is kept when this fires
  * @property {boolean} [refused]  refused for its session: it ends as refused, not with the session
  * @property {Ending} [ending]  how it ended, once it did
+ * @property {boolean} [heard]  news of it came from the server: its prompt got through
+ * @property {boolean} [unsent]  its prompt's request failed on the way, and no news came since:
+ *   the prompt may not have got through
  */
 
 /** How often the text of an answer still arriving is kept with its turn, so that a tab closed
@@ -386,6 +400,7 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
   const subscribe = () =>
     subscribeAnswer(centrifuge, channel, {
       show: (answer) => {
+        if (answer.seq > 0) gotThrough(run);
         // Nothing received yet (a snapshot that could not be had) leaves what was kept of it.
         if (answer.seq === 0 && !answer.text && !answer.thinking) return;
         run.latest = { text: answer.text, thinking: answer.thinking };
@@ -398,11 +413,13 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
       },
       readSnapshot: async () => {
         try {
-          return await fetchSnapshot(streamIdOf(channel));
+          const snapshot = await fetchSnapshot(streamIdOf(channel));
+          gotThrough(run); // the server has it
+          return snapshot;
         } catch (error) {
           // The session ended: once the new one is adopted, this answer ends as lost with it.
           if (sessionEnded(error)) await renewSession();
-          throw error;
+          throw run.unsent ? asNotSent(error) : error;
         }
       },
       restoring,
@@ -422,6 +439,31 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
   runs.set(channel, run);
   recordEnding(run);
   return run;
+}
+
+/**
+ * The prompt's request failed on the way (no reply, or a gateway's error): it may have got
+ * through all the same, so the answer is still followed, and the reader is told at once rather
+ * than after the silence (15 s of a blinking cursor).
+ * @param {Run} run
+ */
+function mayNotHaveGotThrough(run) {
+  if (run.heard) return; // it did: the answer is arriving
+  run.unsent = true;
+  run.notes.unsure = 'The server could not be reached, so the prompt may not have got through; waiting in case it did.';
+  showNotes(run);
+}
+
+/**
+ * News of the answer came from the server: its prompt got through.
+ * @param {Run} run
+ */
+function gotThrough(run) {
+  run.heard = true;
+  if (!run.unsent) return;
+  run.unsent = false;
+  run.notes.unsure = '';
+  showNotes(run);
 }
 
 /**
@@ -558,9 +600,31 @@ function stopEdges(run, say) {
 
 const store = new ConversationStore({
   changed: (id) => changedElsewhere(id),
-  unavailable: (reason) =>
-    showStatus('storage', `Conversations cannot be kept in this browser (${reason}); they last until the page closes.`),
+  trouble: (problem) => showStatus('storage', storageNews(problem)),
 });
+
+/**
+ * What the status line says of a storage problem: what is not saved, and what the reader can do.
+ * @param {StorageProblem | null} problem
+ */
+function storageNews(problem) {
+  switch (problem?.kind) {
+    case 'unavailable':
+      return `Conversations cannot be kept in this browser (${problem.reason}); they last until the page closes.`;
+    case 'full':
+      return (
+        "The browser's storage for this page is full: the latest changes are not saved, and are " +
+        'lost if the page closes. Delete old conversations to make room; they are saved then.'
+      );
+    case 'unsaved':
+      return (
+        `The latest changes could not be saved in this browser (${problem.reason}); they are ` +
+        'tried again at the next change, and lost if the page closes before.'
+      );
+    default:
+      return '';
+  }
+}
 
 let current = newConversation(newStreamId(), Date.now());
 /** Whether `current` is in storage (a new chat is kept from its first prompt on). */
@@ -907,7 +971,8 @@ async function ask(text, { shown = false } = {}) {
     await execute({ text, channel, thinking, history });
   } catch (error) {
     // A reply lost on the way may hide an accepted prompt: keep following the channel; if
-    // nothing comes, the follower asks the backend and says that nobody answers.
+    // nothing comes, the follower asks the backend, and the prompt ends as not sent if the
+    // backend does not have it.
     if (sessionEnded(error) && run) {
       // Refused for its session: said so (and Retry offered) once the new session is in place.
       run.refused = true;
@@ -916,6 +981,8 @@ async function ask(text, { shown = false } = {}) {
       run.subscription.stop('refused', renewed ? 'the session had ended; a new one has started, so send it again' : messageOf(error));
     } else if (!mayHaveBeenAccepted(error)) {
       run?.subscription.stop('refused', messageOf(error));
+    } else if (run) {
+      mayNotHaveGotThrough(run);
     }
   } finally {
     settle(undefined);

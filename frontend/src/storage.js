@@ -1,34 +1,55 @@
 // @ts-check
 // Conversations kept in the browser's IndexedDB (through idb-keyval), so that they survive new
 // tabs and restarts; every tab of the page shares them and hears of each change through a
-// BroadcastChannel. Where IndexedDB cannot be used (a browser that refuses it in a private
-// window), they are kept in memory for this page only, and the page says so.
+// BroadcastChannel.
+//
+// A conversation IndexedDB does not take (its storage full, or IndexedDB refused altogether, as
+// some browsers do in a private window) is kept in memory over what IndexedDB holds: it is
+// listed and shown as if stored, written again at the next change (a delete making room
+// included), and the page says it is not saved until then. One failed write used to switch the
+// page to memory for good, and every conversation stored before it vanished from the list, the
+// old ones the reader could have deleted to make room included.
 import { createStore, del, get, promisifyRequest, set, values } from 'idb-keyval';
 
 import { readConversation, recentFirst } from './conversation.js';
 
 /** @import { Conversation } from './conversation.js' */
+/** @import { UseStore } from 'idb-keyval' */
+
+/**
+ * What keeps conversations from being saved: `unavailable`, IndexedDB cannot be used at all
+ * (they last until the page closes); `full`, the browser's storage for the page is full;
+ * `unsaved`, some other error. `reason` is the browser's own words.
+ * @typedef {{kind: 'unavailable' | 'full' | 'unsaved', reason: string}} StorageProblem
+ */
 
 const DATABASE = 'relaychat';
 const STORE = 'conversations';
 const CHANNEL = 'relaychat:conversations';
 
+/** @param {unknown} error */
+const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
 export class ConversationStore {
   /**
-   * @param {{changed: (id: string) => void, unavailable: (reason: string) => void}} listeners
-   *   `changed`: another tab changed or deleted a conversation; `unavailable`: IndexedDB failed,
-   *   conversations are kept in memory from now on
+   * @param {{changed: (id: string) => void, trouble: (problem: StorageProblem | null) => void}} listeners
+   *   `changed`: another tab changed or deleted a conversation; `trouble`: what keeps
+   *   conversations from being saved, or null once every one is
+   * @param {UseStore} [database]  IndexedDB's object store (another in the tests)
    */
-  constructor({ changed, unavailable }) {
-    this.unavailable = unavailable;
-    /** @type {Map<string, Conversation> | null} the fallback, once IndexedDB failed */
-    this.memory = null;
-    try {
-      this.store = createStore(DATABASE, STORE);
-    } catch (error) {
-      this.store = null;
-      this.fallBack(error);
-    }
+  constructor({ changed, trouble }, database = createStore(DATABASE, STORE)) {
+    this.trouble = trouble;
+    this.database = database;
+    /** @type {Map<string, Conversation>} conversations not saved yet, kept over IndexedDB's */
+    this.unsaved = new Map();
+    /** @type {unknown} why IndexedDB could not be read the last time it was tried, or null */
+    this.unreadable = null;
+    /** @type {unknown} why the last write failed, or null */
+    this.writeError = null;
+    /** @type {string} the problem said last, as JSON ('null' for none) */
+    this.said = 'null';
+    /** @type {Promise<void>} the writes of the conversations not saved, one after the other */
+    this.saving = Promise.resolve();
     this.broadcast = typeof BroadcastChannel === 'function' ? new BroadcastChannel(CHANNEL) : null;
     this.broadcast?.addEventListener('message', (event) => {
       const id = /** @type {{id?: unknown}} */ (event.data)?.id;
@@ -36,38 +57,57 @@ export class ConversationStore {
     });
   }
 
-  /** @param {unknown} error */
-  fallBack(error) {
-    if (this.memory) return;
-    this.memory = new Map();
-    this.unavailable(error instanceof Error ? error.message : String(error));
+  /**
+   * Reads IndexedDB; `otherwise` when it cannot be read (the conversations not saved are all
+   * there is then).
+   * @template T
+   * @param {(database: UseStore) => Promise<T>} action
+   * @param {T} otherwise
+   * @returns {Promise<T>}
+   */
+  async read(action, otherwise) {
+    try {
+      const result = await action(this.database);
+      this.readable(null);
+      return result;
+    } catch (error) {
+      this.readable(error);
+      return otherwise;
+    }
   }
 
   /**
-   * Runs `action` on IndexedDB, or `fallback` on the memory copy once IndexedDB failed.
-   * @template T
-   * @param {(store: NonNullable<ConversationStore['store']>) => Promise<T>} action
-   * @param {(memory: Map<string, Conversation>) => T} fallback
-   * @returns {Promise<T>}
+   * Notes whether IndexedDB could be read (`error` null) and says what changed.
+   * @param {unknown} error
    */
-  async use(action, fallback) {
-    if (this.store && !this.memory) {
-      try {
-        return await action(this.store);
-      } catch (error) {
-        this.fallBack(error);
-      }
+  readable(error) {
+    this.unreadable = error;
+    this.report();
+  }
+
+  /** Says what keeps conversations from being saved, when that changed. */
+  report() {
+    /** @type {StorageProblem | null} */
+    let problem = null;
+    if (this.unreadable !== null) problem = { kind: 'unavailable', reason: messageOf(this.unreadable) };
+    else if (this.unsaved.size && this.writeError !== null) {
+      const full = this.writeError instanceof Error && this.writeError.name === 'QuotaExceededError';
+      problem = { kind: full ? 'full' : 'unsaved', reason: messageOf(this.writeError) };
     }
-    return fallback(/** @type {Map<string, Conversation>} */ (this.memory));
+    const said = JSON.stringify(problem);
+    if (said === this.said) return;
+    this.said = said;
+    this.trouble(problem);
   }
 
   /** Every conversation, newest first. */
   async list() {
-    const all = await this.use(
-      async (store) => (await values(store)).map(readConversation),
-      (memory) => [...memory.values()],
-    );
-    return recentFirst(all.filter((c) => c !== null));
+    const stored = await this.read(async (database) => (await values(database)).map(readConversation), []);
+    /** @type {Map<string, Conversation>} */
+    const all = new Map();
+    for (const conversation of stored) if (conversation) all.set(conversation.id, conversation);
+    for (const [id, conversation] of this.unsaved) all.set(id, conversation);
+    return recentFirst([...all.values()]);
   }
 
   /**
@@ -75,63 +115,133 @@ export class ConversationStore {
    * @returns {Promise<Conversation | null>}
    */
   async get(id) {
-    return this.use(
-      async (store) => readConversation(await get(id, store)),
-      (memory) => memory.get(id) ?? null,
-    );
+    const unsaved = this.unsaved.get(id);
+    if (unsaved) return unsaved;
+    return this.read(async (database) => readConversation(await get(id, database)), null);
   }
 
   /** @param {Conversation} conversation */
   async put(conversation) {
-    await this.use(
-      (store) => set(conversation.id, conversation, store),
-      (memory) => memory.set(conversation.id, conversation),
-    );
+    this.unsaved.set(conversation.id, conversation);
+    await this.saveAll();
     this.tell(conversation.id);
+  }
+
+  /**
+   * Writes the conversations not saved yet, each taken off the list once written (unless it
+   * changed meanwhile: that change is written next). One write after the other: an earlier
+   * one finishing last would leave an older version stored.
+   */
+  saveAll() {
+    this.saving = this.saving.then(() => this.writeUnsaved());
+    return this.saving;
+  }
+
+  /** `saveAll`'s writes. Stops at the first that fails: the others would fail alike. */
+  async writeUnsaved() {
+    let wrote = false;
+    for (const id of [...this.unsaved.keys()]) {
+      const conversation = this.unsaved.get(id);
+      if (!conversation) continue; // deleted meanwhile
+      try {
+        await set(id, conversation, this.database);
+      } catch (error) {
+        await this.failed(error);
+        return;
+      }
+      wrote = true;
+      if (this.unsaved.get(id) === conversation) this.unsaved.delete(id);
+    }
+    this.writeError = null;
+    if (wrote) this.unreadable = null; // it took them, so it is there
+    this.report();
+  }
+
+  /**
+   * A write failed: whether IndexedDB can be read tells a full (or otherwise failing) store
+   * from one that cannot be used at all.
+   * @param {unknown} error
+   */
+  async failed(error) {
+    this.writeError = error;
+    await this.read((database) => get('', database), undefined);
   }
 
   /**
    * Changes the stored conversation in one transaction, so that a change another tab made
    * meanwhile is not lost; `change` returns null to leave it as it is. A conversation that is
-   * not stored (deleted meanwhile) stays deleted.
+   * not stored (deleted meanwhile) stays deleted. One not saved yet is changed here and written.
    * @param {string} id
    * @param {(conversation: Conversation) => Conversation | null} change
    * @param {{quiet?: boolean}} [options]  quiet: other tabs are not told (an answer's progress,
    *   which they follow themselves: telling them rebuilt their list once a second)
    */
   async update(id, change, { quiet = false } = {}) {
-    await this.use(
-      (store) =>
-        store(
-          'readwrite',
-          (objects) =>
-            // Callbacks, not await: the put must be asked for while the transaction is active.
-            new Promise((resolve, reject) => {
-              const reading = objects.get(id);
-              reading.onerror = () => reject(reading.error);
-              reading.onsuccess = () => {
-                const stored = readConversation(reading.result);
-                const changed = stored && change(stored);
-                if (changed) objects.put(changed, id);
-                resolve(promisifyRequest(objects.transaction));
-              };
-            }),
-        ),
-      (memory) => {
-        const stored = memory.get(id);
-        const changed = stored && change(stored);
-        if (changed) memory.set(id, changed);
-      },
-    );
+    const unsaved = this.unsaved.get(id);
+    if (unsaved) {
+      const changed = change(unsaved);
+      if (changed) this.unsaved.set(id, changed);
+      await this.saveAll();
+    } else {
+      await this.changeStored(id, change);
+    }
     if (!quiet) this.tell(id);
   }
 
-  /** @param {string} id */
+  /**
+   * `update` of a conversation in IndexedDB. The change it cannot write is kept as not saved;
+   * the conversations not saved before are written again once it could.
+   * @param {string} id
+   * @param {(conversation: Conversation) => Conversation | null} change
+   */
+  async changeStored(id, change) {
+    /** @type {Conversation | null} */
+    let changed = null;
+    try {
+      await this.database(
+        'readwrite',
+        (objects) =>
+          // Callbacks, not await: the put must be asked for while the transaction is active.
+          new Promise((resolve, reject) => {
+            const reading = objects.get(id);
+            reading.onerror = () => reject(reading.error);
+            reading.onsuccess = () => {
+              try {
+                const stored = readConversation(reading.result);
+                changed = stored && change(stored);
+                if (changed) objects.put(changed, id);
+                resolve(promisifyRequest(objects.transaction));
+              } catch (error) {
+                reject(error); // a put refused at once (storage full): it ends the transaction
+              }
+            };
+          }),
+      );
+    } catch (error) {
+      if (changed) {
+        this.unsaved.set(id, changed);
+        await this.failed(error);
+      } else {
+        this.readable(error); // not even read
+      }
+      return;
+    }
+    this.readable(null);
+    if (this.unsaved.size) await this.saveAll();
+  }
+
+  /**
+   * Deletes a conversation, saved or not; then writes those not saved yet, which may fit now.
+   * @param {string} id
+   */
   async delete(id) {
-    await this.use(
-      (store) => del(id, store),
-      (memory) => memory.delete(id),
-    );
+    this.unsaved.delete(id);
+    try {
+      await del(id, this.database);
+    } catch (error) {
+      await this.failed(error);
+    }
+    await this.saveAll();
     this.tell(id);
   }
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 
-import { ApiError, REQUEST_TIMEOUT_MS, cancel, fetchSnapshot } from '../src/api.js';
+import { ApiError, REQUEST_TIMEOUT_MS, asNotSent, cancel, fetchSnapshot } from '../src/api.js';
 
 const realFetch = globalThis.fetch;
 afterEach(() => {
@@ -74,4 +74,18 @@ test('a fetch that fails at once is status 0; an answer keeps its status and det
   const error = await failure(fetchSnapshot('abcdefgh'));
   assert.equal(error.status, 404);
   assert.equal(error.message, 'no answer is known for this stream');
+});
+
+test('a prompt whose request failed on the way, and that the backend does not have, was not sent', () => {
+  for (const status of [404, 502, 504]) {
+    const error = /** @type {ApiError & {unsent?: boolean}} */ (asNotSent(new ApiError(status, 'Bad Gateway')));
+    assert.equal(error.unsent, true);
+    assert.equal(error.status, status);
+    assert.equal(error.message, 'the prompt could not be sent, as the server could not be reached');
+  }
+  // No reply at all, or a backend that cannot tell right now: nothing learnt, asked again later.
+  for (const status of [0, 503]) {
+    const error = new ApiError(status, 'the server cannot be reached');
+    assert.equal(asNotSent(error), error);
+  }
 });

@@ -169,6 +169,16 @@ test('silence, and the gateway cannot reach the backend: nobody is answering, an
   assert.deepEqual(ends, [{ reason: 'abandoned', error: message }]); // not wrapped in the same words
 });
 
+test('silence, and a prompt that never got through: it ends as not sent, not as no longer had', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const notSent = Object.assign(new HttpError(404, 'the prompt could not be sent'), { unsent: true });
+  const { follower, ends } = follow([notSent]);
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.deepEqual(ends, [{ reason: 'error', error: 'the prompt could not be sent' }]);
+});
+
 test('a snapshot request that got no answer (status 0) keeps the answer, says so, and asks again', async (t) => {
   // Probe: one failed fetch (this browser offline, a dead network path) ended a running answer
   // as abandoned for good, though it said nothing about the answer.
@@ -226,13 +236,50 @@ test('a done that lacks chunks while snapshots get no answer gives up after a mi
   assert.deepEqual(ends, [{ reason: 'lost', error: `part of it could not be recovered (${offline})` }]);
 });
 
-test('no silence is counted while the connection is down', (t) => {
+test('an answer whose subscription cannot connect is followed through the snapshot, after the same silence', async (t) => {
+  // Probe: a proxy that drops WebSockets left a cursor for good (the silence stopped counting
+  // while the subscription was connecting), though the server had the whole answer.
   t.mock.timers.enable({ apis: ['setTimeout'] });
-  const { follower, asked } = follow();
-  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
-  follower.paused();
-  t.mock.timers.tick(60_000);
+  const done = { reason: 'complete', error: '' };
+  const { follower, ends, shown, asked } = follow([
+    { text: 'Hel', thinking: '', seq: 1, done: null },
+    { text: 'Hello', thinking: '', seq: 2, done },
+  ]);
+  follower.paused(); // subscribing, and it never gets through
+  t.mock.timers.tick(14_999);
   assert.equal(asked(), 0);
+  t.mock.timers.tick(1);
+  await settle();
+  assert.equal(shown.at(-1), 'Hel');
+  assert.deepEqual(ends, []);
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.equal(asked(), 2);
+  assert.equal(shown.at(-1), 'Hello');
+  assert.deepEqual(ends, [done]);
+});
+
+test('a connection that dropped: the silence counts from the last news, and a gateway error is waited out', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const restarting = 'the server cannot be reached right now (it may be restarting); try again shortly';
+  const { follower, ends, unsure, asked } = follow([
+    new HttpError(502, restarting),
+    { text: 'ab', thinking: '', seq: 2, done: null },
+  ]);
+  follower.subscribed({ recovered: true, emptyHistory: true, restoring: false });
+  follower.publication(chunk(1, 'a'));
+  t.mock.timers.tick(10_000);
+  follower.paused(); // the connection dropped: the whole server restarting, say
+  t.mock.timers.tick(5_000);
+  await settle();
+  assert.equal(asked(), 1);
+  assert.deepEqual(ends, [], 'not ended while nothing can be reached');
+  assert.deepEqual(unsure, [restarting]);
+  follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
+  follower.publication(chunk(2, 'b'));
+  assert.equal(unsure.at(-1), '');
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 2 });
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
 });
 
 test('a stop from outside ends it once; later publications change nothing', () => {

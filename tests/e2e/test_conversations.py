@@ -337,6 +337,48 @@ async def test_a_deletion_not_undone_in_time_stays(page: Page) -> None:
     await expect(page.locator("#no-conversations")).to_be_visible()
 
 
+# IndexedDB's put refuses while `window.storageFull` is set, as a full storage does.
+FULL_STORAGE = """(() => {
+    const put = IDBObjectStore.prototype.put;
+    IDBObjectStore.prototype.put = function (...args) {
+        if (window.storageFull) {
+            throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+        }
+        return put.apply(this, args);
+    };
+})()"""
+
+
+async def test_a_full_storage_keeps_the_list_and_says_what_is_not_saved(page: Page) -> None:
+    """Regression (probe): one failed write switched the page to memory for good, and every
+    conversation stored before it left the list, the old ones to delete for room included."""
+    await page.context.add_init_script(FULL_STORAGE)
+    await page.reload()
+    await new_conversation(page, "first")
+    await new_conversation(page, "second")
+
+    await page.evaluate("window.storageFull = true")
+    await new_conversation(page, "third")
+    await expect(page.locator(LIST)).to_have_text(["third", "second", "first"])
+    await expect(page.locator("#status")).to_contain_text("storage for this page is full")
+    await expect(page.locator("#status")).to_contain_text("Delete old conversations to make room")
+    assert sorted(c["title"] for c in await stored_conversations(page)) == ["first", "second"]
+    # Opened again, it is all there.
+    await page.locator(LIST, has_text="first").click()
+    await page.locator(LIST, has_text="third").click()
+    await expect(page.locator(".turn.user")).to_have_text(["third"])
+    await page.locator(FINISHED).wait_for()
+
+    # Room made: what was not saved is, and the news goes.
+    await page.evaluate("window.storageFull = false")
+    await delete(page, "first")
+    await expect(page.locator("#status")).to_be_hidden()
+    await expect(page.locator(LIST)).to_have_text(["third", "second"])
+    await page.reload()
+    await page.locator("#send:not([disabled])").wait_for()
+    await expect(page.locator(LIST)).to_have_text(["third", "second"])
+
+
 async def test_enter_while_an_answer_streams_says_the_prompt_waits(page: Page, edge: Edge) -> None:
     model = StandInModel(edge)
     await model.install(page)

@@ -147,3 +147,67 @@ async def test_an_answer_of_an_earlier_session_is_said_to_be_lost_after_a_reload
         " Retry"
     )
     assert console_errors == []
+
+
+async def test_a_prompt_the_gateway_could_not_pass_on_is_said_at_once_and_ends_as_not_sent(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """Probe: with the backend down (nginx answers 502), the page showed 15 s of a blinking
+    cursor, then "the server no longer has it", though it never had the prompt."""
+
+    async def backend_down(route: Route) -> None:
+        detail = "the server cannot be reached right now (it may be restarting); try again shortly"
+        await route.fulfill(status=502, json={"detail": detail})
+
+    await page.route("**/api/execute", backend_down)
+    await send(page, "hello")
+    answer = last_answer(page)
+    # At once (nginx may have passed it on all the same: the page keeps following it).
+    await expect(answer.locator(".note")).to_have_text(
+        "The server could not be reached, so the prompt may not have got through; waiting in"
+        " case it did.",
+        timeout=3_000,
+    )
+    await expect(answer).to_have_attribute("aria-busy", "true")
+    # Nothing came, and the backend does not have it: not sent (not "no longer has it").
+    notice = answer.locator(".notice")
+    await expect(notice).to_have_text(
+        "The answer failed: the prompt could not be sent, as the server could not be reached."
+        " Retry",
+        timeout=25_000,
+    )
+    await page.unroute("**/api/execute", backend_down)
+    await notice.get_by_role("button", name="Retry").click()
+    await page.locator(FINISHED).wait_for()
+    await expect(last_answer(page).locator(".answer")).to_contain_text("Hello!")
+    console_errors.expect("502")
+    console_errors.expect("404")  # the snapshot asked: the backend has no such answer
+
+
+async def test_an_answer_is_shown_though_the_live_connection_is_blocked(
+    browser: Browser, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    """Probe: with WebSockets dropped on the way (a proxy) the status line named an operator's
+    setting, and the answer, which the backend had whole, never showed: the silence that asks
+    the backend for it stopped counting while the subscription was connecting."""
+    page = await new_page(browser, edge, console_errors)
+    warnings: list[str] = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+
+    async def blocked(ws: WebSocketRoute) -> None:
+        await ws.close(code=1011, reason="blocked on the way")
+
+    await page.route_web_socket("**/connection/websocket", blocked)
+    await page.goto("/")
+    status = page.locator("#status")
+    await expect(status).to_contain_text("Cannot connect to the server for live answers")
+    await expect(status).not_to_contain_text("CENTRIFUGO")  # the operator's words: the console's
+    assert any("CENTRIFUGO_CLIENT_ALLOWED_ORIGINS" in text for text in warnings), warnings
+
+    await send(page, "hello")
+    # Asked of the backend after the silence (15 s), as an answer whose channel says nothing.
+    await page.locator(FINISHED).wait_for(timeout=40_000)
+    await expect(last_answer(page).locator(".answer")).to_contain_text("Hello!")
+    await expect(last_answer(page).locator(".notice")).to_have_count(0)
+    await page.context.close()
+    assert [text for text in console_errors if "WebSocket" not in text] == []

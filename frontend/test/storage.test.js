@@ -1,0 +1,222 @@
+// @ts-check
+// Conversations in storage: one IndexedDB will not take (its storage full) is kept in memory
+// over what it holds, listed and shown, said to be unsaved, and written at the next change; only
+// an IndexedDB that cannot be used at all leaves memory alone.
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+
+import { newConversation, renamed, withTurns } from '../src/conversation.js';
+import { ConversationStore } from '../src/storage.js';
+
+/** @import { Conversation } from '../src/conversation.js' */
+/** @import { StorageProblem } from '../src/storage.js' */
+
+const quotaExceeded = () => new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+
+/** A request of the fake: its outcome comes later, as IndexedDB's does. */
+class FakeRequest {
+  /** @type {unknown} */
+  result = undefined;
+  /** @type {unknown} */
+  error = null;
+  /** @type {(() => void) | null} */
+  onsuccess = null;
+  /** @type {(() => void) | null} */
+  onerror = null;
+}
+
+/**
+ * One transaction of the fake: done once no request is left; its writes are kept then, or, with
+ * the storage full, it aborts with QuotaExceededError (as browsers do, at the commit).
+ */
+class FakeTransaction extends FakeRequest {
+  /** @type {(() => void) | null} */
+  oncomplete = null;
+  /** @type {(() => void) | null} */
+  onabort = null;
+  active = 0;
+  done = false;
+  /** @type {Map<string, unknown>} what it writes: a value, or undefined to delete */
+  writes = new Map();
+
+  /** @param {FakeDatabase} database */
+  constructor(database) {
+    super();
+    this.database = database;
+    this.settle();
+  }
+
+  /**
+   * @param {() => unknown} outcome
+   * @returns {FakeRequest}
+   */
+  request(outcome) {
+    const request = new FakeRequest();
+    this.active += 1;
+    setTimeout(() => {
+      request.result = outcome();
+      request.onsuccess?.();
+      this.active -= 1;
+      this.settle();
+    });
+    return request;
+  }
+
+  settle() {
+    setTimeout(() => {
+      if (this.active || this.done) return;
+      this.done = true;
+      const grows = [...this.writes.values()].some((value) => value !== undefined);
+      if (grows && this.database.full === 'commit') {
+        this.error = quotaExceeded();
+        this.onabort?.();
+        return;
+      }
+      for (const [key, value] of this.writes) {
+        if (value === undefined) this.database.rows.delete(key);
+        else this.database.rows.set(key, value);
+      }
+      this.oncomplete?.();
+    });
+  }
+}
+
+/** Enough of idb-keyval's store for storage.js: get, getAll, put and delete, in transactions. */
+class FakeDatabase {
+  /** @type {Map<string, unknown>} */
+  rows = new Map();
+  /** @type {false | 'put' | 'commit'} storage full: a put throws at once, or its commit fails */
+  full = false;
+  /** whether it cannot be opened at all (a private window) */
+  closed = false;
+
+  /** @type {import('idb-keyval').UseStore} */
+  use = async (mode, callback) => {
+    if (this.closed) throw new DOMException('A mutation operation was attempted on a database that did not allow mutations.', 'InvalidStateError');
+    const transaction = new FakeTransaction(this);
+    const copy = (/** @type {unknown} */ value) => structuredClone(value);
+    const objects = {
+      transaction,
+      get: (/** @type {string} */ key) => transaction.request(() => copy(this.rows.get(key))),
+      getAll: () => transaction.request(() => [...this.rows.values()].map(copy)),
+      put: (/** @type {unknown} */ value, /** @type {string} */ key) => {
+        assert.equal(mode, 'readwrite');
+        if (this.full === 'put') throw quotaExceeded();
+        transaction.writes.set(key, copy(value));
+        return transaction.request(() => key);
+      },
+      delete: (/** @type {string} */ key) => {
+        transaction.writes.set(key, undefined);
+        return transaction.request(() => undefined);
+      },
+    };
+    return callback(/** @type {IDBObjectStore} */ (/** @type {unknown} */ (objects)));
+  };
+}
+
+/** @type {ConversationStore[]} */
+const opened = [];
+afterEach(() => {
+  for (const store of opened.splice(0)) store.broadcast?.close();
+});
+
+/** @param {FakeDatabase} database */
+function storeOn(database) {
+  /** @type {(StorageProblem | null)[]} */
+  const said = [];
+  const store = new ConversationStore({ changed: () => {}, trouble: (problem) => said.push(problem) }, database.use);
+  opened.push(store);
+  return { store, said };
+}
+
+/**
+ * @param {string} id
+ * @param {number} now
+ * @returns {Conversation}
+ */
+const chat = (id, now) => withTurns(newConversation(id, now), [{ role: 'user', text: id }], now);
+
+/** @param {ConversationStore} store */
+const titles = async (store) => (await store.list()).map((c) => c.title);
+
+for (const full of /** @type {const} */ (['put', 'commit'])) {
+  test(`storage full (${full}): the stored conversations stay listed, the new one is kept here and said unsaved`, async () => {
+    const database = new FakeDatabase();
+    const { store, said } = storeOn(database);
+    for (const [i, id] of ['first', 'second', 'third'].entries()) await store.put(chat(id, i + 1));
+    assert.deepEqual(said, []);
+
+    database.full = full;
+    await store.put(chat('fourth', 4));
+    assert.deepEqual(await titles(store), ['fourth', 'third', 'second', 'first']);
+    assert.equal((await store.get('fourth'))?.title, 'fourth');
+    assert.deepEqual(said, [{ kind: 'full', reason: 'The quota has been exceeded.' }]);
+    assert.deepEqual([...database.rows.keys()], ['first', 'second', 'third']);
+
+    // Its changes are kept here too, and so is a change to a stored one that cannot be written.
+    await store.update('fourth', (c) => renamed(c, 'fourth, renamed'));
+    await store.update('first', (c) => renamed(c, 'first, renamed'));
+    assert.deepEqual(await titles(store), ['fourth, renamed', 'third', 'second', 'first, renamed']);
+    assert.equal(said.length, 1);
+
+    // Deleting an old one makes room: what was not saved is written, and the news goes.
+    database.full = false;
+    await store.delete('second');
+    assert.deepEqual(said.at(-1), null);
+    assert.deepEqual(
+      [...database.rows.values()].map((c) => /** @type {Conversation} */ (c).title).sort(),
+      ['first, renamed', 'fourth, renamed', 'third'],
+    );
+    // A new page (nothing in memory) finds them all.
+    assert.deepEqual(await titles(storeOn(database).store), ['fourth, renamed', 'third', 'first, renamed']);
+  });
+}
+
+test('what storage could not take is written at the next change', async () => {
+  const database = new FakeDatabase();
+  const { store, said } = storeOn(database);
+  database.full = 'commit';
+  await store.put(chat('one', 1));
+  database.full = false;
+  await store.put(chat('two', 2));
+  assert.deepEqual([...database.rows.keys()].sort(), ['one', 'two']);
+  assert.deepEqual(said, [{ kind: 'full', reason: 'The quota has been exceeded.' }, null]);
+});
+
+test('an answer arriving in a conversation not saved goes on being kept with it', async () => {
+  const database = new FakeDatabase();
+  const { store } = storeOn(database);
+  database.full = 'put';
+  await store.put(chat('one', 1));
+  await store.update('one', (c) => withTurns(c, [...c.turns, { role: 'user', text: 'again' }], 2), { quiet: true });
+  assert.deepEqual((await store.get('one'))?.turns.map((t) => (t.role === 'user' ? t.text : '')), ['one', 'again']);
+});
+
+test('an IndexedDB that cannot be opened: conversations last in memory, and the page says so', async () => {
+  const database = new FakeDatabase();
+  database.closed = true;
+  const { store, said } = storeOn(database);
+  assert.deepEqual(await titles(store), []);
+  await store.put(chat('one', 1));
+  await store.put(chat('two', 2));
+  await store.update('one', (c) => renamed(c, 'one, renamed'));
+  assert.deepEqual(await titles(store), ['two', 'one, renamed']);
+  await store.delete('two');
+  assert.deepEqual(await titles(store), ['one, renamed']);
+  assert.equal(said.length, 1);
+  assert.equal(said[0]?.kind, 'unavailable');
+  assert.match(said[0]?.reason ?? '', /did not allow mutations/);
+});
+
+test('another failed write is said with its reason', async () => {
+  const database = new FakeDatabase();
+  const { use } = database;
+  database.use = async (mode, callback) => {
+    if (mode === 'readwrite') throw new DOMException('The disk is on fire.', 'UnknownError');
+    return use(mode, callback);
+  };
+  const { store, said } = storeOn(database);
+  await store.put(chat('one', 1));
+  assert.deepEqual(said, [{ kind: 'unsaved', reason: 'The disk is on fire.' }]);
+  assert.deepEqual(await titles(store), ['one']);
+});
