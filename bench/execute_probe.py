@@ -9,12 +9,17 @@ stream is cancelled at once (not timed), so the workload's load stays as it was.
 alternately on a new connection and on a kept-alive one: a new connection costs the server's
 event loop more turns (accept, then the first read) before the request is even parsed.
 
+With `--floor-port`, each execute is followed by the same request to bench/floor_server.py, a
+server that does nothing but answer: what it takes is what the machine adds under the workload
+(the probe's own wake-up included), which no server on it avoids.
+
     python -m bench.execute_probe --port 8000 --cookie <session> --user <user> --most 20
 
 Waits for a line on stdin, then probes until stdin closes (or `--most` of each kind). Prints
-the latencies in seconds of the executes, as JSON: {"new": [...], "kept_alive": [...]}. A probe
-that fails (refused, reset, timed out, or answered anything but 202) fails the whole process: a
-latency left out would flatter the rest.
+the latencies in seconds of the executes, as JSON: {"new": [...], "kept_alive": [...]}, and
+with a floor server "floor_new" and "floor_kept_alive" too. A probe that fails (refused, reset,
+timed out, or answered anything but 202) fails the whole process: a latency left out would
+flatter the rest.
 """
 
 from __future__ import annotations
@@ -70,10 +75,10 @@ class Prober:
     a proxy in front opens) and on one kept-alive connection (what nginx keeps to the backend,
     `keepalive` in nginx/relaychat.conf.template)."""
 
-    def __init__(self, port: int, cookie: str, user: str) -> None:
-        self.port, self.cookie, self.user = port, cookie, user
+    def __init__(self, port: int, cookie: str, user: str, *, label: str = "") -> None:
+        self.port, self.cookie, self.user, self.label = port, cookie, user, label
         self.kept = socket.create_connection((HOST, port), timeout=TIMEOUT)
-        self.latencies: dict[str, list[float]] = {"new": [], "kept_alive": []}
+        self.latencies: dict[str, list[float]] = {f"{label}new": [], f"{label}kept_alive": []}
         self.probe("kept_alive", timed=False)  # the connection is open and has served one
 
     def post(self, path: str, body: bytes, how: str) -> int:
@@ -92,7 +97,7 @@ class Prober:
         if status != 202:  # a latency left out would flatter the rest
             raise SystemExit(f"bench.execute_probe: an execute ({how}) was answered {status}")
         if timed:
-            self.latencies[how].append(time.perf_counter() - sent)
+            self.latencies[f"{self.label}{how}"].append(time.perf_counter() - sent)
         self.post("/api/cancel", json.dumps({"channel": channel}).encode(), how)
 
 
@@ -109,15 +114,20 @@ def main() -> None:
     parser.add_argument("--user", required=True)
     parser.add_argument("--most", type=int, default=20, help="executes of each kind at most")
     parser.add_argument("--gap", type=float, default=0.025, help="seconds between probes")
+    parser.add_argument("--floor-port", type=int, help="bench/floor_server.py's, probed too")
     args = parser.parse_args()
     latencies: dict[str, list[float]] = {"new": [], "kept_alive": []}
     # Started early (an interpreter takes a while): probes once told, until stdin closes.
     if sys.stdin.readline():
         prober = Prober(args.port, args.cookie, args.user)
-        latencies = prober.latencies
+        probers = [prober]
+        if args.floor_port is not None:
+            probers.append(Prober(args.floor_port, args.cookie, args.user, label="floor_"))
+        latencies = {k: v for p in probers for k, v in p.latencies.items()}
         for _ in range(args.most):
             for how in ("new", "kept_alive"):
-                prober.probe(how)
+                for each in probers:  # the floor right after: under the same load
+                    each.probe(how)
                 if told_to_stop(args.gap):
                     break
             else:

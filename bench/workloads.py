@@ -186,21 +186,43 @@ def _request(port: int, path: str, body: bytes, cookie: str, accept: str) -> byt
 async def execute_prober(
     port: int, session: ChatSession
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """bench/execute_probe.py for `session`'s user, waiting to be told to probe; killed if it
-    is still running at the end."""
+    """bench/execute_probe.py for `session`'s user, waiting to be told to probe, with
+    bench/floor_server.py beside it (the same requests to a server that does nothing); killed if
+    still running at the end."""
+    env = clean_environment({"PYTHONPATH": str(ROOT)})  # bench/ is not installed
+    floor_port = free_port()
+    floor = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.floor_server", "--port", str(floor_port), env=env
+    )
     command = [sys.executable, "-m", "bench.execute_probe", "--port", str(port)]
     command += ["--cookie", session.http.cookies[SESSION_COOKIE]]
     command += ["--user", session.user, "--most", str(PROBES), "--gap", str(PROBE_GAP)]
-    env = clean_environment({"PYTHONPATH": str(ROOT)})  # bench/ is not installed
+    command += ["--floor-port", str(floor_port)]
     process = await asyncio.create_subprocess_exec(
         *command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
     )
     try:
+        await listening(floor_port)
         yield process
     finally:
-        if process.returncode is None:  # the workload timed out
-            process.kill()
-            await process.wait()
+        for each in (process, floor):
+            if each.returncode is None:  # the floor server always; the probe if timed out
+                each.kill()
+                await each.wait()
+
+
+async def listening(port: int, seconds: float = 10.0) -> None:
+    """Until something accepts connections on `port`."""
+    async with asyncio.timeout(seconds):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(HOST, port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
 
 
 async def raw_post(port: int, path: str, body: bytes, cookie: str) -> int:
@@ -294,9 +316,7 @@ class Result:
     rounds: int = 1
     # One more execute at a time while every stream runs, on a new connection and on a
     # kept-alive one (bench/execute_probe.py).
-    execute_running: dict[str, list[float]] = field(
-        default_factory=lambda: {"new": [], "kept_alive": []}
-    )
+    execute_running: dict[str, list[float]] = field(default_factory=dict)
     running_while_probed: int = 0  # the fewest streams running while they were probed
 
     @property
@@ -377,7 +397,7 @@ async def drive(
     limit_seconds: float,
 ) -> Result:
     streams = [Stream() for _ in range(count)]
-    execute_running: dict[str, list[float]] = {"new": [], "kept_alive": []}
+    execute_running: dict[str, list[float]] = {}
     fewest = [0]  # streams running while the executes were probed, at the fewest
     main = "server" if path.kind == "direct" else "backend"
     users = math.ceil(count / CHANNELS_PER_CONNECTION)
@@ -461,7 +481,7 @@ async def drive(
                 if process.returncode != 0:
                     raise RuntimeError(f"bench.execute_probe exited {process.returncode}")
                 for how, latencies in json.loads(out).items():
-                    execute_running[how].extend(latencies)
+                    execute_running.setdefault(how, []).extend(latencies)
 
             def run() -> Awaitable[object]:
                 probes = [] if prober is None else [probe(prober)]
@@ -585,8 +605,8 @@ def merged(rounds: list[Result]) -> Result:
         errors=sorted({e for r in rounds for e in r.errors})[:3],
         rounds=len(rounds),
         execute_running={
-            how: [t for r in rounds for t in r.execute_running[how]]
-            for how in first.execute_running
+            how: [t for r in rounds for t in r.execute_running.get(how, [])]
+            for how in {how for r in rounds for how in r.execute_running}
         },
         running_while_probed=min(r.running_while_probed for r in rounds),
     )
@@ -680,10 +700,16 @@ def table(results: list[Result]) -> str:
             cpu_ratio = r.cpu_per_1k() / base.cpu_per_1k()
             ttft_ratio = percentile(r.ttft, 50) / percentile(base.ttft, 50)
             versus = f"{cpu_ratio:.1f}x, {ttft_ratio:.1f}x"
-        new, kept = (percentile(r.execute_running[how], 99) for how in ("new", "kept_alive"))
+        new, kept, floor_new, floor_kept = (
+            percentile(r.execute_running.get(how, []), 99)
+            for how in ("new", "kept_alive", "floor_new", "floor_kept_alive")
+        )
         running = "-"
         if not math.isnan(new):
-            running = f"{ms(new)}, {ms(kept)} ({r.running_while_probed:,} running)"
+            running = (
+                f"{ms(new)}, {ms(kept)} ({r.running_while_probed:,} running; a server doing "
+                f"nothing: {ms(floor_new)}, {ms(floor_kept)})"
+            )
         elif r.path.kind == "relay" and r.streams >= PROBE_FROM:
             running = f"- (never {PROBE_SHARE:.0%} running at once)"
         pubs = fig(r.publications) if r.path.kind == "relay" else f"({fig(r.publications)} events)"
