@@ -26,6 +26,14 @@ RETRY_AFTER_SECONDS = 5
 NEEDS_SESSION: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No session: call POST /api/token first."}
 }
+# The `responses` of routes that take a body (BodySizeLimit refuses one over the limit).
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {
+        "model": ErrorResponse,
+        "description": "The body is over the limit that MAX_TEXT_CHARS and MAX_HISTORY_CHARS "
+        "allow for.",
+    }
+}
 TOO_MANY: dict[int | str, dict[str, Any]] = {
     429: {
         "model": ErrorResponse,

@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
-from backend.api.errors import NEEDS_SESSION, TOO_MANY
+from backend.api.errors import NEEDS_SESSION, TOO_LARGE, TOO_MANY
 from backend.api.limits import check_question
 from backend.api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from backend.core.answer import AnswerFailed
@@ -28,6 +28,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 KEEPALIVE = ": keep-alive\n\n"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     **NEEDS_SESSION,
+    **TOO_LARGE,
     422: {"model": ErrorResponse, "description": "Blank or too long prompt or history."},
     **TOO_MANY,
 }

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
-from backend.api.errors import NEEDS_SESSION, TOO_MANY
+from backend.api.errors import NEEDS_SESSION, TOO_LARGE, TOO_MANY
 from backend.api.limits import check_question
 from backend.api.schemas import CancelRequest, ChannelResponse, ErrorResponse, ExecuteRequest
 from backend.core.ports import ChannelUsed, PublishError, StreamBusy
@@ -17,6 +17,7 @@ router = APIRouter()
 
 _NOT_YOURS: dict[int | str, dict[str, Any]] = {
     **NEEDS_SESSION,
+    **TOO_LARGE,
     403: {"model": ErrorResponse, "description": "The channel belongs to another user."},
 }
 
