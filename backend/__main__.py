@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from backend.app import begin_shutdown, create_app
-from backend.cluster.redis_streams import wait_for_redis
+from backend.cluster.redis_streams import RedisRefused, wait_for_redis
 from backend.config import Settings, get_settings, redacted_url
 from backend.core.ports import StreamsUnavailable
 from backend.logs import log_config
@@ -69,12 +69,15 @@ def registry_or_exit(settings: Settings, wait_seconds: float = REDIS_START_SECON
     traceback that named neither)."""
     if settings.redis_url is None:
         return
+    where = f"REDIS_URL ({redacted_url(settings.redis_url)})"
     try:
         asyncio.run(wait_for_redis(settings.redis_url, wait_seconds))
+    except RedisRefused as exc:
+        print(f"the backend cannot start: Redis at {where} refused it: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     except StreamsUnavailable as exc:
         print(
-            f"the backend cannot start: REDIS_URL ({redacted_url(settings.redis_url)}) did not "
-            f"answer within {wait_seconds:g} s: {exc}",
+            f"the backend cannot start: {where} did not answer within {wait_seconds:g} s: {exc}",
             file=sys.stderr,
         )
         raise SystemExit(1) from None

@@ -140,6 +140,12 @@ class Settings(BaseSettings):
         that did not name the setting."""
         url = urlsplit(value)
         shown = redacted_url(value)
+        userinfo = value.partition("://")[2].rpartition("@")[0]
+        if any(character in userinfo for character in "/?#"):
+            raise ValueError(
+                "REDIS_URL's password holds a character a URL cannot carry there as it is "
+                f"(/, ? or #): percent-encode it (/ as %2F, ? as %3F, # as %23) (got {shown!r})"
+            )
         if url.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(
                 "REDIS_URL must be a redis://, rediss:// or unix:// URL, such as "
@@ -199,13 +205,16 @@ class Settings(BaseSettings):
 
 
 def redacted_url(value: str) -> str:
-    """`value` without the password it may carry, for messages and logs."""
-    url = urlsplit(value)
-    if url.password is None:
+    """`value` without the password it may carry, for messages and logs: everything between
+    `scheme://` and the last `@` but the user name, whatever characters the password holds (a
+    `/`, `#` or `?` in it, not percent-encoded, ends a URL's host part early for a parser)."""
+    scheme, found, rest = value.partition("://")
+    if not found or "@" not in rest:
         return value
-    host = url.netloc.rpartition("@")[2]
-    user = f"{url.username}:" if url.username else ":"
-    return url._replace(netloc=f"{user}***@{host}").geturl()
+    userinfo, _, host = rest.rpartition("@")
+    if ":" not in userinfo:
+        return value  # a user name only
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
 
 
 def _is_weak(secret: str) -> bool:

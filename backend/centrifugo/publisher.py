@@ -153,6 +153,7 @@ class CentrifugoPublisher:
         self._asking: asyncio.Task[dict[str, Any]] | None = None
         self._in_flight: list[_Pending] = []  # the batch being sent
         self._requeued = False  # a `done` went back to the queue after an outage
+        self._outage_since: float | None = None  # when the outage the log told of began
 
     async def publish(
         self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
@@ -297,6 +298,7 @@ class CentrifugoPublisher:
                 self._events.batch_answered(len(batch), time.monotonic() - called)
             except PublishError as exc:
                 if not exc.retryable or not retry_safe or self._out_of_time(started):
+                    self._gave_up(exc.retryable and retry_safe, len(batch))
                     raise
                 problem = exc.message
             else:
@@ -304,15 +306,15 @@ class CentrifugoPublisher:
                 if not isinstance(replies, list) or len(replies) != len(batch):
                     raise PublishError(where, "Centrifugo's batch reply is malformed")
                 internal = _internal_error(replies)
-                if internal is None or not retry_safe or self._out_of_time(started):
-                    if attempt:  # the operator saw the outage begin: it says when it is over
-                        logger.info(
-                            "Centrifugo is taking publications again (after %.1f s)",
-                            time.monotonic() - started,
-                        )
+                if internal is None:
+                    self._outage_over()
+                    return replies
+                if not retry_safe or self._out_of_time(started):
+                    self._gave_up(retry_safe, len(batch))
                     return replies
                 problem = _describe(internal)
-            if attempt == 0:
+            if self._outage_since is None:  # said once an outage, however many batches wait
+                self._outage_since = started
                 logger.warning(
                     "Centrifugo unavailable, retrying for up to %g s: %s",
                     self._outage_seconds,
@@ -322,6 +324,26 @@ class CentrifugoPublisher:
             attempt += 1
             self._events.batch_retried()
             await asyncio.sleep(delay)
+
+    def _outage_over(self) -> None:
+        """A batch got through: an outage the log told of is over, and it says so."""
+        if self._outage_since is not None:
+            logger.info(
+                "Centrifugo is taking publications again (after %.1f s)",
+                time.monotonic() - self._outage_since,
+            )
+            self._outage_since = None
+
+    def _gave_up(self, waited: bool, publications: int) -> None:
+        """A batch given up on while Centrifugo is still unavailable (the outage goes on: its
+        end is said when a batch gets through)."""
+        if waited and self._outage_since is not None:
+            logger.warning(
+                "Centrifugo still unavailable after %.1f s: %d publication(s) given up on "
+                "(a done among them is tried again)",
+                time.monotonic() - self._outage_since,
+                publications,
+            )
 
     def _out_of_time(self, started: float) -> bool:
         return time.monotonic() - started >= self._outage_seconds

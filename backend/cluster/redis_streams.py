@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -583,9 +583,15 @@ class RedisStreams:
                 del self._releasing[channel]
 
 
+class RedisRefused(StreamsUnavailable):
+    """Redis answered, and refused: a wrong password or database, which waiting does not
+    change."""
+
+
 async def wait_for_redis(url: str, seconds: float) -> None:
     """Until Redis at `url` answers a PING; `StreamsUnavailable` saying why if it has not within
-    `seconds` (tried every half second: a Redis starting alongside gets that long)."""
+    `seconds` (tried every half second: a Redis starting alongside gets that long), at once
+    `RedisRefused` if it refuses."""
     client = connect(url, max_connections=1)
     deadline = time.monotonic() + seconds
     try:
@@ -593,6 +599,8 @@ async def wait_for_redis(url: str, seconds: float) -> None:
             try:
                 await client.ping()
                 return
+            except (AuthenticationError, ResponseError) as exc:
+                raise RedisRefused(_why(exc)) from exc
             except (RedisError, OSError) as exc:
                 if time.monotonic() >= deadline:
                     raise StreamsUnavailable(_why(exc)) from exc

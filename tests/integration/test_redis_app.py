@@ -142,3 +142,17 @@ def test_the_backend_starts_only_once_its_redis_answers(
     assert "Connect call failed" in said or "refused" in said.lower()
     assert "hunter2" not in said
     assert "Traceback" not in said
+
+
+def test_a_redis_that_refuses_the_backend_is_said_at_once(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review: a wrong password or database was retried for the whole wait, then reported as
+    Redis not answering. Here a database the server does not have (it has 16)."""
+    wrong_database = redis_url.rsplit("/", 1)[0] + "/99"
+    with pytest.raises(SystemExit):
+        registry_or_exit(settings(REDIS_URL=wrong_database), wait_seconds=60)  # not waited
+    said = capsys.readouterr().err
+    assert said.startswith("the backend cannot start: Redis at REDIS_URL (")
+    assert "refused it" in said
+    assert "index" in said.lower()  # Redis's own reason: DB index is out of range

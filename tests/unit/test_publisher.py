@@ -168,20 +168,27 @@ async def test_an_outage_shorter_than_the_window_is_ridden_out(
 
 @respx.mock
 async def test_a_done_is_retried_past_the_outage_window_until_it_lands(
-    publisher: CentrifugoPublisher,
+    publisher: CentrifugoPublisher, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Regression: after a Centrifugo restart the `done` was given up with the chunks, and the
     subscribers waited forever."""
     route = respx.post(f"{API}/batch").mock(side_effect=failing(8, replies_after(0)))
-    with pytest.raises(PublishError):  # a chunk gives up after the window (0.3 s here)
-        await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k1")
-    calls_for_the_chunk = route.call_count
+    with caplog.at_level(logging.INFO, logger="backend.centrifugo.publisher"):
+        with pytest.raises(PublishError):  # a chunk gives up after the window (0.3 s here)
+            await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k1")
+        calls_for_the_chunk = route.call_count
+        # Given up on while Centrifugo is still down: not "taking publications again" (review).
+        assert "taking publications again" not in caplog.text
+        assert caplog.text.count("still unavailable") == 1
 
-    await publisher.publish(CHANNEL, Done("error", "gone"), idempotency_key="k2")
+        await publisher.publish(CHANNEL, Done("error", "gone"), idempotency_key="k2")
 
     assert route.call_count == 9
     assert calls_for_the_chunk < 8  # so the done did outlast a window of its own
     assert commands(route.calls.last)[0]["data"]["done"] is True
+    # One outage, said once as it began and once as it ended, however many batches waited.
+    assert caplog.text.count("Centrifugo unavailable, retrying") == 1
+    assert caplog.text.count("Centrifugo is taking publications again") == 1
 
 
 @respx.mock
