@@ -42,6 +42,8 @@ export class ConversationStore {
     this.database = database;
     /** @type {Map<string, Conversation>} conversations not saved yet, kept over IndexedDB's */
     this.unsaved = new Map();
+    /** @type {Set<string>} conversations deleted here that IndexedDB has not deleted yet */
+    this.undeleted = new Set();
     /** @type {unknown} why IndexedDB could not be read the last time it was tried, or null */
     this.unreadable = null;
     /** @type {unknown} why the last write failed, or null */
@@ -53,8 +55,23 @@ export class ConversationStore {
     this.broadcast = typeof BroadcastChannel === 'function' ? new BroadcastChannel(CHANNEL) : null;
     this.broadcast?.addEventListener('message', (event) => {
       const id = /** @type {{id?: unknown}} */ (event.data)?.id;
-      if (typeof id === 'string') changed(id);
+      if (typeof id !== 'string') return;
+      this.heardOf(id);
+      changed(id);
     });
+  }
+
+  /**
+   * Another tab changed or deleted `id`, and wrote it: its version is newer than what this tab
+   * could not write (kept here, a delete in the other tab was undone by this tab's copy, which
+   * its next write stored again), and it may have made room for what waits here.
+   * @param {string} id
+   */
+  heardOf(id) {
+    this.unsaved.delete(id);
+    this.undeleted.delete(id);
+    if (this.unsaved.size || this.undeleted.size) void this.saveAll();
+    else this.report();
   }
 
   /**
@@ -90,7 +107,7 @@ export class ConversationStore {
     /** @type {StorageProblem | null} */
     let problem = null;
     if (this.unreadable !== null) problem = { kind: 'unavailable', reason: messageOf(this.unreadable) };
-    else if (this.unsaved.size && this.writeError !== null) {
+    else if ((this.unsaved.size || this.undeleted.size) && this.writeError !== null) {
       const full = this.writeError instanceof Error && this.writeError.name === 'QuotaExceededError';
       problem = { kind: full ? 'full' : 'unsaved', reason: messageOf(this.writeError) };
     }
@@ -107,6 +124,7 @@ export class ConversationStore {
     const all = new Map();
     for (const conversation of stored) if (conversation) all.set(conversation.id, conversation);
     for (const [id, conversation] of this.unsaved) all.set(id, conversation);
+    for (const id of this.undeleted) all.delete(id);
     return recentFirst([...all.values()]);
   }
 
@@ -117,11 +135,13 @@ export class ConversationStore {
   async get(id) {
     const unsaved = this.unsaved.get(id);
     if (unsaved) return unsaved;
+    if (this.undeleted.has(id)) return null;
     return this.read(async (database) => readConversation(await get(id, database)), null);
   }
 
   /** @param {Conversation} conversation */
   async put(conversation) {
+    this.undeleted.delete(conversation.id); // back (Undo): not to be deleted after all
     this.unsaved.set(conversation.id, conversation);
     await this.saveAll();
     this.tell(conversation.id);
@@ -137,9 +157,19 @@ export class ConversationStore {
     return this.saving;
   }
 
-  /** `saveAll`'s writes. Stops at the first that fails: the others would fail alike. */
+  /** `saveAll`'s deletes and writes. Stops at the first that fails: the others would too. */
   async writeUnsaved() {
     let wrote = false;
+    for (const id of [...this.undeleted]) {
+      try {
+        await del(id, this.database);
+      } catch (error) {
+        await this.failed(error);
+        return;
+      }
+      wrote = true;
+      this.undeleted.delete(id);
+    }
     for (const id of [...this.unsaved.keys()]) {
       const conversation = this.unsaved.get(id);
       if (!conversation) continue; // deleted meanwhile
@@ -232,15 +262,14 @@ export class ConversationStore {
 
   /**
    * Deletes a conversation, saved or not; then writes those not saved yet, which may fit now.
+   * A delete IndexedDB refuses is kept (the conversation is gone from this tab), said, and tried
+   * again with the next write: it was dropped silently, and the conversation came back with the
+   * next page.
    * @param {string} id
    */
   async delete(id) {
     this.unsaved.delete(id);
-    try {
-      await del(id, this.database);
-    } catch (error) {
-      await this.failed(error);
-    }
+    this.undeleted.add(id);
     await this.saveAll();
     this.tell(id);
   }

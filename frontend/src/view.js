@@ -16,6 +16,8 @@ const NEAR_BOTTOM_PX = 80;
 const ANNOUNCEMENTS_KEPT = 4;
 /** The most of a block that is announced, in characters (the answer can be read whole). */
 const ANNOUNCEMENT_MAX = 400;
+/** The most of one announcement of several blocks, in characters. */
+const ANNOUNCEMENTS_MAX = 1_000;
 /**
  * Renders of a growing answer are spaced by this many times what the last one took: when a
  * render costs more (a long table still arriving, a slow device) the page gets rarer updates
@@ -80,15 +82,16 @@ function message(role) {
 }
 
 /**
- * `text` cut at a word to about ANNOUNCEMENT_MAX characters, saying so: a screen reader would
- * otherwise read a long paragraph out in one go, with nothing but silencing speech to stop it.
+ * `text` cut at a word to about `most` characters, saying so: a screen reader would otherwise
+ * read a long paragraph out in one go, with nothing but silencing speech to stop it.
  * @param {string} text
+ * @param {number} [most]
  */
-function shortened(text) {
-  if (text.length <= ANNOUNCEMENT_MAX) return text;
-  const cut = text.slice(0, ANNOUNCEMENT_MAX);
+function shortened(text, most = ANNOUNCEMENT_MAX) {
+  if (text.length <= most) return text;
+  const cut = text.slice(0, most);
   const word = cut.lastIndexOf(' ');
-  return `${word > ANNOUNCEMENT_MAX / 2 ? cut.slice(0, word) : cut}… (cut short; the answer has the rest)`;
+  return `${word > most / 2 ? cut.slice(0, word) : cut}… (cut short; the answer has the rest)`;
 }
 
 /** Says things to screen readers through a polite live region, each once. */
@@ -326,6 +329,20 @@ function inUse(node) {
 }
 
 /**
+ * Which of `nodes` holds the focus, and on what kind of control (`button.copy-code`), to put it
+ * back on the same control of the block drawn in its place: the answer's end draws again the
+ * block the reader is in, and the focus fell to the page's start.
+ * @param {HTMLElement[]} nodes
+ * @returns {{offset: number, selector: string} | null}
+ */
+function focusWithin(nodes) {
+  const active = document.activeElement;
+  if (!(active instanceof HTMLElement) || !active.classList[0]) return null;
+  const offset = nodes.findIndex((node) => node !== active && node.contains(active));
+  return offset < 0 ? null : { offset, selector: `${active.tagName.toLowerCase()}.${active.classList[0]}` };
+}
+
+/**
  * The key of a code block drawn plain while it arrives: never a block's key, so once finished
  * it is rendered again (highlighted), even if its text did not change.
  * @param {import('./blocks.js').Block} block
@@ -483,7 +500,10 @@ export class AnswerView {
     // (nor a block held as it was, until it is drawn as it is).
     const upTo = Math.min(finished, unchangedCount(this.keys, blocks));
     if (upTo > this.announced) {
-      this.announcer.say(this.blocks.slice(this.announced, upTo).map(spoken).join(' '));
+      // Shortened as a whole too: rare renders (or an answer caught up from the snapshot)
+      // finish many blocks at once.
+      const blocks = this.blocks.slice(this.announced, upTo).map(spoken);
+      this.announcer.say(shortened(blocks.join(' '), ANNOUNCEMENTS_MAX));
       this.announced = upTo;
     }
   }
@@ -515,6 +535,7 @@ export class AnswerView {
     const nodes = this.blocks.splice(kept);
     const keys = this.keys.splice(kept);
     const held = this.ended ? undefined : nodes.find(inUse);
+    const focus = focusWithin(nodes.filter((node) => node !== held));
     for (const node of nodes) if (node !== held) node.remove();
     const actions = { copyCode: this.actions.copyCode };
     blocks.slice(kept).forEach((block, offset) => {
@@ -535,6 +556,10 @@ export class AnswerView {
       this.keys.push(growingCode ? growingKey(block) : block.key);
     });
     if (held && !this.blocks.includes(held)) held.remove(); // the answer got shorter: it goes
+    if (focus) {
+      const control = this.blocks[kept + focus.offset]?.querySelector(focus.selector);
+      if (control instanceof HTMLElement) control.focus({ preventScroll: true });
+    }
     if (held) {
       // Caught up once the reader has left it, whether or not more arrives meanwhile.
       clearTimeout(this.timer);

@@ -166,6 +166,45 @@ async def test_a_code_block_grows_in_place_and_is_highlighted_once_finished(
     await expect(answer.nth(1).locator(".hljs-keyword")).to_have_text(["def", "pass"])
 
 
+async def test_the_focus_on_a_growing_code_block_stays_on_its_button_when_the_answer_ends(
+    page: Page, edge: Edge
+) -> None:
+    """Review: the answer's end draws the code block again (highlighted), and the focus on its
+    Copy code button fell to the page's start."""
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "code")
+    channel = await model.next_channel()
+    await model.chunk(channel, "```python\ndef f(x):\n    return x\n")
+    answer = page.locator(ANSWER)
+    await expect(answer.locator("pre > code")).to_contain_text("return x")
+    await answer.get_by_role("button", name="Copy code").focus()
+
+    await model.done(channel)
+    await page.locator(FINISHED).wait_for()
+
+    await expect(answer.locator(".hljs-keyword").first).to_have_text("def")  # drawn again
+    await expect(answer.get_by_role("button", name="Copy code")).to_be_focused()
+
+
+async def test_many_blocks_finished_at_once_are_announced_briefly(page: Page, edge: Edge) -> None:
+    """Review: each block's announcement was capped, but blocks finished together (renders
+    spaced out, or an answer caught up at once) were read out all together, whole."""
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "many")
+    channel = await model.next_channel()
+    paragraphs = [" ".join(f"p{n}w{i}" for i in range(45)) for n in range(12)]  # ~300 each
+    await model.chunk(channel, "\n\n".join(paragraphs) + "\n\nAnd then")
+    said = page.locator("#announcer p")
+    await expect(said).to_have_count(1)
+    text = await said.first.text_content() or ""
+    assert text.startswith("p0w0 p0w1 "), text
+    assert text.endswith("… (cut short; the answer has the rest)"), text
+    assert len(text) < 1_100, len(text)
+    await model.done(channel)
+
+
 async def test_reference_links_defined_in_a_later_block_become_links(
     page: Page, edge: Edge
 ) -> None:
@@ -249,5 +288,5 @@ async def test_announcements_are_cut_short_and_a_stopped_answer_says_no_more(
     await model.done(channel, "cancelled")
     await page.locator(FINISHED).wait_for()
     await expect(page.locator(".notice")).to_contain_text("Stopped")
-    await page.wait_for_timeout(300)
+    # Said, if at all, as the answer ends (`finish`), before the notice shows: no wait needed.
     await expect(said).to_have_count(1)
