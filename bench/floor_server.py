@@ -3,8 +3,9 @@
 Every POST is answered at once with 202 and a small JSON body, on the connection it came on (kept
 alive unless the client closes it): no framework, no event loop, no work, a thread for each
 connection, blocked in the kernel until a request arrives. Probed the same way as the backend while
-a workload runs, it shows what the machine itself adds (the probe's and the server's wake-ups on
-cores the workload keeps busy), which no server design on the same machine avoids.
+a workload runs, it shows what the machine adds at the least (the probe's and the server's
+wake-ups on cores the workload keeps busy): an idle process is woken ahead of busy ones, so a
+server that is itself busy waits longer than this even when its design is not the cause.
 
     python -m bench.floor_server --port 8123
 """

@@ -201,6 +201,14 @@ def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Servi
         env, state, [f"{local_address(backend_host)}:{backend_port}"], [centrifugo_port]
     )
     centrifugo_host = host_setting(env, "CENTRIFUGO_HTTP_SERVER_ADDRESS", "127.0.0.1")
+    if centrifugo_host not in ("127.0.0.1", "localhost", *EVERY_INTERFACE[:2]):
+        # nginx and the backend reach it at 127.0.0.1 here: passed the checks, another address
+        # was probed ready and then reached by neither (review).
+        raise StartFailed(
+            f"CENTRIFUGO_HTTP_SERVER_ADDRESS is {centrifugo_host!r}: under `make run` nginx and "
+            "the backend reach Centrifugo at 127.0.0.1, so it listens there (127.0.0.1, the "
+            "default) or on every IPv4 interface (0.0.0.0)"
+        )
     return [
         centrifugo_service(
             "centrifugo",

@@ -138,6 +138,19 @@ def test_a_state_dir_in_use_is_refused_naming_it_and_its_holder_and_left_alone(
         pass
 
 
+@pytest.mark.parametrize("host", ["::1", "192.0.2.2", "[::1]"])
+def test_a_centrifugo_address_nginx_and_the_backend_would_not_reach_is_refused(
+    tmp_path: Path, host: str
+) -> None:
+    """Review: any CENTRIFUGO_HTTP_SERVER_ADDRESS passed the checks and Centrifugo was probed
+    ready there, but nginx and the backend went on reaching it at 127.0.0.1: nothing worked
+    after "chat at"."""
+    with pytest.raises(StartFailed, match="CENTRIFUGO_HTTP_SERVER_ADDRESS is '"):
+        plan_of(tmp_path, CENTRIFUGO_HTTP_SERVER_ADDRESS=host)
+    for fine in ("127.0.0.1", "0.0.0.0", ""):
+        plan_of(tmp_path, CENTRIFUGO_HTTP_SERVER_ADDRESS=fine)
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
