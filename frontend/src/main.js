@@ -599,7 +599,7 @@ function stopEdges(run, say) {
 // The conversation on screen.
 
 const store = new ConversationStore({
-  changed: (id) => changedElsewhere(id),
+  changed: (id, deleted) => changedElsewhere(id, deleted),
   trouble: (problem) => showStatus('storage', storageNews(problem)),
 });
 
@@ -782,11 +782,14 @@ async function openFromAddress() {
  * unless something is going on in it here. One deleted there is deleted here too, its answer
  * still streaming included (kept going here, it was stored again with the next prompt).
  * @param {string} id
+ * @param {boolean} deleted  the other tab deleted it
  */
-async function changedElsewhere(id) {
+async function changedElsewhere(id, deleted) {
   refreshList();
   if (id !== current.id && !runIn(id)) return;
-  const stored = await store.get(id);
+  // Deleted when the other tab says so: a read that failed finds nothing too.
+  const stored = deleted ? null : await store.get(id);
+  if (!deleted && !stored) return;
   if (!stored) {
     stopAnswersIn(id);
     if (id !== current.id) return;

@@ -32,9 +32,9 @@ const messageOf = (error) => (error instanceof Error ? error.message : String(er
 
 export class ConversationStore {
   /**
-   * @param {{changed: (id: string) => void, trouble: (problem: StorageProblem | null) => void}} listeners
-   *   `changed`: another tab changed or deleted a conversation; `trouble`: what keeps
-   *   conversations from being saved, or null once every one is
+   * @param {{changed: (id: string, deleted: boolean) => void, trouble: (problem: StorageProblem | null) => void}} listeners
+   *   `changed`: another tab changed or deleted (`deleted`) a conversation; `trouble`: what
+   *   keeps conversations from being saved, or null once every one is
    * @param {UseStore} [database]  IndexedDB's object store (another in the tests)
    */
   constructor({ changed, trouble }, database = createStore(DATABASE, STORE)) {
@@ -54,10 +54,10 @@ export class ConversationStore {
     this.saving = Promise.resolve();
     this.broadcast = typeof BroadcastChannel === 'function' ? new BroadcastChannel(CHANNEL) : null;
     this.broadcast?.addEventListener('message', (event) => {
-      const id = /** @type {{id?: unknown}} */ (event.data)?.id;
+      const { id, deleted } = /** @type {{id?: unknown, deleted?: unknown}} */ (event.data ?? {});
       if (typeof id !== 'string') return;
       this.heardOf(id);
-      changed(id);
+      changed(id, deleted === true);
     });
   }
 
@@ -271,11 +271,16 @@ export class ConversationStore {
     this.unsaved.delete(id);
     this.undeleted.add(id);
     await this.saveAll();
-    this.tell(id);
+    this.tell(id, true);
   }
 
-  /** @param {string} id */
-  tell(id) {
-    this.broadcast?.postMessage({ id });
+  /**
+   * Tells the other tabs: said, not guessed from a read that finds nothing (a read that failed
+   * found nothing too, and the other tab took its conversation for deleted).
+   * @param {string} id
+   * @param {boolean} [deleted]
+   */
+  tell(id, deleted = false) {
+    this.broadcast?.postMessage({ id, deleted });
   }
 }

@@ -130,8 +130,8 @@ function storeOn(database) {
   let hear = () => {};
   const store = new ConversationStore(
     {
-      changed: (id) => {
-        heard.push(id);
+      changed: (id, deleted) => {
+        heard.push(deleted ? `${id} deleted` : id);
         hear();
       },
       trouble: (problem) => said.push(problem),
@@ -145,7 +145,7 @@ function storeOn(database) {
       hear = () => heard.length >= count && resolve(undefined);
       hear();
     });
-  return { store, said, heardOf };
+  return { store, said, heard, heardOf };
 }
 
 /**
@@ -324,4 +324,18 @@ test('a conversation deleted and brought back (Undo) before the delete could be 
   await store.put(one); // Undo
   assert.deepEqual(await titles(store), ['one']);
   assert.deepEqual([...database.rows.keys()], ['one']);
+});
+
+test('other tabs are told whether a conversation was deleted, not left to guess it from a read', async () => {
+  // Review: a tab took a conversation another tab changed for deleted when its own read of it
+  // failed (found nothing), and stopped its answer.
+  const database = new FakeDatabase();
+  const a = storeOn(database);
+  const b = storeOn(database);
+  const told = b.heardOf(3);
+  await a.store.put(chat('one', 1));
+  await a.store.update('one', (c) => renamed(c, 'one, renamed'));
+  await a.store.delete('one');
+  await told;
+  assert.deepEqual(b.heard, ['one', 'one', 'one deleted']);
 });
