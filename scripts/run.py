@@ -369,16 +369,18 @@ def check_distinct_ports(plan: list[Service]) -> None:
 
 def check_port(service: Service) -> None:
     """Whether `service` can listen where it is planned to, by binding there with the address
-    family of its host (an IPv4 socket took `::1` for a port in use); StartFailed saying why
-    not."""
+    family of its host (an IPv4 socket took `::1` for a port in use), at every address a name
+    stands for (nginx listens at each: `localhost` may be 127.0.0.1 and ::1); StartFailed saying
+    why not."""
     host = "0.0.0.0" if service.host in ("", "*") else service.host  # nginx's `*`: IPv4's
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
+        found = socket.getaddrinfo(
             host, service.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
+        )
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(address)
     except OSError as error:
         raise refusal(service, error) from error
 

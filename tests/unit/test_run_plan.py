@@ -30,6 +30,7 @@ from scripts.run import (
     settings,
     sole_run,
 )
+from tests.processes import missing_component
 
 PORTS = {"NGINX_PORT": "9321", "CLUSTER_REDIS_PORT": "9328"}
 
@@ -276,9 +277,31 @@ def test_an_ipv6_host_is_checked_with_an_ipv6_socket(tmp_path: Path, host: str) 
     """Found by an outside-in probe: an IPv4 socket refused `::1`, worded as a port in use
     ("Address family for hostname not supported; held by a process this user cannot see")."""
     if not ipv6_loopback():
-        pytest.skip("this machine has no IPv6 loopback")
+        missing_component("this machine has no IPv6 loopback (::1): enable IPv6 on lo")
     *_, nginx = plan_of(tmp_path, NGINX_HOST=host, NGINX_PORT="19391")
     check_port(nginx)  # free: nothing raised
+
+
+def test_every_address_a_host_name_stands_for_is_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review: only the first address a name resolves to was checked, while nginx listens at
+    each (`localhost`: ::1 and 127.0.0.1 on many machines). Here the name stands for ::1 and
+    127.0.0.1, and the port is taken on 127.0.0.1 only."""
+    if not ipv6_loopback():
+        missing_component("this machine has no IPv6 loopback (::1): enable IPv6 on lo")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        both = [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+        ]
+        monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: both)
+        *_, nginx = plan_of(tmp_path, NGINX_HOST="both.example", NGINX_PORT=str(port))
+        with pytest.raises(StartFailed, match=f"port {port} .* is not free"):
+            check_port(nginx)
 
 
 @pytest.mark.parametrize(
