@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from functools import lru_cache
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -107,8 +108,18 @@ class Settings(BaseSettings):
             raise ValueError("SIM_TOKEN_DELAY_MAX_MS must be >= SIM_TOKEN_DELAY_MIN_MS")
         missing = [name for name, value in self._secrets().items() if not value]
         if missing:
+            # An empty variable in the environment wins over .env's value: say so, or the
+            # reader checks .env, finds the secret there, and is none the wiser (probe).
+            emptied = [name for name in missing if os.environ.get(name) == ""]
+            hint = (
+                f"; {', '.join(emptied)} set but empty in the environment, which overrides .env: "
+                "unset it there"
+                if emptied
+                else ""
+            )
             raise ValueError(
-                f"missing secrets: {', '.join(missing)} (`make run` writes random ones into .env)"
+                f"missing secrets: {', '.join(missing)} (`make run` writes random ones into "
+                f".env{hint})"
             )
         weak = [name for name, value in self._secrets().items() if _is_weak(value)]
         if weak and self.environment != "development":

@@ -148,3 +148,17 @@ def test_a_redis_password_a_url_cannot_carry_is_refused_without_showing_it(passw
     assert "percent-encode it" in message
     assert "redis://:***@redis.example:6379/0" in message
     assert password not in message
+
+
+def test_a_secret_emptied_in_the_environment_is_said_to_be_hidden_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Operator probe: `CENTRIFUGO_HTTP_API_KEY= make run` hid .env's good key, and the message
+    sent the reader to .env, where the key was."""
+    monkeypatch.setenv("CENTRIFUGO_HTTP_API_KEY", "")
+    values = {k: v for k, v in STRONG.items() if k != "CENTRIFUGO_HTTP_API_KEY"}
+    with pytest.raises(ValidationError) as refused:
+        make(**values)
+    message = refused.value.errors()[0]["msg"]
+    assert "missing secrets: CENTRIFUGO_HTTP_API_KEY" in message
+    assert "set but empty in the environment, which overrides .env" in message
