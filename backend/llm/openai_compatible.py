@@ -10,6 +10,7 @@ may be at most MAX_EVENT_CHARS long."""
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import json
 import logging
@@ -32,6 +33,8 @@ _STATUS_MESSAGES = {
 # The most one event may hold (a line that does not end, or data lines without the blank line
 # that ends the event): a server sending more is broken, and reading on would fill the memory.
 MAX_EVENT_CHARS = 2 * 1024 * 1024
+# The event loop is given to the other streams after this many events in a row.
+FAIR_EVENTS = 64
 # The most of an error response's body read for the provider's message.
 MAX_ERROR_BODY_BYTES = 64 * 1024
 # Finish reasons that mean the answer is not whole, and what to tell the reader.
@@ -48,7 +51,10 @@ class _Utf8Events:
     MAX_EVENT_CHARS (the reader calls `event_read` at each event)."""
 
     def __init__(self, response: httpx.Response) -> None:
-        self.headers = response.headers
+        # Media types are case-insensitive; httpx-sse compares them as written.
+        self.headers = response.headers.copy()
+        if "content-type" in self.headers:
+            self.headers["content-type"] = self.headers["content-type"].lower()
         self._response = response
         self._pending = 0  # characters read since the last event
 
@@ -144,9 +150,17 @@ class OpenAICompatibleModel:
         events = EventSource(cast(httpx.Response, body)).aiter_sse()
         finish: str | None = None  # the last finish_reason the server gave
         answered = False
+        read = 0
         try:
             async for event in events:
                 body.event_read()
+                read += 1
+                if read % FAIR_EVENTS == 0:
+                    # One compressed read can hold a hundred thousand events, none waiting on
+                    # the network: the other streams get the loop now and then.
+                    await asyncio.sleep(0)
+                if event.event == "error":
+                    raise ModelError(self._reported(_json_or_text(event.data)), kind="reported")
                 if not event.data:
                     continue  # an event with no data field carries nothing
                 if event.data.strip() == "[DONE]":
@@ -166,6 +180,11 @@ class OpenAICompatibleModel:
             ) from exc
         finally:
             await events.aclose()
+        if finish is not None:
+            # It said the answer is over and closed the stream, without `data: [DONE]` (older
+            # llama.cpp, ik_llama.cpp without --send-done): as whole as with it.
+            self._check_whole(finish, answered)
+            return
         raise ModelError(
             "the model server ended the answer before it was complete", kind="protocol"
         )
@@ -187,16 +206,14 @@ class OpenAICompatibleModel:
         try:
             chunk = json.loads(payload)
         except ValueError as exc:
-            raise ModelError(_malformed(payload), kind="protocol") from exc
+            raise ModelError(self._malformed(payload), kind="protocol") from exc
         if not isinstance(chunk, dict):
-            raise ModelError(_malformed(payload), kind="protocol")
-        if chunk.get("error"):
-            raise ModelError(
-                f"the model server reported an error: {self._describe(chunk)}", kind="reported"
-            )
+            raise ModelError(self._malformed(payload), kind="protocol")
+        if chunk.get("error") or chunk.get("object") == "error":
+            raise ModelError(self._reported(chunk), kind="reported")
         choices = chunk.get("choices") or []
         if not isinstance(choices, list):
-            raise ModelError(_malformed(payload), kind="protocol")
+            raise ModelError(self._malformed(payload), kind="protocol")
         tokens: list[Token] = []
         for choice in choices:
             if not isinstance(choice, dict):
@@ -209,10 +226,27 @@ class OpenAICompatibleModel:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 tokens.append(Token(reasoning, "thinking"))
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                tokens.append(Token(content))
+            tokens.extend(_content_tokens(delta.get("content")))
+            # A refusal is what the model answers instead (OpenAI's `refusal` delta): shown.
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                tokens.append(Token(refusal))
         return tokens, finish
+
+    def _reported(self, body: Any) -> str:
+        detail = self._describe(body)
+        return (
+            f"the model server reported an error: {detail}"
+            if detail
+            else ("the model server reported an error (without saying which)")
+        )
+
+    def _masked(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def _malformed(self, payload: str) -> str:
+        shown = self._masked(payload)[:80] + ("..." if len(payload) > 80 else "")
+        return f"the model server sent a malformed chunk: {shown!r}"
 
     async def _status_error(self, response: httpx.Response) -> str:
         status = response.status_code
@@ -223,7 +257,7 @@ class OpenAICompatibleModel:
                 f"the model server is rate limiting or out of quota (HTTP 429); try again {when}"
             )
         elif 300 <= status < 400:
-            where = response.headers.get("location", "")[:200]
+            where = self._masked(response.headers.get("location", ""))[:200]
             message = (
                 (
                     f"the model server redirected the request (HTTP {status}) to {where}: "
@@ -249,21 +283,53 @@ class OpenAICompatibleModel:
         error = body.get("error") if isinstance(body, dict) else None
         message = error.get("message") if isinstance(error, dict) else error
         code = error.get("code") if isinstance(error, dict) else None
+        if (not isinstance(message, str) or not message) and isinstance(body, dict):
+            # Elsewhere than OpenAI's `error.message`: vLLM's older `{"object": "error",
+            # "message": ...}`, FastAPI's `{"detail": ...}`.
+            message = body.get("message") or body.get("detail")
+        if isinstance(body, str):  # an error event's plain text
+            message = body
         if not isinstance(message, str) or not message:
             message = ""
         if isinstance(code, str | int) and not isinstance(code, bool) and str(code):
             message = f"{message} ({code})" if message else str(code)
-        if self._api_key:
-            message = message.replace(self._api_key, "***")
-        return message[:200]
+        return self._masked(message)[:200]
 
 
 _TOOL_CALLS = frozenset({"tool_calls", "function_call"})
 
 
-def _malformed(payload: str) -> str:
-    shown = payload[:80] + ("..." if len(payload) > 80 else "")
-    return f"the model server sent a malformed chunk: {shown!r}"
+def _content_tokens(content: Any) -> list[Token]:
+    """A delta's content: a string, or a list of parts (`{"type": "text", "text": ...}`, and
+    Mistral's `{"type": "thinking", "thinking": [parts]}`)."""
+    if isinstance(content, str):
+        return [Token(content)] if content else []
+    tokens: list[Token] = []
+    for part in content if isinstance(content, list) else []:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text":
+            tokens.extend(Token(text) for text in _texts(part.get("text")))
+        elif part.get("type") == "thinking":
+            tokens.extend(Token(text, "thinking") for text in _texts(part.get("thinking")))
+    return tokens
+
+
+def _texts(value: Any) -> list[str]:
+    """The text in a part's value: a string, or a list of `{"text": ...}` parts."""
+    if isinstance(value, str):
+        return [value] if value else []
+    if not isinstance(value, list):
+        return []
+    found = [part.get("text") for part in value if isinstance(part, dict)]
+    return [text for text in found if isinstance(text, str) and text]
+
+
+def _json_or_text(data: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.strip()
 
 
 async def _head(response: httpx.Response, limit: int) -> bytes:

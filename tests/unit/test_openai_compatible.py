@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
@@ -481,3 +482,127 @@ async def test_the_stream_is_asked_for_uncompressed(model: OpenAICompatibleModel
     route = respx.post(URL).respond(200, headers=EVENT_STREAM, content=STREAM)
     await collect(model)
     assert route.calls.last.request.headers["accept-encoding"] == "identity"
+
+
+@respx.mock
+async def test_a_malformed_chunk_is_quoted_without_the_api_key(
+    model: OpenAICompatibleModel,
+) -> None:
+    """Model-edge probe: a chunk quoting the key (an HTML error page echoing the request) was
+    shown to users, key and all."""
+    body = sse(raw("ok"), f"data: <html>Bad gateway {KEY}</html>\n\n")
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=body)
+    with pytest.raises(ModelError, match="malformed chunk") as failed:
+        await collect(model)
+    assert KEY not in str(failed.value)
+    assert "Bad gateway ***" in str(failed.value)
+
+
+@pytest.mark.parametrize("trailer", ["", "data: [DONE]"], ids=["no DONE", "DONE cut short"])
+@respx.mock
+async def test_an_answer_the_server_finished_is_whole_without_done(
+    model: OpenAICompatibleModel, trailer: str
+) -> None:
+    """Model-edge probe: llama.cpp before Sept 2024, and ik_llama.cpp without --send-done, end
+    with finish_reason "stop" and close the stream, never sending `data: [DONE]` (or send it
+    without the blank line that ends an event): every answer was reported as failed."""
+    body = sse(raw("Hello"), raw(" there"), finish("stop"), trailer)
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=body)
+    assert [t.text for t in await collect(model)] == ["Hello", " there"]
+
+
+@respx.mock
+async def test_an_answer_cut_off_is_said_so_without_done_too(model: OpenAICompatibleModel) -> None:
+    body = sse(raw("Hel"), finish("length"))
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=body)
+    with pytest.raises(ModelError, match="length limit"):
+        await collect(model)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [
+        (400, {"object": "error", "message": "maximum context length is 4096"}, "4096"),
+        (500, {"detail": "worker crashed"}, "worker crashed"),
+        (500, {"message": "overloaded"}, "overloaded"),
+    ],
+)
+@respx.mock
+async def test_the_provider_s_message_is_read_where_servers_put_it(
+    model: OpenAICompatibleModel, status: int, body: dict[str, Any], said: str
+) -> None:
+    """Model-edge probe: only OpenAI's `error.message` was read; older vLLM's and FastAPI's
+    messages were dropped."""
+    respx.post(URL).respond(status, json=body)
+    with pytest.raises(ModelError, match=said):
+        await collect(model)
+
+
+@respx.mock
+async def test_an_error_in_the_stream_says_its_message_or_that_it_had_none(
+    model: OpenAICompatibleModel,
+) -> None:
+    respx.post(URL).respond(
+        200,
+        headers=EVENT_STREAM,
+        content=sse(raw("a"), 'event: error\ndata: {"message": "GPU fell over"}\n\n'),
+    )
+    with pytest.raises(ModelError, match="reported an error: GPU fell over"):
+        await collect(model)
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=sse('data: {"error": [1, 2]}\n\n'))
+    with pytest.raises(ModelError, match=r"reported an error \(without saying which\)$"):
+        await collect(model)
+
+
+@respx.mock
+async def test_a_refusal_and_content_parts_are_the_answer(model: OpenAICompatibleModel) -> None:
+    """Model-edge probe: a `refusal` delta and content given as a list of parts both ended as
+    "the model answered with no text"; Mistral's thinking parts were dropped."""
+    events = [
+        chunk(content=[{"type": "thinking", "thinking": [{"type": "text", "text": "Hmm."}]}]),
+        chunk(content=[{"type": "text", "text": "Part one, "}, {"type": "image_url"}]),
+        chunk(content=[{"type": "text", "text": "part two."}]),
+        chunk(refusal=" I can't help with the rest."),
+    ]
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=sse(*events, "data: [DONE]\n\n"))
+    assert await collect(model, thinking=True) == [
+        Token("Hmm.", "thinking"),
+        Token("Part one, "),
+        Token("part two."),
+        Token(" I can't help with the rest."),
+    ]
+
+
+@respx.mock
+async def test_an_event_stream_s_media_type_is_taken_in_any_case(
+    model: OpenAICompatibleModel,
+) -> None:
+    headers = {"content-type": "Text/Event-Stream; charset=UTF-8"}
+    respx.post(URL).respond(200, headers=headers, content=sse(raw("ok"), "data: [DONE]\n\n"))
+    assert [t.text for t in await collect(model)] == ["ok"]
+
+
+@respx.mock
+async def test_a_flood_of_events_gives_the_loop_to_others(model: OpenAICompatibleModel) -> None:
+    """Model-edge probe: a compressed read of 1.45 M tiny events (a gzip bomb) held the event
+    loop for seconds, and every other user's stream with it."""
+    body = gzip.compress(sse(*(raw("x") for _ in range(1_000)), "data: [DONE]\n\n"))
+    headers = {**EVENT_STREAM, "content-encoding": "gzip"}
+    respx.post(URL).respond(200, headers=headers, content=body)
+    other_turns = 0
+    done = False
+
+    async def other_stream() -> None:
+        nonlocal other_turns
+        while not done:
+            other_turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(other_stream())
+    await asyncio.sleep(0)
+    turns_before = other_turns
+    tokens = await collect(model)
+    done = True
+    await other
+    assert len(tokens) == 1_000
+    assert other_turns - turns_before >= 1_000 // 64  # it ran between the events
