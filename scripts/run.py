@@ -528,13 +528,16 @@ class Supervisor:
 
     def keep_running(self) -> NoReturn:
         """Restarts whichever service exits, until a signal stops everything. A service that
-        keeps failing (RESTARTS_PER_MINUTE) raises StartFailed."""
-        restarts: list[float] = []
+        keeps failing (more than RESTARTS_PER_MINUTE exits of its own a minute) raises
+        StartFailed; each service is counted on its own (one count for all gave up on a
+        cluster after one incident that crashed six different processes once each)."""
+        restarts: dict[str, list[float]] = {}
         while True:
             service, code = self.wait_any()
             now = time.monotonic()
-            restarts = [at for at in restarts if now - at < 60] + [now]
-            if len(restarts) > RESTARTS_PER_MINUTE:
+            recent = [at for at in restarts.get(service.name, []) if now - at < 60] + [now]
+            restarts[service.name] = recent
+            if len(recent) > RESTARTS_PER_MINUTE:
                 raise StartFailed(f"{service.name} keeps exiting (code {code}); giving up")
             say(f"{service.name} exited with code {code}; restarting it")
             exited = [p for s, p in self.running if s is service]

@@ -14,11 +14,13 @@ import pytest
 
 from scripts.run import (
     LOCK_FILE,
+    RESTARTS_PER_MINUTE,
     SAME_SIGNAL_SECONDS,
     Service,
     StartFailed,
     Stop,
     StopSignals,
+    Supervisor,
     backend_setting,
     chat_at,
     check_distinct_ports,
@@ -331,3 +333,37 @@ def test_a_port_only_root_may_use_is_named_as_such(tmp_path: Path) -> None:
         "port 80 (nginx, NGINX_PORT) cannot be listened on: Permission denied (a port below "
         "1024 needs root). Set NGINX_PORT to another port."
     )
+
+
+class ScriptedExits(Supervisor):
+    """A supervisor whose services exit in the order given; it starts nothing."""
+
+    def __init__(self, tmp_path: Path, exits: list[Service]) -> None:
+        super().__init__({}, tmp_path)
+        self.exits = exits
+        self.started: list[str] = []
+
+    def wait_any(self) -> tuple[Service, int]:
+        if not self.exits:
+            raise Stop("SIGTERM")
+        return self.exits.pop(0), -9
+
+    def start(self, service: Service) -> None:
+        self.started.append(service.name)
+
+
+def test_the_restart_budget_is_each_service_s_own(tmp_path: Path) -> None:
+    """Cluster probe: one count for all services gave up on the whole cluster after six
+    different processes crashed once each within a minute (one incident)."""
+    plan = cluster_services(PORTS, tmp_path / "state", "centrifugo")
+    each_once = plan[:6]
+    supervisor = ScriptedExits(tmp_path, [*each_once, *each_once[:2]])
+    with pytest.raises(Stop):
+        supervisor.keep_running()
+    assert supervisor.started == [s.name for s in [*each_once, *each_once[:2]]]
+
+    one = plan[0]
+    flapping = ScriptedExits(tmp_path, [one] * (RESTARTS_PER_MINUTE + 1))
+    with pytest.raises(StartFailed, match=f"{one.name} keeps exiting"):
+        flapping.keep_running()
+    assert len(flapping.started) == RESTARTS_PER_MINUTE
