@@ -555,7 +555,7 @@ class RedisStreams:
                 still = self._local.get(channel)
                 if still is not None:  # not released meanwhile
                     logger.warning("stream %s was ended by another process; stopping", channel)
-                    still.stop(ORPHANED)  # the other process published it already
+                    still.stop(ORPHANED)  # its `done` goes out under the one key (Relay._run)
             for i in range(0, len(stops), 2):
                 self._stop_requested(stops[i + 1])
             await self._finish_released(set(lost))

@@ -153,13 +153,18 @@ class Relay:
             if stream.out is not None:
                 # Waits for a flush in flight: the `done` goes after its chunks and counts them.
                 await self._outbox.close(stream.out)
-            # Released first: if the registry says another process already ended this stream
-            # (its lease ran out, e.g. the registry was unreachable), that process published
-            # the `done`, and a second one must not follow. Both carry the chunks published: a
-            # reader or a record holding fewer is not whole.
+            # Released first. If the registry says another process already ended this stream
+            # (its lease ran out, e.g. the registry was unreachable), that process was to
+            # publish the `done`; but it may never have: a reap Redis ran late, after a pause
+            # longer than the client waited, ended the streams with no one left to read the
+            # reply (a cluster probe: every running answer of both backends, no `done` at all).
+            # So it is published here too, under the stream's one `done` key: Centrifugo takes
+            # the first of the two. Both carry the chunks published: a reader or a record
+            # holding fewer is not whole.
             ended = replace(done, seq=stream.chunks)
-            if await self._release(stream, ended):
-                await self._publish_done(stream, ended)
+            if not await self._release(stream, ended):
+                ended = replace(ORPHANED, seq=stream.chunks)  # as the other process says
+            await self._publish_done(stream, ended)
             stats = stream.stats()
             for events in self._events:
                 events.stream_ended(stream.channel, done, stats)

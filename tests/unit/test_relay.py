@@ -118,6 +118,30 @@ class ReleaseRecorder(LocalStreams):
         return await super().release(channel, lease, done)
 
 
+class EndedByAnother(LeaseRecorder):
+    """A shared registry in which another process ended the stream meanwhile (a reap Redis ran
+    late): `release` says the stream was not this process's to end any more."""
+
+    async def release(self, channel: str, lease: str, done: Done) -> bool:
+        await super().release(channel, lease, done)
+        return False
+
+
+async def test_a_stream_another_process_ended_still_gets_its_done_under_its_one_key() -> None:
+    """Cluster probe: with Redis paused ~10 s, a reap sent before the pause ran after it, ended
+    every running stream of both backends, and its reply was never read: no process published
+    their `done`, as each owner took it that the other had. The owner publishes it too, under
+    the stream's one key (Centrifugo takes the first)."""
+    publisher, streams = RecordingPublisher(), EndedByAnother()
+    relay = make_relay(ScriptedModel([Token("a "), Token("b")]), publisher, streams=streams)
+    await relay.start(CHANNEL, HI)
+    published = await publisher.wait_for_done(CHANNEL)
+    (lease,) = streams.leases
+    assert published[-1] == Done(ORPHANED.reason, ORPHANED.error, seq=2)
+    assert publisher.keys[-1] == done_key(CHANNEL, lease)
+    assert len(dones(published)) == 1
+
+
 async def test_the_registry_is_told_how_many_chunks_went_out() -> None:
     """So that a record missing the last ones (they went out while a shared registry could not
     be reached) is not kept as the whole answer (found in review)."""
