@@ -230,11 +230,25 @@ return finish(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 """
 )
 
+# Ends the streams whose lease ran out (ARGV: unused, the finished TTL, the done, the most to
+# end, the lease in ms). Not after a quiet spell: when no process has renewed for half a lease
+# (`relaychat:renewed`, which every renewal round sets), Redis itself was stalled (paused,
+# swapping), not one owner, and the leases ran out because nobody could renew them; a reap sent
+# before such a pause runs after it, where the processes' own guard cannot stop it (a cluster
+# probe: every running answer of both backends ended). Then nothing is reaped for a lease's time,
+# so that the owners renew first.
 _REAP = (
     _FINISH
     + _NOW_MS
     + """
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, ARGV[4])
+local now = now_ms()
+local lease_ms = tonumber(ARGV[5])
+local renewed = tonumber(redis.call('GET', 'relaychat:renewed') or '')
+if renewed and now - renewed > lease_ms / 2 then
+  redis.call('SET', 'relaychat:reap_after', now + lease_ms, 'PX', lease_ms * 2)
+end
+if now < tonumber(redis.call('GET', 'relaychat:reap_after') or '0') then return {} end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[4])
 local out = {}
 for _, channel in ipairs(expired) do
   local lease = redis.call('HGET', 'relaychat:run:' .. channel, 'lease') or ''
@@ -260,6 +274,7 @@ _RENEW = (
     + """
 local lost, stops = {}, {}
 local expiry = now_ms() + tonumber(ARGV[1])
+redis.call('SET', 'relaychat:renewed', now_ms())  -- the reapers' sign that Redis is not stalled
 recovering(tonumber(ARGV[2]))  -- notices a restart (sets `since`) as soon as may be
 for i = 3, #ARGV, 3 do
   local channel, lease, owner = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -496,6 +511,7 @@ class RedisStreams:
         if time.monotonic() - self._failed_at < self._lease_seconds:
             return []
         args: list[str | int] = [0, FINISHED_TTL_SECONDS, _done_json(done), limit]
+        args.append(self._lease_ms)
         try:
             flat: list[Any] = await self._reap(keys=[LEASES], args=args)
         except RedisError as exc:

@@ -669,3 +669,40 @@ class _When(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith(self.start):
             self.event.set()
+
+
+async def test_after_redis_itself_stalled_nothing_is_reaped_for_a_lease(
+    redis_server: RedisServer,
+) -> None:
+    """Cluster probe: with Redis paused ~10 s, a reap sent just before the pause ran after it,
+    when every lease had run out because nobody could renew: it ended every running stream of
+    both backends. When no renewal reached Redis for half a lease, it was Redis that stalled,
+    not an owner: nothing is reaped until a lease has passed, for the owners to renew."""
+    async with (
+        _process(redis_server, 0.3) as owner,
+        _process(redis_server, 0.3) as reaper,
+        _raw(redis_server) as raw,
+    ):
+
+        async def renewals_go_on() -> None:  # as the reaper's own renewal rounds do
+            seconds, micros = await raw.time()
+            await raw.set("relaychat:renewed", seconds * 1000 + micros // 1000)
+
+        lease = await owner.claim(CHANNEL, nothing, owner="u_1")
+        seconds, micros = await raw.time()
+        stalled_since = seconds * 1000 + micros // 1000 - 10_000
+        await raw.set("relaychat:renewed", stalled_since)  # the last renewal, before a stall
+        await raw.zadd("relaychat:leases", {CHANNEL: 0})  # its lease ran out meanwhile
+
+        assert await reaper.reap_expired(GONE) == []  # Redis stalled: the owner may be alive
+        await renewals_go_on()
+        assert await reaper.reap_expired(GONE) == []  # still the owners' lease to renew in
+
+        # A lease later an owner that did not renew is gone after all: its stream is reaped.
+        async with asyncio.timeout(3):
+            while True:
+                await renewals_go_on()
+                if orphans := await reaper.reap_expired(GONE):
+                    break
+                await asyncio.sleep(0.05)
+        assert orphans == [(CHANNEL, 0, lease)]
