@@ -151,6 +151,14 @@ class Follower(SubscriptionEventHandler):
         except httpx.TransportError as exc:
             self._abandon(f"the server does not answer ({exc.__class__.__name__})")
             return
+        if response.status_code == 503:
+            # The registry cannot tell right now (unreachable, or recovering after a Redis
+            # restart): keep following and ask again after the next silence, as the protocol
+            # says (it was taken as "nobody answers"; a cluster probe).
+            held, self._held = self._held, None
+            for data in held:
+                await self._apply(data)
+            return
         if response.status_code != 200:
             self._abandon(response.json()["detail"])
             return
