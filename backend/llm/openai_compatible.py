@@ -218,7 +218,7 @@ class OpenAICompatibleModel:
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
-            if isinstance(choice.get("finish_reason"), str):
+            if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
                 finish = choice["finish_reason"]
             delta = choice.get("delta")
             if not isinstance(delta, dict):

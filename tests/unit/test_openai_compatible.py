@@ -606,3 +606,13 @@ async def test_a_flood_of_events_gives_the_loop_to_others(model: OpenAICompatibl
     await other
     assert len(tokens) == 1_000
     assert other_turns - turns_before >= 1_000 // 64  # it ran between the events
+
+
+@respx.mock
+async def test_an_empty_finish_reason_is_no_finish(model: OpenAICompatibleModel) -> None:
+    """A server that sends `"finish_reason": ""` with every chunk has not finished: a stream it
+    closes without `[DONE]` after one is cut short, not whole."""
+    body = {"id": "c1", "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": ""}]}
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=sse(f"data: {json.dumps(body)}\n\n"))
+    with pytest.raises(ModelError, match="ended the answer before it was complete"):
+        await collect(model)
