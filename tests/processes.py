@@ -27,6 +27,16 @@ def free_port() -> int:
         return port
 
 
+def ipv6_loopback() -> bool:
+    """Whether this machine can listen on ::1."""
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def missing_component(message: str) -> None:
     """In CI a missing component fails the run; elsewhere the test is skipped with the fix."""
     if IN_CI:

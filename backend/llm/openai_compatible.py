@@ -235,11 +235,9 @@ class OpenAICompatibleModel:
 
     def _reported(self, body: Any) -> str:
         detail = self._describe(body)
-        return (
-            f"the model server reported an error: {detail}"
-            if detail
-            else ("the model server reported an error (without saying which)")
-        )
+        if not detail:
+            return "the model server reported an error (without saying which)"
+        return f"the model server reported an error: {detail}"
 
     def _masked(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text

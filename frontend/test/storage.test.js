@@ -89,10 +89,13 @@ class FakeDatabase {
   full = false;
   /** whether it cannot be opened at all (a private window) */
   closed = false;
+  /** whether every write fails (reads go on) */
+  failing = false;
 
   /** @type {import('idb-keyval').UseStore} */
   use = async (mode, callback) => {
     if (this.closed) throw new DOMException('A mutation operation was attempted on a database that did not allow mutations.', 'InvalidStateError');
+    if (this.failing && mode === 'readwrite') throw new DOMException('The disk is on fire.', 'UnknownError');
     const transaction = new FakeTransaction(this);
     const copy = (/** @type {unknown} */ value) => structuredClone(value);
     const objects = {
@@ -229,11 +232,7 @@ test('an IndexedDB that cannot be opened: conversations last in memory, and the 
 
 test('another failed write is said with its reason', async () => {
   const database = new FakeDatabase();
-  const { use } = database;
-  database.use = async (mode, callback) => {
-    if (mode === 'readwrite') throw new DOMException('The disk is on fire.', 'UnknownError');
-    return use(mode, callback);
-  };
+  database.failing = true;
   const { store, said } = storeOn(database);
   await store.put(chat('one', 1));
   assert.deepEqual(said, [{ kind: 'unsaved', reason: 'The disk is on fire.' }]);
@@ -285,23 +284,17 @@ test('a delete IndexedDB refuses is said, kept from the list, and done with the 
   // Review: a failed delete was dropped silently, and the conversation came back with the next
   // page.
   const database = new FakeDatabase();
-  const { use } = database;
-  let refuse = false;
-  database.use = async (mode, callback) => {
-    if (refuse && mode === 'readwrite') throw new DOMException('The disk is on fire.', 'UnknownError');
-    return use(mode, callback);
-  };
   const { store, said } = storeOn(database);
   await store.put(chat('one', 1));
   await store.put(chat('two', 2));
 
-  refuse = true;
+  database.failing = true;
   await store.delete('one');
   assert.deepEqual(said, [{ kind: 'unsaved', reason: 'The disk is on fire.' }]);
   assert.deepEqual(await titles(store), ['two']);
   assert.equal(await store.get('one'), null);
 
-  refuse = false;
+  database.failing = false;
   await store.put(chat('three', 3));
   assert.deepEqual([...database.rows.keys()].sort(), ['three', 'two']);
   assert.deepEqual(said.at(-1), null);
@@ -309,18 +302,12 @@ test('a delete IndexedDB refuses is said, kept from the list, and done with the 
 
 test('a conversation deleted and brought back (Undo) before the delete could be written stays', async () => {
   const database = new FakeDatabase();
-  const { use } = database;
-  let refuse = false;
-  database.use = async (mode, callback) => {
-    if (refuse && mode === 'readwrite') throw new DOMException('The disk is on fire.', 'UnknownError');
-    return use(mode, callback);
-  };
   const { store } = storeOn(database);
   const one = chat('one', 1);
   await store.put(one);
-  refuse = true;
+  database.failing = true;
   await store.delete('one');
-  refuse = false;
+  database.failing = false;
   await store.put(one); // Undo
   assert.deepEqual(await titles(store), ['one']);
   assert.deepEqual([...database.rows.keys()], ['one']);

@@ -30,6 +30,7 @@ from tests.processes import (
     centrifugo_binary,
     clean_environment,
     free_port,
+    ipv6_loopback,
     missing_component,
 )
 
@@ -455,20 +456,11 @@ async def test_on_one_interface_s_address_the_chat_is_announced_and_works_there(
             assert answer_of(await session.ask("hello")) == answer_for("hello")
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 async def test_nginx_and_the_backend_on_ipv6_loopback_serve_the_chat(tmp_path: Path) -> None:
     """Found by an outside-in probe: `::1` was refused as "port ... is not free: Address family
     for hostname not supported" (the port check's socket was IPv4's); nginx listens on
     `[::1]:port`, the URL form, which NGINX_HOST may be given in too."""
-    if not _ipv6_loopback():
+    if not ipv6_loopback():
         missing_component("this machine has no IPv6 loopback (::1): enable IPv6 on lo")
     with make_run(
         tmp_path, via_make=False, env_file_lines="\n", NGINX_HOST="[::1]", BACKEND_HOST="::1"

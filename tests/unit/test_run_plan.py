@@ -32,7 +32,7 @@ from scripts.run import (
     settings,
     sole_run,
 )
-from tests.processes import missing_component
+from tests.processes import ipv6_loopback, missing_component
 
 PORTS = {"NGINX_PORT": "9321", "CLUSTER_REDIS_PORT": "9328"}
 
@@ -263,15 +263,6 @@ def test_allowed_origins_that_are_set_are_kept(tmp_path: Path) -> None:
     env_file.write_text("CENTRIFUGO_CLIENT_ALLOWED_ORIGINS=https://chat.example.com\n")
     centrifugo, *_ = services(settings(env_file, PORTS), tmp_path, "centrifugo")
     assert centrifugo.env["CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"] == "https://chat.example.com"
-
-
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("host", ["::1", "[::1]", "::"])
