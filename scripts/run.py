@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import IO, Annotated, Any, NoReturn
 
 import annotated_types
 from dotenv import dotenv_values
@@ -490,12 +491,31 @@ def in_use(state: Path, holder: str) -> str:
     )
 
 
+# One service's output line at a time, whichever thread copies it.
+_OUTPUT = threading.Lock()
+
+
+def relay_output(source: IO[bytes], prefix: bytes, sink: IO[bytes]) -> None:
+    """Copies a service's output to `sink` line by line, each led by `prefix` (its name, as
+    docker compose does): with two backends and two Centrifugo nodes, whose line is whose.
+    Returns when every process holding the output has closed it."""
+    with source:
+        for line in source:
+            with _OUTPUT:
+                sink.write(prefix + (line if line.endswith(b"\n") else line + b"\n"))
+                sink.flush()
+
+
 class Supervisor:
-    def __init__(self, env: Mapping[str, str], state: Path, grace: float = 5.0) -> None:
+    def __init__(
+        self, env: Mapping[str, str], state: Path, grace: float = 5.0, name_width: int = 0
+    ) -> None:
         self.env = dict(env)
         self.state = state
         self.grace = grace  # SHUTDOWN_GRACE_SECONDS, checked before anything starts
+        self.name_width = name_width  # the longest service name: the output's names line up
         self.running: list[tuple[Service, subprocess.Popen[bytes]]] = []
+        self._copiers: dict[int, threading.Thread] = {}  # by pid
 
     def start(self, service: Service) -> None:
         if service.prepare is not None:
@@ -510,7 +530,19 @@ class Supervisor:
             cwd=self.state,
             start_new_session=True,
             preexec_fn=_die_with_parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
+        assert process.stdout is not None
+        prefix = f"{service.name:<{self.name_width}} | ".encode()
+        copier = threading.Thread(
+            target=relay_output,
+            args=(process.stdout, prefix, sys.stderr.buffer),
+            name=f"{service.name} output",
+            daemon=True,
+        )
+        copier.start()
+        self._copiers[process.pid] = copier
         self.running.append((service, process))
         deadline = time.monotonic() + READY_SECONDS
         while not _answers(service.ready_url):
@@ -539,11 +571,12 @@ class Supervisor:
             restarts[service.name] = recent
             if len(recent) > RESTARTS_PER_MINUTE:
                 raise StartFailed(f"{service.name} keeps exiting (code {code}); giving up")
-            say(f"{service.name} exited with code {code}; restarting it")
             exited = [p for s, p in self.running if s is service]
             self.running = [(s, p) for s, p in self.running if s is not service]
             for process in exited:
                 end_group(process.pid)
+                self._output_of(process)
+            say(f"{service.name} exited with code {code}; restarting it")
             self.start(service)
             say(f"{service.name} restarted")
 
@@ -576,7 +609,15 @@ class Supervisor:
                 say(f"{service.name} did not stop in time; killing it")
                 process.kill()
                 process.wait()
+            self._output_of(process)
         self.running.clear()
+
+    def _output_of(self, process: subprocess.Popen[bytes]) -> None:
+        """Until the ended `process`'s last lines (how it ended) are out, before whatever is
+        said next; a worker it left holding its output does not hold this up for long."""
+        copier = self._copiers.pop(process.pid, None)
+        if copier is not None:
+            copier.join(1.0)
 
     def _grace(self, service: Service) -> float:
         return self.grace if service.name.startswith("backend") else 0.0
@@ -645,7 +686,12 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
         try:
             plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
             check_distinct_ports(plan)
-            supervisor = Supervisor(env, state, backend_setting(env, "SHUTDOWN_GRACE_SECONDS"))
+            supervisor = Supervisor(
+                env,
+                state,
+                backend_setting(env, "SHUTDOWN_GRACE_SECONDS"),
+                max(len(service.name) for service in plan),
+            )
             held.enter_context(sole_run(state))
             held.callback(supervisor.stop)
             for service in plan:

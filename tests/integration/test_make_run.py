@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -236,6 +237,9 @@ async def test_make_run_cluster_runs_two_of_each_behind_nginx_and_ctrl_c_stops_a
                     assert answer_of(publications) == answer_for(prompt)
         servers = listeners({**run.ports, **{str(port): port for port in pairs}})
         assert len(servers) >= 6  # redis, 2 Centrifugo, 2 backends, nginx
+        # Whose line is whose: every service's output comes with its name in front.
+        for name in ("redis", "centrifugo-1", "centrifugo-2", "backend-1", "backend-2"):
+            assert re.search(rf"^{name} +\| \S", run.output, re.MULTILINE), name
 
         os.killpg(run.process.pid, signal.SIGINT)
 
