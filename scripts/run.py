@@ -9,8 +9,9 @@ backend's own settings and in docker compose). Every port and number setting, an
 availability, is checked before anything starts; one run at a time uses a state dir (a lock held
 while it runs); "chat at ..." is printed only once all three answer; a failed start stops the
 others and says which one failed. SIGINT, SIGTERM and SIGHUP stop all three, the backend first,
-so that the streams it ends still get their `done` published and carried to the browsers. A
-service that exits while running (a crash, an OOM kill) is reported and restarted.
+so that the streams it ends still get their `done` published and carried to the browsers, and so
+does the end of this process's parent (`make`, even by SIGKILL). A service that exits while
+running (a crash, an OOM kill) is reported and restarted.
 """
 
 from __future__ import annotations
@@ -459,6 +460,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def stop_with_parent() -> None:
+    """This supervisor gets SIGTERM (and stops everything) when its parent dies: a SIGKILL to
+    `make` alone reaches none of make's children, and left the supervisor and every server
+    running, orphaned. A parent that died before this was set counts too."""
+    if sys.platform != "linux":
+        return
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 @contextlib.contextmanager
 def sole_run(state: Path) -> Iterator[None]:
     """Holds `state` for this run alone: an exclusive lock on its LOCK_FILE, released when the
@@ -682,6 +695,7 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
     handler = StopSignals()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
+    stop_with_parent()
     with contextlib.ExitStack() as held:  # left after the messages below: stops, then unlocks
         try:
             plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())

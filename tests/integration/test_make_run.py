@@ -268,6 +268,21 @@ def test_sigterm_stops_all_three(tmp_path: Path, target: str) -> None:
         assert [name for name, port in run.ports.items() if listening(port)] == []
 
 
+def test_make_killed_alone_stops_all_three(tmp_path: Path) -> None:
+    """A SIGKILL to make reaches none of its children: the supervisor must notice make's end
+    itself (it went on running, with every server, orphaned)."""
+    with make_run(tmp_path, env_file_lines="\n") as run:
+        run.wait_for("chat at")
+        servers = listeners(run.ports)
+
+        os.kill(run.process.pid, signal.SIGKILL)
+
+        run.finish()  # the output ends when the supervisor and every server have
+        assert "SIGTERM received" in run.output
+        assert [pid for pid in servers if alive(pid)] == []
+        assert [name for name, port in run.ports.items() if listening(port)] == []
+
+
 def _child(pid: int) -> int:
     """The one child of `pid`, found by the parent ids in /proc (its `children` file once read
     empty although the supervisor ran: the kernel documents it as unreliable)."""
