@@ -38,7 +38,7 @@ test-centrifugo-v5: setup test-tools
 unit: $(STAMP)
 	$(BIN)/pytest -m unit --cov --cov-report=term
 
-integration: setup
+integration: setup test-tools
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m integration
 
 e2e: setup test-tools
@@ -46,9 +46,9 @@ e2e: setup test-tools
 
 # Figures, not pass/fail (issue 13): relaychat's relay through Centrifugo (30 and 60 ms windows, 0),
 # its /api/chat SSE route and a direct-SSE baseline (bench/direct_sse.py), 1 to 2,000 streams at
-# once, one table. Loopback only, every workload timed out; ~4-10 minutes (`make bench
-# BENCH_ARGS=--quick`: ~1 minute). The older figures stay where they were:
-# `python -m bench.relay_throughput`, `python -m bench.cluster_throughput`.
+# once, one table. Loopback only, every workload timed out; ~6 minutes on 2 cores (`make bench
+# BENCH_ARGS=--quick`: ~1-2 minutes; README "Benchmarks"). The older figures stay where they
+# were: `python -m bench.relay_throughput`, `python -m bench.cluster_throughput`.
 bench: setup
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/python -m bench.workloads $(BENCH_ARGS)
 
@@ -78,7 +78,7 @@ test-tools:
 frontend: $(FRONTEND)
 
 $(FRONTEND): $(FRONTEND_SOURCES)
-	@command -v npm >/dev/null || { echo "needs Node.js 20+ with npm: apt-get install nodejs npm"; exit 1; }
+	@command -v npm >/dev/null || { echo "needs Node.js 20+ with npm: apt-get install nodejs npm (Debian 13; Debian 12's is 18: take Node 20 from NodeSource)"; exit 1; }
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
 $(ENV_FILE):

@@ -1,9 +1,9 @@
 """Builds the FastAPI app: the one place where the core is wired to its edges.
 
-`create_app(settings)` builds the real edges when the app starts (one shared httpx client, the
-model `LLM_PROVIDER` names, the Centrifugo publisher, the in-process stream registry); tests and
-other deployments pass their own `model`, `publisher` or `streams` instead. The layout and the
-life of one stream are in docs/architecture.md.
+`create_app(settings)` builds the real edges when the app starts (two httpx clients, Centrifugo's
+and the model's; the model `LLM_PROVIDER` names, the Centrifugo publisher, the stream registry);
+tests and other deployments pass their own `model`, `publisher` or `streams` instead. The layout
+and the life of one stream are in docs/architecture.md.
 """
 
 from __future__ import annotations
