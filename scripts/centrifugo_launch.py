@@ -52,7 +52,9 @@ NAMESPACE_KEYS = frozenset(
     {"name", "allow_user_limited_channels", "history_size", "history_ttl", "force_recovery"}
 )
 # Variables of this project's own that are not Centrifugo settings.
-OWN_VARIABLES = frozenset({"CENTRIFUGO_BIN"})
+# This project's own variables, not Centrifugo's: never passed to it (scripts/centrifugo.sh reads
+# them; an exported CENTRIFUGO_VERSION made the v5 launch refuse to start, as an unknown setting).
+OWN_VARIABLES = frozenset({"CENTRIFUGO_BIN", "CENTRIFUGO_VERSION"})
 NAMESPACES = ("channel", "namespaces")
 
 

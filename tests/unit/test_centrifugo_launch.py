@@ -79,6 +79,7 @@ def test_v6_variables_are_renamed_and_others_kept() -> None:
         "CENTRIFUGO_HTTP_SERVER_ADDRESS": "0.0.0.0",
         "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": "http://localhost:9000 http://127.0.0.1:9000",
         "CENTRIFUGO_BIN": "/somewhere/centrifugo",
+        "CENTRIFUGO_VERSION": "5.4.9",  # scripts/centrifugo.sh's, exported by a user
     }
 
     assert v5_environment(env) == {
