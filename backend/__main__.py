@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
 import logging.config
@@ -83,7 +84,19 @@ def registry_or_exit(settings: Settings, wait_seconds: float = REDIS_START_SECON
         raise SystemExit(1) from None
 
 
+def parse_arguments(argv: list[str] | None = None) -> None:
+    """No arguments: every setting comes from the environment, then ./.env. `--help` says so
+    (it started the server, or printed a refusal of its settings)."""
+    argparse.ArgumentParser(
+        prog="python -m backend",
+        description="Serve relaychat's API with uvicorn on BACKEND_HOST:BACKEND_PORT.",
+        epilog="Settings come from the environment, then from ./.env (the working directory's); "
+        "README.md 'Configuration' lists them. `make run` starts this with the others.",
+    ).parse_args(argv)
+
+
 def main() -> None:
+    parse_arguments()
     settings = settings_or_exit()
     registry_or_exit(settings)
     logging.config.dictConfig(log_config(settings))
