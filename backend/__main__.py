@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from backend.app import begin_shutdown, create_app
 from backend.cluster.redis_streams import RedisRefused, wait_for_redis
-from backend.config import Settings, get_settings, redacted_url
+from backend.config import Settings, get_settings, redacted_url, settings_refusal
 from backend.core.ports import StreamsUnavailable
 from backend.logs import log_config
 
@@ -51,12 +51,7 @@ def settings_or_exit() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            name = " ".join(str(part) for part in error["loc"])
-            why = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"  {name}: {why}" if name else f"  {why}")
-        print("the backend's settings are refused:", *lines, sep="\n", file=sys.stderr)
+        print(settings_refusal(exc), file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 logger = logging.getLogger(__name__)
@@ -235,3 +235,14 @@ def _is_weak(secret: str) -> bool:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_refusal(error: ValidationError) -> str:
+    """Why settings are refused, one reason a line: what the backend prints (no traceback), and
+    what `make run` says before it starts anything."""
+    lines = ["the backend's settings are refused:"]
+    for each in error.errors():
+        name = " ".join(str(part) for part in each["loc"])
+        why = str(each["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {name}: {why}" if name else f"  {why}")
+    return "\n".join(lines)

@@ -5,8 +5,8 @@ sharing their streams on Redis, and nginx balancing over both of each.
     python -m scripts.run [--cluster] [--env-file .env] [--state-dir .cache/run]
 
 Settings come from the environment first, then the env file (the environment wins, as in the
-backend's own settings and in docker compose). Every port and number setting, and every port's
-availability, is checked before anything starts; one run at a time uses a state dir (a lock held
+backend's own settings and in docker compose). Every port and number setting, every port's
+availability and the backend's settings (by its own rules) are checked before anything starts; one run at a time uses a state dir (a lock held
 while it runs); "chat at ..." is printed only once all three answer; a failed start stops the
 others and says which one failed. SIGINT, SIGTERM and SIGHUP stop all three, the backend first,
 so that the streams it ends still get their `done` published and carried to the browsers, and so
@@ -45,7 +45,7 @@ from dotenv import dotenv_values
 from pydantic import TypeAdapter, ValidationError
 
 from backend.api.limits import max_body_bytes
-from backend.config import Settings
+from backend.config import Settings, settings_refusal
 from scripts.render_nginx import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -349,6 +349,17 @@ def body_limit(env: Mapping[str, str]) -> int:
         int(backend_setting(env, "MAX_TEXT_CHARS")),
         int(backend_setting(env, "MAX_HISTORY_CHARS")),
     )
+
+
+def check_backend_settings(plan: list[Service], env: Mapping[str, str]) -> None:
+    """The backend's settings as each backend will read them, by the backend's own rules: a
+    refusal before anything starts (it came after Centrifugo had started, from the backend)."""
+    for service in plan:
+        if service.name.startswith("backend"):
+            try:
+                Settings.model_validate({**env, **service.env})
+            except ValidationError as error:
+                raise StartFailed(settings_refusal(error)) from None
 
 
 def check_distinct_ports(plan: list[Service]) -> None:
@@ -700,6 +711,7 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
         try:
             plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
             check_distinct_ports(plan)
+            check_backend_settings(plan, env)
             supervisor = Supervisor(
                 env,
                 state,

@@ -8,6 +8,7 @@ import asyncio
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -316,15 +317,43 @@ def test_a_taken_port_is_an_immediate_error_naming_it_and_its_process(tmp_path: 
 
 
 def test_a_service_that_cannot_start_is_named_and_the_others_are_stopped(tmp_path: Path) -> None:
-    with make_run(tmp_path, via_make=False, env_file_lines="\n", SESSION_SECRET="short") as run:
+    """nginx, the last to start, exits at once (a stand-in that says why, as nginx does): the
+    two already running are stopped."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real = shutil.which("nginx")
+    assert real is not None
+    fake = bin_dir / "nginx"
+    fake.write_text(  # `nginx -V` answers as the real one: the config is rendered from it
+        f'#!/bin/sh\ncase "$*" in *-V*) exec {real} "$@";; esac\n'
+        'echo "nginx: [emerg] a stand-in that cannot start" >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    with make_run(tmp_path, via_make=False, env_file_lines="\n", PATH=path) as run:
         assert not run.wait_for("chat at")
         assert run.finish() == 1
 
-    assert "SESSION_SECRET" in run.output  # the backend's own reason
-    assert "the backend's settings are refused:" in run.output
-    assert "Traceback" not in run.output  # the reason, not buried under one
-    assert "run: backend exited with code" in run.output
+    assert "nginx: [emerg] a stand-in that cannot start" in run.output  # nginx's own reason
+    assert "run: nginx exited with code 1 before it answered" in run.output
     assert not listening(run.ports["CENTRIFUGO_HTTP_SERVER_PORT"])
+    assert not listening(run.ports["BACKEND_PORT"])
+
+
+def test_the_backend_s_settings_are_refused_before_anything_starts(tmp_path: Path) -> None:
+    """By the backend's own rules, every reason at once; they came after Centrifugo had
+    started, from the backend."""
+    bad = {"LOG_FORMAT": "xml", "MAX_STREAM_SECONDS": "soon"}
+    with make_run(tmp_path, via_make=False, env_file_lines="\n", **bad) as run:
+        assert not run.wait_for("chat at", timeout=20)
+        assert run.finish() == 1
+
+    assert "run: the backend's settings are refused:\n" in run.output
+    assert "  LOG_FORMAT: Input should be 'text' or 'json'\n" in run.output
+    assert "  MAX_STREAM_SECONDS: Input should be a valid number" in run.output
+    assert "Traceback" not in run.output
+    assert not (tmp_path / "state").exists()  # nothing started, nothing written
+    assert [name for name, port in run.ports.items() if listening(port)] == []
 
 
 def test_the_environment_overrides_the_env_file(tmp_path: Path) -> None:
