@@ -9,12 +9,11 @@ from tests.processes import ROOT
 
 README = (ROOT / "README.md").read_text()
 ENV_EXAMPLE = (ROOT / ".env.example").read_text()
-# Read by `make run` (scripts/run.py) rather than by the backend's Settings.
-RUN_SETTINGS = {
-    "NGINX_PORT",
-    "NGINX_HOST",
-    "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS",
-    "CLUSTER_REDIS_PORT",
+RUN_SCRIPT = (ROOT / "scripts" / "run.py").read_text()
+# Read by `make run` (scripts/run.py) rather than by the backend's Settings: each of its
+# `port_setting(env, "NAME", ...)` and `host_setting(...)`, and the origins it derives.
+RUN_SETTINGS = set(re.findall(r'(?:port|host)_setting\(env, "([A-Z][A-Z0-9_]+)"', RUN_SCRIPT)) | {
+    "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"
 }
 
 
@@ -27,6 +26,10 @@ def readme_settings() -> set[str]:
 def example_settings() -> set[str]:
     """Set or commented out (`# NAME=...`): either way listed."""
     return set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", ENV_EXAMPLE, flags=re.M))
+
+
+def test_make_run_s_own_settings_are_found_in_its_script() -> None:
+    assert {"NGINX_PORT", "NGINX_HOST", "CLUSTER_REDIS_PORT"} <= RUN_SETTINGS
 
 
 def code_settings() -> set[str]:
