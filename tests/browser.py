@@ -58,14 +58,17 @@ async def chat_page(browser: Browser, errors: ConsoleErrors, **context: Any) -> 
     assert errors == [], f"console errors: {errors}"
 
 
-# Every conversation the page keeps in IndexedDB (frontend/src/storage.js), read in the page.
+# Every conversation the page keeps in IndexedDB (frontend/src/storage.js), read in the page:
+# the rows keyed by a conversation's id, not its summary's (keyed by an array, which sorts after
+# every string).
 _READ_CONVERSATIONS = """() => new Promise((resolve, reject) => {
     const opening = indexedDB.open('relaychat');
     opening.onerror = () => reject(opening.error);
     opening.onsuccess = () => {
         const db = opening.result;
         if (!db.objectStoreNames.contains('conversations')) return resolve([]);
-        const all = db.transaction('conversations').objectStore('conversations').getAll();
+        const all = db.transaction('conversations').objectStore('conversations')
+            .getAll(IDBKeyRange.upperBound([], true));
         all.onerror = () => reject(all.error);
         all.onsuccess = () => { db.close(); resolve(all.result.filter(Boolean)); };
     };

@@ -157,6 +157,15 @@ export const mayHaveBeenAccepted = (error) =>
   !(error instanceof ApiError) || [0, 502, 504].includes(error.status);
 
 /**
+ * Whether a failed `execute` refused the prompt as it was sent: 422 (too long, blank once
+ * trimmed, a history the server does not take) or 413 (a body over the size limit). The same
+ * prompt sent again would be refused again: it is to be edited, not retried. Anything else
+ * (409, 429, 503, ...) may go through another time.
+ * @param {unknown} error
+ */
+export const refusedAsItIs = (error) => error instanceof ApiError && [413, 422].includes(error.status);
+
+/**
  * What a failed snapshot means for a prompt whose `execute` failed on the way (see
  * `mayHaveBeenAccepted`): a backend with no answer there (404), or still out of reach (a
  * gateway's 502 or 504), never got the prompt. Such an error comes back marked `unsent`, in the

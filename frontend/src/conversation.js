@@ -154,6 +154,34 @@ export function askAgain(turns) {
   return { turns: turns.slice(0, -1), prompt: prompt.text };
 }
 
+/** How an answer ends whose prompt the server refused as it was (see `lastActions`). */
+export const REJECTED = 'rejected';
+
+/**
+ * What the last answer offers once it ended: Regenerate and, unless it completed, Retry. An
+ * answer whose prompt the server refused as it was (`REJECTED`: too long, blank once trimmed, a
+ * history it does not take) offers neither, as the same prompt would be refused again: it offers
+ * to edit the prompt instead.
+ * @param {readonly Turn[]} turns
+ * @returns {{regenerate: boolean, retry: boolean, edit: boolean}}
+ */
+export function lastActions(turns) {
+  const last = turns.at(-1);
+  const reason = last?.role === 'assistant' ? last.reason : null;
+  const again = Boolean(reason) && reason !== REJECTED;
+  return { regenerate: again, retry: again && reason !== 'complete', edit: reason === REJECTED };
+}
+
+/**
+ * The message box's text once a refused prompt goes back into it to be edited: the prompt, when
+ * the box is blank or holds it already; null when the reader has typed something else there,
+ * which is not overwritten (the prompt is then edited where it is).
+ * @param {string} box  what the message box holds
+ * @param {string} prompt
+ * @returns {string | null}
+ */
+export const promptBack = (box, prompt) => (!box.trim() || box === prompt ? prompt : null);
+
 /**
  * Editing the prompt at `index` and sending it again: the turns before it stay, the edited prompt
  * follows, and everything after it (its answer and later turns) is dropped.
@@ -169,10 +197,54 @@ export function editPrompt(turns, index, text) {
 
 /**
  * Newest first (by their last change).
- * @param {readonly Conversation[]} conversations
+ * @template {{created: number, updated: number}} T  a conversation, or its summary
+ * @param {readonly T[]} conversations
  */
 export const recentFirst = (conversations) =>
   conversations.slice().sort((a, b) => b.updated - a.updated || b.created - a.created);
+
+/**
+ * What the list of conversations needs of one: kept beside it in storage, so that the list is
+ * drawn without reading every conversation whole. `unfinished`: an answer in it was still
+ * arriving when it was kept (it is followed after a reload).
+ * @typedef {object} Summary
+ * @property {string} id
+ * @property {string} title
+ * @property {number} created
+ * @property {number} updated
+ * @property {boolean} unfinished
+ */
+
+/**
+ * @param {Conversation} conversation
+ * @returns {Summary}
+ */
+export const summaryOf = ({ id, title, created, updated, turns }) => ({
+  id,
+  title,
+  created,
+  updated,
+  unfinished: turns.some((turn) => turn.role === 'assistant' && turn.reason === null),
+});
+
+/**
+ * A summary as read back from storage; null when it is not one.
+ * @param {unknown} value
+ * @returns {Summary | null}
+ */
+export function readSummary(value) {
+  if (!value || typeof value !== 'object') return null;
+  const { id, title, created, updated, unfinished } = /** @type {Record<string, unknown>} */ (value);
+  if (typeof id !== 'string' || !id) return null;
+  const time = (/** @type {unknown} */ t) => (typeof t === 'number' && Number.isFinite(t) ? t : 0);
+  return {
+    id,
+    title: typeof title === 'string' && title ? title : UNTITLED,
+    created: time(created),
+    updated: time(updated),
+    unfinished: unfinished === true,
+  };
+}
 
 /** @param {unknown} value */
 function readTurn(value) {

@@ -11,13 +11,17 @@ import {
   fetchToken,
   asNotSent,
   mayHaveBeenAccepted,
+  refusedAsItIs,
 } from './api.js';
 import { answerChannel, channelUser, newStreamId, streamIdOf } from './channel.js';
 import { copyText } from './clipboard.js';
 import {
+  REJECTED,
   askAgain,
   editPrompt,
+  lastActions,
   newConversation,
+  promptBack,
   readConversation,
   renamed,
   withEnding,
@@ -33,6 +37,7 @@ import { stopAnswer } from './stopping.js';
 import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
 import { Toast } from './toast.js';
+import { UnseenAnswers } from './unseen.js';
 import { Announcer, ConversationView, acknowledge } from './view.js';
 
 /** @import { Session } from './api.js' */
@@ -516,13 +521,20 @@ async function recordEnding(run) {
   clearTimeout(run.progressTimer);
   const ending = { reason, error, answer: run.latest.text, thinking: run.latest.thinking };
   run.ending = ending;
-  if (current.id === run.conversationId) {
+  const onScreen = current.id === run.conversationId;
+  if (onScreen) {
     current = withEnding(current, run.channel, ending) ?? current;
     run.view?.finish(reason, error);
     offerLastActions();
     updateComposer();
   }
-  await store.update(run.conversationId, (stored) => withEnding(stored, run.channel, ending));
+  let title = ''; // none once the conversation is gone
+  await store.update(run.conversationId, (stored) => {
+    title = stored.title;
+    return withEnding(stored, run.channel, ending);
+  });
+  // Ended out of sight: the list marks its conversation until it is opened, and says so once.
+  if (title && !onScreen) announcer.say(unseen.ended(run.conversationId, title, reason, current.id));
   refreshList();
 }
 
@@ -541,14 +553,17 @@ function followUnfinished() {
  * Left until that conversation is opened, it was lost once the server forgot it (2 minutes).
  */
 async function followStoredUnfinished() {
-  for (const conversation of await store.list()) {
-    if (!connection || conversation.id === current.id) continue;
+  for (const { id, unfinished } of await store.list()) {
+    if (!unfinished) continue; // read whole only where an answer was still arriving
+    const conversation = await store.get(id);
+    if (!conversation || !connection || id === current.id) continue;
     for (const turn of conversation.turns) {
       if (turn.role === 'assistant' && !turn.reason && !runs.has(turn.channel)) {
-        follow(conversation.id, turn, null, { restoring: true });
+        follow(id, turn, null, { restoring: true });
       }
     }
   }
+  refreshList(); // listed as arriving
 }
 
 /** Stops the answer streaming in the conversation on screen (Stop, Esc). */
@@ -633,6 +648,8 @@ let kept = false;
 const unfinished = new Map();
 /** @type {Map<string, AnswerView>} the answers on screen, by channel */
 const answerViews = new Map();
+/** @type {Map<number, UserMessage>} the prompts on screen, by their place in the turns */
+const promptViews = new Map();
 let editing = false;
 
 const list = new ConversationList(byId('conversation-list', HTMLUListElement), byId('no-conversations', HTMLElement), {
@@ -646,9 +663,18 @@ const list = new ConversationList(byId('conversation-list', HTMLUListElement), b
   },
 });
 
+/** The answers that ended in conversations not on screen, until these are opened. */
+const unseen = new UnseenAnswers();
+
 let listing = Promise.resolve();
 function refreshList() {
-  listing = listing.then(async () => list.render(await store.list(), current.id));
+  listing = listing.then(async () => {
+    const conversations = await store.list();
+    const marks = unseen.marks([...runs.values()].map((run) => run.conversationId), current.id);
+    list.render(conversations, current.id, marks);
+    // On a narrow screen the list is a drawer: its toggle shows that there is news in it.
+    sidebarToggle.classList.toggle('has-news', [...marks.values()].some((mark) => mark !== 'arriving'));
+  });
   return listing;
 }
 
@@ -717,10 +743,11 @@ function renderTurns() {
   view.clear();
   unfinished.clear();
   answerViews.clear();
+  promptViews.clear();
   for (const run of runs.values()) run.view = null;
   current.turns.forEach((turn, index) => {
     if (turn.role === 'user') {
-      view.addUser(turn.text, userActions(index));
+      promptViews.set(index, view.addUser(turn.text, userActions(index)));
       return;
     }
     const answerView = view.addAssistant(answerActions);
@@ -754,6 +781,7 @@ function showConversation(conversation, stored) {
   current = conversation;
   kept = stored;
   editing = false;
+  unseen.seen(conversation.id);
   renderTurns();
   showAddress();
   refreshList();
@@ -840,6 +868,7 @@ async function renameConversation(id, title) {
  */
 async function deleteConversation(id) {
   const stopped = stopAnswersIn(id);
+  unseen.seen(id);
   const fromList = sidebar.contains(document.activeElement); // its Delete button, mostly
   const deleted = (await store.get(id)) ?? (id === current.id && kept ? current : null);
   await store.delete(id);
@@ -890,15 +919,51 @@ const endingOf = (run) =>
 // ---------------------------------------------------------------------------------------------
 // Asking.
 
-/** The last answer offers Regenerate, and Retry when it did not complete. */
+/**
+ * The last answer offers Regenerate, and Retry when it did not complete; Edit prompt instead of
+ * both when the server refused its prompt as it was (see `lastActions`).
+ */
 function offerLastActions() {
   for (const answerView of answerViews.values()) answerView.withdrawRetry();
   const last = current.turns.at(-1);
-  if (last?.role !== 'assistant' || !last.reason) return;
-  const answerView = answerViews.get(last.channel);
+  const answerView = last?.role === 'assistant' ? answerViews.get(last.channel) : undefined;
   if (!answerView) return;
-  answerView.offerRegenerate();
-  if (last.reason !== 'complete') answerView.offerRetry(() => askLastAgain());
+  const offers = lastActions(current.turns);
+  if (offers.regenerate) answerView.offerRegenerate();
+  if (offers.retry) answerView.offerRetry(() => askLastAgain());
+  if (offers.edit) answerView.offerEdit(() => editRefusedPrompt());
+}
+
+/**
+ * Puts a prompt the server refused as it was back in the message box, to be edited and sent
+ * again; not over something else the reader typed there meanwhile (see `promptBack`). Whether
+ * it did.
+ * @param {string} prompt
+ */
+function promptToBox(prompt) {
+  const text = promptBack(input.value, prompt);
+  if (text === null) return false;
+  input.value = text;
+  resize();
+  showLength();
+  input.setSelectionRange(text.length, text.length);
+  return true;
+}
+
+/**
+ * Edit prompt, on the last answer, whose prompt the server refused as it was: the prompt goes
+ * back to the message box; or, when the reader has typed something else there, it is edited
+ * where it is (as its own Edit does), so that neither text is lost.
+ */
+function editRefusedPrompt() {
+  const index = current.turns.length - 2;
+  const prompt = current.turns[index];
+  if (prompt?.role !== 'user' || runIn(current.id)) return;
+  if (promptToBox(prompt.text)) input.focus();
+  else {
+    const message = promptViews.get(index);
+    if (message) startEdit(index, message);
+  }
 }
 
 /** Regenerate, Retry: the last prompt is asked again, in place of its answer. */
@@ -948,7 +1013,7 @@ async function ask(text, { shown = false } = {}) {
   const thinking = thinkingSwitch.checked;
   if (!shown) {
     setTurns([...current.turns, { role: 'user', text }]);
-    view.addUser(text, userActions(current.turns.length - 1));
+    promptViews.set(current.turns.length - 1, view.addUser(text, userActions(current.turns.length - 1)));
   }
   const earlier = current.turns.slice(0, -1);
   const channel = answerChannel(newStreamId(), user);
@@ -982,6 +1047,18 @@ async function ask(text, { shown = false } = {}) {
       await renewSession();
       const renewed = connection?.user !== user;
       run.subscription.stop('refused', renewed ? 'the session had ended; a new one has started, so send it again' : messageOf(error));
+    } else if (refusedAsItIs(error)) {
+      // Sent again as it is, it would be refused again: it goes back to be edited instead.
+      run?.subscription.stop(REJECTED, messageOf(error));
+      if (current.id === conversationId) {
+        const focused = document.activeElement;
+        if (promptToBox(text)) {
+          if (focused === input || focused === document.body) input.focus();
+          announcer.say('Your prompt is back in the message box, to edit and send again.');
+        } else {
+          announcer.say('The message box keeps what you typed; Edit prompt edits the refused prompt where it is.');
+        }
+      }
     } else if (!mayHaveBeenAccepted(error)) {
       run?.subscription.stop('refused', messageOf(error));
     } else if (run) {

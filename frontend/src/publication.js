@@ -4,8 +4,8 @@
 
 /**
  * How an answer ended: a `done` publication's `reason` (`complete`, `cancelled`, `error`,
- * `timeout`) or one the page decides itself (`refused`, `lost`, `abandoned`), and a message for
- * the reader.
+ * `timeout`) or one the page decides itself (`refused`, `rejected`: refused as it was, `lost`,
+ * `abandoned`), and a message for the reader.
  * @typedef {object} Outcome
  * @property {string} reason
  * @property {string} error  empty when there is nothing to explain

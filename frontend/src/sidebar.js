@@ -1,10 +1,13 @@
 // @ts-check
 // The list of conversations: newest first, each a link to open it (`#<id>`, so it can open in a
-// new tab too) with Rename and Delete. Titles are set through textContent only.
+// new tab too) with Rename and Delete, and a mark on one whose answer is arriving or ended
+// unseen (src/unseen.js). Titles are set through textContent only.
 import { icon } from './icons.js';
 import { element } from './markdown.js';
+import { MARK_WORDS } from './unseen.js';
 
-/** @import { Conversation } from './conversation.js' */
+/** @import { Summary } from './conversation.js' */
+/** @import { Mark } from './unseen.js' */
 
 /**
  * @typedef {object} ListActions
@@ -25,6 +28,18 @@ function iconButton(label, name, className) {
   node.title = label;
   node.append(icon(name));
   return node;
+}
+
+/**
+ * A mark's dot, named in words (the link's name says it after the title).
+ * @param {Mark} mark
+ */
+function markDot(mark) {
+  const dot = element('span', `mark ${mark}`);
+  dot.setAttribute('role', 'img');
+  dot.setAttribute('aria-label', MARK_WORDS[mark]);
+  dot.title = MARK_WORDS[mark];
+  return dot;
 }
 
 /**
@@ -49,18 +64,19 @@ export class ConversationList {
     this.list = list;
     this.empty = empty;
     this.actions = actions;
-    /** @type {{conversations: Conversation[], current: string} | null} a render put off while renaming */
+    /** @type {{conversations: Summary[], current: string, marks: Map<string, Mark>} | null} a render put off while renaming */
     this.pending = null;
     this.renaming = false;
   }
 
   /**
-   * @param {Conversation[]} conversations  newest first
+   * @param {Summary[]} conversations  newest first
    * @param {string} current  the id of the conversation on screen
+   * @param {Map<string, Mark>} [marks]  by conversation
    */
-  render(conversations, current) {
+  render(conversations, current, marks = new Map()) {
     if (this.renaming) {
-      this.pending = { conversations, current };
+      this.pending = { conversations, current, marks };
       return;
     }
     // Keep the keyboard where it was: on the same control of the same conversation.
@@ -69,7 +85,7 @@ export class ConversationList {
       focused instanceof HTMLElement && this.list.contains(focused)
         ? `${focused.closest('li')?.dataset.id}|${focused.className}`
         : null;
-    this.list.replaceChildren(...conversations.map((c) => this.item(c, c.id === current)));
+    this.list.replaceChildren(...conversations.map((c) => this.item(c, c.id === current, marks.get(c.id))));
     this.empty.hidden = conversations.length > 0;
     if (focusKey) {
       const [id, className] = focusKey.split('|');
@@ -89,13 +105,16 @@ export class ConversationList {
   }
 
   /**
-   * @param {Conversation} conversation
+   * @param {Summary} conversation
    * @param {boolean} current
+   * @param {Mark} [mark]
    */
-  item(conversation, current) {
+  item(conversation, current, mark) {
     const item = element('li', 'conversation-item');
     item.dataset.id = conversation.id;
-    const link = element('a', 'open', conversation.title);
+    const link = element('a', 'open');
+    link.append(element('span', 'title', conversation.title));
+    if (mark) link.append(' ', markDot(mark));
     link.href = `#${conversation.id}`;
     if (current) link.setAttribute('aria-current', 'page');
     link.addEventListener('click', () => this.actions.opened());
@@ -111,7 +130,7 @@ export class ConversationList {
    * The title becomes a text box: Enter (or leaving it) renames, Escape keeps the old title.
    * @param {HTMLLIElement} item
    * @param {HTMLAnchorElement} link
-   * @param {Conversation} conversation
+   * @param {Summary} conversation
    */
   startRename(item, link, conversation) {
     this.renaming = true;
@@ -128,14 +147,15 @@ export class ConversationList {
       this.renaming = false;
       box.replaceWith(link);
       item.classList.remove('renaming');
+      const title = link.querySelector('.title');
       if (save && box.value.trim() !== conversation.title) {
-        link.textContent = box.value.trim() || link.textContent;
+        if (title && box.value.trim()) title.textContent = box.value.trim();
         this.actions.rename(conversation.id, box.value);
       }
       /** @type {HTMLElement | null} */ (item.querySelector('button.rename'))?.focus();
       const pending = this.pending;
       this.pending = null;
-      if (pending) this.render(pending.conversations, pending.current);
+      if (pending) this.render(pending.conversations, pending.current, pending.marks);
     };
     box.addEventListener('keydown', (event) => {
       if (event.key === 'Enter') {

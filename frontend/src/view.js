@@ -299,6 +299,7 @@ const ENDINGS = {
   lost: 'This answer could not be recovered',
   abandoned: 'Nobody is answering this any more',
   refused: 'The prompt was not accepted',
+  rejected: 'The prompt was not accepted',
 };
 
 /**
@@ -610,13 +611,29 @@ export class AnswerView {
    * @param {() => void} retry
    */
   offerRetry(retry) {
+    this.offerInNotice(button('Retry', 'retry waits-for-answer', retry, 'regenerate'));
+  }
+
+  /**
+   * Offers to edit the prompt, on an answer whose prompt the server refused as it was (Retry
+   * would send it as it was, to be refused again).
+   * @param {() => void} edit
+   */
+  offerEdit(edit) {
+    this.offerInNotice(button('Edit prompt', 'retry waits-for-answer', edit, 'edit'));
+  }
+
+  /**
+   * Puts Retry or Edit prompt in the notice of how the answer ended; one of them at most.
+   * @param {HTMLButtonElement} node
+   */
+  offerInNotice(node) {
     if (!this.notice || this.retryButton) return;
-    const node = button('Retry', 'retry waits-for-answer', retry, 'regenerate');
     this.retryButton = node;
     this.notice.append(' ', node);
   }
 
-  /** Takes Retry and Regenerate back (a newer prompt was sent). */
+  /** Takes Retry (or Edit prompt) and Regenerate back (a newer prompt was sent). */
   withdrawRetry() {
     this.retryButton?.remove();
     this.retryButton = null;

@@ -7,115 +7,10 @@ import { afterEach, test } from 'node:test';
 
 import { newConversation, renamed, withTurns } from '../src/conversation.js';
 import { ConversationStore } from '../src/storage.js';
+import { FakeDatabase } from './fake-indexeddb.js';
 
 /** @import { Conversation } from '../src/conversation.js' */
 /** @import { StorageProblem } from '../src/storage.js' */
-
-const quotaExceeded = () => new DOMException('The quota has been exceeded.', 'QuotaExceededError');
-
-/** A request of the fake: its outcome comes later, as IndexedDB's does. */
-class FakeRequest {
-  /** @type {unknown} */
-  result = undefined;
-  /** @type {unknown} */
-  error = null;
-  /** @type {(() => void) | null} */
-  onsuccess = null;
-  /** @type {(() => void) | null} */
-  onerror = null;
-}
-
-/**
- * One transaction of the fake: done once no request is left; its writes are kept then, or, with
- * the storage full, it aborts with QuotaExceededError (as browsers do, at the commit).
- */
-class FakeTransaction extends FakeRequest {
-  /** @type {(() => void) | null} */
-  oncomplete = null;
-  /** @type {(() => void) | null} */
-  onabort = null;
-  active = 0;
-  done = false;
-  /** @type {Map<string, unknown>} what it writes: a value, or undefined to delete */
-  writes = new Map();
-
-  /** @param {FakeDatabase} database */
-  constructor(database) {
-    super();
-    this.database = database;
-    this.settle();
-  }
-
-  /**
-   * @param {() => unknown} outcome
-   * @returns {FakeRequest}
-   */
-  request(outcome) {
-    const request = new FakeRequest();
-    this.active += 1;
-    setTimeout(() => {
-      request.result = outcome();
-      request.onsuccess?.();
-      this.active -= 1;
-      this.settle();
-    });
-    return request;
-  }
-
-  settle() {
-    setTimeout(() => {
-      if (this.active || this.done) return;
-      this.done = true;
-      const grows = [...this.writes.values()].some((value) => value !== undefined);
-      if (grows && this.database.full === 'commit') {
-        this.error = quotaExceeded();
-        this.onabort?.();
-        return;
-      }
-      for (const [key, value] of this.writes) {
-        if (value === undefined) this.database.rows.delete(key);
-        else this.database.rows.set(key, value);
-      }
-      this.oncomplete?.();
-    });
-  }
-}
-
-/** Enough of idb-keyval's store for storage.js: get, getAll, put and delete, in transactions. */
-class FakeDatabase {
-  /** @type {Map<string, unknown>} */
-  rows = new Map();
-  /** @type {false | 'put' | 'commit'} storage full: a put throws at once, or its commit fails */
-  full = false;
-  /** whether it cannot be opened at all (a private window) */
-  closed = false;
-  /** whether every write fails (reads go on) */
-  failing = false;
-
-  /** @type {import('idb-keyval').UseStore} */
-  use = async (mode, callback) => {
-    if (this.closed) throw new DOMException('A mutation operation was attempted on a database that did not allow mutations.', 'InvalidStateError');
-    if (this.failing && mode === 'readwrite') throw new DOMException('The disk is on fire.', 'UnknownError');
-    const transaction = new FakeTransaction(this);
-    const copy = (/** @type {unknown} */ value) => structuredClone(value);
-    const objects = {
-      transaction,
-      get: (/** @type {string} */ key) => transaction.request(() => copy(this.rows.get(key))),
-      getAll: () => transaction.request(() => [...this.rows.values()].map(copy)),
-      put: (/** @type {unknown} */ value, /** @type {string} */ key) => {
-        assert.equal(mode, 'readwrite');
-        if (this.full === 'put') throw quotaExceeded();
-        transaction.writes.set(key, copy(value));
-        return transaction.request(() => key);
-      },
-      delete: (/** @type {string} */ key) => {
-        transaction.writes.set(key, undefined);
-        return transaction.request(() => undefined);
-      },
-    };
-    return callback(/** @type {IDBObjectStore} */ (/** @type {unknown} */ (objects)));
-  };
-}
 
 /** @type {ConversationStore[]} */
 const opened = [];
@@ -173,7 +68,7 @@ for (const full of /** @type {const} */ (['put', 'commit'])) {
     assert.deepEqual(await titles(store), ['fourth', 'third', 'second', 'first']);
     assert.equal((await store.get('fourth'))?.title, 'fourth');
     assert.deepEqual(said, [{ kind: 'full', reason: 'The quota has been exceeded.' }]);
-    assert.deepEqual([...database.rows.keys()], ['first', 'second', 'third']);
+    assert.deepEqual(database.ids(), ['first', 'second', 'third']);
 
     // Its changes are kept here too, and so is a change to a stored one that cannot be written.
     await store.update('fourth', (c) => renamed(c, 'fourth, renamed'));
@@ -186,7 +81,7 @@ for (const full of /** @type {const} */ (['put', 'commit'])) {
     await store.delete('second');
     assert.deepEqual(said.at(-1), null);
     assert.deepEqual(
-      [...database.rows.values()].map((c) => /** @type {Conversation} */ (c).title).sort(),
+      database.conversations().map((c) => /** @type {Conversation} */ (c).title).sort(),
       ['first, renamed', 'fourth, renamed', 'third'],
     );
     // A new page (nothing in memory) finds them all.
@@ -201,7 +96,7 @@ test('what storage could not take is written at the next change', async () => {
   await store.put(chat('one', 1));
   database.full = false;
   await store.put(chat('two', 2));
-  assert.deepEqual([...database.rows.keys()].sort(), ['one', 'two']);
+  assert.deepEqual(database.ids().sort(), ['one', 'two']);
   assert.deepEqual(said, [{ kind: 'full', reason: 'The quota has been exceeded.' }, null]);
 });
 
@@ -259,7 +154,7 @@ test('with storage full, a conversation another tab deletes is not written back 
   assert.equal(await b.store.get('x'), null);
   assert.deepEqual(await titles(b.store), ['old']);
   await b.store.delete('old');
-  assert.deepEqual([...database.rows.keys()], []);
+  assert.deepEqual(database.ids(), []);
 });
 
 test('what another tab wrote makes this one write what waits here, room permitting', async () => {
@@ -276,7 +171,7 @@ test('what another tab wrote makes this one write what waits here, room permitti
   await told;
   await b.store.saving;
 
-  assert.deepEqual([...database.rows.keys()].sort(), ['other', 'waiting']);
+  assert.deepEqual(database.ids().sort(), ['other', 'waiting']);
   assert.deepEqual(b.said.at(-1), null);
 });
 
@@ -296,7 +191,7 @@ test('a delete IndexedDB refuses is said, kept from the list, and done with the 
 
   database.failing = false;
   await store.put(chat('three', 3));
-  assert.deepEqual([...database.rows.keys()].sort(), ['three', 'two']);
+  assert.deepEqual(database.ids().sort(), ['three', 'two']);
   assert.deepEqual(said.at(-1), null);
 });
 
@@ -310,7 +205,7 @@ test('a conversation deleted and brought back (Undo) before the delete could be 
   database.failing = false;
   await store.put(one); // Undo
   assert.deepEqual(await titles(store), ['one']);
-  assert.deepEqual([...database.rows.keys()], ['one']);
+  assert.deepEqual(database.ids(), ['one']);
 });
 
 test('other tabs are told whether a conversation was deleted, not left to guess it from a read', async () => {
@@ -325,4 +220,125 @@ test('other tabs are told whether a conversation was deleted, not left to guess 
   await a.store.delete('one');
   await told;
   assert.deepEqual(b.heard, ['one', 'one', 'one deleted']);
+});
+
+/**
+ * A conversation of `exchanges` prompts and answers.
+ * @param {string} id
+ * @param {number} now
+ * @param {number} exchanges
+ * @returns {Conversation}
+ */
+const longChat = (id, now, exchanges = 5) =>
+  withTurns(
+    newConversation(id, now),
+    Array.from({ length: exchanges }, (_, i) =>
+      /** @type {const} */ ([
+        { role: 'user', text: i ? `${id}, question ${i}` : id },
+        { role: 'assistant', channel: `stream:${id}${i}0000000#u`, reason: 'complete', answer: 'An answer. '.repeat(50) },
+      ]),
+    ).flat(),
+    now,
+  );
+
+test('the list reads each conversation\'s summary, not the conversation whole', async () => {
+  // Probe: drawing the list read every conversation whole, 100-160 ms with 300 long ones.
+  const database = new FakeDatabase();
+  const { store } = storeOn(database);
+  for (const [i, id] of ['first', 'second', 'third'].entries()) await store.put(longChat(id, i + 1));
+  await store.update('first', (c) => renamed(c, 'first, renamed'));
+
+  const page = storeOn(database).store; // a new page: nothing in memory
+  database.wholeReads = 0;
+  const listed = await page.list();
+  assert.equal(database.wholeReads, 0, 'no conversation was read whole for the list');
+  assert.deepEqual(listed.map((c) => c.title), ['third', 'second', 'first, renamed']);
+  assert.deepEqual(listed[0], { id: 'third', title: 'third', created: 3, updated: 3, unfinished: false });
+  assert.equal((await page.get('second'))?.turns.length, 10, 'the conversation itself is there, whole');
+});
+
+test('a summary says whether an answer was still arriving, and goes with its conversation', async () => {
+  const database = new FakeDatabase();
+  const { store } = storeOn(database);
+  /** @type {import('../src/conversation.js').Turn[]} */
+  const asked = [
+    { role: 'user', text: 'hi' },
+    { role: 'assistant', channel: 'stream:one00000#u', reason: null },
+  ];
+  await store.put(withTurns(newConversation('one', 1), asked, 1));
+  await store.put(chat('two', 2));
+  assert.deepEqual((await store.list()).map((c) => [c.id, c.unfinished]), [['two', false], ['one', true]]);
+  await store.delete('one');
+  await store.delete('two');
+  assert.equal(database.rows.size, 0, 'summaries deleted with their conversations');
+});
+
+test('conversations kept before there were summaries are all listed, and summarised once', async () => {
+  const database = new FakeDatabase();
+  const ids = ['a', 'b', 'c', 'd'];
+  for (const [i, id] of ids.entries()) database.putDirectly(id, longChat(id, i + 1)); // an older page's
+  database.putDirectly('junk', { not: 'a conversation' });
+  const { store } = storeOn(database);
+
+  database.wholeReads = 0;
+  assert.deepEqual(await titles(store), ['d', 'c', 'b', 'a']);
+  assert.equal(database.wholeReads, 4, 'read whole the first time');
+  assert.deepEqual(await titles(store), ['d', 'c', 'b', 'a']);
+  assert.deepEqual(await titles(storeOn(database).store), ['d', 'c', 'b', 'a']);
+  assert.equal(database.wholeReads, 4, 'and never again');
+  assert.equal(database.conversations().length, 5, 'nothing lost, nothing dropped');
+
+  // One an older page deleted since (it leaves the summary behind) is not listed.
+  database.rows.delete(JSON.stringify('b'));
+  assert.deepEqual(await titles(store), ['d', 'c', 'a']);
+});
+
+for (const trouble of /** @type {const} */ (['full', 'failing'])) {
+  test(`conversations without summaries are listed while their summaries cannot be written (${trouble})`, async () => {
+    const database = new FakeDatabase();
+    for (const [i, id] of ['a', 'b'].entries()) database.putDirectly(id, chat(id, i + 1));
+    const { store, said } = storeOn(database);
+    if (trouble === 'full') database.full = 'commit';
+    else database.failing = true;
+    assert.deepEqual(await titles(store), ['b', 'a']);
+    assert.deepEqual(await titles(store), ['b', 'a']);
+    assert.deepEqual(said, [], 'nothing of the reader\'s is unsaved');
+    database.full = false;
+    database.failing = false;
+    assert.deepEqual(await titles(store), ['b', 'a']);
+    database.wholeReads = 0;
+    assert.deepEqual(await titles(store), ['b', 'a']);
+    assert.equal(database.wholeReads, 0, 'summarised once it could be');
+  });
+}
+
+test("another tab's change shows in the list, from the summaries alone", async () => {
+  const database = new FakeDatabase();
+  const a = storeOn(database);
+  const b = storeOn(database);
+  const told = b.heardOf(3);
+  await a.store.put(longChat('one', 1));
+  await a.store.put(longChat('two', 2));
+  await a.store.update('one', (c) => withTurns(c, [...c.turns, { role: 'user', text: 'more' }], 3));
+  await told;
+  database.wholeReads = 0;
+  assert.deepEqual(await titles(b.store), ['one', 'two']);
+  assert.equal(database.wholeReads, 0);
+});
+
+test('a change an older page makes in another tab (without its summary) shows in the list too', async () => {
+  const database = new FakeDatabase();
+  const { store, heardOf } = storeOn(database);
+  await store.put(chat('one', 1));
+  await store.put(chat('two', 2));
+  assert.deepEqual(await titles(store), ['two', 'one']);
+
+  // The older page writes the conversation alone, and tells as it did: {id, deleted}.
+  database.putDirectly('one', renamed({ ...chat('one', 1), updated: 3 }, 'one, renamed there'));
+  const told = heardOf(1);
+  const older = new BroadcastChannel('relaychat:conversations');
+  older.postMessage({ id: 'one', deleted: false });
+  await told;
+  older.close();
+  assert.deepEqual(await titles(store), ['one, renamed there', 'two']);
 });

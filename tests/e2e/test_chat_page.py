@@ -209,6 +209,47 @@ async def test_a_refused_prompt_is_explained(page: Page, console_errors: Console
     await expect(page.locator(".turn.user")).to_have_text(["hello"])
 
 
+async def test_a_prompt_refused_as_it_is_goes_back_to_be_edited(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """A 422 (the prompt too long, blank once trimmed, a history the server does not take) would
+    only be refused again by Retry or Regenerate: neither is offered; the prompt goes back to the
+    message box, and Edit prompt edits it where it is when the box holds something else."""
+    detail = "text: the prompt is too long"
+
+    async def refuse(route: Route) -> None:
+        await route.fulfill(status=422, json={"detail": detail})
+
+    await page.route("**/api/execute", refuse)
+    await send(page, "hello there")
+    notice = page.locator(".turn.assistant .notice")
+    await expect(notice).to_contain_text(f"The prompt was not accepted: {detail}.")
+    await expect(notice.get_by_role("button", name="Edit prompt")).to_be_visible()
+    await expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Regenerate")).to_have_count(0)
+    box = page.get_by_label("Your message", exact=True)
+    await expect(box).to_have_value("hello there")
+    await expect(box).to_be_focused()
+    console_errors.expect("status of 422")
+
+    # What the reader typed in the box since is not overwritten: the prompt is edited in place.
+    await box.fill("a draft of mine")
+    await notice.get_by_role("button", name="Edit prompt").click()
+    editor = page.get_by_role("textbox", name="Edit your message")
+    await expect(editor).to_have_value("hello there")
+    await expect(box).to_have_value("a draft of mine")
+
+    # Sent from there once the server takes it, its answer replaces the refused one.
+    await page.unroute("**/api/execute", refuse)
+    await editor.fill("hello")
+    await editor.press("Enter")
+    await page.locator(FINISHED).wait_for()
+    await expect(page.locator(".turn.assistant")).to_have_count(1)
+    assert folded(await page.locator(ANSWER).text_content()) == plain(GREETING)
+    await expect(page.locator(".turn.user")).to_have_text(["hello"])
+    await expect(box).to_have_value("a draft of mine")
+
+
 async def test_too_many_answers_at_once_is_explained(
     page: Page, console_errors: ConsoleErrors
 ) -> None:

@@ -156,6 +156,32 @@ async def test_an_answer_arriving_in_another_conversation_is_kept_across_a_reloa
     await expect(page.locator(".turn.user")).to_have_text(["hello"])
 
 
+async def test_an_answer_ending_out_of_sight_is_marked_in_the_list_until_opened(
+    page: Page, edge: Edge
+) -> None:
+    """An answer arriving in a conversation not on screen is marked so in the list; once it
+    ends, the mark says so (and the announcer, once) until the reader opens that conversation."""
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "first")
+    channel = await model.next_channel()
+    await model.chunk(channel, "Part of it")
+    await expect(page.locator(ANSWER)).to_contain_text("Part of it")
+    item = page.locator("#conversation-list li", has_text="first")
+    await expect(item.locator(".mark")).to_have_count(0)  # on screen: no mark
+
+    await page.get_by_role("button", name="New chat").click()
+    await expect(item.get_by_role("img", name="answer arriving")).to_be_visible()
+    await model.done(channel)
+    await expect(item.get_by_role("img", name="new answer")).to_be_visible()
+    await expect(item.get_by_role("link")).to_have_accessible_name(re.compile("first.*new answer"))
+    await expect(page.locator("#announcer")).to_contain_text("New answer in “first”.")
+
+    await item.get_by_role("link").click()
+    await expect(page.locator(".turn.user")).to_have_text(["first"])
+    await expect(page.locator("#conversation-list .mark")).to_have_count(0)
+
+
 async def test_a_conversation_deleted_in_another_tab_while_it_streams_is_gone_here_too(
     page: Page, console_errors: ConsoleErrors
 ) -> None:
