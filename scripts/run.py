@@ -6,12 +6,13 @@ sharing their streams on Redis, and nginx balancing over both of each.
 
 Settings come from the environment first, then the env file (the environment wins, as in the
 backend's own settings and in docker compose). Every port and number setting, every port's
-availability and the backend's settings (by its own rules) are checked before anything starts; one run at a time uses a state dir (a lock held
-while it runs); "chat at ..." is printed only once all three answer; a failed start stops the
-others and says which one failed. SIGINT, SIGTERM and SIGHUP stop all three, the backend first,
-so that the streams it ends still get their `done` published and carried to the browsers, and so
-does the end of this process's parent (`make`, even by SIGKILL). A service that exits while
-running (a crash, an OOM kill) is reported and restarted.
+availability and the backend's settings (by its own rules) are checked before anything starts;
+one run at a time uses a state dir (a lock held while it runs); "chat at ..." is printed only
+once all three answer; a failed start stops the others and says which one failed. SIGINT,
+SIGTERM and SIGHUP stop all three, the backend first, so that the streams it ends still get
+their `done` published and carried to the browsers, and so does the end of this process's parent
+(`make`, even by SIGKILL). A service that exits while running (a crash, an OOM kill) is reported
+and restarted.
 """
 
 from __future__ import annotations

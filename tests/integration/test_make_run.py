@@ -343,7 +343,7 @@ def test_a_service_that_cannot_start_is_named_and_the_others_are_stopped(tmp_pat
 def test_the_backend_s_settings_are_refused_before_anything_starts(tmp_path: Path) -> None:
     """By the backend's own rules, every reason at once; they came after Centrifugo had
     started, from the backend."""
-    bad = {"LOG_FORMAT": "xml", "MAX_STREAM_SECONDS": "soon"}
+    bad: dict[str, Any] = {"LOG_FORMAT": "xml", "MAX_STREAM_SECONDS": "soon"}  # not `ports`
     with make_run(tmp_path, via_make=False, env_file_lines="\n", **bad) as run:
         assert not run.wait_for("chat at", timeout=20)
         assert run.finish() == 1

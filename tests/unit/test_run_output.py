@@ -19,4 +19,3 @@ def test_every_line_is_led_by_the_service_s_name() -> None:
         b"backend-2  | no newline",
     ]
     assert source.closed
-
