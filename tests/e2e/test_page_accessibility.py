@@ -1,12 +1,14 @@
 """axe-core (from the page's npm dev dependencies) finds no violation on the chat page when it is
 empty, while an answer streams and once it finished, with the conversation list open on a
-phone, and with a deleted conversation's Undo; in light and dark, at desktop and phone sizes.
+phone, with a deleted conversation's Undo, and with answers marked in the list (arriving, ended
+out of sight); in light and dark, at desktop and phone sizes.
 Each state's screenshot goes to .cache/screenshots/. On a phone the open list (a drawer) keeps
 the keyboard and screen readers to itself. An answer shown again while it arrives is not read out
 again from its start; Jump to latest leaves the keyboard on the latest message."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
@@ -133,6 +135,36 @@ async def test_no_axe_violations_empty_streaming_finished(
     await expect(page.locator("#conversation-list .open")).to_have_text(
         ["Compare the clients, with an example"]
     )
+
+
+async def test_no_axe_violations_with_answers_marked_in_the_list(
+    themed_page: Page, edge: Edge, scheme: str, size: str
+) -> None:
+    """The list's marks: one answer still arriving and one ended in conversations not on screen
+    (on a phone, the drawer's toggle says there is news, then the open drawer shows them)."""
+    page = themed_page
+    model = StandInModel(edge)
+    await model.install(page)
+    channels = []
+    for prompt in ("first", "second"):
+        await send(page, prompt)
+        channels.append(await model.next_channel())
+        await model.chunk(channels[-1], f"Part of the {prompt} answer")
+        await expect(page.locator(".turn.assistant .answer")).to_contain_text(prompt)
+        await page.get_by_role("button", name="New chat").click()
+        await expect(page.locator(".turn")).to_have_count(0)
+    await model.done(channels[0])
+    if size == "phone":  # the list is in the closed drawer: its toggle shows the news
+        toggle = page.get_by_role("button", name="Conversations", exact=True)
+        await expect(toggle).to_have_class(re.compile(r"\bhas-news\b"))
+        await check(page, "news", scheme, size)
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+    marks = page.locator("#conversation-list")
+    await expect(marks.get_by_role("img", name="new answer")).to_have_count(1)
+    await expect(marks.get_by_role("img", name="answer arriving")).to_have_count(1)
+    await check(page, "marked", scheme, size)
+    await model.done(channels[1])
 
 
 async def test_phone_layout_keeps_the_composer_still_and_the_placeholder_whole(
