@@ -23,6 +23,7 @@ import ctypes
 import errno
 import fcntl
 import ipaddress
+import logging
 import math
 import os
 import re
@@ -352,15 +353,21 @@ def body_limit(env: Mapping[str, str]) -> int:
     )
 
 
-def check_backend_settings(plan: list[Service], env: Mapping[str, str]) -> None:
+def check_backend_settings(plan: list[Service], env: Mapping[str, str], state: Path) -> None:
     """The backend's settings as each backend will read them, by the backend's own rules: a
     refusal before anything starts (it came after Centrifugo had started, from the backend)."""
     for service in plan:
         if service.name.startswith("backend"):
+            # As the backend reads them: its environment, then the .env of its working
+            # directory (the state dir), not this process's (model_validate read the checkout's).
+            values: dict[str, Any] = {**env, **service.env}
+            logging.disable(logging.WARNING)  # its warnings (weak secrets) are the backend's to say
             try:
-                Settings.model_validate({**env, **service.env})
+                Settings(_env_file=state / ".env", **values)
             except ValidationError as error:
                 raise StartFailed(settings_refusal(error)) from None
+            finally:
+                logging.disable(logging.NOTSET)
 
 
 def check_distinct_ports(plan: list[Service]) -> None:
@@ -473,12 +480,19 @@ def _die_with_parent() -> None:
 
 
 def stop_with_parent() -> None:
-    """This supervisor gets SIGTERM (and stops everything) when its parent dies: a SIGKILL to
-    `make` alone reaches none of make's children, and left the supervisor and every server
-    running, orphaned. A parent that died before this was set counts too."""
+    """Under `make`, this supervisor gets SIGTERM (and stops everything) when make dies: a
+    SIGKILL to make alone reaches none of its children, and left the supervisor and every server
+    running, orphaned. A make that died before this was set counts too. Started otherwise (from
+    a shell, `nohup`), it outlives its parent as before."""
     if sys.platform != "linux":
         return
     parent = os.getppid()
+    try:
+        under_make = Path(f"/proc/{parent}/comm").read_text().strip() == "make"
+    except OSError:
+        return
+    if not under_make:
+        return
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -527,8 +541,14 @@ def relay_output(source: IO[bytes], prefix: bytes, sink: IO[bytes]) -> None:
     with source:
         for line in source:
             with _OUTPUT:
-                sink.write(prefix + (line if line.endswith(b"\n") else line + b"\n"))
-                sink.flush()
+                try:
+                    sink.write(prefix + (line if line.endswith(b"\n") else line + b"\n"))
+                    sink.flush()
+                except OSError:
+                    # The terminal or file cannot take it (hung up, disk full, EAGAIN): the line
+                    # is dropped, the pipe kept drained; closing it would kill Centrifugo (SIGPIPE)
+                    # and silence the backend for the rest of the run.
+                    pass
 
 
 class Supervisor:
@@ -572,6 +592,7 @@ class Supervisor:
         deadline = time.monotonic() + READY_SECONDS
         while not _answers(service.ready_url):
             if process.poll() is not None:
+                self._output_of(process)  # its last lines (why) before the message below
                 raise StartFailed(
                     f"{service.name} exited with code {process.returncode} before it answered "
                     f"at {service.ready_url} (its output is above)"
@@ -707,12 +728,12 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
     handler = StopSignals()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
-    stop_with_parent()
     with contextlib.ExitStack() as held:  # left after the messages below: stops, then unlocks
         try:
+            stop_with_parent()
             plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
             check_distinct_ports(plan)
-            check_backend_settings(plan, env)
+            check_backend_settings(plan, env, state)
             supervisor = Supervisor(
                 env,
                 state,

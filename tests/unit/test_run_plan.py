@@ -23,6 +23,7 @@ from scripts.run import (
     Supervisor,
     backend_setting,
     chat_at,
+    check_backend_settings,
     check_distinct_ports,
     check_port,
     cluster_services,
@@ -50,6 +51,32 @@ def test_the_cluster_s_second_backend_on_the_first_centrifugo_s_port_is_named(
     assert "port 9323 is given to both centrifugo-1 (CENTRIFUGO_HTTP_SERVER_PORT)" in message
     assert "backend-2 (BACKEND_PORT)" in message
     assert "the port after their first's" in message
+
+
+def test_the_backend_s_settings_are_checked_as_the_backend_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The environment make run gives it, then the state dir's .env: not the .env of where
+    make run was started (the checkout's, when another ENV_FILE was asked for: review)."""
+    started_in = tmp_path / "checkout"
+    started_in.mkdir()
+    (started_in / ".env").write_text("LOG_FORMAT=xml\n")
+    monkeypatch.chdir(started_in)
+    secrets = {
+        name: "s" * 32
+        for name in (
+            "CENTRIFUGO_HTTP_API_KEY",
+            "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY",
+            "SESSION_SECRET",
+        )
+    }
+    plan = services(PORTS, tmp_path / "state", "centrifugo")
+
+    check_backend_settings(plan, {**PORTS, **secrets}, tmp_path / "state")
+    with pytest.raises(StartFailed, match="  LOG_FORMAT: Input should be 'text' or 'json'"):
+        check_backend_settings(plan, {**PORTS, **secrets, "LOG_FORMAT": "xml"}, tmp_path / "state")
+    with pytest.raises(StartFailed, match="missing secrets"):
+        check_backend_settings(plan, PORTS, tmp_path / "state")
 
 
 def test_distinct_ports_pass(tmp_path: Path) -> None:
