@@ -671,6 +671,9 @@ function refreshList() {
   listing = listing.then(async () => {
     const conversations = await store.list();
     const marks = unseen.marks([...runs.values()].map((run) => run.conversationId), current.id);
+    // Only marks the list can show (a conversation deleted in another tab takes its mark along).
+    const listed = new Set(conversations.map((c) => c.id));
+    for (const id of [...marks.keys()]) if (!listed.has(id)) marks.delete(id);
     list.render(conversations, current.id, marks);
     // On a narrow screen the list is a drawer: its toggle shows that there is news in it.
     sidebarToggle.classList.toggle('has-news', [...marks.values()].some((mark) => mark !== 'arriving'));
@@ -813,6 +816,7 @@ async function openFromAddress() {
  * @param {boolean} deleted  the other tab deleted it
  */
 async function changedElsewhere(id, deleted) {
+  if (deleted) unseen.seen(id); // its mark goes with it
   refreshList();
   if (id !== current.id && !runIn(id)) return;
   // Deleted when the other tab says so: a read that failed finds nothing too.
@@ -1240,6 +1244,12 @@ async function start() {
   const session = startSession();
   await adoptOlderConversation();
   await openFromAddress();
+  // Summaries an older page (in another tab) left behind its changes: the list, drawn from them,
+  // is drawn again once they are in line.
+  if (await store.reconcile()) {
+    refreshList();
+    followStoredUnfinished();
+  }
   await session;
 }
 

@@ -10,7 +10,9 @@
 // range reads the summaries and another the conversations' ids; the object store stays as it
 // was (no new version of the database, which a tab of the older page still open would block),
 // and a conversation without a summary (kept before there were any, or since by an older page
-// in another tab) is summarised the first time the list finds it.
+// in another tab) is summarised the first time the list finds it. What an older page changed or
+// deleted while no tab of this version was open to hear it is set right once a page loads
+// (`reconcile`: every conversation read whole once, off the list's path).
 //
 // A conversation IndexedDB does not take (its storage full, or IndexedDB refused altogether, as
 // some browsers do in a private window) is kept in memory over what IndexedDB holds: it is
@@ -137,6 +139,52 @@ async function storedSummaries(database) {
   return [...listed, ...(await summarise(database, stored.filter((id) => !summaries.has(id))))];
 }
 
+/**
+ * Brings every summary in line with its conversation, once a page: an older page (another tab,
+ * with no tab of this version open to hear it) changes conversations without their summaries, and
+ * deletes them without theirs. Reads every conversation whole once (off the list's own path);
+ * whether any summary changed.
+ * @param {UseStore} database
+ * @returns {Promise<boolean>}
+ */
+async function reconcile(database) {
+  const [conversations, rows] = await database('readonly', (objects) =>
+    Promise.all([
+      promisifyRequest(objects.getAll(conversationKeys())),
+      promisifyRequest(objects.getAll(summaryKeys())),
+    ]),
+  );
+  /** @type {Map<string, string>} */
+  const kept = new Map();
+  for (const row of rows) {
+    const summary = readSummary(row);
+    if (summary) kept.set(summary.id, JSON.stringify(summary));
+  }
+  const stale = [];
+  const ids = new Set();
+  for (const value of conversations) {
+    const conversation = readConversation(value);
+    if (!conversation) continue;
+    ids.add(conversation.id);
+    if (kept.get(conversation.id) !== JSON.stringify(readSummary(summaryOf(conversation)))) stale.push(conversation.id);
+  }
+  const orphans = [...kept.keys()].filter((id) => !ids.has(id));
+  if (stale.length) await summariesOf(database, stale, 'readwrite');
+  if (orphans.length) {
+    await database('readwrite', (objects) => {
+      // Deleted only if its conversation is still not there (re-read in this transaction).
+      for (const id of orphans) {
+        const reading = objects.get(id);
+        reading.onsuccess = () => {
+          if (reading.result === undefined) objects.delete(summaryKey(id));
+        };
+      }
+      return promisifyRequest(objects.transaction);
+    });
+  }
+  return stale.length > 0;
+}
+
 export class ConversationStore {
   /**
    * @param {{changed: (id: string, deleted: boolean) => void, trouble: (problem: StorageProblem | null) => void}} listeners
@@ -250,6 +298,18 @@ export class ConversationStore {
     if (unsaved) return unsaved;
     if (this.undeleted.has(id)) return null;
     return this.read(async (database) => readConversation(await get(id, database)), null);
+  }
+
+  /**
+   * Summaries brought in line with their conversations (see `reconcile`): whether the list
+   * should be drawn again. Never throws.
+   */
+  async reconcile() {
+    try {
+      return await reconcile(this.database);
+    } catch {
+      return false;
+    }
   }
 
   /** @param {Conversation} conversation */

@@ -342,3 +342,30 @@ test('a change an older page makes in another tab (without its summary) shows in
   older.close();
   assert.deepEqual(await titles(store), ['one, renamed there', 'two']);
 });
+
+test('what an older page changed and deleted while no tab of this page heard is set right once a page loads', async () => {
+  const database = new FakeDatabase();
+  const { store: before } = storeOn(database);
+  await before.put(chat('one', 1));
+  await before.put(chat('two', 2));
+  await before.put(chat('gone', 3));
+  before.broadcast?.close(); // no tab of this page is open now
+
+  // An older page writes a conversation alone (a new title, an answer arriving) and deletes one
+  // without its summary, as idb-keyval's `set` and `del` did.
+  const one = chat('one', 1);
+  const arriving = { role: /** @type {const} */ ('assistant'), text: '', channel: 'stream:a#u', reason: null };
+  database.putDirectly('one', withTurns(renamed(one, 'one, renamed there'), [...one.turns, arriving], 5));
+  database.rows.delete(JSON.stringify('gone'));
+
+  const { store } = storeOn(database);
+  assert.deepEqual(await titles(store), ['two', 'one']); // 'one' as its summary was left
+  assert.equal(database.rows.has(JSON.stringify(['summary', 'gone'])), true);
+  assert.equal(await store.reconcile(), true);
+  assert.deepEqual(
+    (await store.list()).map((c) => [c.title, c.unfinished]),
+    [['one, renamed there', true], ['two', false]],
+  );
+  assert.equal(database.rows.has(JSON.stringify(['summary', 'gone'])), false); // its summary too
+  assert.equal(await store.reconcile(), false); // in line now: nothing more to do
+});

@@ -182,6 +182,31 @@ async def test_an_answer_ending_out_of_sight_is_marked_in_the_list_until_opened(
     await expect(page.locator("#conversation-list .mark")).to_have_count(0)
 
 
+async def test_a_marked_conversation_deleted_in_another_tab_takes_its_mark_along(
+    page: Page, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    """Review: the drawer toggle's news dot stayed for a conversation another tab deleted."""
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "first")
+    channel = await model.next_channel()
+    await model.chunk(channel, "Part of it")
+    await expect(page.locator(ANSWER)).to_contain_text("Part of it")
+    await page.get_by_role("button", name="New chat").click()
+    await model.done(channel)
+    toggle = page.locator("#toggle-sidebar")
+    await expect(page.locator("#conversation-list .mark")).to_have_count(1)
+    await expect(toggle).to_have_class(re.compile(r"\bhas-news\b"))
+
+    other = await open_page(page, console_errors)
+    await other.locator("#conversation-list li", has_text="first").hover()  # shows its buttons
+    await other.get_by_role("button", name="Delete first").click()
+
+    await expect(page.locator(LIST)).to_have_count(0)
+    await expect(page.locator("#conversation-list .mark")).to_have_count(0)
+    await expect(toggle).not_to_have_class(re.compile(r"\bhas-news\b"))
+
+
 async def test_a_conversation_deleted_in_another_tab_while_it_streams_is_gone_here_too(
     page: Page, console_errors: ConsoleErrors
 ) -> None:
