@@ -1052,8 +1052,11 @@ async function ask(text, { shown = false } = {}) {
       const renewed = connection?.user !== user;
       run.subscription.stop('refused', renewed ? 'the session had ended; a new one has started, so send it again' : messageOf(error));
     } else if (refusedAsItIs(error)) {
-      // Sent again as it is, it would be refused again: it goes back to be edited instead.
+      // Sent again as it is, it would be refused again: it goes back to be edited instead. The
+      // limits are read again: the server's may have changed since the page read them (a
+      // restart with lower ones), and the next send picks its history by them.
       run?.subscription.stop(REJECTED, messageOf(error));
+      loadLimits();
       if (current.id === conversationId) {
         const focused = document.activeElement;
         if (promptToBox(text)) {

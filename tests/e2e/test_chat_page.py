@@ -220,10 +220,22 @@ async def test_a_prompt_refused_as_it_is_goes_back_to_be_edited(
     async def refuse(route: Route) -> None:
         await route.fulfill(status=422, json={"detail": detail})
 
+    async def lowered(
+        route: Route,
+    ) -> None:  # the server's limits, lowered since the page read them
+        response = await route.fetch()
+        await route.fulfill(response=response, json={**await response.json(), "max_text_chars": 8})
+
     await page.route("**/api/execute", refuse)
+    await page.route("**/api/config", lowered)
     await send(page, "hello there")
     notice = page.locator(".turn.assistant .notice")
     await expect(notice).to_contain_text(f"The prompt was not accepted: {detail}.")
+    # The limits are read again: the prompt back in the box is said to be over the new one.
+    await expect(page.locator("#prompt-length")).to_have_text(
+        "11 of 8 characters: shorten the prompt to send it."
+    )
+    await page.unroute("**/api/config", lowered)
     await expect(notice.get_by_role("button", name="Edit prompt")).to_be_visible()
     await expect(page.get_by_role("button", name="Retry")).to_have_count(0)
     await expect(page.get_by_role("button", name="Regenerate")).to_have_count(0)
