@@ -90,6 +90,7 @@ def render(
     static_root: Path,
     max_body: int,
     host: str = "127.0.0.1",
+    trusted_proxy: str = "127.0.0.1",
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "tmp").mkdir(exist_ok=True)
@@ -100,6 +101,7 @@ def render(
         "RELAY_CENTRIFUGO_ADDR": _servers(centrifugo),
         "RELAY_STATIC_ROOT": str(static_root),
         "RELAY_MAX_BODY": str(max_body),
+        "RELAY_TRUSTED_PROXY": trusted_proxy,
     }
     (out / "relaychat.conf").write_text(substitute(TEMPLATE.read_text(), values))
     main = out / "nginx.conf"
@@ -117,6 +119,11 @@ def main() -> None:
     parser.add_argument("--centrifugo", default="127.0.0.1:8000", help="host:port[,...]")
     parser.add_argument("--static-root", type=Path, default=ROOT / "frontend" / "dist")
     parser.add_argument("--max-body", type=int, required=True, help="body limit in bytes")
+    parser.add_argument(
+        "--trusted-proxy",
+        default="127.0.0.1",
+        help="the address (or CIDR range) whose X-Forwarded-For names the client",
+    )
     args = parser.parse_args()
     out = args.out.resolve()
     print(
@@ -128,6 +135,7 @@ def main() -> None:
             args.static_root,
             args.max_body,
             args.host,
+            args.trusted_proxy,
         )
     )
 

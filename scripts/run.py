@@ -332,6 +332,7 @@ def nginx_service(
         ROOT / "frontend" / "dist",
         body_limit(env),
         in_url(host),  # nginx takes an IPv6 address in brackets: listen [::1]:9000
+        trusted_proxy(env),
     )
     return Service(
         "nginx",
@@ -343,6 +344,20 @@ def nginx_service(
         host_setting="NGINX_HOST",
         prepare=write_config,
     )
+
+
+def trusted_proxy(env: Mapping[str, str]) -> str:
+    """NGINX_TRUSTED_PROXY: the address or CIDR range (one) of a proxy in front of nginx whose
+    X-Forwarded-For names the client; 127.0.0.1 unset. StartFailed when it is neither."""
+    value = env.get("NGINX_TRUSTED_PROXY", "").strip() or "127.0.0.1"
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise StartFailed(
+            f"NGINX_TRUSTED_PROXY is {value!r}: one address or CIDR range (127.0.0.1, "
+            "10.0.0.0/8), that of the proxy in front of nginx"
+        ) from None
+    return value
 
 
 def body_limit(env: Mapping[str, str]) -> int:

@@ -134,7 +134,12 @@ class Edge:
 
 @contextmanager
 def nginx_in_front(
-    stack: Stack, backend_url: str, port: int, out: Path, static_root: Path = FRONTEND_DIST
+    stack: Stack,
+    backend_url: str,
+    port: int,
+    out: Path,
+    static_root: Path = FRONTEND_DIST,
+    trusted_proxy: str = "127.0.0.1",
 ) -> Iterator[Edge]:
     """nginx as `make run` starts it; fails at once, with nginx's own words, if it does not
     serve the page (a page it cannot read is otherwise a bare 404 in every browser test)."""
@@ -142,7 +147,7 @@ def nginx_in_front(
         missing_component("nginx is missing: apt-get install nginx (or `make setup`)")
     if not (static_root / "index.html").exists():
         missing_component(f"the chat page is not built in {static_root}: `make frontend`")
-    conf = _render_nginx(out, port, backend_url, stack.centrifugo_url, static_root)
+    conf = _render_nginx(out, port, backend_url, stack.centrifugo_url, static_root, trusted_proxy)
     url = f"http://127.0.0.1:{port}"
     command = ["nginx", "-p", str(out), "-c", str(conf), "-g", "daemon off;"]
     with running("nginx", command, clean_environment({}), f"{url}/api/health"):
@@ -158,7 +163,12 @@ def nginx_in_front(
 
 
 def _render_nginx(
-    out: Path, port: int, backend_url: str, centrifugo_url: str, static_root: Path
+    out: Path,
+    port: int,
+    backend_url: str,
+    centrifugo_url: str,
+    static_root: Path,
+    trusted_proxy: str = "127.0.0.1",
 ) -> Path:
     """The nginx config `make run` uses, from the same script, for these ports."""
     command = [
@@ -171,5 +181,6 @@ def _render_nginx(
         f"--static-root={static_root}",
         # The backends here run with the default limits.
         f"--max-body={max_body_bytes(8000, 32000)}",
+        f"--trusted-proxy={trusted_proxy}",
     ]
     return Path(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())

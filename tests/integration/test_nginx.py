@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -160,6 +161,61 @@ async def test_a_client_over_the_rate_gets_429_as_json(stack: Stack, tmp_path: P
     assert refused[0].headers["x-content-type-options"] == "nosniff"  # the server's headers too
     assert "frame-ancestors 'none'" in refused[0].headers["content-security-policy"]
     assert 429 in [response.status_code for response in ws]
+
+
+@pytest.mark.parametrize(
+    ("trusted", "others_refused"), [("127.0.0.1", False), ("192.0.2.250", True)]
+)
+async def test_behind_a_trusted_proxy_each_client_has_a_rate_of_its_own(
+    stack: Stack, tmp_path: Path, trusted: str, others_refused: bool
+) -> None:
+    """Behind the operator's TLS proxy every request came from the proxy: one rate for all
+    clients (deployment review). The client named in X-Forwarded-For counts when the request
+    comes from NGINX_TRUSTED_PROXY, and only then (here the proxy is on loopback)."""
+    with nginx_in_front(
+        stack, stack.backend_url, free_port(), tmp_path / "nginx", trusted_proxy=trusted
+    ) as front:
+        async with httpx.AsyncClient(base_url=front.url, timeout=10) as http:
+            # One busy client and, at the same time, another well within its rate.
+            clients = ["192.0.2.1"] * 250 + ["192.0.2.2"] * 50
+            random.Random(13).shuffle(clients)
+            responses = await asyncio.gather(
+                *(http.get("/api/health", headers={"X-Forwarded-For": c}) for c in clients)
+            )
+    refused = {c for c, r in zip(clients, responses, strict=True) if r.status_code == 429}
+    assert refused == ({"192.0.2.1", "192.0.2.2"} if others_refused else {"192.0.2.1"})
+
+
+def test_the_backend_is_told_the_client_alone(stack: Stack, tmp_path: Path) -> None:
+    """Not the chain a client may write itself: the backend logs the address nginx found."""
+    seen: list[str | None] = []
+
+    class Recording(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("X-Forwarded-For"))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"status": "ok"}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    thread = threading.Thread(target=backend.serve_forever, daemon=True)
+    thread.start()
+    try:
+        backend_url = f"http://127.0.0.1:{backend.server_address[1]}"
+        with nginx_in_front(stack, backend_url, free_port(), tmp_path / "nginx") as front:
+            seen.clear()  # nginx_in_front's own readiness checks
+            forged = {"X-Forwarded-For": "203.0.113.9, 192.0.2.1"}
+            assert httpx.get(f"{front.url}/api/health", headers=forged).status_code == 200
+            assert httpx.get(f"{front.url}/api/health").status_code == 200
+    finally:
+        backend.shutdown()
+        backend.server_close()
+    # Through a proxy on loopback, the client it names; straight from loopback, loopback.
+    assert seen == ["192.0.2.1", "127.0.0.1"]
 
 
 def test_nginx_listens_on_loopback_unless_told_otherwise(stack: Stack, tmp_path: Path) -> None:

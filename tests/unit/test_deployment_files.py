@@ -142,9 +142,30 @@ def test_centrifugo_image_is_pinned(compose: dict[str, Any]) -> None:
 
 def test_only_nginx_publishes_and_only_9000(compose: dict[str, Any]) -> None:
     published = {name: s.get("ports", []) for name, s in compose["services"].items()}
-    assert published == {"centrifugo": [], "backend": [], "nginx": ["${NGINX_PORT:-9000}:9000"]}
+    nginx = ["${NGINX_HOST:-127.0.0.1}:${NGINX_PORT:-9000}:9000"]
+    assert published == {"centrifugo": [], "backend": [], "nginx": nginx}
     for service in compose["services"].values():
         assert service.get("network_mode") != "host"
+
+
+@pytest.mark.parametrize(
+    ("env_file", "published"),
+    [
+        ("", "127.0.0.1"),  # as make run listens: this machine only (deployment review)
+        ("NGINX_HOST=0.0.0.0\n", "0.0.0.0"),
+    ],
+)
+def test_nginx_is_published_where_nginx_host_says(
+    tmp_path: Path, docker_compose: str, env_file: str, published: str
+) -> None:
+    """It was published on every interface whatever NGINX_HOST said (and the documented
+    override to loopback made nginx fail to start: compose appends to `ports`)."""
+    secrets = "".join(f"{name}={value}\n" for name, value in STRONG.items())
+    result = compose_config(docker_compose, tmp_path, secrets + env_file)
+    assert result.returncode == 0, result.stderr
+    (port,) = yaml.safe_load(result.stdout)["services"]["nginx"]["ports"]
+    text = port if isinstance(port, str) else f"{port['host_ip']}:{port['published']}"
+    assert text.startswith(f"{published}:9000"), port
 
 
 def test_the_backend_takes_the_client_address_from_nginx_in_its_container(
@@ -270,9 +291,45 @@ def test_nginx_renders_its_template_into_the_writable_conf_d(compose: dict[str, 
 
 
 def test_the_backend_has_time_to_publish_done_when_stopped(compose: dict[str, Any]) -> None:
+    """Room for a SHUTDOWN_GRACE_SECONDS raised to 60 (.env.example says so): a fixed 15 s
+    killed the backend half-way through a longer grace (deployment review)."""
     grace = compose["services"]["backend"]["stop_grace_period"]
     assert grace.endswith("s")
-    assert int(grace[:-1]) > Settings.model_fields["shutdown_grace_seconds"].default
+    assert int(grace[:-1]) >= 60 + 10
+    assert "up to 60" in (ROOT / ".env.example").read_text()
+
+
+def test_the_nginx_image_follows_the_stable_branch_and_builds_without_buildkit() -> None:
+    """1.27 was a mainline branch: its tag is no longer rebuilt with fixes. `COPY --chmod`
+    needs BuildKit, which Debian's docker-compose 1.29 does not use (deployment review)."""
+    dockerfile = (ROOT / "nginx" / "Dockerfile").read_text()
+    (base,) = re.findall(r"^FROM (nginx:\S+)", dockerfile, flags=re.M)
+    match = re.fullmatch(r"nginx:1\.(\d+)-alpine(@sha256:[0-9a-f]{64})?", base)
+    assert match is not None, base
+    assert int(match[1]) % 2 == 0, base
+    assert not re.search(r"^COPY --chmod", dockerfile, flags=re.M)
+    assert "chmod 0755 /docker-entrypoint.d/15-relaychat-body-limit.envsh" in dockerfile
+
+
+def test_nginx_s_workers_fit_its_container_and_let_go_on_stop() -> None:
+    """`auto` counts the host's CPUs, not the container's (each worker holds its connection
+    table); on stop, WebSockets held nginx until it was killed."""
+    conf = (ROOT / "nginx" / "nginx.conf").read_text()
+    assert re.search(r"^worker_processes [1-4];", conf, flags=re.M)
+    assert re.search(r"^worker_shutdown_timeout \d+s;", conf, flags=re.M)
+
+
+def test_nginx_knows_the_proxy_in_front_of_it(compose: dict[str, Any]) -> None:
+    env = environment(compose, "nginx")
+    assert env["RELAY_TRUSTED_PROXY"] == "${NGINX_TRUSTED_PROXY:-127.0.0.1}"
+    template = (ROOT / "nginx" / "relaychat.conf.template").read_text()
+    assert "set_real_ip_from ${RELAY_TRUSTED_PROXY};" in template
+    assert "$proxy_add_x_forwarded_for" not in template  # a chain the client may have written
+
+
+def test_other_settings_files_stay_out_of_the_build_context() -> None:
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert {".env", "*.env", ".env.*"} <= set(ignored)
 
 
 def test_every_service_is_healthchecked_waited_for_and_restarted(compose: dict[str, Any]) -> None:
@@ -317,6 +374,14 @@ def test_no_insecure_switch_in_the_centrifugo_config() -> None:
             "9100",
             "https://chat.example.com",
         ),
+        # NGINX_HOST (compose publishes there): one other address is the page's too.
+        (
+            {"RELAY_PUBLIC_HOST": "192.0.2.5"},
+            "9000",
+            "http://localhost:9000 http://127.0.0.1:9000 http://192.0.2.5:9000",
+        ),
+        ({"RELAY_PUBLIC_HOST": "0.0.0.0"}, "9000", "http://localhost:9000 http://127.0.0.1:9000"),
+        ({"RELAY_PUBLIC_HOST": "127.0.0.1"}, "9000", "http://localhost:9000 http://127.0.0.1:9000"),
     ],
 )
 def test_compose_derives_allowed_origins_like_make_run(
@@ -330,6 +395,7 @@ def test_compose_derives_allowed_origins_like_make_run(
     centrifugo = compose["services"]["centrifugo"]
     assert centrifugo["entrypoint"] == ["/bin/sh", "-c"]
     assert centrifugo["environment"]["RELAY_PUBLIC_PORT"] == "${NGINX_PORT:-9000}"
+    assert centrifugo["environment"]["RELAY_PUBLIC_HOST"] == "${NGINX_HOST:-127.0.0.1}"
     script = centrifugo["command"][0].replace("$$", "$")  # compose's escape for a literal $
     stand_in = tmp_path / "centrifugo"
     stand_in.write_text('#!/bin/sh\nprintf "%s" "$CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"\n')
@@ -409,6 +475,10 @@ def test_redis_is_pinned_hardened_internal_and_in_memory() -> None:
     assert redis["logging"]["options"] == {"max-size": "10m", "max-file": "3"}
     assert "ports" not in redis
     assert redis["command"][-4:] == ["--save", "", "--appendonly", "no"]
+    # Full, it refuses writes instead of being OOM-killed and coming back empty.
+    maxmemory = redis["command"][redis["command"].index("--maxmemory") + 1]
+    assert int(maxmemory.removesuffix("mb")) < int(redis["mem_limit"].removesuffix("m"))
+    assert redis["command"][redis["command"].index("--maxmemory-policy") + 1] == "noeviction"
     assert redis["user"].split(":")[0] != "0"
 
 

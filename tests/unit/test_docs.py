@@ -12,9 +12,9 @@ ENV_EXAMPLE = (ROOT / ".env.example").read_text()
 RUN_SCRIPT = (ROOT / "scripts" / "run.py").read_text()
 # Read by `make run` (scripts/run.py) rather than by the backend's Settings: each of its
 # `port_setting(env, "NAME", ...)` and `host_setting(...)`, and the origins it derives.
-RUN_SETTINGS = set(re.findall(r'(?:port|host)_setting\(env, "([A-Z][A-Z0-9_]+)"', RUN_SCRIPT)) | {
-    "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"
-}
+RUN_SETTINGS = set(
+    re.findall(r'(?:(?:port|host)_setting\(env, |env\.get\()"([A-Z][A-Z0-9_]+)"', RUN_SCRIPT)
+) | {"CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"}
 
 
 def readme_settings() -> set[str]:
@@ -29,7 +29,7 @@ def example_settings() -> set[str]:
 
 
 def test_make_run_s_own_settings_are_found_in_its_script() -> None:
-    assert {"NGINX_PORT", "NGINX_HOST", "CLUSTER_REDIS_PORT"} <= RUN_SETTINGS
+    assert {"NGINX_PORT", "NGINX_HOST", "CLUSTER_REDIS_PORT", "NGINX_TRUSTED_PROXY"} <= RUN_SETTINGS
 
 
 def code_settings() -> set[str]:

@@ -79,6 +79,14 @@ def test_the_backend_s_settings_are_checked_as_the_backend_reads_them(
         check_backend_settings(plan, PORTS, tmp_path / "state")
 
 
+@pytest.mark.parametrize("value", ["proxy.example", "10.0.0.1 10.0.0.2", "10.0.0.0/33"])
+def test_a_trusted_proxy_that_is_no_address_is_refused_before_anything_starts(
+    tmp_path: Path, value: str
+) -> None:
+    with pytest.raises(StartFailed, match=f"NGINX_TRUSTED_PROXY is {value!r}: one address"):
+        services({**PORTS, "NGINX_TRUSTED_PROXY": value}, tmp_path, "centrifugo")
+
+
 def test_distinct_ports_pass(tmp_path: Path) -> None:
     env = {**PORTS, "BACKEND_PORT": "9322", "CENTRIFUGO_HTTP_SERVER_PORT": "9324"}
     check_distinct_ports(cluster_services(env, tmp_path, "centrifugo"))
