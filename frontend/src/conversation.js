@@ -183,6 +183,21 @@ export function lastActions(turns) {
 export const promptBack = (box, prompt) => (!box.trim() || box === prompt ? prompt : null);
 
 /**
+ * The message box's text once the prompt at `index` was edited where it is and sent: when the
+ * server had refused that prompt as it was and the box still holds exactly it (put back there by
+ * `promptBack`), that copy goes, as it would be refused again; anything else stays.
+ * @param {string} box  what the message box holds
+ * @param {readonly Turn[]} turns  as they were before the edit
+ * @param {number} index
+ * @returns {string}
+ */
+export function boxAfterEdit(box, turns, index) {
+  const [prompt, answer] = [turns[index], turns[index + 1]];
+  const refused = prompt?.role === 'user' && answer?.role === 'assistant' && answer.reason === REJECTED;
+  return refused && box === prompt.text ? '' : box;
+}
+
+/**
  * Editing the prompt at `index` and sending it again: the turns before it stay, the edited prompt
  * follows, and everything after it (its answer and later turns) is dropped.
  * @param {readonly Turn[]} turns

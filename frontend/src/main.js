@@ -18,6 +18,7 @@ import { copyText } from './clipboard.js';
 import {
   REJECTED,
   askAgain,
+  boxAfterEdit,
   editPrompt,
   lastActions,
   newConversation,
@@ -218,10 +219,13 @@ function connect(session) {
   });
   centrifuge.on('connecting', (ctx) => {
     if (wasConnected && !retired.has(centrifuge)) {
-      showStatus(
-        'connection',
-        `Connection lost (${ctx.reason}). Reconnecting; the answer will continue where it stopped.`,
-      );
+      // The answers under way go on once it is back; with none, none is promised.
+      const answers = [
+        '',
+        '; the answer will continue where it stopped',
+        '; the answers will continue where they stopped',
+      ][Math.min(runs.size, 2)];
+      showStatus('connection', `Connection lost (${ctx.reason}). Reconnecting${answers}.`);
     }
   });
   centrifuge.on('error', (ctx) => {
@@ -650,7 +654,6 @@ const unfinished = new Map();
 const answerViews = new Map();
 /** @type {Map<number, UserMessage>} the prompts on screen, by their place in the turns */
 const promptViews = new Map();
-let editing = false;
 
 const list = new ConversationList(byId('conversation-list', HTMLUListElement), byId('no-conversations', HTMLElement), {
   rename: (id, title) => renameConversation(id, title),
@@ -721,6 +724,12 @@ const answerActions = {
  * @param {HTMLButtonElement} button
  */
 async function copy(text, button) {
+  if (!text) {
+    // An empty code block, say: copying it would have emptied the clipboard.
+    acknowledge(button, 'Nothing to copy');
+    announcer.say('Nothing to copy');
+    return;
+  }
   try {
     await copyText(text);
   } catch (error) {
@@ -783,7 +792,6 @@ function renderTurns() {
 function showConversation(conversation, stored) {
   current = conversation;
   kept = stored;
-  editing = false;
   unseen.seen(conversation.id);
   renderTurns();
   showAddress();
@@ -829,7 +837,7 @@ async function changedElsewhere(id, deleted) {
     showConversation(newConversation(newStreamId(), Date.now()), false);
     announcer.say('This conversation was deleted in another tab.');
     if (focusWasIn || document.activeElement === document.body) input.focus();
-  } else if (id === current.id && !editing && !runIn(id) && JSON.stringify(stored) !== JSON.stringify(current)) {
+  } else if (id === current.id && !view.editing() && !runIn(id) && JSON.stringify(stored) !== JSON.stringify(current)) {
     showConversation(stored, true);
   }
 }
@@ -988,16 +996,21 @@ function askLastAgain() {
  */
 function startEdit(index, message) {
   if (runIn(current.id)) return;
-  editing = true;
   message.startEdit((text) => {
     // Over the limit, the edit stays open (what follows it is kept): said on the box.
     const length = limits && lengthNotice(text, limits.maxTextChars);
     if (length?.over) return length.message;
-    editing = false;
     if (!connection || runIn(current.id)) return '';
+    // A refused prompt put back in the message box goes from there once it is sent edited.
+    const box = boxAfterEdit(input.value, current.turns, index);
     setTurns(editPrompt(current.turns, index, text).slice(0, -1));
     renderTurns();
     ask(text);
+    if (box !== input.value) {
+      input.value = box;
+      resize();
+      showLength();
+    }
     input.focus();
     return '';
   });
@@ -1087,7 +1100,10 @@ function updateComposer() {
     sendButton.dataset.mode = answering ? 'stop' : 'send';
     setIconLabel(sendButton, answering ? 'stop' : 'send', answering ? 'Stop' : 'Send', 'label send-label');
   }
-  sendButton.disabled = answering ? Boolean(run?.stopping) : !connection;
+  // A Stop on its way takes no second press, but the button is not disabled: that dropped the
+  // keyboard on it to the page's start. It keeps it, and is Send once the answer has ended.
+  sendButton.disabled = !answering && !connection;
+  sendButton.setAttribute('aria-disabled', String(Boolean(run?.stopping)));
   sendButton.setAttribute('aria-busy', String(answering));
   form.classList.toggle('answering', answering);
   for (const chip of chips) chip.disabled = !connection;

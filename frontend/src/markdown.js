@@ -27,13 +27,17 @@ const marked = new Marked({
   },
 });
 
-// Links open in a new tab, without giving that tab a handle on this one.
-DOMPurify.addHook('afterSanitizeAttributes', (node) => {
-  if (node.tagName === 'A') {
-    node.setAttribute('target', '_blank');
-    node.setAttribute('rel', 'noopener noreferrer');
-  }
-});
+// Links open in a new tab, without giving that tab a handle on this one. (Where there is no
+// DOM to sanitise with, as in node's tests of the view, DOMPurify has no hooks, nor `sanitize`:
+// nothing can be rendered there.)
+if (DOMPurify.isSupported) {
+  DOMPurify.addHook('afterSanitizeAttributes', (node) => {
+    if (node.tagName === 'A') {
+      node.setAttribute('target', '_blank');
+      node.setAttribute('rel', 'noopener noreferrer');
+    }
+  });
+}
 
 const PURIFY = {
   FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe'],
@@ -120,6 +124,7 @@ function decorate(root, { copyCode }, highlight = true) {
     const language = languageOf(code);
     code.dataset.language = language;
     const frame = element('div', 'code-block');
+    frame.dir = 'ltr'; // code reads left to right, in a block of right-to-left text too
     const head = element('div', 'code-head');
     const label = element('span', 'code-language', language || 'text');
     const copy = element('button', 'copy-code');
@@ -141,6 +146,15 @@ function decorate(root, { copyCode }, highlight = true) {
 }
 
 /**
+ * A block of an answer, its direction (left to right, right to left) taken from its own text.
+ */
+function blockElement() {
+  const block = element('div', 'block');
+  block.dir = 'auto';
+  return block;
+}
+
+/**
  * One block of an answer, rendered, sanitised and dressed.
  * @param {Token} token  a top-level token from blocks.js
  * @param {BlockActions} actions
@@ -148,7 +162,7 @@ function decorate(root, { copyCode }, highlight = true) {
  */
 export function renderBlock(token, actions) {
   const html = marked.parser([token]);
-  const block = element('div', 'block');
+  const block = blockElement();
   block.append(DOMPurify.sanitize(html, { ...PURIFY, RETURN_DOM_FRAGMENT: true }));
   decorate(block, actions);
   return block;
@@ -170,7 +184,7 @@ const growingCode = new WeakMap();
  * @returns {HTMLDivElement}
  */
 export function renderGrowingCode(token, actions) {
-  const block = element('div', 'block');
+  const block = blockElement();
   const pre = element('pre');
   const code = element('code');
   const language = token.lang?.match(/^\S*/)?.[0] ?? '';

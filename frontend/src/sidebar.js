@@ -1,7 +1,8 @@
 // @ts-check
 // The list of conversations: newest first, each a link to open it (`#<id>`, so it can open in a
 // new tab too) with Rename and Delete, and a mark on one whose answer is arriving or ended
-// unseen (src/unseen.js). Titles are set through textContent only.
+// unseen (src/unseen.js). Titles are set through textContent only, their direction (left to
+// right, right to left) taken from their own text.
 import { icon } from './icons.js';
 import { element } from './markdown.js';
 import { MARK_WORDS } from './unseen.js';
@@ -81,10 +82,9 @@ export class ConversationList {
     }
     // Keep the keyboard where it was: on the same control of the same conversation.
     const focused = document.activeElement;
-    const focusKey =
-      focused instanceof HTMLElement && this.list.contains(focused)
-        ? `${focused.closest('li')?.dataset.id}|${focused.className}`
-        : null;
+    const focusedItem = focused instanceof HTMLElement && this.list.contains(focused) ? focused.closest('li') : null;
+    const focusKey = focusedItem && focused ? `${focusedItem.dataset.id}|${focused.className}` : null;
+    const place = focusedItem ? [...this.list.children].indexOf(focusedItem) : -1;
     this.list.replaceChildren(...conversations.map((c) => this.item(c, c.id === current, marks.get(c.id))));
     this.empty.hidden = conversations.length > 0;
     if (focusKey) {
@@ -92,7 +92,11 @@ export class ConversationList {
       const again = [...this.list.querySelectorAll(`li[data-id="${CSS.escape(id)}"] *`)].find(
         (node) => node instanceof HTMLElement && node.className === className,
       );
-      /** @type {HTMLElement | undefined} */ (again ?? this.list.querySelector('a'))?.focus();
+      // Its conversation went (deleted): to the one now in its place, or the last, rather than
+      // the list's first, which scrolled a long list back to its top.
+      const links = this.list.querySelectorAll('a');
+      const near = links[Math.min(place, links.length - 1)];
+      /** @type {HTMLElement | undefined} */ (again ?? near)?.focus();
     }
   }
 
@@ -113,7 +117,9 @@ export class ConversationList {
     const item = element('li', 'conversation-item');
     item.dataset.id = conversation.id;
     const link = element('a', 'open');
-    link.append(element('span', 'title', conversation.title));
+    const title = element('span', 'title', conversation.title);
+    title.dir = 'auto';
+    link.append(title);
     if (mark) link.append(' ', markDot(mark));
     link.href = `#${conversation.id}`;
     if (current) link.setAttribute('aria-current', 'page');
@@ -138,6 +144,7 @@ export class ConversationList {
     box.type = 'text';
     box.value = conversation.title;
     box.maxLength = 200;
+    box.dir = 'auto';
     box.setAttribute('aria-label', 'Conversation title');
     let done = false;
     /** @param {boolean} save */

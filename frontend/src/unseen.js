@@ -3,11 +3,13 @@
 // arriving, and one that ended while its conversation was not on screen, until the reader opens
 // that conversation. Kept in the tab that follows the answer. Pure: main.js says what happens,
 // sidebar.js draws the marks.
+import { REJECTED } from './conversation.js';
 
 /**
  * `arriving`: an answer is streaming in the conversation; `answered`, `stopped`, `failed`: an
- * answer ended there, not seen yet.
- * @typedef {'arriving' | 'answered' | 'stopped' | 'failed'} Mark
+ * answer ended there, not seen yet; `refused`: the prompt there was not accepted (the answer
+ * says why, and offers Edit prompt or Retry).
+ * @typedef {'arriving' | 'answered' | 'stopped' | 'failed' | 'refused'} Mark
  */
 
 /** What each mark says in words: the text of its dot in the list. */
@@ -16,13 +18,14 @@ export const MARK_WORDS = /** @type {const} */ ({
   answered: 'new answer',
   stopped: 'answer stopped',
   failed: 'answer failed',
+  refused: 'prompt not accepted',
 });
 
-/**
- * @param {string} reason  how the answer ended
- * @returns {Mark}
- */
-const markOf = (reason) => (reason === 'complete' ? 'answered' : reason === 'cancelled' ? 'stopped' : 'failed');
+/** @type {Record<string, Mark>} the mark of each way an answer ends; any other: `failed` */
+const MARKS = { complete: 'answered', cancelled: 'stopped', refused: 'refused', [REJECTED]: 'refused' };
+
+/** A title that ends a sentence itself ("Please explain.") takes no full stop after it. */
+const ENDS_A_SENTENCE = /[\p{Sentence_Terminal}…]$/u;
 
 export class UnseenAnswers {
   constructor() {
@@ -41,10 +44,10 @@ export class UnseenAnswers {
    */
   ended(id, title, reason, shown) {
     if (!id || id === shown) return '';
-    const mark = markOf(reason);
+    const mark = MARKS[reason] ?? 'failed';
     this.endings.set(id, mark);
     const words = MARK_WORDS[mark];
-    return `${words[0].toUpperCase()}${words.slice(1)} in “${title}”.`;
+    return `${words[0].toUpperCase()}${words.slice(1)} in “${title}”${ENDS_A_SENTENCE.test(title) ? '' : '.'}`;
   }
 
   /**

@@ -3,7 +3,8 @@
 // answers that grow as they stream (only the growing last block is rendered again, so the rest
 // can be selected meanwhile), and scrolling that keeps the newest text in view unless the reader
 // scrolled up (then a Jump to latest button appears). User text is only ever set through
-// textContent; answers go through the sanitising Markdown renderer.
+// textContent (its direction, left to right or right to left, taken from the text itself);
+// answers go through the sanitising Markdown renderer.
 import { finishedCount, splitBlocks, unchangedCount, withDefinitions } from './blocks.js';
 import { setIconLabel } from './icons.js';
 import { element, growCode, renderBlock, renderGrowingCode } from './markdown.js';
@@ -133,7 +134,24 @@ export class ConversationView {
     this.column = column;
     this.jump = jump;
     this.announcer = announcer;
-    scroller.addEventListener('scroll', () => this.updateJump(), { passive: true });
+    /**
+     * Whether the newest text is kept in view. Only the reader's own scrolling changes it: up
+     * and away from the end stops it, back down to the end starts it again. (Worked out anew
+     * at each change from how far the pane was from its end, a message box that grew, and so
+     * shrank the pane, passed for the reader scrolling up: the rest of an answer, or a refused
+     * prompt's notice, arrived out of sight.)
+     */
+    this.following = true;
+    /** Where the pane was scrolled to at its last scroll event. */
+    this.scrolledTo = scroller.scrollTop;
+    /** @type {UserMessage | null} the prompt opened for editing last */
+    this.edited = null;
+    scroller.addEventListener('scroll', () => this.scrolled(), { passive: true });
+    // The pane or the conversation changed size with no scroll (the message box grew or shrank,
+    // a phone's keyboard opened, code was highlighted): the end stays in view if it was.
+    const resized = new ResizeObserver(() => this.keepInView(() => {}));
+    resized.observe(scroller);
+    resized.observe(column);
     jump.addEventListener('click', () => {
       this.toLatest(true);
       this.focusLatest();
@@ -156,31 +174,41 @@ export class ConversationView {
     return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
   }
 
+  /** The pane was scrolled: by the reader, or by the page keeping the end in view. */
+  scrolled() {
+    const top = this.scroller.scrollTop;
+    if (this.nearBottom()) this.following = true;
+    else if (top < this.scrolledTo) this.following = false;
+    this.scrolledTo = top;
+    this.updateJump();
+  }
+
   updateJump() {
-    this.jump.hidden = this.nearBottom();
+    this.jump.hidden = this.following;
   }
 
   /** @param {boolean} [smoothly] */
   toLatest(smoothly = false) {
     const reduced = matchMedia('(prefers-reduced-motion: reduce)').matches;
     this.scroller.scrollTo({ top: this.scroller.scrollHeight, behavior: smoothly && !reduced ? 'smooth' : 'auto' });
+    this.following = true;
     this.jump.hidden = true;
   }
 
   /**
-   * Runs `change`, then keeps the newest text in view if the reader was already there.
+   * Runs `change`, then keeps the newest text in view if the page follows it (see `following`).
    * @param {() => void} change
    */
   keepInView(change) {
-    const stick = this.nearBottom();
     change();
-    if (stick) this.scroller.scrollTop = this.scroller.scrollHeight;
+    if (this.following) this.scroller.scrollTop = this.scroller.scrollHeight;
     this.updateJump();
   }
 
   /** Takes every message off the page (another conversation is shown). */
   clear() {
     for (const node of this.column.querySelectorAll('.message')) node.remove();
+    this.edited = null;
     this.updateJump();
   }
 
@@ -189,9 +217,34 @@ export class ConversationView {
    * @param {UserActions} actions
    */
   addUser(text, actions) {
-    const view = new UserMessage(text, actions);
+    const view = new UserMessage(text, actions, (message) => this.mayEdit(message));
     this.keepInView(() => this.column.append(view.root));
     return view;
+  }
+
+  /**
+   * One prompt is edited at a time: `message` may open its edit once the edit open on another
+   * prompt is closed. Unless the reader changed the text there, which is not thrown away: that
+   * edit stays open and takes the keyboard, and the reader is told to finish it first.
+   * @param {UserMessage} message
+   */
+  mayEdit(message) {
+    const open = this.editing();
+    if (open && open !== message) {
+      if (open.changed()) {
+        open.focusEdit();
+        this.announcer.say('Another message is being edited: save or cancel that edit first.');
+        return false;
+      }
+      open.endEdit(false);
+    }
+    this.edited = message;
+    return true;
+  }
+
+  /** The prompt being edited, if any. */
+  editing() {
+    return this.edited?.form ? this.edited : null;
   }
 
   /** @param {AnswerActions} actions */
@@ -219,13 +272,17 @@ export class UserMessage {
   /**
    * @param {string} text
    * @param {UserActions} actions
+   * @param {(message: UserMessage) => boolean} [mayEdit]  whether it may open its edit now
    */
-  constructor(text, actions) {
+  constructor(text, actions, mayEdit = () => true) {
     this.text = text;
+    this.mayEdit = mayEdit;
     const { root, actions: bar } = message('user');
     this.root = root;
     this.bubble = element('div', 'turn user');
-    this.bubble.append(element('p', 'text', text));
+    const paragraph = element('p', 'text', text);
+    paragraph.dir = 'auto';
+    this.bubble.append(paragraph);
     this.editButton = button('Edit', 'action waits-for-answer', () => actions.edit(this), 'edit');
     const copy = button('Copy', 'action', () => actions.copy(copy), 'copy');
     bar.append(copy, this.editButton);
@@ -233,6 +290,8 @@ export class UserMessage {
     this.root.append(this.bubble, bar);
     /** @type {HTMLFormElement | null} */
     this.form = null;
+    /** @type {HTMLTextAreaElement | null} the edit's text box, while it is open */
+    this.box = null;
   }
 
   /**
@@ -241,11 +300,12 @@ export class UserMessage {
    * @param {(text: string) => string | void} send
    */
   startEdit(send) {
-    if (this.form) return;
+    if (this.form || !this.mayEdit(this)) return;
     const form = element('form', 'edit');
     form.setAttribute('aria-label', 'Edit your message');
     const box = element('textarea', 'edit-text');
     box.value = this.text;
+    box.dir = 'auto';
     box.rows = Math.min(10, this.text.split('\n').length + 1);
     box.setAttribute('aria-label', 'Edit your message');
     const cancel = button('Cancel', 'action', () => this.endEdit());
@@ -275,6 +335,7 @@ export class UserMessage {
       }
     });
     this.form = form;
+    this.box = box;
     this.bubble.hidden = true;
     this.bar.hidden = true;
     this.root.insertBefore(form, this.bar);
@@ -282,12 +343,24 @@ export class UserMessage {
     box.setSelectionRange(box.value.length, box.value.length);
   }
 
-  endEdit() {
+  /** Whether the reader changed the text of the edit open. */
+  changed() {
+    return Boolean(this.box && this.box.value !== this.text);
+  }
+
+  /** Puts the keyboard in the edit open. */
+  focusEdit() {
+    this.box?.focus();
+  }
+
+  /** @param {boolean} [focus]  the keyboard goes back to Edit */
+  endEdit(focus = true) {
     this.form?.remove();
     this.form = null;
+    this.box = null;
     this.bubble.hidden = false;
     this.bar.hidden = false;
-    this.editButton.focus();
+    if (focus) this.editButton.focus();
   }
 }
 
@@ -432,6 +505,7 @@ export class AnswerView {
       this.thinkingBlock.open = true;
       this.thinkingBlock.append(element('summary', '', 'Thinking'));
       this.thinkingText = element('p', 'thinking-text');
+      this.thinkingText.dir = 'auto';
       this.thinkingBlock.append(this.thinkingText);
       this.turn.insertBefore(this.thinkingBlock, this.answer);
     }
@@ -595,8 +669,12 @@ export class AnswerView {
       this.notice = note;
       this.onChange(() => this.turn.append(note));
     }
-    const copy = button('Copy', 'action', () => this.actions.copy(this.answerText, copy), 'copy');
-    this.bar.append(copy);
+    // Nothing arrived (stopped before its first word, a prompt refused or not sent): no Copy,
+    // which would have emptied the clipboard.
+    if (this.answerText.trim()) {
+      const copy = button('Copy', 'action', () => this.actions.copy(this.answerText, copy), 'copy');
+      this.bar.append(copy);
+    }
     this.onChange(() => this.root.append(this.bar));
   }
 

@@ -6,7 +6,15 @@ import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 
 import { ApiError, execute, mayHaveBeenAccepted, refusedAsItIs } from '../src/api.js';
-import { REJECTED, lastActions, newConversation, promptBack, withEnding, withTurns } from '../src/conversation.js';
+import {
+  REJECTED,
+  boxAfterEdit,
+  lastActions,
+  newConversation,
+  promptBack,
+  withEnding,
+  withTurns,
+} from '../src/conversation.js';
 
 /** @import { Turn } from '../src/conversation.js' */
 
@@ -88,4 +96,24 @@ test('the refused prompt goes back to an empty message box, never over what the 
   assert.equal(promptBack('  \n ', prompt), prompt, 'whitespace only counts as empty');
   assert.equal(promptBack(prompt, prompt), prompt, 'already there');
   assert.equal(promptBack('something typed meanwhile', prompt), null, 'kept: the prompt is edited where it is');
+});
+
+test('a refused prompt edited where it is and sent takes its copy in the message box along, nothing else', () => {
+  const prompt = 'w'.repeat(265);
+  /** @type {Turn[]} */
+  const turns = [
+    { role: 'user', text: 'Show me some code.' },
+    { role: 'assistant', channel: CHANNEL, reason: 'complete', answer: 'Here is some.' },
+    { role: 'user', text: prompt },
+    { role: 'assistant', channel: 'stream:second#u_1', reason: REJECTED, error: 'text: too long' },
+  ];
+  assert.equal(boxAfterEdit(prompt, turns, 2), '', 'the copy put back in the box goes');
+  assert.equal(boxAfterEdit(`${prompt} `, turns, 2), `${prompt} `, 'changed since: it stays');
+  assert.equal(boxAfterEdit('a draft of mine', turns, 2), 'a draft of mine');
+  assert.equal(boxAfterEdit('', turns, 2), '');
+  // Not refused as it was: whatever is in the box is the reader's.
+  assert.equal(boxAfterEdit('Show me some code.', turns, 0), 'Show me some code.');
+  /** @type {Turn[]} */
+  const refused = [...turns.slice(0, 3), { role: 'assistant', channel: 'stream:second#u_1', reason: 'refused' }];
+  assert.equal(boxAfterEdit(prompt, refused, 2), prompt);
 });

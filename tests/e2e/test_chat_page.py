@@ -13,6 +13,7 @@ from playwright.async_api import Page, Request, Route, expect
 
 from backend.llm.simulated import CODE, GREETING, THINKING, answer_for
 from tests.browser import SCREENSHOTS, ConsoleErrors
+from tests.e2e.chat import StandInModel
 from tests.stack import Edge
 
 ANSWER = ".turn.assistant .answer"
@@ -260,6 +261,128 @@ async def test_a_prompt_refused_as_it_is_goes_back_to_be_edited(
     assert folded(await page.locator(ANSWER).text_content()) == plain(GREETING)
     await expect(page.locator(".turn.user")).to_have_text(["hello"])
     await expect(box).to_have_value("a draft of mine")
+
+
+async def refuse_as_too_long(route: Route) -> None:
+    await route.fulfill(status=422, json={"detail": "text: the prompt is too long"})
+
+
+async def wait_in_view(page: Page, selector: str) -> None:
+    """Until the last element `selector` matches is wholly in the conversation's pane."""
+    await page.wait_for_function(
+        """selector => {
+            const node = [...document.querySelectorAll(selector)].at(-1);
+            if (!node) return false;
+            const pane = document.getElementById('conversation').getBoundingClientRect();
+            const box = node.getBoundingClientRect();
+            return box.top >= pane.top - 1 && box.bottom <= pane.bottom + 1;
+        }""",
+        arg=selector,
+        timeout=5_000,
+    )
+
+
+async def test_a_refused_prompt_back_in_the_message_box_leaves_the_refusal_in_view(
+    page: Page, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    """Probe: back in the message box, the prompt made it grow, and the page took the shorter
+    pane for the reader scrolling up: the notice with Edit prompt was below the pane, with Jump
+    to latest over the prompt."""
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "first")
+    paragraphs = [f"Paragraph {n} of an answer longer than the pane.\n\n" for n in range(30)]
+    await model.answer(await model.next_channel(), *paragraphs)
+    await page.locator(FINISHED).wait_for()
+    await page.unroute("**/api/execute")
+
+    await page.route("**/api/execute", refuse_as_too_long)
+    await send(page, "Refused: " + "too long " * 70)
+    notice = page.locator(".turn.assistant .notice")
+    await expect(notice.get_by_role("button", name="Edit prompt")).to_have_count(1)
+    box = page.get_by_label("Your message", exact=True)
+    await expect(box).not_to_have_value("")
+    assert await box.evaluate("box => box.offsetHeight") > 100  # it grew (one line: 40 px)
+    await wait_in_view(page, ".turn.assistant .notice")
+    await expect(page.locator("#jump")).to_be_hidden()
+    console_errors.expect("status of 422")
+
+
+async def test_lines_pasted_while_an_answer_streams_leave_it_followed(
+    page: Page, edge: Edge
+) -> None:
+    """Probe: 8 lines pasted into the message box while an answer streamed grew it at once,
+    which the page took for the reader scrolling up: the rest of the answer arrived out of
+    sight, under Jump to latest."""
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "first")
+    paragraphs = [f"Paragraph {n} of the first answer.\n\n" for n in range(30)]
+    await model.answer(await model.next_channel(), *paragraphs)
+    await page.locator(FINISHED).wait_for()
+
+    await send(page, "second")
+    channel = await model.next_channel()
+    await model.chunk(channel, "The second answer begins.\n\n")
+    await expect(page.locator(ANSWER).last).to_contain_text("begins")
+    lines = "\n".join(f"Line {n} of my next question" for n in range(8))
+    await page.get_by_label("Your message", exact=True).fill(lines)  # as a paste
+    for n in range(20):
+        await model.chunk(channel, f"Paragraph {n} of the second answer.\n\n")
+    await expect(page.locator(ANSWER).last).to_contain_text("Paragraph 19 of the second")
+    await wait_in_view(page, ".turn.assistant .answer .block")  # its last paragraph
+    await expect(page.locator("#jump")).to_be_hidden()
+    await model.done(channel)
+    await page.locator(FINISHED).nth(1).wait_for()
+    await wait_in_view(page, ".message.from-assistant .actions")  # its end, with Copy
+
+
+async def test_a_refused_prompt_fixed_where_it_is_takes_its_copy_in_the_box_along(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """Probe: fixed through its own Edit rather than Edit prompt, the refused prompt was sent
+    and answered, and its copy stayed in the message box, said to be over the limit."""
+
+    # The server's limits, lowered since the page read them.
+    async def lowered(route: Route) -> None:
+        response = await route.fetch()
+        await route.fulfill(response=response, json={**await response.json(), "max_text_chars": 8})
+
+    await page.route("**/api/execute", refuse_as_too_long)
+    await page.route("**/api/config", lowered)
+    box = page.get_by_label("Your message", exact=True)
+    length = page.locator("#prompt-length")
+    await send(page, "hello there")
+    await expect(box).to_have_value("hello there")
+    await expect(length).to_have_text("11 of 8 characters: shorten the prompt to send it.")
+    await page.unroute("**/api/execute", refuse_as_too_long)
+
+    await page.locator(".message.from-user").get_by_role("button", name="Edit", exact=True).click()
+    editor = page.get_by_role("textbox", name="Edit your message")
+    await editor.fill("hello")
+    await editor.press("Enter")
+    await expect(page.locator(ANSWER)).to_contain_text("Hello!")
+    await page.locator(FINISHED).wait_for()
+    await expect(page.locator(".turn.user")).to_have_text(["hello"])
+    await expect(box).to_have_value("")
+    await expect(length).to_be_hidden()
+    await expect(box).to_have_attribute("aria-invalid", "false")
+
+    # Anything else in the box stays: only the copy of the refused prompt goes.
+    await page.route("**/api/execute", refuse_as_too_long)
+    await send(page, "hey you")  # within the page's limit (8 now): the server refuses it
+    await expect(box).to_have_value("hey you")
+    await page.unroute("**/api/execute", refuse_as_too_long)
+    await box.fill("a draft of mine")
+    last_prompt = page.locator(".message.from-user").last
+    await last_prompt.get_by_role("button", name="Edit", exact=True).click()
+    await editor.fill("hello")
+    await editor.press("Enter")
+    await page.locator(FINISHED).nth(1).wait_for()
+    await expect(page.locator(".turn.user")).to_have_text(["hello", "hello"])
+    await expect(box).to_have_value("a draft of mine")
+    await page.unroute("**/api/config", lowered)
+    console_errors.expect("status of 422")
 
 
 async def test_too_many_answers_at_once_is_explained(

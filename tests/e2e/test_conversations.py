@@ -182,6 +182,70 @@ async def test_an_answer_ending_out_of_sight_is_marked_in_the_list_until_opened(
     await expect(page.locator("#conversation-list .mark")).to_have_count(0)
 
 
+async def test_a_prompt_refused_out_of_sight_is_marked_as_not_accepted(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """Probe: a prompt refused with 422 while its conversation was not on screen was marked and
+    announced as "answer failed" (opened, it says "The prompt was not accepted", with Edit
+    prompt), and a title ending in a full stop was announced with a second one."""
+    release = asyncio.Event()
+
+    async def refuse_later(route: Route) -> None:
+        await release.wait()
+        await route.fulfill(status=422, json={"detail": "text: the prompt is too long"})
+
+    await page.route("**/api/execute", refuse_later)
+    await send(page, "Please explain.")
+    await expect(page.locator(".turn.user")).to_have_text(["Please explain."])
+    await page.get_by_role("button", name="New chat").click()
+    await expect(page.locator(".turn")).to_have_count(0)
+    release.set()
+
+    item = page.locator("#conversation-list li", has_text="Please explain.")
+    mark = item.get_by_role("img", name="prompt not accepted")
+    await expect(mark).to_be_visible()
+    await expect(item.get_by_role("img", name="answer failed")).to_have_count(0)
+    # Something to see to, as a failure is: a diamond, not the dot of a new answer.
+    assert await mark.evaluate("m => getComputedStyle(m).transform") != "none"
+    announcer = page.locator("#announcer")
+    await expect(announcer).to_contain_text("Prompt not accepted in “Please explain.”")
+    assert "”." not in (await announcer.text_content() or "")
+
+    await item.get_by_role("link").click()
+    await expect(page.locator(".turn.assistant .notice")).to_contain_text(
+        "The prompt was not accepted"
+    )
+    console_errors.expect("status of 422")
+
+
+async def test_a_stopped_answer_and_a_new_one_are_marked_with_different_shapes(
+    page: Page, edge: Edge
+) -> None:
+    """Probe: "new answer" and "answer stopped" were dots of the same size and shape, told
+    apart by their colour only (1.05:1 between them in light mode)."""
+    model = StandInModel(edge)
+    await model.install(page)
+    for prompt, reason in (("answered", "complete"), ("stopped", "cancelled")):
+        await page.get_by_role("button", name="New chat").click()
+        await send(page, prompt)
+        channel = await model.next_channel()
+        await model.chunk(channel, "Part of it")
+        await expect(page.locator(ANSWER)).to_contain_text("Part of it")
+        await page.get_by_role("button", name="New chat").click()
+        await model.done(channel, reason)
+    marks = page.locator("#conversation-list")
+    shapes = []
+    for name in ("new answer", "answer stopped"):
+        mark = marks.get_by_role("img", name=name)
+        await expect(mark).to_be_visible()
+        shapes.append(
+            await mark.evaluate(
+                "m => [getComputedStyle(m).borderTopLeftRadius, getComputedStyle(m).transform]"
+            )
+        )
+    assert shapes[0] != shapes[1], shapes
+
+
 async def test_a_marked_conversation_deleted_in_another_tab_takes_its_mark_along(
     page: Page, edge: Edge, console_errors: ConsoleErrors
 ) -> None:
@@ -463,6 +527,34 @@ async def test_enter_while_an_answer_streams_says_the_prompt_waits(page: Page, e
     await model.answer(await model.next_channel(), "Done.")
     await page.locator(FINISHED).nth(1).wait_for()
     assert [body["text"] for body in executes] == ["first", "second, typed meanwhile"]
+
+
+async def test_a_delete_far_down_a_long_list_leaves_the_list_where_it_was(
+    page: Page, edge: Edge
+) -> None:
+    """Probe: with the list scrolled to its foot, a delete there scrolled it back to its top
+    (the keyboard went to the list's first conversation on its way to Undo)."""
+    await page.set_viewport_size({"width": 1100, "height": 500})
+    model = StandInModel(edge)
+    await model.install(page)
+    titles = [f"Topic {letter}" for letter in "ABCDEFGHIJKLMNOP"]
+    for count, title in enumerate(titles, start=1):
+        await page.get_by_role("button", name="New chat").click()
+        await send(page, title)
+        await model.answer(await model.next_channel(), "Done.")
+        await expect(page.locator(LIST)).to_have_count(count)
+    sidebar = page.locator("#sidebar")
+    await sidebar.evaluate("s => s.scrollTo(0, s.scrollHeight)")
+    item = page.locator("#conversation-list li", has_text="Topic B")  # the second from the foot
+    await item.hover()  # shows its buttons
+    before = await sidebar.evaluate("s => s.scrollTop")
+    assert before > 100
+
+    await item.get_by_role("button", name="Delete Topic B").click()
+    await expect(page.locator(LIST)).to_have_count(len(titles) - 1)
+    await expect(page.get_by_role("button", name="Undo")).to_be_focused()
+    after = await sidebar.evaluate("s => s.scrollTop")
+    assert after >= before - 80, (before, after)  # at most the deleted item's height less
 
 
 async def test_a_delete_leaves_the_keyboard_where_the_reader_moved_it(page: Page) -> None:

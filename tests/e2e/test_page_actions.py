@@ -1,5 +1,6 @@
 """The actions on the chat page's messages: Stop (button and Esc) with the box open for the next
-prompt, Retry, Regenerate, Edit and resend, Copy and Copy code, and a keyboard that reaches them."""
+prompt, Retry, Regenerate, Edit and resend (one edit at a time), Copy and Copy code (none where
+there is nothing to copy), and a keyboard that reaches them and stays where it was."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from tests.browser import stored_turns
 from tests.e2e.chat import (
     ANSWER,
     FINISHED,
+    StandInModel,
     folded,
     last_answer,
     record_executes,
     send,
     stream_id,
 )
+from tests.stack import Edge
 
 CODE_TEXT = CODE.split("```javascript\n", 1)[1].split("```", 1)[0]
 
@@ -62,6 +65,25 @@ async def test_stop_keeps_what_arrived_and_ends_the_stream_on_the_server(page: P
     assert folded(await page.locator(ANSWER).nth(1).text_content()) == plain(GREETING)
     # Only complete answers go to the model as history.
     assert executed[1]["history"] == []
+
+
+async def test_stop_leaves_the_keyboard_on_its_button_which_becomes_send(page: Page) -> None:
+    """Probe: the button was disabled while the stop was on its way, which dropped the keyboard
+    on it to the page's start (<body>), from the keyboard and with a click alike."""
+    button = page.locator("#send")
+    for index, way in enumerate(("keyboard", "click")):
+        await send(page, "code")
+        await expect(page.locator(ANSWER).nth(index)).to_contain_text("centrifuge-js")
+        if way == "keyboard":
+            await page.get_by_label("Your message").press("Tab")
+            await expect(button).to_be_focused()
+            await expect(button).to_have_accessible_name("Stop")
+            await page.keyboard.press("Enter")
+        else:
+            await button.click()
+        await expect(last_answer(page).locator(".notice")).to_contain_text("Stopped.")
+        await expect(button).to_have_accessible_name("Send")
+        await expect(button).to_be_focused()
 
 
 async def test_escape_stops_and_retry_asks_the_same_prompt_again(page: Page) -> None:
@@ -144,6 +166,65 @@ async def test_editing_can_be_cancelled(page: Page) -> None:
     await expect(page.locator(".turn.user")).to_have_text(["hello"])
     await expect(edit).to_be_focused()
     await expect(page.locator(".turn.assistant")).to_have_count(1)
+
+
+async def test_one_prompt_is_edited_at_a_time_its_actions_hidden_meanwhile(page: Page) -> None:
+    """Probe: a prompt being edited still showed its Copy and Edit (a class's display beat
+    `hidden`), and another prompt's Edit opened a second edit beside the first."""
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    await send(page, "explain")
+    await page.locator(FINISHED).nth(1).wait_for()
+    prompts = page.locator(".message.from-user")
+    first, second = prompts.nth(0), prompts.nth(1)
+    editors = page.get_by_role("textbox", name="Edit your message")
+
+    await first.get_by_role("button", name="Edit", exact=True).click()
+    await expect(editors).to_have_value("hello")
+    await expect(first.locator(".actions")).to_be_hidden()
+    await expect(first.get_by_role("button", name="Copy", exact=True)).to_have_count(0)
+
+    # Another prompt's Edit: the edit left as it was closes.
+    await second.get_by_role("button", name="Edit", exact=True).click()
+    await expect(editors).to_have_count(1)
+    await expect(editors).to_have_value("explain")
+    await expect(first.locator(".actions")).to_be_visible()
+    await expect(second.locator(".actions")).to_be_hidden()
+
+    # Changed, it is not closed for another: it keeps what was typed, and the keyboard.
+    await editors.fill("explain, better")
+    await first.get_by_role("button", name="Edit", exact=True).click()
+    await expect(editors).to_have_count(1)
+    await expect(editors).to_have_value("explain, better")
+    await expect(editors).to_be_focused()
+    await expect(page.locator("#announcer")).to_contain_text("save or cancel that edit first")
+    await editors.press("Escape")
+    await expect(editors).to_have_count(0)
+    await expect(page.locator(".turn.user")).to_have_text(["hello", "explain"])
+
+
+async def test_an_answer_with_nothing_in_it_offers_no_copy(page: Page, edge: Edge) -> None:
+    """Probe: Copy on an answer stopped before its first word wrote "" to the clipboard,
+    replacing what was there, and said "Copied"."""
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await page.evaluate("navigator.clipboard.writeText('kept')")
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "hello")
+    await model.done(await model.next_channel(), "cancelled")  # before its first word
+    answer = page.locator(".message.from-assistant")
+    await expect(answer.locator(".notice")).to_contain_text("Stopped.")
+    await expect(answer.get_by_role("button", name="Copy", exact=True)).to_have_count(0)
+    prompt = page.locator(".message.from-user")
+    await expect(prompt.get_by_role("button", name="Copy", exact=True)).to_have_count(1)
+
+    # An empty code block: Copy code says there is nothing to copy, and copies nothing.
+    await send(page, "empty code")
+    await model.answer(await model.next_channel(), "```\n```")
+    await page.locator(FINISHED).nth(1).wait_for()
+    await page.get_by_role("button", name="Copy code").click()
+    await expect(page.locator(".copy-code")).to_have_text("Nothing to copy")
+    assert await page.evaluate("navigator.clipboard.readText()") == "kept"
 
 
 async def test_copy_a_prompt_an_answer_and_a_code_block(page: Page) -> None:

@@ -2,8 +2,8 @@
 (highlight.js, fetched after the page shows), text that stays selected while the answer streams
 because finished blocks are left alone, a code block still arriving that grows in place (plain,
 highlighted once finished), reference links defined in a later block, and a screen reader
-hearing each block once, briefly. The test stands in for the model (tests/e2e/chat.py) to
-publish exactly the Markdown it wants."""
+hearing each block once, briefly; right-to-left text in its own direction. The test stands in
+for the model (tests/e2e/chat.py) to publish exactly the Markdown it wants."""
 
 from __future__ import annotations
 
@@ -290,3 +290,25 @@ async def test_announcements_are_cut_short_and_a_stopped_answer_says_no_more(
     await expect(page.locator(".notice")).to_contain_text("Stopped")
     # Said, if at all, as the answer ends (`finish`), before the notice shows: no wait needed.
     await expect(said).to_have_count(1)
+
+
+async def test_right_to_left_text_reads_in_its_own_direction(page: Page, edge: Edge) -> None:
+    """Probe: a Hebrew prompt ending in "?" showed its question mark at the right end, and a
+    long Arabic title in the list was cut at its start, its first word lost. Code stays left to
+    right, and so does a paragraph in English."""
+    model = StandInModel(edge)
+    await model.install(page)
+    rtl = "node => getComputedStyle(node).direction === 'rtl'"
+    box = page.get_by_label("Your message", exact=True)
+    await box.fill("מה שלומך היום? ספר לי על relaychat")
+    assert await box.evaluate(rtl)
+    await box.press("Enter")
+    answer = ["مرحبا، أنا بخير.\n\n", "```python\nprint('hi')\n```\n\n", "And in English."]
+    await model.answer(await model.next_channel(), *answer)
+    await page.locator(FINISHED).wait_for()
+
+    assert await page.locator(".turn.user .text").evaluate(rtl)
+    assert await page.locator("#conversation-list .title").evaluate(rtl)
+    blocks = page.locator(f"{ANSWER} > .block")
+    assert [await block.evaluate(rtl) for block in await blocks.all()] == [True, False, False]
+    assert not await page.locator(f"{ANSWER} pre").evaluate(rtl)

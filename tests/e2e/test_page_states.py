@@ -1,5 +1,6 @@
 """The chat page when it cannot start: a session that fails and a connection that cannot be
-made are said plainly, nothing looks clickable that does not work, and Retry starts again."""
+made are said plainly, nothing looks clickable that does not work, and Retry starts again. A
+connection lost later says that the answer will continue only when one is under way."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import asyncio
 from playwright.async_api import Browser, Page, Route, WebSocketRoute, expect
 
 from tests.browser import SCREENSHOTS, ConsoleErrors, watched_page
-from tests.e2e.chat import FINISHED, last_answer, record_executes, send, violations
+from tests.e2e.chat import (
+    FINISHED,
+    StandInModel,
+    last_answer,
+    record_executes,
+    send,
+    violations,
+)
 from tests.stack import Edge
 
 
@@ -211,3 +219,32 @@ async def test_an_answer_is_shown_though_the_live_connection_is_blocked(
     await expect(last_answer(page).locator(".notice")).to_have_count(0)
     await page.context.close()
     assert [text for text in console_errors if "WebSocket" not in text] == []
+
+
+async def test_a_lost_connection_promises_an_answer_only_when_one_is_under_way(
+    page: Page, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    """Probe: offline on an idle page (the welcome screen, even), the status line said "the
+    answer will continue where it stopped"."""
+    status = page.locator("#status")
+    await page.context.set_offline(True)
+    await expect(status).to_contain_text("Connection lost")
+    await expect(status).to_contain_text("Reconnecting.")
+    await expect(status).not_to_contain_text("answer")
+    await page.context.set_offline(False)
+    await expect(status).to_be_hidden(timeout=30_000)
+
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "hello")
+    channel = await model.next_channel()
+    await model.chunk(channel, "Part of it")
+    await expect(last_answer(page).locator(".answer")).to_contain_text("Part of it")
+    await page.context.set_offline(True)
+    await expect(status).to_contain_text("Reconnecting; the answer will continue where it stopped.")
+    await page.context.set_offline(False)
+    await expect(status).to_be_hidden(timeout=30_000)
+    await model.done(channel)
+    await page.locator(FINISHED).wait_for()
+    console_errors.expect("WebSocket")
+    console_errors.expect("ERR_INTERNET_DISCONNECTED")

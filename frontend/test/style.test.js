@@ -1,0 +1,121 @@
+// @ts-check
+// What the stylesheet (src/style.css) promises, read from its text: `hidden` hides whatever
+// display a class gives; the marks in the list differ by shape, not by colour alone (WCAG 1.4.1),
+// and each stands out at least 3:1 against the list, the pulsing ring at its faintest too
+// (WCAG 1.4.11), in light and dark.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+
+const CSS = readFileSync(new URL('../src/style.css', import.meta.url), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+
+/**
+ * The innermost rules, in order: their selectors and declarations (`@media` dropped).
+ * @returns {{selectors: string[], declarations: Map<string, string>}[]}
+ */
+function rules() {
+  return [...CSS.matchAll(/([^{}]+)\{([^{}]*)\}/g)].map(([, selectors, body]) => ({
+    selectors: selectors.split(',').map((s) => s.trim()),
+    declarations: new Map(
+      body
+        .split(';')
+        .map((d) => d.split(':').map((part) => part.trim()))
+        .filter(([name, value]) => name && value)
+        .map(([name, ...value]) => [name, value.join(':')]),
+    ),
+  }));
+}
+
+/**
+ * The custom properties (`--side: #f4f4f6`) of `:root`, light or dark.
+ * @param {'light' | 'dark'} scheme
+ */
+function colours(scheme) {
+  const light = CSS.match(/:root\s*\{([^}]*)\}/)?.[1] ?? '';
+  const dark = CSS.match(/prefers-color-scheme:\s*dark\)\s*\{\s*:root\s*\{([^}]*)\}/)?.[1] ?? '';
+  const read = (/** @type {string} */ body) => Object.fromEntries([...body.matchAll(/(--[\w-]+):\s*(#[0-9a-f]{6})/gi)].map(([, n, v]) => [n, v]));
+  return scheme === 'light' ? read(light) : { ...read(light), ...read(dark) };
+}
+
+/** @param {string} hex */
+const rgb = (hex) => [1, 3, 5].map((at) => parseInt(hex.slice(at, at + 2), 16));
+
+/** @param {number[]} colour */
+function luminance(colour) {
+  const [r, g, b] = colour.map((c) => {
+    const s = c / 255;
+    return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+/**
+ * WCAG's contrast ratio of `front`, drawn at `opacity` over `back`, against `back`.
+ * @param {string} front
+ * @param {string} back
+ * @param {number} [opacity]
+ */
+function contrast(front, back, opacity = 1) {
+  const seen = rgb(front).map((c, i) => c * opacity + rgb(back)[i] * (1 - opacity));
+  const [hi, lo] = [luminance(seen), luminance(rgb(back))].sort((a, b) => b - a);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+const MARKS = ['arriving', 'answered', 'stopped', 'failed', 'refused'];
+
+/**
+ * What a mark is drawn with: `.mark`'s declarations, then its own class's.
+ * @param {string} mark
+ */
+function markStyle(mark) {
+  /** @type {Map<string, string>} */
+  const style = new Map();
+  for (const { selectors, declarations } of rules()) {
+    if (selectors.includes('.mark') || selectors.includes(`.mark.${mark}`)) {
+      for (const [name, value] of declarations) style.set(name, value);
+    }
+  }
+  return style;
+}
+
+test('an element that is hidden is not shown, whatever display its class gives it', () => {
+  const hiding = rules().filter(({ selectors }) => selectors.includes('[hidden]'));
+  assert.ok(
+    hiding.some(({ declarations }) => declarations.get('display') === 'none !important'),
+    'a [hidden] { display: none !important } rule (the Copy and Edit row of a prompt being edited stayed)',
+  );
+});
+
+test('the marks in the list differ by their shape, not only by colour', () => {
+  const shapes = new Map(
+    MARKS.map((mark) => {
+      const style = markStyle(mark);
+      const hollow = style.get('background') === 'transparent';
+      return [mark, `${style.get('border-radius')} ${style.get('transform') ?? ''} ${hollow ? 'hollow' : 'filled'}`];
+    }),
+  );
+  assert.notEqual(shapes.get('answered'), shapes.get('stopped'), 'a new answer and a stopped one');
+  const distinct = new Set(['arriving', 'answered', 'stopped', 'failed'].map((mark) => shapes.get(mark)));
+  assert.equal(distinct.size, 4, JSON.stringify(Object.fromEntries(shapes)));
+  assert.equal(shapes.get('refused'), shapes.get('failed'), 'a prompt not accepted: something to see to, as a failure');
+});
+
+test('each mark stands out 3:1 against the list, and the arriving ring at its faintest too', () => {
+  const pulse = CSS.match(/@keyframes pulse\s*\{([\s\S]*?\})\s*\}/)?.[1] ?? '';
+  const faintest = Math.min(1, ...[...pulse.matchAll(/opacity:\s*([\d.]+)/g)].map(([, o]) => Number(o)));
+  for (const scheme of /** @type {const} */ (['light', 'dark'])) {
+    const colour = colours(scheme);
+    const side = colour['--side'];
+    for (const mark of MARKS) {
+      const style = markStyle(mark);
+      const drawn = mark === 'arriving' ? style.get('border')?.match(/var\((--[\w-]+)\)/)?.[1] : style.get('background')?.match(/var\((--[\w-]+)\)/)?.[1];
+      assert.ok(drawn && colour[drawn], `${mark}: its colour`);
+      const opacity = mark === 'arriving' ? faintest : 1;
+      const ratio = contrast(colour[drawn], side, opacity);
+      assert.ok(ratio >= 3, `${scheme}, ${mark} (${drawn} at ${opacity}): ${ratio.toFixed(2)}:1 against the list`);
+    }
+    // The ring also under the pointer (the item's hover background).
+    const ring = contrast(colour['--muted'], colour['--hover'], faintest);
+    assert.ok(ring >= 3, `${scheme}, the ring on a hovered item: ${ring.toFixed(2)}:1`);
+  }
+});

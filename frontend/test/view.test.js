@@ -1,0 +1,194 @@
+// @ts-check
+// The conversation on screen (src/view.js), on a fake DOM (test/fake-dom.js): the newest text
+// stays in view unless the reader scrolled away from it (a message box that grows is not the
+// reader scrolling); one prompt is edited at a time, and text changed in an edit is not thrown
+// away; an answer with nothing in it offers no Copy; prompts keep the direction of their text.
+import assert from 'node:assert/strict';
+import { beforeEach, test } from 'node:test';
+
+import { Announcer, ConversationView } from '../src/view.js';
+import { FakePane, installDom, make, press, resizeObservers } from './fake-dom.js';
+
+/** @import { UserMessage } from '../src/view.js' */
+
+beforeEach(() => installDom());
+
+/**
+ * A conversation pane 500 px tall holding 2,000 px of messages, scrolled to their end, with its
+ * Jump to latest button and its announcer.
+ */
+function conversationOnPage() {
+  const scroller = new FakePane(500, 2_000);
+  const column = make('div');
+  const jump = /** @type {HTMLButtonElement} */ (make('button'));
+  const region = make('div');
+  const pane = /** @type {HTMLElement} */ (/** @type {unknown} */ (scroller));
+  pane.append(column);
+  document.body.append(pane, jump, region);
+  const view = new ConversationView({ scroller: pane, column, jump, announcer: new Announcer(region) });
+  view.toLatest();
+  return { view, scroller, jump, region };
+}
+
+/**
+ * The conversation's message box grows by `by` px (a refused prompt put back, lines pasted):
+ * the pane above it is that much shorter. Nothing scrolls.
+ * @param {FakePane} scroller
+ * @param {number} by
+ */
+function boxGrows(scroller, by) {
+  scroller.clientHeight -= by;
+}
+
+test('a refused prompt put back in the message box leaves the notice of its answer in view', () => {
+  const { view, scroller, jump } = conversationOnPage();
+  assert.equal(scroller.belowView, 0);
+  boxGrows(scroller, 150);
+  // The answer ends with "The prompt was not accepted: … Edit prompt", 64 px of it.
+  view.keepInView(() => {
+    scroller.scrollHeight += 64;
+  });
+  assert.equal(scroller.belowView, 0, 'the notice and its Edit prompt are in view');
+  assert.equal(jump.hidden, true, 'no Jump to latest: nothing is out of sight');
+});
+
+test('lines pasted while an answer streams do not stop the page following the answer', () => {
+  const { view, scroller, jump } = conversationOnPage();
+  view.keepInView(() => {
+    scroller.scrollHeight += 24;
+  });
+  boxGrows(scroller, 150); // 8 lines pasted at once
+  for (let render = 0; render < 20; render += 1) {
+    view.keepInView(() => {
+      scroller.scrollHeight += 24;
+    });
+  }
+  assert.equal(scroller.belowView, 0, 'the answer is followed to its end');
+  assert.equal(jump.hidden, true);
+});
+
+test('a pane that gets shorter keeps its end in view at once, when it was there', () => {
+  const { scroller, jump } = conversationOnPage();
+  boxGrows(scroller, 150);
+  resizeObservers.resized(scroller);
+  assert.equal(scroller.belowView, 0);
+  assert.equal(jump.hidden, true);
+});
+
+test('only the reader scrolling up stops the following, and back at the end it starts again', () => {
+  const { view, scroller, jump } = conversationOnPage();
+  scroller.scrollBy(-40); // near enough to the end: still followed
+  view.keepInView(() => {
+    scroller.scrollHeight += 24;
+  });
+  assert.equal(scroller.belowView, 0);
+
+  scroller.scrollBy(-300);
+  assert.equal(jump.hidden, false, 'Jump to latest is offered');
+  view.keepInView(() => {
+    scroller.scrollHeight += 100;
+  });
+  assert.equal(scroller.belowView, 400, 'the reader is left where they are');
+  boxGrows(scroller, 150);
+  resizeObservers.resized(scroller);
+  assert.equal(scroller.belowView, 550, 'nor moved when the box grows');
+
+  scroller.scrollBy(550);
+  assert.equal(jump.hidden, true);
+  view.keepInView(() => {
+    scroller.scrollHeight += 100;
+  });
+  assert.equal(scroller.belowView, 0, 'followed again');
+
+  scroller.scrollBy(-300);
+  jump.click(); // Jump to latest
+  assert.equal(scroller.belowView, 0);
+  view.keepInView(() => {
+    scroller.scrollHeight += 100;
+  });
+  assert.equal(scroller.belowView, 0, 'and after Jump to latest');
+});
+
+/** Two prompts on screen; `sent` gets what their edits send. */
+function twoPrompts() {
+  const { view, region } = conversationOnPage();
+  /** @type {string[]} */
+  const sent = [];
+  const actions = { copy() {}, edit() {} };
+  const prompts = ['The first prompt', 'The second prompt'].map((text) => view.addUser(text, actions));
+  /** @param {UserMessage} message */
+  const edit = (message) =>
+    message.startEdit((text) => {
+      sent.push(text);
+    });
+  /** @param {UserMessage} message */
+  const editBox = (message) => /** @type {HTMLTextAreaElement | null} */ (message.root.querySelector('textarea'));
+  return { view, region, prompts, sent, edit, editBox };
+}
+
+test('one prompt is edited at a time: opening another edit closes one left as it was', () => {
+  const { view, prompts, edit, editBox } = twoPrompts();
+  const [first, second] = prompts;
+  edit(first);
+  assert.ok(editBox(first));
+  edit(second);
+  assert.equal(editBox(first), null, 'the first edit closed');
+  assert.equal(first.bubble.hidden, false, 'its prompt shown again');
+  assert.ok(editBox(second));
+  assert.equal(document.activeElement, editBox(second));
+  assert.equal(view.column.querySelectorAll('form').length, 1);
+  assert.equal(view.editing(), second);
+});
+
+test('an edit whose text was changed stays open: another is not opened over it', () => {
+  const { view, region, prompts, sent, edit, editBox } = twoPrompts();
+  const [first, second] = prompts;
+  edit(first);
+  const box = /** @type {HTMLTextAreaElement} */ (editBox(first));
+  box.value = 'The first prompt, better';
+  document.body.focus();
+  edit(second);
+  assert.equal(editBox(second), null, 'the second is not opened');
+  assert.equal(editBox(first), box);
+  assert.equal(box.value, 'The first prompt, better', 'nothing lost');
+  assert.equal(document.activeElement, box, 'the keyboard is taken to it');
+  assert.match(region.textContent ?? '', /save or cancel that edit first/);
+
+  // Cancelled (Esc), the other can be edited; saved, it sends what was typed.
+  press(box, 'Escape');
+  assert.equal(view.editing(), null);
+  edit(second);
+  assert.equal(view.editing(), second);
+  /** @type {HTMLFormElement} */ (second.form).requestSubmit();
+  assert.deepEqual(sent, ['The second prompt']);
+});
+
+test('an answer that ended with nothing in it offers no Copy, which would empty the clipboard', () => {
+  const { view } = conversationOnPage();
+  /** @type {string[]} */
+  const copied = [];
+  const actions = { copy: (/** @type {string} */ text) => copied.push(text), copyCode() {}, regenerate() {} };
+  for (const [reason, message] of [
+    ['cancelled', undefined], // stopped before its first word
+    ['rejected', 'text: the prompt is too long'],
+    ['error', 'the prompt could not be sent'],
+  ]) {
+    const answer = view.addAssistant(actions);
+    answer.finish(/** @type {string} */ (reason), message);
+    const labels = [...answer.root.querySelectorAll('button')].map((button) => button.textContent);
+    assert.deepEqual(labels, [], `${reason}: no Copy`);
+  }
+});
+
+test('prompts, their edits and thinking take their direction from their own text', () => {
+  const { view } = conversationOnPage();
+  const prompt = view.addUser('מה שלומך?', { copy() {}, edit() {} });
+  assert.equal(prompt.root.querySelector('p.text')?.getAttribute('dir'), 'auto');
+  prompt.startEdit(() => {});
+  assert.equal(prompt.root.querySelector('textarea')?.getAttribute('dir'), 'auto');
+
+  const answer = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  answer.show('', 'أفكر في السؤال');
+  assert.equal(answer.thinkingText?.getAttribute('dir'), 'auto');
+  answer.finish('cancelled');
+});
