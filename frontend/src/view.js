@@ -142,16 +142,16 @@ export class ConversationView {
      * prompt's notice, arrived out of sight.)
      */
     this.following = true;
-    /** Where the pane was scrolled to at its last scroll event. */
+    /** Where the pane was, as last seen: at its last scroll event, or the page's own scroll. */
     this.scrolledTo = scroller.scrollTop;
     /** @type {UserMessage | null} the prompt opened for editing last */
     this.edited = null;
     scroller.addEventListener('scroll', () => this.scrolled(), { passive: true });
-    // The pane or the conversation changed size with no scroll (the message box grew or shrank,
-    // a phone's keyboard opened, code was highlighted): the end stays in view if it was.
-    const resized = new ResizeObserver(() => this.keepInView(() => {}));
-    resized.observe(scroller);
-    resized.observe(column);
+    // The pane changed size with no scroll (the message box grew or shrank, a phone's keyboard
+    // opened): the end stays in view if it was. The pane only: the conversation's own growth
+    // goes through keepInView, and what the reader opens in it (Thinking, an edit) is theirs to
+    // look at, not to be scrolled past.
+    new ResizeObserver(() => this.keepInView(() => {})).observe(scroller);
     jump.addEventListener('click', () => {
       this.toLatest(true);
       this.focusLatest();
@@ -174,12 +174,21 @@ export class ConversationView {
     return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
   }
 
+  /**
+   * Whether the reader moved the pane up since the page last saw where it was (by any amount:
+   * one ArrowUp is a wish to read). Not when the pane is at its very end: content that shrank
+   * there moved it up, not the reader.
+   */
+  readerWentUp() {
+    const s = this.scroller;
+    return s.scrollTop < this.scrolledTo - 1 && s.scrollHeight - s.scrollTop - s.clientHeight > 1;
+  }
+
   /** The pane was scrolled: by the reader, or by the page keeping the end in view. */
   scrolled() {
-    const top = this.scroller.scrollTop;
-    if (this.nearBottom()) this.following = true;
-    else if (top < this.scrolledTo) this.following = false;
-    this.scrolledTo = top;
+    if (this.readerWentUp()) this.following = false;
+    else if (this.nearBottom()) this.following = true;
+    this.scrolledTo = this.scroller.scrollTop;
     this.updateJump();
   }
 
@@ -192,6 +201,7 @@ export class ConversationView {
     const reduced = matchMedia('(prefers-reduced-motion: reduce)').matches;
     this.scroller.scrollTo({ top: this.scroller.scrollHeight, behavior: smoothly && !reduced ? 'smooth' : 'auto' });
     this.following = true;
+    this.scrolledTo = this.scroller.scrollTop;
     this.jump.hidden = true;
   }
 
@@ -200,8 +210,13 @@ export class ConversationView {
    * @param {() => void} change
    */
   keepInView(change) {
+    // A scroll of the reader's whose event has not come yet (one comes a frame later) counts.
+    if (this.readerWentUp()) this.following = false;
     change();
     if (this.following) this.scroller.scrollTop = this.scroller.scrollHeight;
+    // The page's own scroll is where the reader's next one is measured from: in a browser both
+    // may come in one scroll event.
+    this.scrolledTo = this.scroller.scrollTop;
     this.updateJump();
   }
 

@@ -77,11 +77,13 @@ test('a pane that gets shorter keeps its end in view at once, when it was there'
 
 test('only the reader scrolling up stops the following, and back at the end it starts again', () => {
   const { view, scroller, jump } = conversationOnPage();
-  scroller.scrollBy(-40); // near enough to the end: still followed
+  scroller.scrollBy(-40); // one ArrowUp: a wish to read, however near the end
   view.keepInView(() => {
     scroller.scrollHeight += 24;
   });
-  assert.equal(scroller.belowView, 0);
+  assert.equal(scroller.belowView, 64, 'a step up is not undone by the next render');
+  scroller.scrollBy(64);
+  assert.equal(jump.hidden, true, 'back at the end: followed again');
 
   scroller.scrollBy(-300);
   assert.equal(jump.hidden, false, 'Jump to latest is offered');
@@ -191,4 +193,54 @@ test('prompts, their edits and thinking take their direction from their own text
   answer.show('', 'أفكر في السؤال');
   assert.equal(answer.thinkingText?.getAttribute('dir'), 'auto');
   answer.finish('cancelled');
+});
+
+/**
+ * Sets the pane's scrollTop with no scroll event: in a browser the event comes a frame later, one
+ * for every change in that frame.
+ * @param {FakePane} pane
+ * @param {() => void} change
+ */
+function unannounced(pane, change) {
+  const dispatch = pane.dispatchEvent.bind(pane);
+  pane.dispatchEvent = () => true;
+  try {
+    change();
+  } finally {
+    pane.dispatchEvent = dispatch;
+  }
+}
+
+test("the reader's scroll up counts when it comes in one scroll event with the page's own", () => {
+  const { view, scroller, jump } = conversationOnPage();
+  unannounced(scroller, () =>
+    view.keepInView(() => {
+      scroller.scrollHeight += 250; // a render keeps the end in view ...
+    }),
+  );
+  unannounced(scroller, () => scroller.scrollBy(-200)); // ... and the reader goes up meanwhile
+  scroller.dispatchEvent(new Event('scroll'));
+  assert.equal(view.following, false);
+  assert.equal(jump.hidden, false);
+  view.keepInView(() => {
+    scroller.scrollHeight += 24;
+  });
+  assert.equal(scroller.belowView, 224, 'left where they went');
+});
+
+test("the reader's scroll up counts before its event comes, when a render comes first", () => {
+  const { view, scroller } = conversationOnPage();
+  unannounced(scroller, () => scroller.scrollBy(-200));
+  view.keepInView(() => {
+    scroller.scrollHeight += 24;
+  });
+  assert.equal(scroller.belowView, 224);
+});
+
+test('what the reader opens in the conversation (Thinking, an edit) is not scrolled past', () => {
+  const { view, scroller } = conversationOnPage();
+  const before = scroller.scrollTop;
+  scroller.scrollHeight += 600; // a closed Thinking opened by the reader
+  resizeObservers.resized(view.column);
+  assert.equal(scroller.scrollTop, before);
 });

@@ -186,7 +186,17 @@ async def test_behind_a_trusted_proxy_each_client_has_a_rate_of_its_own(
     assert refused == ({"192.0.2.1", "192.0.2.2"} if others_refused else {"192.0.2.1"})
 
 
-def test_the_backend_is_told_the_client_alone(stack: Stack, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("trusted", "forwarded", "client"),
+    [
+        ("127.0.0.1", "203.0.113.9, 192.0.2.1", "192.0.2.1"),
+        # A client inside the trusted range names no one: one hop, the proxy's (review).
+        ("127.0.0.0/8", "198.51.100.7, 127.0.0.5", "127.0.0.5"),
+    ],
+)
+def test_the_backend_is_told_the_client_alone(
+    stack: Stack, tmp_path: Path, trusted: str, forwarded: str, client: str
+) -> None:
     """Not the chain a client may write itself: the backend logs the address nginx found."""
     seen: list[str | None] = []
 
@@ -206,16 +216,18 @@ def test_the_backend_is_told_the_client_alone(stack: Stack, tmp_path: Path) -> N
     thread.start()
     try:
         backend_url = f"http://127.0.0.1:{backend.server_address[1]}"
-        with nginx_in_front(stack, backend_url, free_port(), tmp_path / "nginx") as front:
+        with nginx_in_front(
+            stack, backend_url, free_port(), tmp_path / "nginx", trusted_proxy=trusted
+        ) as front:
             seen.clear()  # nginx_in_front's own readiness checks
-            forged = {"X-Forwarded-For": "203.0.113.9, 192.0.2.1"}
+            forged = {"X-Forwarded-For": forwarded}
             assert httpx.get(f"{front.url}/api/health", headers=forged).status_code == 200
             assert httpx.get(f"{front.url}/api/health").status_code == 200
     finally:
         backend.shutdown()
         backend.server_close()
     # Through a proxy on loopback, the client it names; straight from loopback, loopback.
-    assert seen == ["192.0.2.1", "127.0.0.1"]
+    assert seen == [client, "127.0.0.1"]
 
 
 def test_nginx_listens_on_loopback_unless_told_otherwise(stack: Stack, tmp_path: Path) -> None:
