@@ -227,18 +227,11 @@ async def test_a_lost_connection_promises_an_answer_only_when_one_is_under_way(
     """Probe: offline on an idle page (the welcome screen, even), the status line said "the
     answer will continue where it stopped"."""
     status = page.locator("#status")
-    await page.context.set_offline(True)
-    await expect(status).to_contain_text("Connection lost")
-    await expect(status).to_contain_text("Reconnecting.")
-    await expect(status).not_to_contain_text("answer")
-    await page.context.set_offline(False)
-    await expect(status).to_be_hidden(timeout=30_000)
-
     model = StandInModel(edge)
     await model.install(page)
     await send(page, "hello")
     channel = await model.next_channel()
-    await model.chunk(channel, "Part of it")
+    await model.chunk(channel, "Part of it")  # connected (offline before that: "Cannot connect")
     await expect(last_answer(page).locator(".answer")).to_contain_text("Part of it")
     await page.context.set_offline(True)
     await expect(status).to_contain_text("Reconnecting; the answer will continue where it stopped.")
@@ -246,5 +239,12 @@ async def test_a_lost_connection_promises_an_answer_only_when_one_is_under_way(
     await expect(status).to_be_hidden(timeout=30_000)
     await model.done(channel)
     await page.locator(FINISHED).wait_for()
+
+    await page.context.set_offline(True)  # no answer under way now
+    await expect(status).to_contain_text("Connection lost")
+    await expect(status).to_contain_text("Reconnecting.")
+    await expect(status).not_to_contain_text("answer")
+    await page.context.set_offline(False)
+    await expect(status).to_be_hidden(timeout=30_000)
     console_errors.expect("WebSocket")
     console_errors.expect("ERR_INTERNET_DISCONNECTED")

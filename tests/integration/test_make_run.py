@@ -98,6 +98,13 @@ class Run:
         return f"http://127.0.0.1:{self.ports['NGINX_PORT']}"
 
 
+def _overlaps(port: int, ports: Mapping[str, int], name: str) -> bool:
+    """Whether `port` or the one after it is another name's port or the one after that."""
+    return any(
+        {port, port + 1} & {other, other + 1} for n, other in ports.items() if n != name and other
+    )
+
+
 def free_pair() -> int:
     """A free port whose next one is free too (the cluster runs two of a kind on P and P+1)."""
     while True:
@@ -150,7 +157,11 @@ def make_run(
     fresh env file in `tmp_path` (make writes it, as on a first run, unless `env_file_lines`
     are given) on free ports; always stops it."""
     names = ("NGINX_PORT", "BACKEND_PORT", "CENTRIFUGO_HTTP_SERVER_PORT")
-    ports = {name: (ports or {}).get(name) or free_pair() for name in names}
+    given = dict(ports or {})
+    ports = {name: given.get(name) or 0 for name in names}
+    for name in names:  # each pair apart from the others (a port freed once came back twice)
+        while name not in given and (not ports[name] or _overlaps(ports[name], ports, name)):
+            ports[name] = free_pair()
     if target == "run-cluster":
         ports["CLUSTER_REDIS_PORT"] = free_port()
     env_file = tmp_path / "relaychat.env"
