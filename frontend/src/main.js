@@ -1137,10 +1137,21 @@ form.addEventListener('submit', (event) => {
   ask(text);
 });
 
+/**
+ * When the reader last pressed Stop. The button keeps the keyboard and becomes Send once the
+ * answer has ended: a second press close behind (a double click, a repeated Enter) is the
+ * Stop's, not a Send of what waits in the box.
+ */
+let stopPressedAt = -Infinity;
+const SECOND_PRESS_MS = 800;
+
 sendButton.addEventListener('click', (event) => {
   if (sendButton.dataset.mode === 'stop') {
     event.preventDefault();
+    stopPressedAt = performance.now();
     stop();
+  } else if (performance.now() - stopPressedAt < SECOND_PRESS_MS) {
+    event.preventDefault();
   }
 });
 

@@ -86,6 +86,32 @@ async def test_stop_leaves_the_keyboard_on_its_button_which_becomes_send(page: P
         await expect(button).to_be_focused()
 
 
+async def test_a_second_press_of_stop_does_not_send_what_waits_in_the_box(page: Page) -> None:
+    """Review: Stop keeps the keyboard and becomes Send once the answer has ended, so the second
+    press of a double click sent the prompt waiting in the box."""
+    executed = record_executes(page)
+    await send(page, "code")
+    await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")
+    box = page.get_by_label("Your message", exact=True)
+    await box.fill("my next question")
+    # Stop, and a second press the moment the button is Send again.
+    await page.evaluate(
+        """() => new Promise((resolve) => {
+            const button = document.getElementById('send');
+            new MutationObserver((_, observer) => {
+                if (button.dataset.mode !== 'send') return;
+                observer.disconnect();
+                button.click();
+                resolve();
+            }).observe(button, { attributes: true, attributeFilter: ['data-mode'] });
+            button.click();
+        })"""
+    )
+    await expect(last_answer(page).locator(".notice")).to_contain_text("Stopped.")
+    await expect(box).to_have_value("my next question")
+    assert [body["text"] for body in executed] == ["code"]
+
+
 async def test_escape_stops_and_retry_asks_the_same_prompt_again(page: Page) -> None:
     executed = record_executes(page)
     await send(page, "code")
