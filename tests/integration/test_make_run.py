@@ -163,7 +163,10 @@ def make_run(
         while name not in given and (not ports[name] or _overlaps(ports[name], ports, name)):
             ports[name] = free_pair()
     if target == "run-cluster":
-        ports["CLUSTER_REDIS_PORT"] = free_port()
+        redis = free_port()
+        while _overlaps(redis, ports, "CLUSTER_REDIS_PORT"):  # apart from the pairs too
+            redis = free_port()
+        ports["CLUSTER_REDIS_PORT"] = redis
     env_file = tmp_path / "relaychat.env"
     if env_file_lines:
         subprocess.run([str(ROOT / "scripts" / "ensure-env.sh"), str(env_file)], check=True)
