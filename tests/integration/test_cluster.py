@@ -17,7 +17,7 @@ from backend.core.relay import ORPHANED
 from backend.llm.simulated import answer_for
 from tests.clients import ChatSession, answer_of
 from tests.cluster import Cluster, running_cluster
-from tests.stack import ORIGIN
+from tests.stack import ORIGIN, nginx_in_front
 
 # ~20 ms a token: an answer runs 2-4 s, long enough to act on while it streams.
 SLOW = {"SIM_TOKEN_DELAY_MIN_MS": "15", "SIM_TOKEN_DELAY_MAX_MS": "25", "COALESCE_WINDOW_MS": "30"}
@@ -123,6 +123,68 @@ async def test_a_killed_backend_s_streams_are_ended_by_the_survivor(
         snapshot = (await http.get(f"/api/streams/{stream_id}")).json()
     assert snapshot["done"]["reason"] == "error"
     assert answer_for("explain").startswith(snapshot["text"])
+
+
+async def test_a_paused_backend_holds_requests_through_nginx_seconds_not_minutes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A backend that stops answering but keeps its port (hung; here SIGSTOP) held every other
+    request through nginx for its 300 s read timeout. Now nginx gives up on it after a few
+    seconds and sends the request to the other backend, executes too; the paused one, once it
+    runs again, refuses the executes it then reads (their channels are taken), so no answer runs
+    twice."""
+    first = cluster.stacks[0]
+    paused_port = first.backend_url.rpartition(":")[2]
+    backends = ",".join(stack.backend_url.removeprefix("http://") for stack in cluster.stacks)
+    out = tmp_path / "nginx"
+    with nginx_in_front(first, backends, first.nginx_ports[0], out) as edge:
+        async with ChatSession.open(edge.url, edge.websocket_url, ORIGIN) as chat:
+            channels = [chat.new_channel() for _ in range(4)]
+            collectors = [(await chat.subscribe(channel))[1] for channel in channels]
+            cluster.backends[0].signal(signal.SIGSTOP)
+            # The test's own limit, far below the 300 s that nginx waited before.
+            async with httpx.AsyncClient(
+                base_url=edge.url, cookies=chat.http.cookies, timeout=30
+            ) as http:
+                replies = await asyncio.gather(
+                    *(http.post("/api/execute", json={"text": "code", "channel": channel})
+                      for channel in channels),
+                    *(http.get("/api/config") for _ in range(4)),
+                )  # fmt: skip
+            assert [reply.status_code for reply in replies] == [202] * 4 + [200] * 4
+            for collector in collectors:
+                publications = await collector.wait_for_done()
+                assert answer_of(publications) == answer_for("code")
+                assert [p["done"] for p in publications].count(True) == 1
+
+            # Two requests in a row from one nginx worker go to both backends (round robin), so
+            # at least one of the four executes went to the paused one first.
+            timed_out = [
+                line
+                for line in (out / "error.log").read_text().splitlines()
+                if "upstream timed out" in line
+                and '"POST /api/execute' in line
+                and f"127.0.0.1:{paused_port}" in line
+            ]
+            assert timed_out
+            cluster.backends[0].signal(signal.SIGCONT)
+            refused = 'http_requests_total{handler="/api/execute",method="POST",status="4xx"}'
+            async with httpx.AsyncClient(base_url=first.backend_url, timeout=10) as direct:
+                async with asyncio.timeout(20):
+                    while True:
+                        metrics = (await direct.get("/metrics")).text
+                        counts = [
+                            float(line.rpartition(" ")[2])
+                            for line in metrics.splitlines()
+                            if line.startswith(refused)
+                        ]
+                        if counts and counts[0] >= len(timed_out):
+                            break
+                        await asyncio.sleep(0.1)
+            assert counts[0] == len(timed_out)
+            for collector in collectors:  # nothing after the one answer's `done`
+                assert [p["done"] for p in collector.publications].count(True) == 1
+                assert answer_of(collector.publications) == answer_for("code")
 
 
 async def test_a_centrifugo_node_restart_loses_nothing_with_redis_history(

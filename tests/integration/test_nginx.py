@@ -299,6 +299,23 @@ def test_a_backend_that_cannot_answer_gives_a_json_502(stack: Stack, tmp_path: P
     assert "try again shortly" in response.json()["detail"]
 
 
+def test_a_sync_answer_longer_than_the_api_s_time_limit_comes_through(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """nginx gives a backend 8 s to answer on /api/ (a paused one is then passed over), but the
+    chat routes answer at an answer's end: /api/chat/sync here, ~9.6 s of 101 tokens."""
+    slow = {"SIM_TOKEN_DELAY_MIN_MS": "95", "SIM_TOKEN_DELAY_MAX_MS": "95"}
+    with (
+        another_backend(stack, **slow) as backend_url,
+        nginx_in_front(stack, backend_url, free_port(), tmp_path / "nginx") as front,
+        httpx.Client(base_url=front.url, timeout=30) as http,
+    ):
+        assert http.post("/api/token").status_code == 200
+        response = http.post("/api/chat/sync", json={"prompt": "code"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"response": answer_for("code")}
+
+
 _ESTABLISHED, _TIME_WAIT = "01", "06"
 
 
