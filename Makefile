@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 FRONTEND := frontend/dist/index.html
 FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/build.mjs frontend/package-lock.json frontend/package.json
 
-.PHONY: run run-cluster test test-centrifugo-v5 setup centrifugo nginx test-tools frontend frontend-check lint unit integration e2e bench clean
+.PHONY: run run-cluster test test-centrifugo-v5 lock setup centrifugo nginx test-tools frontend frontend-check lint unit integration e2e bench clean
 
 # The settings file `make run` reads (the environment overrides it); written on first run.
 ENV_FILE ?= .env
@@ -84,12 +84,25 @@ $(FRONTEND): $(FRONTEND_SOURCES)
 $(ENV_FILE):
 	scripts/ensure-env.sh $@
 
-$(STAMP): pyproject.toml
+# Every package at the version tested (requirements-dev.lock), not whatever is newest that day.
+$(STAMP): pyproject.toml requirements-dev.lock
 	@command -v $(PYTHON) >/dev/null || { echo "needs Python >= 3.11: apt-get install python3 python3-venv"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c requirements-dev.lock -e '.[test]'
 	@touch $@
+
+# After a change of pyproject.toml's dependencies: both lock files again, each from a fresh
+# environment (newest versions allowed by pyproject.toml's pins), then `make test`.
+lock:
+	rm -rf .cache/lock && mkdir -p .cache/lock
+	$(PYTHON) -m venv .cache/lock/dev && .cache/lock/dev/bin/pip install --quiet -e '.[test]'
+	{ sed -n '/^#/p' requirements-dev.lock; .cache/lock/dev/bin/pip freeze --exclude-editable; } > .cache/lock/dev.lock
+	# The image's at the same versions as the tests'.
+	$(PYTHON) -m venv .cache/lock/run && .cache/lock/run/bin/pip install --quiet -c .cache/lock/dev.lock .
+	{ sed -n '/^#/p' requirements.lock; .cache/lock/run/bin/pip freeze | grep -v '^relaychat'; } > .cache/lock/run.lock
+	mv .cache/lock/dev.lock requirements-dev.lock && mv .cache/lock/run.lock requirements.lock
+	rm -rf .cache/lock
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache frontend/node_modules frontend/dist
