@@ -211,6 +211,37 @@ export function editPrompt(turns, index, text) {
 }
 
 /**
+ * An edit of a prompt that the reader changed and has not sent, kept while another conversation
+ * is on screen: the prompt at `index`, which read `prompt`, and the text of the edit.
+ * @typedef {object} EditDraft
+ * @property {number} index
+ * @property {string} prompt
+ * @property {string} text
+ */
+
+/**
+ * Whether the prompt at `index` still reads `prompt`: an edit of it can be opened again there, or
+ * sent on top of the turns as they are now. Not when another tab edited it, or one before it, or
+ * deleted it.
+ * @param {readonly Turn[]} turns
+ * @param {number} index
+ * @param {string} prompt
+ */
+export function promptStillAt(turns, index, prompt) {
+  const turn = turns[index];
+  return turn?.role === 'user' && turn.text === prompt;
+}
+
+/**
+ * The message box's text once an unsent edit that cannot be opened again where it was goes into
+ * it: the edit, after whatever else the box holds (neither is lost).
+ * @param {string} box  what the message box holds
+ * @param {string} edit
+ * @returns {string}
+ */
+export const boxWithEdit = (box, edit) => (!box.trim() || box === edit ? edit : `${box.trimEnd()}\n\n${edit}`);
+
+/**
  * Newest first (by their last change).
  * @template {{created: number, updated: number}} T  a conversation, or its summary
  * @param {readonly T[]} conversations

@@ -19,10 +19,12 @@ import {
   REJECTED,
   askAgain,
   boxAfterEdit,
+  boxWithEdit,
   editPrompt,
   lastActions,
   newConversation,
   promptBack,
+  promptStillAt,
   readConversation,
   renamed,
   withEnding,
@@ -42,7 +44,7 @@ import { UnseenAnswers } from './unseen.js';
 import { Announcer, ConversationView, acknowledge } from './view.js';
 
 /** @import { Session } from './api.js' */
-/** @import { AssistantTurn, Conversation, Ending, Turn } from './conversation.js' */
+/** @import { AssistantTurn, Conversation, EditDraft, Ending, Turn } from './conversation.js' */
 /** @import { Limits } from './limits.js' */
 /** @import { StorageProblem } from './storage.js' */
 /** @import { AnswerSubscription } from './subscription.js' */
@@ -654,6 +656,18 @@ const unfinished = new Map();
 const answerViews = new Map();
 /** @type {Map<number, UserMessage>} the prompts on screen, by their place in the turns */
 const promptViews = new Map();
+/**
+ * Edits the reader changed and did not send, of conversations no longer on screen, by their id:
+ * opened again when their conversation is (see `keepEditDraft`).
+ * @type {Map<string, EditDraft>}
+ */
+const editDrafts = new Map();
+/**
+ * The conversation on screen as another tab changed it while an edit was open here: shown once
+ * the edit closes, or the edit is sent on top of it (see `changedElsewhere`).
+ * @type {Conversation | null}
+ */
+let changedWhileEditing = null;
 
 const list = new ConversationList(byId('conversation-list', HTMLUListElement), byId('no-conversations', HTMLElement), {
   rename: (id, title) => renameConversation(id, title),
@@ -748,6 +762,7 @@ async function copy(text, button) {
 const userActions = (index) => ({
   copy: (button) => copy(/** @type {string} */ (/** @type {{text?: string}} */ (current.turns[index]).text), button),
   edit: (message) => startEdit(index, message),
+  editClosed: () => editClosed(index),
 });
 
 /** Shows the conversation's turns; answers still arriving are followed again. */
@@ -790,12 +805,58 @@ function renderTurns() {
  * @param {boolean} stored  whether it is in storage
  */
 function showConversation(conversation, stored) {
+  keepEditDraft();
+  changedWhileEditing = null; // the conversation shown is as it is now
   current = conversation;
   kept = stored;
   unseen.seen(conversation.id);
   renderTurns();
+  reopenEditDraft();
   showAddress();
   refreshList();
+}
+
+/**
+ * Keeps the edit open on screen, when the reader changed its text, for when its conversation is
+ * shown again: New chat, a link, Back, Undo and a delete (here or in another tab) all replace the
+ * conversation on screen, and the text was thrown away without a word. Kept in the tab, not in
+ * storage: it is the reader's unfinished typing, not part of the conversation.
+ */
+function keepEditDraft() {
+  const open = view.editing();
+  const text = open?.changedText();
+  const index = [...promptViews].find(([, message]) => message === open)?.[0];
+  if (!open || typeof text !== 'string' || index === undefined) return;
+  editDrafts.set(current.id, { index, prompt: open.text, text });
+}
+
+/**
+ * Opens again the edit the reader left unsent in the conversation now on screen, with its text and
+ * the keyboard in it. Its prompt changed meanwhile (in another tab), it goes to the message box.
+ */
+function reopenEditDraft() {
+  const draft = editDrafts.get(current.id);
+  if (!draft) return;
+  editDrafts.delete(current.id);
+  const message = promptViews.get(draft.index);
+  if (message && promptStillAt(current.turns, draft.index, draft.prompt)) {
+    startEdit(draft.index, message, draft.text);
+    announcer.say('Your unsent edit is open again: save or cancel it.');
+  } else {
+    editToBox(draft.text);
+    announcer.say('Your unsent edit is in the message box: its message was changed in another tab.');
+  }
+}
+
+/**
+ * Puts an unsent edit that cannot be opened again where it was in the message box, after what
+ * the box holds.
+ * @param {string} text
+ */
+function editToBox(text) {
+  input.value = boxWithEdit(input.value, text);
+  resize();
+  showLength();
 }
 
 function newChat() {
@@ -835,11 +896,31 @@ async function changedElsewhere(id, deleted) {
     if (id !== current.id) return;
     const focusWasIn = view.column.contains(document.activeElement);
     showConversation(newConversation(newStreamId(), Date.now()), false);
-    announcer.say('This conversation was deleted in another tab.');
+    // An edit left unsent in it does not go with it: it goes to the message box.
+    const draft = editDrafts.get(id);
+    editDrafts.delete(id);
+    if (draft) editToBox(draft.text);
+    const where = draft ? ' Your unsent edit is in the message box.' : '';
+    announcer.say(`This conversation was deleted in another tab.${where}`);
     if (focusWasIn || document.activeElement === document.body) input.focus();
-  } else if (id === current.id && !view.editing() && !runIn(id) && JSON.stringify(stored) !== JSON.stringify(current)) {
-    showConversation(stored, true);
+  } else if (id === current.id && !runIn(id) && JSON.stringify(stored) !== JSON.stringify(current)) {
+    // An edit open here is not closed under the reader: the change waits for it to close (it was
+    // skipped for good, and the next save wrote over it).
+    if (view.editing()) changedWhileEditing = stored;
+    else showConversation(stored, true);
   }
+}
+
+/**
+ * An edit closed unsent: a change another tab made to the conversation meanwhile is shown now,
+ * the keyboard staying on the prompt's Edit.
+ * @param {number} index  the edited prompt's place in the turns
+ */
+async function editClosed(index) {
+  if (changedWhileEditing?.id !== current.id) return;
+  changedWhileEditing = null;
+  await changedElsewhere(current.id, false); // read again: it may have changed since
+  if (document.activeElement === document.body) promptViews.get(index)?.editButton.focus();
 }
 
 /**
@@ -993,14 +1074,28 @@ function askLastAgain() {
 /**
  * @param {number} index
  * @param {UserMessage} message
+ * @param {string} [draft]  the reader's unsent edit, opened again (it was open, so it opens even
+ *   while an answer streams)
  */
-function startEdit(index, message) {
-  if (runIn(current.id)) return;
+function startEdit(index, message, draft) {
+  if (runIn(current.id) && draft === undefined) return;
   message.startEdit((text) => {
     // Over the limit, the edit stays open (what follows it is kept): said on the box.
     const length = limits && lengthNotice(text, limits.maxTextChars);
     if (length?.over) return length.message;
     if (!connection || runIn(current.id)) return '';
+    // Another tab changed the conversation while the edit was open: the edit goes on top of that
+    // change (it replaces only what follows its prompt), not over it. Unless that prompt is not
+    // there as it was any more: the conversation is shown as it is now, the edit open again (or
+    // in the message box), to be sent or not.
+    const latest = changedWhileEditing?.id === current.id ? changedWhileEditing : null;
+    changedWhileEditing = null;
+    if (latest && !promptStillAt(latest.turns, index, message.text)) {
+      announcer.say('This conversation was changed in another tab, so your edit was not sent.');
+      showConversation(latest, true);
+      return '';
+    }
+    if (latest) current = latest;
     // A refused prompt put back in the message box goes from there once it is sent edited.
     const box = boxAfterEdit(input.value, current.turns, index);
     setTurns(editPrompt(current.turns, index, text).slice(0, -1));
@@ -1013,7 +1108,7 @@ function startEdit(index, message) {
     }
     input.focus();
     return '';
-  });
+  }, draft);
 }
 
 /**

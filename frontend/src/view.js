@@ -115,6 +115,7 @@ export class Announcer {
  * @typedef {object} UserActions
  * @property {(button: HTMLButtonElement) => void} copy
  * @property {(message: UserMessage) => void} edit
+ * @property {() => void} [editClosed]  its edit was closed unsent (Cancel, Esc, another prompt's Edit)
  */
 
 /**
@@ -292,6 +293,7 @@ export class UserMessage {
   constructor(text, actions, mayEdit = () => true) {
     this.text = text;
     this.mayEdit = mayEdit;
+    this.actions = actions;
     const { root, actions: bar } = message('user');
     this.root = root;
     this.bubble = element('div', 'turn user');
@@ -313,15 +315,16 @@ export class UserMessage {
    * Swaps the prompt for a text box holding it; `send` gets the edited text, `cancel` puts the
    * prompt back. `send` may refuse the text with a reason, shown on the box (which stays).
    * @param {(text: string) => string | void} send
+   * @param {string} [text]  what the box opens with: the prompt, or the reader's unsent edit of it
    */
-  startEdit(send) {
+  startEdit(send, text = this.text) {
     if (this.form || !this.mayEdit(this)) return;
     const form = element('form', 'edit');
     form.setAttribute('aria-label', 'Edit your message');
     const box = element('textarea', 'edit-text');
-    box.value = this.text;
+    box.value = text;
     box.dir = 'auto';
-    box.rows = Math.min(10, this.text.split('\n').length + 1);
+    box.rows = Math.min(10, text.split('\n').length + 1);
     box.setAttribute('aria-label', 'Edit your message');
     const cancel = button('Cancel', 'action', () => this.endEdit());
     const submit = element('button', 'action primary', 'Save and send');
@@ -360,7 +363,12 @@ export class UserMessage {
 
   /** Whether the reader changed the text of the edit open. */
   changed() {
-    return Boolean(this.box && this.box.value !== this.text);
+    return this.changedText() !== null;
+  }
+
+  /** The text of the edit open when the reader changed it, else null. */
+  changedText() {
+    return this.box && this.box.value !== this.text ? this.box.value : null;
   }
 
   /** Puts the keyboard in the edit open. */
@@ -370,12 +378,14 @@ export class UserMessage {
 
   /** @param {boolean} [focus]  the keyboard goes back to Edit */
   endEdit(focus = true) {
+    const wasOpen = Boolean(this.form);
     this.form?.remove();
     this.form = null;
     this.box = null;
     this.bubble.hidden = false;
     this.bar.hidden = false;
     if (focus) this.editButton.focus();
+    if (wasOpen) this.actions.editClosed?.();
   }
 }
 

@@ -1,13 +1,16 @@
 // @ts-check
-// Conversations: titles, asking again, editing a prompt, outcomes, what storage gives back.
+// Conversations: titles, asking again, editing a prompt (and an edit left unsent), outcomes, what
+// storage gives back.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
   UNTITLED,
   askAgain,
+  boxWithEdit,
   editPrompt,
   newConversation,
+  promptStillAt,
   readConversation,
   recentFirst,
   renamed,
@@ -77,6 +80,22 @@ test('editing a prompt drops its answer and every later turn', () => {
   assert.deepEqual(editPrompt(turns, 2, 'TWO'), [...turns.slice(0, 2), { role: 'user', text: 'TWO' }]);
   assert.deepEqual(editPrompt(turns, 0, 'ONE'), [{ role: 'user', text: 'ONE' }]);
   assert.throws(() => editPrompt(turns, 1, 'not a prompt'), /not a prompt/);
+});
+
+test('an unsent edit opens again only on its own prompt, as it was', () => {
+  const turns = [...exchange('first', 'one'), ...exchange('second', 'two')];
+  assert.equal(promptStillAt(turns, 2, 'second'), true);
+  // Another tab edited it, or one before it (and what followed went), or it is an answer now.
+  assert.equal(promptStillAt(editPrompt(turns, 2, 'second, edited'), 2, 'second'), false);
+  assert.equal(promptStillAt(editPrompt(turns, 0, 'first, edited'), 2, 'second'), false);
+  assert.equal(promptStillAt(turns, 1, 'second'), false);
+});
+
+test('an unsent edit put in the message box keeps what the box held', () => {
+  assert.equal(boxWithEdit('', 'my edit'), 'my edit');
+  assert.equal(boxWithEdit(' \n', 'my edit'), 'my edit');
+  assert.equal(boxWithEdit('my edit', 'my edit'), 'my edit', 'not twice');
+  assert.equal(boxWithEdit('a new prompt\n', 'my edit'), 'a new prompt\n\nmy edit');
 });
 
 test("an answer's ending is kept with its own turn only", () => {

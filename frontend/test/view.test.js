@@ -2,7 +2,8 @@
 // The conversation on screen (src/view.js), on a fake DOM (test/fake-dom.js): the newest text
 // stays in view unless the reader scrolled away from it (a message box that grows is not the
 // reader scrolling); one prompt is edited at a time, and text changed in an edit is not thrown
-// away; an answer with nothing in it offers no Copy; prompts keep the direction of their text.
+// away (an edit left unsent opens again with it, and says when it closes unsent); an answer with
+// nothing in it offers no Copy; prompts keep the direction of their text.
 import assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
 
@@ -163,6 +164,48 @@ test('an edit whose text was changed stays open: another is not opened over it',
   assert.equal(view.editing(), second);
   /** @type {HTMLFormElement} */ (second.form).requestSubmit();
   assert.deepEqual(sent, ['The second prompt']);
+});
+
+test('an edit opened again with the text the reader left in it keeps that text as changed', () => {
+  const { view, prompts, sent, editBox } = twoPrompts();
+  const [first, second] = prompts;
+  first.startEdit((text) => {
+    sent.push(text);
+  }, 'The first prompt,\nbetter');
+  const box = /** @type {HTMLTextAreaElement} */ (editBox(first));
+  assert.equal(box.value, 'The first prompt,\nbetter');
+  assert.equal(box.rows, 3);
+  assert.equal(document.activeElement, box, 'the keyboard is in it');
+  assert.equal(first.changedText(), 'The first prompt,\nbetter');
+  // Changed: another prompt's Edit does not close it ...
+  second.startEdit(() => {});
+  assert.equal(view.editing(), first);
+  // ... and it sends what the reader wrote.
+  /** @type {HTMLFormElement} */ (first.form).requestSubmit();
+  assert.deepEqual(sent, ['The first prompt,\nbetter']);
+});
+
+test('an edit closed unsent says so (Cancel, Esc, another prompt opened); one sent does not', () => {
+  const { view } = conversationOnPage();
+  /** @type {string[]} */
+  const closed = [];
+  const prompts = ['first', 'second'].map((text) =>
+    view.addUser(text, { copy() {}, edit() {}, editClosed: () => closed.push(text) }),
+  );
+  const [first, second] = prompts;
+  assert.equal(first.changedText(), null, 'no edit open');
+  first.startEdit(() => {});
+  assert.equal(first.changedText(), null, 'open, unchanged');
+  /** @type {HTMLButtonElement} */ (first.root.querySelector('.edit-actions button')).click(); // Cancel
+  assert.deepEqual(closed, ['first']);
+  first.startEdit(() => {});
+  press(/** @type {HTMLTextAreaElement} */ (first.box), 'Escape');
+  assert.deepEqual(closed, ['first', 'first']);
+  first.startEdit(() => {});
+  second.startEdit(() => {}); // the first, unchanged, closes for it
+  assert.deepEqual(closed, ['first', 'first', 'first']);
+  /** @type {HTMLFormElement} */ (second.form).requestSubmit();
+  assert.deepEqual(closed, ['first', 'first', 'first'], 'sent: not closed unsent');
 });
 
 test('an answer that ended with nothing in it offers no Copy, which would empty the clipboard', () => {

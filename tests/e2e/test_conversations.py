@@ -1,6 +1,7 @@
 """Conversations on the chat page: New chat, the list (titles from the first prompt, rename,
 delete and its Undo) kept in IndexedDB for every page of the browser, an answer followed by a
-second tab while it streams, and a prompt that waits for the answer streaming before it."""
+second tab while it streams, a prompt that waits for the answer streaming before it, and an edit
+left unsent when another conversation is shown or another tab changes this one."""
 
 from __future__ import annotations
 
@@ -593,3 +594,148 @@ async def test_a_drawer_left_open_when_the_window_widened_is_closed_when_it_narr
     await expect(toggle).to_have_attribute("aria-expanded", "false")
     await expect(behind).to_have_js_property("inert", False)
     await expect(box).to_be_focused()
+
+
+async def test_a_changed_edit_left_for_another_conversation_is_open_again_when_it_is_back(
+    page: Page,
+) -> None:
+    """Found in review (L8): New chat, another conversation, a delete and its Undo replaced the
+    conversation on screen, and an edit whose text the reader had changed went without a word."""
+    await new_conversation(page, "hi")
+    await new_conversation(page, "hello", "explain")
+    editors = page.get_by_role("textbox", name="Edit your message")
+    await page.locator(".message.from-user").first.get_by_role("button", name="Edit").click()
+    await editors.fill("hello, in French")
+
+    # Another conversation, then back to this one by its link.
+    await page.locator(LIST, has_text="hi").click()
+    await expect(page.locator(".turn.user")).to_have_text(["hi"])
+    await expect(editors).to_have_count(0)
+    await page.locator(LIST, has_text="hello").click()
+    await expect(page.locator(".turn.user")).to_have_count(2)
+    await expect(editors).to_have_value("hello, in French")
+    await expect(editors).to_be_focused()
+    await expect(page.locator("#announcer")).to_contain_text("Your unsent edit is open again")
+
+    # New chat, and back.
+    await page.get_by_role("button", name="New chat").click()
+    await expect(editors).to_have_count(0)
+    await page.locator(LIST, has_text="hello").click()
+    await expect(editors).to_have_value("hello, in French")
+
+    # Deleted and brought back with Undo.
+    await delete(page, "hello")
+    await expect(page.locator("#welcome")).to_be_visible()
+    await page.get_by_role("button", name="Undo").click()
+    await expect(editors).to_have_value("hello, in French")
+    await expect(editors).to_be_focused()
+
+    # Sent, it is the conversation's prompt; an edit left as it was is not kept.
+    await page.get_by_role("button", name="Save and send").click()
+    await expect(page.locator(".turn.user")).to_have_text(["hello, in French"])
+    await page.locator(FINISHED).wait_for()
+    await page.locator(".message.from-user").first.get_by_role("button", name="Edit").click()
+    await page.locator(LIST, has_text="hi").click()
+    await page.locator(LIST, has_text="hello").click()
+    await expect(page.locator(".turn.user")).to_have_text(["hello, in French"])
+    await expect(editors).to_have_count(0)
+
+
+async def test_a_changed_edit_in_a_conversation_deleted_in_another_tab_goes_to_the_message_box(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    editor = page.get_by_role("textbox", name="Edit your message")
+    await page.get_by_role("button", name="Edit", exact=True).click()
+    await editor.fill("hello, in French")
+    other = await open_page(page, console_errors)
+    await delete(other, "hello")
+
+    await expect(page.locator("#welcome")).to_be_visible()
+    await expect(page.get_by_label("Your message")).to_have_value("hello, in French")
+    await expect(page.get_by_label("Your message")).to_be_focused()
+    await expect(page.locator("#announcer")).to_contain_text(
+        "This conversation was deleted in another tab. Your unsent edit is in the message box."
+    )
+
+
+async def test_a_change_in_another_tab_while_an_edit_is_open_is_not_written_over(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """Found in review (L8): a change another tab made while an edit was open here was never
+    taken in, and the next prompt sent here stored the conversation as it was before it."""
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    other = await open_page(page, console_errors, page.url)
+    await expect(other.locator(".turn.user")).to_have_text(["hello"])
+    editor = page.get_by_role("textbox", name="Edit your message")
+    edit = page.get_by_role("button", name="Edit", exact=True)
+
+    async def rename_there(old: str, new: str) -> None:
+        await other.get_by_role("button", name=f"Rename {old}").click()
+        await other.get_by_role("textbox", name="Conversation title").fill(new)
+        await other.get_by_role("textbox", name="Conversation title").press("Enter")
+        await expect(page.locator(LIST)).to_have_text([new])  # heard here
+        # ... and read whole, after the list (IndexedDB answers a page's reads in order).
+        await stored_conversations(page)
+
+    # Renamed there while an edit is open here: the edit stays as it is; cancelled, the change
+    # is shown, and the keyboard is back on Edit.
+    await edit.click()
+    await editor.fill("hello, in French")
+    await rename_there("hello", "Greetings")
+    await expect(editor).to_have_value("hello, in French")
+    await expect(editor).to_be_focused()
+    await editor.press("Escape")
+    await expect(page).to_have_title("Greetings · relaychat")
+    await expect(edit).to_be_focused()
+    await send(page, "explain")
+    await page.locator(FINISHED).nth(1).wait_for()
+    await wait_until_stored(page, "cs => cs[0]?.turns.length === 4")
+    assert [c["title"] for c in await stored_conversations(page)] == ["Greetings"]
+
+    # Renamed there while an edit is open here that is then sent: sent on top of the change.
+    await page.locator(".message.from-user").first.get_by_role("button", name="Edit").click()
+    await editor.fill("hello, in French")
+    await rename_there("Greetings", "Salutations")
+    await page.get_by_role("button", name="Save and send").click()
+    await expect(page.locator(".turn.user")).to_have_text(["hello, in French"])
+    await page.locator(FINISHED).wait_for()
+    await expect(page).to_have_title("Salutations · relaychat")
+    await wait_until_stored(page, "cs => cs[0]?.turns.length === 2 && cs[0].turns[1].reason")
+    [stored] = await stored_conversations(page)
+    assert stored["title"] == "Salutations"
+    assert stored["turns"][0]["text"] == "hello, in French"
+    await expect(other.locator(".turn.user")).to_have_text(["hello, in French"])
+
+
+async def test_an_edit_whose_prompt_was_edited_in_another_tab_is_not_sent_over_it(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    other = await open_page(page, console_errors, page.url)
+    await expect(other.locator(".turn.user")).to_have_text(["hello"])
+    editor = page.get_by_role("textbox", name="Edit your message")
+    await page.get_by_role("button", name="Edit", exact=True).click()
+    await editor.fill("hello, in French")
+
+    other_editor = other.get_by_role("textbox", name="Edit your message")
+    await other.get_by_role("button", name="Edit", exact=True).click()
+    await other_editor.fill("explain")
+    await other.get_by_role("button", name="Save and send").click()
+    await other.locator(FINISHED).wait_for()
+    await wait_until_stored(page, "cs => cs[0]?.turns[1]?.reason")
+    await stored_conversations(page)  # read here too, after the change was heard
+
+    # Sent here, it would have dropped the other tab's prompt and answer: the conversation is
+    # shown as it is now, and the edit, whose prompt is not there any more, is in the box.
+    await page.get_by_role("button", name="Save and send").click()
+    await expect(page.locator(".turn.user")).to_have_text(["explain"])
+    await expect(page.get_by_label("Your message")).to_have_value("hello, in French")
+    await expect(page.locator("#announcer")).to_contain_text(
+        "This conversation was changed in another tab, so your edit was not sent."
+    )
+    [stored] = await stored_conversations(page)
+    assert [t.get("text") for t in stored["turns"]] == ["explain", None]
