@@ -903,12 +903,26 @@ async function changedElsewhere(id, deleted) {
     const where = draft ? ' Your unsent edit is in the message box.' : '';
     announcer.say(`This conversation was deleted in another tab.${where}`);
     if (focusWasIn || document.activeElement === document.body) input.focus();
-  } else if (id === current.id && !runIn(id) && JSON.stringify(stored) !== JSON.stringify(current)) {
+  } else if (id === current.id && JSON.stringify(stored) !== JSON.stringify(current)) {
     // An edit open here is not closed under the reader: the change waits for it to close (it was
     // skipped for good, and the next save wrote over it).
     if (view.editing()) changedWhileEditing = stored;
+    // Nor is an answer streaming here redrawn: a new title is taken in (the next prompt sent
+    // here stored the old one over it); turns changed there meanwhile are not (two tabs sending
+    // in one conversation at once: the last one stored wins).
+    else if (runIn(id)) retitle(stored);
     else showConversation(stored, true);
   }
+}
+
+/**
+ * Takes in the title of the conversation on screen as stored (renamed in another tab).
+ * @param {Conversation} stored
+ */
+function retitle(stored) {
+  if (stored.title === current.title && stored.renamed === current.renamed) return;
+  current = { ...current, title: stored.title, renamed: stored.renamed };
+  showAddress();
 }
 
 /**

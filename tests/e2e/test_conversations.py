@@ -710,6 +710,34 @@ async def test_a_change_in_another_tab_while_an_edit_is_open_is_not_written_over
     await expect(other.locator(".turn.user")).to_have_text(["hello, in French"])
 
 
+async def test_a_rename_in_another_tab_while_an_answer_streams_here_is_not_written_over(
+    page: Page, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    """Found by a helper: while an answer streamed here, a rename in another tab was skipped for
+    good, and the next prompt sent here stored the old title over it."""
+    other = await open_page(page, console_errors)  # a new chat there: it follows nothing here
+    model = StandInModel(edge)
+    await model.install(page)
+    await send(page, "code")
+    channel = await model.next_channel()
+    await model.chunk(channel, "Part of it")
+    await expect(page.locator(ANSWER)).to_contain_text("Part of it")
+    await expect(other.locator(LIST)).to_have_text(["code"])
+
+    await other.locator("#conversation-list li", has_text="code").hover()  # shows its buttons
+    await other.get_by_role("button", name="Rename code").click()
+    await other.get_by_role("textbox", name="Conversation title").fill("Snippets")
+    await other.get_by_role("textbox", name="Conversation title").press("Enter")
+    await expect(page).to_have_title("Snippets · relaychat")  # taken in while it streams
+    await model.done(channel)
+    await page.locator(FINISHED).wait_for()
+    await send(page, "hello")
+    await model.answer(await model.next_channel(), "Hi")
+    await page.locator(FINISHED).nth(1).wait_for()
+    await wait_until_stored(page, "cs => cs[0]?.turns.length === 4 && cs[0].turns[3].reason")
+    assert [c["title"] for c in await stored_conversations(page)] == ["Snippets"]
+
+
 async def test_an_edit_whose_prompt_was_edited_in_another_tab_is_not_sent_over_it(
     page: Page, console_errors: ConsoleErrors
 ) -> None:
