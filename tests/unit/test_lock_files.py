@@ -68,9 +68,15 @@ def test_the_image_runs_the_versions_the_tests_ran() -> None:
     assert not differ, "run `make lock`"
 
 
+@pytest.mark.parametrize("lock", [DEV_LOCK, IMAGE_LOCK], ids=["dev", "image"])
+def test_the_locks_have_the_servers_fast_parts(lock: dict[str, str]) -> None:
+    # uvicorn[standard]'s: without them it silently serves on asyncio and h11 (issue 13).
+    assert {"uvloop", "httptools"} <= lock.keys(), "run `make lock` where uvloop installs"
+
+
 def test_make_and_the_image_install_from_the_locks() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert "pip install --quiet -c requirements-dev.lock -e '.[test]'" in makefile
     dockerfile = (ROOT / "backend" / "Dockerfile").read_text()
-    assert "pip install -r requirements.lock" in dockerfile
-    assert "pip install --no-deps ." in dockerfile
+    assert "pip install --no-deps -r requirements.lock" in dockerfile
+    assert "pip install --no-deps . && pip check" in dockerfile
