@@ -49,7 +49,14 @@ V5_KEYS: dict[tuple[str, ...], str] = {
 }
 # Keys of a namespace object: the same in both versions.
 NAMESPACE_KEYS = frozenset(
-    {"name", "allow_user_limited_channels", "history_size", "history_ttl", "force_recovery"}
+    {
+        "name",
+        "allow_user_limited_channels",
+        "history_size",
+        "history_ttl",
+        "history_meta_ttl",
+        "force_recovery",
+    }
 )
 # Variables of this project's own that are not Centrifugo settings.
 # This project's own variables, not Centrifugo's: never passed to it (scripts/centrifugo.sh reads

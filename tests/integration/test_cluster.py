@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio
 
 from backend.core.relay import ORPHANED
 from backend.llm.simulated import answer_for
@@ -90,6 +91,22 @@ async def test_cancel_through_the_other_backend_stops_the_stream(
     snapshot = await chat.wait_until_released(channel)
     assert snapshot["done"]["reason"] == "cancelled"
     print(f"cancel across backends: done at the subscriber {done_after * 1000:.1f} ms after")
+
+
+async def test_an_answer_s_channel_meta_is_not_kept_for_days(
+    cluster: Cluster, chat: ChatSession
+) -> None:
+    """Soak probe: Centrifugo kept each answer's channel meta (epoch, offset) in Redis for its
+    default 30 days, one key per answer ever given. Now minutes (centrifugo/config.json)."""
+    channel = chat.new_channel()
+    _, collector = await chat.subscribe(channel)
+    assert (await chat.execute(channel, "hello")).status_code == 202
+    await collector.wait_for_done()
+    async with redis.asyncio.Redis.from_url(cluster.redis_url) as client:
+        metas = [key async for key in client.scan_iter(match=f"*meta*{channel}")]
+        assert metas, "no history meta in Redis: the key's name changed?"
+        for key in metas:
+            assert 0 < await client.ttl(key) <= 300
 
 
 async def test_a_killed_backend_s_streams_are_ended_by_the_survivor(
