@@ -234,12 +234,17 @@ export function promptStillAt(turns, index, prompt) {
 
 /**
  * The message box's text once an unsent edit that cannot be opened again where it was goes into
- * it: the edit, after whatever else the box holds (neither is lost).
+ * it: the edit, after whatever else the box holds, a blank line between (neither is lost). What
+ * the box held is left as it was, its end too: the reader may be typing there, the caret at it.
  * @param {string} box  what the message box holds
  * @param {string} edit
  * @returns {string}
  */
-export const boxWithEdit = (box, edit) => (!box.trim() || box === edit ? edit : `${box.trimEnd()}\n\n${edit}`);
+export function boxWithEdit(box, edit) {
+  if (!box.trim() || box === edit) return edit;
+  const blankLine = box.endsWith('\n\n') ? '' : box.endsWith('\n') ? '\n' : '\n\n';
+  return `${box}${blankLine}${edit}`;
+}
 
 /**
  * Newest first (by their last change).

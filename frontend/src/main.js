@@ -41,7 +41,7 @@ import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
 import { Toast } from './toast.js';
 import { UnseenAnswers } from './unseen.js';
-import { Announcer, ConversationView, acknowledge } from './view.js';
+import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './view.js';
 
 /** @import { Session } from './api.js' */
 /** @import { AssistantTurn, Conversation, EditDraft, Ending, Turn } from './conversation.js' */
@@ -799,19 +799,28 @@ function renderTurns() {
   view.toLatest();
 }
 
+/** Whether the keyboard is in the conversation on screen, or nowhere. */
+function keyboardInConversation() {
+  const focused = document.activeElement;
+  return !focused || focused === document.body || view.column.contains(focused);
+}
+
 /**
  * Shows a conversation.
  * @param {Conversation} conversation
  * @param {boolean} stored  whether it is in storage
+ * @param {boolean} [keyboardHere]  whether the keyboard was in the conversation on screen (or
+ *   nowhere), read before it goes: an edit opened again takes the keyboard only from there (a
+ *   second Enter on the link or Back that showed it was its Save and send)
  */
-function showConversation(conversation, stored) {
+function showConversation(conversation, stored, keyboardHere = keyboardInConversation()) {
   keepEditDraft();
   changedWhileEditing = null; // the conversation shown is as it is now
   current = conversation;
   kept = stored;
   unseen.seen(conversation.id);
   renderTurns();
-  reopenEditDraft();
+  reopenEditDraft(keyboardHere);
   showAddress();
   refreshList();
 }
@@ -831,32 +840,51 @@ function keepEditDraft() {
 }
 
 /**
- * Opens again the edit the reader left unsent in the conversation now on screen, with its text and
- * the keyboard in it. Its prompt changed meanwhile (in another tab), it goes to the message box.
+ * Opens again the edit the reader left unsent in the conversation now on screen, with its text.
+ * Its prompt changed meanwhile (in another tab), it goes to the message box.
+ * @param {boolean} takeKeyboard  the keyboard goes with it: it was in the conversation (or
+ *   nowhere), not on the list, Undo or the message box
  */
-function reopenEditDraft() {
+function reopenEditDraft(takeKeyboard) {
   const draft = editDrafts.get(current.id);
   if (!draft) return;
   editDrafts.delete(current.id);
   const message = promptViews.get(draft.index);
   if (message && promptStillAt(current.turns, draft.index, draft.prompt)) {
-    startEdit(draft.index, message, draft.text);
-    announcer.say('Your unsent edit is open again: save or cancel it.');
+    startEdit(draft.index, message, draft.text, takeKeyboard);
+    const number = current.turns.slice(0, draft.index + 1).filter((turn) => turn.role === 'user').length;
+    announcer.say(`Your unsent edit is open again, on your message ${number}: save or cancel it.`);
   } else {
     editToBox(draft.text);
+    if (takeKeyboard) input.focus();
     announcer.say('Your unsent edit is in the message box: its message was changed in another tab.');
   }
 }
 
 /**
  * Puts an unsent edit that cannot be opened again where it was in the message box, after what
- * the box holds.
+ * the box holds. It may come while the reader types there (a delete in another tab): what they
+ * typed stays as it was, and so does the caret (or selection) in it.
  * @param {string} text
  */
 function editToBox(text) {
-  input.value = boxWithEdit(input.value, text);
+  const { value, selectionStart, selectionEnd, selectionDirection } = input;
+  input.value = boxWithEdit(value, text);
+  if (input.value.startsWith(value)) input.setSelectionRange(selectionStart, selectionEnd, selectionDirection);
   resize();
   showLength();
+}
+
+/**
+ * Takes out the unsent edit kept for a conversation that is deleted: it goes to the message box
+ * (deleted in another tab), or with the conversation, for its Undo to bring back (deleted here).
+ * @param {string} id
+ * @returns {EditDraft | undefined}
+ */
+function takeEditDraft(id) {
+  const draft = editDrafts.get(id);
+  editDrafts.delete(id);
+  return draft;
 }
 
 function newChat() {
@@ -887,6 +915,15 @@ async function openFromAddress() {
 async function changedElsewhere(id, deleted) {
   if (deleted) unseen.seen(id); // its mark goes with it
   refreshList();
+  if (deleted && id !== current.id) {
+    // An unsent edit left in it does not go with it, nor without a word: to the message box,
+    // the keyboard staying where the reader has it.
+    const draft = takeEditDraft(id);
+    if (draft) {
+      editToBox(draft.text);
+      announcer.say('A conversation was deleted in another tab, with your unsent edit in it: the edit is in the message box.');
+    }
+  }
   if (id !== current.id && !runIn(id)) return;
   // Deleted when the other tab says so: a read that failed finds nothing too.
   const stored = deleted ? null : await store.get(id);
@@ -897,8 +934,7 @@ async function changedElsewhere(id, deleted) {
     const focusWasIn = view.column.contains(document.activeElement);
     showConversation(newConversation(newStreamId(), Date.now()), false);
     // An edit left unsent in it does not go with it: it goes to the message box.
-    const draft = editDrafts.get(id);
-    editDrafts.delete(id);
+    const draft = takeEditDraft(id);
     if (draft) editToBox(draft.text);
     const where = draft ? ' Your unsent edit is in the message box.' : '';
     announcer.say(`This conversation was deleted in another tab.${where}`);
@@ -981,12 +1017,16 @@ async function deleteConversation(id) {
   await store.delete(id);
   if (id === current.id) showConversation(newConversation(newStreamId(), Date.now()), false);
   else refreshList();
+  // An unsent edit in it goes with it, said so, and comes back with Undo (it was kept in the tab
+  // for good, unreachable, without a word).
+  const draft = takeEditDraft(id);
+  const withDraft = draft ? ', with your unsent edit in it' : '';
   await listing;
   if (deleted) {
-    toast.show('Conversation deleted', 'Undo', () => undoDelete(deleted, stopped));
-    announcer.say('Conversation deleted. Undo restores it.');
+    toast.show('Conversation deleted', 'Undo', () => undoDelete(deleted, stopped, draft));
+    announcer.say(`Conversation deleted${withDraft}. Undo restores it.`);
   } else {
-    announcer.say('Conversation deleted');
+    announcer.say(`Conversation deleted${withDraft}.`);
   }
   // The keyboard was on the conversation's own buttons, which went with it: it goes to Undo
   // (whose notice stays while it is there), else to New chat; not if the reader has moved on.
@@ -1001,12 +1041,14 @@ async function deleteConversation(id) {
  * the other tabs, and opens. Its answers the delete stopped come back stopped.
  * @param {Conversation} deleted  as it was kept when it was deleted
  * @param {Run[]} stopped  its answers that the delete stopped
+ * @param {EditDraft} [draft]  the unsent edit in it, opened again with it
  */
-async function undoDelete(deleted, stopped) {
+async function undoDelete(deleted, stopped, draft) {
   let restored = deleted;
   for (const run of stopped) restored = withEnding(restored, run.channel, endingOf(run)) ?? restored;
   await store.put(restored);
-  showConversation(restored, true);
+  if (draft) editDrafts.set(restored.id, draft);
+  showConversation(restored, true, false); // its edit opened again does not take the keyboard from Undo
   await listing;
   announcer.say(`Conversation restored: ${restored.title}`);
   // The keyboard was on Undo, which went: it goes to the conversation instead.
@@ -1090,14 +1132,19 @@ function askLastAgain() {
  * @param {UserMessage} message
  * @param {string} [draft]  the reader's unsent edit, opened again (it was open, so it opens even
  *   while an answer streams)
+ * @param {boolean} [focus]  the keyboard goes in it
  */
-function startEdit(index, message, draft) {
+function startEdit(index, message, draft, focus = true) {
   if (runIn(current.id) && draft === undefined) return;
   message.startEdit((text) => {
     // Over the limit, the edit stays open (what follows it is kept): said on the box.
     const length = limits && lengthNotice(text, limits.maxTextChars);
     if (length?.over) return length.message;
-    if (!connection || runIn(current.id)) return '';
+    // An answer streaming (the edit was opened again meanwhile, or left open while a prompt went
+    // from the message box): it waits for the answer, said on the box (it did nothing, without a
+    // word).
+    if (runIn(current.id)) return 'An answer is still coming; save and send this once it is done, or Stop it.';
+    if (!connection) return '';
     // Another tab changed the conversation while the edit was open: the edit goes on top of that
     // change (it replaces only what follows its prompt), not over it. Unless that prompt is not
     // there as it was any more: the conversation is shown as it is now, the edit open again (or
@@ -1107,6 +1154,9 @@ function startEdit(index, message, draft) {
     if (latest && !promptStillAt(latest.turns, index, message.text)) {
       announcer.say('This conversation was changed in another tab, so your edit was not sent.');
       showConversation(latest, true);
+      // The keyboard was in the edit, which went: it goes where the edit did (see
+      // `reopenEditDraft`), else to the message box.
+      if (document.activeElement === document.body) input.focus();
       return '';
     }
     if (latest) current = latest;
@@ -1122,7 +1172,7 @@ function startEdit(index, message, draft) {
     }
     input.focus();
     return '';
-  }, draft);
+  }, draft, { focus });
 }
 
 /**
@@ -1252,7 +1302,6 @@ form.addEventListener('submit', (event) => {
  * Stop's, not a Send of what waits in the box.
  */
 let stopPressedAt = -Infinity;
-const SECOND_PRESS_MS = 800;
 
 sendButton.addEventListener('click', (event) => {
   if (sendButton.dataset.mode === 'stop') {

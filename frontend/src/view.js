@@ -12,6 +12,12 @@ import { element, growCode, renderBlock, renderGrowingCode } from './markdown.js
 /** @import { BlockActions } from './markdown.js' */
 /** @import { IconName } from './icons.js' */
 
+/**
+ * How close behind another a press is taken as that one's second (a double click, a repeated
+ * Enter), not as a press of what has taken its place under the keyboard.
+ */
+export const SECOND_PRESS_MS = 800;
+
 const NEAR_BOTTOM_PX = 80;
 /** How many announcements the live region keeps (older ones are removed, silently). */
 const ANNOUNCEMENTS_KEPT = 4;
@@ -316,10 +322,15 @@ export class UserMessage {
    * prompt back. `send` may refuse the text with a reason, shown on the box (which stays).
    * @param {(text: string) => string | void} send
    * @param {string} [text]  what the box opens with: the prompt, or the reader's unsent edit of it
+   * @param {{focus?: boolean}} [options]  `focus`: the keyboard goes in the box (not when it is
+   *   opened again while the reader is elsewhere)
    */
-  startEdit(send, text = this.text) {
+  startEdit(send, text = this.text, { focus = true } = {}) {
     if (this.form || !this.mayEdit(this)) return;
     const form = element('form', 'edit');
+    // Refused once (too long, an answer still coming), it is tried again: a reason left on the
+    // box kept a browser's own check from sending it at all.
+    form.noValidate = true;
     form.setAttribute('aria-label', 'Edit your message');
     const box = element('textarea', 'edit-text');
     box.value = text;
@@ -336,12 +347,17 @@ export class UserMessage {
       event.preventDefault();
       if (!box.value.trim()) return;
       const refused = send(box.value);
-      if (refused) {
-        box.setCustomValidity(refused);
-        box.reportValidity();
-      }
+      box.setCustomValidity(refused || '');
+      if (refused) box.reportValidity();
     });
-    box.addEventListener('input', () => box.setCustomValidity(''));
+    // Enter is Save and send, which replaces what follows the prompt: not an Enter meant for what
+    // opened the edit (Edit, a link, Back, Undo), pressed twice or held down, which lands here
+    // once the edit has taken the keyboard. Once the reader has typed in it, Enter is theirs.
+    let openedAt = performance.now();
+    box.addEventListener('input', () => {
+      box.setCustomValidity('');
+      openedAt = -Infinity;
+    });
     box.addEventListener('keydown', (event) => {
       if (event.key === 'Escape') {
         event.preventDefault();
@@ -349,7 +365,7 @@ export class UserMessage {
         this.endEdit();
       } else if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
-        form.requestSubmit();
+        if (!event.repeat && performance.now() - openedAt >= SECOND_PRESS_MS) form.requestSubmit();
       }
     });
     this.form = form;
@@ -357,7 +373,7 @@ export class UserMessage {
     this.bubble.hidden = true;
     this.bar.hidden = true;
     this.root.insertBefore(form, this.bar);
-    box.focus();
+    if (focus) box.focus();
     box.setSelectionRange(box.value.length, box.value.length);
   }
 

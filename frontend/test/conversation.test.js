@@ -96,6 +96,10 @@ test('an unsent edit put in the message box keeps what the box held', () => {
   assert.equal(boxWithEdit(' \n', 'my edit'), 'my edit');
   assert.equal(boxWithEdit('my edit', 'my edit'), 'my edit', 'not twice');
   assert.equal(boxWithEdit('a new prompt\n', 'my edit'), 'a new prompt\n\nmy edit');
+  // What the reader is typing is left as it was, its end too: the caret in it stays put.
+  assert.equal(boxWithEdit('a new prompt', 'my edit'), 'a new prompt\n\nmy edit');
+  assert.equal(boxWithEdit('a list:\n- one\n\n', 'my edit'), 'a list:\n- one\n\nmy edit');
+  assert.equal(boxWithEdit('a new prompt  ', 'my edit'), 'a new prompt  \n\nmy edit');
 });
 
 test("an answer's ending is kept with its own turn only", () => {

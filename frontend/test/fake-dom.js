@@ -454,9 +454,10 @@ export const make = (tag) => /** @type {HTMLElement} */ (/** @type {unknown} */ 
  * Fires a key press at `target`; whether the page took it (preventDefault).
  * @param {EventTarget} target
  * @param {string} key
+ * @param {{repeat?: boolean}} [options]  `repeat`: the key is held down (the browser's auto-repeat)
  */
-export function press(target, key) {
-  const event = Object.assign(new Event('keydown', { cancelable: true }), { key, shiftKey: false, isComposing: false });
+export function press(target, key, { repeat = false } = {}) {
+  const event = Object.assign(new Event('keydown', { cancelable: true }), { key, repeat, shiftKey: false, isComposing: false });
   target.dispatchEvent(event);
   return event.defaultPrevented;
 }

@@ -2,12 +2,13 @@
 // The conversation on screen (src/view.js), on a fake DOM (test/fake-dom.js): the newest text
 // stays in view unless the reader scrolled away from it (a message box that grows is not the
 // reader scrolling); one prompt is edited at a time, and text changed in an edit is not thrown
-// away (an edit left unsent opens again with it, and says when it closes unsent); an answer with
-// nothing in it offers no Copy; prompts keep the direction of their text.
+// away (an edit left unsent opens again with it, and says when it closes unsent), nor sent by an
+// Enter meant for what opened it; an answer with nothing in it offers no Copy; prompts keep the
+// direction of their text.
 import assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
 
-import { Announcer, ConversationView } from '../src/view.js';
+import { Announcer, ConversationView, SECOND_PRESS_MS } from '../src/view.js';
 import { FakePane, installDom, make, press, resizeObservers } from './fake-dom.js';
 
 /** @import { UserMessage } from '../src/view.js' */
@@ -183,6 +184,71 @@ test('an edit opened again with the text the reader left in it keeps that text a
   // ... and it sends what the reader wrote.
   /** @type {HTMLFormElement} */ (first.form).requestSubmit();
   assert.deepEqual(sent, ['The first prompt,\nbetter']);
+});
+
+test('an edit opened again while the reader is elsewhere leaves the keyboard where it is', () => {
+  const { view, prompts, editBox } = twoPrompts();
+  const [first] = prompts;
+  const link = make('a');
+  document.body.append(link);
+  link.focus();
+  first.startEdit(() => {}, 'The first prompt, better', { focus: false });
+  assert.equal(view.editing(), first);
+  assert.equal(/** @type {HTMLTextAreaElement} */ (editBox(first)).value, 'The first prompt, better');
+  assert.equal(document.activeElement, link);
+});
+
+test('Enter held down, or pressed again right behind what opened an edit, is not Save and send', (t) => {
+  let now = 1_000;
+  t.mock.method(performance, 'now', () => now);
+  const { prompts, sent, editBox } = twoPrompts();
+  const [first, second] = prompts;
+  first.startEdit((text) => {
+    sent.push(text);
+  }, 'The first prompt, better');
+  const box = /** @type {HTMLTextAreaElement} */ (editBox(first));
+  // The second Enter of a double press on the link (or Back, Undo) that opened it again ...
+  now += SECOND_PRESS_MS - 1;
+  assert.equal(press(box, 'Enter'), true, 'no new line either');
+  // ... or the auto-repeat of one held down.
+  now += SECOND_PRESS_MS;
+  press(box, 'Enter', { repeat: true });
+  assert.equal(sent.length, 0, 'the unfinished edit is not sent');
+  press(box, 'Enter');
+  assert.deepEqual(sent, ['The first prompt, better'], 'a press of its own sends it');
+
+  // Typed in, Enter is the reader's at once.
+  first.endEdit();
+  second.startEdit((text) => {
+    sent.push(text);
+  });
+  const other = /** @type {HTMLTextAreaElement} */ (editBox(second));
+  other.value = 'The second prompt, better';
+  other.dispatchEvent(new Event('input'));
+  press(other, 'Enter');
+  assert.deepEqual(sent, ['The first prompt, better', 'The second prompt, better']);
+});
+
+test('an edit refused with a reason is sent once it may be, the reason gone', () => {
+  const { prompts, editBox } = twoPrompts();
+  const [first] = prompts;
+  let refusal = 'An answer is still coming';
+  /** @type {string[]} */
+  const tried = [];
+  first.startEdit((text) => {
+    tried.push(text);
+    return refusal;
+  });
+  const box = /** @type {HTMLTextAreaElement} */ (editBox(first));
+  const form = /** @type {HTMLFormElement} */ (first.form);
+  form.requestSubmit();
+  assert.equal(box.validationMessage, 'An answer is still coming');
+  // A browser's own check would stop a form whose box keeps a reason: this one is not checked.
+  assert.equal(form.noValidate, true);
+  refusal = '';
+  form.requestSubmit();
+  assert.deepEqual(tried, ['The first prompt', 'The first prompt']);
+  assert.equal(box.validationMessage, '');
 });
 
 test('an edit closed unsent says so (Cancel, Esc, another prompt opened); one sent does not', () => {

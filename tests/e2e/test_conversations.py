@@ -614,8 +614,10 @@ async def test_a_changed_edit_left_for_another_conversation_is_open_again_when_i
     await page.locator(LIST, has_text="hello").click()
     await expect(page.locator(".turn.user")).to_have_count(2)
     await expect(editors).to_have_value("hello, in French")
-    await expect(editors).to_be_focused()
-    await expect(page.locator("#announcer")).to_contain_text("Your unsent edit is open again")
+    await expect(page.locator(LIST, has_text="hello")).to_be_focused()  # not taken (M3)
+    await expect(page.locator("#announcer")).to_contain_text(
+        "Your unsent edit is open again, on your message 1: save or cancel it."
+    )
 
     # New chat, and back.
     await page.get_by_role("button", name="New chat").click()
@@ -623,12 +625,15 @@ async def test_a_changed_edit_left_for_another_conversation_is_open_again_when_i
     await page.locator(LIST, has_text="hello").click()
     await expect(editors).to_have_value("hello, in French")
 
-    # Deleted and brought back with Undo.
+    # Deleted, which says that the edit goes with it, and brought back with Undo.
     await delete(page, "hello")
     await expect(page.locator("#welcome")).to_be_visible()
+    await expect(page.locator("#announcer")).to_contain_text(
+        "Conversation deleted, with your unsent edit in it. Undo restores it."
+    )
     await page.get_by_role("button", name="Undo").click()
     await expect(editors).to_have_value("hello, in French")
-    await expect(editors).to_be_focused()
+    await expect(page.locator(LIST, has_text="hello")).to_be_focused()
 
     # Sent, it is the conversation's prompt; an edit left as it was is not kept.
     await page.get_by_role("button", name="Save and send").click()
@@ -762,8 +767,110 @@ async def test_an_edit_whose_prompt_was_edited_in_another_tab_is_not_sent_over_i
     await page.get_by_role("button", name="Save and send").click()
     await expect(page.locator(".turn.user")).to_have_text(["explain"])
     await expect(page.get_by_label("Your message")).to_have_value("hello, in French")
+    await expect(page.get_by_label("Your message")).to_be_focused()  # where the edit went (L4)
     await expect(page.locator("#announcer")).to_contain_text(
         "This conversation was changed in another tab, so your edit was not sent."
     )
     [stored] = await stored_conversations(page)
     assert [t.get("text") for t in stored["turns"]] == ["explain", None]
+
+
+async def test_a_second_enter_on_what_opened_an_edit_does_not_send_it(page: Page) -> None:
+    """Found in review (M3): an unsent edit opened again took the keyboard, and a second Enter
+    on the link that opened it (a double press, a held key) was its Save and send, which cut the
+    conversation after that prompt."""
+    await new_conversation(page, "hi")
+    await new_conversation(page, "hello")
+    editor = page.get_by_role("textbox", name="Edit your message")
+    edit = page.get_by_role("button", name="Edit", exact=True)
+    await edit.click()
+    await editor.fill("hello, in French")
+    await page.locator(LIST, has_text="hi").click()
+    await expect(editor).to_have_count(0)
+
+    # Its link, Enter twice: the edit is open again, and the keyboard stays on the link.
+    link = page.locator(LIST, has_text="hello")
+    await link.focus()
+    await page.keyboard.press("Enter")
+    await expect(editor).to_have_value("hello, in French")
+    await expect(page.locator("#announcer")).to_contain_text("Your unsent edit is open again")
+    await page.keyboard.press("Enter")
+    await expect(link).to_be_focused()
+    await expect(editor).to_have_value("hello, in French")
+    await expect(page.locator(".turn.user")).to_have_text(["hello"])
+
+    # Edit, with Enter held down: the repeats that land in the edit do not send it.
+    await editor.press("Escape")
+    await expect(edit).to_be_focused()
+    await page.keyboard.down("Enter")
+    await expect(editor).to_be_focused()
+    await page.keyboard.down("Enter")  # auto-repeat
+    await page.keyboard.down("Enter")
+    await page.keyboard.up("Enter")
+    await expect(editor).to_have_value("hello")
+    await expect(page.locator(".turn.assistant")).to_have_count(1)
+    [stored] = [c for c in await stored_conversations(page) if c["title"] == "hello"]
+    assert [t.get("text") for t in stored["turns"]] == ["hello", None]
+
+
+async def test_an_unsent_edit_in_a_conversation_deleted_in_another_tab_out_of_sight_is_kept(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """Found in review (L5, L6): the edit went without a word; and put in the message box, it
+    moved the caret of a reader typing there to its end, after the edit."""
+    await new_conversation(page, "hi")
+    await new_conversation(page, "hello")
+    editor = page.get_by_role("textbox", name="Edit your message")
+    await page.get_by_role("button", name="Edit", exact=True).click()
+    await editor.fill("hello, in French")
+    await page.locator(LIST, has_text="hi").click()
+    box = page.get_by_label("Your message")
+    await box.fill("a question")
+    await box.evaluate("box => box.setSelectionRange(2, 2)")  # typing after "a "
+
+    other = await open_page(page, console_errors)
+    await delete(other, "hello")
+    await expect(box).to_have_value("a question\n\nhello, in French")
+    await expect(page.locator("#announcer")).to_contain_text(
+        "A conversation was deleted in another tab, with your unsent edit in it: the edit is in"
+        " the message box."
+    )
+    await expect(box).to_be_focused()
+    await page.keyboard.type("new ")
+    await expect(box).to_have_value("a new question\n\nhello, in French")
+    await expect(page.locator(".turn.user")).to_have_text(["hi"])
+
+
+async def test_save_and_send_of_an_edit_while_an_answer_streams_says_it_waits(
+    page: Page, edge: Edge
+) -> None:
+    """Found in review (L7): an unsent edit opened again while an answer streamed in its
+    conversation did nothing on Save and send, without a word."""
+    await new_conversation(page, "hi")
+    await new_conversation(page, "hello")
+    model = StandInModel(edge)
+    await model.install(page)
+    editor = page.get_by_role("textbox", name="Edit your message")
+    await page.get_by_role("button", name="Edit", exact=True).click()
+    await editor.fill("hello, in French")
+    box = page.get_by_label("Your message", exact=True)
+    await box.fill("more")  # in the message box, the edit left open
+    await box.press("Enter")
+    channel = await model.next_channel()
+    await page.locator(LIST, has_text="hi").click()
+    await page.locator(LIST, has_text="hello").click()
+    await expect(editor).to_have_value("hello, in French")
+
+    save = page.get_by_role("button", name="Save and send")
+    await save.click()
+    waits = "An answer is still coming; save and send this once it is done, or Stop it."
+    await expect(editor).to_have_js_property("validationMessage", waits)
+    await expect(page.locator(".turn.user")).to_have_text(["hello", "more"])
+
+    # Once it is done, the edit is sent (the reason left on it does not stop it).
+    await model.answer(channel, "Done.")
+    await page.locator(FINISHED).nth(1).wait_for()
+    await save.click()
+    await expect(page.locator(".turn.user")).to_have_text(["hello, in French"])
+    await model.answer(await model.next_channel(), "Bonjour")
+    await page.locator(FINISHED).wait_for()
