@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -18,7 +20,7 @@ import pytest
 
 from backend.llm.simulated import answer_for
 from tests.clients import ChatSession, answer_of
-from tests.processes import free_port
+from tests.processes import Server, free_port
 from tests.stack import Edge, Stack, another_backend, nginx_in_front
 
 
@@ -314,6 +316,61 @@ def test_a_sync_answer_longer_than_the_api_s_time_limit_comes_through(
         response = http.post("/api/chat/sync", json={"prompt": "code"})
     assert response.status_code == 200, response.text
     assert response.json() == {"response": answer_for("code")}
+
+
+def test_an_execute_a_paused_backend_reads_after_nginx_gave_up_starts_nothing(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The only backend paused: nginx answers the execute 504 after 8 s, and the page asks for
+    the snapshot (504 too: "not sent"). The backend, running again, read the execute all the
+    same and started an answer nobody followed; now it refuses it (X-Request-Start)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**stack.backend_env, "BACKEND_PORT": str(port)}
+    backend = Server("backend-paused", [sys.executable, "-m", "backend"], env, f"{url}/api/health")
+    try:
+        backend.start()
+        with nginx_in_front(stack, url, free_port(), tmp_path / "nginx") as front:
+            token = httpx.post(f"{url}/api/token", timeout=10)  # not through nginx
+            channel = f"stream:pausedxx#{token.json()['user']}"
+            # On a connection of its own: one the paused backend had kept alive is closed unread
+            # when it runs again (its keep-alive timer fires first). nginx closes its idle ones
+            # after 4 s.
+            deadline = time.monotonic() + 15
+            while any(
+                remote == port and state == _ESTABLISHED for _, remote, state in _loopback_tcp(port)
+            ):
+                assert time.monotonic() < deadline, "nginx kept its connection to the backend"
+                time.sleep(0.1)
+            backend.signal(signal.SIGSTOP)
+            response = httpx.post(
+                f"{front.url}/api/execute",
+                json={"text": "hello", "channel": channel},
+                cookies=token.cookies,
+                timeout=30,
+            )
+            assert response.status_code == 504
+            backend.signal(signal.SIGCONT)
+            deadline = time.monotonic() + 20
+            while not (executes := _executes_by_status(url)):
+                assert time.monotonic() < deadline, "the backend never read the execute"
+                time.sleep(0.05)
+            snapshot = httpx.get(f"{url}/api/streams/pausedxx", cookies=token.cookies, timeout=10)
+    finally:
+        backend.close()
+    assert executes == {"5xx": 1.0}  # 503: read too late
+    assert snapshot.status_code == 404
+
+
+def _executes_by_status(backend_url: str) -> dict[str, float]:
+    """The backend's count of executes by status class, from its metrics."""
+    metrics = httpx.get(f"{backend_url}/metrics", timeout=10).text
+    prefix = 'http_requests_total{handler="/api/execute",method="POST",status="'
+    return {
+        line.removeprefix(prefix).partition('"')[0]: float(line.rpartition(" ")[2])
+        for line in metrics.splitlines()
+        if line.startswith(prefix)
+    }
 
 
 _ESTABLISHED, _TIME_WAIT = "01", "06"

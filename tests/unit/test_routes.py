@@ -257,6 +257,33 @@ async def test_execute_while_centrifugo_is_unreachable_is_503_and_starts_nothing
     assert channel not in api.streams
 
 
+@pytest.mark.parametrize(
+    ("waited", "status"), [(10.0, 503), (1.0, 202), (None, 202)], ids=["stale", "fresh", "bad"]
+)
+async def test_an_execute_read_after_nginx_gave_up_on_it_starts_nothing(
+    api: Api, waited: float | None, status: int
+) -> None:
+    """nginx says when it sent the request (X-Request-Start, `t=` its `$msec`) and answers the
+    client 504 after 8 s; an execute read later (the backend was paused) is refused, not run for
+    nobody. A header that is not a time is no reason to refuse."""
+    channel = f"stream:abcdefgh#{await api.user()}"
+    sent = "t=yesterday" if waited is None else f"t={time.time() - waited:.3f}"
+
+    response = await api.client.post(
+        "/api/execute",
+        json={"text": "hello", "channel": channel},
+        headers={"X-Request-Start": sent},
+    )
+
+    assert response.status_code == status
+    if status == 503:
+        assert "nothing was started" in response.json()["detail"]
+        assert api.model.questions == []
+        assert channel not in api.streams
+    else:
+        await api.publisher.wait_for_done(channel)
+
+
 async def test_the_owner_reads_the_snapshot_of_a_finished_answer(api: Api) -> None:
     channel = f"stream:abcdefgh#{await api.user()}"
     await api.client.post("/api/execute", json={"text": "hello", "channel": channel})

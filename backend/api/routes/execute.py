@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
 from backend.api.errors import NEEDS_SESSION, TOO_LARGE, TOO_MANY
@@ -15,11 +17,28 @@ from backend.core.ports import ChannelUsed, PublishError, StreamBusy
 
 router = APIRouter()
 
+# nginx answers the client 504 once a backend has not answered for 8 s (its proxy_read_timeout
+# on /api/, nginx/relaychat.conf.template), and the page then takes the prompt as not sent if
+# nothing runs. An execute this process reads later than that (it was paused, or far behind)
+# must not start an answer nobody follows: one older than this, by nginx's X-Request-Start, is
+# refused. A second under nginx's limit: for the clocks and the work after the check.
+STALE_AFTER_SECONDS = 7.0
+
 _NOT_YOURS: dict[int | str, dict[str, Any]] = {
     **NEEDS_SESSION,
     **TOO_LARGE,
     403: {"model": ErrorResponse, "description": "The channel belongs to another user."},
 }
+
+
+def _waited(request_start: str) -> float:
+    """Seconds since nginx sent the request (`t=<seconds since the epoch>`, its `$msec`); 0
+    without the header (the backend reached directly) or with one it cannot read."""
+    try:
+        sent = float(request_start.removeprefix("t="))
+    except ValueError:
+        return 0.0
+    return time.time() - sent if math.isfinite(sent) else 0.0
 
 
 def _check_owner(channel_user: str, user: str) -> None:
@@ -35,11 +54,19 @@ def _check_owner(channel_user: str, user: str) -> None:
         409: {"model": ErrorResponse, "description": "The channel already has a running stream."},
         422: {"model": ErrorResponse, "description": "Malformed channel, blank or too long text."},
         **TOO_MANY,
-        503: {"model": ErrorResponse, "description": "Centrifugo cannot be reached."},
+        503: {
+            "model": ErrorResponse,
+            "description": "Centrifugo cannot be reached, or the request reached the backend "
+            "after nginx had given up on it (X-Request-Start): nothing was started.",
+        },
     },
 )
 async def execute(
-    body: ExecuteRequest, user: CurrentUser, settings: SettingsDep, services: ServicesDep
+    request: Request,
+    body: ExecuteRequest,
+    user: CurrentUser,
+    settings: SettingsDep,
+    services: ServicesDep,
 ) -> ChannelResponse:
     question = check_question(body.question(body.text), settings)
     _check_owner(body.channel_user, user)
@@ -51,6 +78,12 @@ async def execute(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"answers cannot be delivered right now ({exc.message}); try again shortly",
         ) from None
+    if _waited(request.headers.get("x-request-start", "")) > STALE_AFTER_SECONDS:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the server was too busy to take the prompt in time; nothing was started, "
+            "send it again",
+        )
     try:
         await services.relay.start(body.channel, question, owner=user)
     except ChannelUsed:
