@@ -101,7 +101,10 @@ def render(
         "RELAY_CENTRIFUGO_ADDR": _servers(centrifugo),
         "RELAY_STATIC_ROOT": str(static_root),
         "RELAY_MAX_BODY": str(max_body),
-        "RELAY_TRUSTED_PROXY": trusted_proxy,
+        # `a,b`: one `set_real_ip_from` line each, as `_servers` does for `server`.
+        "RELAY_TRUSTED_PROXY": ";\n    set_real_ip_from ".join(
+            item.strip() for item in trusted_proxy.split(",")
+        ),
     }
     (out / "relaychat.conf").write_text(substitute(TEMPLATE.read_text(), values))
     main = out / "nginx.conf"
@@ -122,7 +125,8 @@ def main() -> None:
     parser.add_argument(
         "--trusted-proxy",
         default="127.0.0.1",
-        help="the address (or CIDR range) whose X-Forwarded-For names the client",
+        help="the address (or CIDR range; several: comma-separated) whose X-Forwarded-For "
+        "names the client",
     )
     args = parser.parse_args()
     out = args.out.resolve()

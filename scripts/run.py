@@ -346,10 +346,19 @@ def nginx_service(
     )
 
 
+# A proxy on this machine, unless NGINX_TRUSTED_PROXY says otherwise: over either loopback (one
+# reaching nginx at `localhost` or [::1] comes from ::1; trusting 127.0.0.1 alone, every client
+# had that proxy's address again, and one rate for all).
+LOOPBACKS = "127.0.0.1,::1"
+
+
 def trusted_proxy(env: Mapping[str, str]) -> str:
     """NGINX_TRUSTED_PROXY: the address or CIDR range (one) of a proxy in front of nginx whose
-    X-Forwarded-For names the client; 127.0.0.1 unset. StartFailed when it is neither."""
-    value = env.get("NGINX_TRUSTED_PROXY", "").strip() or "127.0.0.1"
+    X-Forwarded-For names the client; both loopbacks unset (for nginx: comma-separated).
+    StartFailed when it is neither."""
+    value = env.get("NGINX_TRUSTED_PROXY", "").strip()
+    if not value:
+        return LOOPBACKS
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:

@@ -140,6 +140,7 @@ def nginx_in_front(
     out: Path,
     static_root: Path = FRONTEND_DIST,
     trusted_proxy: str = "127.0.0.1",
+    host: str = "127.0.0.1",
 ) -> Iterator[Edge]:
     """nginx as `make run` starts it; fails at once, with nginx's own words, if it does not
     serve the page (a page it cannot read is otherwise a bare 404 in every browser test)."""
@@ -147,8 +148,10 @@ def nginx_in_front(
         missing_component("nginx is missing: apt-get install nginx (or `make setup`)")
     if not (static_root / "index.html").exists():
         missing_component(f"the chat page is not built in {static_root}: `make frontend`")
-    conf = _render_nginx(out, port, backend_url, stack.centrifugo_url, static_root, trusted_proxy)
-    url = f"http://127.0.0.1:{port}"
+    conf = _render_nginx(
+        out, port, backend_url, stack.centrifugo_url, static_root, trusted_proxy, host
+    )
+    url = f"http://{host if host.startswith('[') else '127.0.0.1'}:{port}"  # [::1]: IPv6
     command = ["nginx", "-p", str(out), "-c", str(conf), "-g", "daemon off;"]
     with running("nginx", command, clean_environment({}), f"{url}/api/health"):
         page = httpx.get(f"{url}/", timeout=10)
@@ -169,6 +172,7 @@ def _render_nginx(
     centrifugo_url: str,
     static_root: Path,
     trusted_proxy: str = "127.0.0.1",
+    host: str = "127.0.0.1",
 ) -> Path:
     """The nginx config `make run` uses, from the same script, for these ports."""
     command = [
@@ -182,5 +186,6 @@ def _render_nginx(
         # The backends here run with the default limits.
         f"--max-body={max_body_bytes(8000, 32000)}",
         f"--trusted-proxy={trusted_proxy}",
+        f"--host={host}",
     ]
     return Path(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())

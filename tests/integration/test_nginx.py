@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from backend.llm.simulated import answer_for
+from scripts.run import trusted_proxy
 from tests.clients import ChatSession, answer_of
-from tests.processes import Server, free_port
+from tests.processes import Server, free_port, ipv6_loopback, missing_component
 from tests.stack import Edge, Stack, another_backend, nginx_in_front
 
 
@@ -237,6 +238,44 @@ def test_the_backend_is_told_the_client_alone(
         backend.server_close()
     # Through a proxy on loopback, the client it names; straight from loopback, loopback.
     assert seen == [client, "127.0.0.1"]
+
+
+def test_a_proxy_on_either_loopback_is_trusted_by_default(stack: Stack, tmp_path: Path) -> None:
+    """A proxy on the same machine may come over ::1 (nginx at [::1], or at `localhost` where
+    that names both loopbacks); trusting 127.0.0.1 alone (review), every client through it was
+    ::1, with one rate for them all."""
+    if not ipv6_loopback():
+        missing_component("this machine has no IPv6 loopback (::1): enable IPv6 on lo")
+    seen: list[str | None] = []
+
+    class Recording(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("X-Forwarded-For"))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"status": "ok"}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    thread = threading.Thread(target=backend.serve_forever, daemon=True)
+    thread.start()
+    port = free_port()
+    try:
+        backend_url = f"http://127.0.0.1:{backend.server_address[1]}"
+        default = trusted_proxy({})  # make run's, NGINX_TRUSTED_PROXY unset
+        with nginx_in_front(
+            stack, backend_url, port, tmp_path / "nginx", trusted_proxy=default, host="[::1]"
+        ) as front:
+            seen.clear()  # nginx_in_front's own readiness checks
+            forwarded = {"X-Forwarded-For": "192.0.2.1"}
+            assert httpx.get(f"{front.url}/api/health", headers=forwarded).status_code == 200
+    finally:
+        backend.shutdown()
+        backend.server_close()
+    assert seen == ["192.0.2.1"]
 
 
 def test_nginx_listens_on_loopback_unless_told_otherwise(stack: Stack, tmp_path: Path) -> None:

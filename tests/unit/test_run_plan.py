@@ -32,6 +32,7 @@ from scripts.run import (
     services,
     settings,
     sole_run,
+    trusted_proxy,
 )
 from tests.processes import ipv6_loopback, missing_component
 
@@ -85,6 +86,11 @@ def test_a_trusted_proxy_that_is_no_address_is_refused_before_anything_starts(
 ) -> None:
     with pytest.raises(StartFailed, match=f"NGINX_TRUSTED_PROXY is {value!r}: one address"):
         services({**PORTS, "NGINX_TRUSTED_PROXY": value}, tmp_path, "centrifugo")
+
+
+def test_a_proxy_on_this_machine_is_trusted_over_either_loopback_unless_told() -> None:
+    assert trusted_proxy({}) == "127.0.0.1,::1"
+    assert trusted_proxy({"NGINX_TRUSTED_PROXY": " 10.0.0.0/8 "}) == "10.0.0.0/8"
 
 
 def test_distinct_ports_pass(tmp_path: Path) -> None:
