@@ -382,6 +382,19 @@ def test_no_insecure_switch_in_the_centrifugo_config() -> None:
         ),
         ({"RELAY_PUBLIC_HOST": "0.0.0.0"}, "9000", "http://localhost:9000 http://127.0.0.1:9000"),
         ({"RELAY_PUBLIC_HOST": "127.0.0.1"}, "9000", "http://localhost:9000 http://127.0.0.1:9000"),
+        # IPv6, with or without brackets, in either case (review: `[[2001:db8::1]]`).
+        (
+            {"RELAY_PUBLIC_HOST": "[2001:DB8::1]"},
+            "9000",
+            "http://localhost:9000 http://127.0.0.1:9000 http://[2001:db8::1]:9000",
+        ),
+        (
+            {"RELAY_PUBLIC_HOST": "2001:db8::1"},
+            "9000",
+            "http://localhost:9000 http://127.0.0.1:9000 http://[2001:db8::1]:9000",
+        ),
+        ({"RELAY_PUBLIC_HOST": "[::]"}, "9000", "http://localhost:9000 http://127.0.0.1:9000"),
+        ({"RELAY_PUBLIC_HOST": "[::1]"}, "9000", "http://localhost:9000 http://127.0.0.1:9000"),
     ],
 )
 def test_compose_derives_allowed_origins_like_make_run(
