@@ -4,8 +4,10 @@ Centrifugo. Only the page, /api/ and /connection/ are reachable through it."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import random
+import re
 import signal
 import sys
 import threading
@@ -21,7 +23,15 @@ import pytest
 from backend.llm.simulated import answer_for
 from scripts.run import trusted_proxy
 from tests.clients import ChatSession, answer_of
-from tests.processes import Server, free_port, ipv6_loopback, missing_component
+from tests.processes import (
+    ROOT,
+    Server,
+    clean_environment,
+    free_port,
+    ipv6_loopback,
+    missing_component,
+    running,
+)
 from tests.stack import Edge, Stack, another_backend, nginx_in_front
 
 
@@ -276,6 +286,69 @@ def test_a_proxy_on_either_loopback_is_trusted_by_default(stack: Stack, tmp_path
         backend.shutdown()
         backend.server_close()
     assert seen == ["192.0.2.1"]
+
+
+def _ipv6_clients() -> list[str]:
+    """IPv6 addresses with their zero groups in every place nginx's short form may put `::`."""
+    rng = random.Random(64)
+    addresses = []
+    for zeros in range(1 << 8):  # which of the eight groups are zero
+        groups = [0 if zeros >> i & 1 else rng.randrange(1, 1 << 16) for i in range(8)]
+        addresses.append(":".join(f"{group:x}" for group in groups))
+    return addresses
+
+
+def test_an_ipv6_client_is_rated_by_its_64(tmp_path: Path) -> None:
+    """Review: each IPv6 address had a rate of its own, so a client with a /64 (an ordinary
+    subscriber's) could take a new address for every request and never meet it. The template's
+    map, in a real nginx: the key is the address's first four groups, for every place a run of
+    zero groups can take."""
+    template = (ROOT / "nginx" / "relaychat.conf.template").read_text()
+    mapping = re.search(r"^map \$remote_addr \$relay_rate_key \{.*?^\}", template, re.M | re.S)
+    assert mapping, "the rate key's map is gone from the template"
+    port = free_port()
+    (tmp_path / "nginx.conf").write_text(
+        f"""pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/error.log warn;
+events {{}}
+http {{
+    access_log off;
+    {mapping[0]}
+    server {{
+        listen 127.0.0.1:{port};
+        set_real_ip_from 127.0.0.1;
+        real_ip_header X-Forwarded-For;
+        location / {{ return 200 "$relay_rate_key"; }}
+    }}
+}}
+"""
+    )
+    command = ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+    command += ["-g", "daemon off;"]
+    url = f"http://127.0.0.1:{port}"
+    with (
+        running("nginx-rate-key", command, clean_environment({}), f"{url}/"),
+        httpx.Client(base_url=url) as http,
+    ):
+
+        def key(client: str) -> str:
+            return http.get("/", headers={"X-Forwarded-For": client}).text
+
+        wrong = {}
+        for client in _ipv6_clients():
+            address = ipaddress.IPv6Address(client)
+            if address in ipaddress.IPv6Network("::/96"):
+                continue  # nginx writes these as ::a.b.c.d (IPv4-compatible): keyed whole
+            groups = address.exploded.split(":")[:4]
+            expected = ":".join(f"{int(group, 16):x}" for group in groups)
+            if (found := key(client)) != expected:
+                wrong[client] = found
+        assert not wrong
+        # Another address of the same /64 counts with it; IPv4 as itself.
+        assert key("2001:db8:1:2::5") == key("2001:db8:1:2:aaaa::1") == "2001:db8:1:2"
+        assert key("2001:db8:1:3::5") == "2001:db8:1:3"
+        assert key("192.0.2.7") == "192.0.2.7"
+        assert key("::ffff:192.0.2.7") != key("::ffff:192.0.2.8")
 
 
 def test_nginx_listens_on_loopback_unless_told_otherwise(stack: Stack, tmp_path: Path) -> None:
