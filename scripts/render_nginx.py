@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import grp
+import ipaddress
 import os
 import pwd
 import re
@@ -82,6 +83,20 @@ def _servers(addresses: str) -> str:
     return ";\n    server ".join(address.strip() for address in addresses.split(","))
 
 
+def _addresses(ranges: str) -> list[str]:
+    """`a,b` as addresses or CIDR ranges; SystemExit for anything else (it goes into the
+    config as it is written)."""
+    items = [item.strip() for item in ranges.split(",")]
+    for item in items:
+        try:
+            if not re.fullmatch(r"[0-9A-Fa-f.:]+(/[0-9]+)?", item):
+                raise ValueError(item)
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SystemExit(f"render_nginx: {item!r} is not an address or CIDR range") from None
+    return items
+
+
 def render(
     out: Path,
     port: int,
@@ -102,9 +117,7 @@ def render(
         "RELAY_STATIC_ROOT": str(static_root),
         "RELAY_MAX_BODY": str(max_body),
         # `a,b`: one `set_real_ip_from` line each, as `_servers` does for `server`.
-        "RELAY_TRUSTED_PROXY": ";\n    set_real_ip_from ".join(
-            item.strip() for item in trusted_proxy.split(",")
-        ),
+        "RELAY_TRUSTED_PROXY": ";\n    set_real_ip_from ".join(_addresses(trusted_proxy)),
     }
     (out / "relaychat.conf").write_text(substitute(TEMPLATE.read_text(), values))
     main = out / "nginx.conf"

@@ -350,6 +350,7 @@ def nginx_service(
 # reaching nginx at `localhost` or [::1] comes from ::1; trusting 127.0.0.1 alone, every client
 # had that proxy's address again, and one rate for all).
 LOOPBACKS = "127.0.0.1,::1"
+ADDRESS_OR_RANGE = re.compile(r"[0-9A-Fa-f.:]+(/[0-9]+)?")
 
 
 def trusted_proxy(env: Mapping[str, str]) -> str:
@@ -360,6 +361,10 @@ def trusted_proxy(env: Mapping[str, str]) -> str:
     if not value:
         return LOOPBACKS
     try:
+        # Digits, dots, colons and a prefix only: Python also takes an IPv6 zone id, which may
+        # hold anything (`fe80::1%x,0.0.0.0/0` parses, as ::/0), and it goes into nginx's config.
+        if not ADDRESS_OR_RANGE.fullmatch(value):
+            raise ValueError(value)
         ipaddress.ip_network(value, strict=False)
     except ValueError:
         raise StartFailed(

@@ -80,7 +80,19 @@ def test_the_backend_s_settings_are_checked_as_the_backend_reads_them(
         check_backend_settings(plan, PORTS, tmp_path / "state")
 
 
-@pytest.mark.parametrize("value", ["proxy.example", "10.0.0.1 10.0.0.2", "10.0.0.0/33"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "proxy.example",
+        "10.0.0.1 10.0.0.2",
+        "10.0.0.0/33",
+        # Review: an IPv6 zone id may hold anything, and Python's parser takes it (this one as
+        # ::/0); written into nginx's config, it trusted every address or added a directive.
+        "fe80::1%eth0,0.0.0.0/0",
+        "fe80::1%eth0;return 200 injected;#",
+        "10.0.0.1,10.0.0.2",
+    ],
+)
 def test_a_trusted_proxy_that_is_no_address_is_refused_before_anything_starts(
     tmp_path: Path, value: str
 ) -> None:
