@@ -21,8 +21,8 @@ AXE = ROOT / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 async def send(page: Page, text: str) -> None:
-    await page.get_by_label("Your message").fill(text)
-    await page.get_by_label("Your message").press("Enter")
+    await page.get_by_label("Your message", exact=True).fill(text)
+    await page.get_by_label("Your message", exact=True).press("Enter")
 
 
 def last_answer(page: Page) -> Locator:

@@ -31,8 +31,8 @@ def folded(text: str | None) -> str:
 
 
 async def send(page: Page, text: str) -> None:
-    await page.get_by_label("Your message").fill(text)
-    await page.get_by_label("Your message").press("Enter")
+    await page.get_by_label("Your message", exact=True).fill(text)
+    await page.get_by_label("Your message", exact=True).press("Enter")
 
 
 async def watch_answer(page: Page, index: int = 0, seconds: float = 20) -> list[str]:
@@ -169,7 +169,7 @@ async def test_two_prompts_in_a_row_both_stay_visible(page: Page) -> None:
 
 
 async def test_enter_sends_and_shift_enter_makes_a_new_line(page: Page) -> None:
-    box = page.get_by_label("Your message")
+    box = page.get_by_label("Your message", exact=True)
     await box.fill("first line")
     await box.press("Shift+Enter")
     await box.type("second line")
@@ -198,7 +198,7 @@ async def test_a_refused_prompt_is_explained(page: Page, console_errors: Console
     await expect(notice).to_contain_text(
         "The prompt was not accepted: an answer is already streaming into this channel."
     )
-    await expect(page.get_by_label("Your message")).to_be_enabled()
+    await expect(page.get_by_label("Your message", exact=True)).to_be_enabled()
     console_errors.expect("status of 409 (Conflict)")
 
     # Retry sends the same prompt again, in place of the refused answer.

@@ -43,8 +43,8 @@ async def test_the_models_answer_and_reasoning_stream_into_the_page(
     await page.get_by_label("Show thinking").check()
     await page.locator("#send:not([disabled])").wait_for()
 
-    await page.get_by_label("Your message").fill("hello model")
-    await page.get_by_label("Your message").press("Enter")
+    await page.get_by_label("Your message", exact=True).fill("hello model")
+    await page.get_by_label("Your message", exact=True).press("Enter")
     await page.locator(".turn.assistant[aria-busy=false]").wait_for()
     answer = page.locator(".turn.assistant .answer")
     await expect(answer.locator("strong")).to_have_text("streams")  # Markdown rendered
@@ -54,8 +54,8 @@ async def test_the_models_answer_and_reasoning_stream_into_the_page(
     assert await thinking.text_content() == "".join(REASONING)
 
     # A second prompt carries the first exchange to the model.
-    await page.get_by_label("Your message").fill("and again")
-    await page.get_by_label("Your message").press("Enter")
+    await page.get_by_label("Your message", exact=True).fill("and again")
+    await page.get_by_label("Your message", exact=True).press("Enter")
     await page.locator(".turn.assistant[aria-busy=false]").nth(1).wait_for()
     messages = fake.requests[-1]["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]

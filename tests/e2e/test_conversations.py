@@ -824,7 +824,8 @@ async def test_an_unsent_edit_in_a_conversation_deleted_in_another_tab_out_of_si
     await page.get_by_role("button", name="Edit", exact=True).click()
     await editor.fill("hello, in French")
     await page.locator(LIST, has_text="hi").click()
-    box = page.get_by_label("Your message")
+    await expect(page.locator(".turn.user")).to_have_text(["hi"])  # the other one is shown
+    box = page.get_by_label("Your message", exact=True)
     await box.fill("a question")
     await box.evaluate("box => box.setSelectionRange(2, 2)")  # typing after "a "
 
