@@ -53,7 +53,7 @@ async def test_new_chat_and_the_list_survive_a_new_page(
     await page.get_by_role("button", name="New chat").click()
     await expect(page.locator("#welcome")).to_be_visible()
     await expect(page.locator(".message")).to_have_count(0)
-    await expect(page.get_by_label("Your message")).to_be_focused()
+    await expect(page.get_by_label("Your message", exact=True)).to_be_focused()
     await send(page, "Show me some code, please")
     await page.locator(FINISHED).wait_for()
     await expect(page.locator(LIST)).to_have_text(["Show me some code, please", "hello"])
@@ -504,7 +504,7 @@ async def test_enter_while_an_answer_streams_says_the_prompt_waits(page: Page, e
     await model.chunk(channel, "The first part of an answer")
     await expect(page.locator(ANSWER)).to_contain_text("The first part")
 
-    box = page.get_by_label("Your message")
+    box = page.get_by_label("Your message", exact=True)
     await box.fill("second, typed meanwhile")
     await box.press("Enter")
     said = "An answer is still coming; send this once it is done, or Stop it."
@@ -571,7 +571,7 @@ async def test_a_delete_leaves_the_keyboard_where_the_reader_moved_it(page: Page
         }"""
     )
     await expect(page.locator(TOAST)).to_be_visible()
-    await expect(page.get_by_label("Your message")).to_be_focused()
+    await expect(page.get_by_label("Your message", exact=True)).to_be_focused()
 
 
 async def test_a_drawer_left_open_when_the_window_widened_is_closed_when_it_narrows(
@@ -588,7 +588,7 @@ async def test_a_drawer_left_open_when_the_window_widened_is_closed_when_it_narr
     # the page behind the drawer is inert and cannot take the keyboard (failed one CI run).
     await expect(page.locator("#toggle-sidebar")).to_have_attribute("aria-expanded", "false")
     await expect(behind).to_have_js_property("inert", False)
-    box = page.get_by_label("Your message")
+    box = page.get_by_label("Your message", exact=True)
     await box.focus()
     await page.set_viewport_size({"width": 375, "height": 740})
     await expect(toggle).to_have_attribute("aria-expanded", "false")
@@ -658,8 +658,8 @@ async def test_a_changed_edit_in_a_conversation_deleted_in_another_tab_goes_to_t
     await delete(other, "hello")
 
     await expect(page.locator("#welcome")).to_be_visible()
-    await expect(page.get_by_label("Your message")).to_have_value("hello, in French")
-    await expect(page.get_by_label("Your message")).to_be_focused()
+    await expect(page.get_by_label("Your message", exact=True)).to_have_value("hello, in French")
+    await expect(page.get_by_label("Your message", exact=True)).to_be_focused()
     await expect(page.locator("#announcer")).to_contain_text(
         "This conversation was deleted in another tab. Your unsent edit is in the message box."
     )
@@ -766,8 +766,10 @@ async def test_an_edit_whose_prompt_was_edited_in_another_tab_is_not_sent_over_i
     # shown as it is now, and the edit, whose prompt is not there any more, is in the box.
     await page.get_by_role("button", name="Save and send").click()
     await expect(page.locator(".turn.user")).to_have_text(["explain"])
-    await expect(page.get_by_label("Your message")).to_have_value("hello, in French")
-    await expect(page.get_by_label("Your message")).to_be_focused()  # where the edit went (L4)
+    await expect(page.get_by_label("Your message", exact=True)).to_have_value("hello, in French")
+    await expect(
+        page.get_by_label("Your message", exact=True)
+    ).to_be_focused()  # where the edit went (L4)
     await expect(page.locator("#announcer")).to_contain_text(
         "This conversation was changed in another tab, so your edit was not sent."
     )

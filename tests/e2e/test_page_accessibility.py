@@ -174,7 +174,7 @@ async def test_phone_layout_keeps_the_composer_still_and_the_placeholder_whole(
     page = await context.new_page()
     await page.goto("/")
     await page.locator("#send:not([disabled])").wait_for()
-    box = page.get_by_label("Your message")
+    box = page.get_by_label("Your message", exact=True)
 
     async def geometry() -> dict[str, Any]:
         found: dict[str, Any] = await page.evaluate(
@@ -235,7 +235,7 @@ async def test_the_open_drawer_keeps_the_keyboard_and_screen_readers_in_it(
     async with chat_page(browser, console_errors, **context) as page:
         await send(page, "hello")
         await page.locator(FINISHED).wait_for()
-        box = page.get_by_label("Your message")
+        box = page.get_by_label("Your message", exact=True)
         assert "Your message" in await screen_reader_names(page)
         toggle = page.get_by_role("button", name="Conversations", exact=True)
         await toggle.click()

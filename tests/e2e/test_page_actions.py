@@ -29,7 +29,7 @@ def plain(markdown: str) -> str:
 
 async def test_stop_keeps_what_arrived_and_ends_the_stream_on_the_server(page: Page) -> None:
     executed = record_executes(page)
-    box = page.get_by_label("Your message")
+    box = page.get_by_label("Your message", exact=True)
     await send(page, "code")
     await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")
     await expect(last_answer(page)).to_have_attribute("aria-busy", "true")
@@ -75,7 +75,7 @@ async def test_stop_leaves_the_keyboard_on_its_button_which_becomes_send(page: P
         await send(page, "code")
         await expect(page.locator(ANSWER).nth(index)).to_contain_text("centrifuge-js")
         if way == "keyboard":
-            await page.get_by_label("Your message").press("Tab")
+            await page.get_by_label("Your message", exact=True).press("Tab")
             await expect(button).to_be_focused()
             await expect(button).to_have_accessible_name("Stop")
             await page.keyboard.press("Enter")
@@ -116,7 +116,7 @@ async def test_escape_stops_and_retry_asks_the_same_prompt_again(page: Page) -> 
     executed = record_executes(page)
     await send(page, "code")
     await expect(page.locator(ANSWER)).to_contain_text("centrifuge-js")
-    await page.get_by_label("Your message").press("Escape")
+    await page.get_by_label("Your message", exact=True).press("Escape")
     notice = last_answer(page).locator(".notice")
     await expect(notice).to_contain_text("Stopped.")
 

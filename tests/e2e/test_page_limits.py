@@ -32,8 +32,8 @@ async def reload_ready(page: Page) -> None:
 
 
 async def send(page: Page, text: str, answered: int) -> None:
-    await page.get_by_label("Your message").fill(text)
-    await page.get_by_label("Your message").press("Enter")
+    await page.get_by_label("Your message", exact=True).fill(text)
+    await page.get_by_label("Your message", exact=True).press("Enter")
     await page.locator(FINISHED).nth(answered).wait_for()
 
 
@@ -41,7 +41,7 @@ async def test_a_prompt_over_the_servers_limit_is_kept_whole_and_not_sent(page: 
     """The page follows the server's limit, counting as it does; a longer prompt is neither cut
     nor sent. Regression (browser probe): the box's `maxlength` cut a pasted text without a
     word, and counted an emoji as two characters where the server counts one."""
-    box = page.get_by_label("Your message")
+    box = page.get_by_label("Your message", exact=True)
     length = page.locator("#prompt-length")
     # A server with another limit: the page follows it, it has no number of its own.
     await page.route("**/api/config", config_route(max_text_chars=37))
@@ -127,7 +127,7 @@ async def test_without_the_limits_the_page_says_so_and_still_answers(
         "Cannot read the server's limits (the limits are being changed), so prompts are sent "
         "without the earlier conversation."
     )
-    assert await page.get_by_label("Your message").get_attribute("maxlength") is None
+    assert await page.get_by_label("Your message", exact=True).get_attribute("maxlength") is None
 
     await send(page, "hello", 0)
     await send(page, "explain", 1)

@@ -144,7 +144,7 @@ async def test_a_code_block_grows_in_place_and_is_highlighted_once_finished(
     await expect(answer).to_contain_text("After the code.")
     # Finished, it is drawn again (highlighted) once the focus has left it.
     await expect(code.locator("span")).to_have_count(0)
-    await page.get_by_label("Your message").focus()
+    await page.get_by_label("Your message", exact=True).focus()
     await expect(code.locator(".hljs-keyword").first).to_have_text("def")
     await expect(code.locator(".hljs-keyword", has_text="def")).to_have_count(40)
     # Finished, it is what a page shown afresh would render.

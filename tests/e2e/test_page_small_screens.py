@@ -32,7 +32,7 @@ async def test_a_tall_prompt_leaves_room_for_the_conversation_and_send(
     await send(page, "hello")
     await page.locator(FINISHED).wait_for()
     await page.set_viewport_size({"width": width, "height": height})
-    await page.get_by_label("Your message").fill("line\n" * 30)
+    await page.get_by_label("Your message", exact=True).fill("line\n" * 30)
     await page.wait_for_function(
         f"(() => {{ const m = ({MEASURE})({height}); return m && m.prompt > 40 && m; }})()"
     )

@@ -42,7 +42,7 @@ async def test_a_failed_session_says_so_and_retry_starts_it(
     await expect(page.locator("#send")).to_be_disabled()
     for chip in await page.locator(".chip").all():
         await expect(chip).to_be_disabled()  # nothing looks clickable that would not work
-    await expect(page.get_by_label("Your message")).to_be_editable()
+    await expect(page.get_by_label("Your message", exact=True)).to_be_editable()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=SCREENSHOTS / "session-failed.png")
     assert await violations(page) == []

@@ -73,8 +73,8 @@ def last_answer(page: Page) -> Locator:
 
 
 async def send(page: Page, text: str) -> None:
-    await page.get_by_label("Your message").fill(text)
-    await page.get_by_label("Your message").press("Enter")
+    await page.get_by_label("Your message", exact=True).fill(text)
+    await page.get_by_label("Your message", exact=True).press("Enter")
 
 
 async def test_a_centrifugo_restart_mid_answer_shows_the_whole_answer_once(
