@@ -22,6 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "nginx" / "relaychat.conf.template"
 VARIABLE = re.compile(r"\$\{(RELAY_[A-Z_]+)\}")
+# An address or CIDR range as nginx's config may hold it: digits, dots, colons and a prefix only
+# (Python's parser also takes an IPv6 zone id, which may hold anything: `fe80::1%x,0.0.0.0/0`
+# parses, as ::/0).
+ADDRESS_OR_RANGE = re.compile(r"[0-9A-Fa-f.:]+(/[0-9]+)?")
 
 MAIN = """\
 {user}worker_processes auto;
@@ -89,7 +93,7 @@ def _addresses(ranges: str) -> list[str]:
     items = [item.strip() for item in ranges.split(",")]
     for item in items:
         try:
-            if not re.fullmatch(r"[0-9A-Fa-f.:]+(/[0-9]+)?", item):
+            if not ADDRESS_OR_RANGE.fullmatch(item):
                 raise ValueError(item)
             ipaddress.ip_network(item, strict=False)
         except ValueError:

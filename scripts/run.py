@@ -48,7 +48,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from backend.api.limits import max_body_bytes
 from backend.config import Settings, settings_refusal
-from scripts.render_nginx import render
+from scripts.render_nginx import ADDRESS_OR_RANGE, render
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS = 30.0
@@ -350,7 +350,6 @@ def nginx_service(
 # reaching nginx at `localhost` or [::1] comes from ::1; trusting 127.0.0.1 alone, every client
 # had that proxy's address again, and one rate for all).
 LOOPBACKS = "127.0.0.1,::1"
-ADDRESS_OR_RANGE = re.compile(r"[0-9A-Fa-f.:]+(/[0-9]+)?")
 
 
 def trusted_proxy(env: Mapping[str, str]) -> str:
@@ -361,9 +360,7 @@ def trusted_proxy(env: Mapping[str, str]) -> str:
     if not value:
         return LOOPBACKS
     try:
-        # Digits, dots, colons and a prefix only: Python also takes an IPv6 zone id, which may
-        # hold anything (`fe80::1%x,0.0.0.0/0` parses, as ::/0), and it goes into nginx's config.
-        if not ADDRESS_OR_RANGE.fullmatch(value):
+        if not ADDRESS_OR_RANGE.fullmatch(value):  # it goes into nginx's config
             raise ValueError(value)
         ipaddress.ip_network(value, strict=False)
     except ValueError:

@@ -12,7 +12,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,33 @@ async def test_behind_a_trusted_proxy_each_client_has_a_rate_of_its_own(
         assert "192.0.2.2" not in refused
 
 
+@contextmanager
+def _forwarded_for_recorder() -> Iterator[tuple[str, list[str | None]]]:
+    """A stand-in backend answering every GET 200; its URL, and the X-Forwarded-For of each
+    request it got, in order."""
+    seen: list[str | None] = []
+
+    class Recording(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("X-Forwarded-For"))
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"status": "ok"}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    thread = threading.Thread(target=backend.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{backend.server_address[1]}", seen
+    finally:
+        backend.shutdown()
+        backend.server_close()
+
+
 @pytest.mark.parametrize(
     ("trusted", "forwarded", "client"),
     [
@@ -218,34 +246,16 @@ def test_the_backend_is_told_the_client_alone(
     stack: Stack, tmp_path: Path, trusted: str, forwarded: str, client: str
 ) -> None:
     """Not the chain a client may write itself: the backend logs the address nginx found."""
-    seen: list[str | None] = []
-
-    class Recording(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.headers.get("X-Forwarded-For"))
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"status": "ok"}')
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    backend = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
-    thread = threading.Thread(target=backend.serve_forever, daemon=True)
-    thread.start()
-    try:
-        backend_url = f"http://127.0.0.1:{backend.server_address[1]}"
-        with nginx_in_front(
+    with (
+        _forwarded_for_recorder() as (backend_url, seen),
+        nginx_in_front(
             stack, backend_url, free_port(), tmp_path / "nginx", trusted_proxy=trusted
-        ) as front:
-            seen.clear()  # nginx_in_front's own readiness checks
-            forged = {"X-Forwarded-For": forwarded}
-            assert httpx.get(f"{front.url}/api/health", headers=forged).status_code == 200
-            assert httpx.get(f"{front.url}/api/health").status_code == 200
-    finally:
-        backend.shutdown()
-        backend.server_close()
+        ) as front,
+    ):
+        seen.clear()  # nginx_in_front's own readiness checks
+        forged = {"X-Forwarded-For": forwarded}
+        assert httpx.get(f"{front.url}/api/health", headers=forged).status_code == 200
+        assert httpx.get(f"{front.url}/api/health").status_code == 200
     # Through a proxy on loopback, the client it names; straight from loopback, loopback.
     assert seen == [client, "127.0.0.1"]
 
@@ -256,35 +266,16 @@ def test_a_proxy_on_either_loopback_is_trusted_by_default(stack: Stack, tmp_path
     ::1, with one rate for them all."""
     if not ipv6_loopback():
         missing_component("this machine has no IPv6 loopback (::1): enable IPv6 on lo")
-    seen: list[str | None] = []
-
-    class Recording(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.headers.get("X-Forwarded-For"))
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.end_headers()
-            self.wfile.write(b'{"status": "ok"}')
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    backend = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
-    thread = threading.Thread(target=backend.serve_forever, daemon=True)
-    thread.start()
-    port = free_port()
-    try:
-        backend_url = f"http://127.0.0.1:{backend.server_address[1]}"
-        default = trusted_proxy({})  # make run's, NGINX_TRUSTED_PROXY unset
-        with nginx_in_front(
-            stack, backend_url, port, tmp_path / "nginx", trusted_proxy=default, host="[::1]"
-        ) as front:
-            seen.clear()  # nginx_in_front's own readiness checks
-            forwarded = {"X-Forwarded-For": "192.0.2.1"}
-            assert httpx.get(f"{front.url}/api/health", headers=forwarded).status_code == 200
-    finally:
-        backend.shutdown()
-        backend.server_close()
+    default = trusted_proxy({})  # make run's, NGINX_TRUSTED_PROXY unset
+    with (
+        _forwarded_for_recorder() as (backend_url, seen),
+        nginx_in_front(
+            stack, backend_url, free_port(), tmp_path / "nginx", trusted_proxy=default, host="[::1]"
+        ) as front,
+    ):
+        seen.clear()  # nginx_in_front's own readiness checks
+        forwarded = {"X-Forwarded-For": "192.0.2.1"}
+        assert httpx.get(f"{front.url}/api/health", headers=forwarded).status_code == 200
     assert seen == ["192.0.2.1"]
 
 
