@@ -846,9 +846,8 @@ function keepEditDraft() {
  *   nowhere), not on the list, Undo or the message box
  */
 function reopenEditDraft(takeKeyboard) {
-  const draft = editDrafts.get(current.id);
+  const draft = takeEditDraft(current.id);
   if (!draft) return;
-  editDrafts.delete(current.id);
   const message = promptViews.get(draft.index);
   if (message && promptStillAt(current.turns, draft.index, draft.prompt)) {
     startEdit(draft.index, message, draft.text, takeKeyboard);
