@@ -384,16 +384,21 @@ def check_backend_settings(plan: list[Service], env: Mapping[str, str], state: P
     refusal before anything starts (it came after Centrifugo had started, from the backend)."""
     for service in plan:
         if service.name.startswith("backend"):
-            # As the backend reads them: its environment, then the .env of its working
-            # directory (the state dir), not this process's (model_validate read the checkout's).
-            values: dict[str, Any] = {**env, **service.env}
-            logging.disable(logging.WARNING)  # its warnings (weak secrets) are the backend's to say
-            try:
-                Settings(_env_file=state / ".env", **values)
-            except ValidationError as error:
-                raise StartFailed(settings_refusal(error)) from None
-            finally:
-                logging.disable(logging.NOTSET)
+            refuse_bad_backend_settings({**env, **service.env}, state)
+
+
+def refuse_bad_backend_settings(values: Mapping[str, str], state: Path) -> None:
+    """StartFailed with every reason the backend would refuse `values` for. As the backend
+    reads them: its environment, then the .env of its working directory (the state dir), not
+    this process's (model_validate read the checkout's)."""
+    given: dict[str, Any] = dict(values)
+    logging.disable(logging.WARNING)  # its warnings (weak secrets) are the backend's to say
+    try:
+        Settings(_env_file=state / ".env", **given)
+    except ValidationError as error:
+        raise StartFailed(settings_refusal(error)) from None
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def check_distinct_ports(plan: list[Service]) -> None:
@@ -757,6 +762,9 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
     with contextlib.ExitStack() as held:  # left after the messages below: stops, then unlocks
         try:
             stop_with_parent()
+            # First, so that every reason comes at once: planning reads a few of the backend's
+            # settings (the body limit, the shutdown grace) one at a time.
+            refuse_bad_backend_settings(env, state)
             plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
             check_distinct_ports(plan)
             check_backend_settings(plan, env, state)

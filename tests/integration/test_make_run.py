@@ -358,7 +358,9 @@ def test_a_service_that_cannot_start_is_named_and_the_others_are_stopped(tmp_pat
 def test_the_backend_s_settings_are_refused_before_anything_starts(tmp_path: Path) -> None:
     """By the backend's own rules, every reason at once; they came after Centrifugo had
     started, from the backend."""
-    bad: dict[str, Any] = {"LOG_FORMAT": "xml", "MAX_STREAM_SECONDS": "soon"}  # not `ports`
+    # MAX_TEXT_CHARS too, which planning reads for nginx's body limit: it came alone (a docs
+    # walkthrough), before the backend's rules were asked.
+    bad: dict[str, Any] = {"LOG_FORMAT": "xml", "MAX_STREAM_SECONDS": "soon", "MAX_TEXT_CHARS": "0"}
     with make_run(tmp_path, via_make=False, env_file_lines="\n", **bad) as run:
         assert not run.wait_for("chat at", timeout=20)
         assert run.finish() == 1
@@ -366,6 +368,7 @@ def test_the_backend_s_settings_are_refused_before_anything_starts(tmp_path: Pat
     assert "run: the backend's settings are refused:\n" in run.output
     assert "  LOG_FORMAT: Input should be 'text' or 'json'\n" in run.output
     assert "  MAX_STREAM_SECONDS: Input should be a valid number" in run.output
+    assert "  MAX_TEXT_CHARS: Input should be greater than or equal to 1\n" in run.output
     assert "Traceback" not in run.output
     assert not (tmp_path / "state").exists()  # nothing started, nothing written
     assert [name for name, port in run.ports.items() if listening(port)] == []

@@ -53,6 +53,16 @@ def test_the_api_url_follows_the_port_or_an_override() -> None:
     assert override.centrifugo_api_url == "http://centrifugo:8000/api"
 
 
+@pytest.mark.parametrize("setting", ["BACKEND_PORT", "CENTRIFUGO_HTTP_SERVER_PORT"])
+@pytest.mark.parametrize("port", [0, 65536, 99999])
+def test_a_port_out_of_range_is_refused(setting: str, port: int) -> None:
+    """A docs walkthrough: Centrifugo's port took 99999, and the backend started, unable to
+    publish anything (make run refused it; the backend started alone or by compose did not)."""
+    with pytest.raises(ValidationError, match=setting):
+        make(**STRONG, **{setting: port})
+    assert make(**STRONG, **{setting: 65535})
+
+
 def test_a_history_limit_over_the_schema_s_ceiling_is_refused() -> None:
     assert make(**STRONG, MAX_HISTORY_TURNS=1000).max_history_turns == 1000
     with pytest.raises(ValidationError, match="MAX_HISTORY_TURNS"):
