@@ -41,7 +41,9 @@ class Settings(BaseSettings):
 
     # The port is Centrifugo's own variable (one knob for both processes); the full URL is only
     # needed where Centrifugo runs on another host, as in docker compose.
-    centrifugo_port: int = Field(8000, ge=1, le=65535, validation_alias="CENTRIFUGO_HTTP_SERVER_PORT")
+    centrifugo_port: int = Field(
+        8000, ge=1, le=65535, validation_alias="CENTRIFUGO_HTTP_SERVER_PORT"
+    )
     centrifugo_api_url_override: str | None = Field(
         None, validation_alias="RELAY_CENTRIFUGO_API_URL"
     )
