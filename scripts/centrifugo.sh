@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Finds Centrifugo or gets it, at most one build per machine; prints the binary's path.
+# Finds Centrifugo or gets it, one build per machine (concurrent runs wait for it); prints the
+# binary's path.
 #
 # Order: $CENTRIFUGO_BIN; a Centrifugo v6 or v5.4+ on PATH; a cached build; a build of v6.9.1
 # from its Go module; v6.9.1's release archive; a build of v5.4.9 from its Go module (its whole
@@ -113,8 +114,21 @@ module_dir() {
 # proxy does not always serve. PROBE, if given, is one dependency to fetch first: when the
 # proxy refuses it, the build would fail a minute later, so it is not started.
 go_build() {
-  local module="$1" version="$2" probe="${3:-}" dir dep out started
+  local module="$1" version="$2" probe="${3:-}" dir dep out started partial
   out="$CACHE_ROOT/centrifugo-$version"
+  # One build of a version at a time on this machine (where flock is): another clone's run may
+  # be building it now (they share the cache). Wait for it, then take what it built.
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$out/.build.lock"
+    if ! flock -n 9; then
+      say "another run on this machine is building v$version; waiting for it..."
+      flock 9
+    fi
+    if [ -x "$out/centrifugo" ] && [ "$(version_of "$out/centrifugo")" = "$version" ]; then
+      say "using the build another run has just made: $out/centrifugo (v$version)"
+      use "$out/centrifugo"
+    fi
+  fi
   if ! dir="$(module_dir "$module" "v$version" 2>"$out.err")" || [ -z "$dir" ]; then
     failed "Go build of v$version: the Go module proxy does not serve $module@v$version: $(cat "$out.err")"
     return 1
@@ -127,15 +141,22 @@ go_build() {
     fi
   fi
   say "building Centrifugo v$version from the Go module $module into $out"
-  say "this happens once per machine (about a minute on 2 cores; more while downloading)..."
+  say "this happens once per machine (minutes on 2 cores: ~10 with an empty Go build cache)..."
   started=$SECONDS
+  partial="$out/centrifugo.partial.$$"
   if ! (cd "$dir" && go build -trimpath -ldflags "-X $module/internal/build.Version=$version" \
-    -o "$out/centrifugo.partial" .) >"$out.err" 2>&1; then
+    -o "$partial" .) >"$out.err" 2>&1; then
+    rm -f "$partial"
     cat "$out.err" >&2
     failed "Go build of v$version failed (output above; last line: $(tail -1 "$out.err"))"
     return 1
   fi
-  mv -f "$out/centrifugo.partial" "$out/centrifugo"
+  # Checked: this runs where `set -e` does not act (go_build ... || true).
+  if ! mv -f "$partial" "$out/centrifugo"; then
+    rm -f "$partial"
+    failed "Go build of v$version: its binary could not be put in place as $out/centrifugo"
+    return 1
+  fi
   say "built v$version in $((SECONDS - started)) s"
   use "$out/centrifugo"
 }
@@ -172,7 +193,9 @@ else
   trap 'rm -rf "$tmp"' EXIT
   if error="$(curl -fsSL --retry 1 --connect-timeout 10 -o "$tmp/centrifugo.tar.gz" "$url" 2>&1)" \
     && tar -xzf "$tmp/centrifugo.tar.gz" -C "$tmp" centrifugo; then
-    install -m 0755 "$tmp/centrifugo" "$CACHE_ROOT/centrifugo-$V6/centrifugo"
+    # Into place in one step: another run may be starting the cached binary meanwhile.
+    install -m 0755 "$tmp/centrifugo" "$CACHE_ROOT/centrifugo-$V6/centrifugo.partial.$$"
+    mv -f "$CACHE_ROOT/centrifugo-$V6/centrifugo.partial.$$" "$CACHE_ROOT/centrifugo-$V6/centrifugo"
     use "$CACHE_ROOT/centrifugo-$V6/centrifugo"
   fi
   failed "release archive: $url could not be downloaded: $(printf '%s' "$error" | tail -1)"
