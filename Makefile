@@ -6,18 +6,23 @@ STAMP := $(VENV)/.installed-stamp
 FRONTEND := frontend/dist/index.html
 FRONTEND_SOURCES := $(wildcard frontend/src/*) frontend/index.html frontend/build.mjs frontend/package-lock.json frontend/package.json
 
-.PHONY: run run-cluster test test-centrifugo-v5 lock setup centrifugo nginx test-tools frontend frontend-check lint unit integration e2e bench clean
+.PHONY: help run run-cluster test test-centrifugo-v5 lock setup centrifugo nginx test-tools frontend frontend-check lint unit integration e2e bench clean
 
 # The settings file `make run` reads (the environment overrides it); written on first run.
 ENV_FILE ?= .env
 # Where `make run` keeps nginx's rendered config, logs and pid, and the v5 Centrifugo config.
 RUN_STATE_DIR ?= .cache/run
 
-run: setup $(ENV_FILE)
+# `make` alone is `make run`; every target with a `## ` note: `make help`.
+.DEFAULT_GOAL := run
+help: ## this list
+	@awk -F ':[^#]*## ' '/^[^\t#][^:=]*:[^=#]*## / { sub(/\$$\(ENV_FILE\)/, ".env", $$1); printf "  make %-20s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+run: setup $(ENV_FILE) ## the chat at http://localhost:9000: Centrifugo, the backend and nginx in the foreground
 	$(BIN)/python -m scripts.run --env-file $(ENV_FILE) --state-dir $(RUN_STATE_DIR)
 
 # Redis, two Centrifugo nodes and two backends on it, nginx balancing over them (docs/scaling.md).
-run-cluster: setup $(ENV_FILE)
+run-cluster: setup $(ENV_FILE) ## Redis, two Centrifugo nodes, two backends and nginx (docs/scaling.md)
 	@scripts/apt-install.sh redis-server redis-server
 	$(BIN)/python -m scripts.run --cluster --env-file $(ENV_FILE) --state-dir $(RUN_STATE_DIR)
 
@@ -25,63 +30,63 @@ run-cluster: setup $(ENV_FILE)
 # then the in-process parts of the others (the Redis registry is tested against a real Redis).
 COVERAGE_FLOOR := 93
 
-test: setup test-tools lint
+test: setup test-tools lint ## everything CI runs: lint, then the unit, integration and browser tiers with coverage
 	$(BIN)/pytest -m unit --cov --cov-report=
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m "not unit" \
 		--cov --cov-append --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 
 # The integration and browser tiers against the other Centrifugo this project runs, v5.4.9
 # (built once per machine from its Go module), whichever `make test` got.
-test-centrifugo-v5: setup test-tools
+test-centrifugo-v5: setup test-tools ## the integration and browser tiers against Centrifugo v5.4.9
 	CENTRIFUGO_BIN="$$(CENTRIFUGO_VERSION=5.4.9 scripts/centrifugo.sh)" $(BIN)/pytest -m "not unit"
 
-unit: $(STAMP)
+unit: $(STAMP) ## the unit tier only (no servers)
 	$(BIN)/pytest -m unit --cov --cov-report=term
 
-integration: setup test-tools
+integration: setup test-tools ## the integration tier (real Centrifugo, nginx, Redis)
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m integration
 
-e2e: setup test-tools
+e2e: setup test-tools ## the browser tier (Debian chromium)
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/pytest -m e2e
 
 # Figures, not pass/fail (issue 13): relaychat's relay through Centrifugo (30 and 60 ms windows, 0),
 # its /api/chat SSE route and a direct-SSE baseline (bench/direct_sse.py), 1 to 2,000 streams at
 # once, one table. Loopback only, every workload timed out; ~6 minutes on 2 cores (`make bench
 # BENCH_ARGS=--quick`: ~1-2 minutes; README "Benchmarks"). The older figures stay where they
-# were: `python -m bench.relay_throughput`, `python -m bench.cluster_throughput`.
-bench: setup
+# were: `.venv/bin/python -m bench.relay_throughput`, `.venv/bin/python -m bench.cluster_throughput`.
+bench: setup ## the performance table (README "Benchmarks"; BENCH_ARGS=--quick)
 	CENTRIFUGO_BIN="$$(scripts/centrifugo.sh)" $(BIN)/python -m bench.workloads $(BENCH_ARGS)
 
-lint: $(STAMP) frontend-check
+lint: $(STAMP) frontend-check ## ruff, ruff format --check, mypy and the page's checks
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 # The page's JS: type-checked (tsc on JSDoc, strict) and its pure functions tested (node --test).
-frontend-check: $(FRONTEND)
+frontend-check: $(FRONTEND) ## the page's JS type-checked (tsc) and its node tests
 	cd frontend && npm run --silent check && npm test --silent
 
-setup: $(STAMP) centrifugo nginx frontend
+setup: $(STAMP) centrifugo nginx frontend ## .venv, Centrifugo, nginx and the page's build, whatever is missing
 
-centrifugo:
+centrifugo: ## find or get Centrifugo (scripts/centrifugo.sh)
 	@scripts/centrifugo.sh >/dev/null
 
-nginx:
+nginx: ## install Debian's nginx if it is missing
 	@scripts/apt-install.sh nginx nginx
 
 # Debian's Chromium, driven by Playwright in the browser tests (Playwright's own browser
 # download is not used), docker-compose to check the compose file without a Docker engine, and
 # Redis for the cluster tests.
-test-tools:
+test-tools: ## install chromium, docker-compose and redis-server if missing
 	@scripts/apt-install.sh chromium chromium docker-compose docker-compose redis-server redis-server
 
-frontend: $(FRONTEND)
+frontend: $(FRONTEND) ## build the page into frontend/dist
 
 $(FRONTEND): $(FRONTEND_SOURCES)
 	@command -v npm >/dev/null || { echo "needs Node.js 20+ with npm: apt-get install nodejs npm (Debian 13; Debian 12's is 18: take Node 20 from NodeSource)"; exit 1; }
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
-$(ENV_FILE):
+$(ENV_FILE): ## write .env with fresh random secrets, if there is none
 	scripts/ensure-env.sh $@
 
 # Every package at the version tested (requirements-dev.lock), not whatever is newest that day.
@@ -94,7 +99,7 @@ $(STAMP): pyproject.toml requirements-dev.lock
 
 # After a change of pyproject.toml's dependencies: both lock files again, each from a fresh
 # environment (newest versions allowed by pyproject.toml's pins), then `make test`.
-lock:
+lock: ## write both lock files again after a change of pyproject.toml's dependencies
 	rm -rf .cache/lock && mkdir -p .cache/lock
 	$(PYTHON) -m venv .cache/lock/dev && .cache/lock/dev/bin/pip install --quiet -e '.[test]'
 	{ sed -n '/^#/p' requirements-dev.lock; .cache/lock/dev/bin/pip freeze --exclude-editable; } > .cache/lock/dev.lock
@@ -104,5 +109,5 @@ lock:
 	mv .cache/lock/dev.lock requirements-dev.lock && mv .cache/lock/run.lock requirements.lock
 	rm -rf .cache/lock
 
-clean:
+clean: ## delete .venv, .cache (run state, build links), the page's build and the tool caches
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache frontend/node_modules frontend/dist
