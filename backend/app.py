@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from backend.api.cross_site import CrossSiteRefusal
 from backend.api.deps import Services
-from backend.api.errors import BodySizeLimit, install_error_handlers
+from backend.api.errors import BodyLimits, install_error_handlers
 from backend.api.limits import max_body_bytes
 from backend.api.main import api_router
 from backend.api.session import SessionRenewal
@@ -130,11 +130,14 @@ def create_app(
         openapi_url="/api/openapi.json" if development else None,
         docs_url="/api/docs" if development else None,
         redoc_url=None,
+        # `/api/execute/` is a 404 like any unknown path, not a 307 to an address built from the
+        # Host nginx passes (without its port): the client sent its prompt and cookie there.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     max_body = max_body_bytes(settings.max_text_chars, settings.max_history_chars)
     app.add_middleware(SessionRenewal)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    app.add_middleware(BodyLimits, max_bytes=max_body)
     app.add_middleware(CrossSiteRefusal)
     # Around everything but the request metrics (added last, by `metrics.install`): every log
     # line a request causes, and its response, carry the request's id.

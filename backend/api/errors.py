@@ -26,13 +26,15 @@ RETRY_AFTER_SECONDS = 5
 NEEDS_SESSION: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No session: call POST /api/token first."}
 }
-# The `responses` of routes that take a body (BodySizeLimit refuses one over the limit).
+# The `responses` of routes that take a body (BodyLimits refuses one over the limit, or
+# compressed).
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {
         "model": ErrorResponse,
         "description": "The body is over the limit that MAX_TEXT_CHARS and MAX_HISTORY_CHARS "
         "allow for.",
-    }
+    },
+    415: {"model": ErrorResponse, "description": "The body is compressed (Content-Encoding)."},
 }
 TOO_MANY: dict[int | str, dict[str, Any]] = {
     429: {
@@ -115,8 +117,9 @@ class _BodyTooLarge(HTTPException):
         super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, detail)
 
 
-class BodySizeLimit:
-    """Refuses a request body over the limit with a JSON 413, declared or streamed."""
+class BodyLimits:
+    """Refuses a request body over the limit with a JSON 413, declared or streamed, and a
+    compressed one with a JSON 415 (it was read as JSON and said to be "not UTF-8")."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -126,7 +129,13 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length", b"")
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"")
+        encoding = headers.get(b"content-encoding", b"").strip().lower()
+        has_body = length not in (b"", b"0") or b"transfer-encoding" in headers
+        if encoding not in (b"", b"identity") and has_body:
+            await self._refuse_encoding(scope, receive, send, encoding)
+            return
         if length.isdigit() and int(length) > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
@@ -152,6 +161,16 @@ class BodySizeLimit:
             if started:
                 raise
             await self._refuse(scope, receive, send)
+
+    async def _refuse_encoding(
+        self, scope: Scope, receive: Receive, send: Send, encoding: bytes
+    ) -> None:
+        named = encoding.decode("latin-1")[:40]
+        detail = f"a body with Content-Encoding {named!r} is not taken; send it uncompressed"
+        response = JSONResponse(
+            {"detail": detail}, status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+        )
+        await response(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = _BodyTooLarge(self.max_bytes)

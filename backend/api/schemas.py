@@ -13,11 +13,19 @@ from backend.config import HISTORY_TURNS_CEILING
 from backend.core.types import Question, StopReason, Turn
 from backend.core.unicode import is_carriable
 
+# Letters and marks that draw nothing: the Hangul fillers, the blank Braille pattern and the
+# combining grapheme joiner (an outside-in probe's "invisible text").
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f")
+
 
 def _not_blank(text: str) -> str:
-    # Blank: nothing a reader could see, invisible format characters (zero-width space, joiners,
-    # BOM) as much as whitespace.
-    if all(char.isspace() or unicodedata.category(char) == "Cf" for char in text):
+    # Blank: nothing a reader could see: whitespace, control characters (NUL among them),
+    # invisible format characters (zero-width space, joiners, BOM) and the few letters that
+    # draw nothing.
+    if all(
+        char.isspace() or unicodedata.category(char) in ("Cc", "Cf") or char in _INVISIBLE
+        for char in text
+    ):
         raise ValueError("is blank")
     return _carriable(text)
 

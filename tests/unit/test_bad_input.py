@@ -8,7 +8,7 @@ For each, the status the contract (docs/protocol.md) calls for: a 4xx with a rea
 fine, the text then reaching the model exactly as sent. Never a 5xx, never a stack trace.
 
 The settings are the unit tier's: prompts up to 100 characters, history up to 20 turns and
-32,000 characters, so the body limit is (100 + 32,000) * 6 + 16 KiB = 208,984 bytes.
+32,000 characters, so the body limit is (100 + 32,000) * 12 + 16 KiB = 401,584 bytes.
 """
 
 from __future__ import annotations
@@ -162,6 +162,19 @@ CASES = [
     pytest.param(
         sync({"prompt": " \u200d\ufeff\n"}, 422, "prompt: is blank"), id="blank-invisible-mix"
     ),
+    # Control characters and the letters that draw nothing (an outside-in probe: accepted).
+    *(
+        pytest.param(sync({"prompt": blank}, 422, "prompt: is blank"), id=f"blank-{name}")
+        for name, blank in [
+            ("nul", "\u0000"),
+            ("controls", "\u0001\u0002\u001b "),
+            ("hangul-filler", "\u3164"),
+            ("hangul-choseong-jungseong-fillers", "\u115f\u1160"),
+            ("braille-blank", "\u2800"),
+            ("combining-grapheme-joiner", "\u034f"),
+        ]
+    ),
+    pytest.param(fine_prompt("a\u0000b\u3164c"), id="nul-and-filler-among-letters"),
     pytest.param(sync({"prompt": {"text": "hi"}}, 422, "prompt:"), id="type-prompt-object"),
     pytest.param(sync({"prompt": "hi", "history": "x"}, 422, "history:"), id="type-history-str"),
     pytest.param(
@@ -272,7 +285,7 @@ CASES = [
         id="huge-history-32001-chars",
     ),
     pytest.param(
-        execute({"text": "x" * 300_000, "channel": CHANNEL}, 413, "limit"), id="huge-body-text"
+        execute({"text": "x" * 500_000, "channel": CHANNEL}, 413, "limit"), id="huge-body-text"
     ),
     pytest.param(
         sync({"prompt": "hi", "ignored": "x" * (BODY_LIMIT + 1)}, 413, "limit"),
@@ -281,6 +294,18 @@ CASES = [
     pytest.param(
         sync({"prompt": "hi", "history": turns(20, "\ud83d\ude00" * 2000)}, 413, "limit"),
         id="huge-body-escaped-history",
+    ),
+    # Within every character limit, each character an escaped surrogate pair (12 bytes), as
+    # Python's json.dumps sends an emoji: accepted (a 413 before, the limit counted 6 a
+    # character: an outside-in probe).
+    pytest.param(
+        Probe(
+            "/api/chat/sync",
+            ascii_json({"prompt": "\U0001f600" * 100, "history": turns(16, "\U0001f600" * 2000)}),
+            200,
+            prompt="\U0001f600" * 100,
+        ),
+        id="escaped-emoji-at-every-limit",
     ),
     # Deep nesting.
     pytest.param(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 from collections.abc import AsyncIterator
@@ -148,6 +149,67 @@ async def test_every_route_that_takes_a_body_documents_its_413(api: Api) -> None
     assert ("/api/execute", "post") in with_body
     for path, method in with_body:
         assert "413" in schema["paths"][path][method]["responses"], (path, method)
+
+
+async def test_a_compressed_body_is_415_saying_so(api: Api) -> None:
+    """An outside-in probe: a gzip body was read as JSON and refused as "not UTF-8"."""
+    channel = f"stream:abcdefgh#{await api.user()}"
+    body = gzip.compress(json.dumps({"text": "hi", "channel": channel}).encode())
+    response = await api.client.post(
+        "/api/execute",
+        content=body,
+        headers={"content-type": "application/json", "content-encoding": "gzip"},
+    )
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": "a body with Content-Encoding 'gzip' is not taken; send it uncompressed"
+    }
+    assert api.publisher.published == []
+    plain = await api.client.post(
+        "/api/execute",
+        json={"text": "hi", "channel": channel},
+        headers={"content-encoding": "identity"},
+    )
+    assert plain.status_code == 202, plain.text
+
+
+async def test_a_trailing_slash_is_a_404_not_a_redirect(api: Api) -> None:
+    """An outside-in probe: `POST /api/execute/` was a 307 to `http://<host>/api/execute`, a
+    URL nginx's Host header had taken the port from: the client sent prompt and cookie there."""
+    channel = f"stream:abcdefgh#{await api.user()}"
+    for method, path in [
+        ("POST", "/api/execute/"),
+        ("GET", "/api/health/"),
+        ("POST", "/api/token/"),
+    ]:
+        response = await api.client.request(method, path, json={"text": "hi", "channel": channel})
+        assert response.status_code == 404, (path, response.status_code)
+        assert "location" not in response.headers
+        assert response.json() == {"detail": "Not Found"}
+    assert api.publisher.published == []
+
+
+async def test_head_answers_wherever_get_does(api: Api) -> None:
+    """An outside-in probe: `curl -I /api/health` (an uptime check) got 405."""
+    user = await api.user()
+    channel = f"stream:abcdefgh#{user}"
+    assert (
+        await api.client.post("/api/execute", json={"text": "hi", "channel": channel})
+    ).is_success
+    schema = api.app.openapi()
+    gets = [
+        path.replace("{stream_id}", "abcdefgh")
+        for path, operations in schema["paths"].items()
+        if "get" in operations
+    ]
+    assert {"/api/health", "/api/ready", "/api/config", "/api/streams/abcdefgh"} <= set(gets)
+    for path in gets:
+        get = await api.client.get(path)
+        head = await api.client.head(path)
+        assert head.status_code == get.status_code, path
+        assert head.content == b""
+        assert head.headers["content-type"] == get.headers["content-type"], path
+    assert all("head" not in operations for operations in schema["paths"].values())
 
 
 async def test_health_is_exactly_ok(api: Api) -> None:
