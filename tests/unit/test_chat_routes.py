@@ -161,6 +161,43 @@ async def test_client_going_away_mid_token_wait_is_quiet(caplog: pytest.LogCaptu
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+async def test_a_sync_client_going_away_stops_the_model_and_frees_its_place(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An outside-in probe: an abandoned /api/chat/sync went on to the end of the answer, for
+    nobody, holding one of the user's places (its retries got 429 meanwhile)."""
+    model = SlowToCloseModel(TOKENS, endless=True, delay=0.01)
+    async with with_model(model, MAX_STREAMS_PER_USER=1) as api:
+        await api.client.post("/api/token")
+        left = asyncio.Event()
+        sent: list[MutableMapping[str, Any]] = []
+        requests = [{"type": "http.request", "body": b'{"prompt": "hi"}', "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            if requests:
+                return requests.pop()
+            await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        handling = asyncio.ensure_future(api.app(_scope(api, "/api/chat/sync"), receive, send))
+        await asyncio.wait_for(model.started.wait(), 5)
+        busy = await api.client.post("/api/chat/sync", json={"prompt": "hi"})
+        assert busy.status_code == 429  # the one place is taken
+        left.set()  # the client closes its connection
+        await asyncio.wait_for(handling, 5)
+        await asyncio.wait_for(model.closed.wait(), 1)
+
+        assert sent[0]["status"] == 499  # to nobody: the access log's and the metrics' code
+        model.endless = False
+        again = await api.client.post("/api/chat/sync", json={"prompt": "hi"})
+        assert again.status_code == 200, again.text
+        assert again.json() == {"response": "Hello you"}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
 def _session_cookie(api: Api) -> bytes:
     """The session the test client started, as a raw Cookie header."""
     return "; ".join(f"{name}={value}" for name, value in api.client.cookies.items()).encode()
@@ -184,14 +221,22 @@ async def _leave_after_the_first_event(api: Api) -> None:
         if message["type"] == "http.response.body" and message.get("body"):
             first_event.set()
 
-    scope = {
+    await asyncio.wait_for(app(_scope(api, "/api/chat"), receive, send), 5)
+    await asyncio.wait_for(model.closed.wait(), 1)
+    bodies = [m for m in sent if m["type"] == "http.response.body" and m.get("body")]
+    assert 1 <= len(bodies) < 50  # it stopped long before an endless model would
+
+
+def _scope(api: Api, path: str) -> dict[str, Any]:
+    """A POST to `path` with the test client's session, as uvicorn would pass it."""
+    return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/api/chat",
-        "raw_path": b"/api/chat",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [
@@ -203,10 +248,6 @@ async def _leave_after_the_first_event(api: Api) -> None:
         "server": ("test", 80),
         "state": {},
     }
-    await asyncio.wait_for(app(scope, receive, send), 5)
-    await asyncio.wait_for(model.closed.wait(), 1)
-    bodies = [m for m in sent if m["type"] == "http.response.body" and m.get("body")]
-    assert 1 <= len(bodies) < 50  # it stopped long before an endless model would
 
 
 async def test_line_separators_in_an_answer_reach_sse_clients_whole() -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -174,19 +174,47 @@ async def chat(
     },
 )
 async def chat_sync(
-    question: CheckedQuestion, user: CurrentUser, services: ServicesDep
+    question: CheckedQuestion, user: CurrentUser, services: ServicesDep, request: Request
 ) -> ChatResponse:
-    """The whole answer at once (the thinking phase is left out)."""
-    parts: list[str] = []
+    """The whole answer at once (the thinking phase is left out). A client that leaves stops
+    the answer and frees its place at once, as on `/api/chat` (it went on to the end, for
+    nobody, and the user's retries got 429 meanwhile: an outside-in probe)."""
     release = services.direct.take(user)
     chunks = services.answerer.chunks(question)
     try:
         async with contextlib.aclosing(chunks):
+            answer = asyncio.ensure_future(_answer_text(chunks))
+            gone = asyncio.ensure_future(_client_gone(request.receive))
             try:
-                parts.extend([chunk.text async for chunk in chunks if chunk.phase == "answer"])
+                await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                gone.cancel()
+                if not answer.done():
+                    answer.cancel()
+                    await _settled(answer)  # before the answer's stream is closed
+            if answer.cancelled():
+                raise HTTPException(CLIENT_GONE, "the client went away before the answer")
+            try:
+                text = answer.result()
             except AnswerFailed as exc:
                 code = status.HTTP_504_GATEWAY_TIMEOUT if exc.reason == "timeout" else 502
                 raise HTTPException(code, exc.message) from None
     finally:
         release()
-    return ChatResponse(response="".join(parts))
+    return ChatResponse(response=text)
+
+
+# nginx's code for a request whose client closed the connection: in the access log and the
+# request metrics only, as nobody reads the response.
+CLIENT_GONE = 499
+
+
+async def _answer_text(chunks: AsyncIterator[Chunk]) -> str:
+    return "".join([chunk.text async for chunk in chunks if chunk.phase == "answer"])
+
+
+async def _client_gone(receive: Receive) -> None:
+    """Returns when the client has closed its connection (the body has been read: what is
+    left to receive is the disconnect)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
