@@ -168,14 +168,15 @@ export const refusedAsItIs = (error) => error instanceof ApiError && [413, 422].
 /**
  * What a failed snapshot means for a prompt whose `execute` failed on the way (see
  * `mayHaveBeenAccepted`): a backend with no answer there (404), or still out of reach (a
- * gateway's 502 or 504), never got the prompt. Such an error comes back marked `unsent`, in the
+ * gateway's 502), never got the prompt. Such an error comes back marked `unsent`, in the
  * reader's words (the follower ends the answer as not sent, not as one nobody has any more);
- * any other is passed on as it is (no reply at all, a 503: nothing learnt, asked again later).
+ * any other is passed on as it is (no reply at all, a 503, a gateway's 504, a backend too slow
+ * to answer that may yet take the prompt: nothing learnt, asked again later).
  * @param {unknown} error
  * @returns {unknown}
  */
 export function asNotSent(error) {
-  if (!(error instanceof ApiError) || ![404, 502, 504].includes(error.status)) return error;
+  if (!(error instanceof ApiError) || ![404, 502].includes(error.status)) return error;
   const notSent = new ApiError(error.status, 'the prompt could not be sent, as the server could not be reached');
   return Object.assign(notSent, { unsent: true });
 }

@@ -49,10 +49,16 @@ const messageOf = (error) => (error instanceof Error ? error.message : String(er
  * Whether a failed snapshot says nothing about the answer: 503, the backend cannot tell right
  * now (a shared registry unreachable, or rebuilt after a Redis restart); 0, the request never got
  * an answer (this browser offline, a dead network path, a backend that hangs), which is news
- * about the way to the server, not about the answer. Either way it may well be running.
+ * about the way to the server, not about the answer; 504, the gateway's: the backend did not
+ * answer in time (paused or overloaded a while), and its answer goes on when it resumes (taken
+ * for "nobody answers", the rest of such an answer was never shown: an outside-in probe).
+ * Either way it may well be running.
  * @param {unknown} error
  */
-const saysNothing = (error) => statusOf(error) === 503 || statusOf(error) === 0;
+const saysNothing = (error) => {
+  const status = statusOf(error);
+  return status === 0 || status === 503 || status === 504;
+};
 
 /**
  * Whether a failed snapshot is a gateway's error (502, 504): the backend was not reached.
@@ -185,8 +191,18 @@ export class AnswerFollower {
    * restarted), it ends as stopped rather than as nobody answering.
    */
   settleStop() {
-    this.stopWanted = true;
+    this.wantStop();
     this.resume();
+  }
+
+  /**
+   * Stop was pressed (its cancel may still be on its way): if the backend turns out not to have
+   * the answer any more, it ends as stopped, whichever request learns that first (a snapshot
+   * asked after a silence reached a restarted backend before the cancel's retry did: "Nobody
+   * is answering this any more", an outside-in probe).
+   */
+  wantStop() {
+    this.stopWanted = true;
   }
 
   /** @param {string} message  why the server cannot be asked right now; '' once it can */

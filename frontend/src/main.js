@@ -487,6 +487,7 @@ const earlierSession = () => ({
   stop: () => {},
   check: () => {},
   settleStop: () => {},
+  wantStop: () => {},
 });
 
 /**
@@ -577,6 +578,7 @@ async function stop() {
   const run = runIn(current.id);
   if (!run || run.stopping) return;
   run.stopping = true;
+  run.subscription.wantStop();
   updateComposer();
   try {
     await run.accepted;

@@ -15,6 +15,8 @@ import { AnswerFollower } from './follower.js';
  * @property {() => void} check  asks the backend how the answer is going, now
  * @property {() => void} settleStop  asks the backend how the answer ended, Stop having found
  *   nothing running; nobody having it ends it as stopped
+ * @property {() => void} wantStop  Stop was pressed: nobody having the answer any more ends it as
+ *   stopped, whether the cancel or a snapshot learns it
  */
 
 /**
@@ -112,5 +114,6 @@ export function subscribeAnswer(centrifuge, channel, { show, readSnapshot, unsur
     stop: (reason = 'cancelled', error = '') => follower.stop({ reason, error }),
     check: () => follower.check(),
     settleStop: () => follower.settleStop(),
+    wantStop: () => follower.wantStop(),
   };
 }

@@ -473,3 +473,35 @@ test('Stop finding nothing running: nobody having the answer ends it as stopped'
   await settle();
   assert.deepEqual(ends, [{ reason: 'cancelled', error: '' }]);
 });
+
+test('a 504 while the subscription is live is waited out: the rest of the answer still comes', async (t) => {
+  // Probe: a backend paused ~25 s had nginx answer the snapshot 504 after 8 s; the page ended
+  // the answer as "Nobody is answering", and never showed the rest the backend then sent.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const message = 'the server took too long to answer; try again shortly';
+  const { follower, ends, shown, unsure } = follow([new HttpError(504, message)]);
+  follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
+  follower.publication(chunk(1, 'the '));
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.deepEqual(ends, []);
+  assert.deepEqual(unsure, [message]);
+  follower.publication(chunk(2, 'whole answer'));
+  follower.publication({ text: '', done: true, reason: 'complete', seq: 2 });
+  await settle();
+  assert.equal(shown.at(-1), 'the whole answer');
+  assert.deepEqual(ends, [{ reason: 'complete', error: '' }]);
+});
+
+test('Stop pressed, then a snapshot learns first that nobody has the answer: it ends as stopped', async (t) => {
+  // Probe: Stop while the backend hung, then the backend restarted: the silence's snapshot got
+  // the 404 before the cancel's retry did, and the answer ended as "Nobody is answering".
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { follower, ends } = follow([new HttpError(404, 'no answer is known for this stream')]);
+  follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
+  follower.publication(chunk(1, 'the '));
+  follower.wantStop(); // the cancel is still being retried
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.deepEqual(ends, [{ reason: 'cancelled', error: '' }]);
+});
