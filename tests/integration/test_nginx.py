@@ -9,6 +9,7 @@ import json
 import random
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -368,6 +369,62 @@ async def test_what_nginx_itself_refuses_is_json_too(
     assert response.headers["content-type"] == "application/json"
     assert words in response.json()["detail"]
     assert response.headers["x-content-type-options"] == "nosniff"  # the server's headers too
+
+
+def _raw_exchange(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One request as bytes, written as they are (httpx would encode the path): the status,
+    the headers (lower-cased names) and the body of the answer."""
+    parsed = httpx.URL(url)
+    with socket.create_connection((parsed.host, parsed.port or 80), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (h.partition(":") for h in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "detail"),
+    [
+        (
+            b"GET /api/\xc3\xa9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            400,
+            "the request could not be read (malformed, or its headers or cookies are too large)",
+        ),
+        (
+            b"GET /api/streams/abc\xffdefgh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            400,
+            "the request could not be read (malformed, or its headers or cookies are too large)",
+        ),
+        (
+            b"TRACE /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            405,
+            "Method Not Allowed",
+        ),
+    ],
+    ids=["utf-8-in-path", "latin-1-in-path", "trace"],
+)
+def test_what_the_backend_s_parser_or_nginx_refuses_raw_is_json_too(
+    edge: Edge, request_: bytes, status: int, detail: str
+) -> None:
+    """An outside-in probe: a raw non-ASCII byte in the path got uvicorn's plain-text 400
+    through nginx, and TRACE nginx's HTML 405."""
+    got, headers, body = _raw_exchange(edge.url, request_)
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"detail": detail}
+
+
+def test_nginx_s_own_redirects_are_relative(edge: Edge) -> None:
+    """Behind a TLS proxy an absolute Location named http:// and nginx's own port."""
+    got, headers, _ = _raw_exchange(
+        edge.url, b"GET /api HTTP/1.1\r\nHost: chat.example\r\nConnection: close\r\n\r\n"
+    )
+    assert got == 301
+    assert headers["location"] == "/api/"
 
 
 class _HealthyThenGone(BaseHTTPRequestHandler):
