@@ -24,7 +24,32 @@ from backend.core.types import Done, Snapshot
 
 # Centrifugo keeps a channel's history 120 s (centrifugo/config.json): a snapshot as long.
 FINISHED_TTL_SECONDS = 120.0
-FINISHED_MAX = 10_000
+# The finished snapshots' memory, bounded by their size rather than their number: 10,000 of
+# them were dropped within 25 s at 400 answers a second (2,000 streams of 5 s; an outside-in
+# probe), their channels free again and their snapshots gone well before the 2 minutes. 64 MiB
+# holds 2 minutes of ~300 answers a second of 1.5 KB (a 150-token answer), or ~50 a second of
+# 10 KB; past it the oldest go first, and the history is asked about channels for 2 minutes.
+FINISHED_MAX_BYTES = 64 * 1024 * 1024
+# What a finished snapshot holds besides its text: the Snapshot and its Done, the key, the
+# cache's entries (measured with tracemalloc: ~350 bytes, net of the running entry it replaces).
+SNAPSHOT_OVERHEAD_BYTES = 512
+
+
+def _size(snapshot: Snapshot) -> int:
+    return len(snapshot.text) + len(snapshot.thinking) + SNAPSHOT_OVERHEAD_BYTES
+
+
+class _FinishedSnapshots(TTLCache[str, Snapshot]):
+    """A TTL cache bounded by size that says when it drops one before its time."""
+
+    def __init__(self, max_bytes: int, ttl: float, dropped: Callable[[], None]) -> None:
+        super().__init__(max_bytes, ttl, getsizeof=_size)
+        self._dropped = dropped
+
+    def popitem(self) -> tuple[str, Snapshot]:
+        item = super().popitem()
+        self._dropped()
+        return item
 
 
 @dataclass
@@ -53,17 +78,23 @@ class LocalStreams:
         self,
         *,
         finished_ttl: float = FINISHED_TTL_SECONDS,
-        finished_max: int = FINISHED_MAX,
+        finished_max_bytes: int = FINISHED_MAX_BYTES,
         used_before: Callable[[str], Awaitable[bool]] | None = None,
         check_for: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._running: dict[str, _Running] = {}
         self._owned: Counter[str] = Counter()  # running streams per owner
-        self._finished: TTLCache[str, Snapshot] = TTLCache(finished_max, finished_ttl)
+        self._finished = _FinishedSnapshots(finished_max_bytes, finished_ttl, self._forgot_early)
+        self._finished_ttl = finished_ttl
         self._used_before = used_before
         self._clock = clock
         self._memory_complete_at = clock() + (finished_ttl if check_for is None else check_for)
+
+    def _forgot_early(self) -> None:
+        """A finished channel was dropped before its time (memory): the history is asked about
+        channels this registry does not know until the last such one would have expired."""
+        self._memory_complete_at = max(self._memory_complete_at, self._clock() + self._finished_ttl)
 
     def __len__(self) -> int:
         return len(self._running)
@@ -110,7 +141,11 @@ class LocalStreams:
         self._owned[running.owner] -= 1
         if not self._owned[running.owner]:
             del self._owned[running.owner]
-        self._finished[channel] = running.snapshot(Done(done.reason, done.error))
+        snapshot = running.snapshot(Done(done.reason, done.error))
+        try:
+            self._finished[channel] = snapshot
+        except ValueError:  # larger than the whole budget: not kept, and the channel asked about
+            self._forgot_early()
         return True
 
     async def stop(self, channel: str, done: Done) -> bool:

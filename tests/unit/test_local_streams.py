@@ -13,7 +13,7 @@ from backend.app import _in_history
 from backend.centrifugo.publisher import CentrifugoPublisher
 from backend.core.ports import ChannelUsed, StreamBusy
 from backend.core.streams import LocalStreams
-from backend.core.types import Done
+from backend.core.types import Chunk, Done
 
 CHANNEL = "stream:abcdefgh#u_1"
 
@@ -109,3 +109,58 @@ async def test_history_that_cannot_be_read_does_not_refuse_the_prompt(
         assert await streams.claim(CHANNEL, nothing)
         await publisher.aclose()
     assert "could not look up" in caplog.text
+
+
+async def _finish(streams: LocalStreams, channel: str, text: str = "") -> None:
+    lease = await streams.claim(channel, nothing)
+    await streams.record([(channel, lease, Chunk(text, seq=1))])
+    await streams.release(channel, lease, Done("complete", ""))
+
+
+async def test_a_finished_answer_is_kept_its_two_minutes_however_many_others_finish() -> None:
+    """An outside-in probe: the memory held 10,000 finished answers, whatever their size: at
+    400 answers a second a snapshot was gone (404) and its channel free again (202) within 25 s,
+    not 2 minutes."""
+    streams = LocalStreams()
+    await _finish(streams, CHANNEL, "the first answer")
+    for number in range(12_000):
+        await _finish(streams, f"stream:other{number:06d}#u_2", "an answer of its own")
+
+    snapshot = await streams.snapshot(CHANNEL)
+    assert snapshot is not None
+    assert snapshot.text == "the first answer"
+    with pytest.raises(ChannelUsed):
+        await streams.claim(CHANNEL, nothing)
+
+
+async def test_past_its_memory_the_oldest_go_and_their_channels_are_asked_about() -> None:
+    """Bounded by bytes: the oldest snapshot is dropped, and the history is asked again about
+    channels the registry does not know, so a dropped channel is still refused (409)."""
+    clock, history = Clock(), History(CHANNEL)
+    streams = LocalStreams(finished_max_bytes=3_000, used_before=history, check_for=0, clock=clock)
+    clock.now += 1  # its memory reaches back far enough: the history is not asked
+    await _finish(streams, CHANNEL, "x" * 1_000)
+    await streams.claim("stream:newchan1#u_1", nothing)
+    assert history.asked == []
+
+    await _finish(streams, "stream:second01#u_1", "y" * 1_000)  # over 3,000 with the first
+    assert await streams.snapshot(CHANNEL) is None
+    assert (await streams.snapshot("stream:second01#u_1")) is not None
+    with pytest.raises(ChannelUsed):
+        await streams.claim(CHANNEL, nothing)
+    assert history.asked == [CHANNEL]
+    clock.now += 121  # the dropped one would have expired by now: no more asking
+    await streams.claim("stream:newchan2#u_1", nothing)
+    assert history.asked == [CHANNEL]
+
+
+async def test_an_answer_over_the_whole_memory_is_not_kept_and_its_channel_is_asked_about() -> (
+    None
+):
+    clock, history = Clock(), History(CHANNEL)
+    streams = LocalStreams(finished_max_bytes=1_000, used_before=history, check_for=0, clock=clock)
+    clock.now += 1
+    await _finish(streams, CHANNEL, "z" * 5_000)
+    assert await streams.snapshot(CHANNEL) is None
+    with pytest.raises(ChannelUsed):
+        await streams.claim(CHANNEL, nothing)
