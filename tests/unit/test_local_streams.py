@@ -154,9 +154,7 @@ async def test_past_its_memory_the_oldest_go_and_their_channels_are_asked_about(
     assert history.asked == [CHANNEL]
 
 
-async def test_an_answer_over_the_whole_memory_is_not_kept_and_its_channel_is_asked_about() -> (
-    None
-):
+async def test_an_answer_over_the_whole_memory_is_not_kept_and_its_channel_asked_about() -> None:
     clock, history = Clock(), History(CHANNEL)
     streams = LocalStreams(finished_max_bytes=1_000, used_before=history, check_for=0, clock=clock)
     clock.now += 1
