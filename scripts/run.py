@@ -763,8 +763,9 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
         try:
             stop_with_parent()
             # First, so that every reason comes at once: planning reads a few of the backend's
-            # settings (the body limit, the shutdown grace) one at a time.
-            refuse_bad_backend_settings(env, state)
+            # settings (the body limit, the shutdown grace) one at a time. The cluster gives its
+            # backends a REDIS_URL of its own (review: one the environment has was refused).
+            refuse_bad_backend_settings({**env, **({"REDIS_URL": ""} if cluster else {})}, state)
             plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
             check_distinct_ports(plan)
             check_backend_settings(plan, env, state)
