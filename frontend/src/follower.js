@@ -18,6 +18,11 @@ export const RETRY_MS = 2_000;
  * meanwhile, as above) before the answer ends as partly lost: the backend has stopped answering
  * it, and the registry that would fill the gap may stay unreachable. */
 export const PENDING_DONE_MS = 60_000;
+/** How many gateway timeouts (504) in a row are waited out, as a backend paused or overloaded a
+ * while, before the answer is taken for one nobody answers: about two minutes at one a silence,
+ * as long as an answer may run by default (MAX_STREAM_SECONDS). Without a bound, a backend hung
+ * for good behind a live subscription kept the answer "arriving" for ever (review). */
+export const GATEWAY_TIMEOUTS_WAITED = 8;
 
 /**
  * `GET /api/streams/{id}`: the answer so far, and how it ended once it did.
@@ -118,6 +123,8 @@ export class AnswerFollower {
     this.pendingDoneMs = pendingDoneMs;
     /** time the pending `done` has waited on retries */
     this.pendingWaitedMs = 0;
+    /** snapshots answered 504 in a row, with no news in between */
+    this.gatewayTimeouts = 0;
   }
 
   /**
@@ -128,6 +135,7 @@ export class AnswerFollower {
     if (this.ended) return;
     this.watch();
     this.sayUnsure('');
+    this.gatewayTimeouts = 0;
     const publication = readPublication(data);
     if (publication.kind === 'chunk') {
       const received = this.answer.receive(publication);
@@ -231,11 +239,14 @@ export class AnswerFollower {
       snapshot = await this.readSnapshot();
     } catch (error) {
       if (this.ended) return;
-      // Nothing learnt (503, or no answer at all): the answer may well be running, and a `done`
-      // that came before all its chunks may still be completed: keep it, ask again later. So
-      // too a gateway's error while the subscription cannot connect either: the whole server
-      // is restarting, most likely, and the answer is followed again once it is back.
-      if (saysNothing(error) || (!this.live && isGatewayError(error))) {
+      this.gatewayTimeouts = statusOf(error) === 504 ? this.gatewayTimeouts + 1 : 0;
+      const waitedLongEnough = this.gatewayTimeouts >= GATEWAY_TIMEOUTS_WAITED;
+      // Nothing learnt (503, 504, or no answer at all): the answer may well be running, and a
+      // `done` that came before all its chunks may still be completed: keep it, ask again
+      // later. So too a gateway's error while the subscription cannot connect either: the
+      // whole server is restarting, most likely, and the answer is followed again once it is
+      // back.
+      if ((saysNothing(error) && !waitedLongEnough) || (!this.live && isGatewayError(error))) {
         this.answer.pauseResume();
         this.show(this.answer);
         this.sayUnsure(messageOf(error));
@@ -261,6 +272,7 @@ export class AnswerFollower {
       return;
     }
     this.sayUnsure('');
+    this.gatewayTimeouts = 0;
     if (this.ended) return;
     const whole = this.answer.resumeFrom(snapshot);
     this.show(this.answer);

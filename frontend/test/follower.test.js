@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { AnswerFollower } from '../src/follower.js';
+import { AnswerFollower, GATEWAY_TIMEOUTS_WAITED } from '../src/follower.js';
 
 /** @import { Outcome } from '../src/publication.js' */
 /** @import { StreamSnapshot } from '../src/follower.js' */
@@ -504,4 +504,42 @@ test('Stop pressed, then a snapshot learns first that nobody has the answer: it 
   t.mock.timers.tick(15_000);
   await settle();
   assert.deepEqual(ends, [{ reason: 'cancelled', error: '' }]);
+});
+
+test('504s in a row are waited out for about two minutes, then nobody is answering', async (t) => {
+  // Review: a backend hung for good behind a live subscription kept the answer arriving for ever.
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const message = 'the server took too long to answer; try again shortly';
+  const timeouts = Array.from({ length: GATEWAY_TIMEOUTS_WAITED }, () => new HttpError(504, message));
+  const { follower, ends, asked } = follow(timeouts);
+  follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
+  follower.publication(chunk(1, 'the '));
+  for (let silence = 1; silence < GATEWAY_TIMEOUTS_WAITED; silence += 1) {
+    t.mock.timers.tick(15_000);
+    await settle();
+  }
+  assert.deepEqual(ends, []);
+  t.mock.timers.tick(15_000);
+  await settle();
+  assert.equal(asked(), GATEWAY_TIMEOUTS_WAITED);
+  assert.deepEqual(ends, [{ reason: 'abandoned', error: message }]);
+});
+
+test('news between 504s starts their count again', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const timeout = () => new HttpError(504, 'the server took too long to answer; try again shortly');
+  const half = Math.ceil(GATEWAY_TIMEOUTS_WAITED / 2);
+  const { follower, ends } = follow(Array.from({ length: 2 * half }, timeout));
+  follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
+  follower.publication(chunk(1, 'a'));
+  for (let silence = 0; silence < half; silence += 1) {
+    t.mock.timers.tick(15_000);
+    await settle();
+  }
+  follower.publication(chunk(2, 'b')); // the backend is back a moment
+  for (let silence = 0; silence < half; silence += 1) {
+    t.mock.timers.tick(15_000);
+    await settle();
+  }
+  assert.deepEqual(ends, []);
 });
