@@ -131,9 +131,16 @@ class BodyLimits:
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"")
-        encoding = headers.get(b"content-encoding", b"").strip().lower()
         has_body = length not in (b"", b"0") or b"transfer-encoding" in headers
-        if encoding not in (b"", b"identity") and has_body:
+        # Every Content-Encoding header, every item of each (`gzip` then `identity` is gzip).
+        encodings = [
+            item.strip().lower()
+            for name, value in scope["headers"]
+            if name == b"content-encoding"
+            for item in value.split(b",")
+        ]
+        encoding = next((item for item in encodings if item not in (b"", b"identity")), None)
+        if encoding is not None and has_body:
             await self._refuse_encoding(scope, receive, send, encoding)
             return
         if length.isdigit() and int(length) > self.max_bytes:

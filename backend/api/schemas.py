@@ -13,9 +13,14 @@ from backend.config import HISTORY_TURNS_CEILING
 from backend.core.types import Question, StopReason, Turn
 from backend.core.unicode import is_carriable
 
-# Letters and marks that draw nothing: the Hangul fillers, the blank Braille pattern and the
-# combining grapheme joiner (an outside-in probe's "invisible text").
-_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f")
+# Letters and marks that draw nothing: the Hangul fillers, the blank Braille pattern, the
+# combining grapheme joiner, Khmer's inherent vowels and the variation selectors (an
+# outside-in probe's "invisible text").
+_INVISIBLE = frozenset(
+    "\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
 
 
 def _not_blank(text: str) -> str:

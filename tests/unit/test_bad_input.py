@@ -172,6 +172,8 @@ CASES = [
             ("hangul-choseong-jungseong-fillers", "\u115f\u1160"),
             ("braille-blank", "\u2800"),
             ("combining-grapheme-joiner", "\u034f"),
+            ("khmer-inherent-vowels", "\u17b4\u17b5"),
+            ("variation-selectors", "\ufe0f\U000e0100"),
         ]
     ),
     pytest.param(fine_prompt("a\u0000b\u3164c"), id="nul-and-filler-among-letters"),

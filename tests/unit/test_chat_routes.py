@@ -319,12 +319,18 @@ async def test_shutdown_ends_sse_streams_with_an_error_event_and_relay_streams_w
         channel = f"stream:abcdefgh#{await api.user()}"
         await api.client.post("/api/execute", json={"text": "hi", "channel": channel})
         sse = asyncio.create_task(api.client.post("/api/chat", json={"prompt": "hi"}))
+        # Review: a sync answer ran on to its end (up to MAX_STREAM_SECONDS) meanwhile.
+        sync = asyncio.create_task(api.client.post("/api/chat/sync", json={"prompt": "hi"}))
         await api.publisher.wait_for_first(channel)
+        await model.wait_until_asked(3)
 
         await begin_shutdown(api.app)
 
         response = await asyncio.wait_for(sse, 5)
         assert events(response.text)[-2:] == [{"error": STOPPING}, "[DONE]"]
+        synced = await asyncio.wait_for(sync, 5)
+        assert synced.status_code == 503
+        assert synced.json() == {"detail": STOPPING}
         ending = (await api.publisher.wait_for_done(channel))[-1]
         assert isinstance(ending, Done)
         assert (ending.reason, ending.error) == (SHUTDOWN.reason, SHUTDOWN.error)

@@ -165,6 +165,12 @@ async def test_a_compressed_body_is_415_saying_so(api: Api) -> None:
         "detail": "a body with Content-Encoding 'gzip' is not taken; send it uncompressed"
     }
     assert api.publisher.published == []
+    # Review: only the last header was read; every header and every item of each count.
+    for encodings in (["gzip", "identity"], ["identity, gzip"]):
+        headers = [("content-type", "application/json")]
+        headers += [("content-encoding", encoding) for encoding in encodings]
+        refused = await api.client.post("/api/execute", content=body, headers=headers)
+        assert refused.status_code == 415, encodings
     plain = await api.client.post(
         "/api/execute",
         json={"text": "hi", "channel": channel},

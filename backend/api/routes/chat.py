@@ -178,22 +178,28 @@ async def chat_sync(
 ) -> ChatResponse:
     """The whole answer at once (the thinking phase is left out). A client that leaves stops
     the answer and frees its place at once, as on `/api/chat` (it went on to the end, for
-    nobody, and the user's retries got 429 meanwhile: an outside-in probe)."""
+    nobody, and the user's retries got 429 meanwhile: an outside-in probe); so does the server
+    starting to stop (503), as `/api/chat` ends with an error event then."""
     release = services.direct.take(user)
     chunks = services.answerer.chunks(question)
     try:
         async with contextlib.aclosing(chunks):
             answer = asyncio.ensure_future(_answer_text(chunks))
             gone = asyncio.ensure_future(_client_gone(request.receive))
+            stopping = asyncio.ensure_future(services.stopping.wait())
             try:
-                await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({answer, gone, stopping}, return_when=asyncio.FIRST_COMPLETED)
             finally:
+                left = gone.done()
                 gone.cancel()
+                stopping.cancel()
                 if not answer.done():
                     answer.cancel()
                     await _settled(answer)  # before the answer's stream is closed
             if answer.cancelled():
-                raise HTTPException(CLIENT_GONE, "the client went away before the answer")
+                if left:
+                    raise HTTPException(CLIENT_GONE, "the client went away before the answer")
+                raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, STOPPING)
             try:
                 text = answer.result()
             except AnswerFailed as exc:
@@ -204,8 +210,8 @@ async def chat_sync(
     return ChatResponse(response=text)
 
 
-# nginx's code for a request whose client closed the connection: in the access log and the
-# request metrics only, as nobody reads the response.
+# nginx's code for a request whose client closed the connection: nobody reads the response
+# (uvicorn writes no access line for it; the request metrics count it among the 4xx).
 CLIENT_GONE = 499
 
 
