@@ -135,7 +135,9 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
-    max_body = max_body_bytes(settings.max_text_chars, settings.max_history_chars)
+    max_body = max_body_bytes(
+        settings.max_text_chars, settings.max_history_chars, settings.max_history_turns
+    )
     app.add_middleware(SessionRenewal)
     app.add_middleware(BodyLimits, max_bytes=max_body)
     app.add_middleware(CrossSiteRefusal)

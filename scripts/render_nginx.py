@@ -5,7 +5,7 @@ The template is shared with docker compose; here it is wrapped in a minimal main
 pid, logs and temp files live in the output folder, so nginx runs without touching /etc or /var.
 
     render_nginx.py OUT_DIR --host 127.0.0.1 --port 9000 --backend 127.0.0.1:5000 \
-        --centrifugo 127.0.0.1:8000 --max-body 496384
+        --centrifugo 127.0.0.1:8000 --max-body 497664
 """
 
 from __future__ import annotations

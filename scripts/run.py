@@ -376,6 +376,7 @@ def body_limit(env: Mapping[str, str]) -> int:
     return max_body_bytes(
         int(backend_setting(env, "MAX_TEXT_CHARS")),
         int(backend_setting(env, "MAX_HISTORY_CHARS")),
+        int(backend_setting(env, "MAX_HISTORY_TURNS")),
     )
 
 

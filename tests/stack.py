@@ -184,7 +184,7 @@ def _render_nginx(
         f"--centrifugo={centrifugo_url.removeprefix('http://')}",
         f"--static-root={static_root}",
         # The backends here run with the default limits.
-        f"--max-body={max_body_bytes(8000, 32000)}",
+        f"--max-body={max_body_bytes(8000, 32000, 20)}",
         f"--trusted-proxy={trusted_proxy}",
         f"--host={host}",
     ]

@@ -8,12 +8,13 @@ from backend.config import Settings
 from backend.core.types import Question
 
 
-def max_body_bytes(max_text_chars: int, max_history_chars: int) -> int:
+def max_body_bytes(max_text_chars: int, max_history_chars: int, max_history_turns: int) -> int:
     """Room for the longest prompt and history as JSON (a character takes up to 12 bytes: one
     beyond U+FFFF as the two \\uXXXX escapes of its surrogate pair, as Python's json.dumps
-    writes it) plus the structure around them: anything larger is refused unread, here and by
-    nginx (scripts/run.py and nginx/body-limit.envsh compute it the same way)."""
-    return (max_text_chars + max_history_chars) * 12 + 16 * 1024
+    writes it) plus the structure around them, 16 KiB and 64 bytes a turn (`{"role":
+    "assistant", "content": ""}, ` is 38): anything larger is refused unread, here and by nginx
+    (scripts/run.py and nginx/body-limit.envsh compute it the same way)."""
+    return (max_text_chars + max_history_chars) * 12 + 16 * 1024 + max_history_turns * 64
 
 
 def check_question(question: Question, settings: Settings) -> Question:

@@ -115,7 +115,7 @@ async def test_api_errors_pass_through_as_json(http: httpx.AsyncClient) -> None:
 async def test_bodies_over_the_limit_stop_at_nginx(http: httpx.AsyncClient) -> None:
     response = await http.post(
         "/api/execute", content=b"x" * 600_000, headers={"content-type": "application/json"}
-    )  # over the default limit, 496,384 bytes
+    )  # over the default limit, 497,664 bytes
     assert response.status_code == 413
     assert "limit" in response.json()["detail"]
 

@@ -8,7 +8,7 @@ For each, the status the contract (docs/protocol.md) calls for: a 4xx with a rea
 fine, the text then reaching the model exactly as sent. Never a 5xx, never a stack trace.
 
 The settings are the unit tier's: prompts up to 100 characters, history up to 20 turns and
-32,000 characters, so the body limit is (100 + 32,000) * 12 + 16 KiB = 401,584 bytes.
+32,000 characters, so the body limit is (100 + 32,000) * 12 + 16 KiB + 20 * 64 = 402,864 bytes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ JSON = "application/json"
 NOT_JSON = "the request body is not valid JSON"
 CHANNEL_HINT = "channel: must look like stream:<id>#<user>"
 SURROGATE = "unpaired surrogate"
-BODY_LIMIT = max_body_bytes(100, 32_000)
+BODY_LIMIT = max_body_bytes(100, 32_000, 20)
 
 
 @dataclass(frozen=True)

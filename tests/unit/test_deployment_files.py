@@ -421,22 +421,26 @@ def test_compose_derives_allowed_origins_like_make_run(
 
 
 @pytest.mark.parametrize(
-    ("env", "text", "history"),
-    [({}, 8000, 32000), ({"MAX_TEXT_CHARS": "100", "MAX_HISTORY_CHARS": "0"}, 100, 0)],
+    ("env", "text", "history", "turns"),
+    [
+        ({}, 8000, 32000, 20),
+        ({"MAX_TEXT_CHARS": "100", "MAX_HISTORY_CHARS": "0", "MAX_HISTORY_TURNS": "0"}, 100, 0, 0),
+        ({"MAX_HISTORY_TURNS": "1000"}, 8000, 32000, 1000),
+    ],
 )
 def test_the_nginx_image_derives_the_body_limit_like_the_backend(
-    compose: dict[str, Any], env: dict[str, str], text: int, history: int
+    compose: dict[str, Any], env: dict[str, str], text: int, history: int, turns: int
 ) -> None:
     """The envsh the nginx image sources, run by a real shell, against the backend's formula."""
     dockerfile = (ROOT / "nginx" / "Dockerfile").read_text()
     assert "nginx/body-limit.envsh /docker-entrypoint.d/15-" in dockerfile
     nginx_env = compose["services"]["nginx"]["environment"]
-    assert {"MAX_TEXT_CHARS", "MAX_HISTORY_CHARS"} <= set(nginx_env)
+    assert {"MAX_TEXT_CHARS", "MAX_HISTORY_CHARS", "MAX_HISTORY_TURNS"} <= set(nginx_env)
     script = f'. {ROOT / "nginx" / "body-limit.envsh"}; printf %s "$RELAY_MAX_BODY"'
     result = subprocess.run(
         ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True
     )
-    assert int(result.stdout) == max_body_bytes(text, history)
+    assert int(result.stdout) == max_body_bytes(text, history, turns)
 
 
 CLUSTER = ROOT / "docker-compose.cluster.yml"

@@ -125,6 +125,28 @@ async def test_the_largest_allowed_prompt_and_history_fit_in_the_body_limit(api:
     assert response.status_code == 202, response.text
 
 
+async def test_every_limit_at_once_fits_in_the_body_limit_however_many_turns() -> None:
+    """Review: the room for the JSON around the text was 16 KiB whatever MAX_HISTORY_TURNS
+    said: with 1,000 turns, a body within every limit (each character an escaped emoji, as
+    json.dumps writes it) was refused 413."""
+    async with running_app(ScriptedModel(), MAX_HISTORY_TURNS=1000) as api:
+        settings = api.app.state.settings
+        emoji = "\U0001f600"
+        per_turn = settings.max_history_chars // 1000
+        turns = [
+            {"role": "user" if n % 2 == 0 else "assistant", "content": emoji * per_turn}
+            for n in range(1000)
+        ]
+        channel = f"stream:abcdefgh#{await api.user()}"
+        body = {"text": emoji * settings.max_text_chars, "channel": channel, "history": turns}
+        response = await api.client.post(
+            "/api/execute",
+            content=json.dumps(body, indent=1),
+            headers={"content-type": "application/json"},
+        )
+        assert response.status_code == 202, response.text[:200]
+
+
 async def test_oversized_body_is_413_with_a_message(api: Api) -> None:
     response = await api.client.post(
         "/api/execute",
