@@ -26,6 +26,12 @@ esac
 """
 
 
+TOOLS = (
+    "bash", "sh", "sed", "cut", "head", "tail", "cat", "mkdir", "mv", "rm", "ln", "dirname",
+    "flock", "chmod", "sleep", "uname", "mktemp",
+)  # fmt: skip
+
+
 def wait_until(condition: object, what: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
@@ -51,8 +57,15 @@ def test_a_second_run_waits_for_the_build_under_way_and_takes_it(tmp_path: Path)
     module.mkdir()
     (module / "go.mod").write_text("module github.com/centrifugal/centrifugo/v6\n")
     builds, release = tmp_path / "builds", tmp_path / "release"
-    path = f"{bin_dir}:/usr/bin:/bin"
-    assert shutil.which("centrifugo", path=path) is None  # none on PATH, as on a new machine
+    # Only the tools the script and the stand-in use: no Centrifugo this machine may have on its
+    # PATH, no curl (no release archive), as on a new machine.
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for tool in TOOLS:
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (tools / tool).symlink_to(found)
+    path = f"{bin_dir}:{tools}"
     env = {
         "PATH": path,
         "HOME": str(tmp_path / "home"),
