@@ -17,6 +17,7 @@ from backend.api.schemas import NOT_UNICODE, ErrorResponse
 from backend.centrifugo.channels import CHANNEL_HINT
 from backend.config import Settings
 from backend.core.ports import StreamsRecovering, StreamsUnavailable, TooManyStreams
+from backend.core.unicode import is_carriable, repaired
 
 logger = logging.getLogger(__name__)
 
@@ -212,6 +213,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.__cause__ is not None:
         detail = _unreadable_body(exc.__cause__)
         return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    if isinstance(exc.detail, str) and not is_carriable(exc.detail):
+        # A detail no encoder takes (text from elsewhere in it) was a 500 instead: repaired.
+        exc = StarletteHTTPException(exc.status_code, repaired(exc.detail), exc.headers)
     return await http_exception_handler(request, exc)
 
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator
 from backend.core.coalesce import coalesce
 from backend.core.ports import Model, ModelError, StreamEvents
 from backend.core.types import Chunk, Question, StopReason
-from backend.core.unicode import carriable
+from backend.core.unicode import carriable, repaired
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ class AnswerFailed(Exception):
     """The answer stopped early: `reason` is `timeout` or `error`, `message` is for people."""
 
     def __init__(self, reason: StopReason, message: str) -> None:
+        message = repaired(message)  # it goes to people: on a channel, in SSE, in JSON
         super().__init__(message)
         self.reason: StopReason = reason
         self.message = message

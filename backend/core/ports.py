@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from backend.core.types import Chunk, Done, Question, Snapshot, StreamStats, Token
+from backend.core.unicode import repaired
 
 
 class ModelError(Exception):
@@ -14,12 +15,15 @@ class ModelError(Exception):
     names the failure for metrics: `status` (the model server refused), `timeout`,
     `unreachable`, `protocol` (what it sent is not a well-formed answer), `reported` (it sent
     an error), `cut_off` (it stopped for a length limit or a content filter), `empty` (no
-    text). `detail` is for the log only (e.g. the address and the error underneath)."""
+    text). `detail` is for the log only (e.g. the address and the error underneath). Both are
+    made carriable (a lone surrogate in a model server's error message became a 500, a `done`
+    that could not be published and a connection closed under another user: an outside-in
+    probe)."""
 
     def __init__(self, message: str, *, kind: str = "error", detail: str = "") -> None:
-        super().__init__(message)
+        super().__init__(repaired(message))
         self.kind = kind
-        self.detail = detail
+        self.detail = repaired(detail)
 
 
 class PublishError(Exception):

@@ -17,9 +17,12 @@ import json
 from dataclasses import dataclass
 from typing import Literal
 
+import httpx
 import pytest
+from fastapi import FastAPI, HTTPException
 from itsdangerous import URLSafeTimedSerializer
 
+from backend.api.errors import install_error_handlers
 from backend.api.limits import max_body_bytes
 from backend.api.session import SESSION_COOKIE
 from tests.unit.apps import running_app
@@ -590,3 +593,21 @@ async def test_bad_input_gets_a_readable_answer_and_never_a_5xx(case: Probe) -> 
             assert response.text.endswith("data: [DONE]\n\n")
         if case.prompt is not None:
             assert [question.prompt for question in api.model.questions] == [case.prompt]
+
+
+async def test_an_error_detail_no_encoder_takes_is_repaired_not_a_500() -> None:
+    """The error handlers' safety net: text from elsewhere (a model server's message) in an
+    HTTPException's detail, holding a lone surrogate, made the JSON response itself fail."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/fails")
+    async def fails() -> None:
+        raise HTTPException(502, "the server said \ud800", headers={"X-Why": "test"})
+
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/fails")
+    assert response.status_code == 502
+    assert response.json() == {"detail": "the server said \ufffd"}
+    assert response.headers["x-why"] == "test"

@@ -347,3 +347,22 @@ async def test_any_model_failure_is_502_on_sync_and_an_error_event_on_sse(
     assert sync.status_code == 502
     assert sync.json() == {"detail": "the model failed while answering"}
     assert events(sse.text)[-2:] == [{"error": "the model failed while answering"}, "[DONE]"]
+
+
+async def test_a_lone_surrogate_in_the_model_s_error_reaches_every_route_readably() -> None:
+    """An outside-in probe: a model server's error message holding `\\ud800` was a 500 on sync,
+    an SSE stream cut without its error event, and a relay `done` that could not be published;
+    the backend then closed a kept-alive connection another user's request came on."""
+    failure = ModelError("the key sk-\ud800 was refused", kind="status")
+    async with with_model(ScriptedModel(TOKENS, fail_after=0, failure=failure)) as api:
+        sync = await api.client.post("/api/chat/sync", json={"prompt": "hi"})
+        sse = await api.client.post("/api/chat", json={"prompt": "hi"})
+        channel = f"stream:abcdefgh#{await api.user()}"
+        await api.client.post("/api/execute", json={"text": "hi", "channel": channel})
+        ending = (await api.publisher.wait_for_done(channel))[-1]
+
+    readable = "the key sk-\ufffd was refused"
+    assert (sync.status_code, sync.json()) == (502, {"detail": readable})
+    assert events(sse.text)[-2:] == [{"error": readable}, "[DONE]"]
+    assert isinstance(ending, Done)
+    assert (ending.reason, ending.error) == ("error", readable)

@@ -406,6 +406,18 @@ async def test_status_errors_say_what_the_server_said(
 
 
 @respx.mock
+async def test_a_lone_surrogate_in_the_server_s_message_is_replaced(
+    model: OpenAICompatibleModel,
+) -> None:
+    """An outside-in probe: it reached every route as a string no encoder takes."""
+    respx.post(URL).respond(401, content=b'{"error": {"message": "bad key \\ud800"}}')
+    with pytest.raises(ModelError) as failed:
+        await collect(model)
+    assert str(failed.value).endswith("bad key \ufffd")
+    assert str(failed.value).encode()  # carriable
+
+
+@respx.mock
 async def test_a_body_that_cannot_be_decoded_is_readable(model: OpenAICompatibleModel) -> None:
     headers = {**EVENT_STREAM, "content-encoding": "gzip"}
     stream = Dropping([b"not gzip at all"], fail=False)
