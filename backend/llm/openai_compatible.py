@@ -178,6 +178,11 @@ class OpenAICompatibleModel:
                 f"(its Content-Type: {kind[:80]})",
                 kind="protocol",
             ) from exc
+        except httpx.TransportError:
+            if finish is None:
+                raise
+            # It said the answer is over, then the connection broke (or went silent) instead of
+            # closing: as whole as a close (it was an error: an outside-in probe).
         finally:
             await events.aclose()
         if finish is not None:

@@ -193,6 +193,28 @@ class Dropping(httpx.AsyncByteStream):
 
 
 @respx.mock
+async def test_a_connection_that_breaks_after_the_finish_reason_is_a_whole_answer(
+    model: OpenAICompatibleModel,
+) -> None:
+    """An outside-in probe: a reset instead of a close after `finish_reason: stop` ended a whole
+    answer as an error; a close there was already whole."""
+    finish = (
+        'data: {"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n'
+    )
+    parts = [chunk(content="Hello").encode(), finish.encode()]
+    respx.post(URL).mock(
+        return_value=httpx.Response(200, headers=EVENT_STREAM, stream=Dropping(parts))
+    )
+    assert await collect(model) == [Token("Hello")]
+    # Broken before any finish_reason: still a failure.
+    respx.post(URL).mock(
+        return_value=httpx.Response(200, headers=EVENT_STREAM, stream=Dropping(parts[:1]))
+    )
+    with pytest.raises(ModelError, match="the connection to the model server failed"):
+        await collect(model)
+
+
+@respx.mock
 async def test_connection_dropping_mid_answer_is_readable(model: OpenAICompatibleModel) -> None:
     stream = Dropping([chunk(content="Hel").encode(), chunk(content="lo").encode()])
     respx.post(URL).mock(return_value=httpx.Response(200, headers=EVENT_STREAM, stream=stream))
