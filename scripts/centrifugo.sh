@@ -141,7 +141,7 @@ go_build() {
     fi
   fi
   say "building Centrifugo v$version from the Go module $module into $out"
-  say "this happens once per machine (minutes on 2 cores: ~10 with an empty Go build cache)..."
+  say "this happens once per machine (about 3 minutes on 2 cores with empty Go caches)..."
   started=$SECONDS
   partial="$out/centrifugo.partial.$$"
   if ! (cd "$dir" && go build -trimpath -ldflags "-X $module/internal/build.Version=$version" \
