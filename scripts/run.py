@@ -764,9 +764,16 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
         try:
             stop_with_parent()
             # First, so that every reason comes at once: planning reads a few of the backend's
-            # settings (the body limit, the shutdown grace) one at a time. The cluster gives its
-            # backends a REDIS_URL of its own (review: one the environment has was refused).
-            refuse_bad_backend_settings({**env, **({"REDIS_URL": ""} if cluster else {})}, state)
+            # settings (the body limit, the shutdown grace) one at a time. Not where the backends
+            # listen and reach Centrifugo, which planning checks and names in its own words, nor
+            # the cluster's REDIS_URL, which it gives its backends itself (review: one the
+            # environment has was refused).
+            # (Given as defaults, not left out: the backend's Settings read the environment too.)
+            planned = {"BACKEND_HOST": "127.0.0.1", "BACKEND_PORT": "5000"}
+            planned |= {"CENTRIFUGO_HTTP_SERVER_PORT": "8000", "REDIS_URL": ""}
+            if not cluster:
+                del planned["REDIS_URL"]
+            refuse_bad_backend_settings({**env, **planned}, state)
             plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
             check_distinct_ports(plan)
             check_backend_settings(plan, env, state)
