@@ -162,7 +162,9 @@ async def test_a_client_over_the_rate_gets_429_as_json(stack: Stack, tmp_path: P
     """/api/ and new WebSocket connections are rate-limited per client address (an nginx of
     its own: the limit's state must not spill into other tests)."""
     with nginx_in_front(stack, stack.backend_url, free_port(), tmp_path / "nginx") as front:
-        async with httpx.AsyncClient(base_url=front.url, timeout=10) as http:
+        # 30 s: under a loaded CI run a connection's SYN was retried (1, 2, 4 s) and its
+        # request waited past 10 s for one of the pool's 100 connections (a PoolTimeout).
+        async with httpx.AsyncClient(base_url=front.url, timeout=30) as http:
             api = await asyncio.gather(*(http.get("/api/health") for _ in range(300)))
             ws = await asyncio.gather(
                 *(http.get("/connection/websocket") for _ in range(150))  # handshakes refused
