@@ -45,6 +45,7 @@ from typing import IO, Annotated, Any, NoReturn
 import annotated_types
 from dotenv import dotenv_values
 from pydantic import TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from backend.api.limits import max_body_bytes
 from backend.config import Settings, settings_refusal
@@ -108,11 +109,17 @@ def port_setting(env: Mapping[str, str], name: str, default: int, *, pair: bool 
     return int(value)
 
 
+def setting_field(name: str) -> FieldInfo:
+    """The backend's Settings field read from the variable `name`."""
+    (info,) = [f for f in Settings.model_fields.values() if f.validation_alias == name]
+    return info
+
+
 def backend_setting(env: Mapping[str, str], name: str) -> float:
     """A number setting the backend reads too, by the backend's own rules (its Settings
     field's type and bounds, so that the two cannot disagree), unset or empty its default;
     StartFailed saying what it should be."""
-    (info,) = [f for f in Settings.model_fields.values() if f.validation_alias == name]
+    info = setting_field(name)
     value = env.get(name) or str(info.default)
     rule: Any = Annotated[(info.annotation, *info.metadata)]  # the field's type and bounds
     try:
@@ -764,16 +771,15 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
         try:
             stop_with_parent()
             # First, so that every reason comes at once: planning reads a few of the backend's
-            # settings (the body limit, the shutdown grace) one at a time. Not where the backends
-            # listen and reach Centrifugo, which planning checks and names in its own words, nor
-            # the cluster's REDIS_URL, which it gives its backends itself (review: one the
-            # environment has was refused).
-            # (Given as defaults, not left out: the backend's Settings read the environment too.)
-            planned = {"BACKEND_HOST": "127.0.0.1", "BACKEND_PORT": "5000"}
-            planned |= {"CENTRIFUGO_HTTP_SERVER_PORT": "8000", "REDIS_URL": ""}
-            if not cluster:
-                del planned["REDIS_URL"]
-            refuse_bad_backend_settings({**env, **planned}, state)
+            # settings (the body limit, the shutdown grace) one at a time. Where the backends
+            # listen and reach Centrifugo, planning checks and names in its own words, and the
+            # cluster gives its backends a REDIS_URL of its own (review: one in the environment
+            # was refused): those at their defaults here (not left out: the backend's Settings
+            # would read them from the environment).
+            planned = ["BACKEND_HOST", "BACKEND_PORT", "CENTRIFUGO_HTTP_SERVER_PORT"]
+            planned += ["REDIS_URL"] if cluster else []
+            defaults = {name: str(setting_field(name).default or "") for name in planned}
+            refuse_bad_backend_settings({**env, **defaults}, state)
             plan = (cluster_services if cluster else services)(env, state, centrifugo_binary())
             check_distinct_ports(plan)
             check_backend_settings(plan, env, state)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -118,6 +118,18 @@ class _BodyTooLarge(HTTPException):
         super().__init__(status.HTTP_413_CONTENT_TOO_LARGE, detail)
 
 
+def _compressed(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """The first coding other than `identity` in every Content-Encoding header, every item of
+    each (`gzip` then `identity` is gzip); None if there is none."""
+    for name, value in headers:
+        if name == b"content-encoding":
+            for item in value.split(b","):
+                coding = item.strip().lower()
+                if coding not in (b"", b"identity"):
+                    return coding
+    return None
+
+
 class BodyLimits:
     """Refuses a request body over the limit with a JSON 413, declared or streamed, and a
     compressed one with a JSON 415 (it was read as JSON and said to be "not UTF-8")."""
@@ -132,18 +144,12 @@ class BodyLimits:
             return
         headers = dict(scope["headers"])
         length = headers.get(b"content-length", b"")
-        has_body = length not in (b"", b"0") or b"transfer-encoding" in headers
-        # Every Content-Encoding header, every item of each (`gzip` then `identity` is gzip).
-        encodings = [
-            item.strip().lower()
-            for name, value in scope["headers"]
-            if name == b"content-encoding"
-            for item in value.split(b",")
-        ]
-        encoding = next((item for item in encodings if item not in (b"", b"identity")), None)
-        if encoding is not None and has_body:
-            await self._refuse_encoding(scope, receive, send, encoding)
-            return
+        if b"content-encoding" in headers:  # rare: the headers are scanned again only then
+            encoding = _compressed(scope["headers"])
+            has_body = length not in (b"", b"0") or b"transfer-encoding" in headers
+            if encoding is not None and has_body:
+                await self._refuse_encoding(scope, receive, send, encoding)
+                return
         if length.isdigit() and int(length) > self.max_bytes:
             await self._refuse(scope, receive, send)
             return

@@ -185,7 +185,7 @@ async def chat_sync(
     try:
         async with contextlib.aclosing(chunks):
             answer = asyncio.ensure_future(_answer_text(chunks))
-            gone = asyncio.ensure_future(_client_gone(request.receive))
+            gone = asyncio.ensure_future(_until_client_leaves(request.receive))
             stopping = asyncio.ensure_future(services.stopping.wait())
             try:
                 await asyncio.wait({answer, gone, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -219,7 +219,7 @@ async def _answer_text(chunks: AsyncIterator[Chunk]) -> str:
     return "".join([chunk.text async for chunk in chunks if chunk.phase == "answer"])
 
 
-async def _client_gone(receive: Receive) -> None:
+async def _until_client_leaves(receive: Receive) -> None:
     """Returns when the client has closed its connection (the body has been read: what is
     left to receive is the disconnect)."""
     while (await receive())["type"] != "http.disconnect":
