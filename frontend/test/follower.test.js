@@ -62,6 +62,19 @@ async function tickSeconds(t, seconds) {
 }
 
 /**
+ * `count` silences go by (the mocked clock on 15 s each), letting the snapshot each one asks for
+ * settle.
+ * @param {import('node:test').TestContext} t
+ * @param {number} count
+ */
+async function silences(t, count) {
+  for (let silence = 0; silence < count; silence += 1) {
+    t.mock.timers.tick(15_000);
+    await settle();
+  }
+}
+
+/**
  * As `tickSeconds`, until the answer ends (two minutes at most).
  * @param {import('node:test').TestContext} t
  * @param {Outcome[]} ends
@@ -482,8 +495,7 @@ test('a 504 while the subscription is live is waited out: the rest of the answer
   const { follower, ends, shown, unsure } = follow([new HttpError(504, message)]);
   follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
   follower.publication(chunk(1, 'the '));
-  t.mock.timers.tick(15_000);
-  await settle();
+  await silences(t, 1);
   assert.deepEqual(ends, []);
   assert.deepEqual(unsure, [message]);
   follower.publication(chunk(2, 'whole answer'));
@@ -501,8 +513,7 @@ test('Stop pressed, then a snapshot learns first that nobody has the answer: it 
   follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
   follower.publication(chunk(1, 'the '));
   follower.wantStop(); // the cancel is still being retried
-  t.mock.timers.tick(15_000);
-  await settle();
+  await silences(t, 1);
   assert.deepEqual(ends, [{ reason: 'cancelled', error: '' }]);
 });
 
@@ -514,13 +525,9 @@ test('504s in a row are waited out for about two minutes, then nobody is answeri
   const { follower, ends, asked } = follow(timeouts);
   follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
   follower.publication(chunk(1, 'the '));
-  for (let silence = 1; silence < GATEWAY_TIMEOUTS_WAITED; silence += 1) {
-    t.mock.timers.tick(15_000);
-    await settle();
-  }
+  await silences(t, GATEWAY_TIMEOUTS_WAITED - 1);
   assert.deepEqual(ends, []);
-  t.mock.timers.tick(15_000);
-  await settle();
+  await silences(t, 1);
   assert.equal(asked(), GATEWAY_TIMEOUTS_WAITED);
   assert.deepEqual(ends, [{ reason: 'abandoned', error: message }]);
 });
@@ -532,14 +539,8 @@ test('news between 504s starts their count again', async (t) => {
   const { follower, ends } = follow(Array.from({ length: 2 * half }, timeout));
   follower.subscribed({ recovered: true, emptyHistory: false, restoring: false });
   follower.publication(chunk(1, 'a'));
-  for (let silence = 0; silence < half; silence += 1) {
-    t.mock.timers.tick(15_000);
-    await settle();
-  }
+  await silences(t, half);
   follower.publication(chunk(2, 'b')); // the backend is back a moment
-  for (let silence = 0; silence < half; silence += 1) {
-    t.mock.timers.tick(15_000);
-    await settle();
-  }
+  await silences(t, half);
   assert.deepEqual(ends, []);
 });

@@ -168,29 +168,16 @@ async def test_a_sync_client_going_away_stops_the_model_and_frees_its_place(
     nobody, holding one of the user's places (its retries got 429 meanwhile)."""
     model = SlowToCloseModel(TOKENS, endless=True, delay=0.01)
     async with with_model(model, MAX_STREAMS_PER_USER=1) as api:
-        await api.client.post("/api/token")
-        left = asyncio.Event()
-        sent: list[MutableMapping[str, Any]] = []
-        requests = [{"type": "http.request", "body": b'{"prompt": "hi"}', "more_body": False}]
-
-        async def receive() -> dict[str, Any]:
-            if requests:
-                return requests.pop()
-            await left.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            sent.append(message)
-
-        handling = asyncio.ensure_future(api.app(_scope(api, "/api/chat/sync"), receive, send))
+        client = _LeavingClient()
+        handling = asyncio.ensure_future(client.ask(api, "/api/chat/sync"))
         await asyncio.wait_for(model.started.wait(), 5)
         busy = await api.client.post("/api/chat/sync", json={"prompt": "hi"})
         assert busy.status_code == 429  # the one place is taken
-        left.set()  # the client closes its connection
+        client.left.set()  # the client closes its connection
         await asyncio.wait_for(handling, 5)
         await asyncio.wait_for(model.closed.wait(), 1)
 
-        assert sent[0]["status"] == 499  # to nobody: the access log's and the metrics' code
+        assert client.sent[0]["status"] == 499  # to nobody (nginx's code for a client gone)
         model.endless = False
         again = await api.client.post("/api/chat/sync", json={"prompt": "hi"})
         assert again.status_code == 200, again.text
@@ -203,27 +190,41 @@ def _session_cookie(api: Api) -> bytes:
     return "; ".join(f"{name}={value}" for name, value in api.client.cookies.items()).encode()
 
 
-async def _leave_after_the_first_event(api: Api) -> None:
-    app, model = api.app, api.model
-    body = json.dumps({"prompt": "hi"}).encode()
-    first_event = asyncio.Event()
-    sent: list[MutableMapping[str, Any]] = []
-    requests = [{"type": "http.request", "body": body, "more_body": False}]
+class _LeavingClient:
+    """A client as uvicorn presents it to the app (raw ASGI): it sends `{"prompt": "hi"}`, keeps
+    what the app sends, and closes its connection once `left` is set (by the test, or by
+    itself after the first event with `leave_after_first_event`)."""
 
-    async def receive() -> dict[str, Any]:
-        if requests:
-            return requests.pop()
-        await first_event.wait()
+    def __init__(self, *, leave_after_first_event: bool = False) -> None:
+        self.left = asyncio.Event()
+        self.sent: list[MutableMapping[str, Any]] = []
+        self._leave_after_first_event = leave_after_first_event
+        self._requests = [{"type": "http.request", "body": b'{"prompt": "hi"}', "more_body": False}]
+
+    async def ask(self, api: Api, path: str) -> None:
+        await api.app(_scope(api, path), self._receive, self._send)
+
+    async def _receive(self) -> dict[str, Any]:
+        if self._requests:
+            return self._requests.pop()
+        await self.left.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(message)
-        if message["type"] == "http.response.body" and message.get("body"):
-            first_event.set()
+    async def _send(self, message: MutableMapping[str, Any]) -> None:
+        self.sent.append(message)
+        if self._leave_after_first_event and _is_event(message):
+            self.left.set()
 
-    await asyncio.wait_for(app(_scope(api, "/api/chat"), receive, send), 5)
-    await asyncio.wait_for(model.closed.wait(), 1)
-    bodies = [m for m in sent if m["type"] == "http.response.body" and m.get("body")]
+
+def _is_event(message: MutableMapping[str, Any]) -> bool:
+    return message["type"] == "http.response.body" and bool(message.get("body"))
+
+
+async def _leave_after_the_first_event(api: Api) -> None:
+    client = _LeavingClient(leave_after_first_event=True)
+    await asyncio.wait_for(client.ask(api, "/api/chat"), 5)
+    await asyncio.wait_for(api.model.closed.wait(), 1)
+    bodies = [message for message in client.sent if _is_event(message)]
     assert 1 <= len(bodies) < 50  # it stopped long before an endless model would
 
 
