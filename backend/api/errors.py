@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, status
@@ -210,6 +210,15 @@ def _unreadable_body(cause: BaseException) -> str:
     return "the request body is not valid JSON"  # e.g. an integer of over 4,300 digits
 
 
+def _with_head(headers: Mapping[str, str]) -> dict[str, str]:
+    """Starlette's 405 names the methods of the first route on the path; HEAD is a route of
+    its own wherever GET is one (api/main.py), so `Allow: GET` left it out."""
+    allowed = [method.strip() for method in headers.get("Allow", "").split(",") if method.strip()]
+    if "GET" in allowed and "HEAD" not in allowed:
+        allowed.append("HEAD")
+    return {**headers, "Allow": ", ".join(allowed)}
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """FastAPI answers a body it cannot decode (not UTF-8, nested too deeply, a number too long
     to convert) with 400 "There was an error parsing the body", raised from the decoding error:
@@ -219,6 +228,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.__cause__ is not None:
         detail = _unreadable_body(exc.__cause__)
         return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED and exc.headers:
+        exc = StarletteHTTPException(exc.status_code, exc.detail, _with_head(exc.headers))
     if isinstance(exc.detail, str) and not is_carriable(exc.detail):
         # A detail no encoder takes (text from elsewhere in it) was a 500 instead: repaired.
         exc = StarletteHTTPException(exc.status_code, repaired(exc.detail), exc.headers)

@@ -240,6 +240,20 @@ async def test_head_answers_wherever_get_does(api: Api) -> None:
     assert all("head" not in operations for operations in schema["paths"].values())
 
 
+async def test_a_405_allows_every_method_the_path_answers(api: Api) -> None:
+    """A review: a 405 said `Allow: GET` where HEAD works too (RFC 9110 15.5.6: Allow lists
+    the methods the resource supports)."""
+    schema = api.app.openapi()
+    for path, operations in schema["paths"].items():
+        methods = {method.upper() for method in operations}
+        if "GET" in methods:
+            methods.add("HEAD")
+        response = await api.client.request("DELETE", path.replace("{stream_id}", "abcdefgh"))
+        assert response.status_code == 405, path
+        assert set(response.headers["allow"].split(", ")) == methods, path
+        assert response.json() == {"detail": "Method Not Allowed"}
+
+
 async def test_health_is_exactly_ok(api: Api) -> None:
     response = await api.client.get("/api/health")
     assert response.status_code == 200
