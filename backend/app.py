@@ -95,6 +95,7 @@ def create_app(
                 the_model,
                 window=settings.coalesce_window_ms / 1000,
                 max_seconds=settings.max_stream_seconds,
+                max_chars=settings.max_answer_chars,
                 events=events,
             )
             registry = (

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     connection_token_ttl_seconds: int = Field(3600, ge=60, validation_alias="TOKEN_TTL_SECONDS")
     max_text_chars: int = Field(8000, ge=1, validation_alias="MAX_TEXT_CHARS")
     max_stream_seconds: float = Field(120.0, gt=0, validation_alias="MAX_STREAM_SECONDS")
+    # Characters of one answer (its thinking included); past it the answer is cut off with an
+    # error. A real model meets MAX_STREAM_SECONDS long before; a runaway or hostile server
+    # does not (a 100 MiB answer took Centrifugo from 104 to 435 MB: an outside-in probe).
+    max_answer_chars: int = Field(1_000_000, ge=1, validation_alias="MAX_ANSWER_CHARS")
     coalesce_window_ms: float = Field(30.0, ge=0, validation_alias="COALESCE_WINDOW_MS")
     publish_timeout_seconds: float = Field(5.0, gt=0, validation_alias="PUBLISH_TIMEOUT_SECONDS")
     publish_outage_seconds: float = Field(30.0, ge=0, validation_alias="PUBLISH_OUTAGE_SECONDS")

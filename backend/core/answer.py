@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from backend.core.coalesce import coalesce
 from backend.core.ports import Model, ModelError, StreamEvents
-from backend.core.types import Chunk, Question, StopReason
+from backend.core.types import Chunk, Question, StopReason, Token
 from backend.core.unicode import carriable, repaired
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ class AnswerFailed(Exception):
 
 class Answerer:
     """The model's answers as chunks: tokens within `window` seconds of the first of a chunk are
-    sent together (0 = one chunk per token), and an answer may take `max_seconds` at most."""
+    sent together (0 = one chunk per token), and an answer may take `max_seconds` and hold
+    `max_chars` characters at most."""
 
     def __init__(
         self,
@@ -37,11 +38,13 @@ class Answerer:
         *,
         window: float,
         max_seconds: float,
+        max_chars: int = 1_000_000,
         events: tuple[StreamEvents, ...] = (),
     ) -> None:
         self.model = model
         self.window = window
         self.max_seconds = max_seconds
+        self.max_chars = max_chars
         self.events = events
 
     def _failed(self, kind: str, message: str) -> None:
@@ -64,6 +67,12 @@ class Answerer:
         self._failed("unexpected", repr(exc))
         return AnswerFailed("error", "the model failed while answering")
 
+    def too_long(self) -> AnswerFailed:
+        """The answer reached `max_chars`: what it holds up to there is kept, the rest cut off."""
+        message = f"the answer was cut off at its size limit of {self.max_chars:,} characters"
+        self._failed("size_limit", message)
+        return AnswerFailed("error", message)
+
     async def chunks(self, question: Question) -> AsyncGenerator[Chunk, None]:
         """Yield the answer to `question`; raise `AnswerFailed` if it cannot finish.
 
@@ -71,7 +80,8 @@ class Answerer:
         between two chunks: a timeout scope must not span a `yield`. Closing the generator
         closes the model's stream, and with it any upstream request.
         """
-        chunks = coalesce(carriable(self.model.stream(question)), self.window)
+        tokens = _within(carriable(self.model.stream(question)), self.max_chars)
+        chunks = coalesce(tokens, self.window)
         deadline = asyncio.get_running_loop().time() + self.max_seconds
         try:
             while True:
@@ -80,9 +90,33 @@ class Answerer:
                         chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
+                except _TooLong:
+                    raise self.too_long() from None
                 except Exception as exc:
                     expired = isinstance(exc, TimeoutError) and scope.expired()
                     raise self.failure(exc, timed_out=expired) from exc
                 yield chunk
         finally:
             await chunks.aclose()
+
+
+class _TooLong(Exception):
+    """The answer reached its size limit (after the part that fits)."""
+
+
+async def _within(tokens: AsyncIterator[Token], max_chars: int) -> AsyncIterator[Token]:
+    """`tokens` up to `max_chars` characters, then `_TooLong`: checked before coalescing, so a
+    fast model cannot pile up more than that within a window either."""
+    room = max_chars
+    try:
+        async for token in tokens:
+            room -= len(token.text)
+            if room < 0:
+                if fits := token.text[:room]:
+                    yield Token(fits, token.phase)
+                raise _TooLong
+            yield token
+    finally:
+        aclose = getattr(tokens, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -157,5 +157,6 @@ class StreamEvents(Protocol):
     def stream_ended(self, channel: str, done: Done, stats: StreamStats) -> None: ...
 
     def model_failed(self, kind: str, message: str) -> None:
-        """The model failed (`kind` as in `ModelError`, or `time_limit`, `unexpected`)."""
+        """The model failed (`kind` as in `ModelError`, or `time_limit`, `size_limit`,
+        `unexpected`)."""
         ...

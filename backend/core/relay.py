@@ -202,16 +202,23 @@ class Relay:
 
     async def _relay_tokens(self, stream: _Stream) -> None:
         """The model's tokens into the outbox, then the rest published. The deadline bounds the
-        model only; one timeout scope for the whole answer, no task or timer per token."""
+        model only; one timeout scope for the whole answer, no task or timer per token. An
+        answer reaches at most `max_chars` characters."""
         assert stream.out is not None
         out, add = stream.out, self._outbox.add
         tokens = self._answerer.model.stream(stream.question)
         deadline = asyncio.get_running_loop().time() + self._answerer.max_seconds
         failure: AnswerFailed | None = None
+        room = self._answerer.max_chars
         try:
             async with asyncio.timeout_at(deadline) as scope:
                 async for token in tokens:
                     stream.tokens += 1
+                    room -= len(token.text)
+                    if room < 0:  # what fits goes out, the rest is cut off
+                        add(out, token.text[:room], token.phase)
+                        failure = self._answerer.too_long()
+                        break
                     add(out, token.text, token.phase)
         except Exception as exc:
             expired = isinstance(exc, TimeoutError) and scope.expired()

@@ -85,6 +85,23 @@ async def test_sync_failure_is_502_with_the_message() -> None:
     assert response.json() == {"detail": "upstream broke"}
 
 
+@pytest.mark.parametrize("window_ms", [0, 3_600_000])
+async def test_an_answer_past_its_size_limit_is_cut_there_on_sse_and_502_on_sync(
+    window_ms: int,
+) -> None:
+    cut = "the answer was cut off at its size limit of 10 characters"
+    model = ScriptedModel([Token("abc"), Token("d", "thinking")], endless=True)
+    async with with_model(model, MAX_ANSWER_CHARS=10, COALESCE_WINDOW_MS=window_ms) as api:
+        sse = await api.client.post("/api/chat", json={"prompt": "hi", "thinking": True})
+        sync = await api.client.post("/api/chat/sync", json={"prompt": "hi"})
+    *chunks, error, end = events(sse.text)
+    assert (error, end) == ({"error": cut}, "[DONE]")
+    thinking = "".join(chunk["token"] for chunk in chunks if chunk.get("phase") == "thinking")
+    answer = "".join(chunk["token"] for chunk in chunks if "phase" not in chunk)
+    assert (answer, thinking) == ("abcabcab", "dd")
+    assert (sync.status_code, sync.json()) == (502, {"detail": cut})
+
+
 HISTORY = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
 
 

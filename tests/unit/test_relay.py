@@ -34,10 +34,11 @@ def make_relay(
     publisher: RecordingPublisher,
     *,
     max_seconds: float = 10,
+    max_chars: int = 1_000_000,
     window: float = 0,
     streams: LocalStreams | None = None,
 ) -> Relay:
-    answerer = Answerer(model, window=window, max_seconds=max_seconds)
+    answerer = Answerer(model, window=window, max_seconds=max_seconds, max_chars=max_chars)
     return Relay(answerer, publisher, LocalStreams() if streams is None else streams, window=window)
 
 
@@ -251,6 +252,39 @@ async def test_max_duration_ends_with_done_timeout() -> None:
     assert "0.1 s" in (done.error or "")
     assert model.closed.is_set()
     assert len(dones(published)) == 1
+
+
+@pytest.mark.parametrize("window", [0, LONG_WINDOW])
+async def test_an_answer_past_its_size_limit_is_cut_there_with_done_error(window: float) -> None:
+    """An outside-in probe: nothing bounded one answer's size (a model server that sent 100 MiB
+    took Centrifugo from 104 to 435 MB)."""
+    publisher = RecordingPublisher()
+    model = ScriptedModel([Token("abc"), Token("d", "thinking")], endless=True)
+    relay = make_relay(model, publisher, max_chars=10, window=window)
+
+    await relay.start(CHANNEL, HI)
+
+    published = await publisher.wait_for_done(CHANNEL)
+    chunks = [item for item in published if isinstance(item, Chunk)]
+    assert "".join(chunk.text for chunk in chunks if chunk.phase == "answer") == "abcabcab"
+    assert "".join(chunk.text for chunk in chunks if chunk.phase == "thinking") == "dd"
+    assert dones(published) == [
+        Done("error", "the answer was cut off at its size limit of 10 characters", seq=len(chunks))
+    ]
+    assert model.closed.is_set()
+
+
+async def test_an_answer_of_exactly_its_size_limit_is_complete() -> None:
+    publisher = RecordingPublisher()
+    relay = make_relay(ScriptedModel([Token("ab"), Token("cd")]), publisher, max_chars=4)
+
+    await relay.start(CHANNEL, HI)
+
+    assert await publisher.wait_for_done(CHANNEL) == [
+        Chunk("ab", seq=1),
+        Chunk("cd", seq=2),
+        Done("complete", seq=2),
+    ]
 
 
 async def test_shutdown_ends_running_streams_with_done_error() -> None:
