@@ -20,6 +20,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # git-ignored .cache/bin, so a fresh clone does not build again.
 CACHE_ROOT="${RELAYCHAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/relaychat}"
 LOCAL_BIN="$ROOT/.cache/bin"
+# The longest wait for another run's build of the same version (one takes ~3-11 minutes).
+BUILD_WAIT="${CENTRIFUGO_BUILD_WAIT_SECONDS:-1800}"
+case "$BUILD_WAIT" in
+  '' | *[!0-9]*) printf 'centrifugo: CENTRIFUGO_BUILD_WAIT_SECONDS=%s is not a number of seconds\n' "$BUILD_WAIT" >&2; exit 1 ;;
+esac
 
 say() { printf 'centrifugo: %s\n' "$*" >&2; }
 failures=()
@@ -117,12 +122,17 @@ go_build() {
   local module="$1" version="$2" probe="${3:-}" dir dep out started partial
   out="$CACHE_ROOT/centrifugo-$version"
   # One build of a version at a time on this machine (where flock is): another clone's run may
-  # be building it now (they share the cache). Wait for it, then take what it built.
+  # be building it now (they share the cache). Wait for it, then take what it built; but not
+  # for ever (CENTRIFUGO_BUILD_WAIT_SECONDS): a run that hangs must not hang every other.
   if command -v flock >/dev/null 2>&1; then
     exec 9>"$out/.build.lock"
     if ! flock -n 9; then
-      say "another run on this machine is building v$version; waiting for it..."
-      flock 9
+      say "another run on this machine is building v$version; waiting for it (at most $BUILD_WAIT s)..."
+      if ! flock -w "$BUILD_WAIT" 9; then
+        exec 9>&-
+        failed "Go build of v$version: another run held its lock $out/.build.lock for over $BUILD_WAIT s (CENTRIFUGO_BUILD_WAIT_SECONDS; stop that run, or wait longer)"
+        return 1
+      fi
     fi
     if [ -x "$out/centrifugo" ] && [ "$(version_of "$out/centrifugo")" = "$version" ]; then
       say "using the build another run has just made: $out/centrifugo (v$version)"

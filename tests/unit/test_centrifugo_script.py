@@ -40,62 +40,71 @@ def wait_until(condition: object, what: str, timeout: float = 20) -> None:
         time.sleep(0.02)
 
 
+class Scene:
+    """A clone of the script with the stand-in Go and only the tools it needs on PATH."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        if shutil.which("flock") is None:
+            missing_component("flock is missing: apt-get install util-linux")
+        self.tmp = tmp_path
+        self.root = tmp_path / "clone"
+        (self.root / "scripts").mkdir(parents=True)
+        shutil.copy(ROOT / "scripts" / "centrifugo.sh", self.root / "scripts" / "centrifugo.sh")
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "go").write_text(FAKE_GO)
+        (bin_dir / "go").chmod(0o755)
+        module = tmp_path / "module"
+        module.mkdir()
+        (module / "go.mod").write_text("module github.com/centrifugal/centrifugo/v6\n")
+        self.builds, self.release = tmp_path / "builds", tmp_path / "release"
+        # Only the tools the script and the stand-in use: no Centrifugo this machine may have
+        # on its PATH, no curl (no release archive), as on a new machine.
+        tools = tmp_path / "tools"
+        tools.mkdir()
+        for tool in TOOLS:
+            found = shutil.which(tool)
+            assert found is not None, tool
+            (tools / tool).symlink_to(found)
+        self.env = {
+            "PATH": f"{bin_dir}:{tools}",
+            "HOME": str(tmp_path / "home"),
+            "RELAYCHAT_CACHE_DIR": str(tmp_path / "cache"),
+            "FAKE_MODULE_DIR": str(module),
+            "FAKE_BUILDS": str(self.builds),
+            "FAKE_RELEASE": str(self.release),
+        }
+        self.binary = tmp_path / "cache" / "centrifugo-6.9.1" / "centrifugo"
+
+    def start(self, name: str, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
+        said = self.tmp / f"{name}.err"
+        with said.open("wb") as err:
+            command = ["bash", str(self.root / "scripts" / "centrifugo.sh")]
+            return subprocess.Popen(
+                command, env={**self.env, **env}, stdout=subprocess.PIPE, stderr=err
+            ), said
+
+
 def test_a_second_run_waits_for_the_build_under_way_and_takes_it(tmp_path: Path) -> None:
     """A docs walkthrough: several clones' first runs at once built Centrifugo at once into
     one file; one's `mv` failed, unseen, and it still said "built" (another's binary happened to
     be there). Now the second waits for the first's build and takes it."""
-    if shutil.which("flock") is None:
-        missing_component("flock is missing: apt-get install util-linux")
-    root = tmp_path / "clone"
-    (root / "scripts").mkdir(parents=True)
-    shutil.copy(ROOT / "scripts" / "centrifugo.sh", root / "scripts" / "centrifugo.sh")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "go").write_text(FAKE_GO)
-    (bin_dir / "go").chmod(0o755)
-    module = tmp_path / "module"
-    module.mkdir()
-    (module / "go.mod").write_text("module github.com/centrifugal/centrifugo/v6\n")
-    builds, release = tmp_path / "builds", tmp_path / "release"
-    # Only the tools the script and the stand-in use: no Centrifugo this machine may have on its
-    # PATH, no curl (no release archive), as on a new machine.
-    tools = tmp_path / "tools"
-    tools.mkdir()
-    for tool in TOOLS:
-        found = shutil.which(tool)
-        assert found is not None, tool
-        (tools / tool).symlink_to(found)
-    path = f"{bin_dir}:{tools}"
-    env = {
-        "PATH": path,
-        "HOME": str(tmp_path / "home"),
-        "RELAYCHAT_CACHE_DIR": str(tmp_path / "cache"),
-        "FAKE_MODULE_DIR": str(module),
-        "FAKE_BUILDS": str(builds),
-        "FAKE_RELEASE": str(release),
-    }
-
-    def start(name: str) -> tuple[subprocess.Popen[bytes], Path]:
-        said = tmp_path / f"{name}.err"
-        with said.open("wb") as err:
-            command = ["bash", str(root / "scripts" / "centrifugo.sh")]
-            return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=err), said
-
-    first, _ = start("first")
-    wait_until(builds.exists, "the first run's build to start")
-    second, second_said = start("second")
+    scene = Scene(tmp_path)
+    first, _ = scene.start("first")
+    wait_until(scene.builds.exists, "the first run's build to start")
+    second, second_said = scene.start("second")
     wait_until(
         lambda: (
             "is building v6.9.1; waiting" in second_said.read_text()
-            or len(builds.read_text().splitlines()) > 1
+            or len(scene.builds.read_text().splitlines()) > 1
         ),
         "the second run to wait, or to build too",
     )
-    release.touch()  # the first build ends
+    scene.release.touch()  # the first build ends
     outputs = [run.communicate(timeout=20)[0].decode().strip() for run in (first, second)]
 
-    binary = tmp_path / "cache" / "centrifugo-6.9.1" / "centrifugo"
-    assert builds.read_text().splitlines() == ["started"]  # one build
+    binary = scene.binary
+    assert scene.builds.read_text().splitlines() == ["started"]  # one build
     assert (first.returncode, second.returncode) == (0, 0), second_said.read_text()
     assert outputs == [str(binary), str(binary)]
     assert "using the build another run has just made" in second_said.read_text()
@@ -103,3 +112,36 @@ def test_a_second_run_waits_for_the_build_under_way_and_takes_it(tmp_path: Path)
         "Centrifugo v6.9.1"
     )
     assert sorted(p.name for p in binary.parent.iterdir()) == [".build.lock", "centrifugo"]
+
+
+def test_a_run_waits_for_another_run_s_build_only_so_long(tmp_path: Path) -> None:
+    """A run whose build hangs held every other run on the machine for ever (flock without a
+    limit): now they wait CENTRIFUGO_BUILD_WAIT_SECONDS, then say why they gave up."""
+    scene = Scene(tmp_path)
+    first, _ = scene.start("first")
+    try:
+        wait_until(scene.builds.exists, "the first run's build to start")
+        second, said = scene.start(
+            "second", CENTRIFUGO_VERSION="6.9.1", CENTRIFUGO_BUILD_WAIT_SECONDS="1"
+        )
+        output = second.communicate(timeout=20)[0].decode()
+        assert second.returncode == 1
+        assert output == ""
+        assert (
+            "another run held its lock "
+            f"{scene.binary.parent}/.build.lock for over 1 s (CENTRIFUGO_BUILD_WAIT_SECONDS"
+        ) in said.read_text()
+        assert scene.builds.read_text().splitlines() == ["started"]  # it built nothing itself
+    finally:
+        scene.release.touch()
+        first.communicate(timeout=20)
+    assert first.returncode == 0
+
+
+def test_a_build_wait_that_is_not_a_number_is_refused(tmp_path: Path) -> None:
+    scene = Scene(tmp_path)
+    run, said = scene.start("run", CENTRIFUGO_BUILD_WAIT_SECONDS="ten")
+    run.communicate(timeout=20)
+    assert run.returncode == 1
+    assert "CENTRIFUGO_BUILD_WAIT_SECONDS=ten is not a number of seconds" in said.read_text()
+    assert not scene.builds.exists()
