@@ -40,6 +40,25 @@ class Redact(logging.Filter):
         return True
 
 
+# The probes' paths: a container's health check asks every few seconds (compose: the backend's
+# own and nginx's, ~35,000 lines a day that pushed real requests out of the rotated logs).
+_PROBES = frozenset({"/api/health", "/api/ready"})
+
+
+class QuietProbes(logging.Filter):
+    """Drops uvicorn's access line of a health or readiness probe that succeeded; a failed one
+    (and every other request) is logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        # uvicorn's access record: (client, method, path with query, HTTP version, status).
+        if isinstance(args, tuple) and len(args) == 5:
+            path, status = args[2], args[4]
+            if isinstance(status, int) and status < 400 and isinstance(path, str):
+                return path.partition("?")[0] not in _PROBES
+        return True
+
+
 def log_config(settings: Settings) -> dict[str, Any]:
     """A `logging.config.dictConfig` for the process, uvicorn's own loggers included."""
     secrets = [
@@ -67,6 +86,7 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "filters": {
             "request_id": {"()": "asgi_correlation_id.CorrelationIdFilter", "default_value": "-"},
+            "quiet_probes": {"()": "backend.logs.QuietProbes"},
             "redact": {
                 "()": "backend.logs.Redact",
                 "secrets": secrets,
@@ -86,7 +106,7 @@ def log_config(settings: Settings) -> dict[str, Any]:
         "loggers": {
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": {"handlers": [], "propagate": True},
-            "uvicorn.access": {"handlers": [], "propagate": True},
+            "uvicorn.access": {"handlers": [], "propagate": True, "filters": ["quiet_probes"]},
             # httpx logs every request at INFO: a line per publication batch.
             "httpx": quiet,
             "httpcore": quiet,
