@@ -34,6 +34,13 @@ from backend.core.types import Chunk, Done
 logger = logging.getLogger(__name__)
 
 _BACKOFF_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0)  # then 1 s between tries
+# Each publication of a stream carries a version (Centrifugo v6: a publication whose version is
+# not above the channel's last one is dropped, atomically in its engine, memory or Redis): a
+# chunk's is its seq, a `done`'s is above any seq. So nothing lands after a `done` (a process
+# paused between recording a chunk and publishing it, whose stream a survivor ended meanwhile:
+# a cluster probe saw every stream of the paused process get one), and a chunk retried after
+# its idempotency record expired lands once. v5.4 ignores the field.
+DONE_VERSION = 10**15  # exact in Redis's Lua numbers (doubles), above any seq
 MAX_BATCH = 500
 # A batch refused for one of these reasons is split to find the publication it is about; an
 # auth failure (401, 403) is everyone's and is not.
@@ -175,6 +182,9 @@ class CentrifugoPublisher:
             payload: dict[str, Any] = {"channel": channel, "data": publication(item)}
             if key is not None:
                 payload["idempotency_key"] = key
+            version = DONE_VERSION if isinstance(item, Done) else item.seq
+            if version:
+                payload["version"] = version
             try:
                 command = _dumps({"publish": payload})
             except (TypeError, ValueError) as exc:

@@ -64,6 +64,27 @@ async def test_publish_sends_channel_data_key_and_api_key(publisher: CentrifugoP
 
 
 @respx.mock
+async def test_a_stream_s_publications_carry_versions_that_put_its_done_last(
+    publisher: CentrifugoPublisher,
+) -> None:
+    """Centrifugo v6 drops a publication whose version is not above the channel's last one: a
+    chunk's is its seq, a `done`'s above any seq (a cluster probe: a paused process published
+    chunks after the survivor's `done`)."""
+    route = respx.post(f"{API}/batch").respond(200, json=ok(3))
+    await publisher.publish_many(
+        [
+            (CHANNEL, Chunk("a", seq=1), "k1"),
+            (CHANNEL, Chunk("b", "thinking", seq=2), "k2"),
+            (CHANNEL, Done("complete", seq=2), "done"),
+        ]
+    )
+    versions = [command["version"] for command in commands(route.calls.last)]
+    assert versions == [1, 2, publisher_module.DONE_VERSION]
+    assert publisher_module.DONE_VERSION > 10**12  # above any seq an answer reaches
+    assert float(publisher_module.DONE_VERSION) == publisher_module.DONE_VERSION  # Lua: doubles
+
+
+@respx.mock
 async def test_concurrent_publications_share_requests_and_keep_each_channels_order(
     publisher: CentrifugoPublisher,
 ) -> None:
