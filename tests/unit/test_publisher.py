@@ -18,7 +18,7 @@ import respx
 from backend.centrifugo import publisher as publisher_module
 from backend.centrifugo.publications import ChunkPublication, DonePublication, publication
 from backend.centrifugo.publisher import CentrifugoPublisher
-from backend.core.ports import PublishError
+from backend.core.ports import Publication, PublishError
 from backend.core.types import Chunk, Done
 
 API = "http://centrifugo.test/api"
@@ -82,6 +82,82 @@ async def test_a_stream_s_publications_carry_versions_that_put_its_done_last(
     assert versions == [1, 2, publisher_module.DONE_VERSION]
     assert publisher_module.DONE_VERSION > 10**12  # above any seq an answer reaches
     assert float(publisher_module.DONE_VERSION) == publisher_module.DONE_VERSION  # Lua: doubles
+
+
+def info(*versions: str) -> dict[str, Any]:
+    return {"result": {"nodes": [{"name": f"n{i}", "version": v} for i, v in enumerate(versions)]}}
+
+
+def keys(call: Any) -> list[str | None]:
+    return [command.get("idempotency_key") for command in commands(call)]
+
+
+STREAM: list[Publication] = [
+    (CHANNEL, Chunk("a", seq=1), "k1"),
+    (CHANNEL, Done("complete", seq=1), "done"),
+]
+
+
+@pytest.mark.parametrize(
+    ("versions", "chunk_key"),
+    [
+        (("6.9.1",), None),  # the version does the key's work
+        (("v6.9.1", "6.0.0"), None),
+        (("6.9.1", "5.4.9"), "k1"),  # one node without versions: keys for all
+        (("0.0.0",), "k1"),  # a development build: not known to take them
+        ((), "k1"),
+    ],
+)
+@respx.mock
+async def test_chunks_drop_their_key_only_where_every_node_takes_versions(
+    publisher: CentrifugoPublisher, versions: tuple[str, ...], chunk_key: str | None
+) -> None:
+    respx.post(f"{API}/info").respond(200, json=info(*versions))
+    route = respx.post(f"{API}/batch").respond(200, json=ok(2))
+    await publisher.ready()  # as the first execute asks
+    await publisher.publish_many(STREAM)
+    assert keys(route.calls.last) == [chunk_key, "done"]  # a `done` always keeps its key
+
+
+class Asked:
+    """A mocked `/info` of a v6 node that says when it has been answered."""
+
+    def __init__(self) -> None:
+        self.answered = asyncio.Event()
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.answered.set()
+        return httpx.Response(200, json=info("6.9.1"))
+
+    async def in_the_background(self, publisher: CentrifugoPublisher) -> None:
+        """`ready()` while publications go through (busy, so fresh) returns at once and asks for
+        the versions in the background: until that has been answered and taken in."""
+        self.answered.clear()
+        await publisher.ready()
+        await self.answered.wait()
+        await asyncio.sleep(0)  # the asking task takes the answer in
+
+
+@respx.mock
+async def test_after_an_outage_keys_come_back_until_the_versions_are_known_again(
+    publisher: CentrifugoPublisher,
+) -> None:
+    """What answers after an outage may be another Centrifugo, of another version."""
+    asked = Asked()
+    respx.post(f"{API}/info").mock(side_effect=asked)
+    route = respx.post(f"{API}/batch").respond(200, json=ok(2))
+    await publisher.publish_many(STREAM)
+    assert keys(route.calls.last) == ["k1", "done"]  # not known yet: keys
+    await asked.in_the_background(publisher)
+    route.side_effect = [httpx.ConnectError("refused"), httpx.Response(200, json=ok(2))]
+    await publisher.publish_many(STREAM)  # rides out the outage
+    assert keys(route.calls.last) == [None, "done"]  # encoded before the outage
+    route.side_effect = None
+    await publisher.publish_many(STREAM)
+    assert keys(route.calls.last) == ["k1", "done"]
+    await asked.in_the_background(publisher)
+    await publisher.publish_many(STREAM)
+    assert keys(route.calls.last) == [None, "done"]
 
 
 @respx.mock
