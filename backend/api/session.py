@@ -101,7 +101,8 @@ class SessionRenewal:
     """Adds the renewed session cookie that `session_user` left in the request's state to the
     response, whatever the route returns (a streamed response too), and marks that response
     `Cache-Control: private, no-store`: a shared cache in front must not hand one user's cookie
-    to another."""
+    to another. Every other response that does not say otherwise is marked so too: they act for
+    a user (a snapshot is one user's answer; a security probe found it cacheable)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -121,6 +122,14 @@ class SessionRenewal:
                         if name.lower() != b"cache-control"
                     ]
                     headers += [(b"set-cookie", cookie), (b"cache-control", b"private, no-store")]
+                    message = {**message, "headers": headers}
+                elif not any(
+                    name.lower() == b"cache-control" for name, _ in message.get("headers", ())
+                ):
+                    headers = [
+                        *message.get("headers", ()),
+                        (b"cache-control", b"private, no-store"),
+                    ]
                     message = {**message, "headers": headers}
             await send(message)
 

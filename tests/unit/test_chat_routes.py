@@ -48,7 +48,7 @@ async def test_chat_streams_tokens_then_done(api: Api) -> None:
     response = await api.client.post("/api/chat", json={"prompt": "hi", "thinking": True})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["cache-control"] == "private, no-store"
     assert response.headers["x-accel-buffering"] == "no"
     assert response.text.endswith("data: [DONE]\n\n")
     assert events(response.text) == [

@@ -465,6 +465,22 @@ async def test_a_running_answers_snapshot_has_no_done(endless: Api) -> None:
     assert body["text"] == "".join(["Hello ", "world"][i % 2] for i in range(body["seq"]))
 
 
+async def test_no_response_of_the_api_may_be_kept_by_a_cache(endless: Api) -> None:
+    """A security probe: a snapshot, one user's answer, came without Cache-Control (only a
+    response that renewed the session had one), so a shared cache in front could keep it."""
+    channel = f"stream:abcdefgh#{await endless.user()}"
+    await endless.client.post("/api/execute", json={"text": "hello", "channel": channel})
+    await endless.publisher.wait_for_first(channel)
+    for response in [
+        await endless.client.get("/api/streams/abcdefgh"),
+        await endless.client.get("/api/streams/zzzzzzzz"),  # a 404
+        await endless.client.get("/api/config"),
+        await endless.client.post("/api/cancel", json={"channel": channel}),
+        await endless.client.post("/api/token"),
+    ]:
+        assert response.headers["cache-control"] == "private, no-store", response.request.url
+
+
 class _RecoveringRegistry(LocalStreams):
     """A shared registry right after Redis lost its data, or one that cannot be reached."""
 

@@ -24,7 +24,7 @@ from backend.core.types import Chunk, Question
 
 router = APIRouter()
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_HEADERS = {"Cache-Control": "private, no-store", "X-Accel-Buffering": "no"}
 KEEPALIVE = ": keep-alive\n\n"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     **NEEDS_SESSION,
