@@ -406,14 +406,26 @@ def _raw_exchange(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]
             405,
             "Method Not Allowed",
         ),
+        (
+            b"POST /api/execute HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+            b"Connection: close\r\n\r\n0\r\n\r\n",
+            501,
+            "the request uses something this server does not implement "
+            "(a Transfer-Encoding other than chunked)",
+        ),
+        (
+            b"GET /api/health HTTP/2.0\r\nHost: x\r\nConnection: close\r\n\r\n",
+            505,
+            "the HTTP version is not supported (use HTTP/1.1)",
+        ),
     ],
-    ids=["utf-8-in-path", "latin-1-in-path", "trace"],
+    ids=["utf-8-in-path", "latin-1-in-path", "trace", "transfer-encoding", "http-2.0-line"],
 )
 def test_what_the_backend_s_parser_or_nginx_refuses_raw_is_json_too(
     edge: Edge, request_: bytes, status: int, detail: str
 ) -> None:
     """An outside-in probe: a raw non-ASCII byte in the path got uvicorn's plain-text 400
-    through nginx, and TRACE nginx's HTML 405."""
+    through nginx, and TRACE nginx's HTML 405; a security probe: nginx's HTML 501 and 505."""
     got, headers, body = _raw_exchange(edge.url, request_)
     assert got == status
     assert headers["content-type"] == "application/json"
