@@ -230,7 +230,7 @@ async def _edges(
         client = await stack.enter_async_context(centrifugo_client(settings))
         centrifugo = CentrifugoPublisher(
             client,
-            settings.centrifugo_api_url,
+            settings.centrifugo_api_urls,
             settings.centrifugo_api_key.get_secret_value(),
             # An outage is never ridden out past the time a whole answer may take.
             outage_seconds=min(settings.publish_outage_seconds, settings.max_stream_seconds),

@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     backend_port: int = Field(5000, ge=1, le=65535, validation_alias="BACKEND_PORT")
 
     # The port is Centrifugo's own variable (one knob for both processes); the full URL is only
-    # needed where Centrifugo runs on another host, as in docker compose.
+    # needed where Centrifugo runs on another host, as in docker compose. Several URLs,
+    # separated by spaces (the nodes of one cluster): the first is used until it fails, then the
+    # next (`make run-cluster` gives each backend its own node first).
     centrifugo_port: int = Field(
         8000, ge=1, le=65535, validation_alias="CENTRIFUGO_HTTP_SERVER_PORT"
     )
@@ -112,6 +114,7 @@ class Settings(BaseSettings):
     def _check(self) -> Self:
         if self.sim_delay_max_ms < self.sim_delay_min_ms:
             raise ValueError("SIM_TOKEN_DELAY_MAX_MS must be >= SIM_TOKEN_DELAY_MIN_MS")
+        self._check_centrifugo_urls()
         missing = [name for name, value in self._secrets().items() if not value]
         if missing:
             # An empty variable in the environment wins over .env's value: say so, or the
@@ -208,8 +211,24 @@ class Settings(BaseSettings):
             )
 
     @property
+    def centrifugo_api_urls(self) -> tuple[str, ...]:
+        """The server API's URL, or those of the nodes of a cluster, in order of preference."""
+        if self.centrifugo_api_url_override and self.centrifugo_api_url_override.split():
+            return tuple(self.centrifugo_api_url_override.split())
+        return (f"http://127.0.0.1:{self.centrifugo_port}/api",)
+
+    @property
     def centrifugo_api_url(self) -> str:
-        return self.centrifugo_api_url_override or f"http://127.0.0.1:{self.centrifugo_port}/api"
+        return self.centrifugo_api_urls[0]
+
+    def _check_centrifugo_urls(self) -> None:
+        for url in self.centrifugo_api_urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    "RELAY_CENTRIFUGO_API_URL must be http:// or https:// URLs with a host, "
+                    f"separated by spaces, such as http://centrifugo:8000/api (got {url!r})"
+                )
 
     def _secrets(self) -> dict[str, str]:
         return {

@@ -264,12 +264,20 @@ def cluster_services(env: Mapping[str, str], state: Path, centrifugo: str) -> li
         centrifugo_service(f"centrifugo-{n}", centrifugo, state, port, "127.0.0.1", engine)
         for n, port in enumerate(nodes, 1)
     ]
+    # Each backend publishes through its own node, and through the other while its own fails.
     backend_services = [
         backend_service(
             f"backend-{n}",
             port,
             "127.0.0.1",
-            {"CENTRIFUGO_HTTP_SERVER_PORT": str(node), "REDIS_URL": redis_url},
+            {
+                "CENTRIFUGO_HTTP_SERVER_PORT": str(node),
+                "RELAY_CENTRIFUGO_API_URL": " ".join(
+                    f"http://127.0.0.1:{each}/api"
+                    for each in sorted(nodes, key=lambda other: other != node)
+                ),
+                "REDIS_URL": redis_url,
+            },
         )
         for n, (port, node) in enumerate(zip(backends, nodes, strict=True), 1)
     ]

@@ -98,6 +98,11 @@ def running_cluster(workdir: Path, **settings: str) -> Iterator[Cluster]:
             **settings,
         )
         second_port, second_backend = free_port(), free_port()
+        # Each backend publishes through its own node first, as `make run-cluster` sets it up.
+        first_port = int(first.centrifugo_url.rpartition(":")[2])
+        first.backend_env["RELAY_CENTRIFUGO_API_URL"] = (
+            f"{first.centrifugo_url}/api http://127.0.0.1:{second_port}/api"
+        )
         second = replace(
             first,
             backend_url=f"http://127.0.0.1:{second_backend}",
@@ -107,6 +112,9 @@ def running_cluster(workdir: Path, **settings: str) -> Iterator[Cluster]:
                     **first.backend_env,
                     "BACKEND_PORT": str(second_backend),
                     "CENTRIFUGO_HTTP_SERVER_PORT": str(second_port),
+                    "RELAY_CENTRIFUGO_API_URL": (
+                        f"http://127.0.0.1:{second_port}/api http://127.0.0.1:{first_port}/api"
+                    ),
                 }
             ),
         )

@@ -143,7 +143,7 @@ class CentrifugoPublisher:
     def __init__(
         self,
         client: httpx.AsyncClient,
-        api_url: str,
+        api_url: str | Sequence[str],
         api_key: str,
         *,
         outage_seconds: float = 30.0,
@@ -152,7 +152,15 @@ class CentrifugoPublisher:
     ) -> None:
         self._client = client
         self._events: PublishEvents = events or _NoEvents()
-        self._api_url = api_url.rstrip("/")
+        # Several: the nodes of one cluster (any of them publishes to every subscriber), the
+        # first used until a call to it fails for a reason of its own (unreachable, too slow,
+        # 5xx), then the next: one node that hangs or dies no longer holds up every stream of
+        # the backends that publish through it (a cluster probe: 15 s of silence).
+        urls = [api_url] if isinstance(api_url, str) else list(api_url)
+        if not urls:
+            raise ValueError("no Centrifugo API URL")
+        self._api_urls = [url.rstrip("/") for url in urls]
+        self._api_url = self._api_urls[0]
         self._headers = {"X-API-Key": api_key, "Content-Type": "application/json"}
         self._outage_seconds = outage_seconds
         self._max_batch = max_batch
@@ -257,7 +265,11 @@ class CentrifugoPublisher:
                 self._asking = asyncio.create_task(self._info(), name="versions")
                 self._asking.add_done_callback(lambda t: t.cancelled() or t.exception())
             return
-        if self._unreachable is not None and now - self._failed_at < _FRESH_SECONDS:
+        if (
+            self._unreachable is not None
+            and now - self._failed_at < _FRESH_SECONDS
+            and len(self._api_urls) == 1  # else the next node is asked
+        ):
             raise self._unreachable
         # One question at a time, however many ask.
         if self._asking is None or self._asking.done():
@@ -268,10 +280,18 @@ class CentrifugoPublisher:
         await asyncio.shield(self._asking)
 
     async def _info(self) -> dict[str, Any]:
-        """Centrifugo's node info; it says whether every node takes publication versions."""
-        reply = await self._call("info", b"{}", "")
-        self._versioned = _all_versioned(reply)
-        return reply
+        """Centrifugo's node info (from the next node while one cannot answer); it says whether
+        every node takes publication versions."""
+        for tries_left in range(len(self._api_urls) - 1, -1, -1):
+            try:
+                reply = await self._call("info", b"{}", "")
+            except PublishError as exc:
+                if not exc.retryable or not tries_left:
+                    raise
+                continue
+            self._versioned = _all_versioned(reply)
+            return reply
+        raise AssertionError("unreachable")
 
     async def _send_forever(self) -> None:
         while True:
@@ -412,10 +432,21 @@ class CentrifugoPublisher:
                 self._unreachable = PublishError("", exc.message, retryable=True)
                 self._failed_at = time.monotonic()
                 self._versioned = None  # what answers next may be another Centrifugo
+                self._next_node()
             raise
         self._unreachable = None
         self._last_ok = time.monotonic()
         return reply
+
+    def _next_node(self) -> None:
+        if len(self._api_urls) > 1:
+            index = (self._api_urls.index(self._api_url) + 1) % len(self._api_urls)
+            logger.warning(
+                "Centrifugo at %s failed; publishing through %s",
+                self._api_url,
+                self._api_urls[index],
+            )
+            self._api_url = self._api_urls[index]
 
     async def _post(self, method: str, body: bytes, channel: str, resend: bool) -> dict[str, Any]:
         try:

@@ -248,3 +248,40 @@ async def test_500_streams_across_two_nodes_and_two_backends_all_exact(tmp_path:
         assert answer_of(publications) == answer_for(prompt)
         assert [p["done"] for p in publications].count(True) == 1
     print(f"500 streams across 2 nodes + 2 backends: {seconds:.1f} s, all exact")
+
+
+async def test_a_hung_node_s_backend_goes_on_publishing_through_the_other(
+    tmp_path: Path,
+) -> None:
+    """A cluster probe: each backend published through one node only, so readers on the
+    healthy node of a backend whose node hung heard nothing until it came back (15 s), and
+    new prompts there got their first token as late. Now the backend's publisher leaves a node
+    that fails (here after PUBLISH_TIMEOUT_SECONDS) for the next."""
+    with running_cluster(tmp_path, **SLOW, PUBLISH_TIMEOUT_SECONDS="1") as cluster:
+        first, second = cluster.stacks
+        async with ChatSession.open(first.backend_url, second.websocket_url, ORIGIN) as chat:
+            followers = []
+            for prompt in ["code", "explain", "streaming"]:
+                channel = chat.new_channel()
+                follower = await chat.follow(channel)
+                assert (await chat.execute(channel, prompt)).status_code == 202
+                followers.append((prompt, follower))
+            await asyncio.gather(*(asyncio.wait_for(f.first.wait(), 10) for _, f in followers))
+            cluster.centrifugo[0].signal(signal.SIGSTOP)  # backend 1's own node hangs
+            try:
+                hung = time.monotonic()
+                async with asyncio.timeout(30):  # it stays hung throughout
+                    await asyncio.gather(*(f.wait_until_ended() for _, f in followers))
+                    later = chat.new_channel()
+                    follower = await chat.follow(later)
+                    assert (await chat.execute(later, "hello")).status_code == 202
+                    await follower.wait_until_ended()
+                    followers.append(("hello", follower))
+                print(f"all answers whole {time.monotonic() - hung:.1f} s after the node hung")
+            finally:
+                cluster.centrifugo[0].signal(signal.SIGCONT)
+    for prompt, follower in followers:
+        assert follower.text == answer_for(prompt)
+        assert [done["reason"] for done in follower.dones] == ["complete"]
+    # Live through node 2, not pieced together from snapshots after a silence.
+    assert sum(follower.resumes for _, follower in followers) == 0

@@ -53,6 +53,21 @@ def test_the_api_url_follows_the_port_or_an_override() -> None:
     assert override.centrifugo_api_url == "http://centrifugo:8000/api"
 
 
+def test_the_api_url_may_name_every_node_of_a_cluster() -> None:
+    nodes = make(**STRONG, RELAY_CENTRIFUGO_API_URL=" http://c1:8000/api  http://c2:8000/api ")
+    assert nodes.centrifugo_api_urls == ("http://c1:8000/api", "http://c2:8000/api")
+    assert nodes.centrifugo_api_url == "http://c1:8000/api"
+    assert make(**STRONG, RELAY_CENTRIFUGO_API_URL=" ").centrifugo_api_urls == (
+        "http://127.0.0.1:8000/api",
+    )
+
+
+@pytest.mark.parametrize("urls", ["centrifugo:8000", "http://c1/api ftp://c2/api", "http:///api"])
+def test_an_api_url_that_is_not_one_is_refused(urls: str) -> None:
+    with pytest.raises(ValidationError, match="RELAY_CENTRIFUGO_API_URL must be http"):
+        make(**STRONG, RELAY_CENTRIFUGO_API_URL=urls)
+
+
 @pytest.mark.parametrize("setting", ["BACKEND_PORT", "CENTRIFUGO_HTTP_SERVER_PORT"])
 @pytest.mark.parametrize("port", [0, 65536, 99999])
 def test_a_port_out_of_range_is_refused(setting: str, port: int) -> None:

@@ -84,6 +84,48 @@ async def test_a_stream_s_publications_carry_versions_that_put_its_done_last(
     assert float(publisher_module.DONE_VERSION) == publisher_module.DONE_VERSION  # Lua: doubles
 
 
+@respx.mock
+async def test_a_node_that_fails_is_left_for_the_next_and_ready_asks_that_one() -> None:
+    """A cluster probe: each backend published through one node only, so one node that hung
+    held up every stream of the backends that used it (15 s of silence for readers of the
+    other node, first tokens 18 s late)."""
+    first, second = "http://c1.test/api", "http://c2.test/api"
+    down = respx.post(f"{first}/batch").mock(side_effect=httpx.ConnectError("refused"))
+    up = respx.post(f"{second}/batch").respond(200, json=ok(1))
+    respx.post(f"{first}/info").mock(side_effect=httpx.ConnectError("refused"))
+    asked = respx.post(f"{second}/info").respond(200, json=info("6.9.1"))
+    async with httpx.AsyncClient(timeout=1) as client:
+        publisher = CentrifugoPublisher(client, [first, second], "key", outage_seconds=5)
+        try:
+            await publisher.ready()  # the first node is down: the second answers
+            await publisher.publish(CHANNEL, Chunk("a", seq=1), idempotency_key="k1")
+            await publisher.publish(CHANNEL, Chunk("b", seq=2), idempotency_key="k2")
+        finally:
+            await publisher.aclose()
+    assert down.call_count == 0  # left after its info failed
+    assert [command["data"]["text"] for call in up.calls for command in commands(call)] == [
+        "a",
+        "b",
+    ]
+    assert asked.call_count == 1
+
+
+@respx.mock
+async def test_a_batch_the_node_could_not_take_goes_through_the_next() -> None:
+    first, second = "http://c1.test/api", "http://c2.test/api"
+    down = respx.post(f"{first}/batch").mock(side_effect=httpx.ReadTimeout("too slow"))
+    up = respx.post(f"{second}/batch").respond(200, json=ok(1))
+    async with httpx.AsyncClient(timeout=1) as client:
+        publisher = CentrifugoPublisher(client, [first, second], "key", outage_seconds=5)
+        try:
+            await publisher.publish(CHANNEL, Chunk("a", seq=1), idempotency_key="k1")
+            await publisher.publish(CHANNEL, Chunk("b", seq=2), idempotency_key="k2")
+        finally:
+            await publisher.aclose()
+    assert down.call_count == 1
+    assert [commands(call)[0]["data"]["text"] for call in up.calls] == ["a", "b"]
+
+
 def info(*versions: str) -> dict[str, Any]:
     return {"result": {"nodes": [{"name": f"n{i}", "version": v} for i, v in enumerate(versions)]}}
 

@@ -411,3 +411,18 @@ def test_the_restart_budget_is_each_service_s_own(tmp_path: Path) -> None:
     with pytest.raises(StartFailed, match=f"{one.name} keeps exiting"):
         flapping.keep_running()
     assert len(flapping.started) == RESTARTS_PER_MINUTE
+
+
+def test_each_cluster_backend_publishes_through_its_own_node_then_the_other(
+    tmp_path: Path,
+) -> None:
+    """A cluster probe: each backend had its own node only, so one node that hung held up
+    every stream of its backend (readers of the other node included)."""
+    plan = {s.name: s for s in cluster_services(PORTS, tmp_path / "state", "centrifugo")}
+    first, second = (plan[f"centrifugo-{n}"].port for n in (1, 2))
+    assert plan["backend-1"].env["RELAY_CENTRIFUGO_API_URL"] == (
+        f"http://127.0.0.1:{first}/api http://127.0.0.1:{second}/api"
+    )
+    assert plan["backend-2"].env["RELAY_CENTRIFUGO_API_URL"] == (
+        f"http://127.0.0.1:{second}/api http://127.0.0.1:{first}/api"
+    )
