@@ -180,27 +180,37 @@ class CentrifugoPublisher:
         self._versioned: bool | None = None
 
     async def publish(
-        self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
+        self,
+        channel: str,
+        item: Chunk | Done,
+        *,
+        idempotency_key: str | None = None,
+        stream: str = "",
     ) -> None:
         """Publish `item` to `channel`; raise `PublishError` when Centrifugo did not take it."""
-        (error,) = await self.publish_many([(channel, item, idempotency_key)])
+        (error,) = await self.publish_many([(channel, item, idempotency_key, stream)])
         if error is not None:
             raise error
 
     async def publish_many(self, items: Sequence[Publication]) -> list[PublishError | None]:
         """Queue every item at once (one batch when the sender is free), then wait for all."""
         if self._closed:
-            return [PublishError(channel, "the publisher is closed") for channel, _, _ in items]
+            return [PublishError(channel, "the publisher is closed") for channel, *_ in items]
         if not items:
             return []
         outcomes = _Outcomes(len(items))
         queue = self._queue
         versioned = self._versioned is True
-        for index, (channel, item, key) in enumerate(items):
+        for index, (channel, item, key, stream) in enumerate(items):
             payload: dict[str, Any] = {"channel": channel, "data": publication(item)}
-            version = DONE_VERSION if isinstance(item, Done) else item.seq
+            # Versions are compared within one stream only (its lease as their epoch): the next
+            # stream on the channel (reused after its 2 minutes) starts again from 1. Without
+            # it, a `done` still in the channel's meta (kept 300 s) dropped the whole next
+            # answer (a review). No stream, no version: an empty epoch matches every one.
+            version = (DONE_VERSION if isinstance(item, Done) else item.seq) if stream else 0
             if version:
                 payload["version"] = version
+                payload["version_epoch"] = stream
             # A chunk's version does what its key would (where every node takes versions).
             by_version = versioned and version and isinstance(item, Chunk)
             if key is not None and not by_version:

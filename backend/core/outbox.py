@@ -306,7 +306,7 @@ class Outbox:
                     self._end(outgoing, ORPHANED)
                 continue
             key = f"{outgoing.key_prefix}:{chunk.seq}"
-            publications.append((outgoing.channel, chunk, key))
+            publications.append((outgoing.channel, chunk, key, outgoing.lease))
             sent.append(outgoing)
         # Handed over: `publish_many` queues them all before it first waits, so a stream that
         # ends now (its `done` is published next) need not wait for Centrifugo's answer. The

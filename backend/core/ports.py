@@ -63,8 +63,10 @@ class TooManyStreams(Exception):
         self.limit = limit
 
 
-# One publication: the channel, the chunk or done, and its idempotency key (None: none).
-Publication = tuple[str, Chunk | Done, str | None]
+# One publication: the channel, the chunk or done, its idempotency key (None: none), and the
+# stream it belongs to (its lease: one stream's chunks and `done`s share it, the next stream
+# on the channel has another; "" for none).
+Publication = tuple[str, Chunk | Done, str | None, str]
 # One chunk for a stream's snapshot: the channel, the stream's lease, the numbered chunk.
 Recording = tuple[str, str, Chunk]
 
@@ -79,14 +81,20 @@ class Model(Protocol):
 
 class Publisher(Protocol):
     async def publish(
-        self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
+        self,
+        channel: str,
+        item: Chunk | Done,
+        *,
+        idempotency_key: str | None = None,
+        stream: str = "",
     ) -> None:
-        """Publish `item` to `channel`, in order with the channel's earlier items; raise
-        `PublishError` when it was not taken. A retry with the same key is not published twice."""
+        """Publish `item` of `stream` to `channel`, in order with the channel's earlier items;
+        raise `PublishError` when it was not taken. A retry with the same key is not published
+        twice."""
         ...
 
     async def publish_many(self, items: Sequence[Publication]) -> list[PublishError | None]:
-        """Publish each (channel, item, idempotency key), each in order with its channel's
+        """Publish each (channel, item, idempotency key, stream), each in order with its channel's
         earlier items: all are queued before the first wait, so anything published after this
         call starts goes out after them. Each one's outcome: None when taken, else the error."""
         ...

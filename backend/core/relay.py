@@ -120,7 +120,10 @@ class Relay:
             logger.warning("stream %s lost its process; ending it", channel)
             try:
                 await self._publisher.publish(
-                    channel, replace(ORPHANED, seq=seq), idempotency_key=done_key(channel, lease)
+                    channel,
+                    replace(ORPHANED, seq=seq),
+                    idempotency_key=done_key(channel, lease),
+                    stream=lease,
                 )
             except PublishError as exc:
                 logger.error("could not end orphaned stream %s: %s", channel, exc)
@@ -242,6 +245,7 @@ class Relay:
                 stream.channel,
                 done,
                 idempotency_key=done_key(stream.channel, stream.lease),
+                stream=stream.lease,
             )
         except Exception as exc:
             logger.error("could not end stream %s with done/%s: %s", stream.channel, done, exc)

@@ -64,23 +64,34 @@ async def test_nothing_lands_after_a_done_and_a_resent_chunk_lands_once(
         try:
             if asked:
                 await publisher.ready()
-            await publisher.publish(channel, Chunk("a", seq=1), idempotency_key="c1")
+            one = {"stream": "lease-1"}
+            await publisher.publish(channel, Chunk("a", seq=1), idempotency_key="c1", **one)
             # Chunk 1 again, its idempotency record gone (Redis restarted, or expired).
-            await publisher.publish(channel, Chunk("a", seq=1), idempotency_key="c1-again")
-            await publisher.publish(channel, Chunk("b", seq=2), idempotency_key="c2")
+            await publisher.publish(channel, Chunk("a", seq=1), idempotency_key="c1-b", **one)
+            await publisher.publish(channel, Chunk("b", seq=2), idempotency_key="c2", **one)
             # A survivor ended the stream: its `done`, with the seq the registry recorded.
-            await publisher.publish(channel, Done("error", "ended", seq=3), idempotency_key="d")
+            ended = Done("error", "ended", seq=3)
+            await publisher.publish(channel, ended, idempotency_key="d", **one)
             # The paused owner resumes and publishes chunk 3, recorded before the pause.
-            await publisher.publish(channel, Chunk("c", seq=3), idempotency_key="c3")
+            await publisher.publish(channel, Chunk("c", seq=3), idempotency_key="c3", **one)
             # Its own `done` after the survivor's: the one `done` key takes care of it.
-            await publisher.publish(channel, Done("error", "ended", seq=3), idempotency_key="d")
+            await publisher.publish(channel, ended, idempotency_key="d", **one)
+            # The channel reused by another stream, its meta still there (a review: the first
+            # stream's `done` version dropped the whole second answer).
+            two = {"stream": "lease-2"}
+            await publisher.publish(channel, Chunk("x", seq=1), idempotency_key="x1", **two)
+            await publisher.publish(channel, Done("complete", seq=1), idempotency_key="e", **two)
         finally:
             await publisher.aclose()
     reply = await server_api.post("/history", json={"channel": channel, "limit": 100})
     data: list[dict[str, Any]] = [p["data"] for p in reply.json()["result"]["publications"]]
     a, b, c = ({"text": text, "done": False, "seq": seq} for seq, text in enumerate("abc", start=1))
     done = {"text": "", "done": True, "reason": "error", "error": "ended", "seq": 3}
+    again = [
+        {"text": "x", "done": False, "seq": 1},
+        {"text": "", "done": True, "reason": "complete", "seq": 1},
+    ]
     if await _major_version(server_api) >= 6:
-        assert data == [a, b, done]
+        assert data == [a, b, done, *again]
     else:  # no versions: what v5.4 does, documented
-        assert data == [a, a, b, done, c]
+        assert data == [a, a, b, done, c, *again]

@@ -29,7 +29,12 @@ class RecordingPublisher:
         self._any = asyncio.Event()
 
     async def publish(
-        self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
+        self,
+        channel: str,
+        item: Chunk | Done,
+        *,
+        idempotency_key: str | None = None,
+        stream: str = "",
     ) -> None:
         self.calls += 1
         if self.calls in self.fail_on:
@@ -44,9 +49,9 @@ class RecordingPublisher:
     async def publish_many(self, items: Sequence[Publication]) -> list[PublishError | None]:
         """Each through `publish` in turn (so subclasses that stall or fail one see it)."""
         outcomes: list[PublishError | None] = []
-        for channel, item, key in items:
+        for channel, item, key, stream in items:
             try:
-                await self.publish(channel, item, idempotency_key=key)
+                await self.publish(channel, item, idempotency_key=key, stream=stream)
             except PublishError as exc:
                 outcomes.append(exc)
             else:

@@ -31,14 +31,14 @@ class BatchPublisher(RecordingPublisher):
         self.batch_seen = asyncio.Event()
 
     async def publish_many(self, items: Sequence[Publication]) -> list[PublishError | None]:
-        self.batches.append([channel for channel, _, _ in items])
+        self.batches.append([channel for channel, *_ in items])
         self.batch_seen.set()
         outcomes: list[PublishError | None] = []
-        for channel, item, key in items:
+        for channel, item, key, stream in items:
             if channel in self.fail_channels:
                 outcomes.append(PublishError(channel, "Centrifugo error 102: unknown channel"))
                 continue
-            await self.publish(channel, item, idempotency_key=key)
+            await self.publish(channel, item, idempotency_key=key, stream=stream)
             outcomes.append(None)
         return outcomes
 

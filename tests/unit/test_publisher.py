@@ -70,16 +70,23 @@ async def test_a_stream_s_publications_carry_versions_that_put_its_done_last(
     """Centrifugo v6 drops a publication whose version is not above the channel's last one: a
     chunk's is its seq, a `done`'s above any seq (a cluster probe: a paused process published
     chunks after the survivor's `done`)."""
-    route = respx.post(f"{API}/batch").respond(200, json=ok(3))
+    route = respx.post(f"{API}/batch").respond(200, json=ok(4))
     await publisher.publish_many(
         [
-            (CHANNEL, Chunk("a", seq=1), "k1"),
-            (CHANNEL, Chunk("b", "thinking", seq=2), "k2"),
-            (CHANNEL, Done("complete", seq=2), "done"),
+            (CHANNEL, Chunk("a", seq=1), "k1", "lease-1"),
+            (CHANNEL, Chunk("b", "thinking", seq=2), "k2", "lease-1"),
+            (CHANNEL, Done("complete", seq=2), "done", "lease-1"),
+            (CHANNEL, Chunk("c", seq=3), "k3", ""),  # no stream: no version
         ]
     )
-    versions = [command["version"] for command in commands(route.calls.last)]
-    assert versions == [1, 2, publisher_module.DONE_VERSION]
+    sent = commands(route.calls.last)
+    versions = [(command.get("version"), command.get("version_epoch")) for command in sent]
+    assert versions == [
+        (1, "lease-1"),
+        (2, "lease-1"),
+        (publisher_module.DONE_VERSION, "lease-1"),
+        (None, None),
+    ]
     assert publisher_module.DONE_VERSION > 10**12  # above any seq an answer reaches
     assert float(publisher_module.DONE_VERSION) == publisher_module.DONE_VERSION  # Lua: doubles
 
@@ -135,8 +142,8 @@ def keys(call: Any) -> list[str | None]:
 
 
 STREAM: list[Publication] = [
-    (CHANNEL, Chunk("a", seq=1), "k1"),
-    (CHANNEL, Done("complete", seq=1), "done"),
+    (CHANNEL, Chunk("a", seq=1), "k1", "lease-1"),
+    (CHANNEL, Done("complete", seq=1), "done", "lease-1"),
 ]
 
 

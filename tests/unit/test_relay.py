@@ -389,9 +389,14 @@ class StallingPublisher(RecordingPublisher):
         self.stalled = asyncio.Event()
 
     async def publish(
-        self, channel: str, item: Chunk | Done, *, idempotency_key: str | None = None
+        self,
+        channel: str,
+        item: Chunk | Done,
+        *,
+        idempotency_key: str | None = None,
+        stream: str = "",
     ) -> None:
-        await super().publish(channel, item, idempotency_key=idempotency_key)
+        await super().publish(channel, item, idempotency_key=idempotency_key, stream=stream)
         if isinstance(item, Chunk):
             self.stalled.set()
             await self.go.wait()
@@ -421,10 +426,10 @@ class LateRefusal(RecordingPublisher):
         self.taken, self.go = asyncio.Event(), asyncio.Event()
 
     async def publish_many(self, items: Sequence[Publication]) -> list[PublishError | None]:
-        if any(isinstance(item, Chunk) for _, item, _ in items):
+        if any(isinstance(item, Chunk) for _, item, *_ in items):
             self.taken.set()
             await self.go.wait()
-            return [PublishError(channel, "Centrifugo error 102") for channel, _, _ in items]
+            return [PublishError(channel, "Centrifugo error 102") for channel, *_ in items]
         return await super().publish_many(items)
 
 
