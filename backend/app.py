@@ -139,9 +139,10 @@ def create_app(
     max_body = max_body_bytes(
         settings.max_text_chars, settings.max_history_chars, settings.max_history_turns
     )
-    app.add_middleware(SessionRenewal)
     app.add_middleware(BodyLimits, max_bytes=max_body)
     app.add_middleware(CrossSiteRefusal)
+    # Outside the two refusals above: their answers are marked `no-store` too.
+    app.add_middleware(SessionRenewal)
     # Around everything but the request metrics (added last, by `metrics.install`): every log
     # line a request causes, and its response, carry the request's id.
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")

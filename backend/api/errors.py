@@ -105,8 +105,11 @@ def _not_sent_as_json(request: Request, errors: Sequence[Any]) -> bool:
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    # Answered outside every middleware (Starlette's outermost one): marked here.
     return JSONResponse(
-        {"detail": "internal server error"}, status_code=status.HTTP_500_INTERNAL_SERVER_ERROR
+        {"detail": "internal server error"},
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        headers={"Cache-Control": "private, no-store"},
     )
 
 

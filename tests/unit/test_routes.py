@@ -471,14 +471,24 @@ async def test_no_response_of_the_api_may_be_kept_by_a_cache(endless: Api) -> No
     channel = f"stream:abcdefgh#{await endless.user()}"
     await endless.client.post("/api/execute", json={"text": "hello", "channel": channel})
     await endless.publisher.wait_for_first(channel)
+    statuses: list[int] = []
     for response in [
         await endless.client.get("/api/streams/abcdefgh"),
         await endless.client.get("/api/streams/zzzzzzzz"),  # a 404
         await endless.client.get("/api/config"),
         await endless.client.post("/api/cancel", json={"channel": channel}),
         await endless.client.post("/api/token"),
+        await endless.client.post(  # refused by a middleware: 413, 415, 403
+            "/api/execute", content=b"x" * 600_000, headers={"content-type": "application/json"}
+        ),
+        await endless.client.post(
+            "/api/execute", content=b"{}", headers={"content-encoding": "gzip"}
+        ),
+        await endless.client.post("/api/cancel", json={}, headers={"sec-fetch-site": "cross-site"}),
     ]:
         assert response.headers["cache-control"] == "private, no-store", response.request.url
+        statuses.append(response.status_code)
+    assert statuses[-3:] == [413, 415, 403]
 
 
 class _RecoveringRegistry(LocalStreams):
