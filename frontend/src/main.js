@@ -36,6 +36,7 @@ import { setIconLabel } from './icons.js';
 import { lengthNotice } from './limits.js';
 import { loadHighlighting } from './markdown.js';
 import { ConversationList, tabbableIn } from './sidebar.js';
+import { StatusLine } from './status.js';
 import { stopAnswer } from './stopping.js';
 import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
@@ -94,47 +95,16 @@ const view = new ConversationView({
 const messageOf = (error) => (error instanceof Error ? error.message : String(error));
 
 // ---------------------------------------------------------------------------------------------
-// The status line: each part replaced only by news about itself. The connection's part may
-// carry a Retry.
+// The status line (src/status.js): its news is said through the announcer.
 
-/** @type {Record<'connection' | 'limits' | 'storage', {text: string, retry?: () => void}>} */
-const statusParts = { connection: { text: '' }, limits: { text: '' }, storage: { text: '' } };
-
-/** What the status line shows now. */
-let shownStatus = /** @type {{message: string, action: (() => void) | undefined}} */ ({
-  message: '',
-  action: undefined,
-});
+const status = new StatusLine(statusLine, announcer);
 
 /**
- * @param {keyof typeof statusParts} part
+ * @param {import('./status.js').StatusPart} part
  * @param {string} text  empty once there is nothing to say
  * @param {() => void} [retry]  offers a Retry button that does this
  */
-function showStatus(part, text, retry) {
-  statusParts[part] = { text, retry };
-  const parts = Object.values(statusParts).filter((p) => p.text);
-  const message = parts.map((p) => p.text).join(' ');
-  const action = parts.find((p) => p.retry)?.retry;
-  // The same news again (every failed reconnect repeats it) leaves the line alone: a Retry
-  // button replaced under the pointer would swallow the click.
-  if (message === shownStatus.message && action === shownStatus.action && message) return;
-  shownStatus = { message, action };
-  const line = document.createElement('span');
-  line.textContent = message;
-  /** @type {Node[]} */
-  const nodes = [line];
-  if (action) {
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.className = 'retry';
-    setIconLabel(button, 'regenerate', 'Retry');
-    button.addEventListener('click', action);
-    nodes.push(document.createTextNode(' '), button);
-  }
-  statusLine.replaceChildren(...nodes);
-  statusLine.hidden = parts.length === 0;
-}
+const showStatus = (part, text, retry) => status.show(part, text, retry);
 
 // ---------------------------------------------------------------------------------------------
 // The server's limits.
@@ -341,17 +311,36 @@ sessionNews?.addEventListener('message', (event) => {
 });
 
 let starting = false;
-/** Starts the session (`POST /api/token`) and the connection; offers Retry when it fails. */
-async function startSession() {
+/** Attempts to start the session so far. */
+let attempts = 0;
+/** How long starting the session may take before the status line says "Connecting…". */
+const CONNECTING_SAID_AFTER_MS = 500;
+/** Retry, on a session that could not be started. */
+const retrySession = () => startSession(true);
+/**
+ * Starts the session (`POST /api/token`) and the connection; offers Retry when it fails.
+ * @param {boolean} [retrying]  Retry was pressed: it stays (with the keyboard on it) while the
+ *   session is asked for again (the line emptied and drawn again dropped the keyboard to the
+ *   page's start when it failed again)
+ */
+async function startSession(retrying = false) {
   if (starting || connection) return;
   starting = true;
-  showStatus('connection', '');
+  if (retrying) {
+    attempts += 1;
+    showStatus('connection', 'Connecting…', retrySession);
+  } else {
+    // Said only when it takes a while: not a flash of the line (and a word) at every load.
+    const attempt = (attempts += 1);
+    setTimeout(() => starting && attempt === attempts && showStatus('connection', 'Connecting…'), CONNECTING_SAID_AFTER_MS);
+  }
   const [session] = await Promise.allSettled([fetchToken(), limits ? Promise.resolve() : loadLimits()]);
   starting = false;
   if (session.status === 'rejected') {
-    showStatus('connection', `Session failed: cannot start a session (${messageOf(session.reason)}).`, startSession);
+    showStatus('connection', `Session failed: cannot start a session (${messageOf(session.reason)}).`, retrySession);
     return;
   }
+  showStatus('connection', '');
   connection = { centrifuge: connect(session.value), user: session.value.user };
   followUnfinished();
   followStoredUnfinished();

@@ -706,7 +706,10 @@ export class AnswerView {
     if (reason !== 'complete') {
       const ending = ENDINGS[reason] || 'The answer ended unexpectedly';
       const note = element('p', `notice ${reason}`, message ? `${ending}: ${message}.` : `${ending}.`);
-      if (!restored) note.setAttribute('role', reason === 'cancelled' ? 'status' : 'alert');
+      // No live region: one inserted with its text in it is missed by some screen readers, and
+      // inside the page it is not heard while the conversations drawer makes it inert. The
+      // announcer (outside the page, there from the start) says it.
+      if (!restored) this.announcer.say(note.textContent ?? '');
       this.notice = note;
       this.onChange(() => this.turn.append(note));
     }

@@ -353,3 +353,22 @@ test('what the reader opens in the conversation (Thinking, an edit) is not scrol
   resizeObservers.resized(view.column);
   assert.equal(scroller.scrollTop, before);
 });
+
+test('how an answer ended is said by the announcer, not by a live region inserted with its text', () => {
+  const { view, region } = conversationOnPage();
+  const answer = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  answer.finish('error', 'the server is stopping; please send the prompt again');
+  const notice = answer.root.querySelector('.notice');
+  assert.equal(notice?.textContent, 'The answer failed: the server is stopping; please send the prompt again.');
+  assert.equal(notice?.getAttribute('role'), null);
+  assert.ok(
+    [...region.children].some((p) => p.textContent === notice?.textContent),
+    'the announcer (outside the page, which the drawer makes inert) says it',
+  );
+  const stopped = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  stopped.finish('cancelled');
+  assert.equal([...region.children].at(-1)?.textContent, 'Stopped.');
+  const restored = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  restored.finish('error', 'old news', { restored: true });
+  assert.equal([...region.children].at(-1)?.textContent, 'Stopped.', 'an ending shown from storage is not news');
+});

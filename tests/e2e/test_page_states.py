@@ -46,9 +46,20 @@ async def test_a_failed_session_says_so_and_retry_starts_it(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=SCREENSHOTS / "session-failed.png")
     assert await violations(page) == []
+    # Said by the announcer (outside the page), not by the status line itself.
+    await expect(page.locator("#announcer")).to_contain_text("Session failed")
+    assert await status.get_attribute("role") is None
+
+    # Probe: Retry pressed from the keyboard that failed again dropped the keyboard to <body>.
+    retry = status.get_by_role("button", name="Retry")
+    await retry.focus()
+    async with page.expect_response("**/api/token"):
+        await page.keyboard.press("Enter")
+    await expect(status).to_contain_text("Session failed")
+    await expect(retry).to_be_focused()
 
     await page.unroute("**/api/token", refuse)
-    await status.get_by_role("button", name="Retry").click()
+    await retry.click()
     await expect(status).to_be_hidden()
     await expect(page.locator("#send")).to_be_enabled()
     await expect(page.locator(".chip").first).to_be_enabled()
