@@ -42,6 +42,7 @@ import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
 import { Toast } from './toast.js';
 import { UnseenAnswers } from './unseen.js';
+import { waitingNote } from './waiting.js';
 import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './view.js';
 
 /** @import { Session } from './api.js' */
@@ -408,7 +409,7 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         keepProgress(run);
       },
       unsure: (message) => {
-        run.notes.unsure = message ? `Waiting for the server: ${message}.` : '';
+        run.notes.unsure = message ? waitingNote(message, { stopping: run.stopping }) : '';
         showNotes(run);
       },
       readSnapshot: async () => {

@@ -2,6 +2,7 @@
 // Stop: telling the server to stop one answer (`POST /api/cancel`), so that it stops generating,
 // and ending the answer on the page once it did. Knows nothing of the page: its edges are passed
 // in (docs/protocol.md, `POST /api/cancel`).
+import { stoppingNote } from './waiting.js';
 
 /** A cancel that did not reach the server is sent again this much later, then twice as long each
  * time, up to CANCEL_RETRY_MAX_MS: a server that cannot be told keeps generating. */
@@ -76,7 +77,7 @@ export async function stopAnswer({ cancel, ended, stopHere, check, settle, say, 
         stopHere(`the server could not be told (${message})`);
         return;
       }
-      say(`Stopping: ${message}; trying again`);
+      say(stoppingNote(message));
       await sleep(delay);
       delay = Math.min(delay * 2, CANCEL_RETRY_MAX_MS);
       continue;

@@ -72,9 +72,9 @@ test('a cancel that cannot reach the server is sent again, saying so, until it g
   assert.equal(stop.cancels, 4);
   assert.deepEqual(stop.sleeps.slice(0, 3), [1_000, 2_000, 4_000]); // backing off
   assert.deepEqual(stop.said, [
-    'Stopping: the server cannot be reached; trying again',
-    'Stopping: the streams registry cannot be reached; trying again',
-    'Stopping: the server cannot be reached; trying again',
+    'Stopping… the server has not heard yet (the server cannot be reached); the page keeps telling it',
+    'Stopping… the server has not heard yet (the streams registry cannot be reached); the page keeps telling it',
+    'Stopping… the server has not heard yet (the server cannot be reached); the page keeps telling it',
     '',
   ]);
   assert.deepEqual(stop.stoppedHere, []); // its done (cancelled) ends it, as usual

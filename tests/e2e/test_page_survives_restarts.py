@@ -160,7 +160,9 @@ async def test_a_snapshot_that_gets_no_answer_keeps_the_answer_and_asks_again(
     # 15 s of silence: the page asks the backend, and gets no answer at all.
     note = last_answer(page).locator(".note")
     await expect(note).to_have_text(
-        "Waiting for the server: the server cannot be reached.", timeout=NOTICE_SECONDS * 1000
+        "The server is not answering right now (the server cannot be reached); the page keeps"
+        " trying, and nothing is lost. You can Stop.",
+        timeout=NOTICE_SECONDS * 1000,
     )
     await expect(last_answer(page)).to_have_attribute("aria-busy", "true")
     await expect(last_answer(page).locator(".notice")).to_have_count(0)
@@ -192,7 +194,10 @@ async def test_stop_that_cannot_reach_the_server_is_sent_again_until_it_does(
     await page.route("**/api/cancel", offline)
     await page.get_by_role("button", name="Stop").click()
     note = last_answer(page).locator(".note")
-    await expect(note).to_have_text("Stopping: the server cannot be reached; trying again.")
+    await expect(note).to_have_text(
+        "Stopping… the server has not heard yet (the server cannot be reached); the page keeps"
+        " telling it."
+    )
     await expect(page.locator("#send")).to_be_disabled()
     await expect(last_answer(page)).to_have_attribute("aria-busy", "true")
 
@@ -240,7 +245,9 @@ async def test_stop_through_a_backend_that_hangs_gives_up_waiting_and_asks_again
     await page.get_by_role("button", name="Stop").click()
     note = last_answer(page).locator(".note")
     await expect(note).to_have_text(
-        "Stopping: the server did not answer within 10 s; trying again.", timeout=15_000
+        "Stopping… the server has not heard yet (the server did not answer within 10 s); the page"
+        " keeps telling it.",
+        timeout=15_000,
     )
     await expect(page.locator("#send")).to_be_disabled()
     for _ in range(50):
