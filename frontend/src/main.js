@@ -42,7 +42,7 @@ import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
 import { Toast } from './toast.js';
 import { UnseenAnswers } from './unseen.js';
-import { waitingNote } from './waiting.js';
+import { newParts, waitingNote } from './waiting.js';
 import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './view.js';
 
 /** @import { Session } from './api.js' */
@@ -365,8 +365,8 @@ async function startSession(retrying = false) {
  * @property {{text: string, thinking: string}} latest
  * @property {AnswerView | null} view  its view while its conversation is on screen
  * @property {boolean} stopping
- * @property {{stop: string, unsure: string, said?: string}} notes  what is going on with it while
- *   it arrives (`said`: what the announcer said last)
+ * @property {{stop: string, unsure: string, said?: string[]}} notes  what is going on with it while
+ *   it arrives (`said`: the parts the note had when the announcer last spoke of it)
  * @property {ReturnType<typeof setTimeout>} [progressTimer]  its text is kept when this fires
  * @property {boolean} [refused]  refused for its session: it ends as refused, not with the session
  * @property {Ending} [ending]  how it ended, once it did
@@ -485,12 +485,14 @@ const earlierSession = () => ({
  * @param {Run} run
  */
 function showNotes(run) {
-  const text = [run.notes.stop, run.notes.unsure].filter(Boolean).join(' ');
+  const parts = [run.notes.stop, run.notes.unsure].filter(Boolean);
   // Said by the announcer too: the note sits in an answer that is busy while it arrives (and
-  // in a page that is inert behind the phone drawer), where a live region is not heard.
-  if (text && text !== run.notes.said) announcer.say(text);
-  run.notes.said = text;
-  run.view?.setNote(text);
+  // in a page that is inert behind the phone drawer), where a live region is not heard. Only
+  // its new parts: one that goes leaves the rest, which is not news.
+  const news = newParts(run.notes.said ?? [], parts);
+  if (news) announcer.say(news);
+  run.notes.said = parts;
+  run.view?.setNote(parts.join(' '));
 }
 
 /**
@@ -570,6 +572,10 @@ async function stop() {
   run.stopping = true;
   run.subscription.wantStop();
   updateComposer();
+  // Said at once: a server that does not answer takes 8 s (nginx) to fail the cancel, which was
+  // 9 s of silence after Stop.
+  run.notes.stop = 'Stopping…';
+  showNotes(run);
   try {
     await run.accepted;
   } catch {

@@ -38,3 +38,11 @@ export function stoppingNote(message) {
   return `Stopping… the server has not heard yet${why ? ` (${why})` : ''}; the page keeps telling it`;
 }
 
+/**
+ * What is news in the parts of a note now shown (`after`), against those said before: only the
+ * parts that were not there. One part going (the server answering again) leaves the rest, which
+ * was said already: said again, it sounded like new news (an outside-in probe).
+ * @param {readonly string[]} before
+ * @param {readonly string[]} after
+ */
+export const newParts = (before, after) => after.filter((part) => part && !before.includes(part)).join(' ');

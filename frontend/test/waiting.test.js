@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { stoppingNote, waitingNote, withoutAdvice } from '../src/waiting.js';
+import { newParts, stoppingNote, waitingNote, withoutAdvice } from '../src/waiting.js';
 
 // nginx's bodies (nginx/relaychat.conf.template) and the backend's (backend/api/errors.py).
 const GATEWAY_TIMEOUT = 'the server took too long to answer; try again shortly';
@@ -32,4 +32,13 @@ test('Stop that cannot get through says that it keeps telling the server', () =>
   const note = stoppingNote(GATEWAY_TIMEOUT);
   assert.equal(note, 'Stopping… the server has not heard yet (the server took too long to answer); the page keeps telling it');
   assert.doesNotMatch(note, /try again|trying again/i);
+});
+
+test('a note part that goes does not make the part left news again', () => {
+  const stopping = 'Stopping… the server has not heard yet (the server took too long to answer); the page keeps telling it.';
+  const waiting = waitingNote(GATEWAY_TIMEOUT, { stopping: true });
+  assert.equal(newParts([], ['Stopping…']), 'Stopping…');
+  assert.equal(newParts(['Stopping…'], [stopping, waiting]), `${stopping} ${waiting}`);
+  assert.equal(newParts([stopping, waiting], [stopping]), '', 'the server answers again: the Stop part is not news');
+  assert.equal(newParts([stopping], [stopping]), '', 'shown again (its conversation opened again)');
 });

@@ -244,6 +244,9 @@ async def test_stop_through_a_backend_that_hangs_gives_up_waiting_and_asks_again
 
     await page.get_by_role("button", name="Stop").click()
     note = last_answer(page).locator(".note")
+    # Probe: 9 s of silence after Stop while the cancel hung. Said at once (and heard).
+    await expect(note).to_have_text("Stopping…", timeout=2_000)
+    await expect(page.locator("#announcer")).to_contain_text("Stopping…")
     await expect(note).to_have_text(
         "Stopping… the server has not heard yet (the server did not answer within 10 s); the page"
         " keeps telling it.",
