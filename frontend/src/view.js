@@ -501,6 +501,8 @@ export class AnswerView {
     this.blocks = [];
     /** How many blocks were read out to screen readers. */
     this.announced = 0;
+    /** Whether screen readers were told that the answer has started. */
+    this.startSaid = false;
     /** @type {(change: () => void) => void} */
     this.onChange = (change) => change();
     /** @type {HTMLParagraphElement | null} how it ended, unless it completed */
@@ -550,6 +552,12 @@ export class AnswerView {
       this.thinkingBlock.append(this.thinkingText);
       this.turn.insertBefore(this.thinkingBlock, this.answer);
     }
+    // Said once, as the first of it arrives: the answer itself is said only a finished block at
+    // a time (never token by token), and nothing told a listener that it had started.
+    if (!this.startSaid && (answerText || thinking)) {
+      this.startSaid = true;
+      this.announcer.say(answerText ? 'relaychat is answering…' : 'relaychat is thinking…');
+    }
     this.answerText = answerText;
     this.thinking = thinking;
     this.schedule();
@@ -563,6 +571,7 @@ export class AnswerView {
    */
   showArrived(answerText, thinking) {
     this.announced = finishedCount(splitBlocks(answerText), false);
+    this.startSaid ||= Boolean(answerText || thinking); // said when it started, not again
     this.show(answerText, thinking);
   }
 
@@ -712,6 +721,10 @@ export class AnswerView {
       if (!restored) this.announcer.say(note.textContent ?? '');
       this.notice = note;
       this.onChange(() => this.turn.append(note));
+    } else if (!restored) {
+      // After its last blocks (said by the render above): a listener cannot tell a long
+      // paragraph still being written from the end.
+      this.announcer.say('Answer complete.');
     }
     // Nothing arrived (stopped before its first word, a prompt refused or not sent): no Copy,
     // which would have emptied the clipboard.

@@ -372,3 +372,31 @@ test('how an answer ended is said by the announcer, not by a live region inserte
   restored.finish('error', 'old news', { restored: true });
   assert.equal([...region.children].at(-1)?.textContent, 'Stopped.', 'an ending shown from storage is not news');
 });
+
+test('an answer says once that it started, and that it is complete, never token by token', () => {
+  // (No answer text is rendered: the fake DOM has no DOMPurify. Its blocks are said as before.)
+  const { view, region } = conversationOnPage();
+  const said = () => [...region.children].map((p) => p.textContent);
+  const thinking = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  thinking.show('', '');
+  assert.deepEqual(said(), [], 'nothing yet');
+  thinking.show('', 'Let me');
+  thinking.show('', 'Let me think');
+  assert.deepEqual(said(), ['relaychat is thinking…'], 'once, as its first words (its thinking) arrive');
+  thinking.finish('complete');
+  assert.deepEqual(said(), ['relaychat is thinking…', 'Answer complete.']);
+
+  const answer = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  answer.show('Para', '');
+  answer.show('Para one', '');
+  answer.unschedule();
+  assert.deepEqual(said().slice(2), ['relaychat is answering…']);
+
+  const again = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  again.showArrived('Half of it', ''); // shown again while it arrives: it started before
+  again.show('Half of it, and more', '');
+  again.unschedule();
+  const restored = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  restored.finish('complete', undefined, { restored: true });
+  assert.deepEqual(said().slice(2), ['relaychat is answering…'], 'neither shown again nor from storage is news');
+});
