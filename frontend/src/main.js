@@ -42,7 +42,7 @@ import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
 import { Toast } from './toast.js';
 import { UnseenAnswers } from './unseen.js';
-import { newParts, waitingNote } from './waiting.js';
+import { newParts, waitingNote, withoutAdvice } from './waiting.js';
 import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './view.js';
 
 /** @import { Session } from './api.js' */
@@ -120,7 +120,7 @@ async function loadLimits() {
   } catch (error) {
     showStatus(
       'limits',
-      `Cannot read the server's limits (${messageOf(error)}), so prompts are sent without ` +
+      `Cannot read the server's limits (${withoutAdvice(messageOf(error))}), so prompts are sent without ` +
         'the earlier conversation.',
     );
     return;
@@ -316,31 +316,47 @@ let starting = false;
 let attempts = 0;
 /** How long starting the session may take before the status line says "Connecting…". */
 const CONNECTING_SAID_AFTER_MS = 500;
+/** A session that could not be started is asked for again by itself this much later, then
+ * twice as long each time, up to SESSION_RETRY_MAX_MS (Retry asks at once). */
+const SESSION_RETRY_MS = 2_000;
+const SESSION_RETRY_MAX_MS = 30_000;
+let sessionRetryMs = SESSION_RETRY_MS;
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let sessionRetryTimer;
 /** Retry, on a session that could not be started. */
-const retrySession = () => startSession(true);
+const retrySession = () => startSession('retry');
 /**
- * Starts the session (`POST /api/token`) and the connection; offers Retry when it fails.
- * @param {boolean} [retrying]  Retry was pressed: it stays (with the keyboard on it) while the
- *   session is asked for again (the line emptied and drawn again dropped the keyboard to the
- *   page's start when it failed again)
+ * Starts the session (`POST /api/token`) and the connection; when that fails, offers Retry and
+ * tries again by itself, backing off (the page stayed unusable until Retry was found).
+ * @param {'first' | 'retry' | 'again'} [how]  `retry`: Retry was pressed: it stays (with the
+ *   keyboard on it) while the session is asked for again (the line emptied and drawn again
+ *   dropped the keyboard to the page's start when it failed again); `again`: the page's own
+ *   try, which leaves the line as it is (the same failure again is not news)
  */
-async function startSession(retrying = false) {
+async function startSession(how = 'first') {
   if (starting || connection) return;
+  clearTimeout(sessionRetryTimer);
   starting = true;
-  if (retrying) {
-    attempts += 1;
-    showStatus('connection', 'Connecting…', retrySession);
-  } else {
+  const attempt = (attempts += 1);
+  if (how === 'retry') showStatus('connection', 'Connecting…', retrySession);
+  else if (how === 'first') {
     // Said only when it takes a while: not a flash of the line (and a word) at every load.
-    const attempt = (attempts += 1);
     setTimeout(() => starting && attempt === attempts && showStatus('connection', 'Connecting…'), CONNECTING_SAID_AFTER_MS);
   }
   const [session] = await Promise.allSettled([fetchToken(), limits ? Promise.resolve() : loadLimits()]);
   starting = false;
   if (session.status === 'rejected') {
-    showStatus('connection', `Session failed: cannot start a session (${messageOf(session.reason)}).`, retrySession);
+    showStatus(
+      'connection',
+      `Session failed: cannot start a session (${withoutAdvice(messageOf(session.reason))}). ` +
+        'The page keeps trying; Retry tries now.',
+      retrySession,
+    );
+    sessionRetryTimer = setTimeout(() => startSession('again'), sessionRetryMs);
+    sessionRetryMs = Math.min(sessionRetryMs * 2, SESSION_RETRY_MAX_MS);
     return;
   }
+  sessionRetryMs = SESSION_RETRY_MS;
   showStatus('connection', '');
   connection = { centrifuge: connect(session.value), user: session.value.user };
   followUnfinished();
@@ -1264,12 +1280,14 @@ function updateComposer() {
   form.classList.toggle('answering', answering);
   for (const chip of chips) chip.disabled = !connection;
   view.setAnswering(answering);
-  if (!answering) waitLine.hidden = true;
+  if (!answering && connection) waitLine.hidden = true;
 }
 
-/** Enter while an answer streams: the prompt stays in the box until it can be sent, and says so. */
-function sayThePromptWaits() {
-  const message = 'An answer is still coming; send this once it is done, or Stop it.';
+/**
+ * Enter while an answer streams (or with no session yet): the prompt stays in the box until it
+ * can be sent, and says so.
+ */
+function sayThePromptWaits(message = 'An answer is still coming; send this once it is done, or Stop it.') {
   waitLine.textContent = message;
   waitLine.hidden = false;
   announcer.say(message);
@@ -1278,7 +1296,12 @@ function sayThePromptWaits() {
 form.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = input.value;
-  if (!text.trim() || !connection) return;
+  if (!text.trim()) return;
+  if (!connection) {
+    // It did nothing, without a word: the text stays, and the reader is told why.
+    sayThePromptWaits('Not connected yet; your message stays here, to send once the page is connected.');
+    return;
+  }
   if (runIn(current.id)) {
     sayThePromptWaits();
     return;

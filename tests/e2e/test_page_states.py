@@ -259,3 +259,55 @@ async def test_a_lost_connection_promises_an_answer_only_when_one_is_under_way(
     await expect(status).to_be_hidden(timeout=30_000)
     console_errors.expect("WebSocket")
     console_errors.expect("ERR_INTERNET_DISCONNECTED")
+
+
+async def test_a_slow_session_says_connecting_keeps_what_is_typed_and_is_retried_by_itself(
+    browser: Browser, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    """Probe: with a slow backend at load the page showed 8 s of disabled controls with no word,
+    Enter in the message box did nothing without a word, and after a failure the page waited
+    for the reader to find Retry."""
+    page = await new_page(browser, edge, console_errors)
+    release = asyncio.Event()
+    tokens: list[int] = []
+
+    async def slow_then_refused_then_fine(route: Route) -> None:
+        tokens.append(1)
+        if len(tokens) == 1:
+            await release.wait()  # slow...
+            await route.fulfill(
+                status=504,
+                json={"detail": "the server took too long to answer; try again shortly"},
+            )
+        else:
+            await route.continue_()
+
+    await page.route("**/api/token", slow_then_refused_then_fine)
+    await page.goto("/")
+    status = page.locator("#status")
+    await expect(status).to_have_text("Connecting…")
+    await expect(page.locator("#announcer")).to_contain_text("Connecting…")
+
+    box = page.get_by_label("Your message", exact=True)
+    await box.fill("hello")
+    await box.press("Enter")
+    await expect(page.locator("#prompt-waits")).to_contain_text("Not connected yet")
+    await expect(page.locator("#announcer")).to_contain_text("Not connected yet")
+    await expect(box).to_have_value("hello")
+
+    release.set()  # ... then refused: said without the gateway's "try again shortly"
+    await expect(status).to_contain_text("The page keeps trying; Retry tries now.")
+    await expect(status).not_to_contain_text("try again shortly")
+    await expect(status.get_by_role("button", name="Retry")).to_be_visible()
+    # Tried again by itself, nobody pressing Retry.
+    await expect(status).to_be_hidden(timeout=10_000)
+    await expect(page.locator("#send")).to_be_enabled()
+    await expect(page.locator("#prompt-waits")).to_be_hidden()
+    await expect(box).to_have_value("hello")
+    await box.press("Enter")
+    await page.locator(FINISHED).wait_for()
+    await expect(page.locator(".turn.assistant .answer")).to_contain_text("Hello!")
+    assert len(tokens) == 2
+    await page.context.close()
+    console_errors.expect("504")
+    assert console_errors == []
