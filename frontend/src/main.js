@@ -1276,7 +1276,8 @@ function updateComposer() {
   // keyboard on it to the page's start. It keeps it, and is Send once the answer has ended.
   sendButton.disabled = !answering && !connection;
   sendButton.setAttribute('aria-disabled', String(Boolean(run?.stopping)));
-  sendButton.setAttribute('aria-busy', String(answering));
+  // No aria-busy: it tells assistive technology to hold off presenting the control, which the
+  // reader must be able to press now (the answer's own turn is busy while it arrives).
   form.classList.toggle('answering', answering);
   for (const chip of chips) chip.disabled = !connection;
   view.setAnswering(answering);
