@@ -137,3 +137,16 @@ test("the drawer toggle's dot for news in the list stands out 3:1, on the page a
   }
   assert.deepEqual(under, []);
 });
+
+test("the message box's focus is a 2 px ring in the focus colour, like the other controls' outlines", () => {
+  // Probe: its outline was off, and the only sign a 1 px border colour change of the form.
+  const box = rules().find(({ selectors }) => selectors.includes('.composer textarea'));
+  assert.equal(box?.declarations.get('outline'), 'none', 'the form draws it');
+  const border = rules().find(({ selectors }) => selectors.includes('.composer'))?.declarations.get('border') ?? '';
+  const ring = rules().find(({ selectors }) => selectors.some((s) => /^\.composer:has\(textarea:focus(-visible)?\)$/.test(s)));
+  const shadow = ring?.declarations.get('box-shadow') ?? '';
+  const [, spread] = shadow.match(/^0 0 0 (\d+)px var\(--focus\)$/) ?? [];
+  const [, width] = border.match(/^(\d+)px solid/) ?? [];
+  assert.ok(spread && width, `a ring (${shadow}) around the border (${border})`);
+  assert.ok(Number(spread) + Number(width) >= 2, '2 px at least, with the border');
+});
