@@ -706,8 +706,11 @@ function refreshList() {
     const listed = new Set(conversations.map((c) => c.id));
     for (const id of [...marks.keys()]) if (!listed.has(id)) marks.delete(id);
     list.render(conversations, current.id, marks);
-    // On a narrow screen the list is a drawer: its toggle shows that there is news in it.
-    sidebarToggle.classList.toggle('has-news', [...marks.values()].some((mark) => mark !== 'arriving'));
+    // On a narrow screen the list is a drawer: its toggle shows that there is news in it, to
+    // the eye (a dot) and in its name.
+    const news = [...marks.values()].some((mark) => mark !== 'arriving');
+    sidebarToggle.classList.toggle('has-news', news);
+    sidebarToggle.setAttribute('aria-label', news ? 'Conversations, new answers' : 'Conversations');
   });
   return listing;
 }
