@@ -187,8 +187,12 @@ function connect(session) {
   };
   centrifuge.on('connected', () => {
     if (retired.has(centrifuge)) return;
+    // Back after the status line said it was lost (or could not be made): said, not only the
+    // line going without a word.
+    const recovered = status.parts.connection.text ? (wasConnected ? 'Reconnected.' : 'Connected.') : '';
     wasConnected = true;
     showStatus('connection', '');
+    if (recovered) announcer.say(recovered);
   });
   centrifuge.on('connecting', (ctx) => {
     if (wasConnected && !retired.has(centrifuge)) {
@@ -425,8 +429,16 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         keepProgress(run);
       },
       unsure: (message) => {
+        const waited = Boolean(run.notes.unsure);
         run.notes.unsure = message ? waitingNote(message, { stopping: run.stopping }) : '';
         showNotes(run);
+        // The note going is news too (it went without a word); not when the answer ended with
+        // it (its ending is said), which is known once the outcome's microtasks have run.
+        if (waited && !message) {
+          setTimeout(() => {
+            if (runs.get(channel) === run && !run.notes.unsure) announcer.say('The server is answering again.');
+          }, 0);
+        }
       },
       readSnapshot: async () => {
         try {

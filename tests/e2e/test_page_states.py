@@ -248,6 +248,8 @@ async def test_a_lost_connection_promises_an_answer_only_when_one_is_under_way(
     await expect(status).to_contain_text("Reconnecting; the answer will continue where it stopped.")
     await page.context.set_offline(False)
     await expect(status).to_be_hidden(timeout=30_000)
+    # Probe: the recovery was silent (the line went without a word).
+    await expect(page.locator("#announcer")).to_contain_text("Reconnected.")
     await model.done(channel)
     await page.locator(FINISHED).wait_for()
 

@@ -170,6 +170,8 @@ async def test_a_snapshot_that_gets_no_answer_keeps_the_answer_and_asks_again(
     offline = False
     await model.chunk(channel, "again.")
     await expect(note).to_have_count(0)
+    # Probe: the note went without a word.
+    await expect(page.locator("#announcer")).to_contain_text("The server is answering again.")
     await model.done(channel)
     await expect(last_answer(page)).to_have_attribute("aria-busy", "false")
     await expect(last_answer(page).locator(".notice")).to_have_count(0)
