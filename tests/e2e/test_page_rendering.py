@@ -106,9 +106,15 @@ async def test_text_stays_selected_while_the_answer_streams(page: Page, edge: Ed
         [first, "The second one is still growing word by word.", "A third paragraph."]
     )
 
-    # A screen reader heard each block once, as it was finished, not the answer per frame.
+    # A screen reader heard each block once, as it was finished, not the answer per frame; then
+    # that it is complete (the announcer keeps its last four: "relaychat is answering…" went).
     await expect(page.locator("#announcer p")).to_have_text(
-        [first, "The second one is still growing word by word.", "A third paragraph."]
+        [
+            first,
+            "The second one is still growing word by word.",
+            "A third paragraph.",
+            "Answer complete.",
+        ]
     )
 
 
@@ -197,8 +203,9 @@ async def test_many_blocks_finished_at_once_are_announced_briefly(page: Page, ed
     paragraphs = [" ".join(f"p{n}w{i}" for i in range(45)) for n in range(12)]  # ~300 each
     await model.chunk(channel, "\n\n".join(paragraphs) + "\n\nAnd then")
     said = page.locator("#announcer p")
-    await expect(said).to_have_count(1)
-    text = await said.first.text_content() or ""
+    await expect(said).to_have_count(2)
+    await expect(said.first).to_have_text("relaychat is answering…")
+    text = await said.nth(1).text_content() or ""
     assert text.startswith("p0w0 p0w1 "), text
     assert text.endswith("… (cut short; the answer has the rest)"), text
     assert len(text) < 1_100, len(text)
@@ -265,7 +272,12 @@ async def test_a_selection_in_the_growing_block_stays_until_the_reader_leaves_it
     await model.done(channel)
     await page.locator(FINISHED).wait_for()
     await expect(page.locator("#announcer p")).to_have_text(
-        ["Finished first.", "Growing words one two three.", "Next block goes on."]
+        [
+            "Finished first.",
+            "Growing words one two three.",
+            "Next block goes on.",
+            "Answer complete.",
+        ]
     )
 
 
@@ -279,8 +291,9 @@ async def test_announcements_are_cut_short_and_a_stopped_answer_says_no_more(
     long = " ".join(f"word{n}" for n in range(200))  # about 1,500 characters
     await model.chunk(channel, f"{long}\n\nShort one.\n\nThe rest, which")
     said = page.locator("#announcer p")
-    await expect(said).to_have_count(1)
-    text = await said.first.text_content() or ""
+    await expect(said).to_have_count(2)
+    await expect(said.first).to_have_text("relaychat is answering…")
+    text = await said.nth(1).text_content() or ""
     assert text.startswith("word0 word1 "), text
     assert text.endswith("… (cut short; the answer has the rest) Short one."), text
     assert len(text) < 500, len(text)
@@ -289,7 +302,9 @@ async def test_announcements_are_cut_short_and_a_stopped_answer_says_no_more(
     await page.locator(FINISHED).wait_for()
     await expect(page.locator(".notice")).to_contain_text("Stopped")
     # Said, if at all, as the answer ends (`finish`), before the notice shows: no wait needed.
-    await expect(said).to_have_count(1)
+    # Only "Stopped." follows, as the announcer says the ending.
+    await expect(said).to_have_count(3)
+    await expect(said.last).to_have_text("Stopped.")
 
 
 async def test_right_to_left_text_reads_in_its_own_direction(page: Page, edge: Edge) -> None:
