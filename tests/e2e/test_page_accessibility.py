@@ -350,3 +350,35 @@ async def test_jump_to_latest_leaves_the_keyboard_on_the_latest_message(
     await expect(latest).to_be_focused()
     await page.keyboard.press("Tab")  # on to the latest answer's own actions
     await expect(latest.get_by_role("button", name="Copy")).to_be_focused()
+
+
+async def test_with_the_drawer_open_endings_and_the_status_line_are_still_heard(
+    browser: Browser, edge: Edge, console_errors: ConsoleErrors
+) -> None:
+    """Probe (H1): with the drawer open on a phone, the page behind is inert, and an answer's
+    ending ("The answer failed: …") and the status line ("Connection lost …") sat in it: left out
+    of the accessibility tree, never heard. They are said by the announcer, outside the page."""
+    context = {"base_url": edge.url, "viewport": SIZES["phone"]}
+    async with chat_page(browser, console_errors, **context) as page:
+        model = StandInModel(edge)
+        await model.install(page)
+        await send(page, "hello")
+        channel = await model.next_channel()
+        await model.chunk(channel, "Part of it")
+        await expect(page.locator(".turn.assistant .answer")).to_contain_text("Part of it")
+        toggle = page.locator("#toggle-sidebar")
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+        assert "Your message" not in await screen_reader_names(page)  # the page is inert
+
+        await model.done(channel, reason="timeout")
+        await expect(page.locator("#announcer")).to_contain_text("The answer took too long")
+        assert any("The answer took too long" in name for name in await screen_reader_names(page))
+
+        await page.context.set_offline(True)
+        await expect(page.locator("#announcer")).to_contain_text("Connection lost")
+        assert any("Connection lost" in name for name in await screen_reader_names(page))
+        await page.context.set_offline(False)
+        await expect(page.locator("#announcer")).to_contain_text("Reconnected.", timeout=30_000)
+        console_errors.expect("WebSocket")
+        console_errors.expect("ERR_INTERNET_DISCONNECTED")
