@@ -44,6 +44,20 @@
  */
 
 export const UNTITLED = 'New chat';
+
+/**
+ * The conversation an address names (`#<id>`, percent-encoded), or '' for none: a fragment that
+ * does not decode (`#%E0%A4%A`, from a crafted link) names none. It threw, and the page's start
+ * stopped before it picked up the answers still running (a security probe).
+ * @param {string} hash `location.hash`
+ */
+export function addressedId(hash) {
+  try {
+    return decodeURIComponent(hash.slice(1));
+  } catch {
+    return '';
+  }
+}
 const TITLE_CHARS = 60;
 /** The most turns a conversation keeps (the oldest go first). */
 export const MAX_TURNS = 400;

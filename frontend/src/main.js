@@ -17,6 +17,7 @@ import { answerChannel, channelUser, newStreamId, streamIdOf } from './channel.j
 import { copyText } from './clipboard.js';
 import {
   REJECTED,
+  addressedId,
   askAgain,
   boxAfterEdit,
   boxWithEdit,
@@ -926,7 +927,7 @@ function newChat() {
 
 /** Opens the conversation the address names (`#<id>`), or a new chat. */
 async function openFromAddress() {
-  const id = decodeURIComponent(location.hash.slice(1));
+  const id = addressedId(location.hash);
   if (id === current.id) return;
   const conversation = id ? await store.get(id) : null;
   if (conversation) showConversation(conversation, true);

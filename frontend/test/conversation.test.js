@@ -6,6 +6,7 @@ import { test } from 'node:test';
 
 import {
   UNTITLED,
+  addressedId,
   askAgain,
   boxWithEdit,
   editPrompt,
@@ -163,4 +164,10 @@ test('what storage gives back is checked: unreadable turns and records are left 
       { role: 'assistant', channel: 'stream:abcdefgh#u', reason: 'complete', answer: 'hello' },
     ],
   });
+});
+
+test('an address names its conversation; one that does not decode names none', () => {
+  assert.equal(addressedId('#c_1%20a'), 'c_1 a');
+  assert.equal(addressedId(''), '');
+  assert.equal(addressedId('#%E0%A4%A'), ''); // threw, and the page's start stopped there
 });
