@@ -22,9 +22,11 @@ from backend.api.deps import Services
 from backend.api.errors import BodyLimits, install_error_handlers
 from backend.api.limits import max_body_bytes
 from backend.api.main import api_router
+from backend.api.routes import centrifugo_proxy
 from backend.api.session import SessionRenewal
 from backend.api.slots import DirectSlots
 from backend.centrifugo.publisher import CentrifugoPublisher
+from backend.centrifugo.subscriptions import Budget, SubscribeGate
 from backend.centrifugo.transport import ServerApiTransport
 from backend.cluster.redis_streams import RedisStreams, connect
 from backend.config import Settings, get_settings
@@ -136,6 +138,7 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.subscribe_gate = subscribe_gate(settings)
     max_body = max_body_bytes(
         settings.max_text_chars, settings.max_history_chars, settings.max_history_turns
     )
@@ -148,8 +151,20 @@ def create_app(
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     install_error_handlers(app)
     app.include_router(api_router)
+    # Outside /api/: Centrifugo's alone, never routed by nginx.
+    app.include_router(centrifugo_proxy.router)
     metrics.install(app)
     return app
+
+
+def subscribe_gate(settings: Settings) -> SubscribeGate:
+    """The subscribe proxy's budgets of fresh channels (backend/centrifugo/subscriptions.py)."""
+    return SubscribeGate(
+        per_user=Budget(settings.subscribe_burst_per_user, settings.subscribe_rate_per_user),
+        per_address=Budget(
+            settings.subscribe_burst_per_address, settings.subscribe_rate_per_address
+        ),
+    )
 
 
 ORPHAN_CHECK_SECONDS = 1.0

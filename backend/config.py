@@ -63,6 +63,17 @@ class Settings(BaseSettings):
     )
     # Answers one user may have streaming at once (relay and direct ones counted apart).
     max_streams_per_user: int = Field(4, ge=1, validation_alias="MAX_STREAMS_PER_USER")
+    # Fresh channels (no answer known there) one user may subscribe to: a burst, then so many a
+    # second; and one client address (many users behind one NAT). A page needs one a prompt.
+    # Beyond them Centrifugo's subscribe proxy refuses (backend/centrifugo/subscriptions.py).
+    subscribe_burst_per_user: int = Field(30, ge=1, validation_alias="SUBSCRIBE_BURST_PER_USER")
+    subscribe_rate_per_user: float = Field(1.0, gt=0, validation_alias="SUBSCRIBE_RATE_PER_USER")
+    subscribe_burst_per_address: int = Field(
+        120, ge=1, validation_alias="SUBSCRIBE_BURST_PER_ADDRESS"
+    )
+    subscribe_rate_per_address: float = Field(
+        4.0, gt=0, validation_alias="SUBSCRIBE_RATE_PER_ADDRESS"
+    )
     # `text` (one readable line per record) or `json` (one JSON object per line).
     log_format: Literal["text", "json"] = Field("text", validation_alias="LOG_FORMAT")
     # Unset: one backend process, its streams in memory. Set (redis://host:6379/0): the streams
