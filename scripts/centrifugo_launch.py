@@ -46,8 +46,12 @@ V5_KEYS: dict[tuple[str, ...], str] = {
     ("engine", "type"): "engine",
     ("engine", "redis", "address"): "redis_address",
     ("channel", "namespaces"): "namespaces",
+    ("channel", "proxy", "subscribe", "endpoint"): "proxy_subscribe_endpoint",
+    ("channel", "proxy", "subscribe", "timeout"): "proxy_subscribe_timeout",
+    # v5's list is shared by all its proxies; this project has only the subscribe one.
+    ("channel", "proxy", "subscribe", "http_headers"): "proxy_http_headers",
 }
-# Keys of a namespace object: the same in both versions.
+# Keys of a namespace object: the same in both versions, or (NAMESPACE_RENAMES) renamed.
 NAMESPACE_KEYS = frozenset(
     {
         "name",
@@ -56,8 +60,10 @@ NAMESPACE_KEYS = frozenset(
         "history_ttl",
         "history_meta_ttl",
         "force_recovery",
+        "subscribe_proxy_enabled",
     }
 )
+NAMESPACE_RENAMES = {"subscribe_proxy_enabled": "proxy_subscribe"}
 # Variables of this project's own that are not Centrifugo settings.
 # This project's own variables, not Centrifugo's: never passed to it (scripts/centrifugo.sh reads
 # them; an exported CENTRIFUGO_VERSION made the v5 launch refuse to start, as an unknown setting).
@@ -97,7 +103,7 @@ def to_v5(config: Mapping[str, Any]) -> dict[str, Any]:
                 "scripts/centrifugo_launch.py V5_KEYS"
             )
         if path == NAMESPACES:
-            _check_namespaces(value, ".".join(path))
+            value = _v5_namespaces(value, ".".join(path))
         flat[V5_KEYS[path]] = value
     return flat
 
@@ -118,7 +124,9 @@ def v5_environment(env: Mapping[str, str]) -> dict[str, str]:
                 "scripts/centrifugo_launch.py V5_KEYS"
             )
         if name == v6_variable(NAMESPACES):
-            _check_namespaces(_json_value(name, value), name)
+            namespaces = _json_value(name, value)
+            renamed = _v5_namespaces(namespaces, name)
+            value = value if renamed == namespaces else json.dumps(renamed)
         result[renames[name]] = value
     return result
 
@@ -145,6 +153,15 @@ def _check_namespaces(namespaces: Any, where: str) -> None:
                 f"namespace key(s) {', '.join(unknown)} in {where} have no checked v5 equivalent "
                 "in scripts/centrifugo_launch.py NAMESPACE_KEYS"
             )
+
+
+def _v5_namespaces(namespaces: Any, where: str) -> list[dict[str, Any]]:
+    """The namespaces checked, each key under its v5 name."""
+    _check_namespaces(namespaces, where)
+    return [
+        {NAMESPACE_RENAMES.get(key, key): value for key, value in namespace.items()}
+        for namespace in namespaces
+    ]
 
 
 def _json_value(name: str, value: str) -> Any:

@@ -227,7 +227,10 @@ def services(env: Mapping[str, str], state: Path, centrifugo: str) -> list[Servi
             state,
             centrifugo_port,
             centrifugo_host,
-            {ORIGINS: allowed_origins(env, nginx.host, nginx.port)},
+            {
+                ORIGINS: allowed_origins(env, nginx.host, nginx.port),
+                **subscribe_proxy(backend_host, backend_port),
+            },
             host_setting="CENTRIFUGO_HTTP_SERVER_ADDRESS",
         ),
         backend_service("backend", backend_port, backend_host, host_setting="BACKEND_HOST"),
@@ -260,9 +263,17 @@ def cluster_services(env: Mapping[str, str], state: Path, centrifugo: str) -> li
         "CENTRIFUGO_ENGINE_REDIS_ADDRESS": redis_url,
         ORIGINS: allowed_origins(env, nginx.host, nginx.port),
     }
+    # Each node asks its own backend (they share the streams registry on Redis).
     centrifugos = [
-        centrifugo_service(f"centrifugo-{n}", centrifugo, state, port, "127.0.0.1", engine)
-        for n, port in enumerate(nodes, 1)
+        centrifugo_service(
+            f"centrifugo-{n}",
+            centrifugo,
+            state,
+            port,
+            "127.0.0.1",
+            {**engine, **subscribe_proxy("127.0.0.1", backend)},
+        )
+        for n, (port, backend) in enumerate(zip(nodes, backends, strict=True), 1)
     ]
     # Each backend publishes through its own node, and through the other while its own fails.
     backend_services = [
@@ -282,6 +293,13 @@ def cluster_services(env: Mapping[str, str], state: Path, centrifugo: str) -> li
         for n, (port, node) in enumerate(zip(backends, nodes, strict=True), 1)
     ]
     return [redis, *centrifugos, *backend_services, nginx]
+
+
+def subscribe_proxy(backend_host: str, backend_port: int) -> dict[str, str]:
+    """Where Centrifugo asks the backend about each subscribe (centrifugo/config.json
+    `channel.proxy.subscribe`; backend/centrifugo/subscriptions.py)."""
+    url = f"http://{local_address(backend_host)}:{backend_port}/centrifugo/subscribe"
+    return {"CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_ENDPOINT": url}
 
 
 def centrifugo_service(

@@ -65,6 +65,10 @@ def stack_for(
             "COALESCE_WINDOW_MS": "5",
             # The tests run dozens of answers at once as one user (one connection).
             "MAX_STREAMS_PER_USER": "100",
+            # ... each subscribed before its execute: fresh channels beyond a page's budget
+            # (tests/integration/test_subscribe_limit.py runs with the defaults).
+            "SUBSCRIBE_BURST_PER_USER": "1000",
+            "SUBSCRIBE_BURST_PER_ADDRESS": "1000",
             "PYTHONUNBUFFERED": "1",
             **settings,
         }
@@ -86,6 +90,8 @@ def centrifugo_server(stack: Stack, workdir: Path) -> Server:
     env = {name: stack.backend_env[name] for name in shared}
     env["CENTRIFUGO_HTTP_SERVER_PORT"] = stack.centrifugo_url.rpartition(":")[2]
     env["CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"] = origins
+    # Its own backend decides each subscribe (backend/centrifugo/subscriptions.py).
+    env["CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_ENDPOINT"] = f"{stack.backend_url}/centrifugo/subscribe"
     command = centrifugo_command(workdir)
     return Server("centrifugo", command, clean_environment(env), f"{stack.centrifugo_url}/health")
 

@@ -158,6 +158,10 @@ async def test_a_paused_backend_holds_requests_through_nginx_seconds_not_minutes
         async with ChatSession.open(edge.url, edge.websocket_url, ORIGIN) as chat:
             channels = [chat.new_channel() for _ in range(4)]
             subscribed = [await chat.subscribe(channel) for channel in channels]
+            # Live before the pause: node 1 asks backend 1 about each subscribe (the subscribe
+            # proxy), and a paused backend 1 holds new subscribes there until it answers again.
+            for sub, _ in subscribed:
+                await sub.ready(10)
             cluster.backends[0].signal(signal.SIGSTOP)
             # The test's own limit, far below the 300 s that nginx waited before.
             async with httpx.AsyncClient(

@@ -70,6 +70,18 @@ async def test_centrifugo_server_api_is_not_reachable(
     assert "result" not in response.text
 
 
+@pytest.mark.parametrize("path", ["/centrifugo/subscribe", "/api/../centrifugo/subscribe"])
+async def test_the_backend_s_subscribe_proxy_is_not_reachable(
+    http: httpx.AsyncClient, edge: Edge, path: str
+) -> None:
+    """Centrifugo's alone: through nginx it is nobody's (backend/centrifugo/subscriptions.py)."""
+    user = (await http.post("/api/token")).json()["user"]
+    body = {"user": user, "channel": f"stream:abcdefgh#{user}"}
+    response = await http.post(path, json=body)
+    assert response.status_code == 404
+    assert "result" not in response.text
+
+
 @pytest.mark.parametrize(
     "path", ["/admin", "/admin/", "/metrics", "/health", "/connection/api/publish", "/api/../admin"]
 )

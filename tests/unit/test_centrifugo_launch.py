@@ -32,8 +32,56 @@ def test_the_project_config_translates_key_for_key() -> None:
     assert v5["allowed_origins"] == v6["client"]["allowed_origins"]
     assert v5["client_recovery_max_publication_limit"] == 1000
     assert v5["client_history_max_publication_limit"] == 1000
-    assert v5["namespaces"] == v6["channel"]["namespaces"]
-    assert v5["namespaces"][0]["allow_user_limited_channels"] is True
+    stream = {**v6["channel"]["namespaces"][0]}
+    stream["proxy_subscribe"] = stream.pop("subscribe_proxy_enabled")
+    assert v5["namespaces"] == [stream]
+    assert v5["namespaces"][0]["proxy_subscribe"] is True
+    subscribe = v6["channel"]["proxy"]["subscribe"]
+    assert v5["proxy_subscribe_endpoint"] == subscribe["endpoint"]
+    assert v5["proxy_subscribe_timeout"] == subscribe["timeout"]
+    assert v5["proxy_http_headers"] == ["X-Forwarded-For"]
+
+
+def test_the_subscribe_proxy_is_on_for_streams_and_user_limited_channels_off() -> None:
+    """Centrifugo lets a user-limited channel's own user in without asking the proxy: with
+    both on, any client could still make any number of fresh channels (probe H1)."""
+    v6 = json.loads(PROJECT_CONFIG.read_text())
+    (stream,) = v6["channel"]["namespaces"]
+
+    assert stream["subscribe_proxy_enabled"] is True
+    assert not stream.get("allow_user_limited_channels")
+    assert "allow_subscribe_for_client" not in stream
+    subscribe = v6["channel"]["proxy"]["subscribe"]
+    assert subscribe["endpoint"].endswith("/centrifugo/subscribe")
+    assert subscribe["timeout"] == "1s"
+
+
+def test_the_subscribe_proxy_settings_become_v5_keys_and_variables() -> None:
+    v6 = {
+        "channel": {
+            "proxy": {
+                "subscribe": {"endpoint": "http://b/s", "timeout": "1s", "http_headers": ["X-A"]}
+            },
+            "namespaces": [{"name": "stream", "subscribe_proxy_enabled": True}],
+        }
+    }
+
+    assert to_v5(v6) == {
+        "proxy_subscribe_endpoint": "http://b/s",
+        "proxy_subscribe_timeout": "1s",
+        "proxy_http_headers": ["X-A"],
+        "namespaces": [{"name": "stream", "proxy_subscribe": True}],
+    }
+    namespaces = json.dumps([{"name": "stream", "subscribe_proxy_enabled": True}])
+    assert v5_environment(
+        {
+            "CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_ENDPOINT": "http://b/s",
+            "CENTRIFUGO_CHANNEL_NAMESPACES": namespaces,
+        }
+    ) == {
+        "CENTRIFUGO_PROXY_SUBSCRIBE_ENDPOINT": "http://b/s",
+        "CENTRIFUGO_NAMESPACES": json.dumps([{"name": "stream", "proxy_subscribe": True}]),
+    }
 
 
 def test_nested_settings_become_flat_keys() -> None:

@@ -426,3 +426,19 @@ def test_each_cluster_backend_publishes_through_its_own_node_then_the_other(
     assert plan["backend-2"].env["RELAY_CENTRIFUGO_API_URL"] == (
         f"http://127.0.0.1:{second}/api http://127.0.0.1:{first}/api"
     )
+
+
+def test_each_centrifugo_asks_its_own_backend_about_subscribes(tmp_path: Path) -> None:
+    """The subscribe proxy (probe H1) at the backend's port, as `make run` and `make
+    run-cluster` start them: a node asking a port where nothing listens refuses every subscribe."""
+    endpoint = "CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_ENDPOINT"
+    env = {**PORTS, "BACKEND_PORT": "9322", "CENTRIFUGO_HTTP_SERVER_PORT": "9324"}
+
+    single = {service.name: service for service in services(env, tmp_path, "centrifugo")}
+    cluster = {service.name: service for service in cluster_services(env, tmp_path, "centrifugo")}
+
+    assert single["centrifugo"].env[endpoint] == "http://127.0.0.1:9322/centrifugo/subscribe"
+    assert cluster["centrifugo-1"].env[endpoint] == "http://127.0.0.1:9322/centrifugo/subscribe"
+    assert cluster["centrifugo-2"].env[endpoint] == "http://127.0.0.1:9323/centrifugo/subscribe"
+    on_every_interface = services({**env, "BACKEND_HOST": "0.0.0.0"}, tmp_path, "centrifugo")
+    assert on_every_interface[0].env[endpoint] == "http://127.0.0.1:9322/centrifugo/subscribe"

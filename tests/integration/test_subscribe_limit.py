@@ -1,0 +1,130 @@
+"""The subscribe proxy against a flood of fresh channels (probe H1: one connection churning
+subscriptions to fresh channels of its own grew Centrifugo by ~210 MB in 30 s), with the
+default budgets, on a real Centrifugo and backend."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from backend.llm.simulated import answer_for
+from tests.clients import ChatSession, answer_of
+from tests.processes import free_port
+from tests.stack import ORIGIN, Stack, backend_server, centrifugo_server, stack_for
+
+BURST = 30  # SUBSCRIBE_BURST_PER_USER's default
+TOO_MANY_NEW_CHANNELS = 429
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Centrifugo and a backend with the default subscribe budgets (the other tests' stack
+    raises them: they subscribe dozens of channels at once as one user)."""
+    stack = stack_for(
+        free_port(),
+        free_port(),
+        (free_port(), free_port()),
+        SUBSCRIBE_BURST_PER_USER=str(BURST),
+        SUBSCRIBE_RATE_PER_USER="1",
+        SUBSCRIBE_BURST_PER_ADDRESS="120",
+        SUBSCRIBE_RATE_PER_ADDRESS="4",
+    )
+    servers = [centrifugo_server(stack, tmp_path_factory.mktemp("limited")), backend_server(stack)]
+    try:
+        for server in servers:
+            server.start()
+        yield stack
+    finally:
+        for server in reversed(servers):
+            server.close()
+
+
+@pytest.fixture
+async def session(limited: Stack) -> AsyncIterator[ChatSession]:
+    async with ChatSession.open(limited.backend_url, limited.websocket_url, ORIGIN) as chat:
+        yield chat
+
+
+@pytest.fixture
+async def other_session(limited: Stack) -> AsyncIterator[ChatSession]:
+    async with ChatSession.open(limited.backend_url, limited.websocket_url, ORIGIN) as chat:
+        yield chat
+
+
+async def flood(stack: Stack, http: httpx.AsyncClient, user: str, count: int) -> list[Any]:
+    """`count` subscribes to fresh channels of `user`'s, at once on one raw connection, as
+    the probe sent them (with recovery from the start); the replies, in order."""
+    token = (await http.post("/api/token")).json()["token"]
+    async with websockets.connect(stack.websocket_url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+        await ws.send(json.dumps({"id": 1, "connect": {"token": token}}))
+        assert "connect" in json.loads(await ws.recv())
+        commands = [
+            json.dumps(
+                {
+                    "id": 2 + n,
+                    "subscribe": {
+                        "channel": f"stream:{secrets.token_hex(8)}#{user}",
+                        "recover": True,
+                        "offset": 0,
+                        "epoch": "",
+                    },
+                }
+            )
+            for n in range(count)
+        ]
+        await ws.send("\n".join(commands))
+        replies: dict[int, Any] = {}
+        async with asyncio.timeout(20):
+            while len(replies) < count:
+                for line in str(await ws.recv()).splitlines():
+                    message = json.loads(line)
+                    if message == {}:
+                        await ws.send("{}")  # a ping
+                    elif "id" in message:
+                        replies[message["id"]] = message
+        return [replies[2 + n] for n in range(count)]
+
+
+async def test_a_flood_of_fresh_channels_is_refused_past_the_budget_not_the_user_s_prompt(
+    limited: Stack, session: ChatSession, other_session: ChatSession
+) -> None:
+    replies = await flood(limited, session.http, session.user, 100)
+
+    allowed = [reply for reply in replies if "subscribe" in reply]
+    refused = [reply["error"] for reply in replies if "error" in reply]
+    assert BURST <= len(allowed) <= BURST + 3  # a few refilled while the flood went on
+    assert len(allowed) + len(refused) == 100
+    assert {error["code"] for error in refused} == {TOO_MANY_NEW_CHANNELS}
+    assert all(
+        error["temporary"] and "too many new channels" in error["message"] for error in refused
+    )
+
+    # The same user's prompt, subscribed before its execute as the page does: refused at first
+    # (the budget is spent), subscribed by the SDK's retry once its answer runs: whole.
+    channel = session.new_channel()
+    _sub, collector = await session.subscribe(channel)
+    response = await session.execute(channel, "after the flood")
+    assert response.status_code == 202
+    publications = await collector.wait_for_done()
+    assert answer_of(publications) == answer_for("after the flood")
+    assert publications[-1]["done"] is True
+    codes = {getattr(error.error, "code", None) for error in collector.errors}
+    assert codes == {TOO_MANY_NEW_CHANNELS}
+
+    # Another user: subscribed at once, never refused.
+    channel = other_session.new_channel()
+    _sub, collector = await other_session.subscribe(channel)
+    await asyncio.wait_for(collector.subscribed.wait(), 5)
+    response = await other_session.http.post(
+        "/api/execute", json={"text": "unaffected", "channel": channel}
+    )
+    assert response.status_code == 202
+    assert answer_of(await collector.wait_for_done()) == answer_for("unaffected")
+    assert collector.errors == []
