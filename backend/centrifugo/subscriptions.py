@@ -25,11 +25,20 @@ from backend.centrifugo.channels import STREAM_NAMESPACE, channel_user
 PERMISSION_DENIED = 103
 # A proxy's own error code (Centrifugo leaves 400-1999 to applications).
 TOO_MANY_NEW_CHANNELS = 429
+# A client that goes on past its refusals is disconnected (4000-4499: the SDKs reconnect, through
+# nginx's limit on new WebSockets), so that subscribes refused at a connection's full speed
+# (~770 a second from one probe connection) do not turn into as many calls to the backend.
+TOO_MANY_REFUSED = 4429
 # The most users and addresses whose buckets are kept; the least recently refilled go first.
 MAX_BUCKETS = 100_000
 
 Reply = dict[str, Any]
 ALLOW: Reply = {"result": {}}
+
+
+def disconnect(code: int, reason: str) -> Reply:
+    """A subscribe proxy reply that closes the client's connection."""
+    return {"disconnect": {"code": code, "reason": reason}}
 
 
 def refusal(code: int, message: str, *, temporary: bool = False) -> Reply:
@@ -85,6 +94,10 @@ class SubscribeGate:
     ) -> None:
         self._users = Buckets(per_user, clock)
         self._addresses = Buckets(per_address, clock)
+        # Refusals have budgets of the same sizes: an honest page, retried by its SDK after a
+        # backoff of 0.5 s and more for each of its few answers, never spends them.
+        self._refused_users = Buckets(per_user, clock)
+        self._refused_addresses = Buckets(per_address, clock)
 
     async def decide(
         self, user: str, channel: str, address: str, known: Callable[[str], Awaitable[bool]]
@@ -96,17 +109,26 @@ class SubscribeGate:
             return refusal(PERMISSION_DENIED, "permission denied")
         if await known(channel):
             return ALLOW
-        if not self._users.available(user) or (address and not self._addresses.available(address)):
+        if _take(self._users, user, self._addresses, address):
+            return ALLOW
+        if _take(self._refused_users, user, self._refused_addresses, address):
             return refusal(
                 TOO_MANY_NEW_CHANNELS,
                 "too many new channels subscribed; subscribe to a channel once its answer "
                 "has started, or slow down",
                 temporary=True,
             )
-        self._users.take(user)
-        if address:
-            self._addresses.take(address)
-        return ALLOW
+        return disconnect(TOO_MANY_REFUSED, "too many subscribes refused")
+
+
+def _take(users: Buckets, user: str, addresses: Buckets, address: str) -> bool:
+    """One from the user's bucket and the address's (when known), if both have one."""
+    if not users.available(user) or (address and not addresses.available(address)):
+        return False
+    users.take(user)
+    if address:
+        addresses.take(address)
+    return True
 
 
 def _owns(user: str, channel: str) -> bool:

@@ -11,6 +11,7 @@ from backend.centrifugo.subscriptions import (
     ALLOW,
     PERMISSION_DENIED,
     TOO_MANY_NEW_CHANNELS,
+    TOO_MANY_REFUSED,
     Buckets,
     Budget,
     SubscribeGate,
@@ -100,6 +101,28 @@ async def test_one_address_is_limited_across_its_users() -> None:
     assert replies[:5] == [ALLOW] * 5
     assert all(reply["error"]["code"] == TOO_MANY_NEW_CHANNELS for reply in replies[5:])
     assert await subscribe.decide("u9", "stream:c9#u9", "198.51.100.1", unknown) == ALLOW
+
+
+async def test_a_client_going_on_past_its_refusals_is_disconnected() -> None:
+    """Each refused subscribe is a call to the backend: one connection made ~770 a second.
+    Disconnected, it comes back only through nginx's limit on new WebSockets."""
+    clock = Clock()
+    subscribe = gate(clock)
+    replies = [await subscribe.decide("u1", f"stream:c{n}#u1", "", unknown) for n in range(8)]
+
+    assert replies[:3] == [ALLOW] * 3
+    assert all(reply["error"]["code"] == TOO_MANY_NEW_CHANNELS for reply in replies[3:6])
+    assert (
+        replies[6:]
+        == [{"disconnect": {"code": TOO_MANY_REFUSED, "reason": "too many subscribes refused"}}] * 2
+    )
+    assert 4000 <= TOO_MANY_REFUSED <= 4499  # the SDKs reconnect after it
+    assert await subscribe.decide("u1", "stream:c0#u1", "", known) == ALLOW
+    assert await subscribe.decide("u2", "stream:c0#u2", "", unknown) == ALLOW
+
+    clock.now += 1.0
+
+    assert await subscribe.decide("u1", "stream:x#u1", "", unknown) == ALLOW
 
 
 async def test_a_refused_subscribe_takes_nothing_from_the_budget() -> None:
