@@ -114,7 +114,16 @@ def measure(window_ms: float, count: int, delay_ms: tuple[float, float]) -> Resu
         "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": secret,
         "CENTRIFUGO_HTTP_SERVER_PORT": str(c_port),
     }
-    centrifugo_env = clean_environment({**shared, "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": ORIGIN})
+    centrifugo_env = clean_environment(
+        {
+            **shared,
+            "CENTRIFUGO_CLIENT_ALLOWED_ORIGINS": ORIGIN,
+            # Its backend decides each subscribe (backend/centrifugo/subscriptions.py).
+            "CENTRIFUGO_CHANNEL_PROXY_SUBSCRIBE_ENDPOINT": (
+                f"http://127.0.0.1:{b_port}/centrifugo/subscribe"
+            ),
+        }
+    )
     backend_env = clean_environment(
         {
             **shared,
@@ -126,6 +135,8 @@ def measure(window_ms: float, count: int, delay_ms: tuple[float, float]) -> Resu
             "MAX_STREAM_SECONDS": "300",
             # Each connection here is one user with many answers at once.
             "MAX_STREAMS_PER_USER": str(CHANNELS_PER_CONNECTION),
+            # ... each subscribed before its execute: more fresh channels than a page's budget.
+            "SUBSCRIBE_BURST_PER_USER": str(CHANNELS_PER_CONNECTION),
             # The steady state: no history lookup per execute in the process's first minutes.
             "REUSED_CHANNEL_CHECK_SECONDS": "0",
         }
