@@ -69,10 +69,10 @@ class Settings(BaseSettings):
     subscribe_burst_per_user: int = Field(30, ge=1, validation_alias="SUBSCRIBE_BURST_PER_USER")
     subscribe_rate_per_user: float = Field(1.0, gt=0, validation_alias="SUBSCRIBE_RATE_PER_USER")
     subscribe_burst_per_address: int = Field(
-        120, ge=1, validation_alias="SUBSCRIBE_BURST_PER_ADDRESS"
+        300, ge=1, validation_alias="SUBSCRIBE_BURST_PER_ADDRESS"
     )
     subscribe_rate_per_address: float = Field(
-        4.0, gt=0, validation_alias="SUBSCRIBE_RATE_PER_ADDRESS"
+        20.0, gt=0, validation_alias="SUBSCRIBE_RATE_PER_ADDRESS"
     )
     # `text` (one readable line per record) or `json` (one JSON object per line).
     log_format: Literal["text", "json"] = Field("text", validation_alias="LOG_FORMAT")

@@ -34,8 +34,8 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         (free_port(), free_port()),
         SUBSCRIBE_BURST_PER_USER=str(BURST),
         SUBSCRIBE_RATE_PER_USER="1",
-        SUBSCRIBE_BURST_PER_ADDRESS="120",
-        SUBSCRIBE_RATE_PER_ADDRESS="4",
+        SUBSCRIBE_BURST_PER_ADDRESS="300",
+        SUBSCRIBE_RATE_PER_ADDRESS="20",
     )
     servers = [centrifugo_server(stack, tmp_path_factory.mktemp("limited")), backend_server(stack)]
     try:
