@@ -102,9 +102,10 @@ def backend_server(stack: Stack) -> Server:
 
 
 @contextmanager
-def running_stack(workdir: Path) -> Iterator[Stack]:
-    """Centrifugo (as `make run` starts it) and the backend on free ports, until the block ends."""
-    stack = stack_for(free_port(), free_port(), (free_port(), free_port()))
+def running_stack(workdir: Path, **settings: str) -> Iterator[Stack]:
+    """Centrifugo (as `make run` starts it) and the backend on free ports, until the block ends;
+    `settings` over the tests' own (`stack_for`)."""
+    stack = stack_for(free_port(), free_port(), (free_port(), free_port()), **settings)
     servers = [centrifugo_server(stack, workdir), backend_server(stack)]
     try:
         for server in servers:

@@ -16,8 +16,7 @@ import websockets
 
 from backend.llm.simulated import answer_for
 from tests.clients import ChatSession, answer_of
-from tests.processes import free_port
-from tests.stack import ORIGIN, Stack, backend_server, centrifugo_server, stack_for
+from tests.stack import ORIGIN, Stack, running_stack
 
 BURST = 30  # SUBSCRIBE_BURST_PER_USER's default
 TOO_MANY_NEW_CHANNELS = 429
@@ -28,23 +27,14 @@ TOO_MANY_REFUSED = 4429
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Centrifugo and a backend with the default subscribe budgets (the other tests' stack
     raises them: they subscribe dozens of channels at once as one user)."""
-    stack = stack_for(
-        free_port(),
-        free_port(),
-        (free_port(), free_port()),
+    with running_stack(
+        tmp_path_factory.mktemp("limited"),
         SUBSCRIBE_BURST_PER_USER=str(BURST),
         SUBSCRIBE_RATE_PER_USER="1",
         SUBSCRIBE_BURST_PER_ADDRESS="300",
         SUBSCRIBE_RATE_PER_ADDRESS="20",
-    )
-    servers = [centrifugo_server(stack, tmp_path_factory.mktemp("limited")), backend_server(stack)]
-    try:
-        for server in servers:
-            server.start()
+    ) as stack:
         yield stack
-    finally:
-        for server in reversed(servers):
-            server.close()
 
 
 @pytest.fixture
