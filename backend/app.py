@@ -31,6 +31,7 @@ from backend.centrifugo.transport import ServerApiTransport
 from backend.cluster.redis_streams import RedisStreams, connect
 from backend.config import Settings, get_settings
 from backend.core.answer import Answerer
+from backend.core.capacity import Capacity
 from backend.core.ports import Model, Publisher, PublishError, Streams, StreamsUnavailable
 from backend.core.relay import Relay
 from backend.core.streams import LocalStreams
@@ -103,12 +104,16 @@ def create_app(
             registry = (
                 streams if streams is not None else await _registry(stack, settings, the_publisher)
             )
+            # This process's places for answers, relay and direct ones together.
+            capacity = Capacity(settings.max_running_streams)
             relay = Relay(
                 answerer,
                 the_publisher,
                 registry,
                 window=settings.coalesce_window_ms / 1000,
                 max_per_owner=settings.max_streams_per_user,
+                max_per_address=settings.max_streams_per_address,
+                capacity=capacity,
                 events=events,
             )
             if not isinstance(registry, LocalStreams):
@@ -117,7 +122,11 @@ def create_app(
             # Asked once now, in the background: the first prompts then need not wait for it.
             warm_up = asyncio.create_task(_warm_up(the_publisher), name="publisher warm-up")
             stack.push_async_callback(_stop, warm_up)
-            direct = DirectSlots(settings.max_streams_per_user)
+            direct = DirectSlots(
+                settings.max_streams_per_user,
+                per_address=settings.max_streams_per_address,
+                capacity=capacity,
+            )
             services = Services(answerer, relay, the_publisher, asyncio.Event(), direct)
             app.state.services = services
             yield

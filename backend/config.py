@@ -63,6 +63,17 @@ class Settings(BaseSettings):
     )
     # Answers one user may have streaming at once (relay and direct ones counted apart).
     max_streams_per_user: int = Field(4, ge=1, validation_alias="MAX_STREAMS_PER_USER")
+    # Answers started from one client address running at once (relay and direct ones counted
+    # apart), whatever the users: sessions are free, so one address could otherwise start
+    # answers without end. Relay answers are counted across every backend process sharing the
+    # registry (REDIS_URL), direct ones per process. 64: an office of a few hundred people
+    # behind one NAT, a few dozen of them waiting for an answer at the same moment (an answer
+    # takes seconds), is far below it; 16 users at their full MAX_STREAMS_PER_USER reach it.
+    max_streams_per_address: int = Field(64, ge=1, validation_alias="MAX_STREAMS_PER_ADDRESS")
+    # Answers one backend process runs at once, relay and direct ones together; past it a new
+    # one is refused with 503 and Retry-After. Above what the benchmarks run in one process
+    # (2,000 streams); a process runs several thousand simulated ones.
+    max_running_streams: int = Field(5000, ge=1, validation_alias="MAX_RUNNING_STREAMS")
     # Fresh channels (no answer known there) one user may subscribe to: a burst, then so many a
     # second; and one client address (many users behind one NAT). A page needs one a prompt.
     # Beyond them Centrifugo's subscribe proxy refuses (backend/centrifugo/subscriptions.py).

@@ -97,6 +97,8 @@ def main() -> None:
         "SIM_TOKEN_DELAY_MAX_MS": str(args.token_delay_ms[1]),
         "COALESCE_WINDOW_MS": str(args.window_ms),
         "MAX_STREAMS_PER_USER": str(CHANNELS_PER_CONNECTION),
+        # ... every connection from one address (loopback).
+        "MAX_STREAMS_PER_ADDRESS": str(MAX_STREAMS),
         "MAX_STREAM_SECONDS": "300",
     }
     tokens_per_answer = statistics.mean(len(tokenize(answer_for(p))) for p in PROMPTS)

@@ -135,6 +135,8 @@ def measure(window_ms: float, count: int, delay_ms: tuple[float, float]) -> Resu
             "MAX_STREAM_SECONDS": "300",
             # Each connection here is one user with many answers at once.
             "MAX_STREAMS_PER_USER": str(CHANNELS_PER_CONNECTION),
+            # ... every connection from one address (loopback).
+            "MAX_STREAMS_PER_ADDRESS": str(MAX_STREAMS),
             # ... each subscribed before its execute: more fresh channels than a page's budget.
             "SUBSCRIBE_BURST_PER_USER": str(CHANNELS_PER_CONNECTION),
             # The steady state: no history lookup per execute in the process's first minutes.

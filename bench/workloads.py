@@ -368,6 +368,8 @@ def servers_for(path: Path_, delay_ms: float) -> Iterator[tuple[dict[str, int], 
                 COALESCE_WINDOW_MS=f"{path.window_ms:g}",
                 # One connection (one user) carries many answers at once here.
                 MAX_STREAMS_PER_USER=str(CHANNELS_PER_CONNECTION),
+                # ... every connection from one address (loopback).
+                MAX_STREAMS_PER_ADDRESS=str(MAX_STREAMS),
                 MAX_STREAM_SECONDS="300",
                 # The steady state: a new process's first 2 minutes also ask Centrifugo whether
                 # each execute's channel was used before it started (one more API call each).

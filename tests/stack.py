@@ -65,6 +65,9 @@ def stack_for(
             "COALESCE_WINDOW_MS": "5",
             # The tests run dozens of answers at once as one user (one connection).
             "MAX_STREAMS_PER_USER": "100",
+            # ... all from one address, loopback (tests/integration/test_answer_caps.py runs
+            # with a small cap).
+            "MAX_STREAMS_PER_ADDRESS": "1000",
             # ... each subscribed before its execute: fresh channels beyond a page's budget
             # (tests/integration/test_subscribe_limit.py runs with the defaults).
             "SUBSCRIBE_BURST_PER_USER": "1000",

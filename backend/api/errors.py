@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,13 +18,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backend.api.schemas import NOT_UNICODE, ErrorResponse
 from backend.centrifugo.channels import CHANNEL_HINT
 from backend.config import Settings
-from backend.core.ports import StreamsRecovering, StreamsUnavailable, TooManyStreams
+from backend.core.ports import (
+    ServerBusy,
+    StreamsRecovering,
+    StreamsUnavailable,
+    TooManyFromAddress,
+    TooManyStreams,
+)
 from backend.core.unicode import is_carriable, repaired
 
 logger = logging.getLogger(__name__)
 
-# How long a client refused for having too many answers streaming is told to wait.
+# How long a client refused for having too many answers streaming (its user's, its address's, or
+# this process's) is told to wait.
 RETRY_AFTER_SECONDS = 5
+_RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}}
 # The `responses` of routes that act for a user, and of routes that start answers.
 NEEDS_SESSION: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No session: call POST /api/token first."}
@@ -40,10 +50,24 @@ TOO_LARGE: dict[int | str, dict[str, Any]] = {
 TOO_MANY: dict[int | str, dict[str, Any]] = {
     429: {
         "model": ErrorResponse,
-        "description": "The user already has MAX_STREAMS_PER_USER answers streaming.",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+        "description": "The user already has MAX_STREAMS_PER_USER answers streaming, or the "
+        "client's address MAX_STREAMS_PER_ADDRESS: nothing was started.",
+        "headers": _RETRY_AFTER,
     }
 }
+# The 503 of a process already running MAX_RUNNING_STREAMS answers (the start of a route's own
+# 503 description, which may name other reasons).
+BUSY = (
+    "This backend process already runs MAX_RUNNING_STREAMS answers (with Retry-After): "
+    "nothing was started."
+)
+
+
+def busy_response(also: str = "") -> dict[int | str, dict[str, Any]]:
+    """The `responses` entry of a route that starts answers: 503 when the process is full, and
+    for `also`."""
+    description = f"{BUSY} {also}".strip()
+    return {503: {"model": ErrorResponse, "description": description, "headers": _RETRY_AFTER}}
 
 
 async def _too_many_streams(request: Request, exc: Exception) -> JSONResponse:
@@ -55,6 +79,41 @@ async def _too_many_streams(request: Request, exc: Exception) -> JSONResponse:
     )
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return JSONResponse({"detail": detail}, status_code=429, headers=headers)
+
+
+async def _too_many_from_address(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TooManyFromAddress)
+    detail = (
+        f"{exc.limit} {'answer is' if exc.limit == 1 else 'answers are'} already streaming "
+        "from your network address, as many as one address may (people behind one office "
+        "network share it); wait for one to finish, then send again"
+    )
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return JSONResponse({"detail": detail}, status_code=429, headers=headers)
+
+
+# A flood of refusals is logged once this often, not once each.
+BUSY_LOG_SECONDS = 10.0
+_busy_logged_at = -math.inf
+
+
+async def _server_busy(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServerBusy)
+    global _busy_logged_at
+    if time.monotonic() - _busy_logged_at >= BUSY_LOG_SECONDS:
+        _busy_logged_at = time.monotonic()
+        logger.warning(
+            "refusing new answers (503): this process already runs %d (MAX_RUNNING_STREAMS)",
+            exc.limit,
+        )
+    detail = (
+        "the server is busy: it is running as many answers as it can right now; nothing was "
+        "started, try again shortly"
+    )
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return JSONResponse(
+        {"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers=headers
+    )
 
 
 # The most problems a 422 lists one by one (a body can hold thousands of bad items).
@@ -243,5 +302,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(TooManyStreams, _too_many_streams)
+    app.add_exception_handler(TooManyFromAddress, _too_many_from_address)
+    app.add_exception_handler(ServerBusy, _server_busy)
     app.add_exception_handler(StreamsUnavailable, _streams_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -1,12 +1,15 @@
 """The `Streams` registry on Redis, shared by every backend process (REDIS_URL): one running
-stream per channel across all of them, a per-user cap that holds across them, snapshots any of
-them can serve, a stop that reaches the process running the stream (Redis pub/sub), and leases,
-so that a stream whose process died is ended by a survivor (`reap_expired`).
+stream per channel across all of them, per-user and per-client-address caps that hold across
+them, snapshots any of them can serve, a stop that reaches the process running the stream (Redis
+pub/sub), and leases, so that a stream whose process died is ended by a survivor
+(`reap_expired`).
 
-Keys (all under `relaychat:`): `run:<channel>` a hash (lease, owner, seq) while it runs, with
-`text:<channel>` and `thinking:<channel>` (APPENDed strings); `leases`, a sorted set of running
-channels by lease expiry (ms); `owner:<user>`, the channels a user runs; `done:<channel>`, the
-finished snapshot as JSON, kept as long as the channel's history (120 s); `since`, the Redis
+Keys (all under `relaychat:`): `run:<channel>` a hash (lease, owner, address, seq) while it
+runs, with `text:<channel>` and `thinking:<channel>` (APPENDed strings); `leases`, a sorted set
+of running channels by lease expiry (ms); `owner:<user>`, the channels a user runs;
+`addr:<address>`, the channels started from one client address (whoever records a stream's end,
+its owner or a survivor that reaps it, takes it out of both); `done:<channel>`, the finished
+snapshot as JSON, kept as long as the channel's history (120 s); `since`, the Redis
 server's run id and when (Redis ms) the processes first saw it. A Redis that restarted (without
 its data, or with an older copy of it) or failed over has another run id, and one that lost its
 data has no `since`: for `RECOVERY_LEASES` leases after a process first notices (each checks at
@@ -44,6 +47,7 @@ from backend.core.ports import (
     StreamBusy,
     StreamsRecovering,
     StreamsUnavailable,
+    TooManyFromAddress,
     TooManyStreams,
 )
 from backend.core.types import Done, Snapshot
@@ -144,9 +148,14 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 'busy' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'used' end
 local max = tonumber(ARGV[4])
 if max > 0 and redis.call('SCARD', KEYS[4]) >= max then return 'too_many' end
-redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'owner', ARGV[3], 'seq', 0)
+local address, max_address = ARGV[6], tonumber(ARGV[7])
+if address ~= '' and max_address > 0 and redis.call('SCARD', KEYS[6]) >= max_address then
+  return 'too_many_from_address'
+end
+redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'owner', ARGV[3], 'seq', 0, 'address', address)
 redis.call('ZADD', KEYS[3], now_ms() + tonumber(ARGV[5]), ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
+if address ~= '' then redis.call('SADD', KEYS[6], ARGV[1]) end
 redis.call('DEL', KEYS[5])  -- a stop left for an earlier stream here is not this one's
 return 'ok'
 """
@@ -193,6 +202,7 @@ _FINISH = (
 local function finish(channel, done_json, ttl, published)
   local run = 'relaychat:run:' .. channel
   local owner = redis.call('HGET', run, 'owner')
+  local address = redis.call('HGET', run, 'address')
   local seq = tonumber(redis.call('HGET', run, 'seq') or '0')
   local last = tonumber(redis.call('HGET', run, 'last') or seq)
   local text = redis.call('GET', 'relaychat:text:' .. channel) or ''
@@ -209,6 +219,7 @@ local function finish(channel, done_json, ttl, published)
   redis.call('DEL', run, 'relaychat:text:' .. channel, 'relaychat:thinking:' .. channel)
   redis.call('ZREM', 'relaychat:leases', channel)
   if owner then redis.call('SREM', 'relaychat:owner:' .. owner, channel) end
+  if address and address ~= '' then redis.call('SREM', 'relaychat:addr:' .. address, channel) end
   return last
 end
 """
@@ -260,14 +271,15 @@ return out
 """
 )
 
-# Renews the leases of the streams given (ARGV[1]: the lease in ms, ARGV[2] the recovery window
-# in ms; then channel, lease, owner for each; run every round, with no streams too, so that a
-# restarted Redis is noticed at once); returns the channels another process ended meanwhile
-# (their finished snapshot exists), e.g. after this one could not reach Redis for a whole lease,
-# and the stop requests left for this process's streams while Redis was recovering (channel,
-# request; each taken once). A stream that is simply gone (Redis restarted without its data) is
-# taken again, its lease included: a survivor that reaps it later must publish its `done` under
-# the owner's key (backend/core/endings.py).
+# Renews the leases of the streams given (ARGV[1]: the lease in ms, ARGV[2] the recovery window in
+# ms; then channel, lease, owner, client address for each; run every round, with no streams too, so
+# that a restarted Redis is noticed at once); returns the channels another process ended meanwhile
+# (their finished snapshot exists), e.g. after this one could not reach Redis for a whole lease, and
+# the stop requests left for this process's streams while Redis was recovering (channel, request;
+# each taken once). A stream that is simply gone (Redis restarted without its data) is taken again,
+# its lease, owner and address included (counted again against both caps: they hold again once every
+# owner has renewed): a survivor that reaps it later must publish its `done` under the owner's key
+# (backend/core/endings.py).
 _RENEW = (
     _NOW_MS
     + _RECOVERING
@@ -276,15 +288,17 @@ local lost, stops = {}, {}
 local expiry = now_ms() + tonumber(ARGV[1])
 redis.call('SET', 'relaychat:renewed', now_ms())  -- the reapers' sign that Redis is not stalled
 recovering(tonumber(ARGV[2]))  -- notices a restart (sets `since`) as soon as may be
-for i = 3, #ARGV, 3 do
-  local channel, lease, owner = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 3, #ARGV, 4 do
+  local channel, lease, owner, address = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('EXISTS', 'relaychat:done:' .. channel) == 1 then
     table.insert(lost, channel)
   else
     local run = 'relaychat:run:' .. channel
     if redis.call('EXISTS', run) == 0 then
       redis.call('HSET', run, 'lease', lease, 'owner', owner, 'seq', 0, 'partial', 1)
+      redis.call('HSET', run, 'address', address)
       redis.call('SADD', 'relaychat:owner:' .. owner, channel)
+      if address ~= '' then redis.call('SADD', 'relaychat:addr:' .. address, channel) end
     end
     redis.call('ZADD', KEYS[1], expiry, channel)
     local left = 'relaychat:stop:' .. channel
@@ -313,6 +327,7 @@ def _done_json(done: Done) -> str:
 class _Local:
     lease: str
     owner: str
+    address: str
     stop: StopRequest
     # Once Redis has it: only then is it renewed (a renewal re-creates a stream Redis lost, and
     # must not create one whose claim is still on its way: that claim would find it "busy").
@@ -327,6 +342,7 @@ class _Releasing:
 
     lease: str
     owner: str
+    address: str
     done: Done
 
 
@@ -387,7 +403,14 @@ class RedisStreams:
         return StreamsUnavailable(str(exc))
 
     async def claim(
-        self, channel: str, stop: StopRequest, *, owner: str = "", max_per_owner: int = 0
+        self,
+        channel: str,
+        stop: StopRequest,
+        *,
+        owner: str = "",
+        max_per_owner: int = 0,
+        address: str = "",
+        max_per_address: int = 0,
     ) -> str:
         if channel in self._local:
             raise StreamBusy(channel)
@@ -398,10 +421,12 @@ class RedisStreams:
             LEASES,
             f"{PREFIX}owner:{owner}",
             f"{PREFIX}stop:{channel}",
+            f"{PREFIX}addr:{address}",
         ]
         args: list[str | int] = [channel, lease, owner, max_per_owner, self._lease_ms]
+        args += [address, max_per_address]
         # Known here before the claim lands, so that a stop arriving right after finds it.
-        self._local[channel] = _Local(lease, owner, stop)
+        self._local[channel] = _Local(lease, owner, address, stop)
         try:
             result = await self._claim(keys=keys, args=args)
         except RedisError as exc:
@@ -418,6 +443,8 @@ class RedisStreams:
             raise ChannelUsed(channel)
         if result == "too_many":
             raise TooManyStreams(max_per_owner)
+        if result == "too_many_from_address":
+            raise TooManyFromAddress(max_per_address)
         local = self._local.get(channel)
         if local is not None and local.lease == lease:  # not released meanwhile
             local.claimed = True
@@ -454,7 +481,7 @@ class RedisStreams:
             return await self._finish_run(channel, lease, done)
         except RedisError as exc:
             if local is not None and local.lease == lease:  # finished by a later renewal
-                self._releasing[channel] = _Releasing(lease, local.owner, done)
+                self._releasing[channel] = _Releasing(lease, local.owner, local.address, done)
             raise self._unavailable(exc) from exc
 
     async def _finish_run(self, channel: str, lease: str, done: Done) -> bool:
@@ -550,12 +577,18 @@ class RedisStreams:
     async def _renew_forever(self) -> None:
         while not self._closing:
             await asyncio.sleep(self._lease_seconds / 3)
-            streams = [(ch, run.lease, run.owner) for ch, run in self._local.items() if run.claimed]
-            streams += [(ch, run.lease, run.owner) for ch, run in self._releasing.items()]
+            streams = [
+                (ch, run.lease, run.owner, run.address)
+                for ch, run in self._local.items()
+                if run.claimed
+            ]
+            streams += [
+                (ch, run.lease, run.owner, run.address) for ch, run in self._releasing.items()
+            ]
             # With none too: a Redis that restarted is noticed (`since`) as soon as may be.
             args: list[str | int] = [self._lease_ms, self._recovery_ms]
-            for channel, lease, owner in streams:
-                args += [channel, lease, owner]
+            for channel, lease, owner, address in streams:
+                args += [channel, lease, owner, address]
             try:
                 lost, stops = await self._renew(keys=[LEASES], args=args)
             except Exception as exc:  # Redis briefly unreachable: try again at the next round

@@ -63,6 +63,23 @@ class TooManyStreams(Exception):
         self.limit = limit
 
 
+class TooManyFromAddress(Exception):
+    """The client's address already has as many answers streaming as one address may (many
+    users, each with sessions of their own, behind it)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} answers are already streaming from this client address")
+        self.limit = limit
+
+
+class ServerBusy(Exception):
+    """This process already runs as many answers as it may: nothing was started."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"{limit} answers are already running in this process")
+        self.limit = limit
+
+
 # One publication: the channel, the chunk or done, its idempotency key (None: none), and the
 # stream it belongs to (its lease: one stream's chunks and `done`s share it, the next stream
 # on the channel has another; "" for none).
@@ -123,12 +140,22 @@ class Streams(Protocol):
     stream's snapshot (its answer so far), kept for a while after it ended."""
 
     async def claim(
-        self, channel: str, stop: StopRequest, *, owner: str = "", max_per_owner: int = 0
+        self,
+        channel: str,
+        stop: StopRequest,
+        *,
+        owner: str = "",
+        max_per_owner: int = 0,
+        address: str = "",
+        max_per_address: int = 0,
     ) -> str:
-        """Register a stream in `channel` for `owner`; return its lease. Raise `StreamBusy`
-        when one runs there, `ChannelUsed` when one ran there recently, `TooManyStreams` when
-        `owner` already runs `max_per_owner` (0: no cap). `stop` is called, in the claiming
-        process, when someone asks the stream to end."""
+        """Register a stream in `channel` for `owner`, started from the client `address`;
+        return its lease. Raise `StreamBusy` when one runs there, `ChannelUsed` when one ran
+        there recently, `TooManyStreams` when `owner` already runs `max_per_owner` (0: no cap),
+        `TooManyFromAddress` when streams started from `address` already number
+        `max_per_address` (0, or no address: no cap). Every cap counts the streams of every
+        process that shares the registry. `stop` is called, in the claiming process, when
+        someone asks the stream to end."""
         ...
 
     async def record(self, chunks: Sequence[Recording]) -> list[bool]:

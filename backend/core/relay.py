@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 from backend.core.answer import Answerer, AnswerFailed
+from backend.core.capacity import Capacity
 from backend.core.endings import CANCELLED, ORPHANED, SHUTDOWN, UNEXPECTED, done_key
 from backend.core.outbox import MAX_RATE, Outbox, Outgoing
 from backend.core.ports import Publisher, PublishError, StreamEvents, Streams
@@ -72,17 +73,24 @@ class Relay:
         *,
         window: float,
         max_per_owner: int = 0,
+        max_per_address: int = 0,
+        capacity: Capacity | None = None,
         events: tuple[StreamEvents, ...] = (),
         max_rate: float = MAX_RATE,
     ) -> None:
         """`window`: the coalescing window in seconds (0: one chunk per token), widened under
-        load so that publications stay near `max_rate` a second (backend/core/outbox.py)."""
+        load so that publications stay near `max_rate` a second (backend/core/outbox.py).
+        `max_per_owner`, `max_per_address`: the running streams one owner, one client address,
+        may have (0: no cap), counted by the registry; `capacity`: this process's places for
+        answers (None: no cap), one taken from `start` to the stream's end."""
         self._answerer = answerer
         self._publisher = publisher
         self._streams = streams
         self._outbox = Outbox(publisher, streams, window=window, max_rate=max_rate)
         self._events = events
         self._max_per_owner = max_per_owner  # running streams one owner may have; 0: no cap
+        self._max_per_address = max_per_address
+        self._capacity = capacity
         self._local: dict[str, _Stream] = {}
 
     @property
@@ -90,13 +98,34 @@ class Relay:
         """Streams running in this process."""
         return len(self._local)
 
-    async def start(self, channel: str, question: Question, *, owner: str = "") -> None:
-        """Start streaming the answer to `question` into `channel` for `owner`; return at once.
-        Raises `StreamBusy` when a stream already runs there, `TooManyStreams` when `owner`
-        already runs as many as one may."""
+    async def start(
+        self, channel: str, question: Question, *, owner: str = "", address: str = ""
+    ) -> None:
+        """Start streaming the answer to `question` into `channel` for `owner`, asked from the
+        client `address`; return at once. Raises `ServerBusy` when this process runs as many
+        streams as it may, `StreamBusy` when a stream already runs there, `TooManyStreams` when
+        `owner` already runs as many as one may, `TooManyFromAddress` when `address` does.
+        Refused, nothing was started."""
+        if self._capacity is not None:
+            self._capacity.take()  # before the claim: a busy process asks the registry nothing
+        try:
+            await self._claim_and_run(channel, question, owner, address)
+        except BaseException:
+            if self._capacity is not None:
+                self._capacity.give_back()
+            raise
+
+    async def _claim_and_run(
+        self, channel: str, question: Question, owner: str, address: str
+    ) -> None:
         stream = _Stream(channel, question)
         stream.lease = await self._streams.claim(
-            channel, stream.request_stop, owner=owner, max_per_owner=self._max_per_owner
+            channel,
+            stream.request_stop,
+            owner=owner,
+            max_per_owner=self._max_per_owner,
+            address=address,
+            max_per_address=self._max_per_address,
         )
         stream.out = self._outbox.open(channel, stream.lease, stream.id, stream.request_stop)
         self._local[channel] = stream
@@ -147,6 +176,14 @@ class Relay:
             logger.warning("%d stream(s) could not publish their done in time", len(late))
 
     async def _run(self, stream: _Stream) -> None:
+        try:
+            await self._run_to_the_end(stream)
+        finally:
+            # However it ended: its place in this process is free again.
+            if self._capacity is not None:
+                self._capacity.give_back()
+
+    async def _run_to_the_end(self, stream: _Stream) -> None:
         done = CANCELLED
         try:
             done = await self._answer(stream)

@@ -18,6 +18,7 @@ from backend.core.ports import (
     Recording,
     StopRequest,
     StreamBusy,
+    TooManyFromAddress,
     TooManyStreams,
 )
 from backend.core.types import Done, Snapshot
@@ -57,6 +58,7 @@ class _Running:
     lease: str
     stop: StopRequest
     owner: str
+    address: str
     # The answer so far, in pieces: joined when someone asks (a join per chunk would copy the
     # whole answer again for every chunk).
     text: list[str] = field(default_factory=list)
@@ -85,6 +87,7 @@ class LocalStreams:
     ) -> None:
         self._running: dict[str, _Running] = {}
         self._owned: Counter[str] = Counter()  # running streams per owner
+        self._addressed: Counter[str] = Counter()  # running streams per client address
         self._finished = _FinishedSnapshots(finished_max_bytes, finished_ttl, self._forgot_early)
         self._finished_ttl = finished_ttl
         self._used_before = used_before
@@ -103,7 +106,14 @@ class LocalStreams:
         return channel in self._running
 
     async def claim(
-        self, channel: str, stop: StopRequest, *, owner: str = "", max_per_owner: int = 0
+        self,
+        channel: str,
+        stop: StopRequest,
+        *,
+        owner: str = "",
+        max_per_owner: int = 0,
+        address: str = "",
+        max_per_address: int = 0,
     ) -> str:
         # Asked first: what follows does not wait, so no other claim can come in between.
         if (
@@ -120,9 +130,13 @@ class LocalStreams:
             raise ChannelUsed(channel)
         if max_per_owner and self._owned[owner] >= max_per_owner:
             raise TooManyStreams(max_per_owner)
+        if address and max_per_address and self._addressed[address] >= max_per_address:
+            raise TooManyFromAddress(max_per_address)
         lease = uuid.uuid4().hex
-        self._running[channel] = _Running(lease, stop, owner)
+        self._running[channel] = _Running(lease, stop, owner, address)
         self._owned[owner] += 1
+        if address:
+            self._addressed[address] += 1
         return lease
 
     async def record(self, chunks: Sequence[Recording]) -> list[bool]:
@@ -141,6 +155,10 @@ class LocalStreams:
         self._owned[running.owner] -= 1
         if not self._owned[running.owner]:
             del self._owned[running.owner]
+        if running.address:
+            self._addressed[running.address] -= 1
+            if not self._addressed[running.address]:
+                del self._addressed[running.address]
         snapshot = running.snapshot(Done(done.reason, done.error))
         try:
             self._finished[channel] = snapshot

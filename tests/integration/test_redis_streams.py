@@ -21,6 +21,7 @@ from backend.core.ports import (
     StreamBusy,
     StreamsRecovering,
     StreamsUnavailable,
+    TooManyFromAddress,
     TooManyStreams,
 )
 from backend.core.types import Chunk, Done, Snapshot
@@ -115,6 +116,62 @@ async def test_the_per_user_cap_holds_across_processes(
     await second.claim("stream:dddddddd#u_2", nothing, owner="u_2", max_per_owner=2)  # others
     await second.release("stream:bbbbbbbb#u_1", lease, Done("complete"))
     await first.claim("stream:cccccccc#u_1", nothing, owner="u_1", max_per_owner=2)
+
+
+async def test_the_per_address_cap_holds_across_processes_and_every_end_frees_its_place(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """Sessions are free: one address's answers are counted whatever their users, across the
+    processes; a place comes back when its stream is released, and when a survivor reaps the
+    stream of a process that died."""
+    first, second = two
+
+    async def from_office(registry: RedisStreams, channel: str) -> str:
+        owner = channel.partition("#")[2]  # a user of its own each: sessions are free
+        return await registry.claim(
+            channel, nothing, owner=owner, address="203.0.113.7", max_per_address=2
+        )
+
+    await from_office(first, "stream:aaaaaaaa#u_1")
+    lease = await from_office(second, "stream:bbbbbbbb#u_2")
+    with pytest.raises(TooManyFromAddress) as refused:
+        await from_office(first, "stream:cccccccc#u_3")
+    assert refused.value.limit == 2
+    assert await first.snapshot("stream:cccccccc#u_3") is None  # nothing claimed
+    elsewhere = await first.claim(
+        "stream:dddddddd#u_4", nothing, owner="u_4", address="198.51.100.9", max_per_address=2
+    )
+
+    await second.release("stream:bbbbbbbb#u_2", lease, Done("complete"))
+    dead = await from_office(second, "stream:cccccccc#u_3")
+    with pytest.raises(TooManyFromAddress):
+        await from_office(first, "stream:eeeeeeee#u_5")
+
+    await second.aclose()  # the second process dies with a stream from the office
+    async with _raw(redis_server) as raw:
+        await raw.zadd("relaychat:leases", {"stream:cccccccc#u_3": 0})  # its lease ran out
+    assert await first.reap_expired(GONE) == [("stream:cccccccc#u_3", 0, dead)]
+    await from_office(first, "stream:eeeeeeee#u_5")
+    assert await first.release("stream:dddddddd#u_4", elsewhere, Done("complete"))
+    async with _raw(redis_server) as raw:
+        assert await raw.smembers("relaychat:addr:203.0.113.7") == {
+            "stream:aaaaaaaa#u_1",
+            "stream:eeeeeeee#u_5",
+        }
+        assert await raw.exists("relaychat:addr:198.51.100.9") == 0
+
+
+async def test_after_redis_lost_its_data_the_renewals_count_each_address_again(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    first, second = two
+    lease = await first.claim(CHANNEL, nothing, owner="u_1", address="::/64", max_per_address=1)
+    await _lose_redis_data_and_wait_for_the_renewal(redis_server)
+
+    with pytest.raises(TooManyFromAddress):
+        await second.claim(OTHER, nothing, owner="u_2", address="::/64", max_per_address=1)
+    assert await first.release(CHANNEL, lease, Done("complete"))
+    await second.claim(OTHER, nothing, owner="u_2", address="::/64", max_per_address=1)
 
 
 async def test_any_process_serves_the_snapshot(two: tuple[RedisStreams, RedisStreams]) -> None:

@@ -15,8 +15,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from backend.api.address import request_address
 from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
-from backend.api.errors import NEEDS_SESSION, TOO_LARGE, TOO_MANY
+from backend.api.errors import NEEDS_SESSION, TOO_LARGE, TOO_MANY, busy_response
 from backend.api.limits import check_question
 from backend.api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from backend.core.answer import AnswerFailed
@@ -151,15 +152,19 @@ async def _events(
 @router.post(
     "/chat",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
+    responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS, **busy_response()},
 )
 async def chat(
-    question: CheckedQuestion, user: CurrentUser, services: ServicesDep, settings: SettingsDep
+    request: Request,
+    question: CheckedQuestion,
+    user: CurrentUser,
+    services: ServicesDep,
+    settings: SettingsDep,
 ) -> EventStream:
     """The answer as Server-Sent Events: `data: {"token": ...}` per chunk (thinking chunks add
     `"phase": "thinking"`), `data: {"error": ...}` on failure, then `data: [DONE]`; a
     `: keep-alive` comment while the model is silent."""
-    release = services.direct.take(user)
+    release = services.direct.take(user, request_address(request))
     chunks = services.answerer.chunks(question)
     events = _events(chunks, settings.sse_keepalive_seconds, services.stopping)
     return EventStream(events, on_close=release)
@@ -169,6 +174,7 @@ async def chat(
     "/chat/sync",
     responses={
         **_ERRORS,
+        **busy_response("Also when the server starts to stop before the answer is complete."),
         502: {"model": ErrorResponse, "description": "The model failed."},
         504: {"model": ErrorResponse, "description": "The answer took too long."},
     },
@@ -180,7 +186,7 @@ async def chat_sync(
     the answer and frees its place at once, as on `/api/chat` (it went on to the end, for
     nobody, and the user's retries got 429 meanwhile: an outside-in probe); so does the server
     starting to stop (503), as `/api/chat` ends with an error event then."""
-    release = services.direct.take(user)
+    release = services.direct.take(user, request_address(request))
     chunks = services.answerer.chunks(question)
     try:
         async with contextlib.aclosing(chunks):

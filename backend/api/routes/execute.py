@@ -11,8 +11,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 
+from backend.api.address import request_address
 from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
-from backend.api.errors import NEEDS_SESSION, TOO_LARGE, TOO_MANY
+from backend.api.errors import NEEDS_SESSION, TOO_LARGE, TOO_MANY, busy_response
 from backend.api.limits import check_question
 from backend.api.schemas import CancelRequest, ChannelResponse, ErrorResponse, ExecuteRequest
 from backend.core.ports import ChannelUsed, PublishError, StreamBusy
@@ -67,11 +68,10 @@ def _check_owner(channel_user: str, user: str) -> None:
         409: {"model": ErrorResponse, "description": "The channel already has a running stream."},
         422: {"model": ErrorResponse, "description": "Malformed channel, blank or too long text."},
         **TOO_MANY,
-        503: {
-            "model": ErrorResponse,
-            "description": "Centrifugo cannot be reached, or the request reached the backend "
-            "after nginx had given up on it: nothing was started.",
-        },
+        **busy_response(
+            "Also when Centrifugo or a shared streams registry cannot be reached, or the request "
+            "reached the backend after nginx had given up on it: nothing was started."
+        ),
     },
 )
 async def execute(
@@ -104,7 +104,9 @@ async def execute(
             "send it again",
         )
     try:
-        await services.relay.start(body.channel, question, owner=user)
+        await services.relay.start(
+            body.channel, question, owner=user, address=request_address(request)
+        )
     except ChannelUsed:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
