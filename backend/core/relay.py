@@ -40,6 +40,8 @@ class _Stream:
     # Set once the answer is over: a stop arriving while its `done` is being released and
     # published must not cancel that.
     answered: bool = False
+    # Whether its place in the process (`Capacity`) is free again.
+    place_freed: bool = False
 
     @property
     def chunks(self) -> int:
@@ -179,7 +181,11 @@ class Relay:
         try:
             await self._run_to_the_end(stream)
         finally:
-            # However it ended: its place in this process is free again.
+            self._free_place(stream)  # however it ended (normally freed before its `done`)
+
+    def _free_place(self, stream: _Stream) -> None:
+        if not stream.place_freed:
+            stream.place_freed = True
             if self._capacity is not None:
                 self._capacity.give_back()
 
@@ -204,6 +210,9 @@ class Relay:
             ended = replace(done, seq=stream.chunks)
             if not await self._release(stream, ended):
                 ended = replace(ORPHANED, seq=stream.chunks)  # as the other process says
+            # Freed with its place in the registry, before the `done` goes out: a client that
+            # sends its next prompt on the `done` finds both free.
+            self._free_place(stream)
             await self._publish_done(stream, ended)
             stats = stream.stats()
             for events in self._events:
