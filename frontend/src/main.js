@@ -552,7 +552,7 @@ async function recordEnding(run) {
   const onScreen = current.id === run.conversationId;
   if (onScreen) {
     current = withEnding(current, run.channel, ending) ?? current;
-    run.view?.finish(reason, error);
+    run.view?.finish(reason, error, { stopPressed: run.stopping });
     offerLastActions();
     updateComposer();
   }

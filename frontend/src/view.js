@@ -416,6 +416,9 @@ const ENDINGS = {
   rejected: 'The prompt was not accepted',
 };
 
+/** How an answer that completed before Stop reached the server ends. */
+const STOPPED_TOO_LATE = 'The answer had already finished before Stop took effect';
+
 /**
  * What a screen reader is told of a finished block: its text, shortened, with a code block said
  * only as "Code block, <language>, <n> lines" (read out, an 800-line block took minutes; its
@@ -700,9 +703,11 @@ export class AnswerView {
    * its actions appear.
    * @param {string} reason
    * @param {string} [message]
-   * @param {{restored?: boolean}} [options]  `restored`: shown from storage, nothing to announce
+   * @param {{restored?: boolean, stopPressed?: boolean}} [options]  `restored`: shown from
+   *   storage, nothing to announce; `stopPressed`: the reader pressed Stop (an answer that
+   *   completed all the same says why it was not stopped)
    */
-  finish(reason, message, { restored = false } = {}) {
+  finish(reason, message, { restored = false, stopPressed = false } = {}) {
     this.unschedule();
     // Stopped: the reader wanted no more of it, so the rest of it is not read out either.
     if (restored || reason === 'cancelled') this.announced = Number.MAX_SAFE_INTEGER;
@@ -712,8 +717,11 @@ export class AnswerView {
     if (this.thinkingBlock) this.thinkingBlock.open = false;
     this.cursor.remove();
     this.turn.setAttribute('aria-busy', 'false');
-    if (reason !== 'complete') {
-      const ending = ENDINGS[reason] || 'The answer ended unexpectedly';
+    // Stop came too late: the answer had finished before the server heard it, and ends
+    // complete. Said, or the reader who pressed Stop is left to wonder why it was not stopped.
+    const tooLate = reason === 'complete' && stopPressed;
+    if (reason !== 'complete' || tooLate) {
+      const ending = tooLate ? STOPPED_TOO_LATE : ENDINGS[reason] || 'The answer ended unexpectedly';
       const note = element('p', `notice ${reason}`, message ? `${ending}: ${message}.` : `${ending}.`);
       // No live region: one inserted with its text in it is missed by some screen readers, and
       // inside the page it is not heard while the conversations drawer makes it inert. The

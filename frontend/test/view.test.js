@@ -400,3 +400,24 @@ test('an answer says once that it started, and that it is complete, never token 
   restored.finish('complete', undefined, { restored: true });
   assert.deepEqual(said().slice(2), ['relaychat is answering…'], 'neither shown again nor from storage is news');
 });
+
+test('an answer that completed before Stop reached the server says so, on it and to the announcer', () => {
+  // Probe: Stop pressed as the answer finished ended "complete" without a word of why it was not
+  // stopped.
+  const { view, region } = conversationOnPage();
+  const said = () => [...region.children].map((p) => p.textContent);
+  const late = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  late.finish('complete', undefined, { stopPressed: true });
+  const notice = late.root.querySelector('.notice');
+  assert.equal(notice?.textContent, 'The answer had already finished before Stop took effect.');
+  assert.equal(said().at(-1), 'The answer had already finished before Stop took effect.');
+
+  const stopped = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  stopped.finish('cancelled', undefined, { stopPressed: true });
+  assert.equal(stopped.root.querySelector('.notice')?.textContent, 'Stopped.');
+
+  const complete = view.addAssistant({ copy() {}, copyCode() {}, regenerate() {} });
+  complete.finish('complete');
+  assert.equal(complete.root.querySelector('.notice'), null, 'no Stop, no notice');
+  assert.equal(said().at(-1), 'Answer complete.');
+});
