@@ -2,6 +2,7 @@
 // The backend's HTTP API, as the page uses it. Errors carry the server's readable message.
 import { readLimits } from './limits.js';
 import { readSnapshot } from './received.js';
+import { failedStatus } from './words.js';
 
 /** @import { Limits } from './limits.js' */
 /** @import { HistoryTurn } from './history.js' */
@@ -30,9 +31,9 @@ async function readError(response) {
     const body = await response.json();
     if (body && typeof body.detail === 'string') return body.detail;
   } catch {
-    // not JSON: fall through to the status text
+    // not JSON (a proxy's page): the page's own words for its status
   }
-  return response.statusText || `HTTP ${response.status}`;
+  return failedStatus(response.status);
 }
 
 /**
@@ -182,14 +183,15 @@ export function asNotSent(error) {
 }
 
 /**
- * Whether the backend reaches the real-time server.
- * @returns {Promise<{ok: boolean, reason: string}>}
+ * Whether the backend reaches the real-time server; `status` is 0 when the backend could not be
+ * reached, `reason` the backend's (for the operator: "Centrifugo is not ready: …").
+ * @returns {Promise<{ok: boolean, status: number, reason: string}>}
  */
 export async function checkReady() {
   try {
     const response = await fetch('/api/ready', { credentials: 'same-origin' });
-    return { ok: response.ok, reason: response.ok ? '' : await readError(response) };
+    return { ok: response.ok, status: response.status, reason: response.ok ? '' : await readError(response) };
   } catch {
-    return { ok: false, reason: 'the server cannot be reached' };
+    return { ok: false, status: 0, reason: 'the server cannot be reached' };
   }
 }

@@ -45,11 +45,11 @@ import { Toast } from './toast.js';
 import { UnseenAnswers } from './unseen.js';
 import { newParts, waitingNote, withoutAdvice } from './waiting.js';
 import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './view.js';
+import { cannotConnect, connectionLost, copyFailed, disconnected, storageNews } from './words.js';
 
 /** @import { Session } from './api.js' */
 /** @import { AssistantTurn, Conversation, EditDraft, Ending, Turn } from './conversation.js' */
 /** @import { Limits } from './limits.js' */
-/** @import { StorageProblem } from './storage.js' */
 /** @import { AnswerSubscription } from './subscription.js' */
 /** @import { AnswerView, UserMessage } from './view.js' */
 
@@ -196,15 +196,9 @@ function connect(session) {
     if (recovered) announcer.say(recovered);
   });
   centrifuge.on('connecting', (ctx) => {
-    if (wasConnected && !retired.has(centrifuge)) {
-      // The answers under way go on once it is back; with none, none is promised.
-      const answers = [
-        '',
-        '; the answer will continue where it stopped',
-        '; the answers will continue where they stopped',
-      ][Math.min(runs.size, 2)];
-      showStatus('connection', `Connection lost (${ctx.reason}). Reconnecting${answers}.`);
-    }
+    // The answers under way go on once it is back; with none, none is promised. Why it was
+    // lost ("transport closed") is the client library's word, for the console.
+    if (wasConnected && !retired.has(centrifuge)) showStatus('connection', connectionLost(ctx, runs.size));
   });
   centrifuge.on('error', (ctx) => {
     // Never connected: the real-time server is down, or it refuses this page's origin.
@@ -213,7 +207,7 @@ function connect(session) {
   });
   centrifuge.on('disconnected', (ctx) => {
     if (restarting || retired.has(centrifuge)) return;
-    showStatus('connection', `Disconnected from the server: ${ctx.reason}.`, () => centrifuge.connect());
+    showStatus('connection', disconnected(ctx), () => centrifuge.connect());
   });
   centrifuge.connect();
   return centrifuge;
@@ -241,7 +235,7 @@ async function explainRefusedConnection(retry) {
       ready.ok
         ? 'Cannot connect to the server for live answers (something on the way may be blocking it): ' +
             'answers still come, in steps rather than as they are written. Retrying…'
-        : `Cannot connect: the real-time server is not available (${ready.reason}). Retrying…`,
+        : cannotConnect(ready),
       retry,
     );
   }
@@ -298,7 +292,9 @@ async function renewSession() {
     await currentSession();
     return true;
   } catch (error) {
-    showStatus('connection', `Session failed: cannot start a session (${messageOf(error)}).`, () => renewSession());
+    showStatus('connection', `Session failed: cannot start a session (${withoutAdvice(messageOf(error))}).`, () =>
+      renewSession(),
+    );
     return false;
   }
 }
@@ -651,29 +647,6 @@ const store = new ConversationStore({
   trouble: (problem) => showStatus('storage', storageNews(problem)),
 });
 
-/**
- * What the status line says of a storage problem: what is not saved, and what the reader can do.
- * @param {StorageProblem | null} problem
- */
-function storageNews(problem) {
-  switch (problem?.kind) {
-    case 'unavailable':
-      return `Conversations cannot be kept in this browser (${problem.reason}); they last until the page closes.`;
-    case 'full':
-      return (
-        "The browser's storage for this page is full: the latest changes are not saved, and are " +
-        'lost if the page closes. Delete old conversations to make room; they are saved then.'
-      );
-    case 'unsaved':
-      return (
-        `The latest changes could not be saved in this browser (${problem.reason}); they are ` +
-        'tried again at the next change, and lost if the page closes before.'
-      );
-    default:
-      return '';
-  }
-}
-
 let current = newConversation(newStreamId(), Date.now());
 /** Whether `current` is in storage (a new chat is kept from its first prompt on). */
 let kept = false;
@@ -777,7 +750,7 @@ async function copy(text, button) {
   try {
     await copyText(text);
   } catch (error) {
-    announcer.say(`Could not copy: ${messageOf(error)}`);
+    announcer.say(copyFailed(error));
     acknowledge(button, 'Could not copy');
     return;
   }

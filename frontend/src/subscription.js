@@ -2,6 +2,7 @@
 // The subscription to one answer's channel, from its first publication to its `done`: feeds
 // Centrifugo's events to an AnswerFollower (docs/protocol.md, "Resuming").
 import { AnswerFollower } from './follower.js';
+import { subscriptionRefused } from './words.js';
 
 /** @import { Centrifuge, StreamPosition, Subscription, SubscribedContext } from 'centrifuge' */
 /** @import { Outcome } from './publication.js' */
@@ -75,7 +76,7 @@ export function subscribeAnswer(centrifuge, channel, { show, readSnapshot, unsur
     });
     opened.on('subscribing', () => follower.paused());
     opened.on('unsubscribed', (ctx) => {
-      if (ctx.code !== 0) follower.stop({ reason: 'error', error: ctx.reason || 'the subscription was refused' });
+      if (ctx.code !== 0) follower.stop({ reason: 'error', error: subscriptionRefused(ctx) });
     });
     opened.subscribe();
     return opened;

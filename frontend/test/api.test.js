@@ -90,3 +90,23 @@ test('a prompt whose request failed on the way, and that the backend does not ha
     assert.equal(asNotSent(error), error);
   }
 });
+
+test("a refusal without the server's readable reason says what its status means, not the status text", async () => {
+  // A proxy in front of nginx answering with its own page: "Bad Gateway" reached the reader.
+  globalThis.fetch = async () =>
+    new Response('<html><body><h1>502 Bad Gateway</h1></body></html>', {
+      status: 502,
+      statusText: 'Bad Gateway',
+      headers: { 'Content-Type': 'text/html' },
+    });
+  const error = await failure(cancel('stream:abcdefgh#u_1'));
+  assert.equal(error.status, 502);
+  assert.equal(error.message, 'the server cannot be reached right now');
+});
+
+test("the server's own readable reason is kept as it is", async () => {
+  globalThis.fetch = async () =>
+    Response.json({ detail: 'the streams registry cannot be reached' }, { status: 503, statusText: 'Service Unavailable' });
+  const error = await failure(cancel('stream:abcdefgh#u_1'));
+  assert.equal(error.message, 'the streams registry cannot be reached');
+});

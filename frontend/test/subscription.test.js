@@ -196,3 +196,16 @@ test('check asks the backend at once (a done late after Stop)', async () => {
   assert.equal(asked(), 1);
   assert.deepEqual(await subscription.outcome, done);
 });
+
+test("a channel the server refuses ends the answer in the page's words, not Centrifugo's", async () => {
+  // Probe: "The answer failed: permission denied." reached the reader.
+  const info = console.info;
+  console.info = () => {};
+  try {
+    const { centrifuge, subscription } = followed([]);
+    centrifuge.made[0].emit('unsubscribed', { code: 103, reason: 'permission denied' });
+    assert.deepEqual(await subscription.outcome, { reason: 'error', error: 'the server would not let the page follow it' });
+  } finally {
+    console.info = info;
+  }
+});
