@@ -239,7 +239,8 @@ export class ConversationView {
    * @param {UserActions} actions
    */
   addUser(text, actions) {
-    const view = new UserMessage(text, actions, (message) => this.mayEdit(message));
+    const number = this.column.querySelectorAll('.message.from-user').length + 1;
+    const view = new UserMessage(text, actions, (message) => this.mayEdit(message), number);
     this.keepInView(() => this.column.append(view.root));
     return view;
   }
@@ -271,7 +272,8 @@ export class ConversationView {
 
   /** @param {AnswerActions} actions */
   addAssistant(actions) {
-    const answer = new AnswerView(actions, this.announcer);
+    const number = this.column.querySelectorAll('.message.from-assistant').length + 1;
+    const answer = new AnswerView(actions, this.announcer, number);
     this.column.append(answer.root);
     answer.onChange = (change) => this.keepInView(change);
     this.toLatest();
@@ -295,8 +297,9 @@ export class UserMessage {
    * @param {string} text
    * @param {UserActions} actions
    * @param {(message: UserMessage) => boolean} [mayEdit]  whether it may open its edit now
+   * @param {number} [number]  its place among the conversation's prompts, from 1 (in its Copy's name)
    */
-  constructor(text, actions, mayEdit = () => true) {
+  constructor(text, actions, mayEdit = () => true, number = 1) {
     this.text = text;
     this.mayEdit = mayEdit;
     this.actions = actions;
@@ -308,6 +311,9 @@ export class UserMessage {
     this.bubble.append(paragraph);
     this.editButton = button('Edit', 'action waits-for-answer', () => actions.edit(this), 'edit');
     const copy = button('Copy', 'action', () => actions.copy(copy), 'copy');
+    // Named for what it copies: a screen reader's list of buttons (or voice control) had a
+    // "Copy" per message, none telling which.
+    copy.setAttribute('aria-label', `Copy your message ${number}`);
     bar.append(copy, this.editButton);
     this.bar = bar;
     this.root.append(this.bubble, bar);
@@ -472,10 +478,13 @@ export class AnswerView {
   /**
    * @param {AnswerActions} actions
    * @param {Announcer} announcer
+   * @param {number} [number]  its place among the conversation's answers, from 1 (in its Copy
+   *   buttons' names)
    */
-  constructor(actions, announcer) {
+  constructor(actions, announcer, number = 1) {
     this.actions = actions;
     this.announcer = announcer;
+    this.number = number;
     const { root, actions: bar } = message('assistant');
     this.root = root;
     this.bar = bar;
@@ -634,6 +643,18 @@ export class AnswerView {
       this.announcer.say(shortened(blocks.join(' '), ANNOUNCEMENTS_MAX));
       this.announced = upTo;
     }
+    this.nameCodeCopies();
+  }
+
+  /**
+   * Names each Copy code button by its block's place in the answer: out of their context (a
+   * screen reader's list of buttons, voice control) a dozen "Copy code" could not be told apart.
+   */
+  nameCodeCopies() {
+    this.answer.querySelectorAll('button.copy-code').forEach((copy, index) => {
+      const name = `Copy code block ${index + 1} of answer ${this.number}`;
+      if (copy.getAttribute('aria-label') !== name) copy.setAttribute('aria-label', name);
+    });
   }
 
   /**
@@ -738,6 +759,7 @@ export class AnswerView {
     // which would have emptied the clipboard.
     if (this.answerText.trim()) {
       const copy = button('Copy', 'action', () => this.actions.copy(this.answerText, copy), 'copy');
+      copy.setAttribute('aria-label', `Copy answer ${this.number}`);
       this.bar.append(copy);
     }
     this.onChange(() => this.root.append(this.bar));

@@ -421,3 +421,38 @@ test('an answer that completed before Stop reached the server says so, on it and
   assert.equal(complete.root.querySelector('.notice'), null, 'no Stop, no notice');
   assert.equal(said().at(-1), 'Answer complete.');
 });
+
+test('each Copy is named for what it copies, distinct from the others', () => {
+  // Probe: a screen reader's list of buttons held a row of identical "Copy" and "Copy code".
+  const { view } = conversationOnPage();
+  const actions = { copy() {}, copyCode() {}, regenerate() {} };
+  const names = (/** @type {HTMLElement} */ root) =>
+    [...root.querySelectorAll('button')].map((button) => button.getAttribute('aria-label') ?? button.textContent);
+  const first = view.addUser('hello', { copy() {}, edit() {} });
+  const second = view.addUser('explain', { copy() {}, edit() {} });
+  assert.deepEqual(names(first.root), ['Copy your message 1', 'Edit']);
+  assert.deepEqual(names(second.root), ['Copy your message 2', 'Edit']);
+  assert.equal(first.root.querySelector('button .label')?.textContent, 'Copy', 'the name starts with what is shown');
+
+  view.addAssistant(actions).finish('cancelled'); // nothing in it: no Copy, but it counts
+  const answer = view.addAssistant(actions);
+  // A code block still arriving is drawn plain, without the sanitiser the fake DOM lacks.
+  answer.show('```python\nprint(1)\n', '');
+  answer.unschedule();
+  answer.render();
+  assert.deepEqual(names(answer.root), ['Copy code block 1 of answer 2']);
+  // A code block before it (drawn by the sanitiser in a browser) is block 1, and it is block 2.
+  const earlier = make('button');
+  earlier.className = 'copy-code';
+  answer.answer.prepend(earlier);
+  answer.show('```python\nprint(1)\nprint(2)\n', '');
+  answer.unschedule();
+  answer.render();
+  assert.deepEqual(names(answer.root), ['Copy code block 1 of answer 2', 'Copy code block 2 of answer 2']);
+
+  const finished = view.addAssistant(actions);
+  finished.answerText = 'The answer.';
+  finished.render = () => {}; // no sanitiser in the fake DOM: the answer is not drawn
+  finished.finish('complete');
+  assert.deepEqual(names(finished.bar), ['Copy answer 3']);
+});

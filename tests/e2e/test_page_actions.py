@@ -208,7 +208,8 @@ async def test_one_prompt_is_edited_at_a_time_its_actions_hidden_meanwhile(page:
     await first.get_by_role("button", name="Edit", exact=True).click()
     await expect(editors).to_have_value("hello")
     await expect(first.locator(".actions")).to_be_hidden()
-    await expect(first.get_by_role("button", name="Copy", exact=True)).to_have_count(0)
+    first_copy = first.get_by_role("button", name="Copy your message 1", exact=True)
+    await expect(first_copy).to_have_count(0)
 
     # Another prompt's Edit: the edit left as it was closes.
     await second.get_by_role("button", name="Edit", exact=True).click()
@@ -240,9 +241,10 @@ async def test_an_answer_with_nothing_in_it_offers_no_copy(page: Page, edge: Edg
     await model.done(await model.next_channel(), "cancelled")  # before its first word
     answer = page.locator(".message.from-assistant")
     await expect(answer.locator(".notice")).to_contain_text("Stopped.")
-    await expect(answer.get_by_role("button", name="Copy", exact=True)).to_have_count(0)
+    await expect(answer.get_by_role("button", name="Copy answer 1", exact=True)).to_have_count(0)
     prompt = page.locator(".message.from-user")
-    await expect(prompt.get_by_role("button", name="Copy", exact=True)).to_have_count(1)
+    prompt_copy = prompt.get_by_role("button", name="Copy your message 1", exact=True)
+    await expect(prompt_copy).to_have_count(1)
 
     # An empty code block: Copy code says there is nothing to copy, and copies nothing.
     await send(page, "empty code")
@@ -262,16 +264,16 @@ async def test_copy_a_prompt_an_answer_and_a_code_block(page: Page) -> None:
         text: str = await page.evaluate("navigator.clipboard.readText()")
         return text
 
-    await page.get_by_role("button", name="Copy code").click()
+    await page.get_by_role("button", name="Copy code block 1 of answer 1", exact=True).click()
     await expect(page.locator(".copy-code")).to_have_text("Copied")  # for a moment
     assert await clipboard() == CODE_TEXT
 
     answer = page.locator(".message.from-assistant")
-    await answer.get_by_role("button", name="Copy", exact=True).click()
+    await answer.get_by_role("button", name="Copy answer 1", exact=True).click()
     assert await clipboard() == answer_for("code")  # the answer's Markdown, exactly
 
     prompt = page.locator(".message.from-user")
-    await prompt.get_by_role("button", name="Copy", exact=True).click()
+    await prompt.get_by_role("button", name="Copy your message 1", exact=True).click()
     assert await clipboard() == "code"
     await expect(page.locator("#announcer")).to_contain_text("Copied")
 
@@ -290,7 +292,17 @@ async def test_the_keyboard_reaches_every_action(page: Page) -> None:
                 return (e.getAttribute('aria-label') || e.textContent || e.tagName).trim(); }"""
         )
         names.append(" ".join(name.split()))
-    for wanted in ("New chat", "Copy", "Edit", "Copy code", "Regenerate", "Send"):
+    # Each Copy is named for what it copies (a row of identical "Copy" could not be told apart).
+    wanted_names = (
+        "New chat",
+        "Copy your message 1",
+        "Edit",
+        "Copy code block 1 of answer 1",
+        "Copy answer 1",
+        "Regenerate",
+        "Send",
+    )
+    for wanted in wanted_names:
         assert wanted in names, (wanted, names)
     assert any(name.startswith("Rename") for name in names), names
     assert any(name.startswith("Delete") for name in names), names
