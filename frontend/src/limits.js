@@ -57,3 +57,17 @@ export function lengthNotice(text, limit) {
   if (count >= limit * 0.9) return { over: false, message: `${counted}.` };
   return { over: false, message: '' };
 }
+
+/**
+ * What is said (politely, once) when the prompt crosses the limit as it is typed or pasted: over
+ * it, and back under it; nothing while it stays on one side. Said only at Enter before, a
+ * screen reader's user typed on past the limit without knowing.
+ * @param {boolean} wasOver  whether it was over the limit before this change
+ * @param {boolean} over  whether it is now
+ * @param {number} limit
+ */
+export function limitCrossing(wasOver, over, limit) {
+  if (over === wasOver) return '';
+  const most = `${formatted(limit)}-character limit`;
+  return over ? `Your message is over the ${most}; shorten it to send it.` : `Your message is within the ${most} again.`;
+}

@@ -34,7 +34,7 @@ import {
 } from './conversation.js';
 import { chooseHistory } from './history.js';
 import { setIconLabel } from './icons.js';
-import { lengthNotice } from './limits.js';
+import { lengthNotice, limitCrossing } from './limits.js';
 import { loadHighlighting } from './markdown.js';
 import { ConversationList, tabbableIn } from './sidebar.js';
 import { StatusLine } from './status.js';
@@ -134,9 +134,14 @@ const lengthLine = byId('prompt-length', HTMLElement);
 /** Says that the prompt waits for the answer streaming (see `sayThePromptWaits`). */
 const waitLine = byId('prompt-waits', HTMLElement);
 
+/** Whether the prompt was over the limit when its length was last shown. */
+let wasOver = false;
+
 /**
  * Says how long the prompt is once it nears the server's limit, and that it cannot be sent
- * over it; whether it is over. Without the limits the server judges (and says why it refuses).
+ * over it; whether it is over. Crossing the limit, either way, is said once through the
+ * announcer (the line is no live region: said at every keystroke, it would drown the typing).
+ * Without the limits the server judges (and says why it refuses).
  */
 function showLength() {
   const { over, message } = limits ? lengthNotice(input.value, limits.maxTextChars) : { over: false, message: '' };
@@ -144,6 +149,8 @@ function showLength() {
   lengthLine.hidden = !message;
   lengthLine.classList.toggle('over', over);
   input.setAttribute('aria-invalid', String(over));
+  if (limits) announcer.say(limitCrossing(wasOver, over, limits.maxTextChars));
+  wasOver = over;
   return over;
 }
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { countChars, lengthNotice, readLimits } from '../src/limits.js';
+import { countChars, lengthNotice, limitCrossing, readLimits } from '../src/limits.js';
 
 test("the server's limits are used as it states them", () => {
   const body = { max_text_chars: 1234, max_history_turns: 6, max_history_chars: 999 };
@@ -45,4 +45,23 @@ test('the composer says nothing well under the limit, counts near it and refuses
   });
   // Counted as the server counts: an emoji is one character (two UTF-16 units).
   assert.equal(lengthNotice('🙂'.repeat(100), 100).over, false);
+});
+
+test('crossing the limit while typing is said once each way, not at every keystroke', () => {
+  // Probe: a prompt typed past the limit was said to be too long only at Enter.
+  const limit = 8000;
+  /** @type {string[]} */
+  const said = [];
+  let wasOver = false;
+  for (const length of [7990, 7999, 8000, 8001, 8002, 8500, 8001, 8000, 7999, 8001]) {
+    const { over } = lengthNotice('x'.repeat(length), limit);
+    const news = limitCrossing(wasOver, over, limit);
+    if (news) said.push(`${length}: ${news}`);
+    wasOver = over;
+  }
+  assert.deepEqual(said, [
+    '8001: Your message is over the 8,000-character limit; shorten it to send it.',
+    '8000: Your message is within the 8,000-character limit again.',
+    '8001: Your message is over the 8,000-character limit; shorten it to send it.',
+  ]);
 });

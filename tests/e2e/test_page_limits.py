@@ -74,6 +74,29 @@ async def test_a_prompt_over_the_servers_limit_is_kept_whole_and_not_sent(page: 
     assert len(executes) == 1
 
 
+async def test_crossing_the_limit_while_typing_is_said_once_each_way(page: Page) -> None:
+    """Probe: a prompt typed past the limit was said to be too long only at Enter. Said at every
+    keystroke it would drown the typing: once over, once back under."""
+    box = page.get_by_label("Your message", exact=True)
+    said = page.locator("#announcer p")
+    over = said.filter(
+        has_text="Your message is over the 10-character limit; shorten it to send it."
+    )
+    back = said.filter(has_text="Your message is within the 10-character limit again.")
+    await page.route("**/api/config", config_route(max_text_chars=10))
+    await reload_ready(page)
+    await box.press_sequentially("x" * 9)
+    await box.press_sequentially("xxxx")  # 11, 12, 13: over once
+    await expect(box).to_have_attribute("aria-invalid", "true")
+    await expect(over).to_have_count(1)
+    await expect(back).to_have_count(0)
+    for _ in range(3):  # 12, 11, 10: back under once
+        await box.press("Backspace")
+    await expect(box).to_have_attribute("aria-invalid", "false")
+    await expect(back).to_have_count(1)
+    await expect(over).to_have_count(1)
+
+
 async def test_the_history_sent_with_a_prompt_keeps_to_the_servers_limits(page: Page) -> None:
     await page.route("**/api/config", config_route(max_history_turns=2))
     await reload_ready(page)
