@@ -1353,6 +1353,15 @@ for (const chip of chips) {
   });
 }
 
+// Skip to message box: the keyboard goes to it (the address keeps naming the conversation: as a
+// plain link it named "#prompt", which opened a new chat). Over the open drawer, the drawer
+// closes first: the box is behind it, inert.
+byId('skip-to-prompt', HTMLAnchorElement).addEventListener('click', (event) => {
+  event.preventDefault();
+  if (drawerOpen()) setSidebar(false);
+  input.focus();
+});
+
 document.addEventListener('keydown', (event) => {
   if (event.key !== 'Escape' || event.defaultPrevented) return;
   if (drawerOpen()) {

@@ -300,6 +300,34 @@ async def test_the_open_drawer_keeps_the_keyboard_and_screen_readers_in_it(
         await expect(toggle).to_be_focused()
 
 
+FIRST_TAB_STOP = """() => [...document.querySelectorAll(
+        'a[href], button, input, textarea, select, [tabindex]')]
+    .find((e) => e.tabIndex >= 0 && !e.disabled && e.getClientRects().length > 0
+        && !e.closest('[inert]'))?.textContent.trim()"""
+
+
+async def test_the_first_tab_stop_skips_to_the_message_box(page: Page) -> None:
+    """Probe: the keyboard went through the whole list of conversations to reach the message
+    box. The page's first stop is "Skip to message box", in sight while it has the keyboard; it
+    leaves the address (which names the conversation on screen) as it was."""
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    address = page.url
+    skip = page.get_by_role("link", name="Skip to message box")
+    await expect(skip).not_to_be_in_viewport()
+    # The first in the page's order that Tab stops at (the page puts the keyboard in the message
+    # box as it loads, so pressing Tab from the start cannot be done here).
+    first = await page.evaluate(FIRST_TAB_STOP)
+    assert first == "Skip to message box", first
+    await skip.focus()
+    await expect(skip).to_be_in_viewport()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_label("Your message", exact=True)).to_be_focused()
+    await expect(skip).not_to_be_in_viewport()
+    assert page.url == address
+    await expect(page.locator(".turn.user")).to_have_text(["hello"])
+
+
 RECORD_ANNOUNCEMENTS = """() => { window.said = [];
     new MutationObserver((changes) => { for (const change of changes) for (const node of
         change.addedNodes) window.said.push(node.textContent); })
