@@ -174,6 +174,42 @@ async def test_after_redis_lost_its_data_the_renewals_count_each_address_again(
     await second.claim(OTHER, nothing, owner="u_2", address="::/64", max_per_address=1)
 
 
+async def test_a_place_left_in_a_set_by_a_stream_that_is_gone_is_taken_back(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """A process of an older version ends streams without taking them out of the address sets
+    (it knows none), e.g. a survivor reaping during a rolling upgrade: once the set looks full,
+    a claim drops the members whose run is gone, so the office does not lose that place for
+    good. The same for an owner's set."""
+    first, _ = two
+    async with _raw(redis_server) as raw:
+        await raw.sadd("relaychat:addr:203.0.113.7", "stream:gone0000#u_9")
+        await raw.sadd("relaychat:owner:u_1", "stream:gone0001#u_1")
+
+    await first.claim(
+        "stream:aaaaaaaa#u_1", nothing, owner="u_1", address="203.0.113.7", max_per_address=2
+    )  # one stale and one running: full, as the set counts
+    await first.claim(
+        "stream:bbbbbbbb#u_2", nothing, owner="u_2", address="203.0.113.7", max_per_address=2
+    )
+    with pytest.raises(TooManyFromAddress):  # two running now: the cap holds
+        await first.claim(
+            "stream:cccccccc#u_3", nothing, owner="u_3", address="203.0.113.7", max_per_address=2
+        )
+    await first.claim("stream:dddddddd#u_1", nothing, owner="u_1", max_per_owner=2)
+    with pytest.raises(TooManyStreams):
+        await first.claim("stream:eeeeeeee#u_1", nothing, owner="u_1", max_per_owner=2)
+    async with _raw(redis_server) as raw:
+        assert await raw.smembers("relaychat:addr:203.0.113.7") == {
+            "stream:aaaaaaaa#u_1",
+            "stream:bbbbbbbb#u_2",
+        }
+        assert await raw.smembers("relaychat:owner:u_1") == {
+            "stream:aaaaaaaa#u_1",
+            "stream:dddddddd#u_1",
+        }
+
+
 async def test_any_process_serves_the_snapshot(two: tuple[RedisStreams, RedisStreams]) -> None:
     first, second = two
     lease = await first.claim(CHANNEL, nothing, owner="u_1")
