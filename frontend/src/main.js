@@ -78,6 +78,8 @@ const sidebarToggle = byId('toggle-sidebar', HTMLButtonElement);
 const closeSidebarButton = byId('close-sidebar', HTMLButtonElement);
 /** Everything but the list: behind the list while it is open as a drawer. */
 const pageBehind = byId('page', HTMLElement);
+/** The first stop for the keyboard: to the message box. */
+const skipToPrompt = byId('skip-to-prompt', HTMLAnchorElement);
 /** "Conversation deleted", with Undo. */
 const toast = new Toast(
   byId('toast', HTMLElement),
@@ -1354,11 +1356,10 @@ for (const chip of chips) {
 }
 
 // Skip to message box: the keyboard goes to it (the address keeps naming the conversation: as a
-// plain link it named "#prompt", which opened a new chat). Over the open drawer, the drawer
-// closes first: the box is behind it, inert.
-byId('skip-to-prompt', HTMLAnchorElement).addEventListener('click', (event) => {
+// plain link it named "#prompt", which opened a new chat). While the drawer is open the link is
+// inert, as the box behind it is (`holdPageBehindDrawer`).
+skipToPrompt.addEventListener('click', (event) => {
   event.preventDefault();
-  if (drawerOpen()) setSidebar(false);
   input.focus();
 });
 
@@ -1395,10 +1396,12 @@ function setSidebar(open) {
 
 /**
  * While the drawer is open the page behind it is inert: neither the keyboard nor a screen
- * reader reaches it (a window widened meanwhile shows the list beside the page: it is not).
+ * reader reaches it (a window widened meanwhile shows the list beside the page: it is not);
+ * nor the skip link, which leads there.
  */
 function holdPageBehindDrawer() {
   pageBehind.inert = drawerOpen();
+  skipToPrompt.inert = drawerOpen();
 }
 // Widened, the list stands beside the page: the drawer is closed, so that narrowing the window
 // again does not bring it back over the page with the keyboard lost behind it.

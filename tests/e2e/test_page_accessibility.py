@@ -249,6 +249,7 @@ async def test_the_open_drawer_keeps_the_keyboard_and_screen_readers_in_it(
         reachable = await screen_reader_names(page)
         assert "Your message" not in reachable, reachable
         assert "New chat" not in reachable, reachable
+        assert "Skip to message box" not in reachable, reachable  # it leads behind the drawer
         assert {"Conversations", "Close conversations", "hello"} <= reachable, reachable
 
         # Tab from the drawer's last control goes round to its first, never to the page behind.
