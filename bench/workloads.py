@@ -457,7 +457,9 @@ async def drive(
                 measured by bench/execute_probe.py in a process of its own (this loop is busy
                 with the subscribers, and its own delays would count as the server's), from when
                 PROBE_SHARE of the streams run at once until fewer do. `fewest` is the fewest
-                that ran while it probed (its last probe may end after the count fell)."""
+                that ran while it was told to probe (its last probe may end after the count fell
+                further: the answers of a slow machine's workload all end within a second or
+                two, and that was counted as "0 running")."""
                 assert process.stdin is not None
                 assert process.stdout is not None
                 output = asyncio.create_task(process.stdout.read())
@@ -471,8 +473,10 @@ async def drive(
                         process.stdin.write(b"go\n")
                         while not output.done():
                             await asyncio.wait([output], timeout=0.01)
+                            if process.stdin.is_closing():
+                                continue  # the last probe's answer: not counted down further
                             fewest[0] = min(fewest[0], running())
-                            if fewest[0] < enough and not process.stdin.is_closing():
+                            if fewest[0] < enough:
                                 process.stdin.close()  # stop probing
                     if not process.stdin.is_closing():
                         process.stdin.close()  # never started
