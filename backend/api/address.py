@@ -1,4 +1,5 @@
-"""Which client a request comes from, for the caps on answers per client address.
+"""Which client a request comes from, for the caps on answers and the subscribe budgets per
+client address.
 
 The address is the one uvicorn gives the request: behind nginx, the X-Forwarded-For that nginx
 sets to the client alone (nginx/relaychat.conf.template), which uvicorn believes from the
@@ -20,6 +21,16 @@ from fastapi import Request
 def request_address(request: Request) -> str:
     """The client's address as the caps count it; empty when unknown (no cap by address)."""
     return address_key(request.client.host) if request.client is not None else ""
+
+
+def client_address(forwarded_for: str | None) -> str:
+    """The client's address, as the caps count it, from the X-Forwarded-For of its WebSocket
+    upgrade, which Centrifugo's subscribe proxy passes on and nginx sets to the client alone
+    (nginx/relaychat.conf.template, `/connection/`); its last entry if a chain came some other
+    way; empty when there is none."""
+    if not forwarded_for:
+        return ""
+    return address_key(forwarded_for.rsplit(",", 1)[-1].strip())
 
 
 def address_key(host: str) -> str:

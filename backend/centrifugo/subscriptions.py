@@ -102,8 +102,9 @@ class SubscribeGate:
     async def decide(
         self, user: str, channel: str, address: str, known: Callable[[str], Awaitable[bool]]
     ) -> Reply:
-        """`address`: the client's, as nginx forwarded it; empty when unknown (a client that
-        reached Centrifugo directly), then only the user's budget counts. `known`: whether the
+        """`address`: the client's, as nginx forwarded it (an IPv6 one by its /64: see
+        backend/api/address.py); empty when unknown (a client that reached Centrifugo
+        directly), then only the user's budget counts. `known`: whether the
         streams registry has an answer running or lately finished on a channel."""
         if not _owns(user, channel):
             return refusal(PERMISSION_DENIED, "permission denied")
@@ -140,12 +141,3 @@ def _owns(user: str, channel: str) -> bool:
         and "#" in channel
         and channel_user(channel) == user
     )
-
-
-def client_address(forwarded_for: str | None) -> str:
-    """The client's address from the X-Forwarded-For of its WebSocket upgrade, which nginx sets
-    to the client alone (nginx/relaychat.conf.template, `/connection/`); its last entry if a
-    chain came some other way."""
-    if not forwarded_for:
-        return ""
-    return forwarded_for.rsplit(",", 1)[-1].strip()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from backend.api.address import client_address
 from backend.centrifugo.subscriptions import (
     ALLOW,
     PERMISSION_DENIED,
@@ -15,7 +16,6 @@ from backend.centrifugo.subscriptions import (
     Buckets,
     Budget,
     SubscribeGate,
-    client_address,
 )
 from backend.core.types import Token
 from tests.unit.apps import Api, running_app
@@ -168,7 +168,14 @@ def test_full_buckets_are_forgotten() -> None:
 
 @pytest.mark.parametrize(
     ("header", "address"),
-    [(None, ""), ("", ""), ("203.0.113.7", "203.0.113.7"), ("1.2.3.4, 203.0.113.7", "203.0.113.7")],
+    [
+        (None, ""),
+        ("", ""),
+        ("203.0.113.7", "203.0.113.7"),
+        ("1.2.3.4, 203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),  # an IPv6 client by its /64, as the caps
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+    ],
 )
 def test_the_client_address_is_nginx_s_forwarded_for(header: str | None, address: str) -> None:
     assert client_address(header) == address
@@ -208,6 +215,24 @@ async def test_the_proxy_route_allows_a_running_answer_beyond_the_budget(api: Ap
     assert response.status_code == 202
 
     assert await proxy(api, user, channel) == {"result": {}}  # its retry, once it runs
+
+
+async def test_the_proxy_route_counts_an_ipv6_client_by_its_64() -> None:
+    """One subscriber holds a whole /64: a budget per address would be a new one at every
+    address it takes from it (as nginx's rates and the answer caps, the /64 is the client)."""
+    model = ScriptedModel([Token("Hello")], endless=True)
+    settings = {"SUBSCRIBE_BURST_PER_ADDRESS": 2, "SUBSCRIBE_RATE_PER_ADDRESS": 0.001}
+    async with running_app(model, **settings) as api:
+        users = [await api.user() for _ in range(4)]
+        replies = [
+            await proxy(api, user, f"stream:fresh000{n}#{user}", f"2001:db8:1:2::{n + 1}")
+            for n, user in enumerate(users[:3])
+        ]
+        elsewhere = await proxy(api, users[3], f"stream:fresh0009#{users[3]}", "2001:db8:1:3::1")
+
+    assert replies[:2] == [{"result": {}}] * 2
+    assert replies[2]["error"]["code"] == TOO_MANY_NEW_CHANNELS  # type: ignore[index]
+    assert elsewhere == {"result": {}}
 
 
 async def test_the_proxy_route_is_not_in_the_public_schema() -> None:

@@ -11,8 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict
 
+from backend.api.address import client_address
 from backend.api.deps import ServicesDep
-from backend.centrifugo.subscriptions import Reply, SubscribeGate, client_address
+from backend.centrifugo.subscriptions import Reply, SubscribeGate
 from backend.core.ports import StreamsUnavailable
 
 router = APIRouter(prefix="/centrifugo", include_in_schema=False)
