@@ -63,11 +63,20 @@ BUSY = (
 )
 
 
+_RETRY_AFTER_WHEN_BUSY = {
+    "Retry-After": {
+        "schema": {"type": "integer"},
+        "description": "Seconds; sent when the process is full (MAX_RUNNING_STREAMS) only.",
+    }
+}
+
+
 def busy_response(also: str = "") -> dict[int | str, dict[str, Any]]:
     """The `responses` entry of a route that starts answers: 503 when the process is full, and
     for `also`."""
     description = f"{BUSY} {also}".strip()
-    return {503: {"model": ErrorResponse, "description": description, "headers": _RETRY_AFTER}}
+    headers = _RETRY_AFTER_WHEN_BUSY if also else _RETRY_AFTER
+    return {503: {"model": ErrorResponse, "description": description, "headers": headers}}
 
 
 async def _too_many_streams(request: Request, exc: Exception) -> JSONResponse:

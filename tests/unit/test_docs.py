@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import subprocess
+
+import uvicorn.config
 
 from backend.config import Settings
 from tests.processes import ROOT
@@ -33,9 +36,19 @@ def test_make_run_s_own_settings_are_found_in_its_script() -> None:
     assert {"NGINX_PORT", "NGINX_HOST", "CLUSTER_REDIS_PORT", "NGINX_TRUSTED_PROXY"} <= RUN_SETTINGS
 
 
+# Read by uvicorn itself (the backend's server) from the environment.
+UVICORN_SETTINGS = {"FORWARDED_ALLOW_IPS"}
+
+
+def test_uvicorn_reads_its_settings_from_the_environment() -> None:
+    source = inspect.getsource(uvicorn.config)
+    for name in UVICORN_SETTINGS:
+        assert f'os.environ.get("{name}"' in source, name
+
+
 def code_settings() -> set[str]:
     aliases = {str(field.validation_alias) for field in Settings.model_fields.values()}
-    return aliases | RUN_SETTINGS
+    return aliases | RUN_SETTINGS | UVICORN_SETTINGS
 
 
 def test_the_readme_table_lists_every_setting_of_the_code() -> None:
