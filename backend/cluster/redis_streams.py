@@ -126,7 +126,7 @@ return {'none'}
 
 # 'none' for a stream that ended; 'recovering' (the stop, ARGV[2], is then also left for the
 # owner's next renewal, for the recovery window: its stop listener may not be back yet); else
-# 'running' or 'none'.
+# 'running' (its `done`, ARGV[3], kept with the run for a reaper) or 'none'.
 _STOP = (
     _NOW_MS
     + _RECOVERING
@@ -136,7 +136,12 @@ if recovering(tonumber(ARGV[1])) then
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
   return 'recovering'
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'running' end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  -- Kept with the run: if its process never acts on it (hung, then gone), the reaper ends the
+  -- stream as asked rather than as orphaned.
+  redis.call('HSET', KEYS[1], 'stop', ARGV[3])
+  return 'running'
+end
 return 'none'
 """
 )
@@ -277,10 +282,15 @@ if now < tonumber(redis.call('GET', 'relaychat:reap_after') or '0') then return 
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[4])
 local out = {}
 for _, channel in ipairs(expired) do
-  local lease = redis.call('HGET', 'relaychat:run:' .. channel, 'lease') or ''
+  local run = 'relaychat:run:' .. channel
+  local lease = redis.call('HGET', run, 'lease') or ''
+  local stopped = redis.call('HGET', run, 'stop') or ''  -- a stop its process never acted on
+  local done = ARGV[3]
+  if stopped ~= '' then done = stopped end
   table.insert(out, channel)
-  table.insert(out, finish(channel, ARGV[3], ARGV[2], 0))
+  table.insert(out, finish(channel, done, ARGV[2], 0))
   table.insert(out, lease)
+  table.insert(out, done)
 end
 return out
 """
@@ -336,6 +346,11 @@ def _run(channel: str) -> str:
 
 def _done_json(done: Done) -> str:
     return json.dumps({"reason": done.reason, "error": done.error})
+
+
+def _done_from(text: str | bytes) -> Done:
+    data = json.loads(text)
+    return Done(data["reason"], data.get("error") or None)
 
 
 @dataclass
@@ -512,7 +527,8 @@ class RedisStreams:
         request = json.dumps({"channel": channel, "reason": done.reason, "error": done.error})
         keys = [_run(channel), f"{PREFIX}stop:{channel}", f"{PREFIX}done:{channel}"]
         try:
-            found = await self._stop(keys=keys, args=[self._recovery_ms, request])
+            args: list[str | int] = [self._recovery_ms, request, _done_json(done)]
+            found = await self._stop(keys=keys, args=args)
             if found == "none":
                 return False
             listeners = await self._redis.publish(STOP_CHANNEL, request)
@@ -547,8 +563,10 @@ class RedisStreams:
 
     async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[Orphan]:
         """End the streams whose lease ran out (their process is gone): each is released with
-        `done`; returns them with the `seq` of their last recorded chunk and their lease, for
-        the caller to publish their `done`. Nothing while this process itself recently failed
+        `done`, or with the `done` of a stop asked of it that its process never acted on (a
+        user's Stop to a hung process ends it `cancelled`, not orphaned); returns them with the
+        `seq` of their last recorded chunk, their lease and that `done`, for the caller to
+        publish it. Nothing while this process itself recently failed
         to reach Redis: the owners may not have renewed yet."""
         if time.monotonic() - self._failed_at < self._lease_seconds:
             return []
@@ -559,7 +577,8 @@ class RedisStreams:
         except RedisError as exc:
             raise self._unavailable(exc) from exc
         return [
-            Orphan(str(flat[i]), int(flat[i + 1]), str(flat[i + 2])) for i in range(0, len(flat), 3)
+            Orphan(str(flat[i]), int(flat[i + 1]), str(flat[i + 2]), _done_from(flat[i + 3]))
+            for i in range(0, len(flat), 4)
         ]
 
     async def _listen_forever(self, listening: asyncio.Event) -> None:

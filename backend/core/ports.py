@@ -127,12 +127,14 @@ StopRequest = Callable[[Done], None]
 
 
 class Orphan(NamedTuple):
-    """A stream whose process is gone: its channel, the `seq` of its last recorded chunk and
-    the lease it was claimed with (its `done` key, backend/core/endings.py)."""
+    """A stream whose process is gone: its channel, the `seq` of its last recorded chunk, the
+    lease it was claimed with (its `done` key, backend/core/endings.py) and the `done` it was
+    ended with (a stop asked of it before, e.g. the user's cancel, else the reaper's)."""
 
     channel: str
     seq: int
     lease: str
+    done: Done
 
 
 class Streams(Protocol):
@@ -176,7 +178,8 @@ class Streams(Protocol):
 
     async def reap_expired(self, done: Done, *, limit: int = 1000) -> list[Orphan]:
         """End the streams whose process is gone (shared registries: their lease expired),
-        releasing each with `done`. The caller publishes their `done`."""
+        releasing each with `done`, or with the `done` a stop asked of it before (its process
+        could not act on it: hung, then gone). The caller publishes their `done`."""
         ...
 
     async def stop(self, channel: str, done: Done) -> bool:

@@ -145,14 +145,16 @@ class Relay:
 
     async def end_orphans(self) -> int:
         """End the streams whose process died (a shared registry's expired leases) with
-        `done` reason `error`, so that no subscriber waits forever; how many."""
+        `done` reason `error`, so that no subscriber waits forever, or as a stop asked of them
+        before said (a user's Stop that their hung process never acted on: `cancelled`); how
+        many."""
         orphans = await self._streams.reap_expired(ORPHANED)
-        for channel, seq, lease in orphans:
+        for channel, seq, lease, done in orphans:
             logger.warning("stream %s lost its process; ending it", channel)
             try:
                 await self._publisher.publish(
                     channel,
-                    replace(ORPHANED, seq=seq),
+                    replace(done, seq=seq),
                     idempotency_key=done_key(channel, lease),
                     stream=lease,
                 )

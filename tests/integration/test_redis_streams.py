@@ -150,7 +150,7 @@ async def test_the_per_address_cap_holds_across_processes_and_every_end_frees_it
     await second.aclose()  # the second process dies with a stream from the office
     async with _raw(redis_server) as raw:
         await raw.zadd("relaychat:leases", {"stream:cccccccc#u_3": 0})  # its lease ran out
-    assert await first.reap_expired(GONE) == [("stream:cccccccc#u_3", 0, dead)]
+    assert await first.reap_expired(GONE) == [("stream:cccccccc#u_3", 0, dead, GONE)]
     await from_office(first, "stream:eeeeeeee#u_5")
     assert await first.release("stream:dddddddd#u_4", elsewhere, Done("complete"))
     async with _raw(redis_server) as raw:
@@ -238,6 +238,28 @@ async def test_a_stop_reaches_the_process_running_the_stream(
     assert not await second.stop("stream:unknown1#u_1", Done("cancelled"))
 
 
+async def test_a_stop_its_hung_process_never_acted_on_ends_the_reaped_stream_as_asked(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """A user's Stop reached another process while the stream's own was hung (a probe paused
+    one: the answer ended "error" once reaped, not "cancelled"): the reaper ends it as the stop
+    asked, snapshot included; a stream nobody asked to stop is still ended as orphaned."""
+    first, second = two
+    hung = await first.claim(CHANNEL, nothing, owner="u_1")  # its stop listener never acts
+    await first.record([(CHANNEL, hung, Chunk("Hel", seq=1))])
+    quiet = await first.claim(OTHER, nothing, owner="u_1")
+    cancelled = Done("cancelled")
+    assert await second.stop(CHANNEL, cancelled)
+    await first.aclose()  # then it is gone
+    async with _raw(redis_server) as raw:
+        await raw.zadd("relaychat:leases", {CHANNEL: 0, OTHER: 0})  # its leases ran out
+
+    orphans = sorted(await second.reap_expired(GONE))
+
+    assert orphans == sorted([(CHANNEL, 1, hung, cancelled), (OTHER, 0, quiet, GONE)])
+    assert await second.snapshot(CHANNEL) == Snapshot("Hel", "", 1, cancelled)
+
+
 async def test_a_renewed_lease_lives_and_a_dead_process_s_streams_are_reaped(
     two: tuple[RedisStreams, RedisStreams],
 ) -> None:
@@ -252,7 +274,7 @@ async def test_a_renewed_lease_lives_and_a_dead_process_s_streams_are_reaped(
     await asyncio.sleep(0.6)  # two leases' time: the first process renewed its own meanwhile
 
     # With its lease: the survivor publishes the dead owner's `done` under the owner's key.
-    assert await first.reap_expired(GONE) == [("stream:bbbbbbbb#u_1", 2, dead)]
+    assert await first.reap_expired(GONE) == [("stream:bbbbbbbb#u_1", 2, dead, GONE)]
     assert await first.reap_expired(GONE) == []  # reaped once, by whoever came first
     assert await first.snapshot("stream:bbbbbbbb#u_1") == Snapshot("b c", "", 2, GONE)
     # The dead process's late release finds its lease gone: it must not publish a done.
@@ -287,7 +309,7 @@ async def test_a_stream_whose_lease_was_reaped_elsewhere_is_stopped_here(
     lease = await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
     async with _raw(redis_server) as raw:
         await raw.zadd("relaychat:leases", {CHANNEL: 0})  # its lease ran out, as in an outage
-    assert await second.reap_expired(GONE) == [(CHANNEL, 0, lease)]
+    assert await second.reap_expired(GONE) == [(CHANNEL, 0, lease, GONE)]
 
     assert (await asyncio.wait_for(stopped.get(), 2)).reason == "error"
     assert not await first.release(CHANNEL, lease, Done("cancelled"))  # no second done
@@ -327,7 +349,7 @@ async def test_a_stream_taken_again_after_redis_lost_its_data_keeps_its_lease(
     await first.aclose()  # then the owner dies
     await asyncio.sleep(0.6)  # two leases' time
 
-    assert await second.reap_expired(GONE) == [(CHANNEL, 0, lease)]
+    assert await second.reap_expired(GONE) == [(CHANNEL, 0, lease, GONE)]
 
 
 async def test_a_stream_taken_back_after_redis_lost_its_data_has_no_partial_snapshot(
@@ -346,7 +368,7 @@ async def test_a_stream_taken_back_after_redis_lost_its_data_has_no_partial_snap
     assert await second.snapshot(CHANNEL) == Snapshot("", "", 0)
     await first.aclose()  # the owner dies
     await asyncio.sleep(0.6)
-    assert await second.reap_expired(GONE) == [(CHANNEL, 3, lease)]
+    assert await second.reap_expired(GONE) == [(CHANNEL, 3, lease, GONE)]
     assert await second.snapshot(CHANNEL) == Snapshot("", "", 0, PARTIAL)
 
 
@@ -798,4 +820,4 @@ async def test_after_redis_itself_stalled_nothing_is_reaped_for_a_lease(
                 if orphans := await reaper.reap_expired(GONE):
                     break
                 await asyncio.sleep(0.05)
-        assert orphans == [(CHANNEL, 0, lease)]
+        assert orphans == [(CHANNEL, 0, lease, GONE)]

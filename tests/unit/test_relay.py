@@ -181,12 +181,25 @@ async def test_an_orphan_s_done_has_the_key_its_owner_would_have_used() -> None:
     """A survivor ending a dead process's stream uses the dead owner's `done` key, so that if
     the owner was only cut off and sends its own too, Centrifugo publishes one."""
     publisher = RecordingPublisher()
-    streams = LeaseRecorder([Orphan(CHANNEL, 7, "lease-of-the-owner")])
+    streams = LeaseRecorder([Orphan(CHANNEL, 7, "lease-of-the-owner", ORPHANED)])
     relay = make_relay(ScriptedModel(), publisher, streams=streams)
 
     assert await relay.end_orphans() == 1
 
     assert publisher.published == [(CHANNEL, Done("error", ORPHANED.error, seq=7))]
+    assert publisher.keys == [done_key(CHANNEL, "lease-of-the-owner")]
+
+
+async def test_an_orphan_a_stop_was_asked_of_ends_as_the_stop_said() -> None:
+    """The registry knows a Stop its hung process never acted on: the survivor's `done` says
+    `cancelled`, with the owner's key, not that the process was lost."""
+    publisher = RecordingPublisher()
+    orphan = Orphan(CHANNEL, 3, "lease-of-the-owner", Done("cancelled"))
+    relay = make_relay(ScriptedModel(), publisher, streams=LeaseRecorder([orphan]))
+
+    assert await relay.end_orphans() == 1
+
+    assert publisher.published == [(CHANNEL, Done("cancelled", seq=3))]
     assert publisher.keys == [done_key(CHANNEL, "lease-of-the-owner")]
 
 
