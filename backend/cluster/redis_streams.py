@@ -4,9 +4,10 @@ them, snapshots any of them can serve, a stop that reaches the process running t
 pub/sub), and leases, so that a stream whose process died is ended by a survivor
 (`reap_expired`).
 
-Keys (all under `relaychat:`): `run:<channel>` a hash (lease, owner, address, seq) while it
-runs, with `text:<channel>` and `thinking:<channel>` (APPENDed strings); `leases`, a sorted set
-of running channels by lease expiry (ms); `owner:<user>`, the channels a user runs;
+Keys (all under `relaychat:`): `run:<channel>` a hash (lease, owner, address, seq; last,
+partial after Redis lost it; stop, stop_told once a stop was asked of it) while it runs, with
+`text:<channel>` and `thinking:<channel>` (APPENDed strings); `leases`, a sorted set of running
+channels by lease expiry (ms); `owner:<user>`, the channels a user runs;
 `addr:<address>`, the channels started from one client address (whoever records a stream's end,
 its owner or a survivor that reaps it, takes it out of both); `done:<channel>`, the finished
 snapshot as JSON, kept as long as the channel's history (120 s); `since`, the Redis
@@ -126,22 +127,22 @@ return {'none'}
 
 # 'none' for a stream that ended; 'recovering' (the stop, ARGV[2], is then also left for the
 # owner's next renewal, for the recovery window: its stop listener may not be back yet); else
-# 'running' (its `done`, ARGV[3], kept with the run for a reaper) or 'none'.
+# 'running' or 'none'. A running stream keeps the stop's `done` (ARGV[3]) with its run: its
+# owner's next renewal tells it once more (its stop listener may have been reconnecting when the
+# request was published), and if its process never acts on it (hung, then gone) the reaper ends
+# the stream as asked rather than as orphaned.
 _STOP = (
     _NOW_MS
     + _RECOVERING
     + """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 'none' end
+local running = redis.call('EXISTS', KEYS[1]) == 1
+if running then redis.call('HSET', KEYS[1], 'stop', ARGV[3]) end
 if recovering(tonumber(ARGV[1])) then
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
   return 'recovering'
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  -- Kept with the run: if its process never acts on it (hung, then gone), the reaper ends the
-  -- stream as asked rather than as orphaned.
-  redis.call('HSET', KEYS[1], 'stop', ARGV[3])
-  return 'running'
-end
+if running then return 'running' end
 return 'none'
 """
 )
@@ -300,11 +301,11 @@ return out
 # ms; then channel, lease, owner, client address for each; run every round, with no streams too, so
 # that a restarted Redis is noticed at once); returns the channels another process ended meanwhile
 # (their finished snapshot exists), e.g. after this one could not reach Redis for a whole lease, and
-# the stop requests left for this process's streams while Redis was recovering (channel, request;
-# each taken once). A stream that is simply gone (Redis restarted without its data) is taken again,
-# its lease, owner and address included (counted again against both caps: they hold again once every
-# owner has renewed): a survivor that reaps it later must publish its `done` under the owner's key
-# (backend/core/endings.py).
+# the stop requests left for this process's streams while Redis was recovering or kept with their
+# run (channel, request; each told once). A stream that is simply gone (Redis restarted without
+# its data) is taken again, its lease, owner and address included (counted again against both
+# caps: they hold again once every owner has renewed): a survivor that reaps it later must publish
+# its `done` under the owner's key (backend/core/endings.py).
 _RENEW = (
     _NOW_MS
     + _RECOVERING
@@ -332,6 +333,17 @@ for i = 3, #ARGV, 4 do
       redis.call('DEL', left)
       table.insert(stops, channel)
       table.insert(stops, stop)
+    end
+    -- A stop kept with the run (`_STOP`), told once: its owner missed it if its stop listener
+    -- was reconnecting when it was published (the owner takes a stop told twice as one).
+    local kept = redis.call('HGET', run, 'stop')
+    local told = redis.call('HGET', run, 'stop_told')
+    if kept and not told and redis.call('HGET', run, 'lease') == lease then
+      redis.call('HSET', run, 'stop_told', 1)
+      local asked = cjson.decode(kept)
+      asked['channel'] = channel
+      table.insert(stops, channel)
+      table.insert(stops, cjson.encode(asked))
     end
   end
 end

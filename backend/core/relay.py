@@ -58,8 +58,13 @@ class _Stream:
         )
 
     def request_stop(self, done: Done) -> None:
-        if self.stop is None:
-            self.stop = done
+        """Asked once: a stop told again (through pub/sub and again by a renewal, or a shutdown
+        after a cancel) is the same stop. Cancelling the task twice would leave it cancelling
+        after its one `uncancel`, and the timeouts of its release and `done` would then take
+        their expiry for a cancel."""
+        if self.stop is not None:
+            return
+        self.stop = done
         if self.started and not self.answered and self.task is not None:
             self.task.cancel()
 
@@ -211,7 +216,7 @@ class Relay:
             # holding fewer is not whole.
             ended = replace(done, seq=stream.chunks)
             if not await self._release(stream, ended):
-                ended = replace(ORPHANED, seq=stream.chunks)  # as the other process says
+                ended = replace(await self._ended_elsewhere(stream), seq=stream.chunks)
             # Freed with its place in the registry, before the `done` goes out: a client that
             # sends its next prompt on the `done` finds both free.
             self._free_place(stream)
@@ -227,6 +232,19 @@ class Relay:
         except Exception as exc:  # the registry unreachable: the subscribers still need a done
             logger.error("could not release stream %s: %s", stream.channel, exc)
             return True
+
+    async def _ended_elsewhere(self, stream: _Stream) -> Done:
+        """How the process that ended `stream` ended it, as the registry keeps it (a reaper
+        ends a stream `cancelled` when a stop was asked of it: the owner must not say
+        orphaned over that); orphaned when the registry cannot say."""
+        try:
+            snapshot = await self._streams.snapshot(stream.channel)
+        except Exception as exc:  # the registry unreachable (or recovering): said as a reaper says
+            logger.warning("could not ask how stream %s ended: %s", stream.channel, exc)
+            return ORPHANED
+        if snapshot is None or snapshot.done is None:
+            return ORPHANED
+        return snapshot.done
 
     async def _answer(self, stream: _Stream) -> Done:
         """Relay the answer; how it ended. Never raises: every ending gets its `done`."""

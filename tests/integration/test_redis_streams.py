@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import signal
 import time
@@ -258,6 +259,50 @@ async def test_a_stop_its_hung_process_never_acted_on_ends_the_reaped_stream_as_
 
     assert orphans == sorted([(CHANNEL, 1, hung, cancelled), (OTHER, 0, quiet, GONE)])
     assert await second.snapshot(CHANNEL) == Snapshot("Hel", "", 1, cancelled)
+
+
+async def test_a_stop_its_process_missed_on_pub_sub_is_told_by_its_next_renewal_once(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """A stop is published to every process; one whose listener was reconnecting then missed
+    it, and its answer ran on to the end (a review). The stop kept with the run is told by the
+    owner's next renewal, once."""
+    first, _ = two
+    stopped: asyncio.Queue[Done] = asyncio.Queue()
+    await first.claim(CHANNEL, stopped.put_nowait, owner="u_1")
+    await _renewed(redis_server)  # claimed in Redis: renewed from now on
+    async with _raw(redis_server) as raw:  # as `_STOP` keeps it, with no one listening
+        await raw.hset(f"relaychat:run:{CHANNEL}", "stop", '{"reason": "cancelled", "error": null}')
+
+    assert await asyncio.wait_for(stopped.get(), 2) == Done("cancelled")
+    await _renewed(redis_server)
+    await _renewed(redis_server)
+    assert stopped.empty()  # told once
+
+
+async def test_a_stop_while_redis_recovers_is_kept_with_the_run_too(
+    two: tuple[RedisStreams, RedisStreams], redis_server: RedisServer
+) -> None:
+    """While Redis recovers from losing its data, a stop is also left for the owner's renewal;
+    kept with the run too, a reaper ends the stream as asked if its process never acts on it."""
+    first, second = two
+    await first.claim(CHANNEL, nothing, owner="u_1")
+    await _lose_redis_data_and_wait_for_the_renewal(redis_server)
+
+    assert await second.stop(CHANNEL, Done("cancelled"))
+
+    async with _raw(redis_server) as raw:
+        kept = await raw.hget(f"relaychat:run:{CHANNEL}", "stop")
+    assert kept is not None
+    assert json.loads(kept)["reason"] == "cancelled"
+
+
+async def _renewed(redis_server: RedisServer) -> None:
+    """Until a renewal of CHANNEL's lease has run (its expiry moves on)."""
+    async with _raw(redis_server) as raw, asyncio.timeout(2):
+        before = await raw.zscore("relaychat:leases", CHANNEL)
+        while await raw.zscore("relaychat:leases", CHANNEL) == before:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
 
 
 async def test_a_renewed_lease_lives_and_a_dead_process_s_streams_are_reaped(

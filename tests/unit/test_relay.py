@@ -6,6 +6,7 @@ import asyncio
 import gc
 import weakref
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -121,10 +122,15 @@ class ReleaseRecorder(LocalStreams):
 
 class EndedByAnother(LeaseRecorder):
     """A shared registry in which another process ended the stream meanwhile (a reap Redis ran
-    late): `release` says the stream was not this process's to end any more."""
+    late), with `ended_with`: `release` says the stream was not this process's to end any
+    more, and the snapshot says how the other process ended it."""
+
+    def __init__(self, ended_with: Done = ORPHANED) -> None:
+        super().__init__()
+        self.ended_with = ended_with
 
     async def release(self, channel: str, lease: str, done: Done) -> bool:
-        await super().release(channel, lease, done)
+        await super().release(channel, lease, replace(self.ended_with, seq=done.seq))
         return False
 
 
@@ -325,6 +331,49 @@ async def test_cancel_ends_with_done_cancelled() -> None:
 
     assert (await publisher.wait_for_done(CHANNEL))[-1] == Done("cancelled")
     assert model.closed.is_set()
+
+
+class CancellingSeen(RecordingPublisher):
+    """Records whether the task publishing each `done` was still being cancelled (then its
+    timeouts take their expiry for a cancel)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelling: list[int] = []
+
+    async def publish(self, channel: str, item: Chunk | Done, **kwargs: Any) -> None:
+        if isinstance(item, Done):
+            task = asyncio.current_task()
+            self.cancelling.append(task.cancelling() if task is not None else -1)
+        await super().publish(channel, item, **kwargs)
+
+
+async def test_a_stop_told_twice_is_one_stop() -> None:
+    """A shared registry may tell a stop twice (pub/sub, then the owner's renewal, which tells
+    the stops kept with runs): the task is cancelled once, and is not left cancelling."""
+    publisher = CancellingSeen()
+    model = ScriptedModel(endless=True, delay=0.01)
+    relay = make_relay(model, publisher)
+    await relay.start(CHANNEL, HI)
+    await model.started.wait()
+
+    assert await relay.stop(CHANNEL)
+    assert await relay.stop(CHANNEL)
+
+    assert (await publisher.wait_for_done(CHANNEL))[-1] == Done("cancelled")
+    assert publisher.cancelling == [0]
+
+
+async def test_the_owner_of_a_stream_ended_elsewhere_says_what_the_registry_says() -> None:
+    """The owner publishes the `done` of a stream another process ended too (its own may never
+    have gone out): as that process ended it, `cancelled` here, not orphaned (a review)."""
+    publisher, streams = RecordingPublisher(), EndedByAnother(Done("cancelled"))
+    relay = make_relay(ScriptedModel([Token("a "), Token("b")]), publisher, streams=streams)
+    await relay.start(CHANNEL, HI)
+
+    published = await publisher.wait_for_done(CHANNEL)
+
+    assert published[-1] == Done("cancelled", seq=2)
 
 
 async def test_stop_where_nothing_runs_is_false() -> None:
