@@ -18,7 +18,10 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_fastapi_instrumentator.routing import get_route_name
@@ -38,6 +41,11 @@ _CALL = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
+        # The process itself (memory, open files, CPU; the interpreter's garbage collections),
+        # as prometheus_client's default registry would have them.
+        ProcessCollector(registry=registry)
+        GCCollector(registry=registry)
+        PlatformCollector(registry=registry)
         self.streams_started = Counter(
             "relaychat_streams_started", "Relayed streams started.", registry=registry
         )

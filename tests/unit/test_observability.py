@@ -156,6 +156,20 @@ async def test_the_metrics_path_is_outside_api_and_not_in_the_schema(api: Api) -
     assert "/metrics" not in api.app.openapi()["paths"]
 
 
+async def test_the_metrics_say_how_the_process_itself_does(api: Api) -> None:
+    """A soak probe: an operator (or a soak) saw no memory, file descriptors or garbage
+    collection of the backend in its metrics, the registry being the app's own."""
+    text = (await api.client.get("/metrics")).text
+    names = {line.split(" ")[0].split("{")[0] for line in text.splitlines() if line[:1] != "#"}
+    assert {
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_cpu_seconds_total",
+        "python_gc_collections_total",
+        "python_info",
+    } <= names
+
+
 async def test_every_response_carries_a_request_id(api: Api) -> None:
     response = await api.client.get("/api/health")
     assert uuid.UUID(response.headers["x-request-id"])
