@@ -152,15 +152,16 @@ _CLAIM = (
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'busy' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'used' end
--- The streams in an owner's or an address's set that still run, once the set looks full: a
--- member whose run is gone was left by a process that ended it without taking it out (an older
--- version's finish, during a rolling upgrade, knows no address sets), and would hold that place
--- for good. Dropped, then counted again.
-local function running_in(set, max)
+-- The streams in an owner's or an address's set that still run for it, once the set looks
+-- full: a member whose run is gone (or is another owner's or address's stream on that channel
+-- since) was left by a process that ended it without taking it out (an older version's finish,
+-- during a rolling upgrade, knows no address sets), and would hold that place for good.
+-- Dropped, then counted again.
+local function running_in(set, max, field, value)
   local count = redis.call('SCARD', set)
   if count < max then return count end
   for _, channel in ipairs(redis.call('SMEMBERS', set)) do
-    if redis.call('EXISTS', 'relaychat:run:' .. channel) == 0 then
+    if redis.call('HGET', 'relaychat:run:' .. channel, field) ~= value then
       redis.call('SREM', set, channel)
       count = count - 1
     end
@@ -168,9 +169,10 @@ local function running_in(set, max)
   return count
 end
 local max = tonumber(ARGV[4])
-if max > 0 and running_in(KEYS[4], max) >= max then return 'too_many' end
+if max > 0 and running_in(KEYS[4], max, 'owner', ARGV[3]) >= max then return 'too_many' end
 local address, max_address = ARGV[6], tonumber(ARGV[7])
-if address ~= '' and max_address > 0 and running_in(KEYS[6], max_address) >= max_address then
+if address ~= '' and max_address > 0
+    and running_in(KEYS[6], max_address, 'address', address) >= max_address then
   return 'too_many_from_address'
 end
 redis.call('HSET', KEYS[1], 'lease', ARGV[2], 'owner', ARGV[3], 'seq', 0, 'address', address)

@@ -183,13 +183,16 @@ async def test_a_place_left_in_a_set_by_a_stream_that_is_gone_is_taken_back(
     a claim drops the members whose run is gone, so the office does not lose that place for
     good. The same for an owner's set."""
     first, _ = two
+    # Its channel running again since, for another address: not this address's either.
+    await first.claim("stream:gone0002#u_8", nothing, owner="u_8", address="198.51.100.9")
     async with _raw(redis_server) as raw:
         await raw.sadd("relaychat:addr:203.0.113.7", "stream:gone0000#u_9")
+        await raw.sadd("relaychat:addr:203.0.113.7", "stream:gone0002#u_8")
         await raw.sadd("relaychat:owner:u_1", "stream:gone0001#u_1")
 
     await first.claim(
         "stream:aaaaaaaa#u_1", nothing, owner="u_1", address="203.0.113.7", max_per_address=2
-    )  # one stale and one running: full, as the set counts
+    )  # two stale: full, as the set counts
     await first.claim(
         "stream:bbbbbbbb#u_2", nothing, owner="u_2", address="203.0.113.7", max_per_address=2
     )
