@@ -79,6 +79,12 @@ def busy_response(also: str = "") -> dict[int | str, dict[str, Any]]:
     return {503: {"model": ErrorResponse, "description": description, "headers": headers}}
 
 
+def _retry_later(detail: str, status_code: int) -> JSONResponse:
+    """A refusal of an answer that may be asked again: nothing was started."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return JSONResponse({"detail": detail}, status_code=status_code, headers=headers)
+
+
 async def _too_many_streams(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TooManyStreams)
     detail = (
@@ -86,8 +92,7 @@ async def _too_many_streams(request: Request, exc: Exception) -> JSONResponse:
         "as many as one user may; "
         "wait for one to finish or stop one, then send again"
     )
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return JSONResponse({"detail": detail}, status_code=429, headers=headers)
+    return _retry_later(detail, status.HTTP_429_TOO_MANY_REQUESTS)
 
 
 async def _too_many_from_address(request: Request, exc: Exception) -> JSONResponse:
@@ -97,8 +102,7 @@ async def _too_many_from_address(request: Request, exc: Exception) -> JSONRespon
         "from your network address, as many as one address may (people behind one office "
         "network share it); wait for one to finish, then send again"
     )
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return JSONResponse({"detail": detail}, status_code=429, headers=headers)
+    return _retry_later(detail, status.HTTP_429_TOO_MANY_REQUESTS)
 
 
 # A flood of refusals is logged once this often, not once each.
@@ -119,10 +123,7 @@ async def _server_busy(request: Request, exc: Exception) -> JSONResponse:
         "the server is busy: it is running as many answers as it can right now; nothing was "
         "started, try again shortly"
     )
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return JSONResponse(
-        {"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers=headers
-    )
+    return _retry_later(detail, status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 # The most problems a 422 lists one by one (a body can hold thousands of bad items).
