@@ -25,13 +25,31 @@ async def new_page(browser: Browser, edge: Edge, console_errors: ConsoleErrors) 
     return await watched_page(browser, console_errors, base_url=edge.url, viewport=viewport)
 
 
+async def mark_retry_presses(page: Page) -> None:
+    """From now on a click on the status line's Retry sets `window.retryPressed`, before the
+    page's own handler runs (a capture listener): a route that lets only what Retry sends
+    through is not raced by the page's own retrying (its backoff), which took the line and its
+    Retry away before the test's click landed (CI: "element was detached from the DOM")."""
+    await page.evaluate(
+        "document.addEventListener('click', (event) => {"
+        " if (event.target.closest('#status .retry')) window.retryPressed = true; }, true)"
+    )
+
+
+async def retry_pressed(page: Page) -> bool:
+    return bool(await page.evaluate("window.retryPressed === true"))
+
+
 async def test_a_failed_session_says_so_and_retry_starts_it(
     browser: Browser, edge: Edge, console_errors: ConsoleErrors
 ) -> None:
     page = await new_page(browser, edge, console_errors)
 
     async def refuse(route: Route) -> None:
-        await route.fulfill(status=503, json={"detail": "sessions are being restarted"})
+        if await retry_pressed(page):
+            await route.continue_()
+        else:
+            await route.fulfill(status=503, json={"detail": "sessions are being restarted"})
 
     await page.route("**/api/token", refuse)
     await page.goto("/")
@@ -58,7 +76,7 @@ async def test_a_failed_session_says_so_and_retry_starts_it(
     await expect(status).to_contain_text("Session failed")
     await expect(retry).to_be_focused()
 
-    await page.unroute("**/api/token", refuse)
+    await mark_retry_presses(page)
     await retry.click()
     await expect(status).to_be_hidden()
     await expect(page.locator("#send")).to_be_enabled()
@@ -74,14 +92,15 @@ async def test_a_failed_session_says_so_and_retry_starts_it(
 async def test_a_connection_that_cannot_be_made_is_explained_and_retried(
     browser: Browser, edge: Edge, console_errors: ConsoleErrors
 ) -> None:
+    """Only the connection that Retry opens is let through: the page's own reconnecting (its
+    backoff) is refused until then."""
     page = await new_page(browser, edge, console_errors)
-    refusing = True
 
     async def websocket(ws: WebSocketRoute) -> None:
-        if refusing:
-            await ws.close(code=1011, reason="refused by the test")
-        else:
+        if await retry_pressed(page):
             ws.connect_to_server()
+        else:
+            await ws.close(code=1011, reason="refused by the test")
 
     await page.route_web_socket("**/connection/websocket", websocket)
     await page.goto("/")
@@ -93,7 +112,7 @@ async def test_a_connection_that_cannot_be_made_is_explained_and_retried(
     await page.screenshot(path=SCREENSHOTS / "cannot-connect.png")
     assert await violations(page) == []
 
-    refusing = False
+    await mark_retry_presses(page)
     await retry.click()
     await expect(status).to_be_hidden()
     await send(page, "hello")
