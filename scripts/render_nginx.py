@@ -118,6 +118,9 @@ def render(
         "RELAY_NGINX_PORT": str(port),
         "RELAY_BACKEND_ADDR": _servers(backend),
         "RELAY_CENTRIFUGO_ADDR": _servers(centrifugo),
+        # Literal addresses (or names looked up at start): no resolver (compose sets these).
+        "RELAY_RESOLVER": "",
+        "RELAY_RESOLVE": "",
         "RELAY_STATIC_ROOT": str(static_root),
         "RELAY_MAX_BODY": str(max_body),
         # `a,b`: one `set_real_ip_from` line each, as `_servers` does for `server`.

@@ -83,6 +83,14 @@ def env_names(name: str, field: FieldInfo) -> set[str]:
     return {f"{prefix}{field.alias or name}".upper()}
 
 
+def nginx_version(nginx: str) -> tuple[int, ...]:
+    """`nginx -V`'s version, as numbers."""
+    info = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=True).stderr
+    found = re.search(r"nginx/(\d+(?:\.\d+)*)", info)
+    assert found is not None, info
+    return tuple(int(part) for part in found[1].split("."))
+
+
 def environment(compose: dict[str, Any], service: str) -> dict[str, str]:
     env: dict[str, str] = compose["services"][service].get("environment", {})
     assert isinstance(env, dict), f"{service}: environment as a mapping, NAME: value"
@@ -317,6 +325,8 @@ def test_the_nginx_image_follows_the_stable_branch_and_builds_without_buildkit()
     match = re.fullmatch(r"nginx:1\.(\d+)-alpine(@sha256:[0-9a-f]{64})?", base)
     assert match is not None, base
     assert int(match[1]) % 2 == 0, base
+    # `server ... resolve` in an upstream (the template under compose) is in nginx since 1.27.3.
+    assert int(match[1]) >= 28, base
     assert not re.search(r"^COPY --chmod", dockerfile, flags=re.M)
     assert "chmod 0755 /docker-entrypoint.d/15-relaychat-body-limit.envsh" in dockerfile
 
@@ -590,6 +600,17 @@ def test_the_nginx_image_s_config_renders_whole_and_passes_nginx_t(
     )  # envsubst with a list of names leaves every other ${...} alone
     left = re.findall(r"\$\{RELAY_\w+\}", rendered)
     assert left == [], left
+    # Probe: looked up once at start, a recreated backend's or Centrifugo's new address (or a new
+    # scale) was never seen, and /api/ answered 502 until nginx was restarted. Every upstream's
+    # servers are looked up again (`resolve`, in shared memory), through Docker's DNS.
+    upstreams = re.findall(r"^upstream (\w+) \{(.*?)^\}", rendered, flags=re.M | re.S)
+    assert {name for name, _ in upstreams} == {"relay_backend", "relay_centrifugo"}
+    for name, body in upstreams:
+        assert re.search(rf"^\s*zone {name} \d+k;", body, flags=re.M), name
+        servers = re.findall(r"^\s*server (.+);", body, flags=re.M)
+        assert servers, name
+        assert all(server.endswith(" resolve") for server in servers), servers
+    assert re.search(r"^resolver 127\.0\.0\.11 valid=\d+s", rendered, flags=re.M)
 
     # Where the container's nginx writes, each under a tmpfs of compose's.
     main = (ROOT / "nginx" / "nginx.conf").read_text()
@@ -604,13 +625,16 @@ def test_the_nginx_image_s_config_renders_whole_and_passes_nginx_t(
         (native,) = re.findall(rf"^\s*{directive} (\d+);", MAIN, flags=re.M)
         assert image == native, directive
 
-    # nginx -t on this machine: the container's names and paths swapped for local ones only.
+    # nginx -t on this machine: the container's names and paths swapped for local ones only,
+    # and `resolve` taken out where this nginx predates it (1.27.3; Debian's is 1.22, the
+    # image's 1.30: test_the_nginx_image_follows_the_stable_branch_and_builds_without_buildkit).
     (tmp_path / "logs").mkdir()
-    (tmp_path / "relaychat.conf").write_text(
-        rendered.replace("backend:5000", "127.0.0.1:5000").replace(
-            "centrifugo:8000", "127.0.0.1:8000"
-        )
+    local = rendered.replace("backend:5000", "127.0.0.1:5000").replace(
+        "centrifugo:8000", "127.0.0.1:8000"
     )
+    if nginx_version(nginx) < (1, 27, 3):
+        local = local.replace(" resolve;", ";")
+    (tmp_path / "relaychat.conf").write_text(local)
     local_main = (
         main.replace("user nginx;", "")
         .replace(pid, str(tmp_path / "nginx.pid"))
