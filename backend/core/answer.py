@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from backend.core.coalesce import coalesce
+from backend.core.events import tell_each
 from backend.core.ports import Model, ModelError, StreamEvents
 from backend.core.types import Chunk, Question, StopReason, Token
 from backend.core.unicode import carriable, repaired
@@ -48,8 +49,7 @@ class Answerer:
         self.events = events
 
     def _failed(self, kind: str, message: str) -> None:
-        for events in self.events:
-            events.model_failed(kind, message)
+        tell_each(self.events, lambda events: events.model_failed(kind, message))
 
     def failure(self, exc: Exception, *, timed_out: bool = False) -> AnswerFailed:
         """What a model's failure (or the deadline, `timed_out`) means for the answer; logged

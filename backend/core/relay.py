@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from backend.core.answer import Answerer, AnswerFailed
 from backend.core.capacity import Capacity
 from backend.core.endings import CANCELLED, ORPHANED, SHUTDOWN, UNEXPECTED, done_key
+from backend.core.events import tell_each
 from backend.core.outbox import MAX_RATE, Outbox, Outgoing
 from backend.core.ports import Publisher, PublishError, StreamEvents, Streams
 from backend.core.types import Done, Question, Snapshot, StreamStats
@@ -136,8 +137,7 @@ class Relay:
         )
         stream.out = self._outbox.open(channel, stream.lease, stream.id, stream.request_stop)
         self._local[channel] = stream
-        for events in self._events:
-            events.stream_started(channel)
+        tell_each(self._events, lambda events: events.stream_started(channel))
         stream.task = asyncio.create_task(self._run(stream), name=f"stream {channel}")
 
     async def stop(self, channel: str, done: Done = CANCELLED) -> bool:
@@ -222,8 +222,7 @@ class Relay:
             self._free_place(stream)
             await self._publish_done(stream, ended)
             stats = stream.stats()
-            for events in self._events:
-                events.stream_ended(stream.channel, done, stats)
+            tell_each(self._events, lambda events: events.stream_ended(stream.channel, done, stats))
 
     async def _release(self, stream: _Stream, done: Done) -> bool:
         """Whether the stream was still this process's to end."""

@@ -14,6 +14,7 @@ import pytest
 from backend.core.answer import Answerer
 from backend.core.ports import (
     ChannelUsed,
+    ModelError,
     Orphan,
     Publication,
     PublishError,
@@ -22,7 +23,7 @@ from backend.core.ports import (
 )
 from backend.core.relay import ORPHANED, SHUTDOWN, UNEXPECTED, Relay, done_key
 from backend.core.streams import LocalStreams
-from backend.core.types import Chunk, Done, Question, Snapshot, Token
+from backend.core.types import Chunk, Done, Question, Snapshot, StreamStats, Token
 from tests.unit.fakes import RecordingPublisher, ScriptedModel
 
 CHANNEL = "stream:abcdefgh#u_1"
@@ -542,3 +543,70 @@ async def test_a_finished_stream_is_freed_without_the_cyclic_collector() -> None
         assert stream() is None
     finally:
         gc.enable()
+
+
+class FailingEvents:
+    """Logs or metrics that raise at every event (a broken exporter, say)."""
+
+    def stream_started(self, channel: str) -> None:
+        raise RuntimeError("exporter down")
+
+    def stream_ended(self, channel: str, done: Done, stats: StreamStats) -> None:
+        raise RuntimeError("exporter down")
+
+    def model_failed(self, kind: str, message: str) -> None:
+        raise RuntimeError("exporter down")
+
+
+class ToldEvents:
+    def __init__(self) -> None:
+        self.told: list[str] = []
+
+    def stream_started(self, channel: str) -> None:
+        self.told.append("started")
+
+    def stream_ended(self, channel: str, done: Done, stats: StreamStats) -> None:
+        self.told.append(f"ended {done.reason}")
+
+    def model_failed(self, kind: str, message: str) -> None:
+        self.told.append(f"model failed {kind}")
+
+
+@pytest.mark.parametrize(
+    ("model", "ending"),
+    [
+        (ScriptedModel([Token("a")]), Done("complete", seq=1)),
+        (
+            ScriptedModel(
+                [Token("a"), Token("b")], fail_after=1, failure=ModelError("busy", kind="status")
+            ),
+            Done("error", "busy", seq=1),
+        ),
+    ],
+)
+async def test_an_event_hook_that_raises_spoils_no_stream(
+    model: ScriptedModel, ending: Done, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review: a hook raising at `stream_started` (after the claim) left the owner's place taken
+    and nothing running; at `model_failed`, the model's own error became `unexpected`; at
+    `stream_ended`, the hooks after it were never told. Each is told now, and the stream runs
+    and ends as it would without them."""
+    publisher = RecordingPublisher()
+    told = ToldEvents()
+    events = (FailingEvents(), told)
+    answerer = Answerer(model, window=0, max_seconds=10, events=events)
+    streams = LocalStreams()
+    relay = Relay(answerer, publisher, streams, window=0, max_per_owner=1, events=events)
+
+    await relay.start(CHANNEL, HI, owner="u_1")
+
+    assert (await publisher.wait_for_done(CHANNEL))[-1] == ending
+    await relay.shutdown(grace_seconds=5)  # until the stream's task has told its end
+    expected = ["started", f"ended {ending.reason}"]
+    if ending.reason == "error":
+        expected.insert(1, "model failed status")
+    assert told.told == expected
+    assert "FailingEvents failed to take a stream event" in caplog.text
+    # The owner's one place is free again (else TooManyStreams), and the next answer as whole.
+    await relay.start("stream:ijklmnop#u_1", HI, owner="u_1")
+    assert dones(await publisher.wait_for_done("stream:ijklmnop#u_1")) == [ending]
