@@ -101,6 +101,12 @@ def _addresses(ranges: str) -> list[str]:
     return items
 
 
+def trusted_proxies(ranges: str) -> str:
+    """`a,b` as the template's one `set_real_ip_from ${...};` line repeated, as `_servers`
+    does for `server` (nginx/trusted-proxy.envsh does the same in the image)."""
+    return ";\n    set_real_ip_from ".join(_addresses(ranges))
+
+
 def render(
     out: Path,
     port: int,
@@ -123,8 +129,7 @@ def render(
         "RELAY_RESOLVE": "",
         "RELAY_STATIC_ROOT": str(static_root),
         "RELAY_MAX_BODY": str(max_body),
-        # `a,b`: one `set_real_ip_from` line each, as `_servers` does for `server`.
-        "RELAY_TRUSTED_PROXY": ";\n    set_real_ip_from ".join(_addresses(trusted_proxy)),
+        "RELAY_TRUSTED_PROXY": trusted_proxies(trusted_proxy),
     }
     (out / "relaychat.conf").write_text(substitute(TEMPLATE.read_text(), values))
     main = out / "nginx.conf"

@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 
 from backend.api.limits import max_body_bytes
 from backend.config import Settings
-from scripts.render_nginx import MAIN
+from scripts.render_nginx import MAIN, trusted_proxies
 from tests.processes import ROOT, missing_component
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -475,6 +475,34 @@ def test_the_nginx_image_derives_the_body_limit_like_the_backend(
     assert int(result.stdout) == max_body_bytes(text, history, turns)
 
 
+def trusted_proxy_envsh(value: str) -> subprocess.CompletedProcess[str]:
+    """nginx/trusted-proxy.envsh sourced by a real shell with RELAY_TRUSTED_PROXY=`value`."""
+    script = f'. {ROOT / "nginx" / "trusted-proxy.envsh"}; printf %s "$RELAY_TRUSTED_PROXY"'
+    env = {"PATH": "/usr/bin:/bin", "RELAY_TRUSTED_PROXY": value}
+    return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1", "10.0.0.1, 192.168.0.0/16,::1", "2001:db8::/32"])
+def test_the_nginx_image_takes_the_trusted_proxies_as_make_run_does(value: str) -> None:
+    """Probe: under compose a list (which `make run` takes) went into one `set_real_ip_from`
+    line and nginx refused to start; a name was taken for a host to look up."""
+    dockerfile = (ROOT / "nginx" / "Dockerfile").read_text()
+    assert "nginx/trusted-proxy.envsh /docker-entrypoint.d/16-" in dockerfile
+    result = trusted_proxy_envsh(value)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == trusted_proxies(value)
+
+
+@pytest.mark.parametrize("value", ["proxy.example.com", "10.0.0.1,*", "10.0.0.1,,10.0.0.2", " "])
+def test_the_nginx_image_refuses_a_trusted_proxy_that_is_no_address(value: str) -> None:
+    """Refused with the setting's name, as `make run` refuses it."""
+    result = trusted_proxy_envsh(value)
+    assert result.returncode != 0
+    assert "NGINX_TRUSTED_PROXY" in result.stderr
+    with pytest.raises(SystemExit):
+        trusted_proxies(value)
+
+
 CLUSTER = ROOT / "docker-compose.cluster.yml"
 
 
@@ -578,14 +606,24 @@ def test_the_nginx_image_s_config_renders_whole_and_passes_nginx_t(
         missing_component("nginx is missing: apt-get install nginx")
         raise AssertionError("unreachable")
     env_file = "".join(f"{name}={value}\n" for name, value in STRONG.items())
+    env_file += "NGINX_TRUSTED_PROXY=127.0.0.1, ::1\n"  # a list: a line each
     resolved = compose_config(docker_compose, tmp_path, env_file)
     assert resolved.returncode == 0, resolved.stderr
     service = yaml.safe_load(resolved.stdout)["services"]["nginx"]
     dockerfile = (ROOT / "nginx" / "Dockerfile").read_text()
     image_env = dockerfile_env(dockerfile)
     env = {**image_env, **{name: str(value) for name, value in service["environment"].items()}}
+    # The envsh files in the order the entrypoint sources them (by their names there).
+    copied = sorted(
+        re.findall(
+            r"^COPY nginx/(\S+\.envsh) /docker-entrypoint\.d/(\S+)$", dockerfile, flags=re.M
+        ),
+        key=lambda pair: pair[1],
+    )
+    assert [name for name, _ in copied] == ["body-limit.envsh", "trusted-proxy.envsh"]
+    sources = "; ".join(f". {ROOT / 'nginx' / name}" for name, _ in copied)
     sourced = subprocess.run(
-        ["/bin/sh", "-c", f". {ROOT / 'nginx' / 'body-limit.envsh'}; env -0"],
+        ["/bin/sh", "-c", f"{sources}; env -0"],
         env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
