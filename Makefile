@@ -75,10 +75,10 @@ nginx: ## install Debian's nginx if it is missing
 	@scripts/apt-install.sh nginx nginx
 
 # Debian's Chromium, driven by Playwright in the browser tests (Playwright's own browser
-# download is not used), docker-compose to check the compose file without a Docker engine, and
-# Redis for the cluster tests.
-test-tools: ## install chromium, docker-compose and redis-server if missing
-	@scripts/apt-install.sh chromium chromium docker-compose docker-compose redis-server redis-server
+# download is not used), docker-compose to check the compose file without a Docker engine,
+# Redis for the cluster tests, and busybox to run the nginx image's scripts as its shell does.
+test-tools: ## install chromium, docker-compose, redis-server and busybox if missing
+	@scripts/apt-install.sh chromium chromium docker-compose docker-compose redis-server redis-server busybox busybox
 
 frontend: $(FRONTEND) ## build the page into frontend/dist
 

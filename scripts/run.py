@@ -386,22 +386,24 @@ LOOPBACKS = "127.0.0.1,::1"
 
 
 def trusted_proxy(env: Mapping[str, str]) -> str:
-    """NGINX_TRUSTED_PROXY: the address or CIDR range (one) of a proxy in front of nginx whose
-    X-Forwarded-For names the client; both loopbacks unset (for nginx: comma-separated).
-    StartFailed when it is neither."""
+    """NGINX_TRUSTED_PROXY: the addresses or CIDR ranges (comma-separated) of the proxies in
+    front of nginx whose X-Forwarded-For names the client; both loopbacks unset. As the nginx
+    image takes it (nginx/trusted-proxy.envsh). StartFailed for anything else."""
     value = env.get("NGINX_TRUSTED_PROXY", "").strip()
     if not value:
         return LOOPBACKS
+    items = [item.strip() for item in value.split(",")]
     try:
-        if not ADDRESS_OR_RANGE.fullmatch(value):  # it goes into nginx's config
-            raise ValueError(value)
-        ipaddress.ip_network(value, strict=False)
+        for item in items:
+            if not ADDRESS_OR_RANGE.fullmatch(item):  # it goes into nginx's config
+                raise ValueError(item)
+            ipaddress.ip_network(item, strict=False)
     except ValueError:
         raise StartFailed(
-            f"NGINX_TRUSTED_PROXY is {value!r}: one address or CIDR range (127.0.0.1, "
-            "10.0.0.0/8), that of the proxy in front of nginx"
+            f"NGINX_TRUSTED_PROXY is {value!r}: an address or CIDR range (127.0.0.1, "
+            "10.0.0.0/8), or several separated by commas: the proxies in front of nginx"
         ) from None
-    return value
+    return ",".join(items)
 
 
 def body_limit(env: Mapping[str, str]) -> int:

@@ -76,6 +76,7 @@ async def test_a_failed_session_says_so_and_retry_starts_it(
     await expect(status).to_contain_text("Session failed")
     await expect(retry).to_be_focused()
 
+    # Only from here: the Enter above was a click on Retry too, and its session had to fail.
     await mark_retry_presses(page)
     await retry.click()
     await expect(status).to_be_hidden()

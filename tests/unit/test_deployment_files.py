@@ -20,6 +20,8 @@ from pydantic.fields import FieldInfo
 from backend.api.limits import max_body_bytes
 from backend.config import Settings
 from scripts.render_nginx import MAIN, trusted_proxies
+from scripts.run import StartFailed
+from scripts.run import trusted_proxy as run_trusted_proxy
 from tests.processes import ROOT, missing_component
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -475,32 +477,77 @@ def test_the_nginx_image_derives_the_body_limit_like_the_backend(
     assert int(result.stdout) == max_body_bytes(text, history, turns)
 
 
-def trusted_proxy_envsh(value: str) -> subprocess.CompletedProcess[str]:
-    """nginx/trusted-proxy.envsh sourced by a real shell with RELAY_TRUSTED_PROXY=`value`."""
+@pytest.fixture(scope="module", params=["sh", "busybox"])
+def image_shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory whose `sh`, `awk` and `tr` run the envsh files: this machine's, and
+    busybox's, as in the image (Alpine)."""
+    tools = tmp_path_factory.mktemp(f"tools-{request.param}")
+    for name in ("sh", "awk", "tr"):
+        if request.param == "busybox":
+            binary = shutil.which("busybox")
+            if binary is None:
+                missing_component("busybox is missing: apt-get install busybox")
+                raise AssertionError("unreachable")
+        else:
+            binary = shutil.which(name)
+            assert binary is not None, name
+        (tools / name).symlink_to(binary)
+    return tools
+
+
+def trusted_proxy_envsh(tools: Path, value: str) -> subprocess.CompletedProcess[str]:
+    """nginx/trusted-proxy.envsh sourced with RELAY_TRUSTED_PROXY=`value`, by `tools`' shell."""
     script = f'. {ROOT / "nginx" / "trusted-proxy.envsh"}; printf %s "$RELAY_TRUSTED_PROXY"'
-    env = {"PATH": "/usr/bin:/bin", "RELAY_TRUSTED_PROXY": value}
-    return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+    env = {"PATH": str(tools), "RELAY_TRUSTED_PROXY": value}
+    return subprocess.run(
+        [str(tools / "sh"), "-c", script], env=env, capture_output=True, text=True, check=False
+    )
 
 
-@pytest.mark.parametrize("value", ["127.0.0.1", "10.0.0.1, 192.168.0.0/16,::1", "2001:db8::/32"])
-def test_the_nginx_image_takes_the_trusted_proxies_as_make_run_does(value: str) -> None:
-    """Probe: under compose a list (which `make run` takes) went into one `set_real_ip_from`
-    line and nginx refused to start; a name was taken for a host to look up."""
+@pytest.mark.parametrize(
+    "value", ["127.0.0.1", "10.0.0.1, 192.168.0.0/16,::1", "2001:db8::/32", "::ffff:10.0.0.1"]
+)
+def test_the_nginx_image_takes_the_trusted_proxies_as_make_run_does(
+    image_shell: Path, value: str
+) -> None:
+    """Probe: under compose a list went into one `set_real_ip_from` line and nginx refused to
+    start. The image now takes what `make run` takes, into the same lines."""
     dockerfile = (ROOT / "nginx" / "Dockerfile").read_text()
     assert "nginx/trusted-proxy.envsh /docker-entrypoint.d/16-" in dockerfile
-    result = trusted_proxy_envsh(value)
+    result = trusted_proxy_envsh(image_shell, value)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == trusted_proxies(value)
+    native = trusted_proxies(run_trusted_proxy({"NGINX_TRUSTED_PROXY": value}))
+    assert result.stdout == native
 
 
-@pytest.mark.parametrize("value", ["proxy.example.com", "10.0.0.1,*", "10.0.0.1,,10.0.0.2", " "])
-def test_the_nginx_image_refuses_a_trusted_proxy_that_is_no_address(value: str) -> None:
-    """Refused with the setting's name, as `make run` refuses it."""
-    result = trusted_proxy_envsh(value)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "proxy.example.com",
+        "cafe",  # hexadecimal letters: nginx would look it up as a host
+        "dead.beef",
+        "10.0.0.1 10.0.0.2",
+        "10.0.0.1\n0.0.0.0/0",
+        "127.1",
+        "256.1.1.1",
+        "1.2.3.4/99",
+        "1::2::3",
+        "fe80::1%eth0",
+        "10.0.0.1,*",
+        "10.0.0.1,,10.0.0.2",
+        "10.0.0.1,",
+    ],
+)
+def test_the_nginx_image_refuses_a_trusted_proxy_that_is_no_address(
+    image_shell: Path, value: str
+) -> None:
+    """Refused with the setting's name, as `make run` refuses it (review: a looser check in
+    the image let host names and a space-separated pair through)."""
+    result = trusted_proxy_envsh(image_shell, value)
     assert result.returncode != 0
     assert "NGINX_TRUSTED_PROXY" in result.stderr
-    with pytest.raises(SystemExit):
-        trusted_proxies(value)
+    with pytest.raises(StartFailed):
+        run_trusted_proxy({"NGINX_TRUSTED_PROXY": value})
 
 
 CLUSTER = ROOT / "docker-compose.cluster.yml"
