@@ -530,6 +530,7 @@ def test_the_nginx_image_takes_the_trusted_proxies_as_make_run_does(
         "10.0.0.1\n0.0.0.0/0",
         "127.1",
         "256.1.1.1",
+        "010.0.0.1",
         "1.2.3.4/99",
         "1::2::3",
         "fe80::1%eth0",
