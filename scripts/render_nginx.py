@@ -87,9 +87,9 @@ def _servers(addresses: str) -> str:
     return ";\n    server ".join(address.strip() for address in addresses.split(","))
 
 
-def _addresses(ranges: str) -> list[str]:
-    """`a,b` as addresses or CIDR ranges; SystemExit for anything else (it goes into the
-    config as it is written)."""
+def address_ranges(ranges: str) -> list[str]:
+    """`a,b` as addresses or CIDR ranges; ValueError naming the first item that is neither (it
+    goes into the config as it is written)."""
     items = [item.strip() for item in ranges.split(",")]
     for item in items:
         try:
@@ -97,14 +97,18 @@ def _addresses(ranges: str) -> list[str]:
                 raise ValueError(item)
             ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise SystemExit(f"render_nginx: {item!r} is not an address or CIDR range") from None
+            raise ValueError(f"{item!r} is not an address or CIDR range") from None
     return items
 
 
 def trusted_proxies(ranges: str) -> str:
     """`a,b` as the template's one `set_real_ip_from ${...};` line repeated, as `_servers`
-    does for `server` (nginx/trusted-proxy.envsh does the same in the image)."""
-    return ";\n    set_real_ip_from ".join(_addresses(ranges))
+    does for `server` (nginx/trusted-proxy.envsh does the same in the image); SystemExit for
+    anything but addresses and CIDR ranges."""
+    try:
+        return ";\n    set_real_ip_from ".join(address_ranges(ranges))
+    except ValueError as exc:
+        raise SystemExit(f"render_nginx: {exc}") from None
 
 
 def render(

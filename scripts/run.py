@@ -49,7 +49,7 @@ from pydantic.fields import FieldInfo
 
 from backend.api.limits import max_body_bytes
 from backend.config import Settings, settings_refusal
-from scripts.render_nginx import ADDRESS_OR_RANGE, render
+from scripts.render_nginx import address_ranges, render
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS = 30.0
@@ -392,12 +392,8 @@ def trusted_proxy(env: Mapping[str, str]) -> str:
     value = env.get("NGINX_TRUSTED_PROXY", "").strip()
     if not value:
         return LOOPBACKS
-    items = [item.strip() for item in value.split(",")]
     try:
-        for item in items:
-            if not ADDRESS_OR_RANGE.fullmatch(item):  # it goes into nginx's config
-                raise ValueError(item)
-            ipaddress.ip_network(item, strict=False)
+        items = address_ranges(value)
     except ValueError:
         raise StartFailed(
             f"NGINX_TRUSTED_PROXY is {value!r}: an address or CIDR range (127.0.0.1, "
