@@ -18,7 +18,7 @@ from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 
 from backend.api.limits import max_body_bytes
-from backend.config import Settings
+from backend.config import MIN_SECRET_LENGTH, PLACEHOLDER_SECRETS, Settings, _is_weak
 from scripts.render_nginx import MAIN, trusted_proxies
 from scripts.run import StartFailed
 from scripts.run import trusted_proxy as run_trusted_proxy
@@ -447,11 +447,106 @@ def test_compose_derives_allowed_origins_like_make_run(
     stand_in = tmp_path / "centrifugo"
     stand_in.write_text('#!/bin/sh\nprintf "%s" "$CENTRIFUGO_CLIENT_ALLOWED_ORIGINS"\n')
     stand_in.chmod(0o755)
-    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "RELAY_PUBLIC_PORT": public_port, **env_file}
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "RELAY_PUBLIC_PORT": public_port,
+        **STRONG_CENTRIFUGO_SECRETS,
+        **env_file,
+    }
     result = subprocess.run(
         ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True
     )
     assert result.stdout == origins
+
+
+STRONG_CENTRIFUGO_SECRETS = {
+    "CENTRIFUGO_HTTP_API_KEY": "k" * 32,
+    "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": "h" * 40,
+}
+
+
+def centrifugo_start(
+    compose: dict[str, Any], tools: Path, tmp_path: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """The Centrifugo container's start command, run by `tools`' shell with `env` and a
+    stand-in `centrifugo` that says it started."""
+    script = compose["services"]["centrifugo"]["command"][0].replace("$$", "$")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    stand_in = bin_dir / "centrifugo"
+    stand_in.write_text("#!/bin/sh\necho started\n")
+    stand_in.chmod(0o755)
+    path = f"{bin_dir}:{tools}"
+    return subprocess.run(
+        [str(tools / "sh"), "-c", script],
+        env={"PATH": path, "RELAY_PUBLIC_PORT": "9000", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "change-me",
+        " Change-Me ",
+        "secret",
+        "INSECURE",
+        "changethis",
+        "changeme",
+        "x" * 31,
+        "x" * 32,
+        "a-long-random-looking-secret-0123456789",
+    ],
+)
+@pytest.mark.parametrize("name", sorted(STRONG_CENTRIFUGO_SECRETS))
+def test_the_centrifugo_container_refuses_weak_secrets_as_the_backend_does(
+    compose: dict[str, Any], image_shell: Path, tmp_path: Path, name: str, secret: str
+) -> None:
+    """Probe: `cp .env.example .env` then `docker compose up` ran Centrifugo with the API key
+    `change-me` (the backend refused it, Centrifugo did not). Its container now refuses what
+    the backend refuses (backend/config.py), outside ENVIRONMENT=development."""
+    env = {**STRONG_CENTRIFUGO_SECRETS, name: secret}
+    weak = _is_weak(secret)
+    for environment in ("production", None):
+        result = centrifugo_start(
+            compose,
+            image_shell,
+            tmp_path,
+            env | ({"ENVIRONMENT": environment} if environment else {}),
+        )
+        if weak:
+            assert result.returncode == 1, result
+            assert result.stdout == ""
+            assert f"placeholder or short secrets: {name} (" in result.stderr
+        else:
+            assert (result.returncode, result.stdout) == (0, "started\n"), result
+    developing = centrifugo_start(
+        compose, image_shell, tmp_path, env | {"ENVIRONMENT": "development"}
+    )
+    assert (developing.returncode, developing.stdout) == (0, "started\n"), developing
+    assert compose["services"]["centrifugo"]["environment"]["ENVIRONMENT"] == (
+        "${ENVIRONMENT:-production}"
+    )
+
+
+def test_the_centrifugo_container_names_every_weak_secret(
+    compose: dict[str, Any], image_shell: Path, tmp_path: Path
+) -> None:
+    env = dict.fromkeys(STRONG_CENTRIFUGO_SECRETS, "change-me")
+    result = centrifugo_start(compose, image_shell, tmp_path, env)
+    assert result.returncode == 1
+    assert ": CENTRIFUGO_HTTP_API_KEY CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY (" in result.stderr
+
+
+def test_the_centrifugo_container_knows_the_backends_placeholders(compose: dict[str, Any]) -> None:
+    """Its list of placeholders and its least length are the backend's."""
+    script = compose["services"]["centrifugo"]["command"][0]
+    listed = re.search(r'\n?""\|([a-z|-]+)\) weak=', script)
+    assert listed is not None
+    assert {"", *listed.group(1).split("|")} == PLACEHOLDER_SECRETS
+    assert f'[ "$${{#2}}" -ge {MIN_SECRET_LENGTH} ]' in script
 
 
 @pytest.mark.parametrize(
@@ -479,8 +574,8 @@ def test_the_nginx_image_derives_the_body_limit_like_the_backend(
 
 @pytest.fixture(scope="module", params=["sh", "busybox"])
 def image_shell(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory whose `sh`, `awk` and `tr` run the envsh files: this machine's, and
-    busybox's, as in the image (Alpine)."""
+    """A directory whose `sh`, `awk` and `tr` run the envsh files and the Centrifugo container's
+    start command: this machine's, and busybox's, as in the images (Alpine)."""
     tools = tmp_path_factory.mktemp(f"tools-{request.param}")
     for name in ("sh", "awk", "tr"):
         if request.param == "busybox":
