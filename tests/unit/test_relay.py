@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from backend.core.answer import Answerer
+from backend.core.events import tell_each
 from backend.core.ports import (
     ChannelUsed,
     ModelError,
@@ -556,6 +558,34 @@ class FailingEvents:
 
     def model_failed(self, kind: str, message: str) -> None:
         raise RuntimeError("exporter down")
+
+
+def test_a_hook_that_keeps_failing_is_logged_now_and_then(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Review: a hook that keeps failing logged a traceback for every event of every stream.
+    Its first failure comes with the traceback, then one line at the 10th, 100th, ..."""
+    hook, other = FailingEvents(), FailingEvents()
+    with caplog.at_level(logging.ERROR, logger="backend.core.events"):
+        for _ in range(120):
+            tell_each((hook,), lambda events: events.stream_started(CHANNEL))
+        tell_each((other,), lambda events: events.stream_started(CHANNEL))
+    lines = [(r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert lines == [
+        ("FailingEvents failed to take a stream event", True),
+        (
+            "FailingEvents failed to take a stream event 10 times now (the first failure's "
+            "traceback was logged)",
+            False,
+        ),
+        (
+            "FailingEvents failed to take a stream event 100 times now (the first failure's "
+            "traceback was logged)",
+            False,
+        ),
+        # Counted for each hook on its own.
+        ("FailingEvents failed to take a stream event", True),
+    ]
 
 
 class ToldEvents:
