@@ -86,8 +86,11 @@ $(FRONTEND): $(FRONTEND_SOURCES)
 	@command -v npm >/dev/null || { echo "needs Node.js 20+ with npm: apt-get install nodejs npm (Debian 13; Debian 12's is 18: take Node 20 from NodeSource)"; exit 1; }
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
-$(ENV_FILE): ## write .env with fresh random secrets, if there is none
-	scripts/ensure-env.sh $@
+# Run every time (it changes nothing once the secrets are set): a .env copied from .env.example
+# by hand gets random secrets in place of its `change-me`.
+$(ENV_FILE): FORCE ## write .env with fresh random secrets if there is none; fill in those that say change-me
+	@scripts/ensure-env.sh $@
+FORCE:
 
 # Every package at the version tested (requirements-dev.lock), not whatever is newest that day.
 $(STAMP): pyproject.toml requirements-dev.lock

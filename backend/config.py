@@ -150,14 +150,15 @@ class Settings(BaseSettings):
             )
             raise ValueError(
                 f"missing secrets: {', '.join(missing)} (`make run` writes random ones into "
-                f".env{hint})"
+                f"its settings file, .env by default{hint})"
             )
         weak = [name for name, value in self._secrets().items() if _is_weak(value)]
         if weak and self.environment != "development":
             raise ValueError(
                 f"refusing to start with placeholder or short secrets: {', '.join(weak)} "
-                f"(each needs {MIN_SECRET_LENGTH}+ random characters; `make run` writes them "
-                "into .env, or set ENVIRONMENT=development on a laptop)"
+                f"(each needs {MIN_SECRET_LENGTH}+ random characters: `make run` writes random "
+                "ones in place of `change-me`; set any other yourself, e.g. `openssl rand -hex "
+                "32`; or set ENVIRONMENT=development on a laptop)"
             )
         if weak:
             logger.warning("development mode with weak secrets: %s", ", ".join(weak))
