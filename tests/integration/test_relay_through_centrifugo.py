@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from backend.llm.simulated import THINKING, answer_for
 from tests.clients import ChatSession, answer_of
-from tests.stack import Stack
+from tests.stack import ORIGIN, Stack
 
 
 @pytest.mark.parametrize("prompt", ["hello", "explain please", "code", "what is this"])
@@ -84,3 +87,57 @@ async def test_ready_when_centrifugo_answers(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.backend_url) as http:
         response = await http.get("/api/ready")
     assert response.status_code == 200
+
+
+async def test_a_raw_websocket_client_follows_a_channel_as_the_protocol_says(
+    session: ChatSession, stack: Stack
+) -> None:
+    """docs/protocol.md, "Without an SDK": Centrifugo's JSON protocol over a bare WebSocket,
+    frame by frame as written there (a probe had to work them out)."""
+    token = (await session.http.post("/api/token")).json()["token"]
+    channel = session.new_channel()
+    async with websockets.connect(stack.websocket_url, origin=websockets.Origin(ORIGIN)) as ws:
+
+        async def replies() -> AsyncIterator[dict[str, Any]]:
+            """Each message of each frame (one JSON object a line); a ping answered."""
+            while True:
+                for line in str(await ws.recv()).splitlines():
+                    message = json.loads(line)
+                    if message == {}:
+                        await ws.send("{}")  # a pong
+                        continue
+                    yield message
+
+        messages = replies()
+        await ws.send(json.dumps({"id": 1, "connect": {"token": token}}))
+        connected = await anext(messages)
+        assert connected["id"] == 1
+        assert connected["connect"]["pong"] is True
+        assert connected["connect"]["ping"] > 0
+        subscribe = {"channel": channel, "recover": True, "offset": 0, "epoch": ""}
+        await ws.send(json.dumps({"id": 2, "subscribe": subscribe}))
+        subscribed = await anext(messages)
+        assert subscribed["id"] == 2
+        assert "error" not in subscribed
+        assert (await session.execute(channel, "code")).status_code == 202
+        publications: list[dict[str, Any]] = []
+        async with asyncio.timeout(30):
+            async for message in messages:
+                push = message["push"]
+                assert push["channel"] == channel
+                publications.append(push["pub"]["data"])
+                if push["pub"]["data"].get("done"):
+                    break
+    assert answer_of(publications) == answer_for("code")
+    assert [p["seq"] for p in publications[:-1]] == list(range(1, len(publications)))
+    # Subscribed after the answer ended, the same from offset 0: in the reply's publications.
+    async with websockets.connect(stack.websocket_url, origin=websockets.Origin(ORIGIN)) as ws:
+        await ws.send(json.dumps({"id": 1, "connect": {"token": token}}))
+        await ws.send(json.dumps({"id": 2, "subscribe": subscribe}))
+        late: dict[str, Any] = {}
+        async with asyncio.timeout(10):
+            while late.get("id") != 2:
+                late = json.loads(str(await ws.recv()).splitlines()[-1])
+    history = late["subscribe"]["publications"]
+    assert [p["data"] for p in history] == publications
+    assert [p["offset"] for p in history] == list(range(1, len(publications) + 1))
