@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import difflib
 import errno
 import fcntl
 import ipaddress
@@ -95,6 +96,34 @@ def settings(env_file: Path, environ: Mapping[str, str]) -> dict[str, str]:
     if not merged.get(ORIGINS, "").strip():
         merged.pop(ORIGINS, None)
     return merged
+
+
+def known_settings() -> set[str]:
+    """Every setting a process of `make run` reads: .env.example's (set or commented out) and
+    the backend's."""
+    example = (ROOT / ".env.example").read_text()
+    names = set(re.findall(r"^#?[ \t]*([A-Z][A-Z0-9_]*)=", example, re.M))
+    for info in Settings.model_fields.values():
+        alias = info.validation_alias
+        names |= {alias} if isinstance(alias, str) else set()
+    return names
+
+
+def misspelled_settings(env_file: Path) -> list[str]:
+    """A line for each setting of `env_file` that nothing reads but that is close to one that
+    is read (`MAX_TEXT_CHAR`): the backend ignores names it does not know, so a misspelled
+    setting silently kept its default. Centrifugo's own (`CENTRIFUGO_...`) are left to it: it
+    warns of those it does not know, and reads many more than .env.example lists."""
+    known = known_settings()
+    lines = []
+    for name in dotenv_values(env_file):
+        upper = name.upper()  # the backend reads its settings in any case
+        if upper in known or upper.startswith("CENTRIFUGO_"):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.8)
+        if close:
+            lines.append(f"{env_file} sets {name}, which nothing reads: did you mean {close[0]}?")
+    return lines
 
 
 def port_setting(env: Mapping[str, str], name: str, default: int, *, pair: bool = False) -> int:
@@ -837,6 +866,8 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".cache" / "run")
     args = parser.parse_args()
     env = settings(args.env_file, os.environ)
+    for line in misspelled_settings(args.env_file):
+        say(f"warning: {line}")
     sys.exit(run(env, args.state_dir.resolve(), cluster=args.cluster))
 
 

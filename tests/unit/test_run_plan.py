@@ -29,13 +29,15 @@ from scripts.run import (
     check_port,
     cluster_services,
     end_group,
+    known_settings,
+    misspelled_settings,
     refusal,
     services,
     settings,
     sole_run,
     trusted_proxy,
 )
-from tests.processes import ipv6_loopback, missing_component
+from tests.processes import ROOT, ipv6_loopback, missing_component
 
 PORTS = {"NGINX_PORT": "9321", "CLUSTER_REDIS_PORT": "9328"}
 
@@ -448,3 +450,33 @@ def test_each_centrifugo_asks_its_own_backend_about_subscribes(tmp_path: Path) -
     assert cluster["centrifugo-2"].env[endpoint] == "http://127.0.0.1:9323/centrifugo/subscribe"
     on_every_interface = services({**env, "BACKEND_HOST": "0.0.0.0"}, tmp_path, "centrifugo")
     assert on_every_interface[0].env[endpoint] == "http://127.0.0.1:9322/centrifugo/subscribe"
+
+
+def test_a_misspelled_setting_is_named_with_what_it_likely_means(tmp_path: Path) -> None:
+    """Probe: `MAX_TEXT_CHAR=100` in .env was ignored without a word (the backend reads only
+    the names it knows); Centrifugo at least warned of its own."""
+    env_file = tmp_path / "typo.env"
+    env_file.write_text(
+        "MAX_TEXT_CHAR=100\ncoalesce_window=0\nMAX_TEXT_CHARS=8000\nmax_history_turns=5\n"
+        # Read by something else (httpx, Centrifugo), or nothing like ours: not ours to judge.
+        "HTTPS_PROXY=http://proxy:3128\nCENTRIFUGO_CLIENT_PING_INTERVAL=10s\n"
+        "CENTRIFUGO_CLIENT_ALLOWED_ORIGIN=x\n# NGINX_PORTS=1\n"
+    )
+    assert misspelled_settings(env_file) == [
+        f"{env_file} sets MAX_TEXT_CHAR, which nothing reads: did you mean MAX_TEXT_CHARS?",
+        f"{env_file} sets coalesce_window, which nothing reads: did you mean COALESCE_WINDOW_MS?",
+    ]
+
+
+def test_every_setting_of_the_example_and_the_backend_is_known(tmp_path: Path) -> None:
+    known = known_settings()
+    assert {
+        "MAX_TEXT_CHARS",
+        "NGINX_TRUSTED_PROXY",
+        "CLUSTER_REDIS_PORT",
+        "SESSION_SECRET",
+    } <= known
+    env_file = tmp_path / "all.env"
+    env_file.write_text("".join(f"{name}=1\n" for name in sorted(known)))
+    assert misspelled_settings(env_file) == []
+    assert misspelled_settings(ROOT / ".env.example") == []
