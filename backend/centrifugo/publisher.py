@@ -469,7 +469,9 @@ class CentrifugoPublisher:
                 extensions={RESEND_IF_STALE: resend},
             )
         except httpx.TimeoutException as exc:
-            raise PublishError(channel, f"{method} timed out", retryable=True) from exc
+            # Said to API clients too (a 503's reason): in words, not the call's name alone.
+            message = f"Centrifugo did not answer in time (its {method} call)"
+            raise PublishError(channel, message, retryable=True) from exc
         except httpx.TransportError as exc:
             message = f"cannot reach Centrifugo ({exc.__class__.__name__})"
             raise PublishError(channel, message, retryable=True) from exc
