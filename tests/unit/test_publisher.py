@@ -278,9 +278,7 @@ async def test_timeouts_are_retried_for_the_outage_window_then_a_publish_error(
     publisher: CentrifugoPublisher,
 ) -> None:
     route = respx.post(f"{API}/batch").mock(side_effect=httpx.ReadTimeout("slow"))
-    with pytest.raises(
-        PublishError, match=r"Centrifugo did not answer in time \(its batch call\)"
-    ):
+    with pytest.raises(PublishError, match=r"Centrifugo did not answer in time \(its batch call\)"):
         await publisher.publish(CHANNEL, Chunk("x"), idempotency_key="k")
     assert route.call_count > 2
     assert {commands(call)[0]["idempotency_key"] for call in route.calls} == {"k"}
