@@ -8,6 +8,8 @@ import logging
 import re
 from typing import Any
 
+from pythonjsonlogger.core import RESERVED_ATTRS
+
 from backend.config import Settings
 
 REDACTED = "[redacted]"
@@ -78,6 +80,8 @@ def log_config(settings: Settings) -> dict[str, Any]:
                 "name": "logger",
                 "correlation_id": "request_id",
             },
+            # uvicorn adds the message with terminal colours (`color_message`) to its records.
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
         },
     }
     quiet = {"level": "WARNING"}

@@ -235,6 +235,25 @@ def test_json_log_lines_carry_the_request_id_and_stream_fields() -> None:
     assert line["level"] == "INFO"
 
 
+def test_json_log_lines_carry_no_terminal_colours() -> None:
+    """Probe: uvicorn's lines carried `color_message`, the message with ANSI escapes."""
+    config = log_config(settings(LOG_FORMAT="json"))
+    out = io.StringIO()
+    config["handlers"]["main"]["stream"] = out
+    logging.config.dictConfig(config)
+    try:
+        logging.getLogger("uvicorn.error").info(
+            "Started server process [%d]",
+            42,
+            extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+        )
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    line = json.loads(out.getvalue().strip())
+    assert line["message"] == "Started server process [42]"
+    assert set(line) == {"time", "level", "logger", "request_id", "message"}
+
+
 def test_health_probes_that_succeed_leave_no_access_line() -> None:
     """A compose review: two health checks every 5 s were ~35,000 access lines a day."""
     config = log_config(settings())
