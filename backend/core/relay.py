@@ -182,7 +182,12 @@ class Relay:
         else:
             late = {task for task in tasks if not task.done()}
         if late:
-            logger.warning("%d stream(s) could not publish their done in time", len(late))
+            # Not that they failed: they may still get it out while the process stops.
+            logger.warning(
+                "%d stream(s) had not published their done within the %g s grace; not waiting",
+                len(late),
+                grace_seconds,
+            )
 
     async def _run(self, stream: _Stream) -> None:
         try:
