@@ -57,8 +57,12 @@ use() {
 if [ -n "${CENTRIFUGO_BIN:-}" ]; then
   [ -x "$CENTRIFUGO_BIN" ] || { say "CENTRIFUGO_BIN=$CENTRIFUGO_BIN is not an executable"; exit 1; }
   found="$(version_of "$CENTRIFUGO_BIN")"
-  supported "$found" || say "warning: CENTRIFUGO_BIN is v${found:-unknown}; this project runs v6 or v5.4+"
-  say "using CENTRIFUGO_BIN=$CENTRIFUGO_BIN (v${found:-unknown})"
+  if [ -z "$found" ]; then
+    say "warning: CENTRIFUGO_BIN does not say its version (\`$CENTRIFUGO_BIN version\`); this project runs v6 or v5.4+"
+  elif ! supported "$found"; then
+    say "warning: CENTRIFUGO_BIN is v$found; this project runs v6 or v5.4+"
+  fi
+  say "using CENTRIFUGO_BIN=$CENTRIFUGO_BIN ($([ -n "$found" ] && echo "v$found" || echo "version unknown"))"
   echo "$CENTRIFUGO_BIN"
   exit 0
 fi
@@ -88,7 +92,7 @@ if [ -z "$WANT" ] && on_path="$(command -v centrifugo 2>/dev/null)"; then
     echo "$on_path"
     exit 0
   fi
-  say "ignoring $on_path: it is v${found:-unknown}, not v6 or v5.4+"
+  say "ignoring $on_path: $([ -n "$found" ] && echo "it is v$found" || echo "it does not say its version"), not v6 or v5.4+"
 fi
 
 # --- 3. a cached build -------------------------------------------------------------------

@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.processes import missing_component
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,3 +153,27 @@ def test_a_build_wait_that_is_not_a_number_is_refused(tmp_path: Path) -> None:
     assert run.returncode == 1
     assert "CENTRIFUGO_BUILD_WAIT_SECONDS=ten is not a number of seconds" in said.read_text()
     assert not scene.builds.exists()
+
+
+@pytest.mark.parametrize(
+    ("stand_in", "said"),
+    [
+        ("#!/bin/sh\n", "warning: CENTRIFUGO_BIN does not say its version ("),
+        ('#!/bin/sh\necho "Centrifugo v4.1.0"\n', "warning: CENTRIFUGO_BIN is v4.1.0; "),
+    ],
+)
+def test_a_centrifugo_bin_of_another_version_is_named_in_words(
+    tmp_path: Path, stand_in: str, said: str
+) -> None:
+    """Probe: `CENTRIFUGO_BIN=/bin/true` was said to be "vunknown"."""
+    scene = Scene(tmp_path)
+    binary = tmp_path / "some-centrifugo"
+    binary.write_text(stand_in)
+    binary.chmod(0o755)
+    run, err = scene.start("run", CENTRIFUGO_BIN=str(binary))
+    out, _ = run.communicate(timeout=20)
+    assert run.returncode == 0
+    assert out.decode().strip() == str(binary)  # used all the same: the tests say what fails
+    text = err.read_text()
+    assert said in text
+    assert "vunknown" not in text
