@@ -197,13 +197,24 @@ async def _registry(stack: AsyncExitStack, settings: Settings, publisher: Publis
     return shared
 
 
-def _in_history(publisher: CentrifugoPublisher) -> Callable[[str], Awaitable[bool]]:
+# How long an execute waits for the history lookup of a new process's first minutes: it is
+# checked at best, and the execute answers at once otherwise (a probe: a hung Centrifugo held an
+# execute the whole PUBLISH_TIMEOUT_SECONDS, 5 s, before its 202).
+HISTORY_LOOKUP_SECONDS = 1.0
+
+
+def _in_history(
+    publisher: CentrifugoPublisher, within: float = HISTORY_LOOKUP_SECONDS
+) -> Callable[[str], Awaitable[bool]]:
     async def in_history(channel: str) -> bool:
         try:
-            return await publisher.has_history(channel)
+            async with asyncio.timeout(within):
+                return await publisher.has_history(channel)
         except PublishError as exc:  # the prompt is not refused for it: checked at best
             logger.warning("could not look up %s's history: %s", channel, exc.message)
-            return False
+        except TimeoutError:
+            logger.warning("could not look up %s's history within %g s", channel, within)
+        return False
 
     return in_history
 

@@ -111,6 +111,26 @@ async def test_history_that_cannot_be_read_does_not_refuse_the_prompt(
     assert "could not look up" in caplog.text
 
 
+async def test_a_history_lookup_that_hangs_is_given_up_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Probe: a hung Centrifugo held an execute for the publish timeout (5 s) before its 202, in
+    a new process's first minutes. The lookup has a bound of its own (1 s; here shorter)."""
+    answered = asyncio.Event()
+
+    class Hung(CentrifugoPublisher):
+        async def has_history(self, channel: str) -> bool:
+            await answered.wait()  # never, in this test
+            return True
+
+    async with httpx.AsyncClient() as client:
+        publisher = Hung(client, "http://centrifugo.test/api", "key")
+        streams = LocalStreams(used_before=_in_history(publisher, within=0.01), clock=Clock())
+        assert await asyncio.wait_for(streams.claim(CHANNEL, nothing), 5)
+    assert "could not look up" in caplog.text
+    assert "within 0.01 s" in caplog.text
+
+
 async def _finish(streams: LocalStreams, channel: str, text: str = "") -> None:
     lease = await streams.claim(channel, nothing)
     await streams.record([(channel, lease, Chunk(text, seq=1))])
