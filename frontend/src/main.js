@@ -535,13 +535,44 @@ function showNotes(run) {
  */
 function keepProgress(run) {
   if (run.progressTimer !== undefined) return;
-  run.progressTimer = setTimeout(() => {
-    run.progressTimer = undefined;
-    if (run.ending) return; // kept whole with its ending
-    const progress = { answer: run.latest.text, thinking: run.latest.thinking };
-    store.update(run.conversationId, (stored) => withProgress(stored, run.channel, progress), { quiet: true });
-  }, PROGRESS_SAVE_MS);
+  run.progressTimer = setTimeout(() => saveProgress(run), PROGRESS_SAVE_MS);
 }
+
+/**
+ * Keeps what has arrived of the answer with its turn now.
+ * @param {Run} run
+ */
+function saveProgress(run) {
+  clearTimeout(run.progressTimer);
+  run.progressTimer = undefined;
+  if (run.ending) return; // kept whole with its ending
+  const progress = { answer: run.latest.text, thinking: run.latest.thinking };
+  store.update(run.conversationId, (stored) => withProgress(stored, run.channel, progress), { quiet: true });
+}
+
+// Leaving the page (another tab, a phone putting it away, the window closed, a navigation):
+// what is on screen is kept now, not up to PROGRESS_SAVE_MS later, when the page may be gone (an
+// outside-in probe: up to ~70 characters shown were never kept, and after the 2 minutes the
+// server keeps an answer they were lost). A page that is going away runs no more code (and
+// hears `visibilitychange` before `pagehide`, or instead of it): the conversation on screen is
+// written as this page has it, without reading it first.
+const keepAllProgress = () => {
+  for (const run of runs.values()) {
+    if (run.progressTimer === undefined) continue;
+    if (run.conversationId === current.id && !run.ending) {
+      clearTimeout(run.progressTimer);
+      run.progressTimer = undefined;
+      const kept = withProgress(current, run.channel, { answer: run.latest.text, thinking: run.latest.thinking });
+      if (kept) store.keepNow(kept);
+    } else {
+      saveProgress(run);
+    }
+  }
+};
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'hidden') keepAllProgress();
+});
+window.addEventListener('pagehide', keepAllProgress);
 
 /**
  * Waits for the answer's outcome, keeps it with its turn (so that a reload, another tab or a

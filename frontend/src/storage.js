@@ -364,6 +364,21 @@ export class ConversationStore {
   }
 
   /**
+   * Writes `conversation` as it is, asked for at once: for a page being left (`pagehide`), which
+   * runs no code after that, so nothing is read first (`update` writes in a callback of its
+   * read, which would never run; IndexedDB still finishes a write asked for). Another tab's
+   * change to it since this one last heard may be written over. What IndexedDB does not take
+   * is lost with the page.
+   * @param {Conversation} conversation
+   */
+  keepNow(conversation) {
+    this.write((objects) => {
+      putWithSummary(objects, conversation.id, conversation);
+      objects.transaction.commit?.(); // now: not once the page has gone
+    }).catch(() => {});
+  }
+
+  /**
    * Writes what `action` asks of the object store, in one transaction.
    * @param {(objects: IDBObjectStore) => void} action
    */

@@ -18,7 +18,13 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from backend.llm.simulated import answer_for
-from tests.browser import ConsoleErrors, chat_page, stored_turns, wait_until_stored
+from tests.browser import (
+    ConsoleErrors,
+    chat_page,
+    stored_conversations,
+    stored_turns,
+    wait_until_stored,
+)
 from tests.e2e.chat import StandInModel
 from tests.processes import Server, free_port
 from tests.stack import (
@@ -389,3 +395,35 @@ async def test_an_answer_whose_history_went_keeps_the_part_it_had_saved(
     assert stored["answer"] == "The part that was kept"
     assert stored["reason"] == "abandoned"
     await expect(notice).to_contain_text("Nobody is answering this any more")
+
+
+async def test_what_is_on_screen_is_kept_when_the_page_is_left(
+    page: Page, servers: Servers, console_errors: ConsoleErrors
+) -> None:
+    """Probe: the text of an answer still arriving was kept at most a second after it came,
+    and not when the page was left: up to ~70 characters shown were never kept (gone for good
+    once the servers forget the answer, after 2 minutes). Now leaving keeps it at once."""
+    model = StandInModel(servers.edge)
+    await model.install(page)
+    await send(page, "hello")
+    channel = await model.next_channel()
+    await model.chunk(channel, "The first part.")
+    async with asyncio.timeout(10):  # kept within a second as it arrives
+        await wait_until_stored(
+            page, "cs => cs.some(c => c.turns.some(t => t.answer === 'The first part.'))"
+        )
+    await model.chunk(channel, " Then more.")
+    await expect(last_answer(page).locator(".answer")).to_have_text("The first part. Then more.")
+    context, origin = page.context, servers.edge.url
+    await page.goto("about:blank")  # left well within the second: the chunk is not kept yet
+
+    reader = await context.new_page()
+    await reader.goto(f"{origin}/api/health")  # the page's origin, none of its code
+    kept = [
+        turn
+        for conversation in await stored_conversations(reader)
+        for turn in conversation["turns"]
+        if turn["role"] == "assistant"
+    ]
+    assert [turn["answer"] for turn in kept] == ["The first part. Then more."]
+    assert console_errors == []
