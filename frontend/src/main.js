@@ -1382,7 +1382,11 @@ input.addEventListener('input', () => {
 for (const chip of chips) {
   chip.addEventListener('click', () => {
     const prompt = chip.dataset.prompt;
-    if (prompt && connection && !runIn(current.id)) ask(prompt);
+    if (!prompt || !connection || runIn(current.id)) return;
+    ask(prompt);
+    // The suggestions go with the welcome, and the keyboard would be on nothing (an outside-in
+    // probe): it goes where it is after sending with Enter.
+    input.focus();
   });
 }
 

@@ -329,6 +329,23 @@ async def test_the_first_tab_stop_skips_to_the_message_box(page: Page) -> None:
     await expect(page.locator(".turn.user")).to_have_text(["hello"])
 
 
+@pytest.mark.parametrize("key", ["Enter", " "])
+async def test_a_suggestion_taken_with_the_keyboard_leaves_it_in_the_message_box(
+    page: Page, key: str
+) -> None:
+    """Probe: Enter or Space on a suggestion sent it and took the suggestions away, and the
+    keyboard with them: it was on nothing (the page's body), and a screen reader lost its
+    place. It goes to the message box, as after sending with Enter."""
+    chip = page.get_by_role("button", name="hello", exact=True)
+    await expect(chip).to_be_enabled()
+    await chip.focus()
+    await page.keyboard.press(key)
+    await expect(page.locator(".turn.user")).to_have_text(["Hello!"])
+    await expect(page.get_by_label("Your message", exact=True)).to_be_focused()
+    await page.locator(FINISHED).wait_for()
+    await expect(page.get_by_label("Your message", exact=True)).to_be_focused()
+
+
 RECORD_ANNOUNCEMENTS = """() => { window.said = [];
     new MutationObserver((changes) => { for (const change of changes) for (const node of
         change.addedNodes) window.said.push(node.textContent); })
