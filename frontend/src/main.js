@@ -1380,13 +1380,19 @@ input.addEventListener('input', () => {
 });
 
 for (const chip of chips) {
-  chip.addEventListener('click', () => {
+  /** @type {string} how the chip was last pressed: 'touch' opens no on-screen keyboard below */
+  let pressedWith = '';
+  chip.addEventListener('pointerdown', (event) => {
+    pressedWith = event.pointerType;
+  });
+  chip.addEventListener('click', (event) => {
     const prompt = chip.dataset.prompt;
     if (!prompt || !connection || runIn(current.id)) return;
     ask(prompt);
     // The suggestions go with the welcome, and the keyboard would be on nothing (an outside-in
-    // probe): it goes where it is after sending with Enter.
-    input.focus();
+    // probe): it goes where it is after sending with Enter. Not after a tap (`detail` is 0 for
+    // Enter and Space): a phone would open its keyboard over the answer.
+    if (event.detail === 0 || pressedWith !== 'touch') input.focus();
   });
 }
 
