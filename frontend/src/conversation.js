@@ -20,6 +20,8 @@
  * @property {string} [answer]
  * @property {string} [thinking]
  * @property {string} [error]
+ * @property {boolean} [stopPressed]  Stop was pressed while it ran: a page that opens it while it
+ *   still runs (a reload before the server heard) tells the server again
  */
 
 /** @typedef {UserTurn | AssistantTurn} Turn */
@@ -153,6 +155,22 @@ export function withProgress(conversation, channel, { answer, thinking }) {
   if (answer.length + thinking.length <= (turn.answer ?? '').length + (turn.thinking ?? '').length) return null;
   const turns = conversation.turns.slice();
   turns[index] = { ...turn, answer, thinking };
+  return { ...conversation, turns };
+}
+
+/**
+ * The conversation with Stop marked on the answer still running on `channel`; null when there is
+ * none, or it is marked already.
+ * @param {Conversation} conversation
+ * @param {string} channel
+ * @returns {Conversation | null}
+ */
+export function withStopPressed(conversation, channel) {
+  const index = conversation.turns.findIndex((t) => t.role === 'assistant' && t.channel === channel);
+  const turn = conversation.turns[index];
+  if (turn?.role !== 'assistant' || turn.reason !== null || turn.stopPressed) return null;
+  const turns = conversation.turns.slice();
+  turns[index] = { ...turn, stopPressed: true };
   return { ...conversation, turns };
 }
 
@@ -321,6 +339,7 @@ function readTurn(value) {
   for (const key of /** @type {const} */ (['answer', 'thinking', 'error'])) {
     if (typeof turn[key] === 'string') read[key] = /** @type {string} */ (turn[key]);
   }
+  if (turn.stopPressed === true) read.stopPressed = true;
   return read;
 }
 

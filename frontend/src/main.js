@@ -30,6 +30,7 @@ import {
   renamed,
   withEnding,
   withProgress,
+  withStopPressed,
   withTurns,
 } from './conversation.js';
 import { chooseHistory } from './history.js';
@@ -602,11 +603,20 @@ async function recordEnding(run) {
   refreshList();
 }
 
+/**
+ * A restored answer whose Stop the server may not have heard: told again.
+ * @param {AssistantTurn} turn
+ * @param {Run | null} run
+ */
+function stopIfPressed(turn, run) {
+  if (turn.stopPressed && run) void stopRun(run);
+}
+
 /** Follows every answer of the conversation on screen that was still arriving when it was kept. */
 function followUnfinished() {
   if (!connection) return; // they are followed once the session has started
   for (const [turn, answerView] of unfinished) {
-    if (!runs.has(turn.channel)) follow(current.id, turn, answerView, { restoring: true });
+    if (!runs.has(turn.channel)) stopIfPressed(turn, follow(current.id, turn, answerView, { restoring: true }));
   }
   unfinished.clear();
 }
@@ -623,7 +633,7 @@ async function followStoredUnfinished() {
     if (!conversation || !connection || id === current.id) continue;
     for (const turn of conversation.turns) {
       if (turn.role === 'assistant' && !turn.reason && !runs.has(turn.channel)) {
-        follow(id, turn, null, { restoring: true });
+        stopIfPressed(turn, follow(id, turn, null, { restoring: true }));
       }
     }
   }
@@ -633,8 +643,20 @@ async function followStoredUnfinished() {
 /** Stops the answer streaming in the conversation on screen (Stop, Esc). */
 async function stop() {
   const run = runIn(current.id);
-  if (!run || run.stopping) return;
+  if (run) await stopRun(run);
+}
+
+/**
+ * Stops `run`: kept with its turn first, so that a page opened before the server heard (a
+ * reload while it cannot be reached) tells it again (an outside-in probe: the Stop was forgotten,
+ * and the answer ran to its end).
+ * @param {Run} run
+ */
+async function stopRun(run) {
+  if (run.stopping) return;
   run.stopping = true;
+  if (run.conversationId === current.id) current = withStopPressed(current, run.channel) ?? current;
+  store.update(run.conversationId, (stored) => withStopPressed(stored, run.channel), { quiet: true });
   run.subscription.wantStop();
   updateComposer();
   // Said at once: a server that does not answer takes 8 s (nginx) to fail the cancel, which was

@@ -18,6 +18,7 @@ import {
   titleFrom,
   withEnding,
   withProgress,
+  withStopPressed,
   withTurns,
 } from '../src/conversation.js';
 
@@ -170,4 +171,24 @@ test('an address names its conversation; one that does not decode names none', (
   assert.equal(addressedId('#c_1%20a'), 'c_1 a');
   assert.equal(addressedId(''), '');
   assert.equal(addressedId('#%E0%A4%A'), ''); // threw, and the page's start stopped there
+});
+
+test('Stop pressed is kept with an answer still running, once, and read back from storage', () => {
+  const conversation = {
+    ...newConversation('c1', 1),
+    turns: [
+      { role: /** @type {const} */ ('user'), text: 'hi' },
+      { role: /** @type {const} */ ('assistant'), channel: 'stream:a#u', reason: null, answer: 'Hel' },
+    ],
+  };
+  const marked = withStopPressed(conversation, 'stream:a#u');
+  assert.ok(marked);
+  assert.deepEqual(marked.turns[1], { role: 'assistant', channel: 'stream:a#u', reason: null, answer: 'Hel', stopPressed: true });
+  assert.equal(withStopPressed(marked, 'stream:a#u'), null); // marked already
+  assert.equal(withStopPressed(conversation, 'stream:other#u'), null);
+  const ended = { ...conversation, turns: [conversation.turns[0], { ...conversation.turns[1], reason: 'complete' }] };
+  assert.equal(withStopPressed(ended, 'stream:a#u'), null); // over: nothing to tell
+  assert.deepEqual(readConversation(JSON.parse(JSON.stringify(marked)))?.turns[1], marked.turns[1]);
+  const odd = { ...marked, turns: [marked.turns[0], { ...marked.turns[1], stopPressed: 'yes' }] };
+  assert.equal(readConversation(odd)?.turns[1].role === 'assistant' && 'stopPressed' in (readConversation(odd)?.turns[1] ?? {}), false);
 });

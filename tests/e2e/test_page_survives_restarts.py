@@ -223,6 +223,41 @@ async def test_stop_that_cannot_reach_the_server_is_sent_again_until_it_does(
     console_errors.expect("ERR_INTERNET_DISCONNECTED")
 
 
+async def test_a_stop_the_server_has_not_heard_is_told_again_after_a_reload(
+    page: Page, servers: Servers, console_errors: ConsoleErrors
+) -> None:
+    """Probe: Stop pressed while the server could not be reached, then a reload before it
+    heard: the Stop was forgotten (it lived in the tab's memory), and the answer ran to its end
+    as complete. It is kept with the answer; the page that opens it tells the server again."""
+
+    async def offline(route: Route) -> None:
+        await route.abort("internetdisconnected")
+
+    await send(page, "code")
+    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
+    await page.route("**/api/cancel", offline)
+    await page.get_by_role("button", name="Stop").click()
+    stopping = (
+        "Stopping… the server has not heard yet (the server cannot be reached); the page keeps"
+        " telling it."
+    )
+    await expect(last_answer(page).locator(".note")).to_have_text(stopping)
+    async with asyncio.timeout(10):
+        await wait_until_stored(page, "cs => cs.some(c => c.turns.some(t => t.stopPressed))")
+
+    await page.reload()  # the cancel still cannot get through
+    await expect(last_answer(page).locator(".note")).to_have_text(stopping, timeout=10_000)
+    await page.unroute("**/api/cancel", offline)  # the network is back
+    await expect(last_answer(page).locator(".notice")).to_have_text(
+        "Stopped. Retry", timeout=15_000
+    )
+    stored = await stored_answer(page)
+    assert stored["reason"] == "cancelled"
+    assert answer_for("code").startswith(str(stored["answer"]))
+    assert str(stored["answer"]) != answer_for("code")  # the server stopped it
+    console_errors.expect("ERR_INTERNET_DISCONNECTED")
+
+
 async def test_stop_through_a_backend_that_hangs_gives_up_waiting_and_asks_again(
     page: Page, servers: Servers
 ) -> None:
