@@ -37,6 +37,7 @@ import { chooseHistory } from './history.js';
 import { setIconLabel } from './icons.js';
 import { lengthNotice, limitCrossing } from './limits.js';
 import { loadHighlighting } from './markdown.js';
+import { sendAgain, untilOnline } from './resend.js';
 import { ConversationList, tabbableIn } from './sidebar.js';
 import { StatusLine } from './status.js';
 import { stopAnswer } from './stopping.js';
@@ -1306,6 +1307,13 @@ async function ask(text, { shown = false } = {}) {
       run?.subscription.stop('refused', messageOf(error));
     } else if (run) {
       mayNotHaveGotThrough(run);
+      // Sent again (to the same channel: never two answers) once the network is back.
+      void sendAgain({
+        send: () => execute({ text, channel, thinking, history }),
+        unsent: () => runs.get(channel) === run && Boolean(run.unsent),
+        through: () => gotThrough(run),
+        wait: untilOnline,
+      });
     }
   } finally {
     settle(undefined);

@@ -258,6 +258,26 @@ async def test_a_stop_the_server_has_not_heard_is_told_again_after_a_reload(
     console_errors.expect("ERR_INTERNET_DISCONNECTED")
 
 
+async def test_a_prompt_sent_offline_goes_once_the_network_is_back(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """Probe: a prompt sent while offline was said to be unsure at once, then, 14 s after the
+    network came back, "not sent", with Retry to press. It is sent again by itself."""
+    await page.context.set_offline(True)
+    await send(page, "hello")
+    await expect(last_answer(page).locator(".note")).to_have_text(
+        "The server could not be reached, so the prompt may not have got through; waiting in"
+        " case it did."
+    )
+    await page.context.set_offline(False)
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "false", timeout=15_000)
+    await expect(last_answer(page).locator(".notice")).to_have_count(0)
+    stored = await stored_answer(page)
+    assert stored["reason"] == "complete"
+    assert stored["answer"] == answer_for("hello")
+    console_errors.expect("ERR_INTERNET_DISCONNECTED")
+
+
 async def test_stop_through_a_backend_that_hangs_gives_up_waiting_and_asks_again(
     page: Page, servers: Servers
 ) -> None:

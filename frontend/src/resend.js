@@ -1,0 +1,69 @@
+// @ts-check
+// A prompt whose request failed on the way (offline, no reply, a gateway's error) is sent again,
+// to the same channel, until the server says something of it: the reader need not press Retry
+// once the network is back (an outside-in probe: the page waited another 15 s, then said "not
+// sent"). Sending it twice cannot start two answers: a channel that carried one, or carries
+// one, is refused (409), which says the first one got through. Knows nothing of the page: its
+// edges are passed in.
+
+/** The first resend this long after the failure (or at once when the browser is back online),
+ * then twice as long each time, up to RESEND_MAX_MS. */
+export const RESEND_MS = 1_000;
+export const RESEND_MAX_MS = 8_000;
+
+/** Statuses that say the prompt did not get through this time either (see `mayHaveBeenAccepted`
+ * in api.js): no answer, a gateway's error. */
+const NOT_THROUGH = [0, 502, 504];
+
+/**
+ * @typedef {object} ResendEdges
+ * @property {() => Promise<unknown>} send  `POST /api/execute` again; rejects with an error whose
+ *   `status` is the HTTP status (0: the server cannot be reached, or did not answer in time)
+ * @property {() => boolean} unsent  whether the prompt is still not known to have got through
+ *   (news of the answer came, or it ended, meanwhile: nothing more to do)
+ * @property {() => void} through  the server has the prompt (taken now, or before: 409)
+ * @property {(ms: number) => Promise<void>} wait  until `ms` have passed, or the browser is online
+ *   again
+ */
+
+/**
+ * Sends the prompt again until it gets through, the server refuses it for another reason (left
+ * to the answer's follower, which ends it as not sent), or there is nothing more to do.
+ * @param {ResendEdges} edges
+ */
+export async function sendAgain({ send, unsent, through, wait }) {
+  for (let delay = RESEND_MS; ; delay = Math.min(delay * 2, RESEND_MAX_MS)) {
+    await wait(delay);
+    if (!unsent()) return;
+    try {
+      await send();
+    } catch (error) {
+      const status = /** @type {{status?: unknown}} */ (error)?.status;
+      if (status === 409) {
+        if (unsent()) through(); // it had got through: its answer runs, or ran, there
+        return;
+      }
+      if (typeof status !== 'number' || NOT_THROUGH.includes(status)) continue;
+      return;
+    }
+    if (unsent()) through();
+    return;
+  }
+}
+
+/**
+ * Waits `ms`, or less if the browser comes back online meanwhile.
+ * @param {number} ms
+ * @returns {Promise<void>}
+ */
+export function untilOnline(ms) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      globalThis.removeEventListener?.('online', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    globalThis.addEventListener?.('online', done);
+  });
+}

@@ -1,0 +1,72 @@
+// @ts-check
+// A prompt that did not get through is sent again until it does (202), or the server says it
+// had (409); another refusal, or news of the answer meanwhile, ends the resending.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { RESEND_MAX_MS, RESEND_MS, sendAgain } from '../src/resend.js';
+
+/**
+ * @param {number} status
+ */
+const httpError = (status) => Object.assign(new Error(`HTTP ${status}`), { status });
+
+/**
+ * `sendAgain` with the replies from `replies` in turn (an Error is thrown instead).
+ * @param {(unknown | Error)[]} replies
+ * @param {{heardAfter?: number}} [options]  news of the answer comes after this many waits
+ */
+async function resend(replies, { heardAfter = Infinity } = {}) {
+  let sends = 0;
+  let unsent = true;
+  let throughs = 0;
+  /** @type {number[]} */
+  const waits = [];
+  await sendAgain({
+    send: async () => {
+      const reply = replies[sends++];
+      if (reply instanceof Error) throw reply;
+      return reply;
+    },
+    unsent: () => unsent,
+    through: () => {
+      throughs += 1;
+      unsent = false;
+    },
+    wait: async (ms) => {
+      waits.push(ms);
+      if (waits.length >= heardAfter) unsent = false;
+    },
+  });
+  return { sends, throughs, waits };
+}
+
+test('sent again, waiting longer each time, until it is taken', async () => {
+  const offline = httpError(0);
+  const result = await resend([offline, httpError(502), offline, offline, offline, { channel: 'c' }]);
+  assert.equal(result.sends, 6);
+  assert.equal(result.throughs, 1);
+  assert.deepEqual(result.waits, [RESEND_MS, 2_000, 4_000, RESEND_MAX_MS, RESEND_MAX_MS, RESEND_MAX_MS]);
+});
+
+test('a 409 says the first one got through: nothing more is sent', async () => {
+  const result = await resend([httpError(0), httpError(409)]);
+  assert.deepEqual([result.sends, result.throughs], [2, 1]);
+});
+
+test('another refusal is left to the follower (it ends the answer as not sent)', async () => {
+  for (const status of [401, 413, 422, 429, 503]) {
+    const result = await resend([httpError(status)]);
+    assert.deepEqual([result.sends, result.throughs], [1, 0], String(status));
+  }
+});
+
+test('news of the answer meanwhile ends the resending, nothing sent', async () => {
+  const result = await resend([httpError(0), httpError(0)], { heardAfter: 2 });
+  assert.deepEqual([result.sends, result.throughs], [1, 0]);
+});
+
+test('an error without a status (a page bug, say) is tried again, not taken for a refusal', async () => {
+  const result = await resend([new Error('boom'), { channel: 'c' }]);
+  assert.deepEqual([result.sends, result.throughs], [2, 1]);
+});
