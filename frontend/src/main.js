@@ -555,20 +555,15 @@ function saveProgress(run) {
 // Leaving the page (another tab, a phone putting it away, the window closed, a navigation):
 // what is on screen is kept now, not up to PROGRESS_SAVE_MS later, when the page may be gone (an
 // outside-in probe: up to ~70 characters shown were never kept, and after the 2 minutes the
-// server keeps an answer they were lost). A page that is going away runs no more code (and
-// hears `visibilitychange` before `pagehide`, or instead of it): the conversation on screen is
-// written as this page has it, without reading it first.
+// server keeps an answer they were lost). A page going away runs no more code (and hears
+// `visibilitychange` before `pagehide`, or instead of it): each answer's text is written on its
+// own (`keepProgressNow`), nothing read first and nothing else written over.
 const keepAllProgress = () => {
   for (const run of runs.values()) {
-    if (run.progressTimer === undefined) continue;
-    if (run.conversationId === current.id && !run.ending) {
-      clearTimeout(run.progressTimer);
-      run.progressTimer = undefined;
-      const kept = withProgress(current, run.channel, { answer: run.latest.text, thinking: run.latest.thinking });
-      if (kept) store.keepNow(kept);
-    } else {
-      saveProgress(run);
-    }
+    if (run.progressTimer === undefined || run.ending) continue;
+    clearTimeout(run.progressTimer);
+    run.progressTimer = undefined;
+    store.keepProgressNow(run.channel, { answer: run.latest.text, thinking: run.latest.thinking });
   }
 };
 document.addEventListener('visibilitychange', () => {
@@ -1410,7 +1405,7 @@ input.addEventListener('input', () => {
 });
 
 for (const chip of chips) {
-  /** @type {string} how the chip was last pressed: 'touch' opens no on-screen keyboard below */
+  /** @type {string} how the chip was last pressed (a pointer's type): see below */
   let pressedWith = '';
   chip.addEventListener('pointerdown', (event) => {
     pressedWith = event.pointerType;
@@ -1420,9 +1415,10 @@ for (const chip of chips) {
     if (!prompt || !connection || runIn(current.id)) return;
     ask(prompt);
     // The suggestions go with the welcome, and the keyboard would be on nothing (an outside-in
-    // probe): it goes where it is after sending with Enter. Not after a tap (`detail` is 0 for
-    // Enter and Space): a phone would open its keyboard over the answer.
-    if (event.detail === 0 || pressedWith !== 'touch') input.focus();
+    // probe): it goes where it is after sending with Enter (`detail` is 0 for Enter and Space),
+    // or a mouse click. Not after a touch or a pen: a phone would open its keyboard over the
+    // answer.
+    if (event.detail === 0 || pressedWith === 'mouse') input.focus();
   });
 }
 

@@ -22,7 +22,7 @@
 // old ones the reader could have deleted to make room included.
 import { createStore, get, promisifyRequest } from 'idb-keyval';
 
-import { readConversation, readSummary, recentFirst, summaryOf } from './conversation.js';
+import { readConversation, readSummary, recentFirst, summaryOf, withProgress } from './conversation.js';
 
 /** @import { Conversation, Summary } from './conversation.js' */
 /** @import { UseStore } from 'idb-keyval' */
@@ -47,6 +47,28 @@ const summaryKey = (id) => ['summary', id];
 const summaryKeys = () => IDBKeyRange.bound(['summary'], ['summary', []]);
 /** Every conversation's key (its id): every key below the arrays. */
 const conversationKeys = () => IDBKeyRange.upperBound([], true);
+/** @param {string} channel */
+const progressKey = (channel) => ['progress', channel];
+/** Every kept progress's key (`keepProgressNow`). */
+const progressKeys = () => IDBKeyRange.bound(['progress'], ['progress', []]);
+
+/**
+ * `conversation` with the progress kept apart (`keepProgressNow`) of each answer still running
+ * in it, where that has more than the conversation.
+ * @param {Conversation} conversation
+ * @param {UseStore} database
+ * @returns {Promise<Conversation>}
+ */
+async function withKeptProgress(conversation, database) {
+  let merged = conversation;
+  for (const turn of conversation.turns) {
+    if (turn.role !== 'assistant' || turn.reason !== null) continue;
+    const kept = /** @type {Record<string, unknown> | undefined} */ (await get(progressKey(turn.channel), database));
+    if (typeof kept?.answer !== 'string' || typeof kept.thinking !== 'string') continue;
+    merged = withProgress(merged, turn.channel, { answer: kept.answer, thinking: kept.thinking }) ?? merged;
+  }
+  return merged;
+}
 
 /**
  * Asks for the conversation and its summary to be kept, in the transaction of `objects`: both
@@ -148,10 +170,11 @@ async function storedSummaries(database) {
  * @returns {Promise<boolean>}
  */
 async function reconcile(database) {
-  const [conversations, rows] = await database('readonly', (objects) =>
+  const [conversations, rows, progressKeysKept] = await database('readonly', (objects) =>
     Promise.all([
       promisifyRequest(objects.getAll(conversationKeys())),
       promisifyRequest(objects.getAll(summaryKeys())),
+      promisifyRequest(objects.getAllKeys(progressKeys())),
     ]),
   );
   /** @type {Map<string, string>} */
@@ -162,10 +185,13 @@ async function reconcile(database) {
   }
   const stale = [];
   const ids = new Set();
+  /** @type {Set<string>} */
+  const running = new Set();
   for (const value of conversations) {
     const conversation = readConversation(value);
     if (!conversation) continue;
     ids.add(conversation.id);
+    for (const turn of conversation.turns) if (turn.role === 'assistant' && turn.reason === null) running.add(turn.channel);
     if (kept.get(conversation.id) !== JSON.stringify(readSummary(summaryOf(conversation)))) stale.push(conversation.id);
   }
   const orphans = [...kept.keys()].filter((id) => !ids.has(id));
@@ -179,6 +205,15 @@ async function reconcile(database) {
           if (reading.result === undefined) objects.delete(summaryKey(id));
         };
       }
+      return promisifyRequest(objects.transaction);
+    });
+  }
+  // Progress kept apart (`keepProgressNow`) of answers that ended since, or went with their
+  // conversation: no longer of use.
+  const spent = progressKeysKept.filter((key) => !(Array.isArray(key) && typeof key[1] === 'string' && running.has(key[1])));
+  if (spent.length) {
+    await database('readwrite', (objects) => {
+      for (const key of spent) objects.delete(key);
       return promisifyRequest(objects.transaction);
     });
   }
@@ -297,7 +332,10 @@ export class ConversationStore {
     const unsaved = this.unsaved.get(id);
     if (unsaved) return unsaved;
     if (this.undeleted.has(id)) return null;
-    return this.read(async (database) => readConversation(await get(id, database)), null);
+    return this.read(async (database) => {
+      const conversation = readConversation(await get(id, database));
+      return conversation && withKeptProgress(conversation, database);
+    }, null);
   }
 
   /**
@@ -364,17 +402,19 @@ export class ConversationStore {
   }
 
   /**
-   * Writes `conversation` as it is, asked for at once: for a page being left (`pagehide`), which
-   * runs no code after that, so nothing is read first (`update` writes in a callback of its
-   * read, which would never run; IndexedDB still finishes a write asked for). Another tab's
-   * change to it since this one last heard may be written over. What IndexedDB does not take
-   * is lost with the page.
-   * @param {Conversation} conversation
+   * Keeps what has arrived of the answer on `channel`, under a key of its own, asked for at once:
+   * for a page being left, which runs no code after that (`update` writes in a callback of its
+   * read, which would never run; IndexedDB still finishes a write asked for, committed at once).
+   * Nothing else is written over (the conversation may have changed in another tab, or gone);
+   * `get` takes it into the conversation while that answer is still running there.
+   * @param {string} channel
+   * @param {{answer: string, thinking: string}} progress
+   * @returns {Promise<void>}  settled once written (or not: what is not taken is lost)
    */
-  keepNow(conversation) {
-    this.write((objects) => {
-      putWithSummary(objects, conversation.id, conversation);
-      objects.transaction.commit?.(); // now: not once the page has gone
+  keepProgressNow(channel, progress) {
+    return this.write((objects) => {
+      objects.put({ answer: progress.answer, thinking: progress.thinking }, progressKey(channel));
+      objects.transaction.commit?.();
     }).catch(() => {});
   }
 

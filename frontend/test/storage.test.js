@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 
-import { newConversation, renamed, withTurns } from '../src/conversation.js';
+import { newConversation, renamed, withEnding, withTurns } from '../src/conversation.js';
 import { ConversationStore } from '../src/storage.js';
 import { FakeDatabase } from './fake-indexeddb.js';
 
@@ -368,4 +368,50 @@ test('what an older page changed and deleted while no tab of this page heard is 
   );
   assert.equal(database.rows.has(JSON.stringify(['summary', 'gone'])), false); // its summary too
   assert.equal(await store.reconcile(), false); // in line now: nothing more to do
+});
+
+test('progress kept apart (a page being left) shows in its answer while it runs, and goes once it ended', async () => {
+  const database = new FakeDatabase();
+  const { store } = storeOn(database);
+  const channel = 'stream:abcdefgh#u';
+  /** @type {Conversation} */
+  const running = withTurns(
+    newConversation('c1', 1),
+    [
+      { role: 'user', text: 'hi' },
+      { role: 'assistant', channel, reason: null, answer: 'Hel' },
+    ],
+    1,
+  );
+  await store.put(running);
+  await store.keepProgressNow(channel, { answer: 'Hello wor', thinking: '' });
+  const answerOf = async () => {
+    const turn = (await store.get('c1'))?.turns[1];
+    return turn?.role === 'assistant' ? turn.answer : undefined;
+  };
+  assert.equal(await answerOf(), 'Hello wor');
+  // Nothing else was written over: the conversation itself is as it was.
+  assert.equal(/** @type {Conversation} */ (database.conversations()[0]).turns.length, 2);
+  await store.keepProgressNow(channel, { answer: 'H', thinking: '' }); // a tab further behind
+  assert.equal(await answerOf(), 'Hel');
+  const ending = { reason: 'complete', error: '', answer: 'Hello world', thinking: '' };
+  await store.update('c1', (stored) => withEnding(stored, channel, ending));
+  await store.keepProgressNow(channel, { answer: 'Hello world, and more', thinking: '' });
+  assert.equal(await answerOf(), 'Hello world'); // ended: its ending stands
+  assert.ok(database.rows.has(JSON.stringify(['progress', channel])));
+  await store.reconcile();
+  assert.ok(!database.rows.has(JSON.stringify(['progress', channel]))); // spent: taken away
+});
+
+test('progress kept for a conversation deleted meanwhile does not bring it back', async () => {
+  const database = new FakeDatabase();
+  const { store } = storeOn(database);
+  const channel = 'stream:ijklmnop#u';
+  await store.put(withTurns(newConversation('c2', 1), [{ role: 'user', text: 'hi' }, { role: 'assistant', channel, reason: null }], 1));
+  await store.delete('c2');
+  await store.keepProgressNow(channel, { answer: 'late', thinking: '' });
+  assert.equal(await store.get('c2'), null);
+  assert.deepEqual(await store.list(), []);
+  await store.reconcile();
+  assert.equal(database.rows.size, 0);
 });

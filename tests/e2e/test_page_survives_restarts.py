@@ -452,6 +452,19 @@ async def test_an_answer_whose_history_went_keeps_the_part_it_had_saved(
     await expect(notice).to_contain_text("Nobody is answering this any more")
 
 
+READ_PROGRESS = """(channel) => new Promise((resolve, reject) => {
+    const opening = indexedDB.open('relaychat');
+    opening.onerror = () => reject(opening.error);
+    opening.onsuccess = () => {
+        const db = opening.result;
+        const reading = db.transaction('conversations').objectStore('conversations')
+            .get(['progress', channel]);
+        reading.onerror = () => reject(reading.error);
+        reading.onsuccess = () => { db.close(); resolve(reading.result ?? null); };
+    };
+})"""
+
+
 async def test_what_is_on_screen_is_kept_when_the_page_is_left(
     page: Page, servers: Servers, console_errors: ConsoleErrors
 ) -> None:
@@ -470,6 +483,8 @@ async def test_what_is_on_screen_is_kept_when_the_page_is_left(
     await model.chunk(channel, " Then more.")
     await expect(last_answer(page).locator(".answer")).to_have_text("The first part. Then more.")
     context, origin = page.context, servers.edge.url
+    address = await page.evaluate("location.hash")
+    servers.centrifugo.signal(signal.SIGSTOP)  # nothing more from it: what the page kept shows
     await page.goto("about:blank")  # left well within the second: the chunk is not kept yet
 
     reader = await context.new_page()
@@ -480,5 +495,16 @@ async def test_what_is_on_screen_is_kept_when_the_page_is_left(
         for turn in conversation["turns"]
         if turn["role"] == "assistant"
     ]
-    assert [turn["answer"] for turn in kept] == ["The first part. Then more."]
-    assert console_errors == []
+    assert [turn["answer"] for turn in kept] == ["The first part."]  # as of the last save
+    # ... and the rest on its own, nothing else written over (frontend/src/storage.js
+    # `keepProgressNow`); the page reads it into the answer while it runs.
+    assert await reader.evaluate(READ_PROGRESS, channel) == {
+        "answer": "The first part. Then more.",
+        "thinking": "",
+    }
+    opened = await context.new_page()
+    opened.on("console", console_errors.record)
+    await opened.route("**/api/streams/*", lambda route: route.abort("internetdisconnected"))
+    await opened.goto(f"{origin}/{address}")
+    await expect(last_answer(opened).locator(".answer")).to_have_text("The first part. Then more.")
+    console_errors.expect("ERR_INTERNET_DISCONNECTED")
