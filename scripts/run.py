@@ -115,9 +115,14 @@ def misspelled_settings(env_file: Path) -> list[str]:
     setting silently kept its default. Centrifugo's own (`CENTRIFUGO_...`) are left to it: it
     warns of those it does not know, and reads many more than .env.example lists."""
     known = known_settings()
+    backend = {info.validation_alias for info in Settings.model_fields.values()}
     lines = []
     for name in dotenv_values(env_file):
-        upper = name.upper()  # the backend reads its settings in any case
+        upper = name.upper()
+        if upper in known and name != upper and upper not in backend:
+            # The backend reads its own in any case; `make run` and Centrifugo do not.
+            lines.append(f"{env_file} sets {name}, which nothing reads: did you mean {upper}?")
+            continue
         if upper in known or upper.startswith("CENTRIFUGO_"):
             continue
         close = difflib.get_close_matches(upper, known, n=1, cutoff=0.8)

@@ -63,10 +63,10 @@ def test_a_copy_of_the_example_gets_random_secrets_and_nothing_else_changes(
     said = ensure(target)
     assert said == (
         f"env: wrote fresh random secrets into {target} for {', '.join(SECRETS)} "
-        "(it said change-me, or had none)\n"
+        "(it said change-me, or had none); it is readable by its owner only now\n"
     )
     after = target.read_text()
-    assert target.stat().st_mode & 0o777 == 0o640  # its mode kept
+    assert target.stat().st_mode & 0o777 == 0o600  # secrets in it now: for its owner only
     assert "=change-me" not in after
     before_lines, after_lines = (EXAMPLE + "MAX_TEXT_CHARS=100\n").splitlines(), after.splitlines()
     assert len(before_lines) == len(after_lines)
@@ -123,3 +123,70 @@ def test_make_run_fills_in_a_hand_copied_file(tmp_path: Path) -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^run: setup \$\(ENV_FILE\)", makefile, re.M)
     assert re.search(r"^run-cluster: setup \$\(ENV_FILE\)", makefile, re.M)
+
+
+def test_a_linked_file_is_changed_where_it_is(tmp_path: Path) -> None:
+    """A review: a .env that is a link was replaced by a file, and the one it named kept its
+    placeholders."""
+    real = tmp_path / "shared.env"
+    real.write_text(EXAMPLE)
+    link = tmp_path / "link.env"
+    link.symlink_to(real)
+    ensure(link)
+    assert link.is_symlink()
+    assert "=change-me" not in real.read_text()
+
+
+def test_a_secret_written_in_lower_case_is_there_already(tmp_path: Path) -> None:
+    """A review: `session_secret=...` (the backend reads it, in any case) got an upper-case copy
+    added, which won: every session cookie stopped working."""
+    full = tmp_path / "full.env"
+    ensure(full)
+    text = full.read_text().replace("SESSION_SECRET=", "session_secret=")
+    target = tmp_path / "lower.env"
+    target.write_text(text)
+    assert ensure(target) == ""
+    assert target.read_text() == text
+
+
+def test_quoted_exported_and_crlf_placeholders_are_replaced_and_the_rest_kept(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "styles.env"
+    target.write_bytes(
+        b'export CENTRIFUGO_HTTP_API_KEY="change-me"\r\n'
+        b"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY = 'change-me'\r\n"
+        b"MAX_TEXT_CHARS=100"
+    )
+    ensure(target)
+    lines = target.read_bytes().split(b"\r\n")
+    assert lines[0].startswith(b"export CENTRIFUGO_HTTP_API_KEY=")
+    assert lines[1].startswith(b"CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY = ")
+    assert b"change-me" not in target.read_bytes()
+    assert lines[2] == b"MAX_TEXT_CHARS=100"  # its own line, a CRLF added after it
+    assert lines[3].startswith(b"SESSION_SECRET=")
+    assert lines[4] == b""
+    assert len(lines[3]) > len(b"SESSION_SECRET=") + 32
+
+
+def test_left_alone_development_read_only_and_what_is_no_file(tmp_path: Path) -> None:
+    development = tmp_path / "dev.env"
+    development.write_text(EXAMPLE.replace("ENVIRONMENT=production", "ENVIRONMENT=development"))
+    before = development.read_text()
+    ensure(development)
+    assert development.read_text() == before  # placeholders are taken there
+    production = tmp_path / "prod.env"
+    production.write_text(before)
+    ensure(production, ENVIRONMENT="production")  # the environment overrides the file
+    assert "=change-me" not in production.read_text()
+
+    read_only = tmp_path / "read-only.env"
+    read_only.write_text(EXAMPLE)
+    read_only.chmod(0o400)
+    assert "is read-only" in ensure(read_only)
+    assert read_only.read_text() == EXAMPLE
+
+    fifo = tmp_path / "fifo.env"
+    os.mkfifo(fifo)
+    assert ensure(fifo) == ""  # not opened (it would wait for a writer)
+    assert fifo.is_fifo()

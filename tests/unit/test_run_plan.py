@@ -461,10 +461,13 @@ def test_a_misspelled_setting_is_named_with_what_it_likely_means(tmp_path: Path)
         # Read by something else (httpx, Centrifugo), or nothing like ours: not ours to judge.
         "HTTPS_PROXY=http://proxy:3128\nCENTRIFUGO_CLIENT_PING_INTERVAL=10s\n"
         "CENTRIFUGO_CLIENT_ALLOWED_ORIGIN=x\n# NGINX_PORTS=1\n"
+        # make run reads its own in upper case only (the backend, its own in any case).
+        "nginx_port=9100\n"
     )
     assert misspelled_settings(env_file) == [
         f"{env_file} sets MAX_TEXT_CHAR, which nothing reads: did you mean MAX_TEXT_CHARS?",
         f"{env_file} sets coalesce_window, which nothing reads: did you mean COALESCE_WINDOW_MS?",
+        f"{env_file} sets nginx_port, which nothing reads: did you mean NGINX_PORT?",
     ]
 
 
