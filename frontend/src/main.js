@@ -1302,10 +1302,11 @@ async function ask(text, { shown = false } = {}) {
       run?.subscription.stop('refused', messageOf(error));
     } else if (run) {
       mayNotHaveGotThrough(run);
-      // Sent again (to the same channel: never two answers) once the network is back.
+      // Sent again (to the same channel: never two answers) once the network is back; not once
+      // the reader pressed Stop.
       void sendAgain({
         send: () => execute({ text, channel, thinking, history }),
-        unsent: () => runs.get(channel) === run && Boolean(run.unsent),
+        unsent: () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping,
         through: () => gotThrough(run),
         wait: untilOnline,
       });
