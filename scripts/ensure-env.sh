@@ -40,8 +40,11 @@ if not stat.S_ISREG(info.st_mode):
     raise SystemExit
 with open(real, newline="") as source:  # its line endings kept
     text = source.read()
-# The backend reads its settings in any case, and so are they found here.
-setting = lambda name: rf"^[ \t]*(?:export[ \t]+)?(?i:{name})[ \t]*="  # noqa: E731
+def setting(name: str) -> str:
+    """A line that sets `name`, in any case (as the backend reads it), exported or not."""
+    return rf"^[ \t]*(?:export[ \t]+)?(?i:{name})[ \t]*="
+
+
 development = re.search(setting("ENVIRONMENT") + r"[ \t]*[\"']?development[\"']?[ \t]*\r?$", text, re.M)
 in_environment = {key.upper() for key, value in os.environ.items() if value}
 if os.environ.get("ENVIRONMENT", "") == "development" or (

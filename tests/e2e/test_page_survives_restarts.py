@@ -418,6 +418,21 @@ async def test_an_answer_reopened_after_the_servers_forgot_it_keeps_what_was_sho
     assert console_errors == []
 
 
+async def answered_and_kept(page: Page, servers: Servers, text: str) -> tuple[StandInModel, str]:
+    """A prompt answered by the test (a stand-in model) with one chunk, `text`, once the page
+    has kept it (within a second as it arrives); the model and the answer's channel."""
+    model = StandInModel(servers.edge)
+    await model.install(page)
+    await send(page, "hello")
+    channel = await model.next_channel()
+    await model.chunk(channel, text)
+    async with asyncio.timeout(10):
+        await wait_until_stored(
+            page, f"cs => cs.some(c => c.turns.some(t => t.answer === {json.dumps(text)}))"
+        )
+    return model, channel
+
+
 async def test_an_answer_whose_history_went_keeps_the_part_it_had_saved(
     page: Page, servers: Servers, console_errors: ConsoleErrors
 ) -> None:
@@ -425,15 +440,7 @@ async def test_an_answer_whose_history_went_keeps_the_part_it_had_saved(
     here the page closed mid-answer, Centrifugo restarted (its history went with it), and the
     backend has no record of the stream (the test's model answered). The page that opens next
     follows the answer, gets nothing, and ends it with the text kept, not with nothing."""
-    model = StandInModel(servers.edge)
-    await model.install(page)
-    await send(page, "hello")
-    channel = await model.next_channel()
-    await model.chunk(channel, "The part that was kept")
-    async with asyncio.timeout(10):  # kept within a second as it arrives
-        await wait_until_stored(
-            page, "cs => cs.some(c => c.turns.some(t => t.answer === 'The part that was kept'))"
-        )
+    await answered_and_kept(page, servers, "The part that was kept")
     context, opened = page.context, page.url  # the conversation's address: /#<id>
     await page.close()
     servers.centrifugo.stop()
@@ -471,15 +478,7 @@ async def test_what_is_on_screen_is_kept_when_the_page_is_left(
     """Probe: the text of an answer still arriving was kept at most a second after it came,
     and not when the page was left: up to ~70 characters shown were never kept (gone for good
     once the servers forget the answer, after 2 minutes). Now leaving keeps it at once."""
-    model = StandInModel(servers.edge)
-    await model.install(page)
-    await send(page, "hello")
-    channel = await model.next_channel()
-    await model.chunk(channel, "The first part.")
-    async with asyncio.timeout(10):  # kept within a second as it arrives
-        await wait_until_stored(
-            page, "cs => cs.some(c => c.turns.some(t => t.answer === 'The first part.'))"
-        )
+    model, channel = await answered_and_kept(page, servers, "The first part.")
     await model.chunk(channel, " Then more.")
     await expect(last_answer(page).locator(".answer")).to_have_text("The first part. Then more.")
     context, origin = page.context, servers.edge.url

@@ -9,7 +9,8 @@ import logging
 import logging.config
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -21,6 +22,21 @@ from backend.core.types import Chunk, Done, Token
 from backend.logs import REDACTED, Redact, log_config
 from tests.unit.apps import Api, running_app, settings
 from tests.unit.fakes import ScriptedModel
+
+
+@contextmanager
+def logged(**overrides: object) -> Iterator[io.StringIO]:
+    """The process's logging as `log_config` sets it up with these settings, into the returned
+    buffer, until the block ends."""
+    config = log_config(settings(**overrides))
+    out = io.StringIO()
+    config["handlers"]["main"]["stream"] = out
+    logging.config.dictConfig(config)
+    try:
+        yield out
+    finally:
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+
 
 pytestmark = pytest.mark.unit
 
@@ -218,16 +234,10 @@ def test_secrets_and_credentials_never_reach_a_log_line() -> None:
 
 
 def test_json_log_lines_carry_the_request_id_and_stream_fields() -> None:
-    config = log_config(settings(LOG_FORMAT="json", OPENAI_API_KEY="sk-secret-abcdef"))
-    out = io.StringIO()
-    config["handlers"]["main"]["stream"] = out
-    logging.config.dictConfig(config)
-    try:
+    with logged(LOG_FORMAT="json", OPENAI_API_KEY="sk-secret-abcdef") as out:
         logging.getLogger("relaychat.streams").info(
             "stream ended id=%s key=sk-secret-abcdef", "abcdefgh", extra={"tokens": 3}
         )
-    finally:
-        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
     line = json.loads(out.getvalue().strip())
     assert line["message"] == f"stream ended id=abcdefgh key={REDACTED}"
     assert line["tokens"] == 3
@@ -237,18 +247,12 @@ def test_json_log_lines_carry_the_request_id_and_stream_fields() -> None:
 
 def test_json_log_lines_carry_no_terminal_colours() -> None:
     """Probe: uvicorn's lines carried `color_message`, the message with ANSI escapes."""
-    config = log_config(settings(LOG_FORMAT="json"))
-    out = io.StringIO()
-    config["handlers"]["main"]["stream"] = out
-    logging.config.dictConfig(config)
-    try:
+    with logged(LOG_FORMAT="json") as out:
         logging.getLogger("uvicorn.error").info(
             "Started server process [%d]",
             42,
             extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
         )
-    finally:
-        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
     line = json.loads(out.getvalue().strip())
     assert line["message"] == "Started server process [42]"
     assert set(line) == {"time", "level", "logger", "request_id", "message"}
@@ -256,12 +260,8 @@ def test_json_log_lines_carry_no_terminal_colours() -> None:
 
 def test_health_probes_that_succeed_leave_no_access_line() -> None:
     """A compose review: two health checks every 5 s were ~35,000 access lines a day."""
-    config = log_config(settings())
-    out = io.StringIO()
-    config["handlers"]["main"]["stream"] = out
-    logging.config.dictConfig(config)
-    access = logging.getLogger("uvicorn.access")
-    try:
+    with logged() as out:
+        access = logging.getLogger("uvicorn.access")
         for path, status in [
             ("/api/health", 200),
             ("/api/ready?x=1", 200),
@@ -270,8 +270,6 @@ def test_health_probes_that_succeed_leave_no_access_line() -> None:
             ("/api/health/x", 404),
         ]:
             access.info('%s - "%s %s HTTP/%s" %d', "10.0.0.1:5", "GET", path, "1.1", status)
-    finally:
-        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
     lines = out.getvalue().splitlines()
     assert [line.split('"')[1] for line in lines] == [
         "GET /api/ready HTTP/1.1",
@@ -338,16 +336,10 @@ async def _publish_two(publisher: CentrifugoPublisher) -> list[str | None]:
 def test_text_from_outside_cannot_forge_a_text_log_line() -> None:
     """Found by a model-server probe: an error message with a line break in it wrote a second,
     made-up line into the log."""
-    config = log_config(settings(LOG_FORMAT="text"))
-    out = io.StringIO()
-    config["handlers"]["main"]["stream"] = out
-    logging.config.dictConfig(config)
-    try:
+    with logged(LOG_FORMAT="text") as out:
         logging.getLogger("backend.core.answer").warning(
             "the model failed (reported): %s", "overloaded\n2026-11-30 ERROR FORGED LINE\r"
         )
-    finally:
-        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
     lines = out.getvalue().splitlines()
     assert len(lines) == 1
     assert lines[0].endswith("overloaded\\n2026-11-30 ERROR FORGED LINE\\r")
