@@ -8,12 +8,13 @@ import gc
 import logging.config
 import socket
 import sys
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from backend.app import begin_shutdown, create_app
+from backend.app import begin_shutdown, create_app, hurry_shutdown
 from backend.cluster.redis_streams import RedisRefused, wait_for_redis
 from backend.config import Settings, get_settings, redacted_url, settings_refusal
 from backend.core.ports import StreamsUnavailable
@@ -21,14 +22,22 @@ from backend.logs import log_config
 
 
 class Server(uvicorn.Server):
-    """uvicorn, but on SIGTERM or Ctrl-C the streams end first (relay streams with their `done`,
-    SSE clients with an error event), before uvicorn waits for open connections to close: an
-    SSE client would otherwise hold the shutdown up until its answer is complete, and a platform
-    that kills after a few seconds would leave relay streams without a `done`."""
+    """uvicorn, but on SIGTERM or Ctrl-C the answers are seen to first, while the server still
+    takes connections (a Stop, a snapshot, a new prompt refused with 503): they get
+    SHUTDOWN_DRAIN_SECONDS to finish (a second signal cuts that short), then the rest end
+    (relay streams with their `done`, SSE clients with an error event), before uvicorn waits for
+    open connections to close: an SSE client would otherwise hold the shutdown up until its
+    answer is complete, and a platform that kills after a few seconds would leave relay streams
+    without a `done`."""
 
     def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
         super().__init__(config)
         self._app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            hurry_shutdown(self._app)
+        super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await begin_shutdown(self._app)

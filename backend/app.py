@@ -127,7 +127,9 @@ def create_app(
                 per_address=settings.max_streams_per_address,
                 capacity=capacity,
             )
-            services = Services(answerer, relay, the_publisher, asyncio.Event(), direct)
+            services = Services(
+                answerer, relay, the_publisher, asyncio.Event(), direct, capacity, asyncio.Event()
+            )
             app.state.services = services
             yield
             # Before the publisher closes (the exit stack): the streams' `done` must go out.
@@ -243,15 +245,48 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 
 async def begin_shutdown(app: FastAPI) -> None:
-    """End every stream: relay streams with their `done` (waiting up to the grace period for
-    them to be published), direct SSE streams with an error event. The server calls this as soon
-    as it is asked to stop, before it waits for open connections (backend/__main__.py); the
-    lifespan calls it again, which then finds nothing to do."""
+    """Take no new answer (503), give the running ones up to SHUTDOWN_DRAIN_SECONDS to finish
+    (less if `hurry_shutdown` is called meanwhile), then end the rest: relay streams with their
+    `done` (waiting up to the grace period for them to be published), direct SSE streams with an
+    error event. Meanwhile the process still serves everything else (a Stop, a snapshot). The
+    server calls this as soon as it is asked to stop, before it stops taking connections
+    (backend/__main__.py); the lifespan calls it again, which then finds nothing to do."""
     services: Services | None = getattr(app.state, "services", None)
     if services is None:
         return
+    settings: Settings = app.state.settings
+    services.capacity.close()
+    running = services.capacity.running
+    if running and settings.shutdown_drain_seconds > 0 and not services.hurry.is_set():
+        logger.warning(
+            "stopping: giving %d running answer(s) up to %g s to finish (SHUTDOWN_DRAIN_SECONDS); "
+            "no new ones are taken. Signal again to end them now",
+            running,
+            settings.shutdown_drain_seconds,
+        )
+        drained = asyncio.ensure_future(services.capacity.drained())
+        hurried = asyncio.ensure_future(services.hurry.wait())
+        try:
+            await asyncio.wait(
+                {drained, hurried},
+                timeout=settings.shutdown_drain_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            drained.cancel()
+            hurried.cancel()
+        if services.capacity.running:
+            logger.warning("%d answer(s) had not finished; ending them", services.capacity.running)
     services.stopping.set()
-    await services.relay.shutdown(app.state.settings.shutdown_grace_seconds)
+    await services.relay.shutdown(settings.shutdown_grace_seconds)
+
+
+def hurry_shutdown(app: FastAPI) -> None:
+    """End the running answers now, rather than give them the rest of SHUTDOWN_DRAIN_SECONDS
+    (a second Ctrl-C or SIGTERM). Safe to call from a signal handler."""
+    services: Services | None = getattr(app.state, "services", None)
+    if services is not None:
+        asyncio.get_running_loop().call_soon_threadsafe(services.hurry.set)
 
 
 async def _edges(

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     coalesce_window_ms: float = Field(30.0, ge=0, validation_alias="COALESCE_WINDOW_MS")
     publish_timeout_seconds: float = Field(5.0, gt=0, validation_alias="PUBLISH_TIMEOUT_SECONDS")
     publish_outage_seconds: float = Field(30.0, ge=0, validation_alias="PUBLISH_OUTAGE_SECONDS")
+    # At shutdown, how long the running answers may take to finish before they are ended;
+    # meanwhile no new one starts (503).
+    shutdown_drain_seconds: float = Field(30.0, ge=0, validation_alias="SHUTDOWN_DRAIN_SECONDS")
     shutdown_grace_seconds: float = Field(5.0, ge=0, validation_alias="SHUTDOWN_GRACE_SECONDS")
     reused_channel_check_seconds: float = Field(
         120.0, ge=0, validation_alias="REUSED_CHANNEL_CHECK_SECONDS"

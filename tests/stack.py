@@ -73,6 +73,9 @@ def stack_for(
             "SUBSCRIBE_BURST_PER_USER": "1000",
             "SUBSCRIBE_BURST_PER_ADDRESS": "1000",
             "PYTHONUNBUFFERED": "1",
+            # A test's servers stop at its end, answers left running end at once (the tests of
+            # the shutdown's wait for them set it).
+            "SHUTDOWN_DRAIN_SECONDS": "0",
             **settings,
         }
     )
@@ -122,11 +125,22 @@ def running_stack(workdir: Path, **settings: str) -> Iterator[Stack]:
 @contextmanager
 def another_backend(stack: Stack, **settings: str) -> Iterator[str]:
     """One more backend on the same Centrifugo, with some settings changed; yields its URL."""
+    with another_backend_server(stack, **settings) as server:
+        yield server.ready_url.removesuffix("/api/health")
+
+
+@contextmanager
+def another_backend_server(stack: Stack, **settings: str) -> Iterator[Server]:
+    """`another_backend`, yielding its server (to signal it); its URL is `ready_url`'s start."""
     port = free_port()
     env = {**stack.backend_env, **settings, "BACKEND_PORT": str(port)}
     url = f"http://127.0.0.1:{port}"
-    with running("backend-extra", [sys.executable, "-m", "backend"], env, f"{url}/api/health"):
-        yield url
+    server = Server("backend-extra", [sys.executable, "-m", "backend"], env, f"{url}/api/health")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
 
 
 @dataclass(frozen=True)

@@ -13,20 +13,25 @@ from backend.api.session import session_user, start_session
 from backend.api.slots import DirectSlots
 from backend.config import Settings
 from backend.core.answer import Answerer
+from backend.core.capacity import Capacity
 from backend.core.ports import Publisher
 from backend.core.relay import Relay
 
 
 @dataclass(frozen=True)
 class Services:
-    """What the routes work with, built once when the app starts. `stopping` is set when the
-    server begins to shut down: direct streams end then, rather than hold the shutdown up."""
+    """What the routes work with, built once when the app starts. At shutdown `capacity` is
+    closed first (no answer starts); `stopping` is set once the running answers had their time
+    to finish: direct streams end then, rather than hold the shutdown up."""
 
     answerer: Answerer
     relay: Relay
     publisher: Publisher
     stopping: asyncio.Event
     direct: DirectSlots
+    capacity: Capacity
+    # Set by a second signal while the answers are given time to finish: end them now.
+    hurry: asyncio.Event
 
 
 async def get_settings(request: Request) -> Settings:

@@ -20,6 +20,7 @@ from backend.centrifugo.channels import CHANNEL_HINT
 from backend.config import Settings
 from backend.core.ports import (
     ServerBusy,
+    ServerStopping,
     StreamsRecovering,
     StreamsUnavailable,
     TooManyFromAddress,
@@ -58,15 +59,16 @@ TOO_MANY: dict[int | str, dict[str, Any]] = {
 # The 503 of a process already running MAX_RUNNING_STREAMS answers (the start of a route's own
 # 503 description, which may name other reasons).
 BUSY = (
-    "This backend process already runs MAX_RUNNING_STREAMS answers (with Retry-After): "
-    "nothing was started."
+    "This backend process already runs MAX_RUNNING_STREAMS answers, or is stopping (both with "
+    "Retry-After): nothing was started."
 )
 
 
 _RETRY_AFTER_WHEN_BUSY = {
     "Retry-After": {
         "schema": {"type": "integer"},
-        "description": "Seconds; sent when the process is full (MAX_RUNNING_STREAMS) only.",
+        "description": "Seconds; sent when the process is full (MAX_RUNNING_STREAMS) or stopping "
+        "only.",
     }
 }
 
@@ -123,6 +125,14 @@ async def _server_busy(request: Request, exc: Exception) -> JSONResponse:
         "the server is busy: it is running as many answers as it can right now; nothing was "
         "started, try again shortly"
     )
+    return _retry_later(detail, status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+async def _server_stopping(request: Request, exc: Exception) -> JSONResponse:
+    """An answer asked of a process that is shutting down (letting its running answers finish,
+    SHUTDOWN_DRAIN_SECONDS): another process, or this one restarted, takes it."""
+    assert isinstance(exc, ServerStopping)
+    detail = "the server is stopping; nothing was started, please send the prompt again"
     return _retry_later(detail, status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
@@ -314,5 +324,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(TooManyStreams, _too_many_streams)
     app.add_exception_handler(TooManyFromAddress, _too_many_from_address)
     app.add_exception_handler(ServerBusy, _server_busy)
+    app.add_exception_handler(ServerStopping, _server_stopping)
     app.add_exception_handler(StreamsUnavailable, _streams_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)

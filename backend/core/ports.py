@@ -80,6 +80,14 @@ class ServerBusy(Exception):
         self.limit = limit
 
 
+class ServerStopping(Exception):
+    """This process is shutting down (it lets the answers it runs finish first): nothing was
+    started; another process, or this one once restarted, takes the prompt."""
+
+    def __init__(self) -> None:
+        super().__init__("this process is stopping and takes no new answers")
+
+
 # One publication: the channel, the chunk or done, its idempotency key (None: none), and the
 # stream it belongs to (its lease: one stream's chunks and `done`s share it, the next stream
 # on the channel has another; "" for none).

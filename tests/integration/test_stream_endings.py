@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
+import subprocess
 
 import httpx
 from httpx_sse import EventSource
 
 from backend.api.routes.chat import STOPPING
 from backend.core.relay import SHUTDOWN
-from tests.clients import ChatSession, Collector
-from tests.stack import ORIGIN, Stack, another_backend
+from backend.llm.simulated import answer_for
+from tests.clients import ChatSession, Collector, answer_of
+from tests.processes import Server
+from tests.stack import ORIGIN, Stack, another_backend, another_backend_server
 
 SLOW = {"SIM_TOKEN_DELAY_MIN_MS": "40", "SIM_TOKEN_DELAY_MAX_MS": "40"}
 
@@ -59,6 +63,84 @@ async def test_stopping_the_server_ends_running_streams_first(stack: Stack) -> N
                 }
                 assert len(publications) > 1
     assert rest[-2:] == [json.dumps({"error": STOPPING}), "[DONE]"]
+
+
+async def test_a_restart_lets_the_running_answers_finish_whole(stack: Stack) -> None:
+    """SIGTERM (a restart, a deploy) with relay streams and an SSE client mid-answer: each
+    answer was ended with "the server is stopping". Now they run to their end, whole and in
+    order (SHUTDOWN_DRAIN_SECONDS), a new prompt meanwhile is refused (503: nothing started),
+    and the process then exits by itself."""
+    with another_backend_server(stack, SHUTDOWN_DRAIN_SECONDS="60", **SLOW) as server:
+        url = server.ready_url.removesuffix("/api/health")
+        async with (
+            ChatSession.open(url, stack.websocket_url, ORIGIN) as chat,
+            chat.http.stream("POST", "/api/chat", json={"prompt": "code"}) as sse,
+        ):
+            collectors = [await _asked(chat, "code") for _ in range(3)]
+            for collector in collectors:  # every stream is mid-answer
+                await asyncio.wait_for(collector.first.wait(), 10)
+            events = EventSource(sse).aiter_sse()
+            first = json.loads((await anext(events)).data)["token"]
+
+            server.signal(signal.SIGTERM)
+            await _until_stopping(chat.http)
+            refused = await chat.execute(chat.new_channel(), "hello")
+
+            rest = [event.data async for event in events]
+            answers = [await collector.wait_for_done() for collector in collectors]
+        exited = await asyncio.to_thread(_exit_code, server, 30)
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["detail"].startswith("the server is stopping")
+    for publications in answers:
+        assert answer_of(publications) == answer_for("code")
+        assert publications[-1] == {
+            "text": "",
+            "done": True,
+            "reason": "complete",
+            "seq": len(publications) - 1,
+        }
+    assert rest[-1] == "[DONE]"
+    assert first + "".join(json.loads(data)["token"] for data in rest[:-1]) == answer_for("code")
+    assert exited is not None  # by itself, once they had finished
+
+
+async def test_a_second_signal_ends_the_running_answers_at_once(stack: Stack) -> None:
+    """While a stopping backend lets its answers finish, a second SIGTERM (a second Ctrl-C)
+    ends them with "the server is stopping", as before."""
+    with another_backend_server(stack, SHUTDOWN_DRAIN_SECONDS="60", **SLOW) as server:
+        url = server.ready_url.removesuffix("/api/health")
+        async with ChatSession.open(url, stack.websocket_url, ORIGIN) as chat:
+            collector = await _asked(chat, "code")
+            await asyncio.wait_for(collector.first.wait(), 10)
+            server.signal(signal.SIGTERM)
+            await _until_stopping(chat.http)
+            server.signal(signal.SIGTERM)
+            publications = await collector.wait_for_done()
+
+    assert publications[-1] == {
+        "text": "",
+        "done": True,
+        "reason": "error",
+        "error": SHUTDOWN.error,
+        "seq": len(publications) - 1,
+    }
+    assert answer_of(publications) != answer_for("code")  # ~6 s of answer; the drain is 60
+
+
+async def _until_stopping(http: httpx.AsyncClient) -> None:
+    """Until the backend says it is stopping (it has heard the signal)."""
+    async with asyncio.timeout(10):
+        while (await http.get("/api/ready")).status_code != 503:  # noqa: ASYNC110  # asked
+            await asyncio.sleep(0.02)
+
+
+def _exit_code(server: Server, seconds: float) -> int | None:
+    assert server.process is not None
+    try:
+        return server.process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 async def _asked(chat: ChatSession, text: str) -> Collector:

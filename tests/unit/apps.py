@@ -26,6 +26,9 @@ def settings(**overrides: object) -> Settings:
         "SESSION_SECRET": "s" * 40,
         "MAX_TEXT_CHARS": 100,
         "COALESCE_WINDOW_MS": 0,
+        # Answers a test leaves running end at once when its app stops (the tests of the
+        # shutdown's wait for them set it).
+        "SHUTDOWN_DRAIN_SECONDS": 0,
         **overrides,
     }
     return Settings(**values)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from backend.api.routes.chat import STOPPING
-from backend.app import begin_shutdown
+from backend.app import begin_shutdown, hurry_shutdown
 from backend.core.ports import ModelError
 from backend.core.relay import SHUTDOWN
 from backend.core.types import Chunk, Done, Question, Token, Turn
@@ -333,7 +333,8 @@ async def test_shutdown_ends_sse_streams_with_an_error_event_and_relay_streams_w
     before the relay's streams were ended, so a platform that kills after a few seconds left
     subscribers without a `done`. The server now calls `begin_shutdown` first."""
     model = ScriptedModel([Token("tick ")], endless=True, delay=0.01)
-    async with with_model(model) as api:
+    # Answers that never end: ended once the time they are given to finish is out.
+    async with with_model(model, SHUTDOWN_DRAIN_SECONDS=0.2) as api:
         channel = f"stream:abcdefgh#{await api.user()}"
         await api.client.post("/api/execute", json={"text": "hi", "channel": channel})
         sse = asyncio.create_task(api.client.post("/api/chat", json={"prompt": "hi"}))
@@ -352,6 +353,99 @@ async def test_shutdown_ends_sse_streams_with_an_error_event_and_relay_streams_w
         ending = (await api.publisher.wait_for_done(channel))[-1]
         assert isinstance(ending, Done)
         assert (ending.reason, ending.error) == (SHUTDOWN.reason, SHUTDOWN.error)
+
+
+class HeldModel(ScriptedModel):
+    """Gives its first token, then the rest once `release` is set."""
+
+    def __init__(self, tokens: list[Token]) -> None:
+        super().__init__(tokens)
+        self.release = asyncio.Event()
+
+    async def stream(self, question: Question) -> AsyncIterator[Token]:
+        self.questions.append(question)
+        self.started.set()
+        self._asked.set()
+        yield self.tokens[0]
+        await self.release.wait()
+        for token in self.tokens[1:]:
+            yield token
+
+
+async def test_shutdown_lets_the_running_answers_finish_and_takes_no_new_ones() -> None:
+    """A restart (SIGTERM) ended every running answer with "the server is stopping": a deploy
+    lost them all. The answers now get SHUTDOWN_DRAIN_SECONDS to finish, whole; meanwhile a new
+    prompt is refused (503, nothing started), `/api/ready` says the process is stopping, and a
+    Stop still stops."""
+    model = HeldModel([Token("Hello "), Token("you "), Token("there")])
+    async with with_model(model, SHUTDOWN_DRAIN_SECONDS=60) as api:
+        user = await api.user()
+        channel, stopped = f"stream:abcdefgh#{user}", f"stream:stopped1#{user}"
+        for each in (channel, stopped):
+            await api.client.post("/api/execute", json={"text": "hi", "channel": each})
+        sse = asyncio.create_task(api.client.post("/api/chat", json={"prompt": "hi"}))
+        sync = asyncio.create_task(api.client.post("/api/chat/sync", json={"prompt": "hi"}))
+        await model.wait_until_asked(4)
+        await api.publisher.wait_for_first(channel)
+
+        shutdown = asyncio.create_task(begin_shutdown(api.app))
+        await asyncio.sleep(0)  # its first step: no answer starts from here on
+        assert api.app.state.services.capacity.closed
+        new = f"stream:newone11#{user}"
+        refused = await api.client.post("/api/execute", json={"text": "hi", "channel": new})
+        refused_sse = await api.client.post("/api/chat", json={"prompt": "hi"})
+        ready = await api.client.get("/api/ready")
+        cancel = await api.client.post("/api/cancel", json={"channel": stopped})
+        ending = (await api.publisher.wait_for_done(stopped))[-1]
+        assert not shutdown.done()  # still waiting for the others
+        model.release.set()
+        await asyncio.wait_for(shutdown, 10)  # not the 60 s: they all finished
+
+        answers = [await sse, await sync]
+        published = await api.publisher.wait_for_done(channel)
+
+    detail = "the server is stopping; nothing was started, please send the prompt again"
+    for response in (refused, refused_sse):
+        assert (response.status_code, response.json()) == (503, {"detail": detail})
+        assert response.headers["retry-after"] == "5"
+    assert api.publisher.on(new) == []
+    assert (ready.status_code, ready.json()) == (
+        503,
+        {"detail": "the server is stopping and takes no new prompts"},
+    )
+    assert cancel.status_code == 202
+    assert isinstance(ending, Done)
+    assert ending.reason == "cancelled"
+    whole = "Hello you there"
+    assert events(answers[0].text) == [
+        {"token": "Hello "},
+        {"token": "you "},
+        {"token": "there"},
+        "[DONE]",
+    ]
+    assert answers[1].json() == {"response": whole}
+    assert "".join(item.text for item in published if isinstance(item, Chunk)) == whole
+    assert published[-1] == Done("complete", seq=len(published) - 1)
+
+
+async def test_a_second_signal_ends_the_running_answers_at_once() -> None:
+    """The wait for running answers to finish is cut short (a second Ctrl-C or SIGTERM): they
+    end as before, with "the server is stopping"."""
+    model = HeldModel([Token("Hello "), Token("you")])
+    async with with_model(model, SHUTDOWN_DRAIN_SECONDS=60) as api:
+        channel = f"stream:abcdefgh#{await api.user()}"
+        await api.client.post("/api/execute", json={"text": "hi", "channel": channel})
+        await api.publisher.wait_for_first(channel)
+        shutdown = asyncio.create_task(begin_shutdown(api.app))
+        await asyncio.sleep(0)  # it is waiting
+        assert api.app.state.services.capacity.closed
+        assert not shutdown.done()
+        hurry_shutdown(api.app)
+        await asyncio.wait_for(shutdown, 10)
+        ending = (await api.publisher.wait_for_done(channel))[-1]
+
+    assert isinstance(ending, Done)
+    assert (ending.reason, ending.error) == (SHUTDOWN.reason, SHUTDOWN.error)
 
 
 @pytest.mark.parametrize("failure", [RuntimeError("bug"), KeyError("x"), UnicodeError("bad")])

@@ -1,4 +1,5 @@
-"""`GET /api/health` (the process is alive) and `GET /api/ready` (Centrifugo answers)."""
+"""`GET /api/health` (the process is alive) and `GET /api/ready` (it takes prompts: Centrifugo
+answers, and the process is not stopping)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,19 @@ async def health() -> HealthResponse:
 
 @router.get(
     "/ready",
-    responses={503: {"model": ErrorResponse, "description": "Centrifugo does not answer."}},
+    responses={
+        503: {
+            "model": ErrorResponse,
+            "description": "Centrifugo does not answer, or the process is stopping (it lets its "
+            "running answers finish, and takes no new ones).",
+        }
+    },
 )
 async def ready(services: ServicesDep) -> ReadyResponse:
+    if services.capacity.closed:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the server is stopping and takes no new prompts"
+        )
     try:
         await services.publisher.ready()
     except PublishError as exc:
