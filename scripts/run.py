@@ -24,6 +24,7 @@ import difflib
 import errno
 import fcntl
 import ipaddress
+import itertools
 import logging
 import math
 import os
@@ -650,11 +651,19 @@ def relay_output(source: IO[bytes], prefix: bytes, sink: IO[bytes]) -> None:
 
 class Supervisor:
     def __init__(
-        self, env: Mapping[str, str], state: Path, grace: float = 5.0, name_width: int = 0
+        self,
+        env: Mapping[str, str],
+        state: Path,
+        grace: float = 5.0,
+        name_width: int = 0,
+        drain: float = 0.0,
     ) -> None:
         self.env = dict(env)
         self.state = state
         self.grace = grace  # SHUTDOWN_GRACE_SECONDS, checked before anything starts
+        self.drain = drain  # SHUTDOWN_DRAIN_SECONDS, the same
+        self._hurried = False  # a second signal came while the backends let answers finish
+        self._killing = False  # a third: what still runs is killed
         self.name_width = name_width  # the longest service name: the output's names line up
         self.running: list[tuple[Service, subprocess.Popen[bytes]]] = []
         self._copiers: dict[int, threading.Thread] = {}  # by pid
@@ -736,24 +745,68 @@ class Supervisor:
                 os.waitpid(exited.si_pid, 0)
 
     def stop(self) -> None:
-        """Stops the backend first, then nginx, then Centrifugo (then Redis); a second signal
-        hurries."""
+        """Stops the backends first (all at once: each gives its running answers up to
+        SHUTDOWN_DRAIN_SECONDS to finish, then up to SHUTDOWN_GRACE_SECONDS to publish the
+        `done` of those it ended), then nginx, then Centrifugo (then Redis). A second signal
+        hurries: the backends end their answers at once; a third kills what still runs."""
         order = {"backend": 0, "nginx": 1, "centrifugo": 2, "redis": 3}
 
         def kind(item: tuple[Service, subprocess.Popen[bytes]]) -> int:
             return order[item[0].name.partition("-")[0]]
 
-        for service, process in sorted(self.running, key=kind):
-            try:
-                if process.poll() is None:
-                    process.terminate()
-                    process.wait(STOP_SECONDS + self._grace(service))
-            except (subprocess.TimeoutExpired, Stop):
-                say(f"{service.name} did not stop in time; killing it")
-                process.kill()
-                process.wait()
-            self._output_of(process)
+        for _, group in itertools.groupby(sorted(self.running, key=kind), key=kind):
+            members = list(group)
+            asked = False
+            for _, process in members:
+                try:
+                    if process.poll() is None:
+                        process.terminate()
+                except Stop:
+                    asked = True  # a second signal already
+            if asked and any(self._drain(service) for service, _ in members):
+                self._hurry(members)
+            for service, process in members:
+                self._wait_stopped(service, process, members)
+                self._output_of(process)
         self.running.clear()
+
+    def _wait_stopped(
+        self,
+        service: Service,
+        process: subprocess.Popen[bytes],
+        group: list[tuple[Service, subprocess.Popen[bytes]]],
+    ) -> None:
+        """Until `process` has stopped; a second signal tells the backends of its `group` to
+        end their answers now, a third (or its time running out) kills it."""
+        draining = self._drain(service) > 0 and not self._hurried
+        try:
+            process.wait(STOP_SECONDS + self._grace(service) + (self._drain(service) * draining))
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        except Stop:
+            if draining and not self._killing:
+                self._hurry(group)
+                try:
+                    process.wait(STOP_SECONDS + self._grace(service))
+                    return
+                except subprocess.TimeoutExpired:
+                    pass
+                except Stop:
+                    self._killing = True
+            else:
+                self._killing = True
+        say(f"{service.name} did not stop in time; killing it")
+        process.kill()
+        process.wait()
+
+    def _hurry(self, group: list[tuple[Service, subprocess.Popen[bytes]]]) -> None:
+        """A second SIGTERM to the backends of `group`: they end their answers now."""
+        self._hurried = True
+        say("ending the running answers now")
+        for _, process in group:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
 
     def _output_of(self, process: subprocess.Popen[bytes]) -> None:
         """Until the ended `process`'s last lines (how it ended) are out, before whatever is
@@ -764,6 +817,9 @@ class Supervisor:
 
     def _grace(self, service: Service) -> float:
         return self.grace if service.name.startswith("backend") else 0.0
+
+    def _drain(self, service: Service) -> float:
+        return self.drain if service.name.startswith("backend") else 0.0
 
 
 def _answers(url: str) -> bool:
@@ -846,6 +902,7 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
                 state,
                 backend_setting(env, "SHUTDOWN_GRACE_SECONDS"),
                 max(len(service.name) for service in plan),
+                backend_setting(env, "SHUTDOWN_DRAIN_SECONDS"),
             )
             held.enter_context(sole_run(state))
             held.callback(supervisor.stop)

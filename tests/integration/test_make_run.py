@@ -24,7 +24,9 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.core.endings import SHUTDOWN
 from backend.llm.simulated import answer_for
+from scripts.run import SAME_SIGNAL_SECONDS
 from tests.clients import ChatSession, answer_of
 from tests.fake_openai import ANSWER, fake_openai_server
 from tests.processes import (
@@ -263,6 +265,58 @@ async def test_make_run_cluster_runs_two_of_each_behind_nginx_and_ctrl_c_stops_a
         run.finish()
         assert [pid for pid in servers if alive(pid)] == []
         assert [port for port in [*run.ports.values(), *pairs] if listening(port)] == []
+
+
+@pytest.mark.parametrize("twice", [False, True], ids=["once", "twice"])
+async def test_ctrl_c_lets_the_running_answer_finish_and_a_second_one_ends_it(
+    tmp_path: Path, twice: bool
+) -> None:
+    """Ctrl-C mid-answer: the answer runs to its end, whole, before the servers stop (the
+    backend stops first and lets it finish; nginx and Centrifugo still carry it). A second
+    Ctrl-C, a person's, ends it at once with "the server is stopping"."""
+    # ~12 s an answer: longer than make run waited for a backend to stop before it was told to
+    # wait for the answers too (10 s and the grace, here 0); it killed the backend then.
+    delay = "40" if twice else "120"
+    with make_run(
+        tmp_path,
+        SHUTDOWN_GRACE_SECONDS="0",
+        SIM_TOKEN_DELAY_MIN_MS=delay,
+        SIM_TOKEN_DELAY_MAX_MS=delay,
+    ) as run:
+        assert await asyncio.to_thread(run.wait_for, "chat at http://localhost:")
+        origin = f"http://localhost:{run.ports['NGINX_PORT']}"
+        ws = run.url.replace("http", "ws") + "/connection/websocket"
+        async with ChatSession.open(run.url, ws, origin) as session:
+            channel = session.new_channel()
+            sub, collector = await session.subscribe(channel)
+            await sub.ready(10)
+            assert (await session.execute(channel, "code")).status_code == 202
+            await asyncio.wait_for(collector.first.wait(), 10)
+            servers = listeners(run.ports)
+
+            os.killpg(run.process.pid, signal.SIGINT)
+            signalled = time.monotonic()
+            assert await asyncio.to_thread(run.wait_for, "running answer(s) up to 30 s", 20)
+            if twice:
+                # A person's second Ctrl-C, not a copy of the first one passed on by make.
+                await asyncio.sleep(
+                    max(0.0, 2 * SAME_SIGNAL_SECONDS - time.monotonic() + signalled)
+                )
+                os.killpg(run.process.pid, signal.SIGINT)
+            await asyncio.wait_for(collector.done.wait(), 30)
+            publications = collector.publications
+        await asyncio.to_thread(run.finish)
+
+    if twice:
+        assert "ending the running answers now" in run.output
+        assert publications[-1]["reason"] == "error"
+        assert publications[-1]["error"] == SHUTDOWN.error
+        assert answer_of(publications) != answer_for("code")
+    else:
+        assert answer_of(publications) == answer_for("code")
+        assert publications[-1]["reason"] == "complete"
+    assert [pid for pid in servers if alive(pid)] == []
+    assert [name for name, port in run.ports.items() if listening(port)] == []
 
 
 @pytest.mark.parametrize("target", ["process group", "make alone", "supervisor alone"])
