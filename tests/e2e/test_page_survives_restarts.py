@@ -1,7 +1,8 @@
 """The page through faults (docs/protocol.md, "Resuming"): a Centrifugo restart mid-answer ends
 in the whole answer, once; a killed backend ends in a readable notice with Retry, and Retry
 asks again; a snapshot or a Stop that cannot reach the server is tried again; Stop through a
-hung backend, a backend restart or a stalled Centrifugo ends as stopped. Each test has a
+hung backend, a backend restart or a stalled Centrifugo ends as stopped; a backend restarted
+by SIGTERM lets the answer finish whole (and hears a Stop meanwhile). Each test has a
 Centrifugo, a backend and an nginx of its own, to stop, pause and kill."""
 
 from __future__ import annotations
@@ -325,6 +326,67 @@ async def test_stop_through_a_backend_that_hangs_gives_up_waiting_and_asks_again
     await expect(last_answer(page).locator(".notice")).to_have_text("Stopped. Retry")
     await expect(note).to_have_count(0)
     assert (await stored_answer(page))["reason"] == "cancelled"
+
+
+def restart_lets_answers_finish(servers: Servers) -> None:
+    """The backend restarted as `make run`'s or compose's would be: on SIGTERM it lets its
+    running answers finish (the tests' own servers end them at once)."""
+    servers.backend.env["SHUTDOWN_DRAIN_SECONDS"] = "60"
+    servers.backend.stop()
+    servers.backend.start()
+
+
+async def until_stopping(page: Page) -> None:
+    """Until the backend says, through nginx, that it is stopping (it heard the signal)."""
+    async with asyncio.timeout(10):
+        while (await page.request.get("/api/ready")).status != 503:  # noqa: ASYNC110  # asked
+            await asyncio.sleep(0.02)
+
+
+async def test_a_backend_restart_mid_answer_lets_the_answer_finish_whole(
+    page: Page, servers: Servers
+) -> None:
+    """A restart (SIGTERM) mid-answer ended the answer with "the server is stopping; please send
+    the prompt again". Now the page gets the whole answer, with no notice, and the restarted
+    backend takes the next prompt."""
+    restart_lets_answers_finish(servers)
+    await send(page, "code")
+    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "true")
+
+    servers.backend.signal(signal.SIGTERM)
+    await until_stopping(page)
+
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "false", timeout=30_000)
+    await expect(last_answer(page).locator(".notice")).to_have_count(0)
+    assert (await stored_answer(page))["answer"] == answer_for("code")
+    assert (await stored_answer(page))["reason"] == "complete"
+    await asyncio.to_thread(servers.backend.stop)  # it had stopped by itself
+    servers.backend.start()
+
+    await send(page, "hello")
+    await expect(page.locator(".turn.assistant")).to_have_count(2)
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "false", timeout=30_000)
+    assert (await stored_turns(page))[-1]["answer"] == answer_for("hello")
+
+
+async def test_stop_while_the_backend_lets_answers_finish_still_stops(
+    page: Page, servers: Servers
+) -> None:
+    """While a stopping backend lets its answers finish, Stop is heard as ever."""
+    restart_lets_answers_finish(servers)
+    await send(page, "code")
+    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
+    servers.backend.signal(signal.SIGTERM)
+    await until_stopping(page)
+
+    await page.get_by_role("button", name="Stop").click()
+
+    await expect(last_answer(page).locator(".notice")).to_have_text("Stopped. Retry", timeout=5_000)
+    stored = await stored_answer(page)
+    assert stored["reason"] == "cancelled"
+    assert answer_for("code").startswith(str(stored["answer"]))
+    assert str(stored["answer"]) != answer_for("code")
 
 
 async def test_stop_right_after_a_backend_restart_ends_as_stopped_within_seconds(
