@@ -17,13 +17,21 @@ export class ApiError extends Error {
   /**
    * @param {number} status  the HTTP status, 0 when the server could not be reached
    * @param {string} message
+   * @param {number | null} [retryAfter]  seconds, from the refusal's `Retry-After` (null: none)
    */
-  constructor(status, message) {
+  constructor(status, message, retryAfter = null) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
+    this.retryAfter = retryAfter;
   }
 }
+
+/**
+ * A `Retry-After` of whole seconds; null for none, or for one the page does not read (a date).
+ * @param {string | null} header
+ */
+export const retryAfterOf = (header) => (header !== null && /^\d+$/.test(header.trim()) ? Number(header.trim()) : null);
 
 /** @param {Response} response */
 async function readError(response) {
@@ -58,7 +66,7 @@ async function request(path, init, timeoutMs) {
   if (!response.ok) {
     const message = await readError(response);
     if (signal?.aborted) throw unreachable(); // its body was cut off
-    throw new ApiError(response.status, message);
+    throw new ApiError(response.status, message, retryAfterOf(response.headers.get('Retry-After')));
   }
   try {
     return await response.json();
@@ -158,6 +166,14 @@ export const mayHaveBeenAccepted = (error) =>
   !(error instanceof ApiError) || [0, 502, 504].includes(error.status);
 
 /**
+ * Whether a failed `execute` was refused for now: 503 with `Retry-After`, the server took
+ * nothing and asks to be asked again shortly (it is stopping for a restart, letting its running
+ * answers finish, or is running as many answers as it can).
+ * @param {unknown} error
+ */
+export const refusedForNow = (error) => error instanceof ApiError && error.status === 503 && error.retryAfter !== null;
+
+/**
  * Whether a failed `execute` refused the prompt as it was sent: 422 (too long, blank once
  * trimmed, a history the server does not take) or 413 (a body over the size limit). The same
  * prompt sent again would be refused again: it is to be edited, not retried. Anything else
@@ -174,11 +190,14 @@ export const refusedAsItIs = (error) => error instanceof ApiError && [413, 422].
  * any other is passed on as it is (no reply at all, a 503, a gateway's 504, a backend too slow
  * to answer that may yet take the prompt: nothing learnt, asked again later).
  * @param {unknown} error
+ * @param {string} [refusedFor]  the server's words when it refused the prompt for now (said
+ *   instead of "the server could not be reached")
  * @returns {unknown}
  */
-export function asNotSent(error) {
+export function asNotSent(error, refusedFor = '') {
   if (!(error instanceof ApiError) || ![404, 502].includes(error.status)) return error;
-  const notSent = new ApiError(error.status, 'the prompt could not be sent, as the server could not be reached');
+  const why = refusedFor ? `: ${refusedFor}` : ', as the server could not be reached';
+  const notSent = new ApiError(error.status, `the prompt could not be sent${why}`);
   return Object.assign(notSent, { unsent: true });
 }
 

@@ -12,6 +12,7 @@ import {
   asNotSent,
   mayHaveBeenAccepted,
   refusedAsItIs,
+  refusedForNow,
 } from './api.js';
 import { answerChannel, channelUser, newStreamId, streamIdOf } from './channel.js';
 import { copyText } from './clipboard.js';
@@ -401,6 +402,8 @@ async function startSession(how = 'first') {
  * @property {boolean} [heard]  news of it came from the server: its prompt got through
  * @property {boolean} [unsent]  its prompt's request failed on the way, and no news came since:
  *   the prompt may not have got through
+ * @property {string} [refusedFor]  why the server refused its prompt for now (503 with
+ *   Retry-After), while it is sent again
  */
 
 /** How often the text of an answer still arriving is kept with its turn, so that a tab closed
@@ -456,7 +459,7 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         } catch (error) {
           // The session ended: once the new one is adopted, this answer ends as lost with it.
           if (sessionEnded(error)) await renewSession();
-          throw run.unsent ? asNotSent(error) : error;
+          throw run.unsent ? asNotSent(error, run.refusedFor) : error;
         }
       },
       restoring,
@@ -488,6 +491,19 @@ function mayNotHaveGotThrough(run) {
   if (run.heard) return; // it did: the answer is arriving
   run.unsent = true;
   run.notes.unsure = 'The server could not be reached, so the prompt may not have got through; waiting in case it did.';
+  showNotes(run);
+}
+
+/**
+ * The server refused the prompt for now (503 with Retry-After: it is restarting, or full): it
+ * is sent again shortly, and the reader told so rather than handed a Retry to press.
+ * @param {Run} run
+ * @param {string} why  the server's words
+ */
+function refusedForNowNote(run, why) {
+  run.unsent = true;
+  run.refusedFor = why;
+  run.notes.unsure = 'The server is restarting or busy and took nothing yet; the prompt is sent again in a moment.';
   showNotes(run);
 }
 
@@ -1298,18 +1314,23 @@ async function ask(text, { shown = false } = {}) {
           announcer.say('The message box keeps what you typed; Edit prompt edits the refused prompt where it is.');
         }
       }
-    } else if (!mayHaveBeenAccepted(error)) {
+    } else if (!mayHaveBeenAccepted(error) && !refusedForNow(error)) {
       run?.subscription.stop('refused', messageOf(error));
     } else if (run) {
-      mayNotHaveGotThrough(run);
-      // Sent again (to the same channel: never two answers) once the network is back; not once
-      // the reader pressed Stop.
-      void sendAgain({
-        send: () => execute({ text, channel, thinking, history }),
-        unsent: () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping,
-        through: () => gotThrough(run),
-        wait: untilOnline,
-      });
+      const later = refusedForNow(error) ? /** @type {import('./api.js').ApiError} */ (error) : null;
+      if (later) refusedForNowNote(run, later.message);
+      else mayNotHaveGotThrough(run);
+      // Sent again (to the same channel: never two answers) once the network is back, or once
+      // the server asked to be left alone has passed; not once the reader pressed Stop.
+      void sendAgain(
+        {
+          send: () => execute({ text, channel, thinking, history }),
+          unsent: () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping,
+          through: () => gotThrough(run),
+          wait: untilOnline,
+        },
+        { retryAfter: later?.retryAfter ?? null },
+      );
     }
   } finally {
     settle(undefined);

@@ -1,6 +1,7 @@
 // @ts-check
-// A prompt whose request failed on the way (offline, no reply, a gateway's error) is sent again,
-// to the same channel, until the server says something of it: the reader need not press Retry
+// A prompt whose request failed on the way (offline, no reply, a gateway's error), or that the
+// server refused for now (503 with Retry-After: it is restarting, or full), is sent again, to the
+// same channel, until the server says something of it: the reader need not press Retry
 // once the network is back (an outside-in probe: the page waited another 15 s, then said "not
 // sent"). Sending it twice cannot start two answers: a channel that carried one, or carries
 // one, is refused (409), which says the first one got through. Knows nothing of the page: its
@@ -28,22 +29,26 @@ const NOT_THROUGH = [0, 502, 504];
 
 /**
  * Sends the prompt again until it gets through, the server refuses it for another reason (left
- * to the answer's follower, which ends it as not sent), or there is nothing more to do.
+ * to the answer's follower, which ends it as not sent), or there is nothing more to do. After a
+ * refusal for now (503 with `Retry-After`), the next try waits at least the seconds it asked.
  * @param {ResendEdges} edges
+ * @param {{retryAfter?: number | null}} [options]  the first failure's `Retry-After`, if any
  */
-export async function sendAgain({ send, unsent, through, wait }) {
+export async function sendAgain({ send, unsent, through, wait }, { retryAfter = null } = {}) {
+  let asked = retryAfter; // seconds the server asked to be left alone, from its last refusal
   for (let delay = RESEND_MS; ; delay = Math.min(delay * 2, RESEND_MAX_MS)) {
-    await wait(delay);
+    await wait(Math.max(delay, (asked ?? 0) * 1000));
     if (!unsent()) return;
     try {
       await send();
     } catch (error) {
-      const status = /** @type {{status?: unknown}} */ (error)?.status;
+      const { status, retryAfter: later } = /** @type {{status?: unknown, retryAfter?: unknown}} */ (error ?? {});
       if (status === 409) {
         if (unsent()) through(); // it had got through: its answer runs, or ran, there
         return;
       }
-      if (typeof status !== 'number' || NOT_THROUGH.includes(status)) continue;
+      asked = status === 503 && typeof later === 'number' ? later : null;
+      if (typeof status !== 'number' || NOT_THROUGH.includes(status) || asked !== null) continue;
       return;
     }
     if (unsent()) through();

@@ -3,7 +3,16 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 
-import { ApiError, REQUEST_TIMEOUT_MS, asNotSent, cancel, fetchSnapshot } from '../src/api.js';
+import {
+  ApiError,
+  REQUEST_TIMEOUT_MS,
+  asNotSent,
+  cancel,
+  execute,
+  fetchSnapshot,
+  refusedForNow,
+  retryAfterOf,
+} from '../src/api.js';
 
 const realFetch = globalThis.fetch;
 afterEach(() => {
@@ -89,6 +98,31 @@ test('a prompt whose request failed on the way, and that the backend does not ha
     const error = new ApiError(status, 'the server cannot be reached');
     assert.equal(asNotSent(error), error);
   }
+});
+
+test('a prompt refused for now (503 with Retry-After: a restart, a full server) is known as such', async () => {
+  const detail = 'the server is stopping; nothing was started, please send the prompt again';
+  globalThis.fetch = async () => Response.json({ detail }, { status: 503, headers: { 'Retry-After': '5' } });
+  const prompt = { text: 'hi', channel: 'stream:abcdefgh#u_1', thinking: false, history: [] };
+  const error = await failure(execute(prompt));
+  assert.deepEqual([error.status, error.message, error.retryAfter], [503, detail, 5]);
+  assert.equal(refusedForNow(error), true);
+  // A 503 without it (Centrifugo cannot be reached), or another status with it, is not.
+  globalThis.fetch = async () => Response.json({ detail: 'answers cannot be delivered' }, { status: 503 });
+  assert.equal(refusedForNow(await failure(execute(prompt))), false);
+  assert.equal(refusedForNow(new ApiError(429, 'too many', 5)), false);
+  // Ending as not sent, it says the server's words, not that it could not be reached.
+  const notSent = /** @type {ApiError} */ (asNotSent(new ApiError(404, 'no answer'), detail));
+  assert.equal(notSent.message, `the prompt could not be sent: ${detail}`);
+});
+
+test('a Retry-After is read in whole seconds; a date or nonsense is none', () => {
+  assert.equal(retryAfterOf('5'), 5);
+  assert.equal(retryAfterOf(' 12 '), 12);
+  assert.equal(retryAfterOf(null), null);
+  assert.equal(retryAfterOf('Wed, 21 Oct 2026 07:28:00 GMT'), null);
+  assert.equal(retryAfterOf('-1'), null);
+  assert.equal(retryAfterOf(''), null);
 });
 
 test("a refusal without the server's readable reason says what its status means, not the status text", async () => {

@@ -14,9 +14,10 @@ const httpError = (status) => Object.assign(new Error(`HTTP ${status}`), { statu
 /**
  * `sendAgain` with the replies from `replies` in turn (an Error is thrown instead).
  * @param {(unknown | Error)[]} replies
- * @param {{heardAfter?: number}} [options]  news of the answer comes after this many waits
+ * @param {{heardAfter?: number, retryAfter?: number | null}} [options]  news of the answer comes
+ *   after this many waits; the first failure's Retry-After
  */
-async function resend(replies, { heardAfter = Infinity } = {}) {
+async function resend(replies, { heardAfter = Infinity, retryAfter = /** @type {number | null} */ (null) } = {}) {
   let sends = 0;
   let unsent = true;
   let throughs = 0;
@@ -37,7 +38,7 @@ async function resend(replies, { heardAfter = Infinity } = {}) {
       waits.push(ms);
       if (waits.length >= heardAfter) unsent = false;
     },
-  });
+  }, { retryAfter });
   return { sends, throughs, waits };
 }
 
@@ -59,6 +60,17 @@ test('another refusal is left to the follower (it ends the answer as not sent)',
     const result = await resend([httpError(status)]);
     assert.deepEqual([result.sends, result.throughs], [1, 0], String(status));
   }
+});
+
+test('a refusal for now (503 with Retry-After) is sent again, not sooner than the server asked', async () => {
+  const later = (/** @type {number} */ seconds) => Object.assign(httpError(503), { retryAfter: seconds });
+  const result = await resend([later(5), httpError(0), { channel: 'c' }], { retryAfter: 5 });
+  assert.deepEqual([result.sends, result.throughs], [3, 1]);
+  // The first failure's 5 s, then the next one's 5 s, then the doubling alone again (4 s).
+  assert.deepEqual(result.waits, [5_000, 5_000, 4_000]);
+  // A 503 without it (Centrifugo cannot be reached) is another refusal, left to the follower.
+  const plain = await resend([httpError(503)], { retryAfter: 5 });
+  assert.deepEqual([plain.sends, plain.throughs], [1, 0]);
 });
 
 test('news of the answer meanwhile ends the resending, nothing sent', async () => {

@@ -370,6 +370,42 @@ async def test_a_backend_restart_mid_answer_lets_the_answer_finish_whole(
     assert (await stored_turns(page))[-1]["answer"] == answer_for("hello")
 
 
+async def test_a_prompt_sent_while_the_backend_restarts_goes_once_it_is_back(
+    page: Page, servers: Servers, console_errors: ConsoleErrors
+) -> None:
+    """A prompt sent while the backend stops (it lets another answer finish meanwhile) is
+    refused for now (503 "the server is stopping", Retry-After): the page says so and sends it
+    again by itself, through the restart, until the new backend takes it; no Retry to press."""
+    restart_lets_answers_finish(servers)
+    await send(page, "code")
+    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
+    servers.backend.signal(signal.SIGTERM)
+    await until_stopping(page)
+
+    await page.get_by_role("button", name="New chat").click()
+    await send(page, "hello")
+    await expect(last_answer(page).locator(".note")).to_have_text(
+        "The server is restarting or busy and took nothing yet; the prompt is sent again in a"
+        " moment."
+    )
+    await asyncio.to_thread(wait_for_exit, servers.backend)  # the first answer had finished
+    servers.backend.start()
+
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "false", timeout=30_000)
+    await expect(last_answer(page).locator(".note")).to_have_count(0)
+    await expect(last_answer(page).locator(".notice")).to_have_count(0)
+    turns = await stored_turns(page)
+    assert [turn["role"] for turn in turns] == ["user", "assistant"]
+    assert (turns[1]["reason"], turns[1]["answer"]) == ("complete", answer_for("hello"))
+    console_errors.expect("503")  # the refusals, as the browser logs them
+    console_errors.expect("502")  # a resend while no backend ran, nginx's
+
+
+def wait_for_exit(server: Server) -> None:
+    assert server.process is not None
+    server.process.wait(30)
+
+
 async def test_stop_while_the_backend_lets_answers_finish_still_stops(
     page: Page, servers: Servers
 ) -> None:
