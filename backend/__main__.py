@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import gc
 import logging.config
+import math
 import socket
 import sys
+import time
+from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
@@ -30,18 +33,36 @@ class Server(uvicorn.Server):
     answer is complete, and a platform that kills after a few seconds would leave relay streams
     without a `done`."""
 
-    def __init__(self, config: uvicorn.Config, app: FastAPI) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(config)
         self._app = app
+        self._clock = clock
+        self._signalled_at = -math.inf
+        self._hurried = False
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit:
+        """The first signal stops the server; a second one (not a copy of the first sent
+        within SAME_SIGNAL_SECONDS, as a launcher passing the same stop on may) ends the running
+        answers at once; a third is uvicorn's own (a SIGINT: do not wait for connections)."""
+        now, last = self._clock(), self._signalled_at
+        self._signalled_at = now
+        if self.should_exit and now - last < SAME_SIGNAL_SECONDS:
+            return
+        if self.should_exit and not self._hurried:
+            self._hurried = True
             hurry_shutdown(self._app)
+            return
         super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await begin_shutdown(self._app)
         await super().shutdown(sockets)
+
+
+# Signals this close together are one request to stop (scripts/run.py takes the same).
+SAME_SIGNAL_SECONDS = 0.1
 
 
 def tune_gc() -> None:

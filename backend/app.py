@@ -247,46 +247,58 @@ async def _stop(task: asyncio.Task[None]) -> None:
 async def begin_shutdown(app: FastAPI) -> None:
     """Take no new answer (503), give the running ones up to SHUTDOWN_DRAIN_SECONDS to finish
     (less if `hurry_shutdown` is called meanwhile), then end the rest: relay streams with their
-    `done` (waiting up to the grace period for them to be published), direct SSE streams with an
-    error event. Meanwhile the process still serves everything else (a Stop, a snapshot). The
-    server calls this as soon as it is asked to stop, before it stops taking connections
-    (backend/__main__.py); the lifespan calls it again, which then finds nothing to do."""
+    `done` (waiting up to the grace period for them, and for those of the answers that had just
+    finished, to be published), direct SSE streams with an error event. Meanwhile the process
+    still serves everything else (a Stop, a snapshot). The server calls this as soon as it is
+    asked to stop, before it stops taking connections (backend/__main__.py); the lifespan calls
+    it again, which gives no more time to finish, and ends what started after the first call
+    (an answer whose claim in the registry was under way)."""
     services: Services | None = getattr(app.state, "services", None)
     if services is None:
         return
     settings: Settings = app.state.settings
-    services.capacity.close()
-    running = services.capacity.running
-    if running and settings.shutdown_drain_seconds > 0 and not services.hurry.is_set():
-        logger.warning(
-            "stopping: giving %d running answer(s) up to %g s to finish (SHUTDOWN_DRAIN_SECONDS); "
-            "no new ones are taken. Signal again to end them now",
-            running,
-            settings.shutdown_drain_seconds,
-        )
-        drained = asyncio.ensure_future(services.capacity.drained())
-        hurried = asyncio.ensure_future(services.hurry.wait())
-        try:
-            await asyncio.wait(
-                {drained, hurried},
-                timeout=settings.shutdown_drain_seconds,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            drained.cancel()
-            hurried.cancel()
-        if services.capacity.running:
-            logger.warning("%d answer(s) had not finished; ending them", services.capacity.running)
+    if not services.stopping.is_set():
+        await _drain(services, settings.shutdown_drain_seconds)
     services.stopping.set()
     await services.relay.shutdown(settings.shutdown_grace_seconds)
+
+
+async def _drain(services: Services, seconds: float) -> None:
+    """No new answer from now on; the running ones get up to `seconds` to finish (less if
+    `hurry_shutdown` is called)."""
+    services.capacity.close()
+    running = services.capacity.running
+    if not running or seconds <= 0 or services.hurry.is_set():
+        return
+    logger.warning(
+        "stopping: giving %d running answer(s) up to %g s to finish (SHUTDOWN_DRAIN_SECONDS); "
+        "no new ones are taken. Signal again to end them now",
+        running,
+        seconds,
+    )
+    drained = asyncio.ensure_future(services.capacity.drained())
+    hurried = asyncio.ensure_future(services.hurry.wait())
+    try:
+        await asyncio.wait({drained, hurried}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        drained.cancel()
+        hurried.cancel()
+    if services.capacity.running:
+        logger.warning("%d answer(s) had not finished; ending them", services.capacity.running)
 
 
 def hurry_shutdown(app: FastAPI) -> None:
     """End the running answers now, rather than give them the rest of SHUTDOWN_DRAIN_SECONDS
     (a second Ctrl-C or SIGTERM). Safe to call from a signal handler."""
     services: Services | None = getattr(app.state, "services", None)
-    if services is not None:
-        asyncio.get_running_loop().call_soon_threadsafe(services.hurry.set)
+    if services is None:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # the app is not running: nothing waits on it
+        services.hurry.set()
+    else:
+        loop.call_soon_threadsafe(services.hurry.set)
 
 
 async def _edges(

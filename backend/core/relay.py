@@ -100,6 +100,9 @@ class Relay:
         self._max_per_address = max_per_address
         self._capacity = capacity
         self._local: dict[str, _Stream] = {}
+        # Every stream task of this process until it is over: a stream leaves `_local` when its
+        # answer ends, before its `done` is out, which a shutdown must wait for too.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def running(self) -> int:
@@ -139,6 +142,8 @@ class Relay:
         self._local[channel] = stream
         tell_each(self._events, lambda events: events.stream_started(channel))
         stream.task = asyncio.create_task(self._run(stream), name=f"stream {channel}")
+        self._tasks.add(stream.task)
+        stream.task.add_done_callback(self._tasks.discard)
 
     async def stop(self, channel: str, done: Done = CANCELLED) -> bool:
         """End the stream in `channel` with `done`, wherever it runs; False if none runs."""
@@ -169,14 +174,15 @@ class Relay:
 
     async def shutdown(self, grace_seconds: float) -> None:
         """End this process's streams with `done` reason `error`, waiting up to `grace_seconds`
-        for their `done` to be published (0: not at all)."""
+        for their `done` to be published (0: not at all), and for those of the streams that had
+        ended just before."""
         streams = list(self._local.values())
         for stream in streams:
             stream.request_stop(SHUTDOWN)
-        tasks = [stream.task for stream in streams if stream.task is not None]
+        tasks = set(self._tasks)
         if not tasks:
             return
-        logger.info("stopping %d running stream(s)", len(tasks))
+        logger.info("stopping %d stream(s)", len(tasks))
         if grace_seconds > 0:
             _, late = await asyncio.wait(tasks, timeout=grace_seconds)
         else:

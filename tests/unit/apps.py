@@ -50,11 +50,16 @@ class Api:
 
 @asynccontextmanager
 async def running_app(
-    model: ScriptedModel, streams: LocalStreams | None = None, /, **overrides: object
+    model: ScriptedModel,
+    streams: LocalStreams | None = None,
+    publisher: RecordingPublisher | None = None,
+    /,
+    **overrides: object,
 ) -> AsyncIterator[Api]:
-    """The app started (and, at the end, shut down) with `model`, a recording publisher and
-    `streams` (a new `LocalStreams` by default); its client holds a session (`POST /api/token`)."""
-    publisher = RecordingPublisher()
+    """The app started (and, at the end, shut down) with `model`, `publisher` (a new recording
+    one by default) and `streams` (a new `LocalStreams` by default); its client holds a session
+    (`POST /api/token`)."""
+    publisher = RecordingPublisher() if publisher is None else publisher
     streams = LocalStreams() if streams is None else streams
     app = create_app(settings(**overrides), model=model, publisher=publisher, streams=streams)
     async with app.router.lifespan_context(app):

@@ -127,3 +127,20 @@ class ScriptedModel:
                 index += 1
         finally:
             self.closed.set()
+
+
+class HeldModel(ScriptedModel):
+    """Gives its first token, then the rest once `release` is set."""
+
+    def __init__(self, tokens: list[Token]) -> None:
+        super().__init__(tokens)
+        self.release = asyncio.Event()
+
+    async def stream(self, question: Question) -> AsyncIterator[Token]:
+        self.questions.append(question)
+        self.started.set()
+        self._asked.set()
+        yield self.tokens[0]
+        await self.release.wait()
+        for token in self.tokens[1:]:
+            yield token

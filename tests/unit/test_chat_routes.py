@@ -17,7 +17,7 @@ from backend.core.ports import ModelError
 from backend.core.relay import SHUTDOWN
 from backend.core.types import Chunk, Done, Question, Token, Turn
 from tests.unit.apps import Api, running_app
-from tests.unit.fakes import ScriptedModel
+from tests.unit.fakes import HeldModel, ScriptedModel
 
 TOKENS = [Token("Let me ", "thinking"), Token("think. ", "thinking"), Token("Hello "), Token("you")]
 LIMITS = {"MAX_TEXT_CHARS": 100, "MAX_HISTORY_TURNS": 3, "MAX_HISTORY_CHARS": 50}
@@ -353,23 +353,6 @@ async def test_shutdown_ends_sse_streams_with_an_error_event_and_relay_streams_w
         ending = (await api.publisher.wait_for_done(channel))[-1]
         assert isinstance(ending, Done)
         assert (ending.reason, ending.error) == (SHUTDOWN.reason, SHUTDOWN.error)
-
-
-class HeldModel(ScriptedModel):
-    """Gives its first token, then the rest once `release` is set."""
-
-    def __init__(self, tokens: list[Token]) -> None:
-        super().__init__(tokens)
-        self.release = asyncio.Event()
-
-    async def stream(self, question: Question) -> AsyncIterator[Token]:
-        self.questions.append(question)
-        self.started.set()
-        self._asked.set()
-        yield self.tokens[0]
-        await self.release.wait()
-        for token in self.tokens[1:]:
-            yield token
 
 
 async def test_shutdown_lets_the_running_answers_finish_and_takes_no_new_ones() -> None:
