@@ -56,6 +56,7 @@ from scripts.render_nginx import address_ranges, render
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS = 30.0
 STOP_SECONDS = 10.0
+STOP_POLL_SECONDS = 0.1  # how often a stop looks for a signal while it waits for a server
 RESTARTS_PER_MINUTE = 5
 SAME_SIGNAL_SECONDS = 0.1
 LOCK_FILE = "run.lock"
@@ -657,13 +658,16 @@ class Supervisor:
         grace: float = 5.0,
         name_width: int = 0,
         drain: float = 0.0,
+        signals: StopSignals | None = None,
     ) -> None:
         self.env = dict(env)
         self.state = state
         self.grace = grace  # SHUTDOWN_GRACE_SECONDS, checked before anything starts
         self.drain = drain  # SHUTDOWN_DRAIN_SECONDS, the same
+        self.signals = signals  # the stop's signals, counted while it runs
+        self._signals_before = 0
         self._hurried = False  # a second signal came while the backends let answers finish
-        self._killing = False  # a third: what still runs is killed
+        self._killing = False  # one more: what still runs is killed
         self.name_width = name_width  # the longest service name: the output's names line up
         self.running: list[tuple[Service, subprocess.Popen[bytes]]] = []
         self._copiers: dict[int, threading.Thread] = {}  # by pid
@@ -748,27 +752,31 @@ class Supervisor:
         """Stops the backends first (all at once: each gives its running answers up to
         SHUTDOWN_DRAIN_SECONDS to finish, then up to SHUTDOWN_GRACE_SECONDS to publish the
         `done` of those it ended), then nginx, then Centrifugo (then Redis). A second signal
-        hurries: the backends end their answers at once; a third kills what still runs."""
+        hurries: the backends end their answers at once (without answers to let finish: what
+        is being stopped is killed); one more kills everything still running. Signals are
+        counted meanwhile, not raised: one raised in the middle of the stop left servers
+        running (a traceback)."""
         order = {"backend": 0, "nginx": 1, "centrifugo": 2, "redis": 3}
 
         def kind(item: tuple[Service, subprocess.Popen[bytes]]) -> int:
             return order[item[0].name.partition("-")[0]]
 
+        if self.signals is not None:
+            self.signals.raising = False
+            self._signals_before = self.signals.count
         for _, group in itertools.groupby(sorted(self.running, key=kind), key=kind):
             members = list(group)
-            asked = False
             for _, process in members:
-                try:
-                    if process.poll() is None:
-                        process.terminate()
-                except Stop:
-                    asked = True  # a second signal already
-            if asked and any(self._drain(service) for service, _ in members):
-                self._hurry(members)
+                if process.poll() is None:
+                    process.terminate()
             for service, process in members:
                 self._wait_stopped(service, process, members)
                 self._output_of(process)
         self.running.clear()
+
+    def _more_signals(self) -> int:
+        """Signals since the one that started the stop."""
+        return 0 if self.signals is None else self.signals.count - self._signals_before
 
     def _wait_stopped(
         self,
@@ -777,33 +785,37 @@ class Supervisor:
         group: list[tuple[Service, subprocess.Popen[bytes]]],
     ) -> None:
         """Until `process` has stopped; a second signal tells the backends of its `group` to
-        end their answers now, a third (or its time running out) kills it."""
-        draining = self._drain(service) > 0 and not self._hurried
-        try:
-            process.wait(STOP_SECONDS + self._grace(service) + (self._drain(service) * draining))
+        end their answers now (a server without answers to finish is killed), a further one
+        (or its time running out) kills it."""
+        if process.poll() is not None:
             return
-        except subprocess.TimeoutExpired:
-            pass
-        except Stop:
-            if draining and not self._killing:
-                self._hurry(group)
-                try:
-                    process.wait(STOP_SECONDS + self._grace(service))
-                    return
-                except subprocess.TimeoutExpired:
-                    pass
-                except Stop:
-                    self._killing = True
-            else:
+        drain = self._drain(service)
+        deadline = time.monotonic() + STOP_SECONDS + self._grace(service)
+        deadline += 0 if self._hurried else drain
+        while True:
+            more = self._more_signals()
+            if more >= (2 if self._hurried else 1) and not (drain and not self._hurried):
                 self._killing = True
-        say(f"{service.name} did not stop in time; killing it")
+            if self._killing:
+                say(f"killing {service.name}")
+                break
+            if more >= 1 and drain and not self._hurried:
+                self._hurry(group)
+                deadline = time.monotonic() + STOP_SECONDS + self._grace(service)
+            try:
+                process.wait(STOP_POLL_SECONDS)
+                return
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    say(f"{service.name} did not stop in time; killing it")
+                    break
         process.kill()
         process.wait()
 
     def _hurry(self, group: list[tuple[Service, subprocess.Popen[bytes]]]) -> None:
         """A second SIGTERM to the backends of `group`: they end their answers now."""
         self._hurried = True
-        say("ending the running answers now")
+        say("ending the running answers now; signal once more to kill everything")
         for _, process in group:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -858,13 +870,28 @@ class StopSignals:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._last = -math.inf
+        self.count = 0  # requests, a copy within SAME_SIGNAL_SECONDS not counted
+        self.raising = True  # until the stop begins: then only counted (Supervisor.stop)
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         now = self._clock()
         last, self._last = self._last, now  # first: a signal handled in between sees it
         if now - last < SAME_SIGNAL_SECONDS:
             return
-        raise Stop(signal.Signals(signum).name)
+        self.count += 1
+        if self.raising:
+            raise Stop(signal.Signals(signum).name)
+
+
+def stopping_order(supervisor: Supervisor | None) -> str:
+    """What a stop does, in the order it does it."""
+    drain = 0.0 if supervisor is None else supervisor.drain
+    if drain <= 0:
+        return "stopping the backend, then nginx, then Centrifugo"
+    return (
+        f"stopping the backend (it lets running answers finish, up to {drain:g} s; Ctrl-C "
+        "again ends them now, a third time kills everything), then nginx, then Centrifugo"
+    )
 
 
 def centrifugo_binary() -> str:
@@ -881,6 +908,7 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
     handler = StopSignals()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
+    supervisor: Supervisor | None = None
     with contextlib.ExitStack() as held:  # left after the messages below: stops, then unlocks
         try:
             stop_with_parent()
@@ -903,6 +931,7 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
                 backend_setting(env, "SHUTDOWN_GRACE_SECONDS"),
                 max(len(service.name) for service in plan),
                 backend_setting(env, "SHUTDOWN_DRAIN_SECONDS"),
+                handler,
             )
             held.enter_context(sole_run(state))
             held.callback(supervisor.stop)
@@ -917,7 +946,7 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
             say(str(error))
             return 1
         except Stop as stop:
-            say(f"{stop} received; stopping the backend, then nginx, then Centrifugo")
+            say(f"{stop} received; {stopping_order(supervisor)}")
             return 0
 
 

@@ -9,7 +9,9 @@ import re
 import signal
 import socket
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -166,6 +168,110 @@ def test_a_signal_passed_on_at_once_is_the_same_stop_and_a_later_one_hurries() -
     now[0] += SAME_SIGNAL_SECONDS * 2
     with pytest.raises(Stop, match="SIGINT"):
         handler(signal.SIGINT, None)  # a second Ctrl-C: hurries the stop
+
+
+class FakeServer:
+    """A server process as `Supervisor.stop` sees it: stops after `terms` SIGTERMs (None:
+    never, only a kill ends it); `on_wait` runs at each of the supervisor's waits (a signal
+    arriving meanwhile)."""
+
+    def __init__(self, name: str, log: list[str], terms: int | None, on_wait: Any = None) -> None:
+        self.name, self.log, self.terms, self.on_wait = name, log, terms, on_wait
+        self.pid = id(self)
+        self.returncode: int | None = None
+        self._terms = 0
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def send_signal(self, signum: int) -> None:
+        self.log.append(f"{self.name} {signal.Signals(signum).name}")
+        self._terms += 1
+        if self.terms is not None and self._terms >= self.terms and self.returncode is None:
+            self.returncode = 0
+
+    def kill(self) -> None:
+        self.log.append(f"{self.name} SIGKILL")
+        self.returncode = -9
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.on_wait is not None:
+            self.on_wait()
+        if self.returncode is None:
+            assert timeout is not None, "a wait without a bound on a server that runs"
+            raise subprocess.TimeoutExpired("server", timeout)
+        return self.returncode
+
+
+def stopping(
+    log: list[str], terms: Mapping[str, int | None], signals_at: dict[int, int], drain: float = 30
+) -> Supervisor:
+    """A supervisor of fake servers (name: SIGTERMs it takes to stop), stopped after a first
+    signal; `signals_at`: at the supervisor's n-th wait, that many more signals arrive."""
+    now, waits = [0.0], [0]
+    handler = StopSignals(clock=lambda: now[0])
+
+    def on_wait() -> None:
+        waits[0] += 1
+        for _ in range(signals_at.get(waits[0], 0)):
+            now[0] += 1  # later than SAME_SIGNAL_SECONDS: each is a request of its own
+            handler(signal.SIGINT, None)
+
+    supervisor = Supervisor({}, Path("/nonexistent"), grace=5, drain=drain, signals=handler)
+    with pytest.raises(Stop):
+        handler(signal.SIGINT, None)  # the Ctrl-C that stops it
+    for name, count in terms.items():
+        server = FakeServer(name, log, count, on_wait)
+        service = Service(name, [], "", 0, "", "")
+        supervisor.running.append((service, server))  # type: ignore[arg-type]
+    supervisor.stop()
+    return supervisor
+
+
+def test_a_second_ctrl_c_hurries_every_backend_and_stops_the_rest_as_usual() -> None:
+    """The backends stop all at once; a second signal, while they let answers finish, sends
+    each a second SIGTERM; nginx and Centrifugo then stop as usual, nothing killed."""
+    log: list[str] = []
+    terms = {"backend-1": 2, "backend-2": 2, "nginx": 1, "centrifugo-1": 1}
+    stopping(log, terms, {3: 1})
+    assert log == [
+        "backend-1 SIGTERM",
+        "backend-2 SIGTERM",  # at once, not after backend-1's wait
+        "backend-1 SIGTERM",
+        "backend-2 SIGTERM",
+        "nginx SIGTERM",
+        "centrifugo-1 SIGTERM",
+    ]
+
+
+def test_a_third_ctrl_c_kills_everything_still_running_without_waiting() -> None:
+    """Review: "a third kills what still runs" killed only the server being waited for; the
+    other backend and nginx and Centrifugo were each waited for again."""
+    log: list[str] = []
+    terms = {"backend-1": None, "backend-2": None, "nginx": None, "centrifugo-1": None}
+    supervisor = stopping(log, terms, {2: 1, 4: 1})
+    assert log == [
+        "backend-1 SIGTERM",
+        "backend-2 SIGTERM",
+        "backend-1 SIGTERM",
+        "backend-2 SIGTERM",
+        "backend-1 SIGKILL",
+        "backend-2 SIGKILL",
+        "nginx SIGTERM",
+        "nginx SIGKILL",
+        "centrifugo-1 SIGTERM",
+        "centrifugo-1 SIGKILL",
+    ]
+    assert supervisor.running == []
+
+
+def test_without_answers_to_let_finish_a_second_ctrl_c_kills_what_is_being_stopped() -> None:
+    log: list[str] = []
+    stopping(log, {"backend": None, "nginx": 1}, {2: 1}, drain=0)
+    assert log == ["backend SIGTERM", "backend SIGKILL", "nginx SIGTERM"]
 
 
 def plan_of(tmp_path: Path, **settings: str) -> list[Service]:
