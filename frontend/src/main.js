@@ -3,6 +3,7 @@
 import { Centrifuge } from 'centrifuge';
 
 import {
+  ApiError,
   cancel,
   checkReady,
   execute,
@@ -440,6 +441,7 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         keepProgress(run);
       },
       unsure: (message) => {
+        if (waitsToBeSentAgain(run)) return; // its own note says what goes on
         const waited = Boolean(run.notes.unsure);
         run.notes.unsure = message ? waitingNote(message, { stopping: run.stopping }) : '';
         showNotes(run);
@@ -452,6 +454,9 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         }
       },
       readSnapshot: async () => {
+        // Refused for now and to be sent again: the server has nothing of it, and the resend
+        // (not a silence) decides when to give up. Nothing learnt, as far as the follower goes.
+        if (waitsToBeSentAgain(run)) throw new ApiError(503, 'the prompt waits to be sent again');
         try {
           const snapshot = await fetchSnapshot(streamIdOf(channel));
           gotThrough(run); // the server has it
@@ -493,6 +498,17 @@ function mayNotHaveGotThrough(run) {
   run.notes.unsure = 'The server could not be reached, so the prompt may not have got through; waiting in case it did.';
   showNotes(run);
 }
+
+/** How long a prompt refused for now (the server restarting, or full) is sent again before the
+ * page gives up on it: a restart lets running answers finish for up to 30 s by default
+ * (SHUTDOWN_DRAIN_SECONDS), then starts again. */
+const REFUSED_FOR_NOW_MS = 90_000;
+
+/**
+ * Whether `run`'s prompt was refused for now and waits to be sent again.
+ * @param {Run} run
+ */
+const waitsToBeSentAgain = (run) => Boolean(run.refusedFor && run.unsent);
 
 /**
  * The server refused the prompt for now (503 with Retry-After: it is restarting, or full): it
@@ -1322,15 +1338,20 @@ async function ask(text, { shown = false } = {}) {
       else mayNotHaveGotThrough(run);
       // Sent again (to the same channel: never two answers) once the network is back, or once
       // the server asked to be left alone has passed; not once the reader pressed Stop.
+      const unsent = () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping;
       void sendAgain(
         {
           send: () => execute({ text, channel, thinking, history }),
-          unsent: () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping,
+          unsent,
           through: () => gotThrough(run),
           wait: untilOnline,
         },
-        { retryAfter: later?.retryAfter ?? null },
-      );
+        { retryAfter: later?.retryAfter ?? null, forMs: later ? REFUSED_FOR_NOW_MS : Infinity },
+      ).then((refusal) => {
+        // Refused for now, it was not followed meanwhile: its end is said here, with the
+        // server's last words (a prompt lost on the way is left to the follower, as before).
+        if (later && refusal !== undefined && unsent()) run.subscription.stop('refused', messageOf(refusal));
+      });
     }
   } finally {
     settle(undefined);

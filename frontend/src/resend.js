@@ -32,27 +32,37 @@ const NOT_THROUGH = [0, 502, 504];
  * to the answer's follower, which ends it as not sent), or there is nothing more to do. After a
  * refusal for now (503 with `Retry-After`), the next try waits at least the seconds it asked.
  * @param {ResendEdges} edges
- * @param {{retryAfter?: number | null}} [options]  the first failure's `Retry-After`, if any
+ * @param {{retryAfter?: number | null, forMs?: number}} [options]  the first failure's
+ *   `Retry-After`, if any; how long to keep trying (by the waits between tries)
+ * @returns {Promise<unknown>}  the refusal that ended it (another refusal, or the last one when
+ *   the time was up); undefined once it got through or there was nothing more to do
  */
-export async function sendAgain({ send, unsent, through, wait }, { retryAfter = null } = {}) {
+export async function sendAgain({ send, unsent, through, wait }, { retryAfter = null, forMs = Infinity } = {}) {
   let asked = retryAfter; // seconds the server asked to be left alone, from its last refusal
+  /** @type {unknown} */
+  let last;
+  let waited = 0;
   for (let delay = RESEND_MS; ; delay = Math.min(delay * 2, RESEND_MAX_MS)) {
-    await wait(Math.max(delay, (asked ?? 0) * 1000));
-    if (!unsent()) return;
+    const ms = Math.max(delay, (asked ?? 0) * 1000);
+    if (waited + ms > forMs) return last ?? new Error('it could not be sent in time');
+    await wait(ms);
+    waited += ms;
+    if (!unsent()) return undefined;
     try {
       await send();
     } catch (error) {
+      last = error;
       const { status, retryAfter: later } = /** @type {{status?: unknown, retryAfter?: unknown}} */ (error ?? {});
       if (status === 409) {
         if (unsent()) through(); // it had got through: its answer runs, or ran, there
-        return;
+        return undefined;
       }
       asked = status === 503 && typeof later === 'number' ? later : null;
       if (typeof status !== 'number' || NOT_THROUGH.includes(status) || asked !== null) continue;
-      return;
+      return error;
     }
     if (unsent()) through();
-    return;
+    return undefined;
   }
 }
 

@@ -14,16 +14,19 @@ const httpError = (status) => Object.assign(new Error(`HTTP ${status}`), { statu
 /**
  * `sendAgain` with the replies from `replies` in turn (an Error is thrown instead).
  * @param {(unknown | Error)[]} replies
- * @param {{heardAfter?: number, retryAfter?: number | null}} [options]  news of the answer comes
- *   after this many waits; the first failure's Retry-After
+ * @param {{heardAfter?: number, retryAfter?: number | null, forMs?: number}} [options]  news of the answer comes
+ *   after this many waits; the first failure's Retry-After; how long it may try
  */
-async function resend(replies, { heardAfter = Infinity, retryAfter = /** @type {number | null} */ (null) } = {}) {
+async function resend(
+  replies,
+  { heardAfter = Infinity, retryAfter = /** @type {number | null} */ (null), forMs = Infinity } = {},
+) {
   let sends = 0;
   let unsent = true;
   let throughs = 0;
   /** @type {number[]} */
   const waits = [];
-  await sendAgain({
+  const ended = await sendAgain({
     send: async () => {
       const reply = replies[sends++];
       if (reply instanceof Error) throw reply;
@@ -38,8 +41,8 @@ async function resend(replies, { heardAfter = Infinity, retryAfter = /** @type {
       waits.push(ms);
       if (waits.length >= heardAfter) unsent = false;
     },
-  }, { retryAfter });
-  return { sends, throughs, waits };
+  }, { retryAfter, forMs });
+  return { sends, throughs, waits, ended };
 }
 
 test('sent again, waiting longer each time, until it is taken', async () => {
@@ -71,6 +74,24 @@ test('a refusal for now (503 with Retry-After) is sent again, not sooner than th
   // A 503 without it (Centrifugo cannot be reached) is another refusal, left to the follower.
   const plain = await resend([httpError(503)], { retryAfter: 5 });
   assert.deepEqual([plain.sends, plain.throughs], [1, 0]);
+});
+
+test('refused for now for longer than it may wait, it ends with the last refusal', async () => {
+  // Probe: a restart's drain outlasted the page's 15 s silence check, which took the prompt
+  // for lost meanwhile; the resending now decides, within its own time.
+  const later = (/** @type {number} */ seconds) => Object.assign(httpError(503), { retryAfter: seconds });
+  const refusals = [later(5), later(5), later(5), later(5)];
+  const result = await resend(refusals, { retryAfter: 5, forMs: 16_000 });
+  assert.deepEqual(result.waits, [5_000, 5_000, 5_000]); // a fourth wait would pass 16 s
+  assert.equal(result.ended, refusals[2]);
+  assert.equal(result.throughs, 0);
+});
+
+test('it says what ended it: nothing once through, the refusal that was not for now', async () => {
+  assert.equal((await resend([{ channel: 'c' }])).ended, undefined);
+  assert.equal((await resend([httpError(409)])).ended, undefined);
+  const refused = httpError(429);
+  assert.equal((await resend([httpError(0), refused])).ended, refused);
 });
 
 test('news of the answer meanwhile ends the resending, nothing sent', async () => {

@@ -328,10 +328,10 @@ async def test_stop_through_a_backend_that_hangs_gives_up_waiting_and_asks_again
     assert (await stored_answer(page))["reason"] == "cancelled"
 
 
-def restart_lets_answers_finish(servers: Servers) -> None:
+def restart_lets_answers_finish(servers: Servers, **settings: str) -> None:
     """The backend restarted as `make run`'s or compose's would be: on SIGTERM it lets its
-    running answers finish (the tests' own servers end them at once)."""
-    servers.backend.env["SHUTDOWN_DRAIN_SECONDS"] = "60"
+    running answers finish (the tests' own servers end them at once); `settings` too."""
+    servers.backend.env.update(SHUTDOWN_DRAIN_SECONDS="60", **settings)
     servers.backend.stop()
     servers.backend.start()
 
@@ -375,8 +375,10 @@ async def test_a_prompt_sent_while_the_backend_restarts_goes_once_it_is_back(
 ) -> None:
     """A prompt sent while the backend stops (it lets another answer finish meanwhile) is
     refused for now (503 "the server is stopping", Retry-After): the page says so and sends it
-    again by itself, through the restart, until the new backend takes it; no Retry to press."""
-    restart_lets_answers_finish(servers)
+    again by itself, through the restart, until the new backend takes it; no Retry to press.
+    The first answer runs ~20 s: a probe found the page's 15 s silence check taking the
+    waiting prompt for lost ("could not be sent") while the restart still let answers finish."""
+    restart_lets_answers_finish(servers, SIM_TOKEN_DELAY_MIN_MS="200", SIM_TOKEN_DELAY_MAX_MS="200")
     await send(page, "code")
     await expect(last_answer(page).locator(".answer")).not_to_be_empty()
     servers.backend.signal(signal.SIGTERM)
@@ -389,6 +391,7 @@ async def test_a_prompt_sent_while_the_backend_restarts_goes_once_it_is_back(
         " moment."
     )
     await asyncio.to_thread(wait_for_exit, servers.backend)  # the first answer had finished
+    servers.backend.env.update(SLOW)
     servers.backend.start()
 
     await expect(last_answer(page)).to_have_attribute("aria-busy", "false", timeout=30_000)
