@@ -885,13 +885,21 @@ class StopSignals:
 
 def stopping_order(supervisor: Supervisor | None) -> str:
     """What a stop does, in the order it does it."""
+    names = {"backend": "the backend", "nginx": "nginx", "centrifugo": "Centrifugo"}
+    names["redis"] = "Redis"
+    running = [] if supervisor is None else [s.name for s, _ in supervisor.running]
+    several = sum(name.startswith("backend") for name in running) > 1
+    if several:
+        names.update(backend="the backends", centrifugo="the Centrifugo nodes")
     drain = 0.0 if supervisor is None else supervisor.drain
-    if drain <= 0:
-        return "stopping the backend, then nginx, then Centrifugo"
-    return (
-        f"stopping the backend (it lets running answers finish, up to {drain:g} s; Ctrl-C "
-        "again ends them now, a third time kills everything), then nginx, then Centrifugo"
-    )
+    if drain > 0:
+        names["backend"] += (
+            f" ({'they let' if several else 'it lets'} running answers finish, up to {drain:g} s;"
+            " Ctrl-C again ends them now, a third time kills everything)"
+        )
+    kinds = [kind for kind in names if any(name.startswith(kind) for name in running)]
+    kinds = kinds or ["backend", "nginx", "centrifugo"]  # before anything started
+    return "stopping " + ", then ".join(names[kind] for kind in kinds)
 
 
 def centrifugo_binary() -> str:

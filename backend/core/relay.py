@@ -182,7 +182,8 @@ class Relay:
         tasks = set(self._tasks)
         if not tasks:
             return
-        logger.info("stopping %d stream(s)", len(tasks))
+        if streams:  # not those that only have their `done` to publish
+            logger.info("stopping %d running stream(s)", len(streams))
         if grace_seconds > 0:
             _, late = await asyncio.wait(tasks, timeout=grace_seconds)
         else:

@@ -37,6 +37,7 @@ from scripts.run import (
     services,
     settings,
     sole_run,
+    stopping_order,
     trusted_proxy,
 )
 from tests.processes import ROOT, ipv6_loopback, missing_component
@@ -272,6 +273,30 @@ def test_without_answers_to_let_finish_a_second_ctrl_c_kills_what_is_being_stopp
     log: list[str] = []
     stopping(log, {"backend": None, "nginx": 1}, {2: 1}, drain=0)
     assert log == ["backend SIGTERM", "backend SIGKILL", "nginx SIGTERM"]
+
+
+def test_a_stop_says_what_it_stops_in_its_order_and_what_a_second_ctrl_c_does() -> None:
+    """A probe: the cluster's stop said "the backend, then nginx, then Centrifugo" (two of
+    each, and Redis), and nothing said that answers would be let finish."""
+
+    def said(names: list[str], drain: float = 30) -> str:
+        supervisor = Supervisor({}, Path("/nonexistent"), drain=drain)
+        for name in names:
+            supervisor.running.append((Service(name, [], "", 0, "", ""), None))  # type: ignore[arg-type]
+        return stopping_order(supervisor)
+
+    single = ["centrifugo", "backend", "nginx"]
+    assert said(single) == (
+        "stopping the backend (it lets running answers finish, up to 30 s; Ctrl-C again ends"
+        " them now, a third time kills everything), then nginx, then Centrifugo"
+    )
+    assert said(single, drain=0) == "stopping the backend, then nginx, then Centrifugo"
+    cluster = ["redis", "centrifugo-1", "centrifugo-2", "backend-1", "backend-2", "nginx"]
+    assert said(cluster, drain=2.5) == (
+        "stopping the backends (they let running answers finish, up to 2.5 s; Ctrl-C again"
+        " ends them now, a third time kills everything), then nginx, then the Centrifugo"
+        " nodes, then Redis"
+    )
 
 
 def plan_of(tmp_path: Path, **settings: str) -> list[Service]:
