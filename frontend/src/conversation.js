@@ -22,6 +22,16 @@
  * @property {string} [error]
  * @property {boolean} [stopPressed]  Stop was pressed while it ran: a page that opens it while it
  *   still runs (a reload before the server heard) tells the server again
+ * @property {Resend} [resend]  its prompt was being sent again (lost on the way, or refused for
+ *   now) when it was kept: a page that opens it while it still waits sends it again
+ */
+
+/**
+ * What a prompt being sent again needs beyond its text (the prompt before its answer).
+ * @typedef {object} Resend
+ * @property {boolean} thinking  it asked for the thinking phase
+ * @property {string} refusedFor  the server's words when it refused it for now; '' when it was
+ *   lost on the way
  */
 
 /** @typedef {UserTurn | AssistantTurn} Turn */
@@ -132,9 +142,31 @@ export function renamed(conversation, title) {
  */
 export function withEnding(conversation, channel, ending) {
   const index = conversation.turns.findIndex((t) => t.role === 'assistant' && t.channel === channel);
-  if (index < 0) return null;
+  const turn = conversation.turns[index];
+  if (turn?.role !== 'assistant') return null;
   const turns = conversation.turns.slice();
-  turns[index] = { ...turns[index], ...ending };
+  const { resend: _sent, ...kept } = turn; // over: nothing more to send
+  turns[index] = { ...kept, ...ending };
+  return { ...conversation, turns };
+}
+
+/**
+ * The conversation with the answer still running on `channel` marked as waiting for its prompt
+ * to be sent again (`resend`), or no longer (null); null when there is no such answer, or it is
+ * marked so already.
+ * @param {Conversation} conversation
+ * @param {string} channel
+ * @param {Resend | null} resend
+ * @returns {Conversation | null}
+ */
+export function withResend(conversation, channel, resend) {
+  const index = conversation.turns.findIndex((t) => t.role === 'assistant' && t.channel === channel);
+  const turn = conversation.turns[index];
+  if (turn?.role !== 'assistant' || turn.reason !== null) return null;
+  if (!resend && !turn.resend) return null;
+  const turns = conversation.turns.slice();
+  const { resend: _before, ...kept } = turn;
+  turns[index] = resend ? { ...kept, resend } : kept;
   return { ...conversation, turns };
 }
 
@@ -340,6 +372,10 @@ function readTurn(value) {
     if (typeof turn[key] === 'string') read[key] = /** @type {string} */ (turn[key]);
   }
   if (turn.stopPressed === true) read.stopPressed = true;
+  const resend = /** @type {Record<string, unknown> | null} */ (turn.resend && typeof turn.resend === 'object' ? turn.resend : null);
+  if (resend && typeof resend.thinking === 'boolean' && typeof resend.refusedFor === 'string') {
+    read.resend = { thinking: resend.thinking, refusedFor: resend.refusedFor };
+  }
   return read;
 }
 

@@ -32,6 +32,7 @@ import {
   renamed,
   withEnding,
   withProgress,
+  withResend,
   withStopPressed,
   withTurns,
 } from './conversation.js';
@@ -52,8 +53,9 @@ import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './vie
 import { cannotConnect, connectionLost, copyFailed, disconnected, storageNews } from './words.js';
 
 /** @import { Session } from './api.js' */
-/** @import { AssistantTurn, Conversation, EditDraft, Ending, Turn } from './conversation.js' */
+/** @import { AssistantTurn, Conversation, EditDraft, Ending, Resend, Turn } from './conversation.js' */
 /** @import { Limits } from './limits.js' */
+/** @import { HistoryTurn } from './history.js' */
 /** @import { AnswerSubscription } from './subscription.js' */
 /** @import { AnswerView, UserMessage } from './view.js' */
 
@@ -405,6 +407,8 @@ async function startSession(how = 'first') {
  *   the prompt may not have got through
  * @property {string} [refusedFor]  why the server refused its prompt for now (503 with
  *   Retry-After), while it is sent again
+ * @property {boolean} [resending]  while its prompt is unsent, the resending decides when to give
+ *   up on it, not the follower (see `keepSending`)
  */
 
 /** How often the text of an answer still arriving is kept with its turn, so that a tab closed
@@ -508,7 +512,7 @@ const REFUSED_FOR_NOW_MS = 90_000;
  * Whether `run`'s prompt was refused for now and waits to be sent again.
  * @param {Run} run
  */
-const waitsToBeSentAgain = (run) => Boolean(run.refusedFor && run.unsent);
+const waitsToBeSentAgain = (run) => Boolean(run.resending && run.unsent);
 
 /**
  * The server refused the prompt for now (503 with Retry-After: it is restarting, or full): it
@@ -517,6 +521,7 @@ const waitsToBeSentAgain = (run) => Boolean(run.refusedFor && run.unsent);
  * @param {string} why  the server's words
  */
 function refusedForNowNote(run, why) {
+  if (run.heard) return; // it got through meanwhile (sent again from an earlier page)
   run.unsent = true;
   run.refusedFor = why;
   run.notes.unsure = 'The server is restarting or busy and took nothing yet; the prompt is sent again in a moment.';
@@ -533,6 +538,69 @@ function gotThrough(run) {
   run.unsent = false;
   run.notes.unsure = '';
   showNotes(run);
+  if (run.resending) keepResendMark(run, null);
+}
+
+/**
+ * Sends `run`'s prompt again (to the same channel: never two answers) once the network is back,
+ * or once the time the server asked to be left alone has passed; not once the reader pressed
+ * Stop. Kept with its turn meanwhile, so that a page opened before it got through (a reload)
+ * sends it again too. A prompt lost on the way in this page is left to the follower to give up
+ * on, as the server's snapshot says; one refused for now, or taken up again after a reload, to
+ * the resending (the server has nothing of it: its snapshot says nothing about it), for up to
+ * REFUSED_FOR_NOW_MS.
+ * @param {Run} run
+ * @param {{text: string, thinking: boolean, history: HistoryTurn[]}} prompt
+ * @param {{refusedFor?: string, retryAfter?: number | null, restored?: boolean}} [why]
+ *   `refusedFor`: the server's words when it refused it for now; `restored`: taken up again
+ */
+function keepSending(run, prompt, { refusedFor = '', retryAfter = null, restored = false } = {}) {
+  if (refusedFor) refusedForNowNote(run, refusedFor);
+  else mayNotHaveGotThrough(run);
+  if (!run.unsent) return; // news came meanwhile: it got through
+  run.resending = Boolean(refusedFor) || restored;
+  keepResendMark(run, { thinking: prompt.thinking, refusedFor });
+  const { channel } = run;
+  const unsent = () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping;
+  void sendAgain(
+    {
+      send: () => execute({ ...prompt, channel }),
+      unsent,
+      through: () => gotThrough(run),
+      wait: untilOnline,
+    },
+    { retryAfter, forMs: run.resending ? REFUSED_FOR_NOW_MS : Infinity },
+  ).then((refusal) => {
+    // The resending gives up: the end is said with the server's last words.
+    if (run.resending && refusal !== undefined && unsent()) run.subscription.stop('refused', messageOf(refusal));
+  });
+}
+
+/**
+ * Keeps with `run`'s turn that its prompt waits to be sent again (or, null, no longer).
+ * @param {Run} run
+ * @param {Resend | null} resend
+ */
+function keepResendMark(run, resend) {
+  if (run.conversationId === current.id) current = withResend(current, run.channel, resend) ?? current;
+  store.update(run.conversationId, (stored) => withResend(stored, run.channel, resend), { quiet: true });
+}
+
+/**
+ * A restored answer whose prompt had not got through when the page was left (it was being sent
+ * again): sent again from here. Not once Stop was pressed on it.
+ * @param {AssistantTurn} turn
+ * @param {Run | null} run
+ * @param {readonly Turn[]} turns  its conversation's
+ */
+function sendIfUnsent(turn, run, turns) {
+  if (!turn.resend || !run || turn.stopPressed) return;
+  const index = turns.indexOf(turn);
+  const prompt = turns[index - 1];
+  if (prompt?.role !== 'user') return;
+  const history = historyToSend(turns.slice(0, index - 1));
+  const { thinking, refusedFor } = turn.resend;
+  keepSending(run, { text: prompt.text, thinking, history }, { refusedFor, restored: true });
 }
 
 /**
@@ -644,7 +712,10 @@ function stopIfPressed(turn, run) {
 function followUnfinished() {
   if (!connection) return; // they are followed once the session has started
   for (const [turn, answerView] of unfinished) {
-    if (!runs.has(turn.channel)) stopIfPressed(turn, follow(current.id, turn, answerView, { restoring: true }));
+    if (runs.has(turn.channel)) continue;
+    const run = follow(current.id, turn, answerView, { restoring: true });
+    stopIfPressed(turn, run);
+    sendIfUnsent(turn, run, current.turns);
   }
   unfinished.clear();
 }
@@ -661,7 +732,9 @@ async function followStoredUnfinished() {
     if (!conversation || !connection || id === current.id) continue;
     for (const turn of conversation.turns) {
       if (turn.role === 'assistant' && !turn.reason && !runs.has(turn.channel)) {
-        stopIfPressed(turn, follow(id, turn, null, { restoring: true }));
+        const run = follow(id, turn, null, { restoring: true });
+        stopIfPressed(turn, run);
+        sendIfUnsent(turn, run, conversation.turns);
       }
     }
   }
@@ -1334,24 +1407,7 @@ async function ask(text, { shown = false } = {}) {
       run?.subscription.stop('refused', messageOf(error));
     } else if (run) {
       const later = refusedForNow(error) ? /** @type {import('./api.js').ApiError} */ (error) : null;
-      if (later) refusedForNowNote(run, later.message);
-      else mayNotHaveGotThrough(run);
-      // Sent again (to the same channel: never two answers) once the network is back, or once
-      // the server asked to be left alone has passed; not once the reader pressed Stop.
-      const unsent = () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping;
-      void sendAgain(
-        {
-          send: () => execute({ text, channel, thinking, history }),
-          unsent,
-          through: () => gotThrough(run),
-          wait: untilOnline,
-        },
-        { retryAfter: later?.retryAfter ?? null, forMs: later ? REFUSED_FOR_NOW_MS : Infinity },
-      ).then((refusal) => {
-        // Refused for now, it was not followed meanwhile: its end is said here, with the
-        // server's last words (a prompt lost on the way is left to the follower, as before).
-        if (later && refusal !== undefined && unsent()) run.subscription.stop('refused', messageOf(refusal));
-      });
+      keepSending(run, { text, thinking, history }, later ? { refusedFor: later.message, retryAfter: later.retryAfter } : {});
     }
   } finally {
     settle(undefined);

@@ -17,6 +17,7 @@ import {
   renamed,
   titleFrom,
   withEnding,
+  withResend,
   withProgress,
   withStopPressed,
   withTurns,
@@ -191,4 +192,34 @@ test('Stop pressed is kept with an answer still running, once, and read back fro
   assert.deepEqual(readConversation(JSON.parse(JSON.stringify(marked)))?.turns[1], marked.turns[1]);
   const odd = { ...marked, turns: [marked.turns[0], { ...marked.turns[1], stopPressed: 'yes' }] };
   assert.equal(readConversation(odd)?.turns[1].role === 'assistant' && 'stopPressed' in (readConversation(odd)?.turns[1] ?? {}), false);
+});
+
+test('a prompt waiting to be sent again is kept with its answer, read back, and dropped once over', () => {
+  const conversation = {
+    ...newConversation('c1', 1),
+    turns: [
+      { role: /** @type {const} */ ('user'), text: 'hi' },
+      { role: /** @type {const} */ ('assistant'), channel: 'stream:a#u', reason: null },
+    ],
+  };
+  const resend = { thinking: true, refusedFor: 'the server is stopping' };
+  const marked = withResend(conversation, 'stream:a#u', resend);
+  assert.ok(marked);
+  assert.deepEqual(marked.turns[1], { role: 'assistant', channel: 'stream:a#u', reason: null, resend });
+  assert.deepEqual(readConversation(JSON.parse(JSON.stringify(marked)))?.turns[1], marked.turns[1]);
+  // Through: the mark goes; nothing to take off once it has gone.
+  assert.deepEqual(withResend(marked, 'stream:a#u', null)?.turns[1], conversation.turns[1]);
+  assert.equal(withResend(conversation, 'stream:a#u', null), null);
+  assert.equal(withResend(conversation, 'stream:other#u', resend), null);
+  // Over: its ending takes the mark off, and an ended answer is not marked again.
+  const ended = withEnding(marked, 'stream:a#u', { reason: 'refused', error: 'no', answer: '', thinking: '' });
+  assert.ok(ended);
+  assert.equal('resend' in ended.turns[1], false);
+  assert.equal(withResend(ended, 'stream:a#u', resend), null);
+  // Unreadable marks are left out.
+  for (const odd of [{ thinking: 'yes', refusedFor: '' }, { thinking: true }, 'resend']) {
+    /** @type {unknown} */
+    const kept = { ...marked, turns: [marked.turns[0], { ...marked.turns[1], resend: odd }] };
+    assert.equal('resend' in (readConversation(kept)?.turns[1] ?? {}), false);
+  }
 });

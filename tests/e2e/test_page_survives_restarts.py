@@ -404,6 +404,44 @@ async def test_a_prompt_sent_while_the_backend_restarts_goes_once_it_is_back(
     console_errors.expect("502")  # a resend while no backend ran, nginx's
 
 
+async def test_a_prompt_waiting_to_be_sent_again_is_sent_after_a_reload_too(
+    page: Page, servers: Servers, console_errors: ConsoleErrors
+) -> None:
+    """Probe: a page reloaded while its prompt waited to be sent again (the backend restarting)
+    forgot it: the resending lived in the tab, and the restored answer ended "Nobody is
+    answering this any more" though nothing had been sent. It is kept with the answer; the
+    page that opens it sends it again, and it is answered once."""
+    restart_lets_answers_finish(servers, SIM_TOKEN_DELAY_MIN_MS="150", SIM_TOKEN_DELAY_MAX_MS="150")
+    await send(page, "code")
+    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
+    servers.backend.signal(signal.SIGTERM)
+    await until_stopping(page)
+    await page.get_by_role("button", name="New chat").click()
+    await send(page, "hello")
+    waiting = (
+        "The server is restarting or busy and took nothing yet; the prompt is sent again in a"
+        " moment."
+    )
+    await expect(last_answer(page).locator(".note")).to_have_text(waiting)
+    async with asyncio.timeout(10):
+        await wait_until_stored(page, "cs => cs.some(c => c.turns.some(t => t.resend))")
+
+    await page.reload()
+
+    await expect(last_answer(page).locator(".note")).to_have_text(waiting, timeout=10_000)
+    await asyncio.to_thread(wait_for_exit, servers.backend)  # the first answer had finished
+    servers.backend.env.update(SLOW)
+    servers.backend.start()
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "false", timeout=30_000)
+    await expect(last_answer(page).locator(".notice")).to_have_count(0)
+    turns = await stored_turns(page)
+    assert [turn["role"] for turn in turns] == ["user", "assistant"]
+    assert (turns[1]["reason"], turns[1]["answer"]) == ("complete", answer_for("hello"))
+    assert "resend" not in turns[1]
+    console_errors.expect("503")
+    console_errors.expect("502")
+
+
 def wait_for_exit(server: Server) -> None:
     assert server.process is not None
     server.process.wait(30)
