@@ -32,6 +32,7 @@
  * @property {boolean} thinking  it asked for the thinking phase
  * @property {string} refusedFor  the server's words when it refused it for now; '' when it was
  *   lost on the way
+ * @property {number} since  when it was first sent, in milliseconds since the epoch
  */
 
 /** @typedef {UserTurn | AssistantTurn} Turn */
@@ -152,8 +153,8 @@ export function withEnding(conversation, channel, ending) {
 
 /**
  * The conversation with the answer still running on `channel` marked as waiting for its prompt
- * to be sent again (`resend`), or no longer (null); null when there is no such answer, or it is
- * marked so already.
+ * to be sent again (`resend`), or no longer (null); null when there is no such answer, or no
+ * mark to take off.
  * @param {Conversation} conversation
  * @param {string} channel
  * @param {Resend | null} resend
@@ -373,8 +374,9 @@ function readTurn(value) {
   }
   if (turn.stopPressed === true) read.stopPressed = true;
   const resend = /** @type {Record<string, unknown> | null} */ (turn.resend && typeof turn.resend === 'object' ? turn.resend : null);
-  if (resend && typeof resend.thinking === 'boolean' && typeof resend.refusedFor === 'string') {
-    read.resend = { thinking: resend.thinking, refusedFor: resend.refusedFor };
+  const since = resend?.since;
+  if (resend && typeof resend.thinking === 'boolean' && typeof resend.refusedFor === 'string' && typeof since === 'number' && Number.isFinite(since)) {
+    read.resend = { thinking: resend.thinking, refusedFor: resend.refusedFor, since };
   }
   return read;
 }

@@ -40,7 +40,7 @@ import { chooseHistory } from './history.js';
 import { setIconLabel } from './icons.js';
 import { lengthNotice, limitCrossing } from './limits.js';
 import { loadHighlighting } from './markdown.js';
-import { sendAgain, untilOnline } from './resend.js';
+import { mayHaveGotThrough, sendAgain, untilOnline } from './resend.js';
 import { ConversationList, tabbableIn } from './sidebar.js';
 import { StatusLine } from './status.js';
 import { stopAnswer } from './stopping.js';
@@ -55,7 +55,6 @@ import { cannotConnect, connectionLost, copyFailed, disconnected, storageNews } 
 /** @import { Session } from './api.js' */
 /** @import { AssistantTurn, Conversation, EditDraft, Ending, Resend, Turn } from './conversation.js' */
 /** @import { Limits } from './limits.js' */
-/** @import { HistoryTurn } from './history.js' */
 /** @import { AnswerSubscription } from './subscription.js' */
 /** @import { AnswerView, UserMessage } from './view.js' */
 
@@ -503,16 +502,18 @@ function mayNotHaveGotThrough(run) {
   showNotes(run);
 }
 
-/** How long a prompt refused for now (the server restarting, or full) is sent again before the
- * page gives up on it: a restart lets running answers finish for up to 30 s by default
- * (SHUTDOWN_DRAIN_SECONDS), then starts again. */
-const REFUSED_FOR_NOW_MS = 90_000;
+/** How long after a prompt was first sent it may be sent again, here or by a page opened later:
+ * a restart lets running answers finish for up to 30 s by default (SHUTDOWN_DRAIN_SECONDS), then
+ * starts again. Under the 2 minutes the server keeps a used channel: sent again within them, a
+ * prompt that did get through is refused (409) there, never answered twice. */
+const RESEND_FOR_MS = 90_000;
 
 /**
- * Whether `run`'s prompt was refused for now and waits to be sent again.
+ * Whether `run`'s prompt waits to be sent again, with the resending (not the follower) to say
+ * when to give up on it: the server has nothing of it, so its snapshot says nothing about it.
  * @param {Run} run
  */
-const waitsToBeSentAgain = (run) => Boolean(run.resending && run.unsent);
+const waitsToBeSentAgain = (run) => Boolean(run.resending && run.unsent && !run.stopping);
 
 /**
  * The server refused the prompt for now (503 with Retry-After: it is restarting, or full): it
@@ -536,44 +537,70 @@ function gotThrough(run) {
   run.heard = true;
   if (!run.unsent) return;
   run.unsent = false;
+  run.resending = false;
   run.notes.unsure = '';
   showNotes(run);
-  if (run.resending) keepResendMark(run, null);
+  keepResendMark(run, null);
 }
 
 /**
  * Sends `run`'s prompt again (to the same channel: never two answers) once the network is back,
- * or once the time the server asked to be left alone has passed; not once the reader pressed
- * Stop. Kept with its turn meanwhile, so that a page opened before it got through (a reload)
- * sends it again too. A prompt lost on the way in this page is left to the follower to give up
- * on, as the server's snapshot says; one refused for now, or taken up again after a reload, to
- * the resending (the server has nothing of it: its snapshot says nothing about it), for up to
- * REFUSED_FOR_NOW_MS.
+ * or once the time the server asked to be left alone has passed, until RESEND_FOR_MS after it was
+ * first sent; not once the reader pressed Stop. Kept with its turn meanwhile, so that a page
+ * opened before it got through (a reload) sends it again too. A prompt lost on the way in this
+ * page is left to the follower to give up on, as the server's snapshot says; one refused for now,
+ * or taken up again after a reload, to the resending (see `giveUp`).
  * @param {Run} run
- * @param {{text: string, thinking: boolean, history: HistoryTurn[]}} prompt
- * @param {{refusedFor?: string, retryAfter?: number | null, restored?: boolean}} [why]
- *   `refusedFor`: the server's words when it refused it for now; `restored`: taken up again
+ * @param {{thinking: boolean, send: () => Promise<unknown>}} prompt  `send`: `POST /api/execute`
+ * @param {{refusedFor?: string, retryAfter?: number | null, since?: number, restored?: boolean}} [why]
+ *   `refusedFor`: the server's words when it refused it for now; `since`: when it was first
+ *   sent; `restored`: taken up again from storage
  */
-function keepSending(run, prompt, { refusedFor = '', retryAfter = null, restored = false } = {}) {
+function keepSending(run, { thinking, send }, { refusedFor = '', retryAfter = null, since = Date.now(), restored = false } = {}) {
+  if (run.stopping) return;
   if (refusedFor) refusedForNowNote(run, refusedFor);
   else mayNotHaveGotThrough(run);
   if (!run.unsent) return; // news came meanwhile: it got through
   run.resending = Boolean(refusedFor) || restored;
-  keepResendMark(run, { thinking: prompt.thinking, refusedFor });
+  keepResendMark(run, { thinking, refusedFor, since });
   const { channel } = run;
-  const unsent = () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping;
-  void sendAgain(
+  sendAgain(
     {
-      send: () => execute({ ...prompt, channel }),
-      unsent,
+      send,
+      unsent: () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping,
       through: () => gotThrough(run),
-      wait: untilOnline,
+      wait: (ms, { early }) => (early ? untilOnline(ms) : new Promise((resolve) => setTimeout(resolve, ms))),
+      refusedForNow: (error) => {
+        if (run.refusedFor) return;
+        // Lost on the way, then refused for now: the resending decides from here.
+        run.resending = true;
+        refusedForNowNote(run, messageOf(error));
+        keepResendMark(run, { thinking, refusedFor: messageOf(error), since });
+      },
     },
-    { retryAfter, forMs: run.resending ? REFUSED_FOR_NOW_MS : Infinity },
-  ).then((refusal) => {
-    // The resending gives up: the end is said with the server's last words.
-    if (run.resending && refusal !== undefined && unsent()) run.subscription.stop('refused', messageOf(refusal));
-  });
+    { retryAfter, deadline: since + RESEND_FOR_MS },
+  ).then(
+    (ended) => giveUp(run, ended),
+    (error) => giveUp(run, error),
+  );
+}
+
+/**
+ * The resending is over and the prompt is not known to have got through. A refusal says how it
+ * ended; without one (no reply, a gateway's error, out of time before any) the answer's snapshot
+ * says whether it got through after all.
+ * @param {Run} run
+ * @param {unknown} ended  what `sendAgain` ended with
+ */
+function giveUp(run, ended) {
+  if (runs.get(run.channel) !== run || !run.unsent || run.stopping || !run.resending) return;
+  keepResendMark(run, null);
+  if (ended === undefined || mayHaveGotThrough(ended)) {
+    run.resending = false;
+    run.subscription.check();
+  } else {
+    run.subscription.stop('refused', messageOf(ended));
+  }
 }
 
 /**
@@ -588,19 +615,33 @@ function keepResendMark(run, resend) {
 
 /**
  * A restored answer whose prompt had not got through when the page was left (it was being sent
- * again): sent again from here. Not once Stop was pressed on it.
+ * again): sent again from here, within RESEND_FOR_MS of its first sending; not once Stop was
+ * pressed on it. Past that, or when some of the answer was kept (it got through), the follower
+ * says how it ended.
  * @param {AssistantTurn} turn
  * @param {Run | null} run
  * @param {readonly Turn[]} turns  its conversation's
  */
 function sendIfUnsent(turn, run, turns) {
-  if (!turn.resend || !run || turn.stopPressed) return;
-  const index = turns.indexOf(turn);
+  const mark = turn.resend;
+  if (!mark || !run || turn.stopPressed) return;
+  const index = turns.findIndex((t) => t.role === 'assistant' && t.channel === turn.channel);
   const prompt = turns[index - 1];
-  if (prompt?.role !== 'user') return;
-  const history = historyToSend(turns.slice(0, index - 1));
-  const { thinking, refusedFor } = turn.resend;
-  keepSending(run, { text: prompt.text, thinking, history }, { refusedFor, restored: true });
+  const arrived = Boolean(turn.answer || turn.thinking);
+  if (arrived || prompt?.role !== 'user' || Date.now() >= mark.since + RESEND_FOR_MS) {
+    keepResendMark(run, null);
+    if (!arrived) {
+      run.unsent = true; // a snapshot that says nothing runs there: it was not sent
+      run.refusedFor = mark.refusedFor || undefined;
+    }
+    return;
+  }
+  const earlier = turns.slice(0, index - 1);
+  const send = async () => {
+    if (!limits) await loadLimits(); // the history is chosen by them
+    return execute({ text: prompt.text, channel: turn.channel, thinking: mark.thinking, history: historyToSend(earlier) });
+  };
+  keepSending(run, { thinking: mark.thinking, send }, { refusedFor: mark.refusedFor, since: mark.since, restored: true });
 }
 
 /**
@@ -1407,7 +1448,8 @@ async function ask(text, { shown = false } = {}) {
       run?.subscription.stop('refused', messageOf(error));
     } else if (run) {
       const later = refusedForNow(error) ? /** @type {import('./api.js').ApiError} */ (error) : null;
-      keepSending(run, { text, thinking, history }, later ? { refusedFor: later.message, retryAfter: later.retryAfter } : {});
+      const send = () => execute({ text, channel, thinking, history });
+      keepSending(run, { thinking, send }, later ? { refusedFor: later.message, retryAfter: later.retryAfter } : {});
     }
   } finally {
     settle(undefined);

@@ -21,32 +21,38 @@ const NOT_THROUGH = [0, 502, 504];
  * @property {() => Promise<unknown>} send  `POST /api/execute` again; rejects with an error whose
  *   `status` is the HTTP status (0: the server cannot be reached, or did not answer in time)
  * @property {() => boolean} unsent  whether the prompt is still not known to have got through
- *   (news of the answer came, or it ended, meanwhile: nothing more to do)
+ *   (news of the answer came, or it ended, or Stop was pressed, meanwhile: nothing more to do)
  * @property {() => void} through  the server has the prompt (taken now, or before: 409)
- * @property {(ms: number) => Promise<void>} wait  until `ms` have passed, or the browser is online
- *   again
+ * @property {(ms: number, options: {early: boolean}) => Promise<void>} wait  until `ms` have
+ *   passed; with `early`, less if the browser is online again (not when the server asked for the
+ *   time: it did answer)
+ * @property {(error: unknown) => void} [refusedForNow]  the server refused it for now (503 with
+ *   `Retry-After`)
+ * @property {() => number} [now]  milliseconds, for the deadline
  */
 
 /**
- * Sends the prompt again until it gets through, the server refuses it for another reason (left
- * to the answer's follower, which ends it as not sent), or there is nothing more to do. After a
- * refusal for now (503 with `Retry-After`), the next try waits at least the seconds it asked.
+ * Sends the prompt again until it gets through, the server refuses it for another reason, there
+ * is nothing more to do, or the next try would come after `deadline`. After a refusal for now
+ * (503 with `Retry-After`), the next try waits at least the seconds it asked.
  * @param {ResendEdges} edges
- * @param {{retryAfter?: number | null, forMs?: number}} [options]  the first failure's
- *   `Retry-After`, if any; how long to keep trying (by the waits between tries)
- * @returns {Promise<unknown>}  the refusal that ended it (another refusal, or the last one when
- *   the time was up); undefined once it got through or there was nothing more to do
+ * @param {{retryAfter?: number | null, deadline?: number}} [options]  `retryAfter`: the first
+ *   failure was a refusal for now that asked this many seconds; `deadline`: by `now`
+ * @returns {Promise<unknown>}  the error that ended it (a refusal not for now, or the last failure
+ *   when the time was up: none if nothing was sent); undefined once it got through or there was
+ *   nothing more to do
  */
-export async function sendAgain({ send, unsent, through, wait }, { retryAfter = null, forMs = Infinity } = {}) {
+export async function sendAgain(
+  { send, unsent, through, wait, refusedForNow = () => {}, now = Date.now },
+  { retryAfter = null, deadline = Infinity } = {},
+) {
   let asked = retryAfter; // seconds the server asked to be left alone, from its last refusal
   /** @type {unknown} */
   let last;
-  let waited = 0;
   for (let delay = RESEND_MS; ; delay = Math.min(delay * 2, RESEND_MAX_MS)) {
     const ms = Math.max(delay, (asked ?? 0) * 1000);
-    if (waited + ms > forMs) return last ?? new Error('it could not be sent in time');
-    await wait(ms);
-    waited += ms;
+    if (now() + ms > deadline) return last;
+    await wait(ms, { early: asked === null });
     if (!unsent()) return undefined;
     try {
       await send();
@@ -58,13 +64,27 @@ export async function sendAgain({ send, unsent, through, wait }, { retryAfter = 
         return undefined;
       }
       asked = status === 503 && typeof later === 'number' ? later : null;
-      if (typeof status !== 'number' || NOT_THROUGH.includes(status) || asked !== null) continue;
+      if (asked !== null) {
+        refusedForNow(error);
+        continue;
+      }
+      if (typeof status !== 'number' || NOT_THROUGH.includes(status)) continue;
       return error;
     }
     if (unsent()) through();
     return undefined;
   }
 }
+
+/**
+ * Whether the error that ended a resending may hide a prompt that got through all the same (no
+ * answer, a gateway's error): then the answer's snapshot says, not the resending.
+ * @param {unknown} error
+ */
+export const mayHaveGotThrough = (error) => {
+  const status = /** @type {{status?: unknown}} */ (error)?.status;
+  return typeof status !== 'number' || NOT_THROUGH.includes(status);
+};
 
 /**
  * Waits `ms`, or less if the browser comes back online meanwhile.

@@ -202,7 +202,7 @@ test('a prompt waiting to be sent again is kept with its answer, read back, and 
       { role: /** @type {const} */ ('assistant'), channel: 'stream:a#u', reason: null },
     ],
   };
-  const resend = { thinking: true, refusedFor: 'the server is stopping' };
+  const resend = { thinking: true, refusedFor: 'the server is stopping', since: 1_700_000_000_000 };
   const marked = withResend(conversation, 'stream:a#u', resend);
   assert.ok(marked);
   assert.deepEqual(marked.turns[1], { role: 'assistant', channel: 'stream:a#u', reason: null, resend });
@@ -217,9 +217,12 @@ test('a prompt waiting to be sent again is kept with its answer, read back, and 
   assert.equal('resend' in ended.turns[1], false);
   assert.equal(withResend(ended, 'stream:a#u', resend), null);
   // Unreadable marks are left out.
-  for (const odd of [{ thinking: 'yes', refusedFor: '' }, { thinking: true }, 'resend']) {
+  const odds = [{ ...resend, thinking: 'yes' }, { thinking: true, refusedFor: '' }, { ...resend, since: 'now' }, 'resend'];
+  for (const odd of odds) {
     /** @type {unknown} */
     const kept = { ...marked, turns: [marked.turns[0], { ...marked.turns[1], resend: odd }] };
-    assert.equal('resend' in (readConversation(kept)?.turns[1] ?? {}), false);
+    const read = readConversation(kept);
+    assert.deepEqual(read?.turns[0], marked.turns[0], JSON.stringify(odd)); // the rest is read
+    assert.equal('resend' in (read?.turns[1] ?? { resend: 'missing turn' }), false, JSON.stringify(odd));
   }
 });

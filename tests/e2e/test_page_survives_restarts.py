@@ -442,6 +442,32 @@ async def test_a_prompt_waiting_to_be_sent_again_is_sent_after_a_reload_too(
     console_errors.expect("502")
 
 
+async def test_stop_on_a_prompt_waiting_to_be_sent_again_ends_it_as_stopped(
+    page: Page, servers: Servers, console_errors: ConsoleErrors
+) -> None:
+    """Review: Stop on a prompt refused for now left the answer waiting for good (the page
+    kept taking the server's snapshot for "nothing learnt"), Stop stuck, until a reload."""
+    restart_lets_answers_finish(servers, SIM_TOKEN_DELAY_MIN_MS="150", SIM_TOKEN_DELAY_MAX_MS="150")
+    await send(page, "code")
+    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
+    servers.backend.signal(signal.SIGTERM)
+    await until_stopping(page)
+    await page.get_by_role("button", name="New chat").click()
+    await send(page, "hello")
+    await expect(last_answer(page).locator(".note")).to_contain_text("sent again in a moment")
+
+    await page.get_by_role("button", name="Stop").click()
+
+    notice = last_answer(page).locator(".notice")
+    await expect(notice).to_have_text("Stopped. Retry", timeout=10_000)
+    await expect(page.get_by_role("button", name="Send")).to_be_visible()
+    stored = await stored_answer(page)
+    assert stored["reason"] == "cancelled"
+    assert "resend" not in stored
+    console_errors.expect("503")
+    console_errors.expect("404")  # the cancel: nothing runs there
+
+
 def wait_for_exit(server: Server) -> None:
     assert server.process is not None
     server.process.wait(30)
