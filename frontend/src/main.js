@@ -392,7 +392,8 @@ async function startSession(how = 'first') {
  * @property {string} conversationId
  * @property {string} channel
  * @property {AnswerSubscription} subscription
- * @property {Promise<unknown>} accepted  the reply to `POST /api/execute` (settled for a restored answer)
+ * @property {Promise<unknown>} accepted  the reply to `POST /api/execute`, or to the last one sent again (settled
+ *   for a restored answer)
  * @property {{text: string, thinking: string}} latest
  * @property {AnswerView | null} view  its view while its conversation is on screen
  * @property {boolean} stopping
@@ -566,7 +567,12 @@ function keepSending(run, { thinking, send }, { refusedFor = '', retryAfter = nu
   const { channel } = run;
   sendAgain(
     {
-      send,
+      send: () => {
+        const sending = send();
+        // Stop waits for a send on its way before it cancels: its 202 may start the answer.
+        run.accepted = sending.catch(() => {});
+        return sending;
+      },
       unsent: () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping,
       through: () => gotThrough(run),
       wait: (ms, { early }) => (early ? untilOnline(ms) : new Promise((resolve) => setTimeout(resolve, ms))),
