@@ -343,6 +343,34 @@ async def until_stopping(page: Page) -> None:
             await asyncio.sleep(0.02)
 
 
+WAITING = (
+    "The server is restarting or busy and took nothing yet; the prompt is sent again in a moment."
+)
+
+
+async def prompt_while_stopping(page: Page, servers: Servers, token_ms: str) -> None:
+    """A long answer to "code" (`token_ms` a token) streaming, the backend told to stop (it lets
+    that answer finish), then "hello" asked in a new chat: refused for now, to be sent again."""
+    delays = {"SIM_TOKEN_DELAY_MIN_MS": token_ms, "SIM_TOKEN_DELAY_MAX_MS": token_ms}
+    restart_lets_answers_finish(servers, **delays)
+    await send(page, "code")
+    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
+    servers.backend.signal(signal.SIGTERM)
+    await until_stopping(page)
+    await page.get_by_role("button", name="New chat").click()
+    await send(page, "hello")
+    await expect(last_answer(page).locator(".note")).to_have_text(WAITING)
+
+
+async def back_once_stopped(servers: Servers) -> None:
+    """The backend started again once it has stopped by itself (its answer had finished)."""
+    process = servers.backend.process
+    assert process is not None
+    await asyncio.to_thread(process.wait, 30)
+    servers.backend.env.update(SLOW)
+    servers.backend.start()
+
+
 async def test_a_backend_restart_mid_answer_lets_the_answer_finish_whole(
     page: Page, servers: Servers
 ) -> None:
@@ -361,8 +389,7 @@ async def test_a_backend_restart_mid_answer_lets_the_answer_finish_whole(
     await expect(last_answer(page).locator(".notice")).to_have_count(0)
     assert (await stored_answer(page))["answer"] == answer_for("code")
     assert (await stored_answer(page))["reason"] == "complete"
-    await asyncio.to_thread(servers.backend.stop)  # it had stopped by itself
-    servers.backend.start()
+    await back_once_stopped(servers)
 
     await send(page, "hello")
     await expect(page.locator(".turn.assistant")).to_have_count(2)
@@ -378,21 +405,8 @@ async def test_a_prompt_sent_while_the_backend_restarts_goes_once_it_is_back(
     again by itself, through the restart, until the new backend takes it; no Retry to press.
     The first answer runs ~20 s: a probe found the page's 15 s silence check taking the
     waiting prompt for lost ("could not be sent") while the restart still let answers finish."""
-    restart_lets_answers_finish(servers, SIM_TOKEN_DELAY_MIN_MS="200", SIM_TOKEN_DELAY_MAX_MS="200")
-    await send(page, "code")
-    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
-    servers.backend.signal(signal.SIGTERM)
-    await until_stopping(page)
-
-    await page.get_by_role("button", name="New chat").click()
-    await send(page, "hello")
-    await expect(last_answer(page).locator(".note")).to_have_text(
-        "The server is restarting or busy and took nothing yet; the prompt is sent again in a"
-        " moment."
-    )
-    await asyncio.to_thread(wait_for_exit, servers.backend)  # the first answer had finished
-    servers.backend.env.update(SLOW)
-    servers.backend.start()
+    await prompt_while_stopping(page, servers, token_ms="200")
+    await back_once_stopped(servers)
 
     await expect(last_answer(page)).to_have_attribute("aria-busy", "false", timeout=30_000)
     await expect(last_answer(page).locator(".note")).to_have_count(0)
@@ -411,27 +425,14 @@ async def test_a_prompt_waiting_to_be_sent_again_is_sent_after_a_reload_too(
     forgot it: the resending lived in the tab, and the restored answer ended "Nobody is
     answering this any more" though nothing had been sent. It is kept with the answer; the
     page that opens it sends it again, and it is answered once."""
-    restart_lets_answers_finish(servers, SIM_TOKEN_DELAY_MIN_MS="150", SIM_TOKEN_DELAY_MAX_MS="150")
-    await send(page, "code")
-    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
-    servers.backend.signal(signal.SIGTERM)
-    await until_stopping(page)
-    await page.get_by_role("button", name="New chat").click()
-    await send(page, "hello")
-    waiting = (
-        "The server is restarting or busy and took nothing yet; the prompt is sent again in a"
-        " moment."
-    )
-    await expect(last_answer(page).locator(".note")).to_have_text(waiting)
+    await prompt_while_stopping(page, servers, token_ms="150")
     async with asyncio.timeout(10):
         await wait_until_stored(page, "cs => cs.some(c => c.turns.some(t => t.resend))")
 
     await page.reload()
 
-    await expect(last_answer(page).locator(".note")).to_have_text(waiting, timeout=10_000)
-    await asyncio.to_thread(wait_for_exit, servers.backend)  # the first answer had finished
-    servers.backend.env.update(SLOW)
-    servers.backend.start()
+    await expect(last_answer(page).locator(".note")).to_have_text(WAITING, timeout=10_000)
+    await back_once_stopped(servers)
     await expect(last_answer(page)).to_have_attribute("aria-busy", "false", timeout=30_000)
     await expect(last_answer(page).locator(".notice")).to_have_count(0)
     turns = await stored_turns(page)
@@ -447,14 +448,7 @@ async def test_stop_on_a_prompt_waiting_to_be_sent_again_ends_it_as_stopped(
 ) -> None:
     """Review: Stop on a prompt refused for now left the answer waiting for good (the page
     kept taking the server's snapshot for "nothing learnt"), Stop stuck, until a reload."""
-    restart_lets_answers_finish(servers, SIM_TOKEN_DELAY_MIN_MS="150", SIM_TOKEN_DELAY_MAX_MS="150")
-    await send(page, "code")
-    await expect(last_answer(page).locator(".answer")).not_to_be_empty()
-    servers.backend.signal(signal.SIGTERM)
-    await until_stopping(page)
-    await page.get_by_role("button", name="New chat").click()
-    await send(page, "hello")
-    await expect(last_answer(page).locator(".note")).to_contain_text("sent again in a moment")
+    await prompt_while_stopping(page, servers, token_ms="150")
 
     await page.get_by_role("button", name="Stop").click()
 
@@ -466,11 +460,6 @@ async def test_stop_on_a_prompt_waiting_to_be_sent_again_ends_it_as_stopped(
     assert "resend" not in stored
     console_errors.expect("503")
     console_errors.expect("404")  # the cancel: nothing runs there
-
-
-def wait_for_exit(server: Server) -> None:
-    assert server.process is not None
-    server.process.wait(30)
 
 
 async def test_stop_while_the_backend_lets_answers_finish_still_stops(

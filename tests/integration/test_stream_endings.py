@@ -45,9 +45,7 @@ async def test_stopping_the_server_ends_running_streams_first(stack: Stack) -> N
             ChatSession.open(url, stack.websocket_url, ORIGIN) as chat,
             chat.http.stream("POST", "/api/chat", json={"prompt": "code"}) as sse,
         ):
-            collectors = [await _asked(chat, "code") for _ in range(3)]
-            for collector in collectors:  # every stream is mid-answer
-                await asyncio.wait_for(collector.first.wait(), 10)
+            collectors = await _mid_answers(chat, 3)
             events = EventSource(sse).aiter_sse()
             assert json.loads((await anext(events)).data)["token"]
 
@@ -78,9 +76,7 @@ async def test_a_restart_lets_the_running_answers_finish_whole(stack: Stack) -> 
             ChatSession.open(url, stack.websocket_url, ORIGIN) as chat,
             chat.http.stream("POST", "/api/chat", json={"prompt": "code"}) as sse,
         ):
-            collectors = [await _asked(chat, "code") for _ in range(3)]
-            for collector in collectors:  # every stream is mid-answer
-                await asyncio.wait_for(collector.first.wait(), 10)
+            collectors = await _mid_answers(chat, 3)
             events = EventSource(sse).aiter_sse()
             first = json.loads((await anext(events)).data)["token"]
 
@@ -113,8 +109,7 @@ async def test_a_second_signal_ends_the_running_answers_at_once(stack: Stack) ->
     with another_backend_server(stack, SHUTDOWN_DRAIN_SECONDS="60", **SLOW) as server:
         url = server.ready_url.removesuffix("/api/health")
         async with ChatSession.open(url, stack.websocket_url, ORIGIN) as chat:
-            collector = await _asked(chat, "code")
-            await asyncio.wait_for(collector.first.wait(), 10)
+            (collector,) = await _mid_answers(chat, 1)
             server.signal(signal.SIGTERM)
             signalled = time.monotonic()
             await _until_stopping(chat.http)
@@ -146,6 +141,14 @@ def _exit_code(server: Server, seconds: float) -> int | None:
         return server.process.wait(seconds)
     except subprocess.TimeoutExpired:
         return None
+
+
+async def _mid_answers(chat: ChatSession, count: int) -> list[Collector]:
+    """`count` answers to "code" asked, each once its first token has come."""
+    collectors = [await _asked(chat, "code") for _ in range(count)]
+    for collector in collectors:
+        await asyncio.wait_for(collector.first.wait(), 10)
+    return collectors
 
 
 async def _asked(chat: ChatSession, text: str) -> Collector:
