@@ -40,7 +40,6 @@ import { chooseHistory } from './history.js';
 import { setIconLabel } from './icons.js';
 import { lengthNotice, limitCrossing } from './limits.js';
 import { loadHighlighting } from './markdown.js';
-import { mayHaveGotThrough, sendAgain, untilOnline } from './resend.js';
 import { ConversationList, tabbableIn } from './sidebar.js';
 import { StatusLine } from './status.js';
 import { stopAnswer } from './stopping.js';
@@ -48,6 +47,7 @@ import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
 import { Toast } from './toast.js';
 import { UnseenAnswers } from './unseen.js';
+import { unsentPrompts, waitsToBeSentAgain } from './unsent.js';
 import { newParts, waitingNote, withoutAdvice } from './waiting.js';
 import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './view.js';
 import { cannotConnect, connectionLost, copyFailed, disconnected, storageNews } from './words.js';
@@ -408,7 +408,7 @@ async function startSession(how = 'first') {
  * @property {string} [refusedFor]  why the server refused its prompt for now (503 with
  *   Retry-After), while it is sent again
  * @property {boolean} [resending]  while its prompt is unsent, the resending decides when to give
- *   up on it, not the follower (see `keepSending`)
+ *   up on it, not the follower (see `keepSending` in src/unsent.js)
  */
 
 /** How often the text of an answer still arriving is kept with its turn, so that a tab closed
@@ -437,7 +437,7 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
   const subscribe = () =>
     subscribeAnswer(centrifuge, channel, {
       show: (answer) => {
-        if (answer.seq > 0) gotThrough(run);
+        if (answer.seq > 0) unsent.through(run);
         // Nothing received yet (a snapshot that could not be had) leaves what was kept of it.
         if (answer.seq === 0 && !answer.text && !answer.thinking) return;
         run.latest = { text: answer.text, thinking: answer.thinking };
@@ -463,7 +463,7 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         if (waitsToBeSentAgain(run)) throw new ApiError(503, 'the prompt waits to be sent again');
         try {
           const snapshot = await fetchSnapshot(streamIdOf(channel));
-          gotThrough(run); // the server has it
+          unsent.through(run); // the server has it
           return snapshot;
         } catch (error) {
           // The session ended: once the new one is adopted, this answer ends as lost with it.
@@ -490,124 +490,12 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
   return run;
 }
 
-/**
- * The prompt's request failed on the way (no reply, or a gateway's error): it may have got
- * through all the same, so the answer is still followed, and the reader is told at once rather
- * than after the silence (15 s of a blinking cursor).
- * @param {Run} run
- */
-function mayNotHaveGotThrough(run) {
-  if (run.heard) return; // it did: the answer is arriving
-  run.unsent = true;
-  run.notes.unsure = 'The server could not be reached, so the prompt may not have got through; waiting in case it did.';
-  showNotes(run);
-}
-
-/** How long after a prompt was first sent it may be sent again, here or by a page opened later:
- * a restart lets running answers finish for up to 30 s by default (SHUTDOWN_DRAIN_SECONDS), then
- * starts again. Under the 2 minutes the server keeps a used channel: sent again within them, a
- * prompt that did get through is refused (409) there, never answered twice. */
-const RESEND_FOR_MS = 90_000;
-
-/**
- * Whether `run`'s prompt waits to be sent again, with the resending (not the follower) to say
- * when to give up on it: the server has nothing of it, so its snapshot says nothing about it.
- * @param {Run} run
- */
-const waitsToBeSentAgain = (run) => Boolean(run.resending && run.unsent && !run.stopping);
-
-/**
- * The server refused the prompt for now (503 with Retry-After: it is restarting, or full): it
- * is sent again shortly, and the reader told so rather than handed a Retry to press.
- * @param {Run} run
- * @param {string} why  the server's words
- */
-function refusedForNowNote(run, why) {
-  if (run.heard) return; // it got through meanwhile (sent again from an earlier page)
-  run.unsent = true;
-  run.refusedFor = why;
-  run.notes.unsure = 'The server is restarting or busy and took nothing yet; the prompt is sent again in a moment.';
-  showNotes(run);
-}
-
-/**
- * News of the answer came from the server: its prompt got through.
- * @param {Run} run
- */
-function gotThrough(run) {
-  run.heard = true;
-  if (!run.unsent) return;
-  run.unsent = false;
-  run.resending = false;
-  run.notes.unsure = '';
-  showNotes(run);
-  keepResendMark(run, null);
-}
-
-/**
- * Sends `run`'s prompt again (to the same channel: never two answers) once the network is back,
- * or once the time the server asked to be left alone has passed, until RESEND_FOR_MS after it was
- * first sent; not once the reader pressed Stop. Kept with its turn meanwhile, so that a page
- * opened before it got through (a reload) sends it again too. A prompt lost on the way in this
- * page is left to the follower to give up on, as the server's snapshot says; one refused for now,
- * or taken up again after a reload, to the resending (see `giveUp`).
- * @param {Run} run
- * @param {{thinking: boolean, send: () => Promise<unknown>}} prompt  `send`: `POST /api/execute`
- * @param {{refusedFor?: string, retryAfter?: number | null, since?: number, restored?: boolean}} [why]
- *   `refusedFor`: the server's words when it refused it for now; `since`: when it was first
- *   sent; `restored`: taken up again from storage
- */
-function keepSending(run, { thinking, send }, { refusedFor = '', retryAfter = null, since = Date.now(), restored = false } = {}) {
-  if (run.stopping) return;
-  if (refusedFor) refusedForNowNote(run, refusedFor);
-  else mayNotHaveGotThrough(run);
-  if (!run.unsent) return; // news came meanwhile: it got through
-  run.resending = Boolean(refusedFor) || restored;
-  keepResendMark(run, { thinking, refusedFor, since });
-  const { channel } = run;
-  sendAgain(
-    {
-      send: () => {
-        const sending = send();
-        // Stop waits for a send on its way before it cancels: its 202 may start the answer.
-        run.accepted = sending.catch(() => {});
-        return sending;
-      },
-      unsent: () => runs.get(channel) === run && Boolean(run.unsent) && !run.stopping,
-      through: () => gotThrough(run),
-      wait: (ms, { early }) => (early ? untilOnline(ms) : new Promise((resolve) => setTimeout(resolve, ms))),
-      refusedForNow: (error) => {
-        if (run.refusedFor) return;
-        // Lost on the way, then refused for now: the resending decides from here.
-        run.resending = true;
-        refusedForNowNote(run, messageOf(error));
-        keepResendMark(run, { thinking, refusedFor: messageOf(error), since });
-      },
-    },
-    { retryAfter, deadline: since + RESEND_FOR_MS },
-  ).then(
-    (ended) => giveUp(run, ended),
-    (error) => giveUp(run, error),
-  );
-}
-
-/**
- * The resending is over and the prompt is not known to have got through. A refusal says how it
- * ended; without one (no reply, a gateway's error, out of time before any) the answer's snapshot
- * says whether it got through after all.
- * @param {Run} run
- * @param {unknown} ended  what `sendAgain` ended with
- */
-function giveUp(run, ended) {
-  if (runs.get(run.channel) !== run || !run.unsent || run.stopping || !run.resending) return;
-  keepResendMark(run, null);
-  if (ended === undefined || mayHaveGotThrough(ended)) {
-    run.resending = false;
-    run.subscription.check();
-  } else {
-    run.subscription.stop('refused', messageOf(ended));
-  }
-}
+/** Answers whose prompt may not have got through, and its sending again (src/unsent.js). */
+const unsent = unsentPrompts({
+  showNotes: (run) => showNotes(/** @type {Run} */ (run)),
+  mark: (run, resend) => keepResendMark(/** @type {Run} */ (run), resend),
+  following: (run) => runs.get(run.channel) === run,
+});
 
 /**
  * Keeps with `run`'s turn that its prompt waits to be sent again (or, null, no longer).
@@ -620,34 +508,18 @@ function keepResendMark(run, resend) {
 }
 
 /**
- * A restored answer whose prompt had not got through when the page was left (it was being sent
- * again): sent again from here, within RESEND_FOR_MS of its first sending; not once Stop was
- * pressed on it. Past that, or when some of the answer was kept (it got through), the follower
- * says how it ended.
+ * A restored answer whose prompt was being sent again when the page was left: sent again from
+ * here, if still in time (see `restore` in src/unsent.js).
  * @param {AssistantTurn} turn
  * @param {Run | null} run
  * @param {readonly Turn[]} turns  its conversation's
  */
 function sendIfUnsent(turn, run, turns) {
-  const mark = turn.resend;
-  if (!mark || !run || turn.stopPressed) return;
-  const index = turns.findIndex((t) => t.role === 'assistant' && t.channel === turn.channel);
-  const prompt = turns[index - 1];
-  const arrived = Boolean(turn.answer || turn.thinking);
-  if (arrived || prompt?.role !== 'user' || Date.now() >= mark.since + RESEND_FOR_MS) {
-    keepResendMark(run, null);
-    if (!arrived) {
-      run.unsent = true; // a snapshot that says nothing runs there: it was not sent
-      run.refusedFor = mark.refusedFor || undefined;
-    }
-    return;
-  }
-  const earlier = turns.slice(0, index - 1);
-  const send = async () => {
+  if (!run) return;
+  unsent.restore(turn, run, turns, async (text, earlier, thinking) => {
     if (!limits) await loadLimits(); // the history is chosen by them
-    return execute({ text: prompt.text, channel: turn.channel, thinking: mark.thinking, history: historyToSend(earlier) });
-  };
-  keepSending(run, { thinking: mark.thinking, send }, { refusedFor: mark.refusedFor, since: mark.since, restored: true });
+    return execute({ text, channel: turn.channel, thinking, history: historyToSend(earlier) });
+  });
 }
 
 /**
@@ -1455,7 +1327,7 @@ async function ask(text, { shown = false } = {}) {
     } else if (run) {
       const later = refusedForNow(error) ? /** @type {import('./api.js').ApiError} */ (error) : null;
       const send = () => execute({ text, channel, thinking, history });
-      keepSending(run, { thinking, send }, later ? { refusedFor: later.message, retryAfter: later.retryAfter } : {});
+      unsent.keepSending(run, { thinking, send }, later ? { refusedFor: later.message, retryAfter: later.retryAfter } : {});
     }
   } finally {
     settle(undefined);
