@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.schemas import NOT_UNICODE, ErrorResponse
-from backend.centrifugo.channels import CHANNEL_HINT
+from backend.centrifugo.channels import CHANNEL_HINT, STREAM_ID_HINT
 from backend.config import Settings
 from backend.core.ports import (
     ServerBusy,
@@ -37,6 +37,11 @@ _RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "S
 # The `responses` of routes that act for a user, and of routes that start answers.
 NEEDS_SESSION: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No session: call POST /api/token first."}
+}
+# The `responses` of routes that change something (CrossSiteRefusal, backend/api/cross_site.py).
+CROSS_SITE_DESCRIPTION = "Sent from another site's page (Sec-Fetch-Site: cross-site)."
+CROSS_SITE: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorResponse, "description": CROSS_SITE_DESCRIPTION}
 }
 # The `responses` of routes that take a body (BodyLimits refuses one over the limit, or
 # compressed).
@@ -148,6 +153,8 @@ def _describe(error: dict[str, object], settings: Settings) -> str:
         return f"history has {turns} turns; the limit is {settings.max_history_turns}"
     if error.get("type") == "string_pattern_mismatch" and location == ["channel"]:
         message = CHANNEL_HINT
+    elif error.get("type") == "string_pattern_mismatch" and location == ["path", "stream_id"]:
+        message = STREAM_ID_HINT
     elif error.get("type") == "string_unicode":
         message = NOT_UNICODE
     elif error.get("type") == "json_invalid":

@@ -10,7 +10,9 @@ STREAM_NAMESPACE = "stream"
 CHANNEL_ID_PATTERN = r"[A-Za-z0-9_-]{8,64}"
 USER_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 CHANNEL_PATTERN = rf"^{STREAM_NAMESPACE}:{CHANNEL_ID_PATTERN}#{USER_PATTERN}$"
-CHANNEL_HINT = "must look like stream:<id>#<user>, <id> being 8-64 of A-Z a-z 0-9 _ -"
+ID_CHARACTERS = "8-64 of A-Z a-z 0-9 _ -"
+CHANNEL_HINT = f"must look like stream:<id>#<user>, <id> being {ID_CHARACTERS}"
+STREAM_ID_HINT = f"must be {ID_CHARACTERS} (the <id> of stream:<id>#<user>)"
 
 
 def stream_channel(stream_id: str, user: str) -> str:

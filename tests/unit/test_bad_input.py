@@ -35,6 +35,7 @@ CHANNEL = f"stream:abcdefgh#{ME}"
 JSON = "application/json"
 NOT_JSON = "the request body is not valid JSON"
 CHANNEL_HINT = "channel: must look like stream:<id>#<user>"
+STREAM_ID_HINT = "path.stream_id: must be 8-64 of A-Z a-z 0-9 _ -"
 SURROGATE = "unpaired surrogate"
 BODY_LIMIT = max_body_bytes(100, 32_000, 20)
 
@@ -80,7 +81,7 @@ def channel(name: str, status: int = 422, detail: str = CHANNEL_HINT) -> Probe:
     return execute({"text": "hi", "channel": name}, status, detail)
 
 
-def stream_id(path_id: str, status: int = 422, detail: str = "stream_id") -> Probe:
+def stream_id(path_id: str, status: int = 422, detail: str = STREAM_ID_HINT) -> Probe:
     return Probe(f"/api/streams/{path_id}", None, status, detail, method="GET", content_type=None)
 
 

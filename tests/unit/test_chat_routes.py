@@ -350,6 +350,7 @@ async def test_shutdown_ends_sse_streams_with_an_error_event_and_relay_streams_w
         synced = await asyncio.wait_for(sync, 5)
         assert synced.status_code == 503
         assert synced.json() == {"detail": STOPPING}
+        assert synced.headers["retry-after"] == "5"  # as a new prompt refused then is told
         ending = (await api.publisher.wait_for_done(channel))[-1]
         assert isinstance(ending, Done)
         assert (ending.reason, ending.error) == (SHUTDOWN.reason, SHUTDOWN.error)

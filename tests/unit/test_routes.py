@@ -173,6 +173,30 @@ async def test_every_route_that_takes_a_body_documents_its_413(api: Api) -> None
         assert "413" in schema["paths"][path][method]["responses"], (path, method)
 
 
+async def test_every_route_that_changes_something_documents_and_gives_its_cross_site_403(
+    api: Api,
+) -> None:
+    """A newcomer's check of the docs: `POST /api/token` refused another site's page with a 403
+    its schema did not list. Every operation that is not GET documents it, and gives it."""
+    schema = api.app.openapi()
+    changing = [
+        (path, method)
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method != "get"
+    ]
+    assert {("/api/token", "post"), ("/api/execute", "post"), ("/api/cancel", "post")} <= set(
+        changing
+    )
+    for path, method in changing:
+        assert "another site" in schema["paths"][path][method]["responses"]["403"]["description"]
+        refused = await api.client.request(
+            method, path, json={}, headers={"sec-fetch-site": "cross-site"}
+        )
+        assert refused.status_code == 403, (path, method)
+        assert "another site" in refused.json()["detail"]
+
+
 async def test_a_compressed_body_is_415_saying_so(api: Api) -> None:
     """An outside-in probe: a gzip body was read as JSON and refused as "not UTF-8"."""
     channel = f"stream:abcdefgh#{await api.user()}"

@@ -17,7 +17,14 @@ from starlette.types import Receive, Scope, Send
 
 from backend.api.address import request_address
 from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
-from backend.api.errors import NEEDS_SESSION, TOO_LARGE, TOO_MANY, busy_response
+from backend.api.errors import (
+    CROSS_SITE,
+    NEEDS_SESSION,
+    RETRY_AFTER_SECONDS,
+    TOO_LARGE,
+    TOO_MANY,
+    busy_response,
+)
 from backend.api.limits import check_question
 from backend.api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from backend.core.answer import AnswerFailed
@@ -29,6 +36,7 @@ SSE_HEADERS = {"Cache-Control": "private, no-store", "X-Accel-Buffering": "no"}
 KEEPALIVE = ": keep-alive\n\n"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     **NEEDS_SESSION,
+    **CROSS_SITE,
     **TOO_LARGE,
     422: {"model": ErrorResponse, "description": "Blank or too long prompt or history."},
     **TOO_MANY,
@@ -210,7 +218,13 @@ async def chat_sync(
             if answer.cancelled():
                 if left:
                     raise HTTPException(CLIENT_GONE, "the client went away before the answer")
-                raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, STOPPING)
+                # Sent again (the page, a client honouring Retry-After), it goes to another
+                # process, or to this one restarted: as the refusal of a new prompt says.
+                raise HTTPException(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    STOPPING,
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
             try:
                 text = answer.result()
             except AnswerFailed as exc:

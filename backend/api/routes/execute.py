@@ -13,7 +13,13 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from backend.api.address import request_address
 from backend.api.deps import CurrentUser, ServicesDep, SettingsDep
-from backend.api.errors import NEEDS_SESSION, TOO_LARGE, TOO_MANY, busy_response
+from backend.api.errors import (
+    CROSS_SITE_DESCRIPTION,
+    NEEDS_SESSION,
+    TOO_LARGE,
+    TOO_MANY,
+    busy_response,
+)
 from backend.api.limits import check_question
 from backend.api.schemas import CancelRequest, ChannelResponse, ErrorResponse, ExecuteRequest
 from backend.core.ports import ChannelUsed, PublishError, StreamBusy
@@ -33,7 +39,10 @@ LATE_AFTER_SECONDS = 1.0
 _NOT_YOURS: dict[int | str, dict[str, Any]] = {
     **NEEDS_SESSION,
     **TOO_LARGE,
-    403: {"model": ErrorResponse, "description": "The channel belongs to another user."},
+    403: {
+        "model": ErrorResponse,
+        "description": f"The channel belongs to another user; or: {CROSS_SITE_DESCRIPTION}",
+    },
 }
 
 
