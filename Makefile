@@ -51,7 +51,7 @@ e2e: setup test-tools ## the browser tier (Debian chromium)
 
 # Figures, not pass/fail (issue 13): relaychat's relay through Centrifugo (30 and 60 ms windows, 0),
 # its /api/chat SSE route and a direct-SSE baseline (bench/direct_sse.py), 1 to 2,000 streams at
-# once, one table. Loopback only, every workload timed out; ~6 minutes on 2 cores (`make bench
+# once, one table. Loopback only, every workload timed out; ~6-8 minutes on 2 cores (`make bench
 # BENCH_ARGS=--quick`: ~1-2 minutes; README "Benchmarks"). The older figures stay where they
 # were: `.venv/bin/python -m bench.relay_throughput`, `.venv/bin/python -m bench.cluster_throughput`.
 bench: setup ## the performance table (README "Benchmarks"; BENCH_ARGS=--quick)

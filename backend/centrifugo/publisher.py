@@ -9,7 +9,8 @@ request per chunk.
 Failures stay with their publication: each is encoded before it joins a batch (a payload that
 cannot be encoded fails alone, at once), and a batch refused as a whole is split until the
 culprit is found. While Centrifugo is unreachable or answers 5xx, the sender retries with capped
-backoff for up to `outage_seconds` (the same idempotency keys, so nothing lands twice); a `done`
+backoff for up to `outage_seconds` (the same versions on v6, idempotency keys on v5.4, so nothing
+lands twice); a `done`
 is retried until it lands or the publisher closes. (Timelines: docs/architecture.md.)
 """
 
