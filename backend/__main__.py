@@ -21,6 +21,7 @@ from backend.app import begin_shutdown, create_app, hurry_shutdown
 from backend.cluster.redis_streams import RedisRefused, wait_for_redis
 from backend.config import Settings, get_settings, redacted_url, settings_refusal
 from backend.core.ports import StreamsUnavailable
+from backend.http_protocol import JSONRefusalProtocol
 from backend.logs import log_config
 
 
@@ -137,6 +138,7 @@ def main() -> None:
         # (`keepalive_timeout` in nginx/relaychat.conf.template), so that it never sends a
         # request on one the backend is closing.
         timeout_keep_alive=5,
+        http=JSONRefusalProtocol,
     )
     Server(config, app).run()
 

@@ -158,8 +158,27 @@ def _describe(error: dict[str, object], settings: Settings) -> str:
     elif error.get("type") == "string_unicode":
         message = NOT_UNICODE
     elif error.get("type") == "json_invalid":
-        return "the request body is not valid JSON"
+        return _json_fault(error)
     return f"{'.'.join(location) or 'body'}: {message}"
+
+
+# orjson's reasons (api/json_body.py) that say more in other words.
+_JSON_REASONS = {
+    "no low surrogate in string": f"a string {NOT_UNICODE}",
+    "invalid high surrogate in string": f"a string {NOT_UNICODE}",
+    "depth limit exceeded": "it is nested too deeply",
+}
+
+
+def _json_fault(error: dict[str, object]) -> str:
+    """Why the body is not JSON and where: `NaN`, a trailing comma, a lone surrogate."""
+    reason = str(error.get("ctx", {}).get("error", ""))  # type: ignore[attr-defined]
+    location = error.get("loc", ())
+    at = location[1] if isinstance(location, tuple) and len(location) == 2 else None
+    if not reason:
+        return "the request body is not valid JSON"
+    where = f" at character {at + 1}" if isinstance(at, int) else ""
+    return f"the request body is not valid JSON{where}: {_JSON_REASONS.get(reason, reason)}"
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -294,9 +313,7 @@ async def _streams_unavailable(request: Request, exc: Exception) -> JSONResponse
 def _unreadable_body(cause: BaseException) -> str:
     if isinstance(cause, UnicodeDecodeError):
         return "the request body is not valid JSON (it is not UTF-8)"
-    if isinstance(cause, RecursionError):
-        return "the request body is nested too deeply"
-    return "the request body is not valid JSON"  # e.g. an integer of over 4,300 digits
+    return "the request body is not valid JSON"
 
 
 def _with_head(headers: Mapping[str, str]) -> dict[str, str]:
@@ -309,8 +326,8 @@ def _with_head(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI answers a body it cannot decode (not UTF-8, nested too deeply, a number too long
-    to convert) with 400 "There was an error parsing the body", raised from the decoding error:
+    """FastAPI answers a body it cannot decode (not UTF-8: api/json_body.py) with 400 "There
+    was an error parsing the body", raised from the decoding error:
     here it is a 422 that says why, like every other malformed body. (Found by the schema
     fuzzer, tests/unit/test_fuzz_schema.py.)"""
     assert isinstance(exc, StarletteHTTPException)

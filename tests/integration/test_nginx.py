@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
+from backend.http_protocol import UNREADABLE
 from backend.llm.simulated import answer_for
 from scripts.run import trusted_proxy
 from tests.clients import ChatSession, answer_of
@@ -438,18 +439,66 @@ def _raw_exchange(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]
             505,
             "the HTTP version is not supported (use HTTP/1.1)",
         ),
+        (
+            b"POST /api/chat/sync?x=\xc3\xa9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            400,
+            "the request could not be read (malformed, or its headers or cookies are too large)",
+        ),
+        (
+            b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Note: a\x01b\r\nConnection: close\r\n\r\n",
+            400,
+            UNREADABLE,
+        ),
+        (
+            b"FROB /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            400,
+            UNREADABLE,
+        ),
     ],
-    ids=["utf-8-in-path", "latin-1-in-path", "trace", "transfer-encoding", "http-2.0-line"],
+    ids=[
+        "utf-8-in-path",
+        "latin-1-in-path",
+        "trace",
+        "transfer-encoding",
+        "http-2.0-line",
+        "utf-8-in-a-chat-query",
+        "control-character-in-a-header",
+        "unknown-method",
+    ],
 )
 def test_what_the_backend_s_parser_or_nginx_refuses_raw_is_json_too(
     edge: Edge, request_: bytes, status: int, detail: str
 ) -> None:
     """An outside-in probe: a raw non-ASCII byte in the path got uvicorn's plain-text 400
-    through nginx, and TRACE nginx's HTML 405; a security probe: nginx's HTML 501 and 505."""
+    through nginx, and TRACE nginx's HTML 405; a security probe: nginx's HTML 501 and 505, and
+    uvicorn's plain text for a control character in a header, a method it does not know, and a
+    raw byte in the target of the chat routes (nginx's check was not in their location)."""
     got, headers, body = _raw_exchange(edge.url, request_)
     assert got == status
     assert headers["content-type"] == "application/json"
     assert json.loads(body) == {"detail": detail}
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Note: a\x01b\r\n\r\n",
+        b"FROB /api/health HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /api/chat?x=\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+    ids=["control-character-in-a-header", "unknown-method", "latin-1-in-a-chat-query"],
+)
+def test_the_backend_alone_refuses_what_it_cannot_parse_as_json(
+    edge: Edge, request_: bytes
+) -> None:
+    """Behind a proxy of one's own, which passes these on as nginx does: uvicorn's parser said
+    `Invalid HTTP request received.` in plain text, and the connection closes after it."""
+    got, headers, body = _raw_exchange(edge.backend_url, request_)
+    assert got == 400
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    assert int(headers["content-length"]) == len(body)
+    assert json.loads(body) == {"detail": UNREADABLE}
 
 
 def test_nginx_s_own_redirects_are_relative(edge: Edge) -> None:

@@ -127,13 +127,40 @@ CASES = [
         Probe("/api/chat/sync", b'{"prompt": "hi", "thinking": ' + b"9" * 5000 + b"}", 422),
         id="parse-400-json-5000-digit-number",
     ),
+    # Not JSON (RFC 8259), though Python's json.loads took them (a security probe: a UTF-16
+    # body was started while a Latin-1 one was refused).
     pytest.param(
-        Probe("/api/chat/sync", b'{"prompt": "hi", "thinking": NaN}', 422, "thinking:"),
+        Probe("/api/chat/sync", b'{"prompt": "hi", "thinking": NaN}', 422, NOT_JSON),
         id="json-nan",
     ),
     pytest.param(
-        Probe("/api/chat/sync", b'{"prompt": "hi", "thinking": 1e400}', 422, "thinking:"),
+        Probe("/api/chat/sync", b'{"prompt": "hi", "x": -Infinity}', 422, NOT_JSON),
+        id="json-infinity-in-an-extra-field",
+    ),
+    pytest.param(
+        Probe("/api/chat/sync", b'{"prompt": "hi", "thinking": 1e400}', 422, NOT_JSON),
         id="json-infinite-number",
+    ),
+    pytest.param(
+        Probe("/api/chat/sync", '{"prompt": "hi"}'.encode("utf-16"), 422, "not UTF-8"),
+        id="json-utf-16-with-bom",
+    ),
+    pytest.param(
+        Probe("/api/chat/sync", '{"prompt": "hi"}'.encode("utf-16-le"), 422, NOT_JSON),
+        id="json-utf-16-without-bom",
+    ),
+    pytest.param(
+        Probe("/api/chat/sync", '{"prompt": "hi"}'.encode("utf-32"), 422, "not UTF-8"),
+        id="json-utf-32",
+    ),
+    pytest.param(
+        Probe(
+            "/api/chat/sync",
+            b"\xef\xbb\xbf" + utf8_json({"prompt": "h\u00e9"}),
+            200,
+            prompt="h\u00e9",
+        ),
+        id="json-utf-8-byte-order-mark-passed-over",
     ),
     # Wrong types.
     pytest.param(execute({"text": 5, "channel": CHANNEL}, 422, "text:"), id="type-text-number"),
@@ -242,9 +269,10 @@ CASES = [
         ),
         id="extra-turn-field-ignored",
     ),
+    # Not Unicode, so not JSON: refused wherever it is (it was ignored in an extra field).
     pytest.param(
-        Probe("/api/chat/sync", ascii_json({"prompt": "hi", "x": "\ud800"}), 200, prompt="hi"),
-        id="extra-field-with-surrogate-ignored",
+        Probe("/api/chat/sync", ascii_json({"prompt": "hi", "x": "\ud800"}), 422, SURROGATE),
+        id="extra-field-with-surrogate-refused",
     ),
     pytest.param(
         Probe("/api/chat/sync", b'{"prompt": "hi", "x": ' + nested(100) + b"}", 200, prompt="hi"),
@@ -348,7 +376,7 @@ CASES = [
         id="surrogate-in-history",
     ),
     pytest.param(
-        execute({"text": "hi", "channel": "stream:abc\ud800defgh#{user}"}, 422, "channel:"),
+        execute({"text": "hi", "channel": "stream:abc\ud800defgh#{user}"}, 422, SURROGATE),
         id="surrogate-in-channel",
     ),
     pytest.param(

@@ -114,7 +114,9 @@ async def test_invalid_json_is_422_with_a_message(api: Api) -> None:
         "/api/execute", content=b'{"text": "hi",', headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
-    assert response.json() == {"detail": "the request body is not valid JSON"}
+    assert response.json() == {
+        "detail": "the request body is not valid JSON at character 15: unexpected end of data"
+    }
 
 
 async def test_the_largest_allowed_prompt_and_history_fit_in_the_body_limit(api: Api) -> None:

@@ -13,10 +13,11 @@ from pydantic import BaseModel, ConfigDict
 
 from backend.api.address import client_address
 from backend.api.deps import ServicesDep
+from backend.api.json_body import JSONBodyRoute
 from backend.centrifugo.subscriptions import Reply, SubscribeGate
 from backend.core.ports import StreamsUnavailable
 
-router = APIRouter(prefix="/centrifugo", include_in_schema=False)
+router = APIRouter(prefix="/centrifugo", include_in_schema=False, route_class=JSONBodyRoute)
 
 
 class SubscribeRequest(BaseModel):

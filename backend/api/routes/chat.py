@@ -25,12 +25,13 @@ from backend.api.errors import (
     TOO_MANY,
     busy_response,
 )
+from backend.api.json_body import JSONBodyRoute
 from backend.api.limits import check_question
 from backend.api.schemas import ChatRequest, ChatResponse, ErrorResponse
 from backend.core.answer import AnswerFailed
 from backend.core.types import Chunk, Question
 
-router = APIRouter()
+router = APIRouter(route_class=JSONBodyRoute)
 
 SSE_HEADERS = {"Cache-Control": "private, no-store", "X-Accel-Buffering": "no"}
 KEEPALIVE = ": keep-alive\n\n"

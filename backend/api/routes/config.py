@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api.deps import SettingsDep
+from backend.api.json_body import JSONBodyRoute
 from backend.api.schemas import ClientConfig
 
-router = APIRouter()
+router = APIRouter(route_class=JSONBodyRoute)
 
 
 @router.get("/config")

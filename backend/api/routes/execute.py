@@ -20,12 +20,13 @@ from backend.api.errors import (
     TOO_MANY,
     busy_response,
 )
+from backend.api.json_body import JSONBodyRoute
 from backend.api.limits import check_question
 from backend.api.schemas import CancelRequest, ChannelResponse, ErrorResponse, ExecuteRequest
 from backend.core.ports import ChannelUsed, PublishError, StreamBusy
 
 logger = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter(route_class=JSONBodyRoute)
 
 # nginx answers the client 504 once a backend has not answered for 8 s (its proxy_read_timeout
 # on /api/, nginx/relaychat.conf.template) and closes its connection; the page then takes the

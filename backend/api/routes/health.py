@@ -6,10 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from backend.api.deps import ServicesDep
+from backend.api.json_body import JSONBodyRoute
 from backend.api.schemas import ErrorResponse, HealthResponse, ReadyResponse
 from backend.core.ports import PublishError
 
-router = APIRouter()
+router = APIRouter(route_class=JSONBodyRoute)
 
 
 @router.get("/health")
