@@ -47,7 +47,7 @@ import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
 import { Toast } from './toast.js';
 import { UnseenAnswers } from './unseen.js';
-import { unsentPrompts, waitsToBeSentAgain } from './unsent.js';
+import { forSession, unsentPrompts, waitsToBeSentAgain } from './unsent.js';
 import { newParts, waitingNote, withoutAdvice } from './waiting.js';
 import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './view.js';
 import { cannotConnect, connectionLost, copyFailed, disconnected, storageNews } from './words.js';
@@ -313,12 +313,22 @@ async function renewSession() {
   }
 }
 
+/** The server does not know the page's session (src/unsent.js `forSession`). */
+const sessionEnded = forSession;
+
 /**
- * The server does not know the page's session: none (401), or the channel is another user's
- * (403: another tab started a new session with the shared cookie).
+ * `run`'s prompt was refused for its session: the answer ends as refused, said so (and Retry
+ * offered) once the new session is in place.
+ * @param {Run} run
  * @param {unknown} error
  */
-const sessionEnded = (error) => [401, 403].includes(/** @type {{status?: number}} */ (error)?.status ?? 0);
+async function refusedForSession(run, error) {
+  run.refused = true;
+  await renewSession();
+  // The prompt went as its channel's user: a session now of another user is a new one.
+  const renewed = connection !== null && connection.user !== channelUser(run.channel);
+  run.subscription.stop('refused', renewed ? 'the session had ended; a new one has started, so send it again' : messageOf(error));
+}
 
 /** Other tabs' news of a new session (the cookie is shared): this one asks for it too. */
 const sessionNews = typeof BroadcastChannel === 'function' ? new BroadcastChannel('relaychat-session') : null;
@@ -495,6 +505,7 @@ const unsent = unsentPrompts({
   showNotes: (run) => showNotes(/** @type {Run} */ (run)),
   mark: (run, resend) => keepResendMark(/** @type {Run} */ (run), resend),
   following: (run) => runs.get(run.channel) === run,
+  sessionEnded: (run, error) => refusedForSession(/** @type {Run} */ (run), error),
 });
 
 /**
@@ -1302,11 +1313,7 @@ async function ask(text, { shown = false } = {}) {
     // nothing comes, the follower asks the backend, and the prompt ends as not sent if the
     // backend does not have it.
     if (sessionEnded(error) && run) {
-      // Refused for its session: said so (and Retry offered) once the new session is in place.
-      run.refused = true;
-      await renewSession();
-      const renewed = connection?.user !== user;
-      run.subscription.stop('refused', renewed ? 'the session had ended; a new one has started, so send it again' : messageOf(error));
+      await refusedForSession(run, error);
     } else if (refusedAsItIs(error)) {
       // Sent again as it is, it would be refused again: it goes back to be edited instead. The
       // limits are read again: the server's may have changed since the page read them (a

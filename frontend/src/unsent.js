@@ -43,12 +43,22 @@ export const REFUSED_FOR_NOW =
  * @property {(run: Unsure, resend: Resend | null) => void} mark  keeps with the answer's turn
  *   that its prompt waits to be sent again (null: no longer)
  * @property {(run: Unsure) => boolean} following  whether the page still follows this answer
+ * @property {(run: Unsure, error: unknown) => void} [sessionEnded]  ends the answer when a resend
+ *   was refused for its session (401, or 403: the channel is another session's user's), with
+ *   the session started again; without it, such an answer ends as refused with the server's words
  * @property {(ms: number, options: {early: boolean}) => Promise<void>} [wait]  see resend.js
  * @property {() => number} [now]  milliseconds since the epoch
  */
 
 /** @param {unknown} error */
 const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
+/**
+ * Whether the server refused a request for its session: none (401), or the channel is another
+ * user's (403: another tab started a new session with the shared cookie).
+ * @param {unknown} error
+ */
+export const forSession = (error) => [401, 403].includes(/** @type {{status?: number}} */ (error)?.status ?? 0);
 
 /**
  * Whether `run`'s prompt waits to be sent again, with the resending (not the follower) to say
@@ -64,6 +74,7 @@ export function unsentPrompts({
   showNotes,
   mark,
   following,
+  sessionEnded = (run, error) => run.subscription.stop('refused', messageOf(error)),
   wait = (ms, { early }) => (early ? untilOnline(ms) : new Promise((resolve) => setTimeout(resolve, ms))),
   now = Date.now,
 }) {
@@ -121,6 +132,8 @@ export function unsentPrompts({
     if (ended === undefined || mayHaveGotThrough(ended)) {
       run.resending = false;
       run.subscription.check();
+    } else if (forSession(ended)) {
+      sessionEnded(run, ended);
     } else {
       run.subscription.stop('refused', messageOf(ended));
     }

@@ -23,10 +23,10 @@ const CHANNEL = 'stream:abc#u1';
  * thrown instead); the clock starts at 0 and moves with each wait.
  * @param {(unknown | Error)[]} [replies]
  */
-function page(replies = []) {
+function page(replies = [], { withSessionEdge = false } = {}) {
   let clock = 0;
-  /** @type {{sends: number, waits: number[], notesShown: string[], marks: (Resend | null)[], checks: number, stops: [string, string][]}} */
-  const seen = { sends: 0, waits: [], notesShown: [], marks: [], checks: 0, stops: [] };
+  /** @type {{sends: number, waits: number[], notesShown: string[], marks: (Resend | null)[], checks: number, stops: [string, string][], sessionsEnded: unknown[]}} */
+  const seen = { sends: 0, waits: [], notesShown: [], marks: [], checks: 0, stops: [], sessionsEnded: [] };
   /** @type {Unsure} */
   const run = {
     channel: CHANNEL,
@@ -49,6 +49,7 @@ function page(replies = []) {
     showNotes: (r) => seen.notesShown.push(r.notes.unsure),
     mark: (_, resend) => seen.marks.push(resend),
     following: () => following,
+    ...(withSessionEdge ? { sessionEnded: (/** @type {Unsure} */ _, /** @type {unknown} */ error) => seen.sessionsEnded.push(error) } : {}),
     wait: async (ms) => {
       seen.waits.push(ms);
       clock += ms;
@@ -163,6 +164,23 @@ test('a refusal that is not for now ends the answer as refused, with the server 
   assert.deepEqual(seen.stops, [['refused', 'HTTP 429']]);
   assert.equal(seen.checks, 0);
   assert.deepEqual(seen.marks.at(-1), null);
+});
+
+for (const status of [401, 403]) {
+  test(`a resend refused for its session (${status}) is the page's to end, with a new session`, async () => {
+    const refusal = httpError(status);
+    const { run, seen, unsent, send } = page([httpError(503, 5), refusal], { withSessionEdge: true });
+    await unsent.keepSending(run, { thinking: false, send });
+    assert.deepEqual(seen.sessionsEnded, [refusal]); // review80 L4: it ended as refused, the session as it was
+    assert.deepEqual([seen.stops, seen.checks], [[], 0]);
+    assert.deepEqual(seen.marks.at(-1), null);
+  });
+}
+
+test('without a session edge, a resend refused for its session ends as refused', async () => {
+  const { run, seen, unsent, send } = page([httpError(401)]);
+  await unsent.keepSending(run, { thinking: false, send }, { refusedFor: 'busy', retryAfter: 1 });
+  assert.deepEqual(seen.stops, [['refused', 'HTTP 401']]);
 });
 
 test('refused for now until the time is up, with no reply last: the snapshot decides', async () => {

@@ -171,6 +171,44 @@ async def test_a_session_that_ended_is_replaced_and_retry_works(
     assert console_errors == []
 
 
+async def test_a_prompt_sent_again_after_the_session_ended_starts_a_new_one(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """A prompt refused for now (a 503 with Retry-After) whose resend found the session gone
+    ended with the server's 401 words, and the session stayed as it was, so the next prompt was
+    refused too (review80 L4): now it ends as one sent before a new session, and Retry works."""
+    executes = record_executes(page)
+    refused = asyncio.Event()
+
+    async def refuse_then_forget(route: Route) -> None:
+        if refused.is_set():
+            await route.continue_()
+            return
+        refused.set()
+        await page.context.clear_cookies()  # the session ends while the prompt waits
+        headers = {"Retry-After": "1"}
+        detail = {"detail": "the server is stopping; nothing was started, please send it again"}
+        await route.fulfill(status=503, json=detail, headers=headers)
+
+    await page.route("**/api/execute", refuse_then_forget)
+    await send(page, "hello")
+    notice = page.locator(".turn.assistant .notice").last
+    await expect(notice).to_have_text(
+        "The prompt was not accepted: the session had ended; a new one has started, so send it "
+        "again. Retry"
+    )
+    await notice.get_by_role("button", name="Retry").click()
+    await page.locator(FINISHED).wait_for()
+    await expect(last_answer(page).locator(".notice")).to_have_count(0)
+    await expect(last_answer(page).locator(".answer")).to_contain_text("Hello!")
+    users = [execute["channel"].rsplit("#", 1)[1] for execute in executes]
+    assert len(users) == 3  # refused for now, sent again, sent anew by Retry
+    assert users[0] == users[1] != users[2]
+    console_errors.expect("401")
+    console_errors.expect("503")
+    assert console_errors == []
+
+
 async def test_an_answer_of_an_earlier_session_is_said_to_be_lost_after_a_reload(
     page: Page, console_errors: ConsoleErrors
 ) -> None:
