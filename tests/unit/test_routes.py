@@ -369,6 +369,21 @@ async def test_cancel_where_nothing_runs_is_404(endless: Api) -> None:
     assert "no answer is streaming" in response.json()["detail"]
 
 
+async def test_execute_while_stopping_says_so_even_with_centrifugo_unreachable(api: Api) -> None:
+    """review78 L7: the 503 named Centrifugo, without Retry-After, so the page took the prompt
+    as refused; a process that is stopping says so first (its page sends the prompt again)."""
+    channel = f"stream:abcdefgh#{await api.user()}"
+    api.publisher.is_ready = False
+    api.app.state.services.capacity.close()
+
+    response = await api.client.post("/api/execute", json={"text": "hello", "channel": channel})
+
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("the server is stopping")
+    assert response.headers["retry-after"] == "5"
+    assert api.model.questions == []
+
+
 async def test_cancel_of_a_malformed_channel_is_422(endless: Api) -> None:
     await endless.user()
 

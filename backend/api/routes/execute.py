@@ -23,7 +23,7 @@ from backend.api.errors import (
 from backend.api.json_body import JSONBodyRoute
 from backend.api.limits import check_question
 from backend.api.schemas import CancelRequest, ChannelResponse, ErrorResponse, ExecuteRequest
-from backend.core.ports import ChannelUsed, PublishError, StreamBusy
+from backend.core.ports import ChannelUsed, PublishError, ServerStopping, StreamBusy
 
 logger = logging.getLogger(__name__)
 router = APIRouter(route_class=JSONBodyRoute)
@@ -93,6 +93,10 @@ async def execute(
 ) -> ChannelResponse:
     question = check_question(body.question(body.text), settings)
     _check_owner(body.channel_user, user)
+    if services.capacity.closed:
+        # Said before Centrifugo's state (down too in a whole restart): this refusal comes with
+        # Retry-After, and the page sends the prompt again.
+        raise ServerStopping()
     try:
         # An answer nobody could receive is refused, not accepted into the void.
         await services.publisher.ready(known=True)
