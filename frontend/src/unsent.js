@@ -18,7 +18,7 @@ export const RESEND_FOR_MS = 90_000;
 export const LOST_ON_THE_WAY =
   'The server could not be reached, so the prompt may not have got through; waiting in case it did.';
 export const REFUSED_FOR_NOW =
-  'The server is restarting or busy and took nothing yet; the prompt is sent again in a moment.';
+  'The server is restarting or busy and took nothing yet; the prompt is sent again as soon as it can take it.';
 
 /**
  * The part of an answer being followed (main.js's `Run`) that this reads and writes.

@@ -344,7 +344,8 @@ async def until_stopping(page: Page) -> None:
 
 
 WAITING = (
-    "The server is restarting or busy and took nothing yet; the prompt is sent again in a moment."
+    "The server is restarting or busy and took nothing yet; the prompt is sent again as soon as "
+    "it can take it."
 )
 
 
