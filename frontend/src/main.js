@@ -47,7 +47,7 @@ import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
 import { Toast } from './toast.js';
 import { UnseenAnswers } from './unseen.js';
-import { forSession, unsentPrompts, waitsToBeSentAgain } from './unsent.js';
+import { RESEND_FOR_MS, forSession, unsentPrompts, waitsToBeSentAgain } from './unsent.js';
 import { newParts, waitingNote, withoutAdvice } from './waiting.js';
 import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './view.js';
 import { cannotConnect, connectionLost, copyFailed, disconnected, storageNews } from './words.js';
@@ -471,6 +471,13 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         // Refused for now and to be sent again: the server has nothing of it, and the resend
         // (not a silence) decides when to give up. Nothing learnt, as far as the follower goes.
         if (waitsToBeSentAgain(run)) throw new ApiError(503, 'the prompt waits to be sent again');
+        // Sent again from another tab (its mark kept with the turn, still in time): the server
+        // may not have it yet, and that tab's resending says how it ends (review80 M1: this tab
+        // ended it from the 404, and took the mark off, while the other one sent it again).
+        // Not once Stop is pressed here: the 404 says it is stopped, and that tab hears of it.
+        if (!run.unsent && !run.stopping && (await sentAgainElsewhere(run))) {
+          throw new ApiError(503, 'the prompt is being sent again from another tab');
+        }
         try {
           const snapshot = await fetchSnapshot(streamIdOf(channel));
           unsent.through(run); // the server has it
@@ -501,11 +508,57 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
 }
 
 /** Answers whose prompt may not have got through, and its sending again (src/unsent.js). */
+/**
+ * `run`'s turn as kept (another tab's changes included), or null.
+ * @param {Run} run
+ * @returns {Promise<AssistantTurn | null>}
+ */
+async function storedTurn(run) {
+  try {
+    const stored = await store.get(run.conversationId);
+    const turn = stored?.turns.find((each) => each.role === 'assistant' && each.channel === run.channel);
+    return turn?.role === 'assistant' ? turn : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether another tab is sending `run`'s prompt again: its mark is kept with the turn, and it
+ * is still in time (a tab closed meanwhile leaves the mark, which says nothing after that).
+ * @param {Run} run
+ */
+async function sentAgainElsewhere(run) {
+  const turn = await storedTurn(run);
+  return Boolean(turn?.resend && !turn.reason && Date.now() < turn.resend.since + RESEND_FOR_MS);
+}
+
+/**
+ * Whether another tab ended `run`'s answer, or pressed Stop on it, as kept with its turn, before
+ * this tab sends its prompt again; taken in here if so (review80 M1: a resend from this tab
+ * started the answer that Stop had been pressed on there).
+ * @param {Run} run
+ */
+async function endedElsewhere(run) {
+  const turn = await storedTurn(run);
+  if (!turn || runs.get(run.channel) !== run || run.stopping) return false;
+  if (turn.reason) {
+    run.subscription.stop(turn.reason, turn.error ?? '');
+    return true;
+  }
+  if (turn.stopPressed) {
+    void stopRun(run);
+    return true;
+  }
+  return false;
+}
+
 const unsent = unsentPrompts({
   showNotes: (run) => showNotes(/** @type {Run} */ (run)),
   mark: (run, resend) => keepResendMark(/** @type {Run} */ (run), resend),
   following: (run) => runs.get(run.channel) === run,
   sessionEnded: (run, error) => refusedForSession(/** @type {Run} */ (run), error),
+  endedElsewhere: (run) => endedElsewhere(/** @type {Run} */ (run)),
 });
 
 /**

@@ -28,6 +28,8 @@ const NOT_THROUGH = [0, 502, 504];
  *   time: it did answer)
  * @property {(error: unknown) => void} [refusedForNow]  the server refused it for now (503 with
  *   `Retry-After`)
+ * @property {() => Promise<boolean>} [goOn]  asked before each send, after `unsent`: false ends
+ *   the resending (the answer was ended or stopped elsewhere meanwhile)
  * @property {() => number} [now]  milliseconds, for the deadline
  */
 
@@ -43,7 +45,7 @@ const NOT_THROUGH = [0, 502, 504];
  *   nothing more to do
  */
 export async function sendAgain(
-  { send, unsent, through, wait, refusedForNow = () => {}, now = Date.now },
+  { send, unsent, through, wait, refusedForNow = () => {}, goOn = async () => true, now = Date.now },
   { retryAfter = null, deadline = Infinity } = {},
 ) {
   let asked = retryAfter; // seconds the server asked to be left alone, from its last refusal
@@ -53,7 +55,7 @@ export async function sendAgain(
     const ms = Math.max(delay, (asked ?? 0) * 1000);
     if (now() + ms > deadline) return last;
     await wait(ms, { early: asked === null });
-    if (!unsent()) return undefined;
+    if (!unsent() || !(await goOn()) || !unsent()) return undefined;
     try {
       await send();
     } catch (error) {

@@ -46,6 +46,9 @@ export const REFUSED_FOR_NOW =
  * @property {(run: Unsure, error: unknown) => void} [sessionEnded]  ends the answer when a resend
  *   was refused for its session (401, or 403: the channel is another session's user's), with
  *   the session started again; without it, such an answer ends as refused with the server's words
+ * @property {(run: Unsure) => Promise<boolean>} [endedElsewhere]  asked before each resend:
+ *   whether another tab of the page ended the answer or pressed Stop on it meanwhile (as kept
+ *   with its turn), having taken that in here if so; no resend goes out then
  * @property {(ms: number, options: {early: boolean}) => Promise<void>} [wait]  see resend.js
  * @property {() => number} [now]  milliseconds since the epoch
  */
@@ -75,6 +78,7 @@ export function unsentPrompts({
   mark,
   following,
   sessionEnded = (run, error) => run.subscription.stop('refused', messageOf(error)),
+  endedElsewhere = async () => false,
   wait = (ms, { early }) => (early ? untilOnline(ms) : new Promise((resolve) => setTimeout(resolve, ms))),
   now = Date.now,
 }) {
@@ -170,6 +174,11 @@ export function unsentPrompts({
         },
         unsent: () => following(run) && Boolean(run.unsent) && !run.stopping,
         through: () => through(run),
+        goOn: async () => {
+          if (!(await endedElsewhere(run))) return true;
+          run.resending = false; // it ended there: nothing more for the resending to say
+          return false;
+        },
         wait,
         refusedForNow: (error) => {
           if (run.refusedFor) return;

@@ -15,9 +15,10 @@ const httpError = (status) => Object.assign(new Error(`HTTP ${status}`), { statu
  * `sendAgain` with the replies from `replies` in turn (an Error is thrown instead), on a clock
  * that the waits (and each send, `sendMs`) move on.
  * @param {(unknown | Error)[]} replies
- * @param {{heardAfter?: number, retryAfter?: number | null, deadline?: number, sendMs?: number}} [options]
+ * @param {{heardAfter?: number, retryAfter?: number | null, deadline?: number, sendMs?: number, endedElsewhereAfter?: number}} [options]
  *   news of the answer comes after this many waits; the first failure's Retry-After; when to
- *   stop trying (the clock starts at 0); how long each send takes
+ *   stop trying (the clock starts at 0); how long each send takes; `goOn` says no after this
+ *   many waits
  */
 async function resend(
   replies,
@@ -26,6 +27,7 @@ async function resend(
     retryAfter = /** @type {number | null} */ (null),
     deadline = Infinity,
     sendMs = 0,
+    endedElsewhereAfter = Infinity,
   } = {},
 ) {
   let sends = 0;
@@ -58,6 +60,7 @@ async function resend(
         if (waits.length >= heardAfter) unsent = false;
       },
       refusedForNow: (error) => refusedForNow.push(error),
+      goOn: async () => waits.length < endedElsewhereAfter,
       now: () => clock,
     },
     { retryAfter, deadline },
@@ -145,4 +148,9 @@ test('news of the answer meanwhile ends the resending, nothing sent', async () =
 test('an error without a status (a page bug, say) is tried again, not taken for a refusal', async () => {
   const result = await resend([new Error('boom'), { channel: 'c' }]);
   assert.deepEqual([result.sends, result.throughs], [2, 1]);
+});
+
+test('ended elsewhere meanwhile (goOn says no): nothing more is sent, and nothing said', async () => {
+  const result = await resend([httpError(0), httpError(0), { channel: 'c' }], { endedElsewhereAfter: 2 });
+  assert.deepEqual([result.sends, result.throughs, result.ended], [1, 0, undefined]);
 });

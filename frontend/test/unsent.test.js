@@ -23,7 +23,7 @@ const CHANNEL = 'stream:abc#u1';
  * thrown instead); the clock starts at 0 and moves with each wait.
  * @param {(unknown | Error)[]} [replies]
  */
-function page(replies = [], { withSessionEdge = false } = {}) {
+function page(replies = [], { withSessionEdge = false, endedElsewhereAtSend = Infinity } = {}) {
   let clock = 0;
   /** @type {{sends: number, waits: number[], notesShown: string[], marks: (Resend | null)[], checks: number, stops: [string, string][], sessionsEnded: unknown[]}} */
   const seen = { sends: 0, waits: [], notesShown: [], marks: [], checks: 0, stops: [], sessionsEnded: [] };
@@ -49,6 +49,7 @@ function page(replies = [], { withSessionEdge = false } = {}) {
     showNotes: (r) => seen.notesShown.push(r.notes.unsure),
     mark: (_, resend) => seen.marks.push(resend),
     following: () => following,
+    endedElsewhere: async () => seen.sends >= endedElsewhereAtSend,
     ...(withSessionEdge ? { sessionEnded: (/** @type {Unsure} */ _, /** @type {unknown} */ error) => seen.sessionsEnded.push(error) } : {}),
     wait: async (ms) => {
       seen.waits.push(ms);
@@ -176,6 +177,15 @@ for (const status of [401, 403]) {
     assert.deepEqual(seen.marks.at(-1), null);
   });
 }
+
+test('ended or stopped in another tab before a resend: nothing is sent, nor ended from here', async () => {
+  // review80 M1: a resend from this tab started the answer Stop had been pressed on there.
+  const { run, seen, unsent, send } = page([httpError(503, 1), { status: 202 }], { endedElsewhereAtSend: 1 });
+  await unsent.keepSending(run, { thinking: false, send });
+  assert.equal(seen.sends, 1);
+  assert.equal(run.resending, false);
+  assert.deepEqual([seen.stops, seen.checks, run.heard], [[], 0, undefined]); // that tab's ending is taken in by the edge
+});
 
 test('without a session edge, a resend refused for its session ends as refused', async () => {
   const { run, seen, unsent, send } = page([httpError(401)]);

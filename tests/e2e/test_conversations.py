@@ -132,6 +132,52 @@ async def test_a_second_tab_follows_the_running_answer(
     assert folded(await other.locator(ANSWER).nth(1).text_content()).startswith("Hello!")
 
 
+async def test_stop_in_another_tab_on_a_prompt_waiting_to_be_sent_again_stops_it_in_both(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """review80 M1: a prompt refused for now is sent again by its tab; Stop pressed on it in a
+    second tab ended it there, but the first tab went on sending it, and once the server took
+    it the answer ran after all. Now the first tab reads the turn as kept before each resend,
+    takes the Stop in, and sends nothing more."""
+    refusing = True
+    through: list[str] = []
+
+    async def refuse_for_now(route: Route) -> None:
+        if refusing:
+            detail = {"detail": "the server is stopping; nothing was started, please send it again"}
+            await route.fulfill(status=503, json=detail, headers={"Retry-After": "1"})
+            return
+        through.append(json.loads(route.request.post_data or "{}")["channel"])
+        await route.continue_()
+
+    await page.context.route("**/api/execute", refuse_for_now)
+    await send(page, "hello")
+    waiting = "The server is restarting or busy and took nothing yet"
+    await expect(page.locator(".turn.assistant .note")).to_contain_text(waiting)
+    async with asyncio.timeout(10):
+        await wait_until_stored(page, "cs => cs.some(c => c.turns.some(t => t.resend))")
+    [conversation] = await stored_conversations(page)
+    channel = conversation["turns"][1]["channel"]
+
+    other = await open_page(page, console_errors, page.url)
+    await expect(other.locator(".turn.assistant .note")).to_contain_text(waiting)
+    await other.get_by_role("button", name="Stop", exact=True).click()
+
+    for shown in (other, page):
+        notice = shown.locator(".turn.assistant .notice")
+        await expect(notice).to_contain_text("Stopped.", timeout=10_000)
+        await expect(shown.locator(".turn.assistant")).to_have_attribute("aria-busy", "false")
+    refusing = False
+    await send(page, "hello")  # the next prompt goes, on a channel of its own
+    await page.locator(FINISHED).wait_for()
+    assert channel not in through
+    assert len(through) == 1
+    [conversation] = await stored_conversations(page)
+    assert conversation["turns"][1]["reason"] == "cancelled"
+    console_errors.expect("503")
+    console_errors.expect("404")  # the cancels: nothing runs there
+
+
 async def test_an_answer_arriving_in_another_conversation_is_kept_across_a_reload(
     page: Page,
 ) -> None:
