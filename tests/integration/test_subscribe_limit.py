@@ -50,11 +50,12 @@ async def other_session(limited: Stack) -> AsyncIterator[ChatSession]:
 
 
 async def flood(
-    stack: Stack, http: httpx.AsyncClient, user: str, count: int
+    stack: Stack, http: httpx.AsyncClient, user: str, count: int, data: Any = None
 ) -> tuple[list[Any], int | None]:
     """`count` subscribes to fresh channels of `user`'s, at once on one raw connection, as
-    the probe sent them (with recovery from the start); the replies, in order, until the
-    connection closed, and the code it was closed with (None: still open)."""
+    the probe sent them (with recovery from the start, and `data` when given: Centrifugo
+    passes it to the subscribe proxy as it is); the replies, in order, until the connection
+    closed, and the code it was closed with (None: still open)."""
     token = (await http.post("/api/token")).json()["token"]
     async with websockets.connect(stack.websocket_url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
         await ws.send(json.dumps({"id": 1, "connect": {"token": token}}))
@@ -68,6 +69,7 @@ async def flood(
                         "recover": True,
                         "offset": 0,
                         "epoch": "",
+                        **({} if data is None else {"data": data}),
                     },
                 }
             )
@@ -131,3 +133,19 @@ async def test_a_flood_of_fresh_channels_is_refused_past_the_budget_not_the_user
     assert response.status_code == 202
     assert answer_of(await collector.wait_for_done()) == answer_for("unaffected")
     assert collector.errors == []
+
+
+async def test_subscribe_data_the_backend_would_not_take_as_a_prompt_counts_as_well(
+    limited: Stack, other_session: ChatSession
+) -> None:
+    """Review: request bodies read as strict JSON reached the subscribe proxy too, which
+    Centrifugo sends the client's own subscribe `data` in: an unpaired surrogate in it got a
+    422 before the budgets were asked (the client saw "internal server error", and a flood of
+    them was never refused nor its connection closed). The proxy reads Centrifugo's body as
+    it is; its budgets count such a flood like any other."""
+    replies, closed = await flood(
+        limited, other_session.http, other_session.user, 100, data={"x": "\ud800"}
+    )
+    allowed = [reply for reply in replies if "subscribe" in reply]
+    assert BURST <= len(allowed) <= BURST + 3
+    assert closed == TOO_MANY_REFUSED
