@@ -14,8 +14,8 @@ import json
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 UNREADABLE = (
-    "the request could not be read: it is not valid HTTP/1.1 (its method, its target or one of "
-    "its headers)"
+    "the request could not be read: it is not valid HTTP/1.1 (its request line, a header, or "
+    "the framing of its body)"
 )
 _BODY = json.dumps({"detail": UNREADABLE}).encode("ascii")
 

@@ -164,10 +164,15 @@ def _describe(error: dict[str, object], settings: Settings) -> str:
 
 # orjson's reasons (api/json_body.py) that say more in other words.
 _JSON_REASONS = {
-    "no low surrogate in string": f"a string {NOT_UNICODE}",
-    "invalid high surrogate in string": f"a string {NOT_UNICODE}",
     "depth limit exceeded": "it is nested too deeply",
+    "UTF-8 byte order mark (BOM) is not supported": "it has more than one byte order mark",
 }
+
+
+def _json_reason(reason: str) -> str:
+    if "surrogate" in reason:  # no low, an invalid high or an invalid low one: orjson's words
+        return f"a string {NOT_UNICODE}"
+    return _JSON_REASONS.get(reason, reason)
 
 
 def _json_fault(error: dict[str, object]) -> str:
@@ -178,7 +183,7 @@ def _json_fault(error: dict[str, object]) -> str:
     if not reason:
         return "the request body is not valid JSON"
     where = f" at character {at + 1}" if isinstance(at, int) else ""
-    return f"the request body is not valid JSON{where}: {_JSON_REASONS.get(reason, reason)}"
+    return f"the request body is not valid JSON{where}: {_json_reason(reason)}"
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,5 +1,6 @@
 """Request bodies read as the JSON RFC 8259 defines, by orjson: UTF-8 only, and no `NaN`,
-`Infinity`, lone surrogate or number too large for a double.
+`Infinity`, lone surrogate or number too large for a double (an integer beyond 64 bits is
+read as a double: no field of a request is a number).
 
 FastAPI reads a body with the standard library's `json.loads`, which guesses UTF-16 or UTF-32
 from the bytes and takes `NaN` and `Infinity`: a UTF-16 prompt was started (202) while one in
@@ -21,12 +22,16 @@ def loads_body(body: bytes) -> Any:
     """The JSON value of a request body. A body that is not UTF-8 raises UnicodeDecodeError
     (answered as "not UTF-8", api/errors.py); any other fault orjson's JSONDecodeError, which
     is the standard library's and is answered as invalid JSON."""
-    body = body.removeprefix(codecs.BOM_UTF8)
+    marked = body.startswith(codecs.BOM_UTF8)
+    text = body[len(codecs.BOM_UTF8) :] if marked else body
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        body.decode("utf-8")  # the fault said as it is, when it is the encoding
-        raise
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        text.decode("utf-8")  # the fault said as it is, when it is the encoding
+        if not marked:
+            raise
+        # Where it stops, counted in what the client sent (the mark included).
+        raise orjson.JSONDecodeError(exc.msg, exc.doc, exc.pos + 1) from None
 
 
 class _JSONBodyRequest(Request):

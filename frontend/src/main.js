@@ -313,9 +313,6 @@ async function renewSession() {
   }
 }
 
-/** The server does not know the page's session (src/unsent.js `forSession`). */
-const sessionEnded = forSession;
-
 /**
  * `run`'s prompt was refused for its session: the answer ends as refused, said so (and Retry
  * offered) once the new session is in place.
@@ -484,7 +481,7 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
           return snapshot;
         } catch (error) {
           // The session ended: once the new one is adopted, this answer ends as lost with it.
-          if (sessionEnded(error)) await renewSession();
+          if (forSession(error)) await renewSession();
           throw run.unsent ? asNotSent(error, run.refusedFor) : error;
         }
       },
@@ -557,7 +554,7 @@ const unsent = unsentPrompts({
   showNotes: (run) => showNotes(/** @type {Run} */ (run)),
   mark: (run, resend) => keepResendMark(/** @type {Run} */ (run), resend),
   following: (run) => runs.get(run.channel) === run,
-  sessionEnded: (run, error) => refusedForSession(/** @type {Run} */ (run), error),
+  endForSession: (run, error) => refusedForSession(/** @type {Run} */ (run), error),
   endedElsewhere: (run) => endedElsewhere(/** @type {Run} */ (run)),
 });
 
@@ -773,7 +770,7 @@ function stopEdges(run, say) {
         return await cancel(run.channel);
       } catch (error) {
         // The session ended: once the new one is adopted, this answer has ended with it.
-        if (sessionEnded(error)) await renewSession();
+        if (forSession(error)) await renewSession();
         throw error;
       }
     },
@@ -1365,7 +1362,7 @@ async function ask(text, { shown = false } = {}) {
     // A reply lost on the way may hide an accepted prompt: keep following the channel; if
     // nothing comes, the follower asks the backend, and the prompt ends as not sent if the
     // backend does not have it.
-    if (sessionEnded(error) && run) {
+    if (forSession(error) && run) {
       await refusedForSession(run, error);
     } else if (refusedAsItIs(error)) {
       // Sent again as it is, it would be refused again: it goes back to be edited instead. The

@@ -43,7 +43,7 @@ export const REFUSED_FOR_NOW =
  * @property {(run: Unsure, resend: Resend | null) => void} mark  keeps with the answer's turn
  *   that its prompt waits to be sent again (null: no longer)
  * @property {(run: Unsure) => boolean} following  whether the page still follows this answer
- * @property {(run: Unsure, error: unknown) => void} [sessionEnded]  ends the answer when a resend
+ * @property {(run: Unsure, error: unknown) => void | Promise<void>} [endForSession]  ends the answer when a resend
  *   was refused for its session (401, or 403: the channel is another session's user's), with
  *   the session started again; without it, such an answer ends as refused with the server's words
  * @property {(run: Unsure) => Promise<boolean>} [endedElsewhere]  asked before each resend:
@@ -77,7 +77,7 @@ export function unsentPrompts({
   showNotes,
   mark,
   following,
-  sessionEnded = (run, error) => run.subscription.stop('refused', messageOf(error)),
+  endForSession = (run, error) => run.subscription.stop('refused', messageOf(error)),
   endedElsewhere = async () => false,
   wait = (ms, { early }) => (early ? untilOnline(ms) : new Promise((resolve) => setTimeout(resolve, ms))),
   now = Date.now,
@@ -129,6 +129,7 @@ export function unsentPrompts({
    * snapshot says whether it got through after all.
    * @param {Unsure} run
    * @param {unknown} ended  what `sendAgain` ended with
+   * @returns {void | Promise<void>}  once it has ended (a new session asked for, first)
    */
   function giveUp(run, ended) {
     if (!following(run) || !run.unsent || run.stopping || !run.resending) return;
@@ -137,7 +138,7 @@ export function unsentPrompts({
       run.resending = false;
       run.subscription.check();
     } else if (forSession(ended)) {
-      sessionEnded(run, ended);
+      return endForSession(run, ended);
     } else {
       run.subscription.stop('refused', messageOf(ended));
     }

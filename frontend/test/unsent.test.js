@@ -50,7 +50,7 @@ function page(replies = [], { withSessionEdge = false, endedElsewhereAtSend = In
     mark: (_, resend) => seen.marks.push(resend),
     following: () => following,
     endedElsewhere: async () => seen.sends >= endedElsewhereAtSend,
-    ...(withSessionEdge ? { sessionEnded: (/** @type {Unsure} */ _, /** @type {unknown} */ error) => seen.sessionsEnded.push(error) } : {}),
+    ...(withSessionEdge ? { endForSession: (/** @type {Unsure} */ _, /** @type {unknown} */ error) => void seen.sessionsEnded.push(error) } : {}),
     wait: async (ms) => {
       seen.waits.push(ms);
       clock += ms;

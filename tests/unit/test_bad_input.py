@@ -97,9 +97,10 @@ def turns(count: int, content: str = "x") -> list[dict[str, str]]:
 
 # The cases whose id starts with `parse-400` (the fuzzer, test_fuzz_schema.py, found the first):
 # FastAPI answers an undocumented 400 "There was an error parsing the body" when decoding a JSON
-# body raises anything but JSONDecodeError (bytes that are not UTF-8, nesting past the recursion
-# limit, an integer of over 4,300 digits). Malformed bodies are 422 by the contract and by the
-# schema: these cases fail until backend/api/errors.py answers that 400 as a 422.
+# body raises anything but JSONDecodeError: bytes that are not UTF-8 (backend/api/json_body.py).
+# Malformed bodies are 422 by the contract and by the schema: these cases fail until
+# backend/api/errors.py answers that 400 as a 422. Nesting past the limit and numbers beyond a
+# double (`json-deep-*`, `json-5000-digit-number`) took that path too with Python's json module.
 
 CASES = [
     # Malformed JSON.
@@ -125,7 +126,7 @@ CASES = [
     ),
     pytest.param(
         Probe("/api/chat/sync", b'{"prompt": "hi", "thinking": ' + b"9" * 5000 + b"}", 422),
-        id="parse-400-json-5000-digit-number",
+        id="json-5000-digit-number",
     ),
     # Not JSON (RFC 8259), though Python's json.loads took them (a security probe: a UTF-16
     # body was started while a Latin-1 one was refused).
@@ -161,6 +162,19 @@ CASES = [
             prompt="h\u00e9",
         ),
         id="json-utf-8-byte-order-mark-passed-over",
+    ),
+    pytest.param(
+        Probe("/api/chat/sync", b"\xef\xbb\xbf" + b'{"prompt": "hi",}', 422, "at character 17:"),
+        id="json-after-a-byte-order-mark-where-it-stops-counts-the-mark",
+    ),
+    pytest.param(
+        Probe(
+            "/api/chat/sync",
+            b"\xef\xbb\xbf" * 2 + b'{"prompt": "hi"}',
+            422,
+            "more than one byte order mark",
+        ),
+        id="json-two-byte-order-marks",
     ),
     # Wrong types.
     pytest.param(execute({"text": 5, "channel": CHANNEL}, 422, "text:"), id="type-text-number"),
@@ -344,7 +358,7 @@ CASES = [
     # Deep nesting.
     pytest.param(
         Probe("/api/chat/sync", b'{"prompt": "hi", "history": ' + nested(10_000) + b"}", 422),
-        id="parse-400-nested-10000-lists",
+        id="json-deep-10000-lists",
     ),
     pytest.param(
         Probe(
@@ -352,18 +366,19 @@ CASES = [
             b'{"prompt": "hi", "x": ' + nested(10_000, '{"a":', "}", "1") + b"}",
             422,
         ),
-        id="parse-400-nested-10000-objects",
+        id="json-deep-10000-objects",
     ),
     pytest.param(
         Probe("/api/execute", b'{"channel": "x", "text": ' + nested(10_000) + b"}", 422),
-        id="parse-400-nested-10000-lists-as-text",
+        id="json-deep-10000-lists-as-text",
     ),
     pytest.param(
         Probe("/api/chat", nested(10_000), 422),
-        id="parse-400-nested-10000-lists-as-body",
+        id="json-deep-10000-lists-as-body",
     ),
     # Unpaired surrogates (as JSON escapes): not Unicode, refused wherever text is carried.
     pytest.param(sync({"prompt": "\ud800"}, 422, SURROGATE), id="surrogate-high"),
+    pytest.param(sync({"prompt": "\ud800\u0041"}, 422, SURROGATE), id="surrogate-high-then-a"),
     pytest.param(sync({"prompt": "\udfff tail"}, 422, SURROGATE), id="surrogate-low"),
     pytest.param(sync({"prompt": "\ude00\ud83d"}, 422, SURROGATE), id="surrogate-pair-reversed"),
     pytest.param(

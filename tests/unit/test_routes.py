@@ -119,6 +119,26 @@ async def test_invalid_json_is_422_with_a_message(api: Api) -> None:
     }
 
 
+async def test_every_route_that_takes_a_body_reads_it_as_strict_json(api: Api) -> None:
+    """Each router sets JSONBodyRoute (backend/api/json_body.py): one added without it would
+    take NaN, or a UTF-16 body, again (a review). Every body the schema names is tried."""
+    routes = [
+        (method.upper(), path)
+        for path, operations in api.app.openapi()["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
+    assert ("POST", "/api/execute") in routes  # the schema is read as expected
+    assert len(routes) >= 4
+    for method, path in routes:
+        response = await api.client.request(
+            method, path, content=b'{"x": NaN}', headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["detail"].startswith("the request body is not valid JSON at"), path
+    assert api.publisher.published == []
+
+
 async def test_the_largest_allowed_prompt_and_history_fit_in_the_body_limit(api: Api) -> None:
     channel = f"stream:abcdefgh#{await api.user()}"
     turn = {"role": "user", "content": "\u00e9\n" * 800}  # 1,600 characters; 32,000 in all
