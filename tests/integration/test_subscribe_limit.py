@@ -14,6 +14,7 @@ import httpx
 import pytest
 import websockets
 
+from backend.api.routes.centrifugo_proxy import UNREADABLE_SUBSCRIBE
 from backend.llm.simulated import answer_for
 from tests.clients import ChatSession, answer_of
 from tests.stack import ORIGIN, Stack, running_stack
@@ -149,3 +150,33 @@ async def test_subscribe_data_the_backend_would_not_take_as_a_prompt_counts_as_w
     allowed = [reply for reply in replies if "subscribe" in reply]
     assert BURST <= len(allowed) <= BURST + 3
     assert closed == TOO_MANY_REFUSED
+
+
+async def test_subscribe_data_the_backend_cannot_read_closes_the_connection(
+    limited: Stack, other_session: ChatSession
+) -> None:
+    """Review: data nested deeper than Python's JSON reader goes (Centrifugo's takes 10,000)
+    got a 422 before the budgets were asked: every such subscribe was "internal server error"
+    (120 of 120 on one connection), none counted, the connection never closed. The page never
+    sends subscribe data: such a client is disconnected at the first."""
+    token = (await other_session.http.post("/api/token")).json()["token"]
+    deep = "[" * 1100 + "]" * 1100
+    channel = f"stream:{secrets.token_hex(8)}#{other_session.user}"
+    async with websockets.connect(limited.websocket_url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+        await ws.send(json.dumps({"id": 1, "connect": {"token": token}}))
+        assert "connect" in json.loads(await ws.recv())
+        subscribe = {"id": 2, "subscribe": {"channel": channel, "data": "DATA"}}
+        await ws.send(json.dumps(subscribe).replace('"DATA"', deep))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await _until_closed(ws)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == UNREADABLE_SUBSCRIBE
+
+
+async def _until_closed(ws: Any) -> None:
+    """Answers pings until the connection closes; a reply to a command fails the test."""
+    async with asyncio.timeout(10):
+        while True:
+            message = json.loads(str(await ws.recv()).splitlines()[0])
+            assert "id" not in message, message
+            await ws.send("{}")
