@@ -2,6 +2,7 @@
 // Stop: telling the server to stop one answer (`POST /api/cancel`), so that it stops generating,
 // and ending the answer on the page once it did. Knows nothing of the page: its edges are passed
 // in (docs/protocol.md, `POST /api/cancel`).
+import { untilOnline } from './resend.js';
 import { stoppingNote } from './waiting.js';
 
 /** A cancel that did not reach the server is sent again this much later, then twice as long each
@@ -34,12 +35,11 @@ const NOT_THROUGH = [0, 502, 503, 504];
  *   nobody has it, it ends as stopped
  * @property {(message: string) => void} say  what Stop is doing while it cannot get through; ''
  *   once there is nothing to say
- * @property {(ms: number) => Promise<void>} [sleep]
+ * @property {(ms: number) => Promise<void>} [sleep]  until the next try: by default `ms`, or less
+ *   once the browser is back online (a Stop pressed offline waited out its timer, up to 8 s,
+ *   while the answer streamed on and ended on the server: an outside-in probe)
  * @property {() => number} [now]  milliseconds, for the time Stop keeps trying
  */
-
-/** @param {number} ms */
-const sleepFor = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Tells the server to stop the answer until it hears, the answer ends, or a minute has passed.
@@ -54,7 +54,7 @@ const sleepFor = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  *   server could not be told.
  * @param {StopEdges} edges
  */
-export async function stopAnswer({ cancel, ended, stopHere, check, settle, say, sleep = sleepFor, now = Date.now }) {
+export async function stopAnswer({ cancel, ended, stopHere, check, settle, say, sleep = untilOnline, now = Date.now }) {
   const started = now();
   let delay = CANCEL_RETRY_MS;
   for (;;) {

@@ -146,3 +146,44 @@ test('an answer that ended while the cancel was retried is left as it ended', as
   assert.equal(cancels, 1);
   assert.deepEqual(stoppedHere, []);
 });
+
+test('a cancel that failed offline is sent again as soon as the browser is back online', async () => {
+  // An outside-in probe: Stop pressed offline waited out its timer (up to 8 s) once the network
+  // was back, while the answer streamed on under "Stopping…" and ended on the server.
+  const browser = new EventTarget();
+  const global = /** @type {Record<string, unknown>} */ (globalThis);
+  global.addEventListener = browser.addEventListener.bind(browser);
+  global.removeEventListener = browser.removeEventListener.bind(browser);
+  try {
+    let cancels = 0;
+    let ended = false;
+    /** @type {() => void} */
+    let sentAgain = () => {};
+    const second = new Promise((resolve) => {
+      sentAgain = () => resolve(undefined);
+    });
+    const stopping = stopAnswer({
+      cancel: async () => {
+        cancels += 1;
+        if (cancels === 1) throw httpError(0, 'the server cannot be reached');
+        ended = true; // its `done` came
+        sentAgain();
+      },
+      ended: () => ended,
+      stopHere: () => assert.fail('not stopped here'),
+      check: () => {},
+      settle: () => {},
+      say: () => {},
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(cancels, 1);
+    browser.dispatchEvent(new Event('online'));
+    const late = new Promise((resolve) => setTimeout(() => resolve('late'), 500)); // the timer: 1 s
+    assert.equal(await Promise.race([second.then(() => 'at once'), late]), 'at once');
+    browser.dispatchEvent(new Event('online')); // the wait for the `done` after it, cut short too
+    await stopping;
+  } finally {
+    delete global.addEventListener;
+    delete global.removeEventListener;
+  }
+});
