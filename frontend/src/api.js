@@ -45,6 +45,14 @@ async function readError(response) {
 }
 
 /**
+ * Why a request got no reply: this browser has no network (an outside-in probe: the notes said
+ * the server could not be reached while the browser itself was offline), or the server cannot
+ * be reached.
+ */
+export const unreachableWords = () =>
+  globalThis.navigator?.onLine === false ? 'this browser is offline' : 'the server cannot be reached';
+
+/**
  * @param {string} path
  * @param {RequestInit} init
  * @param {number} [timeoutMs]  how long to wait for the whole reply; none by default
@@ -56,7 +64,7 @@ async function request(path, init, timeoutMs) {
   const unreachable = () =>
     signal?.aborted
       ? new ApiError(0, `the server did not answer within ${(timeoutMs ?? 0) / 1000} s`)
-      : new ApiError(0, 'the server cannot be reached');
+      : new ApiError(0, unreachableWords());
   let response;
   try {
     response = await fetch(path, { credentials: 'same-origin', ...init, signal });
@@ -211,6 +219,6 @@ export async function checkReady() {
     const response = await fetch('/api/ready', { credentials: 'same-origin' });
     return { ok: response.ok, status: response.status, reason: response.ok ? '' : await readError(response) };
   } catch {
-    return { ok: false, status: 0, reason: 'the server cannot be reached' };
+    return { ok: false, status: 0, reason: unreachableWords() };
   }
 }

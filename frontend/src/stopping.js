@@ -39,6 +39,8 @@ const NOT_THROUGH = [0, 502, 503, 504];
  *   once the browser is back online (a Stop pressed offline waited out its timer, up to 8 s,
  *   while the answer streamed on and ended on the server: an outside-in probe)
  * @property {() => number} [now]  milliseconds, for the time Stop keeps trying
+ * @property {() => boolean} [online]  whether the browser has a network (`navigator.onLine`):
+ *   the minute Stop keeps trying counts from when it last had none
  */
 
 /**
@@ -50,12 +52,22 @@ const NOT_THROUGH = [0, 502, 503, 504];
  *   coming from anybody, and nobody has it): the backend is asked (`settle`), and the answer
  *   ends as it ended, or as stopped;
  * - not through (see NOT_THROUGH): said, and sent again later;
- * - anything else, or still not through after CANCEL_GIVE_UP_MS: stopped here, saying that the
- *   server could not be told.
+ * - anything else, or still not through after CANCEL_GIVE_UP_MS online: stopped here, saying
+ *   that the server could not be told.
  * @param {StopEdges} edges
  */
-export async function stopAnswer({ cancel, ended, stopHere, check, settle, say, sleep = untilOnline, now = Date.now }) {
-  const started = now();
+export async function stopAnswer({
+  cancel,
+  ended,
+  stopHere,
+  check,
+  settle,
+  say,
+  sleep = untilOnline,
+  now = Date.now,
+  online = () => globalThis.navigator?.onLine !== false,
+}) {
+  let started = now();
   let delay = CANCEL_RETRY_MS;
   for (;;) {
     if (ended()) return;
@@ -72,6 +84,10 @@ export async function stopAnswer({ cancel, ended, stopHere, check, settle, say, 
         settle();
         return;
       }
+      // Offline, the server cannot be told: Stop waits for the network rather than stop the
+      // answer here only (the server went on to complete it, and the page kept it cut short
+      // as stopped: an outside-in probe), and the minute starts once it is back.
+      if (!online()) started = now();
       if (!NOT_THROUGH.includes(Number(status)) || now() - started >= CANCEL_GIVE_UP_MS) {
         say('');
         stopHere(`the server could not be told (${message})`);

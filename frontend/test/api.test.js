@@ -85,6 +85,23 @@ test('a fetch that fails at once is status 0; an answer keeps its status and det
   assert.equal(error.message, 'no answer is known for this stream');
 });
 
+test('a fetch that fails in a browser without a network says so, not that the server is down', async () => {
+  // probe83: every note said "the server cannot be reached" while the browser itself was offline.
+  globalThis.fetch = async () => {
+    throw new TypeError('Failed to fetch');
+  };
+  const had = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+  Object.defineProperty(globalThis, 'navigator', { value: { onLine: false }, configurable: true });
+  try {
+    const error = await failure(fetchSnapshot('abcdefgh'));
+    assert.deepEqual([error.status, error.message], [0, 'this browser is offline']);
+  } finally {
+    if (had) Object.defineProperty(globalThis, 'navigator', had);
+    else delete (/** @type {Record<string, unknown>} */ (globalThis)).navigator;
+  }
+  assert.equal((await failure(fetchSnapshot('abcdefgh'))).message, 'the server cannot be reached');
+});
+
 test('a prompt whose request failed on the way, and that the backend does not have, was not sent', () => {
   for (const status of [404, 502]) {
     const error = /** @type {ApiError & {unsent?: boolean}} */ (asNotSent(new ApiError(status, 'Bad Gateway')));

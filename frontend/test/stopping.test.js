@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { CANCEL_GIVE_UP_MS, DONE_AFTER_CANCEL_MS, stopAnswer } from '../src/stopping.js';
+import { CANCEL_GIVE_UP_MS, CANCEL_RETRY_MAX_MS, DONE_AFTER_CANCEL_MS, stopAnswer } from '../src/stopping.js';
 
 /**
  * @param {number} status
@@ -17,10 +17,11 @@ const httpError = (status, message) => Object.assign(new Error(message), { statu
  * Stop, with the cancel's replies from `replies` in turn (an Error is thrown instead) and a clock
  * that moves only when Stop sleeps, or as `cancelMs` says each cancel takes.
  * @param {(unknown | Error)[]} replies
- * @param {{cancelMs?: number, doneAfterMs?: number}} [options]  `doneAfterMs`: the `done` arrives
- *   this long after the cancel that got through, or that was answered 404
+ * @param {{cancelMs?: number, doneAfterMs?: number, offlineUntil?: number}} [options]
+ *   `doneAfterMs`: the `done` arrives this long after the cancel that got through, or that was
+ *   answered 404; `offlineUntil`: the browser has no network until then, by the clock
  */
-async function stopWith(replies, { cancelMs = 0, doneAfterMs = Infinity } = {}) {
+async function stopWith(replies, { cancelMs = 0, doneAfterMs = Infinity, offlineUntil = 0 } = {}) {
   let clock = 0;
   let cancels = 0;
   let doneAt = Infinity;
@@ -57,6 +58,7 @@ async function stopWith(replies, { cancelMs = 0, doneAfterMs = Infinity } = {}) 
       clock += ms;
     },
     now: () => clock,
+    online: () => clock >= offlineUntil,
   });
   return { cancels, said, stoppedHere, sleeps, checks: () => checks, settles: () => settles, clock: () => clock };
 }
@@ -89,6 +91,24 @@ test('a cancel that cannot get through for a minute stops the answer here, sayin
   assert.ok(stop.cancels >= 4 && stop.cancels <= 6, `${stop.cancels} cancels`);
   assert.deepEqual(stop.stoppedHere, ['the server could not be told (the server did not answer within 10 s)']);
   assert.equal(stop.said.at(-1), '');
+});
+
+test('offline, Stop waits for the network rather than stop the answer here; the minute counts once back', async () => {
+  // probe83 F6: a minute offline stopped it here, cut short, while the server completed it.
+  const stop = await stopWith([...Array.from({ length: 30 }, () => offline), httpError(404, 'nothing runs there')], {
+    offlineUntil: 180_000,
+  });
+  assert.deepEqual(stop.stoppedHere, []);
+  assert.equal(stop.settles(), 1); // the backend says how it ended: completed, or stopped
+  assert.ok(stop.clock() >= 180_000, `${stop.clock()}`);
+});
+
+test('back online, a server that still cannot be told gets its minute, then it stops here', async () => {
+  const stop = await stopWith(Array.from({ length: 100 }, () => offline), { offlineUntil: 100_000 });
+  // The last try offline was at most a backoff (8 s) before the network came back.
+  const back = 100_000 - CANCEL_RETRY_MAX_MS;
+  assert.ok(stop.clock() >= back + CANCEL_GIVE_UP_MS && stop.clock() < 100_000 + CANCEL_GIVE_UP_MS + 10_000, `${stop.clock()}`);
+  assert.deepEqual(stop.stoppedHere, ['the server could not be told (the server cannot be reached)']);
 });
 
 test('a 404 (no process runs the answer) asks the backend how it ended, at once', async () => {
