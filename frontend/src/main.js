@@ -1356,6 +1356,8 @@ async function ask(text, { shown = false } = {}) {
   });
   const run = follow(conversationId, turn, answerView, { accepted });
   updateComposer();
+  // Sent without a network, the prompt cannot have got through (see `keepSending`).
+  const sentOnline = navigator.onLine !== false;
   try {
     await execute({ text, channel, thinking, history });
   } catch (error) {
@@ -1384,7 +1386,8 @@ async function ask(text, { shown = false } = {}) {
     } else if (run) {
       const later = refusedForNow(error) ? /** @type {import('./api.js').ApiError} */ (error) : null;
       const send = () => execute({ text, channel, thinking, history });
-      unsent.keepSending(run, { thinking, send }, later ? { refusedFor: later.message, retryAfter: later.retryAfter } : {});
+      const why = later ? { refusedFor: later.message, retryAfter: later.retryAfter } : { reached: sentOnline };
+      unsent.keepSending(run, { thinking, send }, why);
     }
   } finally {
     settle(undefined);

@@ -38,8 +38,9 @@ const NOT_THROUGH = [0, 502, 504];
  * is nothing more to do, or the next try would come after `deadline`. After a refusal for now
  * (503 with `Retry-After`), the next try waits at least the seconds it asked.
  * @param {ResendEdges} edges
- * @param {{retryAfter?: number | null, deadline?: number}} [options]  `retryAfter`: the first
- *   failure was a refusal for now that asked this many seconds; `deadline`: by `now`
+ * @param {{retryAfter?: number | null, deadline?: number | (() => number)}} [options]  `retryAfter`:
+ *   the first failure was a refusal for now that asked this many seconds; `deadline`: by `now`
+ *   (or what a function of it says at each try: it may move)
  * @returns {Promise<unknown>}  the error that ended it (a refusal not for now, or the last failure
  *   when the time was up: none if nothing was sent); undefined once it got through or there was
  *   nothing more to do
@@ -53,7 +54,7 @@ export async function sendAgain(
   let last;
   for (let delay = RESEND_MS; ; delay = Math.min(delay * 2, RESEND_MAX_MS)) {
     const ms = Math.max(delay, (asked ?? 0) * 1000);
-    if (now() + ms > deadline) return last;
+    if (now() + ms > (typeof deadline === 'function' ? deadline() : deadline)) return last;
     await wait(ms, { early: asked === null });
     if (!unsent() || !(await goOn()) || !unsent()) return undefined;
     try {

@@ -17,6 +17,7 @@ export const RESEND_FOR_MS = 90_000;
 
 export const LOST_ON_THE_WAY =
   'The server could not be reached, so the prompt may not have got through; waiting in case it did.';
+export const SENT_OFFLINE = 'This browser is offline: the prompt is sent once the network is back.';
 export const REFUSED_FOR_NOW =
   'The server is restarting or busy and took nothing yet; the prompt is sent again as soon as it can take it.';
 
@@ -51,6 +52,8 @@ export const REFUSED_FOR_NOW =
  *   with its turn), having taken that in here if so; no resend goes out then
  * @property {(ms: number, options: {early: boolean}) => Promise<void>} [wait]  see resend.js
  * @property {() => number} [now]  milliseconds since the epoch
+ * @property {() => boolean} [online]  whether the browser has a network (`navigator.onLine`): a
+ *   prompt sent without one cannot have got through
  */
 
 /** @param {unknown} error */
@@ -79,6 +82,7 @@ export function unsentPrompts({
   following,
   endForSession = (run, error) => run.subscription.stop('refused', messageOf(error)),
   endedElsewhere = async () => false,
+  online = () => globalThis.navigator?.onLine !== false,
   wait = (ms, { early }) => (early ? untilOnline(ms) : new Promise((resolve) => setTimeout(resolve, ms))),
   now = Date.now,
 }) {
@@ -87,11 +91,12 @@ export function unsentPrompts({
    * through all the same, so the answer is still followed, and the reader is told at once
    * rather than after the silence (15 s of a blinking cursor).
    * @param {Unsure} run
+   * @param {string} [note]  what the reader is told (SENT_OFFLINE: it cannot have got through)
    */
-  function lost(run) {
+  function lost(run, note = LOST_ON_THE_WAY) {
     if (run.heard) return; // it did: the answer is arriving
     run.unsent = true;
-    run.notes.unsure = LOST_ON_THE_WAY;
+    run.notes.unsure = note;
     showNotes(run);
   }
 
@@ -153,21 +158,37 @@ export function unsentPrompts({
    * refused for now, or taken up again after a reload, to the resending (see `giveUp`).
    * @param {Unsure} run
    * @param {{thinking: boolean, send: () => Promise<unknown>}} prompt  `send`: `POST /api/execute`
-   * @param {{refusedFor?: string, retryAfter?: number | null, since?: number, restored?: boolean}} [why]
+   * @param {{refusedFor?: string, retryAfter?: number | null, since?: number, restored?: boolean, reached?: boolean}} [why]
    *   `refusedFor`: the server's words when it refused it for now; `retryAfter`: the seconds it
-   *   asked; `since`: when it was first sent; `restored`: taken up again from storage
+   *   asked; `since`: when it was first sent; `restored`: taken up again from storage;
+   *   `reached`: false when it was first sent without a network (it cannot have got through:
+   *   the RESEND_FOR_MS count from the first send with one, and it is sent again once the
+   *   network is back however long that takes; it was dropped after 90 s offline, while the
+   *   page said nothing was lost: an outside-in probe)
    * @returns {Promise<void>}  once the resending is over
    */
-  function keepSending(run, { thinking, send }, { refusedFor = '', retryAfter = null, since = now(), restored = false } = {}) {
+  function keepSending(
+    run,
+    { thinking, send },
+    { refusedFor = '', retryAfter = null, since = now(), restored = false, reached = true } = {},
+  ) {
     if (run.stopping) return Promise.resolve();
     if (refusedFor) refused(run, refusedFor);
-    else lost(run);
+    else lost(run, reached ? LOST_ON_THE_WAY : SENT_OFFLINE);
     if (!run.unsent) return Promise.resolve(); // news came meanwhile: it got through
-    run.resending = Boolean(refusedFor) || restored;
+    // Sent without a network, the server cannot have it: its snapshot says nothing of it either.
+    run.resending = Boolean(refusedFor) || restored || !reached;
+    /** The first send that may have reached the server; null while none has. */
+    let reachedAt = reached ? since : null;
     mark(run, { thinking, refusedFor, since });
     return sendAgain(
       {
         send: () => {
+          if (reachedAt === null) {
+            if (online()) reachedAt = now();
+            // Kept as sent now: a page opened later sends it again within its time from here.
+            mark(run, { thinking, refusedFor: run.refusedFor ?? '', since: reachedAt ?? now() });
+          }
           const sending = send();
           // Stop waits for a send on its way before it cancels: its 202 may start the answer.
           run.accepted = sending.catch(() => {});
@@ -186,11 +207,11 @@ export function unsentPrompts({
           // Lost on the way, then refused for now: the resending decides from here.
           run.resending = true;
           refused(run, messageOf(error));
-          mark(run, { thinking, refusedFor: messageOf(error), since });
+          mark(run, { thinking, refusedFor: messageOf(error), since: reachedAt ?? now() });
         },
         now,
       },
-      { retryAfter, deadline: since + RESEND_FOR_MS },
+      { retryAfter, deadline: () => (reachedAt ?? now()) + RESEND_FOR_MS },
     ).then(
       (ended) => giveUp(run, ended),
       (error) => giveUp(run, error),

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { LOST_ON_THE_WAY, REFUSED_FOR_NOW, RESEND_FOR_MS, unsentPrompts, waitsToBeSentAgain } from '../src/unsent.js';
+import { LOST_ON_THE_WAY, REFUSED_FOR_NOW, RESEND_FOR_MS, SENT_OFFLINE, unsentPrompts, waitsToBeSentAgain } from '../src/unsent.js';
 
 /** @import { Resend, Turn } from '../src/conversation.js' */
 /** @import { Unsure } from '../src/unsent.js' */
@@ -23,7 +23,7 @@ const CHANNEL = 'stream:abc#u1';
  * thrown instead); the clock starts at 0 and moves with each wait.
  * @param {(unknown | Error)[]} [replies]
  */
-function page(replies = [], { withSessionEdge = false, endedElsewhereAtSend = Infinity } = {}) {
+function page(replies = [], { withSessionEdge = false, endedElsewhereAtSend = Infinity, offlineUntil = 0 } = {}) {
   let clock = 0;
   /** @type {{sends: number, waits: number[], notesShown: string[], marks: (Resend | null)[], checks: number, stops: [string, string][], sessionsEnded: unknown[]}} */
   const seen = { sends: 0, waits: [], notesShown: [], marks: [], checks: 0, stops: [], sessionsEnded: [] };
@@ -50,6 +50,7 @@ function page(replies = [], { withSessionEdge = false, endedElsewhereAtSend = In
     mark: (_, resend) => seen.marks.push(resend),
     following: () => following,
     endedElsewhere: async () => seen.sends >= endedElsewhereAtSend,
+    online: () => clock >= offlineUntil,
     ...(withSessionEdge ? { endForSession: (/** @type {Unsure} */ _, /** @type {unknown} */ error) => void seen.sessionsEnded.push(error) } : {}),
     wait: async (ms) => {
       seen.waits.push(ms);
@@ -185,6 +186,35 @@ test('ended or stopped in another tab before a resend: nothing is sent, nor ende
   assert.equal(seen.sends, 1);
   assert.equal(run.resending, false);
   assert.deepEqual([seen.stops, seen.checks, run.heard], [[], 0, undefined]); // that tab's ending is taken in by the edge
+});
+
+test('a prompt sent offline is sent again once the network is back, however long that takes', async () => {
+  // probe83 F3: after 90 s offline it was dropped (the page said nothing was lost), and once
+  // back the follower ended it "could not be sent".
+  const offline = httpError(0);
+  const replies = [...Array.from({ length: 25 }, () => offline), { status: 202 }];
+  const { run, seen, unsent, send } = page(replies, { offlineUntil: 170_000 });
+  const sending = unsent.keepSending(run, { thinking: false, send }, { reached: false });
+  assert.equal(run.notes.unsure, SENT_OFFLINE);
+  assert.equal(waitsToBeSentAgain(run), true); // the server cannot have it: its 404 says nothing
+  await sending;
+  assert.ok(seen.sends >= 20, `${seen.sends} sends`);
+  assert.equal(run.heard, true);
+  assert.deepEqual([seen.stops, seen.checks], [[], 0]);
+  const since = seen.marks.filter((mark) => mark !== null).map((mark) => mark?.since ?? 0);
+  assert.ok((since.at(-1) ?? 0) >= 170_000, `${since}`); // kept as sent lately, for a reload
+  assert.ok(since.length > 20); // each send offline moved it on
+  assert.deepEqual(seen.marks.at(-1), null);
+});
+
+test('sent offline, then sent with a network and still not through: its 90 s count from then', async () => {
+  const replies = Array.from({ length: 100 }, () => httpError(0));
+  const { run, seen, unsent, send } = page(replies, { offlineUntil: 50_000 });
+  await unsent.keepSending(run, { thinking: false, send }, { reached: false });
+  const onlineSends = seen.waits.reduce((sum, ms) => sum + ms, 0);
+  // The first send with a network comes at most a backoff (8 s) after it is back.
+  assert.ok(onlineSends > 50_000 + RESEND_FOR_MS - 8_000 && onlineSends <= 50_000 + 8_000 + RESEND_FOR_MS, `${onlineSends}`);
+  assert.equal(seen.checks, 1); // then the snapshot says whether it got through after all
 });
 
 test('without a session edge, a resend refused for its session ends as refused', async () => {

@@ -263,13 +263,15 @@ async def test_a_prompt_sent_offline_goes_once_the_network_is_back(
     page: Page, console_errors: ConsoleErrors
 ) -> None:
     """Probe: a prompt sent while offline was said to be unsure at once, then, 14 s after the
-    network came back, "not sent", with Retry to press. It is sent again by itself."""
+    network came back, "not sent", with Retry to press. It is sent again by itself; and it is
+    said that the browser is offline (probe83: the notes blamed the server)."""
     await page.context.set_offline(True)
     await send(page, "hello")
     await expect(last_answer(page).locator(".note")).to_have_text(
-        "The server could not be reached, so the prompt may not have got through; waiting in"
-        " case it did."
+        "This browser is offline: the prompt is sent once the network is back."
     )
+    async with asyncio.timeout(10):
+        await wait_until_stored(page, "cs => cs.some(c => c.turns.some(t => t.resend))")
     await page.context.set_offline(False)
     await expect(last_answer(page)).to_have_attribute("aria-busy", "false", timeout=15_000)
     await expect(last_answer(page).locator(".notice")).to_have_count(0)
