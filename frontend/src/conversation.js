@@ -33,6 +33,8 @@
  * @property {string} refusedFor  the server's words when it refused it for now; '' when it was
  *   lost on the way
  * @property {number} since  when it was first sent, in milliseconds since the epoch
+ * @property {false} [reached]  no send of it has left the browser yet (each one was made without
+ *   a network): it is sent again once there is one, however late, and `since` is the last try
  */
 
 /** @typedef {UserTurn | AssistantTurn} Turn */
@@ -376,7 +378,7 @@ function readTurn(value) {
   const resend = /** @type {Record<string, unknown> | null} */ (turn.resend && typeof turn.resend === 'object' ? turn.resend : null);
   const since = resend?.since;
   if (resend && typeof resend.thinking === 'boolean' && typeof resend.refusedFor === 'string' && typeof since === 'number' && Number.isFinite(since)) {
-    read.resend = { thinking: resend.thinking, refusedFor: resend.refusedFor, since };
+    read.resend = { thinking: resend.thinking, refusedFor: resend.refusedFor, since, ...(resend.reached === false ? { reached: false } : {}) };
   }
   return read;
 }

@@ -416,6 +416,8 @@ async function startSession(how = 'first') {
  *   Retry-After), while it is sent again
  * @property {boolean} [resending]  while its prompt is unsent, the resending decides when to give
  *   up on it, not the follower (see `keepSending` in src/unsent.js)
+ * @property {boolean} [neverReached]  no send of its prompt has left the browser (each was made
+ *   without a network): nothing of it is on the server
  */
 
 /** How often the text of an answer still arriving is kept with its turn, so that a tab closed
@@ -454,7 +456,10 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
       unsure: (message) => {
         if (waitsToBeSentAgain(run)) return; // its own note says what goes on
         const waited = Boolean(run.notes.unsure);
-        run.notes.unsure = message ? waitingNote(message, { stopping: run.stopping }) : '';
+        // Not "the server is not answering": it is another tab's resend that waits (a review).
+        const elsewhere = message === SENT_AGAIN_ELSEWHERE;
+        const note = elsewhere ? 'Another tab is sending this prompt again; the answer shows here once the server takes it.' : '';
+        run.notes.unsure = note || (message ? waitingNote(message, { stopping: run.stopping }) : '');
         showNotes(run);
         // The note going is news too (it went without a word); not when the answer ended with
         // it (its ending is said), which is known once the outcome's microtasks have run.
@@ -473,7 +478,7 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         // ended it from the 404, and took the mark off, while the other one sent it again).
         // Not once Stop is pressed here: the 404 says it is stopped, and that tab hears of it.
         if (!run.unsent && !run.stopping && (await sentAgainElsewhere(run))) {
-          throw new ApiError(503, 'the prompt is being sent again from another tab');
+          throw new ApiError(503, SENT_AGAIN_ELSEWHERE);
         }
         try {
           const snapshot = await fetchSnapshot(streamIdOf(channel));
@@ -505,6 +510,9 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
 }
 
 /** Answers whose prompt may not have got through, and its sending again (src/unsent.js). */
+/** What a follower's snapshot says while another tab sends the prompt again. */
+const SENT_AGAIN_ELSEWHERE = 'the prompt is being sent again from another tab';
+
 /**
  * `run`'s turn as kept (another tab's changes included), or null.
  * @param {Run} run
@@ -531,23 +539,19 @@ async function sentAgainElsewhere(run) {
 }
 
 /**
- * Whether another tab ended `run`'s answer, or pressed Stop on it, as kept with its turn, before
- * this tab sends its prompt again; taken in here if so (review80 M1: a resend from this tab
- * started the answer that Stop had been pressed on there).
+ * Whether another tab pressed Stop on `run`'s answer, as kept with its turn: stopped here too
+ * if so, on the server as well (review80 M1: a resend from this tab started the answer Stop had
+ * been pressed on there). Another ending kept there is not taken in: a tab that followed the
+ * turn before this one kept its mark took the server's 404 for "not sent" (a review: the
+ * prompt was then never sent from either tab).
  * @param {Run} run
  */
 async function endedElsewhere(run) {
   const turn = await storedTurn(run);
   if (!turn || runs.get(run.channel) !== run || run.stopping) return false;
-  if (turn.reason) {
-    run.subscription.stop(turn.reason, turn.error ?? '');
-    return true;
-  }
-  if (turn.stopPressed) {
-    void stopRun(run);
-    return true;
-  }
-  return false;
+  if (!turn.stopPressed && turn.reason !== 'cancelled') return false;
+  void stopRun(run);
+  return true;
 }
 
 const unsent = unsentPrompts({
@@ -738,6 +742,13 @@ async function stopRun(run) {
   run.stopping = true;
   if (run.conversationId === current.id) current = withStopPressed(current, run.channel) ?? current;
   store.update(run.conversationId, (stored) => withStopPressed(stored, run.channel), { quiet: true });
+  if (run.unsent && run.neverReached) {
+    // Its prompt never left the browser: nothing to tell the server (Stop waited for the
+    // network to tell it, with the composer on Stop meanwhile: a review).
+    updateComposer();
+    run.subscription.stop('cancelled', '');
+    return;
+  }
   run.subscription.wantStop();
   updateComposer();
   // Said at once: a server that does not answer takes 8 s (nginx) to fail the cancel, which was
@@ -1386,7 +1397,9 @@ async function ask(text, { shown = false } = {}) {
     } else if (run) {
       const later = refusedForNow(error) ? /** @type {import('./api.js').ApiError} */ (error) : null;
       const send = () => execute({ text, channel, thinking, history });
-      const why = later ? { refusedFor: later.message, retryAfter: later.retryAfter } : { reached: sentOnline };
+      // Any reply is from the network, whatever the browser says of it.
+      const reached = sentOnline || /** @type {{status?: unknown}} */ (error)?.status !== 0;
+      const why = later ? { refusedFor: later.message, retryAfter: later.retryAfter } : { reached };
       unsent.keepSending(run, { thinking, send }, why);
     }
   } finally {

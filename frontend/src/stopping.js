@@ -87,7 +87,7 @@ export async function stopAnswer({
       // Offline, the server cannot be told: Stop waits for the network rather than stop the
       // answer here only (the server went on to complete it, and the page kept it cut short
       // as stopped: an outside-in probe), and the minute starts once it is back.
-      if (!online()) started = now();
+      if (!online() && Number(status) === 0) started = now(); // a reply is from the network
       if (!NOT_THROUGH.includes(Number(status)) || now() - started >= CANCEL_GIVE_UP_MS) {
         say('');
         stopHere(`the server could not be told (${message})`);

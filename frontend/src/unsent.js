@@ -36,6 +36,8 @@ export const REFUSED_FOR_NOW =
  *   again
  * @property {boolean} [resending]  while its prompt is unsent, the resending decides when to give
  *   up on it, not the follower (see `keepSending`)
+ * @property {boolean} [neverReached]  no send of its prompt has left the browser (each was made
+ *   without a network): nothing of it is on the server
  */
 
 /**
@@ -47,9 +49,9 @@ export const REFUSED_FOR_NOW =
  * @property {(run: Unsure, error: unknown) => void | Promise<void>} [endForSession]  ends the answer when a resend
  *   was refused for its session (401, or 403: the channel is another session's user's), with
  *   the session started again; without it, such an answer ends as refused with the server's words
- * @property {(run: Unsure) => Promise<boolean>} [endedElsewhere]  asked before each resend:
- *   whether another tab of the page ended the answer or pressed Stop on it meanwhile (as kept
- *   with its turn), having taken that in here if so; no resend goes out then
+ * @property {(run: Unsure) => Promise<boolean>} [endedElsewhere]  asked before each resend, and
+ *   once one got through: whether another tab of the page pressed Stop on the answer meanwhile
+ *   (as kept with its turn), having stopped it here too if so; no resend goes out then
  * @property {(ms: number, options: {early: boolean}) => Promise<void>} [wait]  see resend.js
  * @property {() => number} [now]  milliseconds since the epoch
  * @property {() => boolean} [online]  whether the browser has a network (`navigator.onLine`): a
@@ -126,6 +128,10 @@ export function unsentPrompts({
     run.notes.unsure = '';
     showNotes(run);
     mark(run, null);
+    // Stop pressed in another tab while the send that got through was on its way: the answer
+    // it started is stopped from here (a review: it ran to its end). Asked here, not after the
+    // 202 alone: the answer's first chunk may come before it.
+    void endedElsewhere(run);
   }
 
   /**
@@ -180,16 +186,31 @@ export function unsentPrompts({
     run.resending = Boolean(refusedFor) || restored || !reached;
     /** The first send that may have reached the server; null while none has. */
     let reachedAt = reached ? since : null;
-    mark(run, { thinking, refusedFor, since });
+    run.neverReached = !reached;
+    /** @param {number} at */
+    const reachedNow = (at) => {
+      if (reachedAt !== null) return;
+      reachedAt = at;
+      run.neverReached = false;
+      if (run.notes.unsure === SENT_OFFLINE) lost(run); // the network is back: it may be the server
+    };
+    mark(run, { thinking, refusedFor, since, ...(reached ? {} : { reached: false }) });
     return sendAgain(
       {
         send: () => {
           if (reachedAt === null) {
-            if (online()) reachedAt = now();
+            if (online()) reachedNow(now());
             // Kept as sent now: a page opened later sends it again within its time from here.
-            mark(run, { thinking, refusedFor: run.refusedFor ?? '', since: reachedAt ?? now() });
+            const kept = reachedAt === null ? { since: now(), reached: /** @type {const} */ (false) } : { since: reachedAt };
+            mark(run, { thinking, refusedFor: run.refusedFor ?? '', ...kept });
           }
           const sending = send();
+          // Any reply is from the network (a browser may say it is offline while it reaches a
+          // server on this machine): the 90 s count from here.
+          const sentAt = now();
+          sending.catch((error) => {
+            if (typeof error?.status === 'number' && error.status !== 0) reachedNow(sentAt);
+          });
           // Stop waits for a send on its way before it cancels: its 202 may start the answer.
           run.accepted = sending.catch(() => {});
           return sending;
@@ -198,7 +219,7 @@ export function unsentPrompts({
         through: () => through(run),
         goOn: async () => {
           if (!(await endedElsewhere(run))) return true;
-          run.resending = false; // it ended there: nothing more for the resending to say
+          run.resending = false; // stopped there: nothing more for the resending to say
           return false;
         },
         wait,
@@ -236,7 +257,8 @@ export function unsentPrompts({
     const index = turns.findIndex((t) => t.role === 'assistant' && t.channel === turn.channel);
     const prompt = turns[index - 1];
     const arrived = Boolean(turn.answer || turn.thinking);
-    if (arrived || prompt?.role !== 'user' || now() >= resend.since + RESEND_FOR_MS) {
+    const late = resend.reached !== false && now() >= resend.since + RESEND_FOR_MS;
+    if (arrived || prompt?.role !== 'user' || late) {
       mark(run, null);
       if (!arrived) {
         run.unsent = true; // a snapshot that says nothing runs there: it was not sent
@@ -246,7 +268,8 @@ export function unsentPrompts({
     }
     const earlier = turns.slice(0, index - 1);
     const { thinking, refusedFor, since } = resend;
-    return keepSending(run, { thinking, send: () => send(prompt.text, earlier, thinking) }, { refusedFor, since, restored: true });
+    const reached = resend.reached !== false;
+    return keepSending(run, { thinking, send: () => send(prompt.text, earlier, thinking) }, { refusedFor, since, restored: true, reached });
   }
 
   return { lost, refused, through, keepSending, restore };

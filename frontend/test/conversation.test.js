@@ -216,6 +216,11 @@ test('a prompt waiting to be sent again is kept with its answer, read back, and 
   assert.ok(ended);
   assert.equal('resend' in ended.turns[1], false);
   assert.equal(withResend(ended, 'stream:a#u', resend), null);
+  // One that has not left the browser yet says so; `reached` is read back as false or not at all.
+  const offline = withResend(conversation, 'stream:a#u', { ...resend, reached: false });
+  assert.deepEqual(readConversation(JSON.parse(JSON.stringify(offline)))?.turns[1], offline?.turns[1]);
+  const odd = { ...marked, turns: [marked.turns[0], { ...marked.turns[1], resend: { ...resend, reached: 'no' } }] };
+  assert.deepEqual(readConversation(odd)?.turns[1], marked.turns[1]);
   // Unreadable marks are left out.
   const odds = [{ ...resend, thinking: 'yes' }, { thinking: true, refusedFor: '' }, { ...resend, since: 'now' }, 'resend'];
   for (const odd of odds) {

@@ -111,6 +111,15 @@ test('back online, a server that still cannot be told gets its minute, then it s
   assert.deepEqual(stop.stoppedHere, ['the server could not be told (the server cannot be reached)']);
 });
 
+test('a reply while the browser says it is offline counts as a network: the minute runs', async () => {
+  // A review: a browser may say it is offline while it reaches a server on this machine.
+  const stop = await stopWith(Array.from({ length: 100 }, () => httpError(502, 'the server cannot be reached right now')), {
+    offlineUntil: Infinity,
+  });
+  assert.ok(stop.clock() >= CANCEL_GIVE_UP_MS && stop.clock() < CANCEL_GIVE_UP_MS + 10_000, `${stop.clock()}`);
+  assert.equal(stop.stoppedHere.length, 1);
+});
+
 test('a 404 (no process runs the answer) asks the backend how it ended, at once', async () => {
   // Probe: read as "its done is on its way", Stop stayed disabled and 12 s later the answer
   // ended as "Nobody is answering" instead of "Stopped". Review: stopped here without asking

@@ -23,7 +23,7 @@ const CHANNEL = 'stream:abc#u1';
  * thrown instead); the clock starts at 0 and moves with each wait.
  * @param {(unknown | Error)[]} [replies]
  */
-function page(replies = [], { withSessionEdge = false, endedElsewhereAtSend = Infinity, offlineUntil = 0 } = {}) {
+function page(replies = [], { withSessionEdge = false, endedElsewhereAtSend = Infinity, offlineUntil = 0, onEndedElsewhere = () => {} } = {}) {
   let clock = 0;
   /** @type {{sends: number, waits: number[], notesShown: string[], marks: (Resend | null)[], checks: number, stops: [string, string][], sessionsEnded: unknown[]}} */
   const seen = { sends: 0, waits: [], notesShown: [], marks: [], checks: 0, stops: [], sessionsEnded: [] };
@@ -49,7 +49,10 @@ function page(replies = [], { withSessionEdge = false, endedElsewhereAtSend = In
     showNotes: (r) => seen.notesShown.push(r.notes.unsure),
     mark: (_, resend) => seen.marks.push(resend),
     following: () => following,
-    endedElsewhere: async () => seen.sends >= endedElsewhereAtSend,
+    endedElsewhere: async () => {
+      onEndedElsewhere();
+      return seen.sends >= endedElsewhereAtSend;
+    },
     online: () => clock >= offlineUntil,
     ...(withSessionEdge ? { endForSession: (/** @type {Unsure} */ _, /** @type {unknown} */ error) => void seen.sessionsEnded.push(error) } : {}),
     wait: async (ms) => {
@@ -291,6 +294,46 @@ test('a restored prompt that waited to be sent again is sent again, with the tur
   assert.deepEqual(sent, [['second', turns.slice(0, 2), true]]);
   assert.equal(waitsToBeSentAgain(run), false);
   assert.deepEqual(seen.marks, [{ thinking: true, refusedFor: 'busy', since: -10_000 }, null]);
+});
+
+test('a restored prompt that never left the browser is sent again however late', async () => {
+  // A review: a page opened more than 90 s after the last try offline took it for "not sent".
+  const { run, seen, unsent } = page();
+  const turns = kept({ resend: { thinking: false, refusedFor: '', since: -10 * RESEND_FOR_MS, reached: false } });
+  let sends = 0;
+  await unsent.restore(/** @type {any} */ (turns[3]), run, turns, async () => {
+    sends += 1;
+    return { status: 202 };
+  });
+  assert.equal(sends, 1);
+  assert.equal(run.heard, true);
+  assert.deepEqual(seen.marks.at(-1), null);
+});
+
+test('a reply to a send the browser said it made offline counts as reaching the network', async () => {
+  // A review: a browser may say it is offline while it reaches a server on this machine; a 502
+  // then was taken as "sent offline", and sent again with no end.
+  const replies = Array.from({ length: 100 }, () => httpError(502));
+  const { run, seen, unsent, send } = page(replies, { offlineUntil: Infinity });
+  await unsent.keepSending(run, { thinking: false, send }, { reached: false });
+  const waited = seen.waits.reduce((sum, ms) => sum + ms, 0);
+  assert.ok(waited <= RESEND_FOR_MS + 8_000, `${waited}`);
+  assert.equal(seen.checks, 1); // then the follower decides
+  assert.equal(run.notes.unsure, LOST_ON_THE_WAY); // not "this browser is offline" any more
+});
+
+test('a resend that got through hears of a Stop pressed meanwhile in another tab', async () => {
+  let asked = 0;
+  const { run, unsent, send } = page([httpError(503, 1), { status: 202 }], {
+    endedElsewhereAtSend: 2, // the Stop is kept while the second send is on its way
+    onEndedElsewhere: () => {
+      asked += 1;
+    },
+  });
+  await unsent.keepSending(run, { thinking: false, send });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(run.heard, true);
+  assert.equal(asked, 3); // before the second send, then once it got through
 });
 
 for (const [name, answer, unsentAfter] of /** @type {const} */ ([

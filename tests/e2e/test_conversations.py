@@ -179,6 +179,79 @@ async def test_stop_in_another_tab_on_a_prompt_waiting_to_be_sent_again_stops_it
     console_errors.expect("404")  # the cancels: nothing runs there
 
 
+async def test_stop_in_another_tab_while_a_resend_is_on_its_way_stops_the_answer_it_starts(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """A review: Stop pressed in a second tab while the first tab's resend was on the wire (the
+    second tab's cancel found nothing, 404: "Stopped."), then the resend got through and the
+    answer ran to its end in the first tab. It hears of the Stop once through, and stops it."""
+    refusing = True
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def route(route: Route) -> None:
+        if refusing or route.request.frame.page != page:  # the second tab's resends: refused
+            detail = {"detail": "the server is stopping; nothing was started, please send it again"}
+            await route.fulfill(status=503, json=detail, headers={"Retry-After": "1"})
+            return
+        held.set()
+        await release.wait()  # a slow network: the resend is on its way
+        await route.continue_()
+
+    await page.context.route("**/api/execute", route)
+    await send(page, "code")
+    async with asyncio.timeout(10):
+        await wait_until_stored(page, "cs => cs.some(c => c.turns.some(t => t.resend))")
+    other = await open_page(page, console_errors, page.url)
+    await expect(other.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+    refusing = False
+    async with asyncio.timeout(15):
+        await held.wait()
+    await other.get_by_role("button", name="Stop", exact=True).click()
+    await expect(other.locator(".turn.assistant .notice")).to_contain_text("Stopped.")
+    release.set()
+
+    await expect(page.locator(".turn.assistant .notice")).to_contain_text(
+        "Stopped.", timeout=15_000
+    )
+    [conversation] = await stored_conversations(page)
+    assert conversation["turns"][1]["reason"] == "cancelled"
+    assert CODE_TEXT not in str(conversation["turns"][1].get("answer", ""))  # not run to its end
+    console_errors.expect("503")
+    console_errors.expect("404")
+
+
+async def test_a_tab_that_ended_a_turn_from_a_404_does_not_stop_the_other_tab_sending_it(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """A review: the second tab follows the new turn at once, its snapshot 404s before the
+    first tab kept its mark, and it ends the turn; the first tab took that ending in before its
+    resend, and the prompt was never sent again. Only a Stop is taken in now."""
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    other = await open_page(page, console_errors, page.url)
+    first = True
+
+    async def route(route: Route) -> None:
+        nonlocal first
+        if first:
+            first = False
+            await asyncio.sleep(3)  # a gateway that times out; nothing reached the backend
+            await route.fulfill(status=504, body="Gateway Time-out")
+            return
+        await route.continue_()
+
+    await page.context.route("**/api/execute", route)
+    await send(page, "hello again")
+    await page.locator(FINISHED).nth(1).wait_for(timeout=30_000)
+    await expect(page.locator(".turn.assistant").nth(1).locator(".notice")).to_have_count(0)
+    assert folded(await page.locator(ANSWER).nth(1).text_content()).startswith("Hello!")
+    # The other tab shows it too once the answer is kept.
+    await other.locator(FINISHED).nth(1).wait_for(timeout=15_000)
+    console_errors.expect("504")
+    console_errors.expect("404")
+
+
 async def test_an_answer_arriving_in_another_conversation_is_kept_across_a_reload(
     page: Page,
 ) -> None:
