@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, Route, expect
+from playwright.async_api import Browser, Locator, Page, Request, Route, expect
 
 from backend.llm.simulated import answer_for
 from tests.browser import (
@@ -278,6 +278,43 @@ async def test_a_prompt_sent_offline_goes_once_the_network_is_back(
     stored = await stored_answer(page)
     assert stored["reason"] == "complete"
     assert stored["answer"] == answer_for("hello")
+    console_errors.expect("ERR_INTERNET_DISCONNECTED")
+
+
+async def test_stop_on_a_prompt_that_never_left_the_browser_ends_it_at_once(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """A review: Stop on a prompt sent offline waited for the network to tell the server of an
+    answer it never had, with the composer on Stop meanwhile. Nothing to tell: it ends here, and
+    nothing is sent once the network is back."""
+    cancels: list[str] = []
+    executes: list[str] = []
+
+    def record(request: Request) -> None:
+        if request.url.endswith("/api/cancel"):
+            cancels.append(request.url)
+        elif request.url.endswith("/api/execute"):
+            executes.append(request.url)
+
+    page.on("request", record)
+    await page.context.set_offline(True)
+    await send(page, "hello")
+    await expect(last_answer(page).locator(".note")).to_have_text(
+        "This browser is offline: the prompt is sent once the network is back."
+    )
+    await page.get_by_role("button", name="Stop").click()
+    await expect(last_answer(page).locator(".notice")).to_contain_text("Stopped.")
+    await expect(page.get_by_role("button", name="Send")).to_be_visible()
+    stored = await stored_answer(page)
+    assert stored["reason"] == "cancelled"
+    assert "resend" not in stored
+    sent_offline = len(executes)
+    await page.context.set_offline(False)
+    await send(page, "hello")  # the next prompt goes; the stopped one does not
+    await expect(page.locator(".turn.assistant")).to_have_count(2)
+    await expect(last_answer(page)).to_have_attribute("aria-busy", "false", timeout=15_000)
+    assert len(executes) == sent_offline + 1
+    assert cancels == []
     console_errors.expect("ERR_INTERNET_DISCONNECTED")
 
 
