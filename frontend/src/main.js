@@ -477,7 +477,8 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
         // may not have it yet, and that tab's resending says how it ends (review80 M1: this tab
         // ended it from the 404, and took the mark off, while the other one sent it again).
         // Not once Stop is pressed here: the 404 says it is stopped, and that tab hears of it.
-        if (!run.unsent && !run.stopping && (await sentAgainElsewhere(run))) {
+        // Only for an answer this tab did not ask (a review: every snapshot read storage first).
+        if (restoring && !run.unsent && !run.stopping && (await sentAgainElsewhere(run))) {
           throw new ApiError(503, SENT_AGAIN_ELSEWHERE);
         }
         try {
