@@ -42,7 +42,9 @@ class _JSONBodyRequest(Request):
 
 
 class JSONBodyRoute(APIRoute):
-    """A route whose body is read by `loads_body`: `APIRouter(route_class=JSONBodyRoute)`."""
+    """A route whose body is read by `loads_body`: `APIRouter(route_class=JSONBodyRoute)` in
+    the modules whose routes take one (chat, execute; tests/unit/test_routes.py checks every
+    route with a body in the schema)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

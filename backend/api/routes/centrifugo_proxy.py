@@ -10,7 +10,7 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from backend.api.address import client_address
 from backend.api.deps import ServicesDep
@@ -46,7 +46,7 @@ async def _read(request: Request) -> SubscribeRequest | None:
     subscribes was never refused nor its connection closed (a review)."""
     try:
         return SubscribeRequest.model_validate(json.loads(await request.body()))
-    except (ValueError, RecursionError, ValidationError):
+    except (ValueError, RecursionError):  # pydantic's ValidationError is a ValueError
         return None
 
 

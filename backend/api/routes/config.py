@@ -5,10 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api.deps import SettingsDep
-from backend.api.json_body import JSONBodyRoute
 from backend.api.schemas import ClientConfig
 
-router = APIRouter(route_class=JSONBodyRoute)
+router = APIRouter()
 
 
 @router.get("/config")

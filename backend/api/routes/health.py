@@ -6,11 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from backend.api.deps import ServicesDep
-from backend.api.json_body import JSONBodyRoute
 from backend.api.schemas import ErrorResponse, HealthResponse, ReadyResponse
 from backend.core.ports import PublishError
 
-router = APIRouter(route_class=JSONBodyRoute)
+router = APIRouter()
 
 
 @router.get("/health")

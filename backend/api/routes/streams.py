@@ -9,11 +9,10 @@ from fastapi import APIRouter, HTTPException, Path, status
 
 from backend.api.deps import CurrentUser, ServicesDep
 from backend.api.errors import NEEDS_SESSION
-from backend.api.json_body import JSONBodyRoute
 from backend.api.schemas import DoneBody, ErrorResponse, StreamSnapshot
 from backend.centrifugo.channels import CHANNEL_ID_PATTERN, stream_channel
 
-router = APIRouter(route_class=JSONBodyRoute)
+router = APIRouter()
 
 StreamId = Annotated[str, Path(pattern=f"^{CHANNEL_ID_PATTERN}$")]
 

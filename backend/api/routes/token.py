@@ -6,11 +6,10 @@ from fastapi import APIRouter
 
 from backend.api.deps import SessionStart, SettingsDep
 from backend.api.errors import CROSS_SITE
-from backend.api.json_body import JSONBodyRoute
 from backend.api.schemas import TokenResponse
 from backend.centrifugo.tokens import connection_token
 
-router = APIRouter(route_class=JSONBodyRoute)
+router = APIRouter()
 
 
 @router.post("/token", responses=CROSS_SITE)
