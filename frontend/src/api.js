@@ -2,6 +2,7 @@
 // The backend's HTTP API, as the page uses it. Errors carry the server's readable message.
 import { readLimits } from './limits.js';
 import { readSnapshot } from './received.js';
+import { browserOnline } from './resend.js';
 import { failedStatus } from './words.js';
 
 /** @import { Limits } from './limits.js' */
@@ -50,7 +51,7 @@ async function readError(response) {
  * be reached.
  */
 export const unreachableWords = () =>
-  globalThis.navigator?.onLine === false ? 'this browser is offline' : 'the server cannot be reached';
+  browserOnline() ? 'the server cannot be reached' : 'this browser is offline';
 
 /**
  * @param {string} path

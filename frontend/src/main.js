@@ -40,6 +40,7 @@ import { chooseHistory } from './history.js';
 import { setIconLabel } from './icons.js';
 import { lengthNotice, limitCrossing } from './limits.js';
 import { loadHighlighting } from './markdown.js';
+import { browserOnline } from './resend.js';
 import { ConversationList, tabbableIn } from './sidebar.js';
 import { StatusLine } from './status.js';
 import { stopAnswer } from './stopping.js';
@@ -510,7 +511,6 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
   return run;
 }
 
-/** Answers whose prompt may not have got through, and its sending again (src/unsent.js). */
 /** What a follower's snapshot says while another tab sends the prompt again. */
 const SENT_AGAIN_ELSEWHERE = 'the prompt is being sent again from another tab';
 
@@ -555,6 +555,7 @@ async function endedElsewhere(run) {
   return true;
 }
 
+/** Answers whose prompt may not have got through, and its sending again (src/unsent.js). */
 const unsent = unsentPrompts({
   showNotes: (run) => showNotes(/** @type {Run} */ (run)),
   mark: (run, resend) => keepResendMark(/** @type {Run} */ (run), resend),
@@ -1369,7 +1370,7 @@ async function ask(text, { shown = false } = {}) {
   const run = follow(conversationId, turn, answerView, { accepted });
   updateComposer();
   // Sent without a network, the prompt cannot have got through (see `keepSending`).
-  const sentOnline = navigator.onLine !== false;
+  const sentOnline = browserOnline();
   try {
     await execute({ text, channel, thinking, history });
   } catch (error) {

@@ -89,6 +89,10 @@ export const mayHaveGotThrough = (error) => {
   return typeof status !== 'number' || NOT_THROUGH.includes(status);
 };
 
+/** Whether the browser says it has a network (`navigator.onLine`; true where there is none to
+ * ask). */
+export const browserOnline = () => globalThis.navigator?.onLine !== false;
+
 /**
  * Waits `ms`, or less if the browser comes back online meanwhile.
  * @param {number} ms

@@ -2,7 +2,7 @@
 // Stop: telling the server to stop one answer (`POST /api/cancel`), so that it stops generating,
 // and ending the answer on the page once it did. Knows nothing of the page: its edges are passed
 // in (docs/protocol.md, `POST /api/cancel`).
-import { untilOnline } from './resend.js';
+import { browserOnline, untilOnline } from './resend.js';
 import { stoppingNote } from './waiting.js';
 
 /** A cancel that did not reach the server is sent again this much later, then twice as long each
@@ -65,7 +65,7 @@ export async function stopAnswer({
   say,
   sleep = untilOnline,
   now = Date.now,
-  online = () => globalThis.navigator?.onLine !== false,
+  online = browserOnline,
 }) {
   let started = now();
   let delay = CANCEL_RETRY_MS;

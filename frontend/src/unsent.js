@@ -5,7 +5,7 @@
 // before it got through sends it again), the sending again (resend.js) and how that ends. Knows
 // nothing of the page: its edges are passed in.
 
-import { mayHaveGotThrough, sendAgain, untilOnline } from './resend.js';
+import { browserOnline, mayHaveGotThrough, sendAgain, untilOnline } from './resend.js';
 
 /** @import { AssistantTurn, Resend, Turn } from './conversation.js' */
 
@@ -84,7 +84,7 @@ export function unsentPrompts({
   following,
   endForSession = (run, error) => run.subscription.stop('refused', messageOf(error)),
   endedElsewhere = async () => false,
-  online = () => globalThis.navigator?.onLine !== false,
+  online = browserOnline,
   wait = (ms, { early }) => (early ? untilOnline(ms) : new Promise((resolve) => setTimeout(resolve, ms))),
   now = Date.now,
 }) {

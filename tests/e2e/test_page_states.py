@@ -19,6 +19,12 @@ from tests.e2e.chat import (
 )
 from tests.stack import Edge
 
+# The notice of a prompt refused for its session, once the new session is in place.
+SESSION_ENDED = (
+    "The prompt was not accepted: the session had ended; a new one has started, so send it "
+    "again. Retry"
+)
+
 
 async def new_page(browser: Browser, edge: Edge, console_errors: ConsoleErrors) -> Page:
     viewport = {"width": 1280, "height": 800}
@@ -150,10 +156,7 @@ async def test_a_session_that_ended_is_replaced_and_retry_works(
 
     await send(page, "explain")
     notice = page.locator(".turn.assistant .notice").last
-    await expect(notice).to_have_text(
-        "The prompt was not accepted: the session had ended; a new one has started, so send it "
-        "again. Retry"
-    )
+    await expect(notice).to_have_text(SESSION_ENDED)
     await notice.get_by_role("button", name="Retry").click()
     await page.locator(FINISHED).nth(1).wait_for()
     await expect(last_answer(page).locator(".notice")).to_have_count(0)
@@ -193,10 +196,7 @@ async def test_a_prompt_sent_again_after_the_session_ended_starts_a_new_one(
     await page.route("**/api/execute", refuse_then_forget)
     await send(page, "hello")
     notice = page.locator(".turn.assistant .notice").last
-    await expect(notice).to_have_text(
-        "The prompt was not accepted: the session had ended; a new one has started, so send it "
-        "again. Retry"
-    )
+    await expect(notice).to_have_text(SESSION_ENDED)
     await notice.get_by_role("button", name="Retry").click()
     await page.locator(FINISHED).wait_for()
     await expect(last_answer(page).locator(".notice")).to_have_count(0)
