@@ -252,6 +252,67 @@ async def test_a_tab_that_ended_a_turn_from_a_404_does_not_stop_the_other_tab_se
     console_errors.expect("404")
 
 
+async def test_a_tab_following_a_prompt_another_tab_sends_again_waits_for_it(
+    page: Page, console_errors: ConsoleErrors
+) -> None:
+    """review80 M1, review86 L6: a second tab follows the new turn before the first one keeps
+    its mark (the reply to its first send still on the way), and the server refuses the prompt
+    for now (a restart), so the first tab sends it again. The second tab's snapshot 404s
+    meanwhile: the server has nothing yet. That ended the turn there ("Nobody is answering this
+    any more") while the first tab went on and got it through. Now it says another tab is
+    sending it, and shows the answer once that tab's resend gets through."""
+    await send(page, "hello")
+    await page.locator(FINISHED).wait_for()
+    other = await open_page(page, console_errors, page.url)
+    followed = asyncio.Event()
+    refusing = True
+    sends = 0
+    snapshots = 0
+
+    async def refuse_for_now(route: Route) -> None:
+        nonlocal sends
+        sends += 1
+        if sends == 1:
+            await followed.wait()  # the other tab follows the turn before the mark is kept
+        if refusing:
+            detail = {"detail": "the server is stopping; nothing was started, please send it again"}
+            await route.fulfill(status=503, json=detail, headers={"Retry-After": "1"})
+            return
+        await route.continue_()
+
+    async def cannot_tell_at_first(route: Route) -> None:
+        nonlocal snapshots
+        snapshots += 1
+        if snapshots == 1:  # asked before the mark is kept: nothing learnt, asked again later
+            detail = {"detail": "the streams registry cannot be reached"}
+            await route.fulfill(status=503, json=detail)
+            return
+        await route.continue_()
+
+    await page.context.route("**/api/execute", refuse_for_now)
+    await other.route("**/api/streams/*", cannot_tell_at_first)
+    await send(page, "hello again")
+    await other.locator(".turn.assistant[aria-busy=true]").wait_for()
+    followed.set()
+    async with asyncio.timeout(10):
+        await wait_until_stored(page, "cs => cs.some(c => c.turns.some(t => t.resend))")
+    # Its next question comes at a silence (15 s from the last news), the mark kept by then:
+    # the turn as kept says another tab is sending it, and the server is not asked.
+    elsewhere = "Another tab is sending this prompt again"
+    await expect(other.locator(".turn.assistant").nth(1).locator(".note")).to_contain_text(
+        elsewhere, timeout=45_000
+    )
+    refusing = False
+
+    for shown in (page, other):
+        await shown.locator(FINISHED).nth(1).wait_for(timeout=30_000)
+        await expect(shown.locator(".turn.assistant").nth(1).locator(".notice")).to_have_count(0)
+        assert folded(await shown.locator(ANSWER).nth(1).text_content()).startswith("Hello!")
+    [conversation] = await stored_conversations(page)
+    assert conversation["turns"][3]["reason"] == "complete"
+    console_errors.expect("503")
+
+
 async def test_an_answer_arriving_in_another_conversation_is_kept_across_a_reload(
     page: Page,
 ) -> None:
