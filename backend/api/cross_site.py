@@ -3,12 +3,17 @@
 The session cookie is `SameSite=Lax`, so another site's form cannot act as the user; but it can
 still POST `/api/token` in a top-level navigation, and the browser keeps the new session that
 answer sets: the user's running answers are then another user's, out of reach. Browsers tell
-where a request comes from in `Sec-Fetch-Site`, to HTTPS and localhost addresses only (so a
-deployment over plain HTTP elsewhere is not covered: serve it over HTTPS); a request without it
-(not from a browser, an old one, or plain HTTP) is let through, the cookie's SameSite still
-guarding what acts for a user."""
+where a request comes from in `Sec-Fetch-Site`, to HTTPS and localhost addresses only; over
+plain HTTP elsewhere they send none, and the request's `Origin` decides instead: refused unless
+it names the host the request was sent to (`Host`, or `X-Forwarded-Host` from a proxy in front
+that rewrites it), whatever the port, as `Sec-Fetch-Site` counts a site (an outside-in probe: a
+form on another site replaced the session of a page served over plain HTTP). A request with
+neither header (not from a browser) is let through, the cookie's SameSite still guarding what
+acts for a user."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,8 +21,40 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CROSS_SITE_REFUSED = (
     "requests from another site's page are refused: use the chat page, or send no "
-    "Sec-Fetch-Site header (from a server)"
+    "Sec-Fetch-Site or Origin header (from a server)"
 )
+
+
+def _hostname(authority: str) -> str | None:
+    """`chat.example:9000` -> `chat.example`; `[::1]:9000` -> `::1`; None when unreadable."""
+    try:
+        return urlsplit(f"//{authority.strip()}").hostname or None
+    except ValueError:  # a malformed IPv6 literal
+        return None
+
+
+def _from_another_site(headers: list[tuple[bytes, bytes]]) -> bool:
+    fetch_sites: list[bytes] = []
+    origin: bytes | None = None
+    hosts: list[bytes] = []
+    for name, value in headers:
+        if name == b"sec-fetch-site":
+            fetch_sites.append(value.strip().lower())
+        elif name == b"origin":
+            origin = value
+        elif name in (b"host", b"x-forwarded-host"):
+            hosts.append(value)
+    if fetch_sites:
+        return b"cross-site" in fetch_sites
+    if origin is None:
+        return False
+    # `null`: an opaque origin (a sandboxed frame, a data: page, a redirect across sites).
+    try:
+        sender = urlsplit(origin.decode("latin-1").strip()).hostname
+    except ValueError:
+        return True
+    named = {_hostname(host) for value in hosts for host in value.decode("latin-1").split(",")}
+    return sender is None or sender not in named
 
 
 class CrossSiteRefusal:
@@ -25,12 +62,12 @@ class CrossSiteRefusal:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
-            for name, value in scope["headers"]:
-                if name == b"sec-fetch-site":
-                    if value == b"cross-site":
-                        response = JSONResponse({"detail": CROSS_SITE_REFUSED}, status_code=403)
-                        await response(scope, receive, send)
-                        return
-                    break
+        if (
+            scope["type"] == "http"
+            and scope["method"] not in SAFE_METHODS
+            and _from_another_site(scope["headers"])
+        ):
+            response = JSONResponse({"detail": CROSS_SITE_REFUSED}, status_code=403)
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)

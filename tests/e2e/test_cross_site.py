@@ -1,27 +1,30 @@
 """Another site's page cannot act on the chat's session: the cookie is SameSite=Lax, and what
 the backend would still do for a cross-site form (start a new session, whose cookie the browser
-keeps after a top-level POST) is refused by where the browser says the request comes from."""
+keeps after a top-level POST) is refused by where the browser says the request comes from: in
+`Sec-Fetch-Site` (HTTPS and localhost), or in `Origin` (plain HTTP elsewhere)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.processes import free_port
 from tests.stack import Edge
 
 
-@pytest.fixture
-def attacker(edge: Edge) -> Iterator[str]:
-    """A page on another site (the other name of the loopback address) that posts a form to
-    the chat's `/api/token` as soon as it loads."""
+@contextmanager
+def posting_page(target: str, host: str) -> Iterator[str]:
+    """A page served on `host` (another site) that posts a form to `target` as soon as it
+    loads; yields its address."""
     form = (
-        f'<!doctype html><form id="f" method="POST" action="{edge.url}/api/token"></form>'
+        f'<!doctype html><form id="f" method="POST" action="{target}"></form>'
         "<script>document.getElementById('f').submit()</script>"
     ).encode()
 
@@ -38,12 +41,36 @@ def attacker(edge: Edge) -> Iterator[str]:
 
     server = HTTPServer(("127.0.0.1", free_port()), Page)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    other_host = "localhost" if urlsplit(edge.url).hostname == "127.0.0.1" else "127.0.0.1"
     try:
-        yield f"http://{other_host}:{server.server_port}/"
+        yield f"http://{host}:{server.server_port}/"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def attacker(edge: Edge) -> Iterator[str]:
+    """A page on another site (the other name of the loopback address) that posts a form to
+    the chat's `/api/token` as soon as it loads."""
+    other_host = "localhost" if urlsplit(edge.url).hostname == "127.0.0.1" else "127.0.0.1"
+    with posting_page(f"{edge.url}/api/token", other_host) as address:
+        yield address
+
+
+# Names that resolve to loopback in the browser below only: plain HTTP to a name that is not
+# localhost, where browsers send no Sec-Fetch-* headers (a deployment with NGINX_HOST=0.0.0.0).
+CHAT_HOST = "chat.test"
+EVIL_HOST = "evil.test"
+
+
+@pytest.fixture
+async def named_browser(browser: Browser) -> AsyncIterator[Browser]:
+    rules = f"--host-resolver-rules=MAP {CHAT_HOST} 127.0.0.1, MAP {EVIL_HOST} 127.0.0.1"
+    named = await browser.browser_type.launch(
+        executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, rules]
+    )
+    yield named
+    await named.close()
 
 
 async def _user(page: Page) -> str:
@@ -67,3 +94,32 @@ async def test_another_site_s_form_cannot_replace_the_session(
     await other.close()
 
     assert await _user(page) == before  # the session the chat page had is still the browser's
+
+
+async def test_over_plain_http_another_site_s_form_is_refused_by_its_origin(
+    named_browser: Browser, edge: Edge
+) -> None:
+    """An outside-in probe: over plain HTTP to a name other than localhost the browser sends no
+    Sec-Fetch-Site, and another site's form replaced the session. Its Origin says where it
+    comes from; the chat page's own requests (Origin: the chat's) still pass."""
+    chat = f"http://{CHAT_HOST}:{urlsplit(edge.url).port}"
+    page = await (await named_browser.new_context()).new_page()
+    await page.goto(f"{chat}/api/health")
+    before = await _user(page)
+    with posting_page(f"{chat}/api/token", EVIL_HOST) as attacker_page:
+        async with (
+            page.expect_request(f"{chat}/api/token") as sent,
+            page.expect_response(f"{chat}/api/token") as posted,
+        ):
+            await page.goto(attacker_page)
+    forged = await (await sent.value).all_headers()
+    assert "sec-fetch-site" not in forged  # the case at hand: only the Origin tells
+    assert urlsplit(forged["origin"]).hostname == EVIL_HOST
+    refused = await posted.value
+    assert refused.status == 403
+    assert "another site" in (await refused.json())["detail"]
+    assert "set-cookie" not in await refused.all_headers()
+
+    await page.goto(f"{chat}/api/health")
+    assert await _user(page) == before  # the page's own POST passes, and the session is kept
+    await page.context.close()

@@ -1,4 +1,5 @@
-"""Requests that change something are refused when the browser says another site sent them."""
+"""Requests that change something are refused when the browser says another site sent them:
+in `Sec-Fetch-Site`, or, where browsers send none (plain HTTP beyond localhost), in `Origin`."""
 
 from __future__ import annotations
 
@@ -33,11 +34,49 @@ async def test_a_cross_site_post_is_refused_and_changes_nothing(
         assert await api.user() == user
 
 
-@pytest.mark.parametrize("where", ["same-origin", "same-site", "none", None])
-async def test_posts_from_the_page_or_from_servers_pass(where: str | None) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        # Over plain HTTP beyond localhost browsers send no Sec-Fetch-Site (an outside-in probe:
+        # another site's form replaced the session), but an Origin.
+        [("Origin", "http://evil.example:8080")],
+        [("Origin", "http://evil.example"), ("X-Forwarded-Host", "chat.example")],
+        [("Origin", "null")],  # a sandboxed frame, a data: page, a redirect across sites
+        [("Origin", "http://[::1")],  # unreadable
+        [("Sec-Fetch-Site", "Cross-Site")],
+        [("Sec-Fetch-Site", "none"), ("Sec-Fetch-Site", "cross-site")],
+        [("Sec-Fetch-Site", "cross-site"), ("Origin", "http://test")],
+    ],
+)
+async def test_a_post_from_another_site_s_page_is_refused(headers: list[tuple[str, str]]) -> None:
+    async with running_app(ScriptedModel()) as api:
+        user = await api.user()
+        response = await api.client.post("/api/token", headers=headers)
+        assert response.status_code == 403
+        assert response.json() == {"detail": CROSS_SITE_REFUSED}
+        assert await api.user() == user
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],  # a server, a script
+        [("Sec-Fetch-Site", "same-origin")],
+        [("Sec-Fetch-Site", "same-site")],
+        [("Sec-Fetch-Site", "none")],
+        # No Sec-Fetch-Site (plain HTTP): the Origin names the host asked, whatever the port.
+        [("Origin", "http://test")],
+        [("Origin", "http://TEST:9000")],
+        [("Origin", "https://test:443")],
+        # Behind a proxy that rewrites Host and says what it was.
+        [("Origin", "http://chat.example:9000"), ("X-Forwarded-Host", "chat.example:9000")],
+        [("Origin", "http://chat.example"), ("X-Forwarded-Host", "a.example, chat.example")],
+        [("Origin", "http://[::1]:9000"), ("X-Forwarded-Host", "[::1]")],
+    ],
+)
+async def test_posts_from_the_page_or_from_servers_pass(headers: list[tuple[str, str]]) -> None:
     async with running_app(ScriptedModel()) as api:
         await api.user()
-        headers = {} if where is None else {"Sec-Fetch-Site": where}
         response = await api.client.post("/api/chat/sync", json={"prompt": "hi"}, headers=headers)
         assert response.status_code == 200
 
