@@ -16,6 +16,12 @@ logger = logging.getLogger(__name__)
 # Values that ship in .env.example or in docs: fine on a laptop, refused anywhere else.
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "changethis", "secret", "insecure"})
 MIN_SECRET_LENGTH = 32
+# Guessable however long (an outside-in probe: `a` * 32, `0` * 64, `change-me` * 4 and a
+# `${SESSION_SECRET}` left unexpanded were taken): a placeholder within it, a variable not
+# expanded, or few distinct characters (32 random hex digits use fewer than 8 of the 16 about
+# once in 300,000 draws).
+PLACEHOLDER_PARTS = ("change-me", "changeme", "changethis", "${")
+MIN_DISTINCT_CHARACTERS = 8
 
 
 # The most turns a history may hold whatever MAX_HISTORY_TURNS says: the request schema refuses
@@ -159,7 +165,8 @@ class Settings(BaseSettings):
         if weak and self.environment != "development":
             raise ValueError(
                 f"refusing to start with placeholder or short secrets: {', '.join(weak)} "
-                f"(each needs {MIN_SECRET_LENGTH}+ random characters: `make run` writes random "
+                f"(each needs {MIN_SECRET_LENGTH}+ random characters, not a pattern nor a "
+                "placeholder within a longer text: `make run` writes random "
                 "ones in place of `change-me`; set any other yourself, e.g. `openssl rand -hex "
                 "32`; or set ENVIRONMENT=development on a laptop)"
             )
@@ -280,7 +287,13 @@ def redacted_url(value: str) -> str:
 
 
 def _is_weak(secret: str) -> bool:
-    return secret.strip().lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH
+    folded = secret.strip().lower()
+    return (
+        folded in PLACEHOLDER_SECRETS
+        or len(secret) < MIN_SECRET_LENGTH
+        or any(part in folded for part in PLACEHOLDER_PARTS)
+        or len(set(secret)) < MIN_DISTINCT_CHARACTERS
+    )
 
 
 @lru_cache

@@ -15,15 +15,16 @@ from backend.config import Settings
 from backend.core.streams import LocalStreams
 from tests.unit.fakes import RecordingPublisher, ScriptedModel
 
-TOKEN_SECRET = "t" * 40
+TOKEN_SECRET = "token-secret-0123456789abcdefghijklmnop"
+SESSION_SECRET = "session-secret-0123456789abcdefghijklmn"
 
 
 def settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "ENVIRONMENT": "production",
-        "CENTRIFUGO_HTTP_API_KEY": "k" * 40,
+        "CENTRIFUGO_HTTP_API_KEY": "api-key-0123456789abcdefghijklmnopqrstu",
         "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": TOKEN_SECRET,
-        "SESSION_SECRET": "s" * 40,
+        "SESSION_SECRET": SESSION_SECRET,
         "MAX_TEXT_CHARS": 100,
         "COALESCE_WINDOW_MS": 0,
         # Answers a test leaves running end at once when its app stops (the tests of the

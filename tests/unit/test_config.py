@@ -10,9 +10,9 @@ from pydantic import ValidationError
 from backend.config import Settings
 
 STRONG = {
-    "CENTRIFUGO_HTTP_API_KEY": "a" * 40,
-    "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": "b" * 40,
-    "SESSION_SECRET": "c" * 40,
+    "CENTRIFUGO_HTTP_API_KEY": "api-key-0123456789abcdefghijklmnopq",
+    "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": "hmac-key-0123456789abcdefghijklmno",
+    "SESSION_SECRET": "session-0123456789abcdefghijklmnopq",
 }
 
 
@@ -25,7 +25,20 @@ def test_strong_secrets_are_accepted_in_production() -> None:
     assert settings.centrifugo_api_url == "http://127.0.0.1:8000/api"
 
 
-@pytest.mark.parametrize("placeholder", ["change-me", "secret", "short"])
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        "change-me",
+        "secret",
+        "short",
+        # Guessable however long (an outside-in probe: each was taken).
+        "a" * 32,
+        "0" * 64,
+        "change-me" * 4,
+        "${SESSION_SECRET}" + "0123456789abcdefghijklmnop",
+        "0123456" * 5,
+    ],
+)
 def test_placeholder_secrets_are_refused_in_production(placeholder: str) -> None:
     with pytest.raises(ValidationError, match="SESSION_SECRET"):
         make(ENVIRONMENT="production", **{**STRONG, "SESSION_SECRET": placeholder})

@@ -18,7 +18,14 @@ from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 
 from backend.api.limits import max_body_bytes
-from backend.config import MIN_SECRET_LENGTH, PLACEHOLDER_SECRETS, Settings, _is_weak
+from backend.config import (
+    MIN_DISTINCT_CHARACTERS,
+    MIN_SECRET_LENGTH,
+    PLACEHOLDER_PARTS,
+    PLACEHOLDER_SECRETS,
+    Settings,
+    _is_weak,
+)
 from scripts.render_nginx import MAIN, trusted_proxies
 from scripts.run import StartFailed
 from scripts.run import trusted_proxy as run_trusted_proxy
@@ -468,8 +475,8 @@ def test_compose_derives_allowed_origins_like_make_run(
 
 
 STRONG_CENTRIFUGO_SECRETS = {
-    "CENTRIFUGO_HTTP_API_KEY": "k" * 32,
-    "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": "h" * 40,
+    "CENTRIFUGO_HTTP_API_KEY": "k-0123456789abcdefghijklmnopqrstu",
+    "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY": "h-0123456789abcdefghijklmnopqrstuvwxyz",
 }
 
 
@@ -505,7 +512,14 @@ def centrifugo_start(
         "changeme",
         "x" * 31,
         "x" * 32,
+        "0" * 64,
+        "0123456" * 5,
+        "change-me" * 4,
+        "my-ChangeMe-secret-0123456789-abcdef",
+        "${SESSION_SECRET}-0123456789abcdefghij",
         "a-long-random-looking-secret-0123456789",
+        "9f86d081884c7d659a2feaa0c55ad015",  # 32 hex digits
+        "01234567" * 4,
     ],
 )
 @pytest.mark.parametrize("name", sorted(STRONG_CENTRIFUGO_SECRETS))
@@ -549,12 +563,17 @@ def test_the_centrifugo_container_names_every_weak_secret(
 
 
 def test_the_centrifugo_container_knows_the_backends_placeholders(compose: dict[str, Any]) -> None:
-    """Its list of placeholders and its least length are the backend's."""
+    """Its placeholders (alone or within), its least length and its least number of distinct
+    characters are the backend's."""
     script = compose["services"]["centrifugo"]["command"][0]
-    listed = re.search(r'\n?""\|([a-z|-]+)\) weak=', script)
+    listed = re.search(r'\n?""\|(\S+)\) weak=', script)
     assert listed is not None
-    assert {"", *listed.group(1).split("|")} == PLACEHOLDER_SECRETS
+    patterns = listed.group(1).split("|")
+    assert {"", *(p for p in patterns if "*" not in p)} == PLACEHOLDER_SECRETS
+    within = {p.strip("*").strip("'").replace("$$", "$") for p in patterns if "*" in p}
+    assert within == set(PLACEHOLDER_PARTS)
     assert f'[ "$${{#2}}" -ge {MIN_SECRET_LENGTH} ]' in script
+    assert f"print n + 0}}')\" -ge {MIN_DISTINCT_CHARACTERS} ]" in script
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,7 @@ def test_the_backend_s_settings_are_checked_as_the_backend_reads_them(
     (started_in / ".env").write_text("LOG_FORMAT=xml\n")
     monkeypatch.chdir(started_in)
     secrets = {
-        name: "s" * 32
+        name: f"{name.lower()}-0123456789abcdefghij"
         for name in (
             "CENTRIFUGO_HTTP_API_KEY",
             "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY",

@@ -14,7 +14,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from backend.api.session import NO_SESSION, SESSION_COOKIE
 from backend.core.types import Token
-from tests.unit.apps import Api, running_app
+from tests.unit.apps import SESSION_SECRET, Api, running_app
 from tests.unit.fakes import ScriptedModel
 
 pytestmark = pytest.mark.unit
@@ -117,7 +117,7 @@ async def test_a_session_in_use_is_renewed_by_any_route_past_half_its_age(
     async with running_app(ScriptedModel(), **SHORT_SESSIONS) as api:
         api.client.cookies.set(SESSION_COOKIE, renewed)
         assert (await api.client.post("/api/token")).json()["user"] == user
-        _, signed_at = URLSafeTimedSerializer("s" * 40, salt="relaychat-session").loads(
+        _, signed_at = URLSafeTimedSerializer(SESSION_SECRET, salt="relaychat-session").loads(
             renewed, return_timestamp=True
         )
         assert abs(signed_at.timestamp() - time.time()) < 5  # signed now, not 70 s ago
@@ -136,7 +136,7 @@ def _signed_at(user: str, seconds_ago: float) -> str:
         def get_timestamp(self) -> int:
             return int(time.time() - seconds_ago)
 
-    serializer = URLSafeTimedSerializer("s" * 40, salt="relaychat-session", signer=Past)
+    serializer = URLSafeTimedSerializer(SESSION_SECRET, salt="relaychat-session", signer=Past)
     return serializer.dumps(user)
 
 
