@@ -24,6 +24,13 @@ const marked = new Marked({
     html(token) {
       return escapeHtml(token.text);
     },
+    // An image: a link to it, named by its alt text. Loaded, it would tell whoever serves it
+    // that the answer was read, and by whom (a tracking pixel a model can be tricked into
+    // writing: only the page's Content-Security-Policy stopped it, an outside-in probe).
+    image(token) {
+      const name = token.text || token.href;
+      return `<a href="${escapeHtml(token.href)}">${escapeHtml(name)}</a>`;
+    },
   },
 });
 
@@ -40,7 +47,7 @@ if (DOMPurify.isSupported) {
 }
 
 const PURIFY = {
-  FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe'],
+  FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'iframe', 'img'],
   FORBID_ATTR: ['style'],
   ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#|\/)/i,
 };

@@ -110,8 +110,13 @@ async def test_html_in_an_answer_shows_as_text(page: Page, edge: Edge) -> None:
         'Look: <img src=x onerror="window.__pwned = 2"> ',
         "<script>window.__pwned = 3</script> ",
         '<a href="javascript:window.__pwned = 4">link</a> and <b>bold</b>\n\n',
-        '<div onclick="window.__pwned = 5">block html</div>',
+        '<div onclick="window.__pwned = 5">block html</div>\n\n',
+        # A tracking pixel, and an image of the page's own origin: links, never loaded.
+        "![seen](https://evil.example/track.png?u=1) ![here](/api/health?pixel) ",
+        "![](/api/health?unnamed)",
     ]
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
 
     async def publish_instead(route: Route) -> None:
         channel = json.loads(route.request.post_data or "{}")["channel"]
@@ -137,6 +142,12 @@ async def test_html_in_an_answer_shows_as_text(page: Page, edge: Edge) -> None:
     assert '<img src=x onerror="window.__pwned = 2">' in text
     assert "<script>window.__pwned = 3</script>" in text
     assert await page.evaluate("window.__pwned") is None
+    links = answer.locator("a")
+    await expect(links).to_have_text(["seen", "here", "/api/health?unnamed"])
+    hrefs = [await link.get_attribute("href") for link in await links.all()]
+    images = ["https://evil.example/track.png?u=1", "/api/health?pixel", "/api/health?unnamed"]
+    assert hrefs == images
+    assert not [url for url in asked if any(image.lstrip("/") in url for image in images)]
 
 
 async def test_two_prompts_in_a_row_both_stay_visible(page: Page) -> None:
