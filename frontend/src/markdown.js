@@ -6,6 +6,7 @@
 import DOMPurify from 'dompurify';
 import { Marked } from 'marked';
 
+import { makeBreakable } from './breakable.js';
 import { setIconLabel } from './icons.js';
 
 /** @import { Token } from 'marked' */
@@ -171,6 +172,7 @@ export function renderBlock(token, actions) {
   const html = marked.parser([token]);
   const block = blockElement();
   block.append(DOMPurify.sanitize(html, { ...PURIFY, RETURN_DOM_FRAGMENT: true }));
+  makeBreakable(block);
   decorate(block, actions);
   return block;
 }

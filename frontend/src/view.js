@@ -6,6 +6,7 @@
 // textContent (its direction, left to right or right to left, taken from the text itself);
 // answers go through the sanitising Markdown renderer.
 import { finishedCount, splitBlocks, unchangedCount, withDefinitions } from './blocks.js';
+import { breakableNodes, setBreakableText } from './breakable.js';
 import { setIconLabel } from './icons.js';
 import { element, growCode, renderBlock, renderGrowingCode } from './markdown.js';
 
@@ -306,7 +307,8 @@ export class UserMessage {
     const { root, actions: bar } = message('user');
     this.root = root;
     this.bubble = element('div', 'turn user');
-    const paragraph = element('p', 'text', text);
+    const paragraph = element('p', 'text');
+    paragraph.append(...breakableNodes(text)); // a pasted blob must not freeze the page
     paragraph.dir = 'auto';
     this.bubble.append(paragraph);
     this.editButton = button('Edit', 'action waits-for-answer', () => actions.edit(this), 'edit');
@@ -615,7 +617,7 @@ export class AnswerView {
     const start = performance.now();
     this.onChange(() => {
       if (this.thinkingText && this.thinkingText.textContent !== this.thinking) {
-        this.thinkingText.textContent = this.thinking;
+        setBreakableText(this.thinkingText, this.thinking);
       }
       this.renderBlocks();
     });

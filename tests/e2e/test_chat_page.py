@@ -12,7 +12,7 @@ import httpx
 from playwright.async_api import Page, Request, Route, expect
 
 from backend.llm.simulated import CODE, GREETING, THINKING, answer_for
-from tests.browser import SCREENSHOTS, ConsoleErrors
+from tests.browser import SCREENSHOTS, ConsoleErrors, stored_conversations
 from tests.e2e.chat import StandInModel
 from tests.stack import Edge
 
@@ -148,6 +148,43 @@ async def test_html_in_an_answer_shows_as_text(page: Page, edge: Edge) -> None:
     images = ["https://evil.example/track.png?u=1", "/api/health?pixel", "/api/health?unnamed"]
     assert hrefs == images
     assert not [url for url in asked if any(image.lstrip("/") in url for image in images)]
+
+
+async def test_a_long_unbroken_run_wraps_without_freezing_the_page(page: Page, edge: Edge) -> None:
+    """An outside-in probe: one long "word" in an answer (a base64 blob, a hash) froze the tab
+    ~0.1 ms per character while Chromium looked for where to wrap it (50,000: 4.6 s; 900,000:
+    94 s, Stop unusable, the WebSocket dropped). The page now gives such runs places to break
+    (<wbr>, no text of their own): shown whole, wrapped within the column, copied as sent.
+    Pasted into a prompt too."""
+    blob = "".join(f"{i:05d}QUJD" for i in range(5_000))  # 45,000 characters, no space
+    answer_text = f"Here it is: {blob} and that is all."
+
+    async def publish_instead(route: Route) -> None:
+        channel = json.loads(route.request.post_data or "{}")["channel"]
+        api = f"{edge.stack.centrifugo_url}/api/publish"
+        headers = {"X-API-Key": edge.stack.api_key}
+        async with httpx.AsyncClient() as client:
+            for text in (answer_text[:20_000], answer_text[20_000:]):
+                data = {"channel": channel, "data": {"text": text, "done": False}}
+                await client.post(api, json=data, headers=headers)
+            done = {"text": "", "done": True, "reason": "complete"}
+            await client.post(api, json={"channel": channel, "data": done}, headers=headers)
+        await route.fulfill(status=202, json={"channel": channel})
+
+    await page.route("**/api/execute", publish_instead)
+    prompt = "decode " + blob[:7_000]
+    await send(page, prompt)
+    await page.locator(FINISHED).wait_for(timeout=30_000)
+    answer = page.locator(ANSWER)
+    assert (await answer.text_content() or "").strip() == answer_text
+    assert await page.locator(".turn.user .text").text_content() == prompt
+    for shown in (answer, page.locator(".turn.user .text")):
+        assert await shown.locator("wbr").count() > 100
+        # Wrapped within its column, not pushed past it.
+        width, scrolled = await shown.evaluate("node => [node.clientWidth, node.scrollWidth]")
+        assert scrolled <= width + 1, (width, scrolled)
+    [conversation] = await stored_conversations(page)
+    assert conversation["turns"][1]["answer"] == answer_text
 
 
 async def test_two_prompts_in_a_row_both_stay_visible(page: Page) -> None:
