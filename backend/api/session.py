@@ -24,6 +24,11 @@ from backend.centrifugo.channels import USER_PATTERN
 from backend.config import Settings
 
 SESSION_COOKIE = "relaychat_session"
+# Its name where it is sent over HTTPS only (SESSION_COOKIE_SECURE): browsers take a `__Host-`
+# cookie only from a secure page of the very host, never with a Domain, so a sibling subdomain
+# (or a plain-HTTP page) cannot set one of its own for the chat and have the page run as the
+# user it chose (an outside-in probe: session fixation by a cookie set from a sibling).
+SECURE_SESSION_COOKIE = "__Host-" + SESSION_COOKIE
 NO_SESSION = (
     "no session: call POST /api/token first and send its cookie back "
     "(the session may have expired or been signed with another secret)"
@@ -42,6 +47,11 @@ def _serializer_for(secret: str) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt="relaychat-session")
 
 
+def session_cookie(settings: Settings) -> str:
+    """The session cookie's name under these settings."""
+    return SECURE_SESSION_COOKIE if settings.session_cookie_secure else SESSION_COOKIE
+
+
 def new_user_id() -> str:
     return "u_" + secrets.token_hex(8)
 
@@ -49,7 +59,7 @@ def new_user_id() -> str:
 def read_session(request: Request, settings: Settings) -> tuple[str, float] | None:
     """The user of a valid, unexpired session cookie and the session's age in seconds; None
     without one."""
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = request.cookies.get(session_cookie(settings))
     if not cookie:
         return None
     try:
@@ -87,7 +97,7 @@ def start_session(request: Request, response: Response, settings: Settings) -> s
 
 def _set_cookie(response: Response, user: str, settings: Settings) -> None:
     response.set_cookie(
-        SESSION_COOKIE,
+        session_cookie(settings),
         _serializer(settings).dumps(user),
         max_age=settings.session_max_age_seconds,
         httponly=True,

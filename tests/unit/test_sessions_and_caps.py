@@ -195,3 +195,33 @@ async def test_the_api_docs_only_in_development(environment: str, status: int) -
     async with running_app(ScriptedModel(), ENVIRONMENT=environment) as api:
         assert (await api.client.get("/api/docs")).status_code == status
         assert (await api.client.get("/api/openapi.json")).status_code == status
+
+
+async def test_a_secure_session_cookie_is_a_host_cookie_and_a_tossed_one_is_not_read() -> None:
+    """An outside-in probe: a page on a sibling subdomain (or another port) could set the chat's
+    session cookie for a browser without one, and the chat then ran as the user it chose. Sent
+    over HTTPS only (SESSION_COOKIE_SECURE), it is a `__Host-` cookie, which browsers take only
+    from a secure page of the very host, without a Domain; one under the plain name is not
+    read."""
+    async with running_app(ScriptedModel(), SESSION_COOKIE_SECURE=True) as api:
+        api.client.cookies.clear()
+        started = await api.client.post("/api/token")
+        cookie = started.headers["set-cookie"]
+        name, _, rest = cookie.partition("=")
+        assert name == "__Host-relaychat_session"
+        attributes = {part.strip().split("=")[0].lower() for part in rest.split(";")[1:]}
+        assert {"secure", "path", "httponly"} <= attributes
+        assert "domain" not in attributes
+        assert "; Path=/" in cookie
+        value = rest.split(";")[0]
+        user = started.json()["user"]
+
+        def with_cookie(cookie_name: str) -> dict[str, str]:
+            return {"Cookie": f"{cookie_name}={value}"}
+
+        again = await api.client.post("/api/token", headers=with_cookie(name))
+        assert again.json()["user"] == user
+        tossed = await api.client.post("/api/token", headers=with_cookie(SESSION_COOKIE))
+        assert tossed.json()["user"] != user  # a new session, not the one offered
+        refused = await api.client.get("/api/streams/abcdefgh", headers=with_cookie(SESSION_COOKIE))
+        assert refused.status_code == 401
