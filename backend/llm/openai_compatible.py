@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, cast
+from urllib.parse import quote, quote_plus
 
 import httpx
 from httpx_sse import EventSource, SSEError
@@ -99,6 +100,16 @@ class OpenAICompatibleModel:
         self._where = str(httpx.URL(self._url).copy_with(username=None, password=None, query=None))
         self._model = model
         self._api_key = api_key
+        # The key as a server may quote it back: as it is, URL-encoded, or escaped in JSON.
+        self._key_forms = (
+            sorted(
+                {api_key, quote(api_key, safe=""), quote_plus(api_key), json.dumps(api_key)[1:-1]},
+                key=len,
+                reverse=True,
+            )
+            if api_key
+            else []
+        )
         self._system_prompt = system_prompt
         # Read timeout: the longest silence between two chunks before giving up.
         self._timeout = httpx.Timeout(timeout_seconds, connect=10.0)
@@ -124,7 +135,8 @@ class OpenAICompatibleModel:
                 "POST", self._url, json=body, headers=headers, timeout=self._timeout
             ) as response:
                 if response.status_code != 200:
-                    raise ModelError(await self._status_error(response), kind="status")
+                    message, detail = await self._status_error(response)
+                    raise ModelError(message, kind="status", detail=detail)
                 async for token in self._tokens(response, question.thinking):
                     yield token
         except httpx.TimeoutException as exc:
@@ -245,14 +257,18 @@ class OpenAICompatibleModel:
         return f"the model server reported an error: {detail}"
 
     def _masked(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        for form in self._key_forms:
+            text = text.replace(form, "***")
+        return text
 
     def _malformed(self, payload: str) -> str:
         shown = self._masked(payload)[:80] + ("..." if len(payload) > 80 else "")
         return f"the model server sent a malformed chunk: {shown!r}"
 
-    async def _status_error(self, response: httpx.Response) -> str:
+    async def _status_error(self, response: httpx.Response) -> tuple[str, str]:
+        """What to tell the person who asked, and what only the log says."""
         status = response.status_code
+        for_the_log = ""
         if status == 429:
             wait = response.headers.get("retry-after", "")
             when = f"in {int(wait)} s" if wait.isascii() and wait.isdigit() else "shortly"
@@ -260,15 +276,12 @@ class OpenAICompatibleModel:
                 f"the model server is rate limiting or out of quota (HTTP 429); try again {when}"
             )
         elif 300 <= status < 400:
+            # Where to is for the operator, not for whoever asked (an outside-in probe: the
+            # address, an internal one maybe, and the advice on the settings reached every user).
+            message = f"the model server redirected the request (HTTP {status})"
             where = self._masked(response.headers.get("location", ""))[:200]
-            message = (
-                (
-                    f"the model server redirected the request (HTTP {status}) to {where}: "
-                    "set OPENAI_BASE_URL to where it points"
-                )
-                if where
-                else f"the model server redirected the request (HTTP {status})"
-            )
+            if where:
+                for_the_log = f"redirected to {where}: set OPENAI_BASE_URL to where it points"
         else:
             message = _STATUS_MESSAGES.get(status) or (
                 f"the model server failed (HTTP {status})"
@@ -279,7 +292,7 @@ class OpenAICompatibleModel:
             detail = self._describe(json.loads(await _head(response, MAX_ERROR_BODY_BYTES)))
         except (ValueError, httpx.HTTPError):
             detail = ""
-        return f"{message}: {detail}" if detail else message
+        return (f"{message}: {detail}" if detail else message), for_the_log
 
     def _describe(self, body: Any) -> str:
         """The provider's own error message (and code), short, never with the API key in it."""

@@ -9,6 +9,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
@@ -398,13 +399,7 @@ async def test_only_the_head_of_a_huge_error_body_is_read(model: OpenAICompatibl
     [
         (429, {"retry-after": "20"}, {}, "(HTTP 429); try again in 20 s"),
         (429, {}, {}, "(HTTP 429); try again shortly"),
-        (
-            307,
-            {"location": "https://llm.example/v1/chat/completions"},
-            {},
-            "redirected the request (HTTP 307) to https://llm.example/v1/chat/completions: "
-            "set OPENAI_BASE_URL",
-        ),
+        (307, {"location": "https://llm.example/v1/chat/completions"}, {}, "(HTTP 307)"),
         (
             400,
             {},
@@ -530,6 +525,37 @@ async def test_a_malformed_chunk_is_quoted_without_the_api_key(
         await collect(model)
     assert KEY not in str(failed.value)
     assert "Bad gateway ***" in str(failed.value)
+
+
+@respx.mock
+async def test_the_key_is_masked_as_a_server_may_quote_it_back_too() -> None:
+    """An outside-in probe (from the code): only the key as configured was masked; one quoted
+    back URL-encoded, or escaped in a JSON string, reached the user as it was."""
+    key = 'sk-a/b+c "d" e\\f'
+    encoded = [quote(key, safe=""), quote_plus(key), json.dumps(key)[1:-1]]
+    body = sse(raw("ok"), f"data: <html>{' '.join(encoded)}</html>\n\n")
+    respx.post(URL).respond(200, headers=EVENT_STREAM, content=body)
+    async with httpx.AsyncClient() as client:
+        model = OpenAICompatibleModel(client, base_url=BASE, model="m", api_key=key)
+        with pytest.raises(ModelError, match="malformed chunk") as failed:
+            await collect(model)
+    for form in encoded:
+        assert form not in str(failed.value)
+    assert "<html>*** *** ***</html>" in str(failed.value)
+
+
+@respx.mock
+async def test_where_a_redirect_points_is_for_the_log_not_for_the_user(
+    model: OpenAICompatibleModel,
+) -> None:
+    """An outside-in probe: the address a model server redirected to (an internal one, maybe)
+    and the advice on OPENAI_BASE_URL reached every user; they are for the operator."""
+    where = "http://10.0.0.7:8080/v1/chat/completions"
+    respx.post(URL).respond(307, headers={"location": where})
+    with pytest.raises(ModelError) as failed:
+        await collect(model)
+    assert str(failed.value) == "the model server redirected the request (HTTP 307)"
+    assert failed.value.detail == f"redirected to {where}: set OPENAI_BASE_URL to where it points"
 
 
 @pytest.mark.parametrize("trailer", ["", "data: [DONE]"], ids=["no DONE", "DONE cut short"])
