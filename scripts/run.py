@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -279,19 +280,27 @@ def cluster_services(env: Mapping[str, str], state: Path, centrifugo: str) -> li
     balancing over both of each. Ports: CLUSTER_REDIS_PORT (6379), and each single-run port
     with the next one for the second of a kind."""
     redis_port = port_setting(env, "CLUSTER_REDIS_PORT", 6379)
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    # Redis holds every stream (Centrifugo's channels and history, the backends' registry): with
+    # no password any local process read and wrote every user's answers (an outside-in probe:
+    # `redis-cli psubscribe '*'`, and a forged chunk published into another user's channel).
+    # A new one each run, in a file only this user reads (not on a command line, which `ps`
+    # shows to anyone), and in the URLs the servers are given in their environment.
+    password = secrets.token_hex(32)
+    redis_url = f"redis://:{password}@127.0.0.1:{redis_port}/0"
+    redis_conf = state / "redis.conf"
     first_node = port_setting(env, "CENTRIFUGO_HTTP_SERVER_PORT", 8000, pair=True)
     first_backend = port_setting(env, "BACKEND_PORT", 5000, pair=True)
     nodes = [first_node, first_node + 1]
     backends = [first_backend, first_backend + 1]
     redis = Service(
         "redis",
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(state)],
+        ["redis-server", str(redis_conf), "--port", str(redis_port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--dir", str(state)],
         f"redis://127.0.0.1:{redis_port}",
         redis_port,
         "127.0.0.1",
         "CLUSTER_REDIS_PORT",
+        prepare=partial(write_private, redis_conf, f"requirepass {password}\n"),
     )  # fmt: skip
     nginx = nginx_service(env, state, [f"127.0.0.1:{port}" for port in backends], nodes)
     engine = {
@@ -845,14 +854,23 @@ def _answers(url: str) -> bool:
 
 
 def _pongs(url: str) -> bool:
-    """Whether the Redis at `url` (redis://host:port) answers PING."""
+    """Whether the Redis at `url` (redis://host:port) answers PING (asking for its password
+    is an answer too: it is up)."""
     host, _, port = url.removeprefix("redis://").partition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
+
+
+def write_private(path: Path, text: str) -> None:
+    """`text` into `path`, readable and writable by this user only (from its creation on)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
 
 
 def say(message: str) -> None:

@@ -259,6 +259,15 @@ async def test_make_run_cluster_runs_two_of_each_behind_nginx_and_ctrl_c_stops_a
         # Whose line is whose: every service's output comes with its name in front.
         for name in ("redis", "centrifugo-1", "centrifugo-2", "backend-1", "backend-2"):
             assert re.search(rf"^{name} +\| \S", run.output, re.MULTILINE), name
+        # Redis asks for this run's password (an outside-in probe: with none, any local
+        # process read every stream), which no server's output shows.
+        conf = (tmp_path / "state" / "redis.conf").read_text()
+        password = conf.removeprefix("requirepass ").strip()
+        assert len(password) == 64
+        with socket.create_connection(("127.0.0.1", run.ports["CLUSTER_REDIS_PORT"])) as redis:
+            redis.sendall(b"KEYS *\r\n")
+            assert redis.recv(64).startswith(b"-NOAUTH")
+        assert password not in run.output
 
         os.killpg(run.process.pid, signal.SIGINT)
 

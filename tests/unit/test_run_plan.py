@@ -614,3 +614,27 @@ def test_every_setting_of_the_example_and_the_backend_is_known(tmp_path: Path) -
     env_file.write_text("".join(f"{name}=1\n" for name in sorted(known)))
     assert misspelled_settings(env_file) == []
     assert misspelled_settings(ROOT / ".env.example") == []
+
+
+def test_the_cluster_s_redis_asks_for_a_password_no_command_line_shows(tmp_path: Path) -> None:
+    """An outside-in probe: the cluster's Redis had no password, so any local process read
+    every user's answers (`redis-cli psubscribe '*'`) and published into their channels. It
+    now has a new one each run, in a file only this user reads, and the servers get it in
+    their environment; no command line (which `ps` shows to anyone) carries it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    plan = {s.name: s for s in cluster_services(PORTS, state, "centrifugo")}
+    redis = plan["redis"]
+    assert redis.prepare is not None
+    redis.prepare()
+    conf = state / "redis.conf"
+    assert conf.stat().st_mode & 0o777 == 0o600
+    [password] = re.fullmatch(r"requirepass ([0-9a-f]{64})\n", conf.read_text()).groups()  # type: ignore[union-attr]
+    url = f"redis://:{password}@127.0.0.1:{redis.port}/0"
+    assert plan["backend-1"].env["REDIS_URL"] == plan["backend-2"].env["REDIS_URL"] == url
+    for node in ("centrifugo-1", "centrifugo-2"):
+        assert plan[node].env["CENTRIFUGO_ENGINE_REDIS_ADDRESS"] == url
+    assert str(conf) in redis.command
+    assert not any(password in " ".join(s.command) for s in plan.values())
+    again = {s.name: s for s in cluster_services(PORTS, state, "centrifugo")}
+    assert password not in again["backend-1"].env["REDIS_URL"]  # a new one each run
