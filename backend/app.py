@@ -17,7 +17,7 @@ import httpx
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 
-from backend.api.cross_site import CrossSiteRefusal
+from backend.api.cross_site import CrossSiteRefusal, allowed_origins
 from backend.api.deps import Services
 from backend.api.errors import BodyLimits, install_error_handlers
 from backend.api.limits import max_body_bytes
@@ -154,7 +154,7 @@ def create_app(
         settings.max_text_chars, settings.max_history_chars, settings.max_history_turns
     )
     app.add_middleware(BodyLimits, max_bytes=max_body)
-    app.add_middleware(CrossSiteRefusal)
+    app.add_middleware(CrossSiteRefusal, allowed=allowed_origins(settings.allowed_origins))
     # Outside the two refusals above: their answers are marked `no-store` too.
     app.add_middleware(SessionRenewal)
     # Around everything but the request metrics (added last, by `metrics.install`): every log

@@ -6,13 +6,17 @@ answer sets: the user's running answers are then another user's, out of reach. B
 where a request comes from in `Sec-Fetch-Site`, to HTTPS and localhost addresses only; over
 plain HTTP elsewhere they send none, and the request's `Origin` decides instead: refused unless
 it names the host the request was sent to (`Host`, or `X-Forwarded-Host` from a proxy in front
-that rewrites it), whatever the port, as `Sec-Fetch-Site` counts a site (an outside-in probe: a
-form on another site replaced the session of a page served over plain HTTP). A request with
-neither header (not from a browser) is let through, the cookie's SameSite still guarding what
-acts for a user."""
+that rewrites it), whatever the port, as `Sec-Fetch-Site` counts a site, or is one of the
+page's origins Centrifugo is told to allow (CENTRIFUGO_CLIENT_ALLOWED_ORIGINS: behind a proxy
+that rewrites `Host` and says nothing of it, the page's own origin, which its WebSocket needs
+there anyway). An outside-in probe: a form on another site replaced the session of a page
+served over plain HTTP. A request with neither header (not from a browser) is let through, the
+cookie's SameSite still guarding what acts for a user."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
 from fastapi.responses import JSONResponse
@@ -26,14 +30,15 @@ CROSS_SITE_REFUSED = (
 
 
 def _hostname(authority: str) -> str | None:
-    """`chat.example:9000` -> `chat.example`; `[::1]:9000` -> `::1`; None when unreadable."""
+    """`chat.example.:9000` -> `chat.example` (nginx passes a Host without its final dot);
+    `[::1]:9000` -> `::1`; None when unreadable."""
     try:
-        return urlsplit(f"//{authority.strip()}").hostname or None
+        return (urlsplit(f"//{authority.strip()}").hostname or "").rstrip(".") or None
     except ValueError:  # a malformed IPv6 literal
         return None
 
 
-def _from_another_site(headers: list[tuple[bytes, bytes]]) -> bool:
+def _from_another_site(headers: list[tuple[bytes, bytes]], allowed: tuple[str, ...]) -> bool:
     fetch_sites: list[bytes] = []
     origin: bytes | None = None
     hosts: list[bytes] = []
@@ -49,23 +54,33 @@ def _from_another_site(headers: list[tuple[bytes, bytes]]) -> bool:
     if origin is None:
         return False
     # `null`: an opaque origin (a sandboxed frame, a data: page, a redirect across sites).
+    sent_from = origin.decode("latin-1").strip().lower()
     try:
-        sender = urlsplit(origin.decode("latin-1").strip()).hostname
+        sender = (urlsplit(sent_from).hostname or "").rstrip(".")
     except ValueError:
         return True
     named = {_hostname(host) for value in hosts for host in value.decode("latin-1").split(",")}
-    return sender is None or sender not in named
+    if sender and sender in named:
+        return False
+    return not any(fnmatchcase(sent_from, pattern) for pattern in allowed)
+
+
+def allowed_origins(setting: str) -> tuple[str, ...]:
+    """CENTRIFUGO_CLIENT_ALLOWED_ORIGINS as Centrifugo takes it from its environment: origins
+    (globs: `https://*.example.com`) separated by spaces."""
+    return tuple(pattern.lower() for pattern in setting.split())
 
 
 class CrossSiteRefusal:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, allowed: Iterable[str] = ()) -> None:
         self.app = app
+        self.allowed = tuple(allowed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["method"] not in SAFE_METHODS
-            and _from_another_site(scope["headers"])
+            and _from_another_site(scope["headers"], self.allowed)
         ):
             response = JSONResponse({"detail": CROSS_SITE_REFUSED}, status_code=403)
             await response(scope, receive, send)
