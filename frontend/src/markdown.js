@@ -25,12 +25,12 @@ const marked = new Marked({
     html(token) {
       return escapeHtml(token.text);
     },
-    // An image: a link to it, named by its alt text. Loaded, it would tell whoever serves it
-    // that the answer was read, and by whom (a tracking pixel a model can be tricked into
-    // writing: only the page's Content-Security-Policy stopped it, an outside-in probe).
+    // An image: a link to it, named by its alt text (see `linkImages`). Loaded, it would tell
+    // whoever serves it that the answer was read, and by whom (a tracking pixel a model can be
+    // tricked into writing: only the page's Content-Security-Policy stopped it, a probe).
     image(token) {
       const name = token.text || token.href;
-      return `<a href="${escapeHtml(token.href)}">${escapeHtml(name)}</a>`;
+      return `<span data-image-href="${escapeHtml(token.href)}">${escapeHtml(name)}</span>`;
     },
   },
 });
@@ -52,6 +52,28 @@ const PURIFY = {
   FORBID_ATTR: ['style'],
   ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#|\/)/i,
 };
+
+/**
+ * Makes each image of a rendered block (a span that names it, from the renderer above) a link
+ * to it, or, inside a link already (a badge: `[![build](badge.svg)](ci-page)`), that link's
+ * text: a link in a link is no HTML, and the browser left the outer one empty (a review).
+ * @param {ParentNode} root  sanitised
+ */
+function linkImages(root) {
+  for (const span of root.querySelectorAll('span[data-image-href]')) {
+    const href = span.getAttribute('data-image-href') ?? '';
+    if (!span.closest('a') && PURIFY.ALLOWED_URI_REGEXP.test(href)) {
+      const link = document.createElement('a');
+      link.setAttribute('href', href);
+      link.setAttribute('target', '_blank');
+      link.setAttribute('rel', 'noopener noreferrer');
+      link.append(...span.childNodes);
+      span.replaceWith(link);
+    } else {
+      span.replaceWith(...span.childNodes);
+    }
+  }
+}
 
 /**
  * @template {keyof HTMLElementTagNameMap} K
@@ -172,6 +194,7 @@ export function renderBlock(token, actions) {
   const html = marked.parser([token]);
   const block = blockElement();
   block.append(DOMPurify.sanitize(html, { ...PURIFY, RETURN_DOM_FRAGMENT: true }));
+  linkImages(block);
   makeBreakable(block);
   decorate(block, actions);
   return block;

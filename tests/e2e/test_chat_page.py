@@ -113,7 +113,8 @@ async def test_html_in_an_answer_shows_as_text(page: Page, edge: Edge) -> None:
         '<div onclick="window.__pwned = 5">block html</div>\n\n',
         # A tracking pixel, and an image of the page's own origin: links, never loaded.
         "![seen](https://evil.example/track.png?u=1) ![here](/api/health?pixel) ",
-        "![](/api/health?unnamed)",
+        "![](/api/health?unnamed) ",
+        "[![badge & co](https://img.example/b.svg)](https://link.example/ci)",
     ]
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url))
@@ -143,11 +144,15 @@ async def test_html_in_an_answer_shows_as_text(page: Page, edge: Edge) -> None:
     assert "<script>window.__pwned = 3</script>" in text
     assert await page.evaluate("window.__pwned") is None
     links = answer.locator("a")
-    await expect(links).to_have_text(["seen", "here", "/api/health?unnamed"])
+    # A badge (an image in a link) is that link, named by the image's alt text (a review: a
+    # link in a link, and the outer one left empty).
+    await expect(links).to_have_text(["seen", "here", "/api/health?unnamed", "badge & co"])
     hrefs = [await link.get_attribute("href") for link in await links.all()]
     images = ["https://evil.example/track.png?u=1", "/api/health?pixel", "/api/health?unnamed"]
-    assert hrefs == images
-    assert not [url for url in asked if any(image.lstrip("/") in url for image in images)]
+    assert hrefs == [*images, "https://link.example/ci"]
+    assert await answer.locator("[data-image-href]").count() == 0
+    never = [*images, "img.example/b.svg"]
+    assert not [url for url in asked if any(image.lstrip("/") in url for image in never)]
 
 
 async def test_a_long_unbroken_run_wraps_without_freezing_the_page(page: Page, edge: Edge) -> None:
