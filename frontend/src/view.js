@@ -6,7 +6,7 @@
 // textContent (its direction, left to right or right to left, taken from the text itself);
 // answers go through the sanitising Markdown renderer.
 import { finishedCount, splitBlocks, unchangedCount, withDefinitions } from './blocks.js';
-import { breakableNodes, setBreakableText } from './breakable.js';
+import { setBreakableText } from './breakable.js';
 import { setIconLabel } from './icons.js';
 import { element, growCode, renderBlock, renderGrowingCode } from './markdown.js';
 
@@ -308,7 +308,7 @@ export class UserMessage {
     this.root = root;
     this.bubble = element('div', 'turn user');
     const paragraph = element('p', 'text');
-    paragraph.append(...breakableNodes(text)); // a pasted blob must not freeze the page
+    setBreakableText(paragraph, text); // a pasted blob must not freeze the page
     paragraph.dir = 'auto';
     this.bubble.append(paragraph);
     this.editButton = button('Edit', 'action waits-for-answer', () => actions.edit(this), 'edit');

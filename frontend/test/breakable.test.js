@@ -29,14 +29,21 @@ test('a run of exactly RUN_CHARS characters is not cut', () => {
   assert.equal(breakablePieces('b'.repeat(RUN_CHARS + 1)).length, 2);
 });
 
-test('a cut never parts a surrogate pair, a combining mark or a joiner from what it follows', () => {
-  for (const clinging of ['😀', 'e\u0301', 'a\u200Db', 'x\uFE0F']) {
-    const text = 'z'.repeat(RUN_CHARS - 1) + clinging.repeat(40);
-    const pieces = breakablePieces(text);
-    assert.equal(pieces.join(''), text);
-    assert.ok(pieces.length > 1, clinging);
-    for (const piece of pieces.slice(1)) {
-      assert.doesNotMatch(piece, /^[\uDC00-\uDFFF\p{M}\u200D\uFE00-\uFE0F]/u, JSON.stringify(clinging));
+test('a cut never falls inside a grapheme: a pair, a mark, a flag, a joined emoji, a syllable', () => {
+  const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
+  const clusters = ['😀', 'e\u0301', 'x\uFE0F', '🇫🇷', '👍🏽', '👩\u200D💻', '\u1100\u1161\u11A8', 'क्षि', 'か\u3099', '日'];
+  for (const cluster of clusters) {
+    for (const lead of [0, 1, 2, 3]) {
+      const text = 'z'.repeat(RUN_CHARS - lead) + cluster.repeat(60);
+      const pieces = breakablePieces(text);
+      assert.equal(pieces.join(''), text);
+      assert.ok(pieces.length > 1, cluster);
+      const boundaries = new Set([...segmenter.segment(text)].map((each) => each.index));
+      let at = 0;
+      for (const piece of pieces.slice(0, -1)) {
+        at += piece.length;
+        assert.ok(boundaries.has(at), `${JSON.stringify(cluster)} cut at ${at}`);
+      }
     }
   }
 });
