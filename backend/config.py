@@ -18,9 +18,9 @@ PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "changethis", "sec
 MIN_SECRET_LENGTH = 32
 # Guessable however long (an outside-in probe: `a` * 32, `0` * 64, `change-me` * 4 and a
 # `${SESSION_SECRET}` left unexpanded were taken): a placeholder within it, a variable not
-# expanded, or few distinct characters (32 random hex digits use fewer than 8 of the 16 about
-# once in 300,000 draws).
-PLACEHOLDER_PARTS = ("change-me", "changeme", "changethis", "${")
+# expanded (by a shell or compose, `${...}`, or by Kubernetes, `$(...)`), or few distinct
+# characters (32 random hex digits use fewer than 8 of the 16 about once in 28 million draws).
+PLACEHOLDER_PARTS = ("change-me", "changeme", "changethis", "${", "$(")
 MIN_DISTINCT_CHARACTERS = 8
 
 
@@ -169,8 +169,9 @@ class Settings(BaseSettings):
         if weak and self.environment != "development":
             raise ValueError(
                 f"refusing to start with placeholder or short secrets: {', '.join(weak)} "
-                f"(each needs {MIN_SECRET_LENGTH}+ random characters, not a pattern nor a "
-                "placeholder within a longer text: `make run` writes random "
+                f"(each needs {MIN_SECRET_LENGTH}+ random characters, at least "
+                f"{MIN_DISTINCT_CHARACTERS} different ones, and no placeholder or unexpanded "
+                "variable within: `make run` writes random "
                 "ones in place of `change-me`; set any other yourself, e.g. `openssl rand -hex "
                 "32`; or set ENVIRONMENT=development on a laptop)"
             )

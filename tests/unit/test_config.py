@@ -36,6 +36,7 @@ def test_strong_secrets_are_accepted_in_production() -> None:
         "0" * 64,
         "change-me" * 4,
         "${SESSION_SECRET}" + "0123456789abcdefghijklmnop",
+        "$(SESSION_SECRET)" + "0123456789abcdefghijklmnop",
         "0123456" * 5,
     ],
 )

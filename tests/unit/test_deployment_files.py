@@ -517,6 +517,8 @@ def centrifugo_start(
         "change-me" * 4,
         "my-ChangeMe-secret-0123456789-abcdef",
         "${SESSION_SECRET}-0123456789abcdefghij",
+        "$(SESSION_SECRET)-0123456789abcdefghij",
+        "line-one-0123456789\nline-two-abcdefghij",  # read whole, not a line at a time
         "a-long-random-looking-secret-0123456789",
         "9f86d081884c7d659a2feaa0c55ad015",  # 32 hex digits
         "01234567" * 4,
@@ -574,6 +576,7 @@ def test_the_centrifugo_container_knows_the_backends_placeholders(compose: dict[
     assert within == set(PLACEHOLDER_PARTS)
     assert f'[ "$${{#2}}" -ge {MIN_SECRET_LENGTH} ]' in script
     assert f"print n + 0}}')\" -ge {MIN_DISTINCT_CHARACTERS} ]" in script
+    assert 'ENVIRON["S"]' in script  # the value whole, not line by line (a review)
 
 
 @pytest.mark.parametrize(
