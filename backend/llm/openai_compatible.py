@@ -14,6 +14,7 @@ import asyncio
 import codecs
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any, cast
 from urllib.parse import quote, quote_plus
@@ -100,16 +101,13 @@ class OpenAICompatibleModel:
         self._where = str(httpx.URL(self._url).copy_with(username=None, password=None, query=None))
         self._model = model
         self._api_key = api_key
-        # The key as a server may quote it back: as it is, URL-encoded, or escaped in JSON.
-        self._key_forms = (
-            sorted(
-                {api_key, quote(api_key, safe=""), quote_plus(api_key), json.dumps(api_key)[1:-1]},
-                key=len,
-                reverse=True,
-            )
-            if api_key
-            else []
-        )
+        # The key as a server may quote it back: as it is, URL-encoded (either case of hex),
+        # or escaped in JSON (`/` as `\/` too).
+        encoded = {quote(api_key, safe=""), quote_plus(api_key)}
+        in_json = json.dumps(api_key)[1:-1]
+        forms = {api_key, in_json, in_json.replace("/", "\\/"), *encoded}
+        forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), form) for form in encoded}
+        self._key_forms = sorted(forms, key=len, reverse=True) if api_key else []
         self._system_prompt = system_prompt
         # Read timeout: the longest silence between two chunks before giving up.
         self._timeout = httpx.Timeout(timeout_seconds, connect=10.0)
