@@ -9,6 +9,7 @@
 
 /** The longest run of characters without a place to break. */
 export const RUN_CHARS = 64;
+const TEXT_NODE = 3;
 
 const LONG_RUN = new RegExp(`\\S{${RUN_CHARS + 1},}`, 'gu');
 // Where one character as the reader sees it (a grapheme: a flag, an emoji with its skin tone or
@@ -104,6 +105,28 @@ function insertAll(parent, nodes, before) {
 export function setBreakableText(node, text) {
   node.textContent = '';
   insertAll(node, breakableNodes(text), null);
+}
+
+/**
+ * Appends `added` to `node`'s text, breakable: a long run that the text shown ends with goes on
+ * being broken where it continues. Costs what was added, not the whole text again (a thinking
+ * phase grows a frame at a time: a review).
+ * @param {Element} node  text and <wbr> only, as setBreakableText leaves it
+ * @param {string} added
+ */
+export function appendBreakable(node, added) {
+  const last = node.lastChild;
+  if (last?.nodeType !== TEXT_NODE) {
+    insertAll(node, breakableNodes(added), null);
+    return;
+  }
+  const text = /** @type {Text} */ (last);
+  // The run it ends with: after its last white space (and, were it long, after its last <wbr>).
+  const start = text.data.search(/\S*$/u);
+  const run = text.data.slice(start);
+  if (start > 0) text.data = text.data.slice(0, start);
+  else text.remove();
+  insertAll(node, breakableNodes(run + added), null);
 }
 
 /**

@@ -6,7 +6,7 @@
 // textContent (its direction, left to right or right to left, taken from the text itself);
 // answers go through the sanitising Markdown renderer.
 import { finishedCount, splitBlocks, unchangedCount, withDefinitions } from './blocks.js';
-import { setBreakableText } from './breakable.js';
+import { appendBreakable, setBreakableText } from './breakable.js';
 import { setIconLabel } from './icons.js';
 import { element, growCode, renderBlock, renderGrowingCode } from './markdown.js';
 
@@ -496,6 +496,7 @@ export class AnswerView {
     this.thinkingBlock = null;
     /** @type {HTMLParagraphElement | null} */
     this.thinkingText = null;
+    this.thinkingShown = ''; // the thinking as thinkingText shows it
     this.answer = element('div', 'answer markdown');
     this.cursor = element('span', 'cursor');
     this.cursor.setAttribute('aria-hidden', 'true');
@@ -616,8 +617,13 @@ export class AnswerView {
     this.frame = 0;
     const start = performance.now();
     this.onChange(() => {
-      if (this.thinkingText && this.thinkingText.textContent !== this.thinking) {
-        setBreakableText(this.thinkingText, this.thinking);
+      if (this.thinkingText && this.thinkingShown !== this.thinking) {
+        if (this.thinkingShown && this.thinking.startsWith(this.thinkingShown)) {
+          appendBreakable(this.thinkingText, this.thinking.slice(this.thinkingShown.length));
+        } else {
+          setBreakableText(this.thinkingText, this.thinking);
+        }
+        this.thinkingShown = this.thinking;
       }
       this.renderBlocks();
     });

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { RUN_CHARS, breakablePieces } from '../src/breakable.js';
+import { RUN_CHARS, appendBreakable, breakablePieces, setBreakableText } from '../src/breakable.js';
+import { installDom, make } from './fake-dom.js';
 
 test('text without a long run is one piece', () => {
   assert.deepEqual(breakablePieces(''), ['']);
@@ -51,4 +52,20 @@ test('a cut never falls inside a grapheme: a pair, a mark, a flag, a joined emoj
 test('a million characters are cut in one pass', () => {
   const pieces = breakablePieces('q'.repeat(1_000_000));
   assert.equal(pieces.length, Math.ceil(1_000_000 / RUN_CHARS));
+});
+
+test('text appended a little at a time is broken as the whole would be, and reads the same', () => {
+  installDom();
+  const shown = make('p');
+  const whole = `thinking ${'x'.repeat(300)} about ${'y'.repeat(70)} it${'z'.repeat(40)}`;
+  setBreakableText(shown, whole.slice(0, 5));
+  for (let at = 5; at < whole.length; at += 7) appendBreakable(shown, whole.slice(at, at + 7));
+  assert.equal(shown.textContent, whole);
+  // Between two places to break (white space, a <wbr>), never more than RUN_CHARS characters.
+  const runs = [...shown.childNodes]
+    .map((node) => (node.nodeType === 3 ? node.textContent : '\n'))
+    .join('')
+    .split(/\s/u);
+  assert.ok(Math.max(...runs.map((run) => run.length)) <= RUN_CHARS);
+  assert.ok([...shown.childNodes].filter((node) => node.nodeType === 1).length >= 5);
 });

@@ -57,6 +57,7 @@ class FakeText extends FakeNode {
   constructor(data) {
     super();
     this.data = data;
+    this.nodeType = 3;
   }
 
   get textContent() {
@@ -81,6 +82,7 @@ class FakeElement extends FakeNode {
   constructor(tagName) {
     super();
     this.tagName = tagName.toUpperCase();
+    this.nodeType = 1;
     /** @type {Map<string, string>} */
     this.attributes = new Map();
     this.disabled = false;
