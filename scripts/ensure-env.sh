@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes .env (or the file given) from .env.example with fresh random secrets, unless it exists.
-# In one that exists (a copy of .env.example made by hand, say), only the three secrets that
+# In one that exists (a copy of .env.example made by hand, say), only the four secrets that
 # still say `change-me`, or that it lacks and the environment does not set, get fresh random
 # values; nothing else in it changes (its line endings, its owner), and it is left readable by
 # its owner only. Left alone: a file with ENVIRONMENT=development (placeholders are taken there),
@@ -12,7 +12,12 @@ umask 077
 python3 - "$ROOT/.env.example" "$TARGET" <<'PY'
 import os, re, secrets, stat, sys, tempfile
 
-SECRETS = ("CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "SESSION_SECRET")
+SECRETS = (
+    "CENTRIFUGO_HTTP_API_KEY",
+    "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY",
+    "SESSION_SECRET",
+    "REDIS_PASSWORD",
+)
 example, target = sys.argv[1], sys.argv[2]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -705,8 +706,12 @@ def test_the_cluster_puts_centrifugo_and_the_backend_on_redis(cluster: dict[str,
     services = cluster["services"]
     assert services["centrifugo"]["environment"]["CENTRIFUGO_ENGINE_TYPE"] == "redis"
     address = services["centrifugo"]["environment"]["CENTRIFUGO_ENGINE_REDIS_ADDRESS"]
-    assert address == "redis://redis:6379"
-    assert services["backend"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    # With the password .env gives Redis (here .env.example's placeholder, which make .env
+    # replaces and Redis refuses), in every URL of it.
+    password = services["redis"]["environment"]["REDIS_PASSWORD"]
+    assert password == "change-me" == services["redis"]["environment"]["REDISCLI_AUTH"]
+    assert address == f"redis://:{password}@redis:6379"
+    assert services["backend"]["environment"]["REDIS_URL"] == f"redis://:{password}@redis:6379/0"
     for name in ("centrifugo", "backend"):
         assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
     # The single-process file keeps the memory engine and no registry.
@@ -724,12 +729,55 @@ def test_redis_is_pinned_hardened_internal_and_in_memory() -> None:
     assert float(redis["cpus"]) > 0
     assert redis["logging"]["options"] == {"max-size": "10m", "max-file": "3"}
     assert "ports" not in redis
-    assert redis["command"][-4:] == ["--save", "", "--appendonly", "no"]
+    assert redis["entrypoint"] == ["/bin/sh", "-c"]
+    [script] = redis["command"]
+    started = shlex.split(script[script.index("exec redis-server") :])
+    assert started[-4:] == ["--save", "", "--appendonly", "no"]
     # Full, it refuses writes instead of being OOM-killed and coming back empty.
-    maxmemory = redis["command"][redis["command"].index("--maxmemory") + 1]
+    maxmemory = started[started.index("--maxmemory") + 1]
     assert int(maxmemory.removesuffix("mb")) < int(redis["mem_limit"].removesuffix("m"))
-    assert redis["command"][redis["command"].index("--maxmemory-policy") + 1] == "noeviction"
+    assert started[started.index("--maxmemory-policy") + 1] == "noeviction"
     assert redis["user"].split(":")[0] != "0"
+
+
+def redis_start(tools: Path, tmp_path: Path, password: str) -> subprocess.CompletedProcess[str]:
+    """The cluster's Redis container's start command, run by `tools`' shell with a stand-in
+    `redis-server` that prints its arguments and the file it is given."""
+    script = yaml.safe_load(CLUSTER.read_text())["services"]["redis"]["command"][0]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    stand_in = bin_dir / "redis-server"
+    echo_file = 'while IFS= read -r line; do echo "$line"; done <"$1"'
+    stand_in.write_text(f'#!/bin/sh\necho "$*"; {echo_file}\n')
+    stand_in.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{tools}", "TMPDIR": str(tmp_path), "REDIS_PASSWORD": password}
+    return subprocess.run(
+        [str(tools / "sh"), "-c", script.replace("$$", "$")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_cluster_s_redis_asks_for_the_password_from_env_and_refuses_a_placeholder(
+    image_shell: Path, tmp_path: Path
+) -> None:
+    """A probe: the compose cluster's Redis had no password, so any container on its network
+    read and wrote every user's answers. It takes REDIS_PASSWORD from a file of its own (not
+    its command line), and refuses the placeholder it would otherwise run with."""
+    for placeholder in ("change-me", ""):
+        refused = redis_start(image_shell, tmp_path, placeholder)
+        assert refused.returncode == 1, refused
+        assert "refusing to start without a REDIS_PASSWORD" in refused.stderr
+    password = "Zm9vYmFy-0123456789_abcdefghijklmnopqrstuv"
+    started = redis_start(image_shell, tmp_path, password)
+    assert started.returncode == 0, started
+    arguments, conf = started.stdout.splitlines()
+    assert arguments.startswith(f"{tmp_path}/redis.conf --maxmemory")
+    assert password not in arguments
+    assert conf == f"requirepass {password}"
+    assert (tmp_path / "redis.conf").stat().st_mode & 0o777 == 0o600
 
 
 def test_finished_snapshots_live_as_long_as_the_channels_history() -> None:

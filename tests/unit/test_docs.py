@@ -46,9 +46,19 @@ def test_uvicorn_reads_its_settings_from_the_environment() -> None:
         assert f'os.environ.get("{name}"' in source, name
 
 
+# Read by the compose cluster's file (its services' environment) rather than by a process.
+COMPOSE_SETTINGS = {"REDIS_PASSWORD"}
+
+
+def test_the_compose_cluster_reads_its_own_settings() -> None:
+    cluster = (ROOT / "docker-compose.cluster.yml").read_text()
+    for name in COMPOSE_SETTINGS:
+        assert f"${{{name}:?" in cluster, name
+
+
 def code_settings() -> set[str]:
     aliases = {str(field.validation_alias) for field in Settings.model_fields.values()}
-    return aliases | RUN_SETTINGS | UVICORN_SETTINGS
+    return aliases | RUN_SETTINGS | UVICORN_SETTINGS | COMPOSE_SETTINGS
 
 
 def test_the_readme_table_lists_every_setting_of_the_code() -> None:

@@ -12,7 +12,12 @@ import pytest
 from backend.config import Settings
 from tests.processes import ROOT
 
-SECRETS = ("CENTRIFUGO_HTTP_API_KEY", "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY", "SESSION_SECRET")
+SECRETS = (
+    "CENTRIFUGO_HTTP_API_KEY",
+    "CENTRIFUGO_CLIENT_TOKEN_HMAC_SECRET_KEY",
+    "SESSION_SECRET",
+    "REDIS_PASSWORD",
+)
 EXAMPLE = (ROOT / ".env.example").read_text()
 
 
@@ -165,7 +170,8 @@ def test_quoted_exported_and_crlf_placeholders_are_replaced_and_the_rest_kept(
     assert b"change-me" not in target.read_bytes()
     assert lines[2] == b"MAX_TEXT_CHARS=100"  # its own line, a CRLF added after it
     assert lines[3].startswith(b"SESSION_SECRET=")
-    assert lines[4] == b""
+    assert lines[4].startswith(b"REDIS_PASSWORD=")
+    assert lines[5] == b""
     assert len(lines[3]) > len(b"SESSION_SECRET=") + 32
 
 
