@@ -5,7 +5,7 @@ The template is shared with docker compose; here it is wrapped in a minimal main
 pid, logs and temp files live in the output folder, so nginx runs without touching /etc or /var.
 
     render_nginx.py OUT_DIR --host 127.0.0.1 --port 9000 --backend 127.0.0.1:5000 \
-        --centrifugo 127.0.0.1:8000 --max-body 497664
+        --centrifugo 127.0.0.1:8000 --max-body 497664 --chat-read-seconds 300
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def render(
     max_body: int,
     host: str = "127.0.0.1",
     trusted_proxy: str = "127.0.0.1",
+    chat_read_seconds: int = 300,
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "tmp").mkdir(exist_ok=True)
@@ -134,6 +135,7 @@ def render(
         "RELAY_STATIC_ROOT": str(static_root),
         "RELAY_MAX_BODY": str(max_body),
         "RELAY_TRUSTED_PROXY": trusted_proxies(trusted_proxy),
+        "RELAY_CHAT_READ_SECONDS": str(chat_read_seconds),
     }
     (out / "relaychat.conf").write_text(substitute(TEMPLATE.read_text(), values))
     main = out / "nginx.conf"
@@ -157,6 +159,12 @@ def main() -> None:
         help="the address (or CIDR range; several: comma-separated) whose X-Forwarded-For "
         "names the client",
     )
+    parser.add_argument(
+        "--chat-read-seconds",
+        type=int,
+        default=300,
+        help="how long nginx waits for a chat route's response (past MAX_STREAM_SECONDS)",
+    )
     args = parser.parse_args()
     out = args.out.resolve()
     print(
@@ -169,6 +177,7 @@ def main() -> None:
             args.max_body,
             args.host,
             args.trusted_proxy,
+            args.chat_read_seconds,
         )
     )
 

@@ -50,7 +50,7 @@ from dotenv import dotenv_values
 from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from backend.api.limits import max_body_bytes
+from backend.api.limits import chat_read_seconds, max_body_bytes
 from backend.config import Settings, settings_refusal
 from scripts.render_nginx import address_ranges, render
 
@@ -411,6 +411,7 @@ def nginx_service(
         body_limit(env),
         in_url(host),  # nginx takes an IPv6 address in brackets: listen [::1]:9000
         trusted_proxy(env),
+        chat_read_seconds(backend_setting(env, "MAX_STREAM_SECONDS")),
     )
     return Service(
         "nginx",

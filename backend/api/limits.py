@@ -35,3 +35,18 @@ def check_question(question: Question, settings: Settings) -> Question:
     if problem:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
     return question
+
+
+# nginx's wait for a chat route's response (/api/chat, /api/chat/sync: the sync one answers all
+# at once at the end), at least this long.
+CHAT_READ_FLOOR_SECONDS = 300
+# Beyond MAX_STREAM_SECONDS, for the answer's last steps (its `done`, a shutdown's grace).
+CHAT_READ_MARGIN_SECONDS = 60
+
+
+def chat_read_seconds(max_stream_seconds: float) -> int:
+    """How long nginx waits on a chat route: past MAX_STREAM_SECONDS, which ends every answer,
+    so that a long one ends with the backend's own answer, not nginx's 504 (an outside-in
+    probe: MAX_STREAM_SECONDS above 300 cut /api/chat/sync there). The nginx image derives it
+    the same way (nginx/body-limit.envsh)."""
+    return max(CHAT_READ_FLOOR_SECONDS, int(max_stream_seconds) + 1 + CHAT_READ_MARGIN_SECONDS)

@@ -18,7 +18,7 @@ import yaml
 from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 
-from backend.api.limits import max_body_bytes
+from backend.api.limits import chat_read_seconds, max_body_bytes
 from backend.config import (
     MIN_DISTINCT_CHARACTERS,
     MIN_SECRET_LENGTH,
@@ -601,6 +601,27 @@ def test_the_nginx_image_derives_the_body_limit_like_the_backend(
         ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True
     )
     assert int(result.stdout) == max_body_bytes(text, history, turns)
+
+
+@pytest.mark.parametrize("stream", [None, "", "120", "239", "240", "600", "900.5"])
+def test_the_nginx_image_derives_the_chat_wait_like_make_run(
+    compose: dict[str, Any], image_shell: Path, stream: str | None
+) -> None:
+    """An outside-in probe: nginx cut /api/chat/sync after 300 s whatever MAX_STREAM_SECONDS
+    said (above 300, a long answer ended in nginx's 504). It waits past it, in the image as in
+    `make run` (backend/api/limits.py chat_read_seconds)."""
+    assert "MAX_STREAM_SECONDS" in compose["services"]["nginx"]["environment"]
+    script = f'. {ROOT / "nginx" / "body-limit.envsh"}; printf %s "$RELAY_CHAT_READ_SECONDS"'
+    env = {"PATH": str(image_shell)} | ({} if stream is None else {"MAX_STREAM_SECONDS": stream})
+    result = subprocess.run(
+        [str(image_shell / "sh"), "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    expected = chat_read_seconds(
+        float(stream or Settings.model_fields["max_stream_seconds"].default)
+    )
+    assert int(result.stdout) == expected
+    assert expected >= 300
+    assert expected > float(stream or 0)
 
 
 @pytest.fixture(scope="module", params=["sh", "busybox"])

@@ -638,3 +638,18 @@ def test_the_cluster_s_redis_asks_for_a_password_no_command_line_shows(tmp_path:
     assert not any(password in " ".join(s.command) for s in plan.values())
     again = {s.name: s for s in cluster_services(PORTS, state, "centrifugo")}
     assert password not in again["backend-1"].env["REDIS_URL"]  # a new one each run
+
+
+@pytest.mark.parametrize(("stream", "wait"), [("120", 300), ("600", 661)])
+def test_nginx_waits_on_a_chat_route_past_the_longest_answer(
+    tmp_path: Path, stream: str, wait: int
+) -> None:
+    """An outside-in probe: nginx cut /api/chat/sync after 300 s whatever MAX_STREAM_SECONDS
+    said (above 300, a long answer ended in nginx's 504 rather than the backend's answer)."""
+    plan = {s.name: s for s in services({**PORTS, "MAX_STREAM_SECONDS": stream}, tmp_path, "c")}
+    nginx = plan["nginx"]
+    assert nginx.prepare is not None
+    nginx.prepare()
+    conf = (tmp_path / "nginx" / "relaychat.conf").read_text()
+    chat = conf[conf.index("location ~ ^/api/chat(/sync)?$") :]
+    assert f"proxy_read_timeout {wait}s;" in chat[: chat.index("}\n    }")]
