@@ -67,9 +67,9 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = Field(
         7 * 24 * 3600, ge=60, validation_alias="SESSION_MAX_AGE_SECONDS"
     )
-    # The page's origins as Centrifugo is told to allow them (space-separated, globs): a POST
-    # from one of them passes the cross-site check where no Sec-Fetch-Site tells and a proxy in
-    # front rewrote Host (backend/api/cross_site.py). Unset: the host asked is the page's.
+    # The page's origins as Centrifugo is told to allow them (space-separated): a POST from one
+    # of them written out (globs are Centrifugo's alone) passes the cross-site check where no
+    # Sec-Fetch-Site tells and a proxy in front rewrote Host (backend/api/cross_site.py).
     allowed_origins: str = Field("", validation_alias="CENTRIFUGO_CLIENT_ALLOWED_ORIGINS")
     # Answers one user may have streaming at once (relay and direct ones counted apart).
     max_streams_per_user: int = Field(4, ge=1, validation_alias="MAX_STREAMS_PER_USER")
