@@ -13,35 +13,47 @@ const TEXT_NODE = 3;
 
 const LONG_RUN = new RegExp(`\\S{${RUN_CHARS + 1},}`, 'gu');
 // Where one character as the reader sees it (a grapheme: a flag, an emoji with its skin tone or
-// its joined parts, a letter with its marks, a Hangul syllable) ends: a cut is moved there.
-const graphemes = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
-// Far enough back that the segmenter sees where the grapheme at a cut starts (clusters this long
-// are pathological: one then may be cut, which costs a glyph's looks, never the text).
-const LOOK_BACK = 32;
-
-/** @param {number} code  a UTF-16 code unit */
-const cjk = (code) => code >= 0x3040 && code <= 0x9fff;
+// its joined parts, a letter with its marks, a Hangul syllable) ends: a cut is moved there. Not
+// in every browser (Firefox before 125): there the characters below decide alone.
+const graphemes =
+  typeof Intl.Segmenter === 'function' ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
+// A character that may bind to the one after it (a mark: a virama joins conjuncts; a joiner;
+// a prepended sign; a Hangul jamo; half of a surrogate pair, as emoji, flags and modifiers are),
+// and one that may bind to the one before it (a mark, a joiner, a variation selector, a jamo,
+// Thai and Lao SARA AM, halfwidth kana sound marks, half of a pair). Between two others is
+// always a boundary: the segmenter is asked only there (a million of them took it 0.8 s).
+const JOINS_NEXT = /[\p{M}\u200D\u0600-\u0605\u06DD\u070F\u0890\u0891\u08E2\u0D4E\u1100-\u11FF\uA960-\uA97F\uD7B0-\uD7FF\uD800-\uDFFF]/u;
+const JOINS_PREVIOUS = /[\p{M}\u200C\u200D\uFE00-\uFE0F\u0E33\u0EB3\u1100-\u11FF\uA960-\uA97F\uD7B0-\uD7FF\uFF9E\uFF9F\uD800-\uDFFF]/u;
 
 /**
- * The first grapheme boundary of `text` at `cut` or after it (at most `end`).
+ * Whether nothing binds the characters either side of `at` together.
  * @param {string} text
+ * @param {number} at
+ */
+const plainlyApart = (text, at) => !JOINS_NEXT.test(text[at - 1]) && !JOINS_PREVIOUS.test(text[at]);
+
+/**
+ * The first grapheme boundary of `text` at `cut` or after it (`end` at most).
+ * @param {string} text
+ * @param {number} start  a boundary before `cut`: where the piece ending at it starts
  * @param {number} cut
  * @param {number} end
  */
-function boundaryFrom(text, cut, end) {
-  // Between two characters below U+0300 (Latin, digits, the signs of a blob or a URL; marks
-  // start there) is always a boundary: asked of the segmenter, a million of them took 0.8 s.
-  const before = text.charCodeAt(cut - 1);
-  const after = text.charCodeAt(cut);
-  if (before < 0x300 && after < 0x300) return cut;
-  // So is one between two CJK characters or kana (Chinese and Japanese run without spaces),
-  // but for kana's two combining sound marks.
-  if (cjk(before) && cjk(after) && after !== 0x3099 && after !== 0x309a) return cut;
-  const from = Math.max(0, cut - LOOK_BACK);
-  for (const { index } of graphemes.segment(text.slice(from, Math.min(end, cut + LOOK_BACK)))) {
-    if (from + index >= cut) return from + index;
+function boundaryFrom(text, start, cut, end) {
+  if (plainlyApart(text, cut)) return cut;
+  if (!graphemes) {
+    let at = cut;
+    while (at < end && !plainlyApart(text, at)) at += 1;
+    return at;
   }
-  return Math.min(end, cut + LOOK_BACK);
+  // Segmented from a boundary, so that each grapheme is seen whole; a window as long again
+  // while none ends after `cut` in it (a cluster of pathological length).
+  for (let stop = Math.min(end, cut + RUN_CHARS); ; stop = Math.min(end, stop + RUN_CHARS)) {
+    for (const { index } of graphemes.segment(text.slice(start, stop))) {
+      if (start + index >= cut) return start + index;
+    }
+    if (stop === end) return end;
+  }
 }
 
 /**
@@ -57,12 +69,14 @@ export function breakablePieces(text) {
   let from = 0;
   for (const run of text.matchAll(LONG_RUN)) {
     const end = run.index + run[0].length;
-    let cut = run.index + RUN_CHARS;
+    let start = run.index; // after white space: a boundary
+    let cut = start + RUN_CHARS;
     while (cut < end) {
-      cut = boundaryFrom(text, cut, end);
+      cut = boundaryFrom(text, start, cut, end);
       if (cut >= end) break;
       pieces.push(text.slice(from, cut));
       from = cut;
+      start = cut;
       cut += RUN_CHARS;
     }
   }
@@ -121,12 +135,13 @@ export function appendBreakable(node, added) {
     return;
   }
   const text = /** @type {Text} */ (last);
-  // The run it ends with: after its last white space (and, were it long, after its last <wbr>).
+  // The run it ends with: after its last white space (and, were it long, after its last <wbr>),
+  // broken again with what was added; the first piece goes on in the same text node (one new
+  // node a frame added up to hundreds for a few thousand characters: a review).
   const start = text.data.search(/\S*$/u);
-  const run = text.data.slice(start);
-  if (start > 0) text.data = text.data.slice(0, start);
-  else text.remove();
-  insertAll(node, breakableNodes(run + added), null);
+  const [first, ...rest] = breakableNodes(text.data.slice(start) + added);
+  text.data = text.data.slice(0, start) + (first.textContent ?? '');
+  insertAll(node, rest, null);
 }
 
 /**

@@ -32,13 +32,18 @@ test('a run of exactly RUN_CHARS characters is not cut', () => {
 
 test('a cut never falls inside a grapheme: a pair, a mark, a flag, a joined emoji, a syllable', () => {
   const segmenter = new Intl.Segmenter(undefined, { granularity: 'grapheme' });
-  const clusters = ['😀', 'e\u0301', 'x\uFE0F', '🇫🇷', '👍🏽', '👩\u200D💻', '\u1100\u1161\u11A8', 'क्षि', 'か\u3099', '日'];
+  const clusters = [
+    ...['😀', 'e\u0301', 'x\uFE0F', '🇫🇷', '👍🏽', '👩\u200D💻', '\u1100\u1161\u11A8', 'क्षि', 'か\u3099', '日'],
+    ...['\u0E01\u0E33', 'ｶﾞ', '\u0600\u0661', 'я', 'ש\u05B8'],
+    // A joined chain longer than a piece: cut after it, never inside a pair (a review).
+    `${'👩\u200D'.repeat(40)}💻`,
+  ];
   for (const cluster of clusters) {
-    for (const lead of [0, 1, 2, 3]) {
-      const text = 'z'.repeat(RUN_CHARS - lead) + cluster.repeat(60);
+    for (const lead of ['z'.repeat(RUN_CHARS), 'z'.repeat(RUN_CHARS - 1), 'zzz', 'ab', '']) {
+      const text = lead + cluster.repeat(60);
       const pieces = breakablePieces(text);
       assert.equal(pieces.join(''), text);
-      assert.ok(pieces.length > 1, cluster);
+      assert.ok(pieces.length > 1 || [...text].length <= RUN_CHARS, cluster);
       const boundaries = new Set([...segmenter.segment(text)].map((each) => each.index));
       let at = 0;
       for (const piece of pieces.slice(0, -1)) {
