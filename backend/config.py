@@ -109,7 +109,9 @@ class Settings(BaseSettings):
 
     connection_token_ttl_seconds: int = Field(3600, ge=60, validation_alias="TOKEN_TTL_SECONDS")
     max_text_chars: int = Field(8000, ge=1, validation_alias="MAX_TEXT_CHARS")
-    max_stream_seconds: float = Field(120.0, gt=0, validation_alias="MAX_STREAM_SECONDS")
+    # At most a day (nginx waits on a chat route a minute past it: a larger number, or `inf`,
+    # made a config nginx refused, or crashed `make run`: a review).
+    max_stream_seconds: float = Field(120.0, gt=0, le=86400, validation_alias="MAX_STREAM_SECONDS")
     # Characters of one answer (its thinking included); past it the answer is cut off with an
     # error. A real model meets MAX_STREAM_SECONDS long before; a runaway or hostile server
     # does not (a 100 MiB answer took Centrifugo from 104 to 435 MB: an outside-in probe).
