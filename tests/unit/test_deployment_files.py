@@ -800,7 +800,7 @@ def test_the_cluster_s_redis_asks_for_the_password_from_env_and_refuses_a_placeh
     """A probe: the compose cluster's Redis had no password, so any container on its network
     read and wrote every user's answers. It takes REDIS_PASSWORD from a file of its own (not
     its command line), and refuses the placeholder it would otherwise run with."""
-    for placeholder in ("change-me", ""):
+    for placeholder in ("change-me", "", "short-0123456789", "x y" * 12, "a%2F" * 10, "q'" * 20):
         refused = redis_start(image_shell, tmp_path, placeholder)
         assert refused.returncode == 1, refused
         assert "refusing to start without a REDIS_PASSWORD" in refused.stderr
