@@ -53,13 +53,11 @@ def _from_another_site(headers: list[tuple[bytes, bytes]], allowed: frozenset[st
         return b"cross-site" in fetch_sites
     if origin is None:
         return False
-    # `null`: an opaque origin (a sandboxed frame, a data: page, a redirect across sites).
     sent_from = origin.decode("latin-1").strip().lower()
-    try:
-        sender = (urlsplit(sent_from).hostname or "").rstrip(".")
-    except ValueError:
-        return True
-    if not sender:
+    # None for `null` (an opaque origin: a sandboxed frame, a data: page, a redirect across
+    # sites) and for one that cannot be read.
+    sender = _hostname(sent_from.partition("://")[2])
+    if sender is None:
         return True
     named = {_hostname(host) for value in hosts for host in value.decode("latin-1").split(",")}
     return sender not in named and sent_from.rstrip("/") not in allowed

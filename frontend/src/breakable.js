@@ -90,9 +90,17 @@ export function breakablePieces(text) {
  * @returns {Node[]}
  */
 export function breakableNodes(text) {
+  return nodesOf(breakablePieces(text));
+}
+
+/**
+ * @param {string[]} pieces
+ * @returns {Node[]}  a text node each, a <wbr> between each two
+ */
+function nodesOf(pieces) {
   /** @type {Node[]} */
   const nodes = [];
-  breakablePieces(text).forEach((piece, index) => {
+  pieces.forEach((piece, index) => {
     if (index) nodes.push(document.createElement('wbr'));
     nodes.push(document.createTextNode(piece));
   });
@@ -158,9 +166,9 @@ export function makeBreakable(root) {
     if (text.data.length > RUN_CHARS && !text.parentElement?.closest('pre')) long.push(text);
   }
   for (const text of long) {
-    const nodes = breakableNodes(text.data);
-    if (nodes.length === 1 || !text.parentNode) continue;
-    insertAll(text.parentNode, nodes, text);
+    const pieces = breakablePieces(text.data);
+    if (pieces.length === 1 || !text.parentNode) continue; // prose: nothing to build
+    insertAll(text.parentNode, nodesOf(pieces), text);
     text.remove();
   }
 }

@@ -35,15 +35,20 @@ const marked = new Marked({
   },
 });
 
-// Links open in a new tab, without giving that tab a handle on this one. (Where there is no
-// DOM to sanitise with, as in node's tests of the view, DOMPurify has no hooks, nor `sanitize`:
-// nothing can be rendered there.)
+/**
+ * Links open in a new tab, without giving that tab a handle on this one.
+ * @param {Element} link
+ */
+function opensApart(link) {
+  link.setAttribute('target', '_blank');
+  link.setAttribute('rel', 'noopener noreferrer');
+}
+
+// (Where there is no DOM to sanitise with, as in node's tests of the view, DOMPurify has no
+// hooks, nor `sanitize`: nothing can be rendered there.)
 if (DOMPurify.isSupported) {
   DOMPurify.addHook('afterSanitizeAttributes', (node) => {
-    if (node.tagName === 'A') {
-      node.setAttribute('target', '_blank');
-      node.setAttribute('rel', 'noopener noreferrer');
-    }
+    if (node.tagName === 'A') opensApart(node);
   });
 }
 
@@ -65,8 +70,7 @@ function linkImages(root) {
     if (!span.closest('a') && PURIFY.ALLOWED_URI_REGEXP.test(href)) {
       const link = document.createElement('a');
       link.setAttribute('href', href);
-      link.setAttribute('target', '_blank');
-      link.setAttribute('rel', 'noopener noreferrer');
+      opensApart(link);
       link.append(...span.childNodes);
       span.replaceWith(link);
     } else {
