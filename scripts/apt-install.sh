@@ -5,7 +5,8 @@
 set -euo pipefail
 missing=()
 while [ $# -ge 2 ]; do
-  command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+  # Debian puts daemons (nginx) in sbin, on root's PATH only.
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/local/sbin/$1" ] || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ] || missing+=("$2")
   shift 2
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

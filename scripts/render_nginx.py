@@ -19,6 +19,8 @@ import re
 import subprocess
 from pathlib import Path
 
+from scripts.system_commands import find
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "nginx" / "relaychat.conf.template"
 VARIABLE = re.compile(r"\$\{(RELAY_[A-Z_]+)\}")
@@ -61,7 +63,8 @@ def substitute(template: str, values: dict[str, str]) -> str:
 
 def mime_types() -> str:
     """mime.types beside the config path nginx was built with (/etc/nginx on Debian)."""
-    info = subprocess.run(["nginx", "-V"], capture_output=True, text=True, check=True).stderr
+    nginx = find("nginx") or "nginx"  # in /usr/sbin, off a user's PATH
+    info = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=True).stderr
     conf = re.search(r"--conf-path=(\S+)", info)
     return str(Path(conf.group(1) if conf else "/etc/nginx/nginx.conf").parent / "mime.types")
 

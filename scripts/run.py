@@ -53,6 +53,7 @@ from pydantic.fields import FieldInfo
 from backend.api.limits import chat_read_seconds, max_body_bytes
 from backend.config import Settings, settings_refusal
 from scripts.render_nginx import address_ranges, render
+from scripts.system_commands import MissingCommand, require
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS = 30.0
@@ -683,13 +684,19 @@ class Supervisor:
         self._copiers: dict[int, threading.Thread] = {}  # by pid
 
     def start(self, service: Service) -> None:
+        env = {**self.env, **service.env}
+        try:
+            # nginx may be in /usr/sbin, off a user's PATH.
+            command = [require(service.command[0], env.get("PATH")), *service.command[1:]]
+        except MissingCommand as missing:
+            raise StartFailed(f"{service.name} cannot start: {missing}") from None
         if service.prepare is not None:
             service.prepare()
         # A session of its own: Ctrl-C in the terminal reaches the service only through stop(),
         # in the order that keeps streams' endings deliverable.
         process = subprocess.Popen(
-            service.command,
-            env={**self.env, **service.env},
+            command,
+            env=env,
             # Not the checkout: the backend would read the checkout's .env for whatever the
             # environment leaves out, even when another env file was asked for.
             cwd=self.state,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -37,7 +38,7 @@ def ipv6_loopback() -> bool:
     return True
 
 
-def missing_component(message: str) -> None:
+def missing_component(message: str) -> NoReturn:
     """In CI a missing component fails the run; elsewhere the test is skipped with the fix."""
     if IN_CI:
         pytest.fail(message, pytrace=False)

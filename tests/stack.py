@@ -4,7 +4,6 @@ project's config, the backend, and nginx with the project's template, each on fr
 from __future__ import annotations
 
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from backend.api.limits import max_body_bytes
+from scripts import system_commands
 from tests.processes import (
     ROOT,
     Server,
@@ -168,7 +168,8 @@ def nginx_in_front(
 ) -> Iterator[Edge]:
     """nginx as `make run` starts it; fails at once, with nginx's own words, if it does not
     serve the page (a page it cannot read is otherwise a bare 404 in every browser test)."""
-    if shutil.which("nginx") is None:
+    nginx = system_commands.find("nginx")  # in /usr/sbin, off a user's PATH
+    if nginx is None:
         missing_component("nginx is missing: apt-get install nginx (or `make setup`)")
     if not (static_root / "index.html").exists():
         missing_component(f"the chat page is not built in {static_root}: `make frontend`")
@@ -176,7 +177,7 @@ def nginx_in_front(
         out, port, backend_url, stack.centrifugo_url, static_root, trusted_proxy, host
     )
     url = f"http://{host if host.startswith('[') else '127.0.0.1'}:{port}"  # [::1]: IPv6
-    command = ["nginx", "-p", str(out), "-c", str(conf), "-g", "daemon off;"]
+    command = [nginx, "-p", str(out), "-c", str(conf), "-g", "daemon off;"]
     with running("nginx", command, clean_environment({}), f"{url}/api/health"):
         page = httpx.get(f"{url}/", timeout=10)
         if page.status_code != 200:
@@ -201,7 +202,8 @@ def _render_nginx(
     """The nginx config `make run` uses, from the same script, for these ports."""
     command = [
         sys.executable,
-        str(ROOT / "scripts" / "render_nginx.py"),
+        "-m",
+        "scripts.render_nginx",
         str(out),
         f"--port={port}",
         f"--backend={backend_url.removeprefix('http://')}",
@@ -212,4 +214,5 @@ def _render_nginx(
         f"--trusted-proxy={trusted_proxy}",
         f"--host={host}",
     ]
-    return Path(subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip())
+    rendered = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    return Path(rendered.stdout.strip())
