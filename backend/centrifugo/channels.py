@@ -1,7 +1,8 @@
 """The channel names answers stream into: `stream:<id>#<user>`.
 
-The `#` makes it a user-limited channel in Centrifugo (namespace `stream`, see
-centrifugo/config.json): only the connection whose token says `sub=<user>` may subscribe.
+`<user>`, after the `#`, owns it: Centrifugo asks the backend's subscribe proxy about every
+subscribe in the namespace `stream` (centrifugo/config.json; backend/centrifugo/subscriptions.py),
+which lets in only the connection whose token says `sub=<user>`.
 """
 
 from __future__ import annotations
