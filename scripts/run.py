@@ -686,8 +686,9 @@ class Supervisor:
     def start(self, service: Service) -> None:
         env = {**self.env, **service.env}
         try:
-            # nginx may be in /usr/sbin, off a user's PATH.
-            command = [require(service.command[0], env.get("PATH")), *service.command[1:]]
+            # Looked up as Popen would, on the PATH it is given; and nginx may be in /usr/sbin,
+            # off a user's PATH.
+            command = [require(service.command[0], os.get_exec_path(env)), *service.command[1:]]
         except MissingCommand as missing:
             raise StartFailed(f"{service.name} cannot start: {missing}") from None
         if service.prepare is not None:

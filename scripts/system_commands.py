@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 
 SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
@@ -16,16 +17,17 @@ class MissingCommand(Exception):
     """A command the project runs is not installed; the message names it and how to install it."""
 
 
-def find(name: str, path: str | None = None, sbin: tuple[str, ...] = SBIN) -> str | None:
-    """`name` as PATH finds it (or `path`, in its form), else in `sbin`; None if neither has it."""
-    return shutil.which(name, path=path) or shutil.which(name, path=os.pathsep.join(sbin))
+def find(name: str, path: Sequence[str] | None = None, sbin: Sequence[str] = SBIN) -> str | None:
+    """`name` as PATH (or the folders `path`) finds it, else in `sbin`; None if neither has it."""
+    on_path = shutil.which(name, path=None if path is None else os.pathsep.join(path))
+    return on_path or shutil.which(name, path=os.pathsep.join(sbin))
 
 
 # The Debian package of each command the project's scripts run by name.
 PACKAGES = {"nginx": "nginx", "redis-server": "redis-server"}
 
 
-def require(name: str, path: str | None = None, sbin: tuple[str, ...] = SBIN) -> str:
+def require(name: str, path: Sequence[str] | None = None, sbin: Sequence[str] = SBIN) -> str:
     """The path of `name`; MissingCommand, saying how to install it, if it is nowhere."""
     found = find(name, path, sbin)
     if found is None:

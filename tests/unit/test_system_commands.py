@@ -27,7 +27,7 @@ def executable(folder: Path, name: str, body: str = "exit 0") -> Path:
 
 def test_a_command_off_path_is_found_in_sbin(tmp_path: Path) -> None:
     sbin = executable(tmp_path / "sbin", "relaychat-daemon")
-    assert find("relaychat-daemon", path=str(tmp_path / "bin"), sbin=(str(sbin.parent),)) == str(
+    assert find("relaychat-daemon", path=[str(tmp_path / "bin")], sbin=[str(sbin.parent)]) == str(
         sbin
     )
 
@@ -35,17 +35,17 @@ def test_a_command_off_path_is_found_in_sbin(tmp_path: Path) -> None:
 def test_path_comes_first(tmp_path: Path) -> None:
     on_path = executable(tmp_path / "bin", "relaychat-daemon")
     executable(tmp_path / "sbin", "relaychat-daemon")
-    found = find("relaychat-daemon", path=str(on_path.parent), sbin=(str(tmp_path / "sbin"),))
+    found = find("relaychat-daemon", path=[str(on_path.parent)], sbin=[str(tmp_path / "sbin")])
     assert found == str(on_path)
 
 
 def test_a_missing_command_says_how_to_install_it(tmp_path: Path) -> None:
-    where = {"path": str(tmp_path), "sbin": (str(tmp_path / "sbin"),)}
-    assert find("nginx", **where) is None  # type: ignore[arg-type]
+    where = {"path": [str(tmp_path)], "sbin": [str(tmp_path / "sbin")]}
+    assert find("nginx", **where) is None
     with pytest.raises(MissingCommand, match=r"nginx is not installed .*apt-get install nginx"):
-        require("nginx", **where)  # type: ignore[arg-type]
+        require("nginx", **where)
     with pytest.raises(MissingCommand) as unknown:
-        require("relaychat-daemon", **where)  # type: ignore[arg-type]
+        require("relaychat-daemon", **where)
     assert "apt-get" not in str(unknown.value)
 
 
