@@ -44,6 +44,7 @@ import { browserOnline } from './resend.js';
 import { ConversationList, tabbableIn } from './sidebar.js';
 import { StatusLine } from './status.js';
 import { stopAnswer } from './stopping.js';
+import { LiveSession } from './session.js';
 import { ConversationStore } from './storage.js';
 import { subscribeAnswer } from './subscription.js';
 import { Toast } from './toast.js';
@@ -51,9 +52,8 @@ import { UnseenAnswers } from './unseen.js';
 import { RESEND_FOR_MS, forSession, unsentPrompts, waitsToBeSentAgain } from './unsent.js';
 import { newParts, waitingNote, withoutAdvice } from './waiting.js';
 import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './view.js';
-import { cannotConnect, connectionLost, copyFailed, disconnected, storageNews } from './words.js';
+import { copyFailed, storageNews } from './words.js';
 
-/** @import { Session } from './api.js' */
 /** @import { AssistantTurn, Conversation, EditDraft, Ending, Resend, Turn } from './conversation.js' */
 /** @import { Limits } from './limits.js' */
 /** @import { AnswerSubscription } from './subscription.js' */
@@ -171,148 +171,39 @@ function showLength() {
 const historyToSend = (earlier) => (limits ? chooseHistory(earlier, limits) : []);
 
 // ---------------------------------------------------------------------------------------------
-// The session and the real-time connection.
+// The session and the real-time connection (src/session.js).
 
 const websocketUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/connection/websocket`;
 
-/** The connection and the user it is for, once the session started. */
-let connection = /** @type {{centrifuge: Centrifuge, user: string} | null} */ (null);
-let wasConnected = false;
-let restarting = false;
-
-/** @type {WeakSet<Centrifuge>} connections of sessions that ended: their news is old */
-const retired = new WeakSet();
-
-/**
- * Connects to the real-time server with the session's token; when that token expires,
- * centrifuge-js asks `getToken` for a fresh one (should the session have ended meanwhile, that
- * starts a new one, as another user: see `adoptSession`).
- * @param {Session} session
- */
-function connect(session) {
-  const centrifuge = new Centrifuge(websocketUrl, {
-    token: session.token,
-    getToken: async () => (await currentSession()).token,
-  });
-  /** Connects again at once, instead of at the end of centrifuge-js's back-off. */
-  const reconnectNow = () => {
-    restarting = true;
-    centrifuge.disconnect();
-    restarting = false;
-    centrifuge.connect();
-  };
-  centrifuge.on('connected', () => {
-    if (retired.has(centrifuge)) return;
-    // Back after the status line said it was lost (or could not be made): said, not only the
-    // line going without a word.
-    const recovered = status.parts.connection.text ? (wasConnected ? 'Reconnected.' : 'Connected.') : '';
-    wasConnected = true;
-    showStatus('connection', '');
-    if (recovered) announcer.say(recovered);
-  });
-  centrifuge.on('connecting', (ctx) => {
-    // The answers under way go on once it is back; with none, none is promised. Why it was
-    // lost ("transport closed") is the client library's word, for the console.
-    if (wasConnected && !retired.has(centrifuge)) showStatus('connection', connectionLost(ctx, runs.size));
-  });
-  centrifuge.on('error', (ctx) => {
-    // Never connected: the real-time server is down, or it refuses this page's origin.
-    if (retired.has(centrifuge)) return;
-    if (!wasConnected && ctx.type === 'transport') explainRefusedConnection(reconnectNow);
-  });
-  centrifuge.on('disconnected', (ctx) => {
-    if (restarting || retired.has(centrifuge)) return;
-    showStatus('connection', disconnected(ctx), () => centrifuge.connect());
-  });
-  centrifuge.connect();
-  return centrifuge;
-}
-
-let explaining = false;
-/** @param {() => void} retry */
-async function explainRefusedConnection(retry) {
-  if (explaining || wasConnected) return;
-  explaining = true;
-  const ready = await checkReady();
-  if (!wasConnected && connection?.centrifuge && !retired.has(connection.centrifuge)) {
-    // The backend is up and the real-time server refuses: an origin it does not allow, or a
-    // proxy that drops WebSockets; which, the page cannot tell. The reader is told what it
-    // means for them (answers come through the snapshot, in steps); the operator's setting
-    // goes to the console.
-    if (ready.ok) {
-      console.warn(
-        `relaychat: the real-time server refused the connection from ${location.origin} while the ` +
-          'backend is up: is this origin in CENTRIFUGO_CLIENT_ALLOWED_ORIGINS, or does a proxy drop WebSockets?',
-      );
+const session = new LiveSession({
+  connectTo: (token, getToken) => new Centrifuge(websocketUrl, { token, getToken }),
+  fetchToken,
+  checkReady,
+  prepare: () => (limits ? Promise.resolve() : loadLimits()),
+  say: (text, retry) => showStatus('connection', text, retry),
+  shown: () => status.parts.connection.text,
+  announce: (text) => announcer.say(text),
+  answersUnderWay: () => runs.size,
+  userChanged: (why) => {
+    for (const run of [...runs.values()]) {
+      if (!run.refused) run.subscription.stop('lost', why);
     }
-    showStatus(
-      'connection',
-      ready.ok
-        ? 'Cannot connect to the server for live answers (something on the way may be blocking it): ' +
-            'answers still come, in steps rather than as they are written. Retrying…'
-        : cannotConnect(ready),
-      retry,
-    );
-  }
-  explaining = false;
-}
-
-/**
- * A session other than the page's (its cookie expired or was cleared, or the server's secret
- * changed, and `POST /api/token` started a new one, as another user) replaces it: the answers
- * still arriving cannot be followed any more (their channels are the old user's), and new
- * prompts go out as the new user. Before, every prompt and Retry failed until a reload. Other
- * tabs (the cookie is theirs too) are told, and ask for the session themselves.
- * @param {Session} session
- */
-function adoptSession(session) {
-  if (!connection || session.user === connection.user) return;
-  for (const run of [...runs.values()]) {
-    if (!run.refused) run.subscription.stop('lost', 'the session ended, and a new one has started');
-  }
-  const old = connection.centrifuge;
-  retired.add(old);
-  old.disconnect();
-  wasConnected = false; // the new connection's news is its own, not a lost connection's
-  connection = { centrifuge: connect(session), user: session.user };
-  sessionNews?.postMessage(session.user);
-  announcer.say('Your session ended; a new one has started.');
-  updateComposer();
-}
-
-/** @type {Promise<Session> | null} the `POST /api/token` in flight, for all who ask at once */
-let renewing = null;
-
-/**
- * The session as the server has it now (`POST /api/token`: the cookie's, or a new one), adopted
- * if it is another user's. One request however many ask at once: each would otherwise start a
- * user of its own when the cookie is gone, and the last reply read need not be the cookie's.
- * @returns {Promise<Session>}
- */
-async function currentSession() {
-  renewing ??= fetchToken().finally(() => {
-    renewing = null;
-  });
-  const session = await renewing;
-  adoptSession(session);
-  return session;
-}
-
-/**
- * Asks for the session again (the server said there is none, or that the page's user is not
- * the cookie's) and adopts what comes back; whether that went through.
- */
-async function renewSession() {
-  try {
-    await currentSession();
-    return true;
-  } catch (error) {
-    showStatus('connection', `Session failed: cannot start a session (${withoutAdvice(messageOf(error))}).`, () =>
-      renewSession(),
-    );
-    return false;
-  }
-}
+  },
+  started: () => {
+    followUnfinished();
+    followStoredUnfinished();
+    updateComposer();
+    loadHighlighting();
+    // Ready to type, with a keyboard at hand (on a phone focusing would pop the keyboard up).
+    if (document.activeElement === document.body && matchMedia('(hover: hover) and (pointer: fine)').matches) {
+      input.focus();
+    }
+  },
+  changed: () => updateComposer(),
+  origin: location.origin,
+  news: typeof BroadcastChannel === 'function' ? new BroadcastChannel('relaychat-session') : null,
+});
+const renewSession = () => session.renew();
 
 /**
  * `run`'s prompt was refused for its session: the answer ends as refused, said so (and Retry
@@ -324,72 +215,8 @@ async function refusedForSession(run, error) {
   run.refused = true;
   await renewSession();
   // The prompt went as its channel's user: a session now of another user is a new one.
-  const renewed = connection !== null && connection.user !== channelUser(run.channel);
+  const renewed = session.connection !== null && session.connection.user !== channelUser(run.channel);
   run.subscription.stop('refused', renewed ? 'the session had ended; a new one has started, so send it again' : messageOf(error));
-}
-
-/** Other tabs' news of a new session (the cookie is shared): this one asks for it too. */
-const sessionNews = typeof BroadcastChannel === 'function' ? new BroadcastChannel('relaychat-session') : null;
-sessionNews?.addEventListener('message', (event) => {
-  if (connection && event.data !== connection.user) renewSession();
-});
-
-let starting = false;
-/** Attempts to start the session so far. */
-let attempts = 0;
-/** How long starting the session may take before the status line says "Connecting…". */
-const CONNECTING_SAID_AFTER_MS = 500;
-/** A session that could not be started is asked for again by itself this much later, then
- * twice as long each time, up to SESSION_RETRY_MAX_MS (Retry asks at once). */
-const SESSION_RETRY_MS = 2_000;
-const SESSION_RETRY_MAX_MS = 30_000;
-let sessionRetryMs = SESSION_RETRY_MS;
-/** @type {ReturnType<typeof setTimeout> | undefined} */
-let sessionRetryTimer;
-/** Retry, on a session that could not be started. */
-const retrySession = () => startSession('retry');
-/**
- * Starts the session (`POST /api/token`) and the connection; when that fails, offers Retry and
- * tries again by itself, backing off (the page stayed unusable until Retry was found).
- * @param {'first' | 'retry' | 'again'} [how]  `retry`: Retry was pressed: it stays (with the
- *   keyboard on it) while the session is asked for again (the line emptied and drawn again
- *   dropped the keyboard to the page's start when it failed again); `again`: the page's own
- *   try, which leaves the line as it is (the same failure again is not news)
- */
-async function startSession(how = 'first') {
-  if (starting || connection) return;
-  clearTimeout(sessionRetryTimer);
-  starting = true;
-  const attempt = (attempts += 1);
-  if (how === 'retry') showStatus('connection', 'Connecting…', retrySession);
-  else if (how === 'first') {
-    // Said only when it takes a while: not a flash of the line (and a word) at every load.
-    setTimeout(() => starting && attempt === attempts && showStatus('connection', 'Connecting…'), CONNECTING_SAID_AFTER_MS);
-  }
-  const [session] = await Promise.allSettled([fetchToken(), limits ? Promise.resolve() : loadLimits()]);
-  starting = false;
-  if (session.status === 'rejected') {
-    showStatus(
-      'connection',
-      `Session failed: cannot start a session (${withoutAdvice(messageOf(session.reason))}). ` +
-        'The page keeps trying; Retry tries now.',
-      retrySession,
-    );
-    sessionRetryTimer = setTimeout(() => startSession('again'), sessionRetryMs);
-    sessionRetryMs = Math.min(sessionRetryMs * 2, SESSION_RETRY_MAX_MS);
-    return;
-  }
-  sessionRetryMs = SESSION_RETRY_MS;
-  showStatus('connection', '');
-  connection = { centrifuge: connect(session.value), user: session.value.user };
-  followUnfinished();
-  followStoredUnfinished();
-  updateComposer();
-  loadHighlighting();
-  // Ready to type, with a keyboard at hand (on a phone focusing would pop the keyboard up).
-  if (document.activeElement === document.body && matchMedia('(hover: hover) and (pointer: fine)').matches) {
-    input.focus();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,9 +268,9 @@ const runIn = (conversationId) => [...runs.values()].find((run) => run.conversat
  * @param {{restoring?: boolean, accepted?: Promise<unknown>}} [options]
  */
 function follow(conversationId, turn, answerView, { restoring = false, accepted = Promise.resolve() } = {}) {
-  if (!connection) return null;
+  if (!session.connection) return null;
   const { channel } = turn;
-  const { centrifuge, user } = connection;
+  const { centrifuge, user } = session.connection;
   const subscribe = () =>
     subscribeAnswer(centrifuge, channel, {
       show: (answer) => {
@@ -503,7 +330,7 @@ function follow(conversationId, turn, answerView, { restoring = false, accepted 
     view: answerView,
     stopping: false,
     notes: { stop: '', unsure: '' },
-    // Asked in an earlier session (see `adoptSession`): its channel is another user's now.
+    // Asked in an earlier session (see `LiveSession.adopt`): its channel is another user's now.
     subscription: channelUser(channel) === user ? subscribe() : earlierSession(),
   };
   runs.set(channel, run);
@@ -696,7 +523,7 @@ function stopIfPressed(turn, run) {
 
 /** Follows every answer of the conversation on screen that was still arriving when it was kept. */
 function followUnfinished() {
-  if (!connection) return; // they are followed once the session has started
+  if (!session.connection) return; // they are followed once the session has started
   for (const [turn, answerView] of unfinished) {
     if (runs.has(turn.channel)) continue;
     const run = follow(current.id, turn, answerView, { restoring: true });
@@ -715,7 +542,7 @@ async function followStoredUnfinished() {
   for (const { id, unfinished } of await store.list()) {
     if (!unfinished) continue; // read whole only where an answer was still arriving
     const conversation = await store.get(id);
-    if (!conversation || !connection || id === current.id) continue;
+    if (!conversation || !session.connection || id === current.id) continue;
     for (const turn of conversation.turns) {
       if (turn.role === 'assistant' && !turn.reason && !runs.has(turn.channel)) {
         const run = follow(id, turn, null, { restoring: true });
@@ -1277,7 +1104,7 @@ function editRefusedPrompt() {
 function askLastAgain() {
   const again = askAgain(current.turns);
   const last = current.turns.at(-1);
-  if (!again || !connection || runIn(current.id) || last?.role !== 'assistant') return;
+  if (!again || !session.connection || runIn(current.id) || last?.role !== 'assistant') return;
   answerViews.get(last.channel)?.remove();
   answerViews.delete(last.channel);
   setTurns(again.turns);
@@ -1302,7 +1129,7 @@ function startEdit(index, message, draft, focus = true) {
     // from the message box): it waits for the answer, said on the box (it did nothing, without a
     // word).
     if (runIn(current.id)) return 'An answer is still coming; save and send this once it is done, or Stop it.';
-    if (!connection) return '';
+    if (!session.connection) return '';
     // Another tab changed the conversation while the edit was open: the edit goes on top of that
     // change (it replaces only what follows its prompt), not over it. Unless that prompt is not
     // there as it was any more: the conversation is shown as it is now, the edit open again (or
@@ -1339,9 +1166,9 @@ function startEdit(index, message, draft, focus = true) {
  * @param {{shown?: boolean}} [options]  `shown`: the prompt is already the last turn (asked again)
  */
 async function ask(text, { shown = false } = {}) {
-  if (renewing) await renewing.catch(() => {}); // a new session on its way: the prompt goes as its user
-  if (!connection || runIn(current.id)) return;
-  const { user } = connection;
+  if (session.renewing) await session.renewing.catch(() => {}); // a new session on its way: the prompt goes as its user
+  if (!session.connection || runIn(current.id)) return;
+  const { user } = session.connection;
   welcome.hidden = true;
   for (const answerView of answerViews.values()) answerView.withdrawRetry();
   const thinking = thinkingSwitch.checked;
@@ -1422,14 +1249,14 @@ function updateComposer() {
   }
   // A Stop on its way takes no second press, but the button is not disabled: that dropped the
   // keyboard on it to the page's start. It keeps it, and is Send once the answer has ended.
-  sendButton.disabled = !answering && !connection;
+  sendButton.disabled = !answering && !session.connection;
   sendButton.setAttribute('aria-disabled', String(Boolean(run?.stopping)));
   // No aria-busy: it tells assistive technology to hold off presenting the control, which the
   // reader must be able to press now (the answer's own turn is busy while it arrives).
   form.classList.toggle('answering', answering);
-  for (const chip of chips) chip.disabled = !connection;
+  for (const chip of chips) chip.disabled = !session.connection;
   view.setAnswering(answering);
-  if (!answering && connection) waitLine.hidden = true;
+  if (!answering && session.connection) waitLine.hidden = true;
 }
 
 /**
@@ -1446,7 +1273,7 @@ form.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = input.value;
   if (!text.trim()) return;
-  if (!connection) {
+  if (!session.connection) {
     // It did nothing, without a word: the text stays, and the reader is told why.
     sayThePromptWaits('Not connected yet; your message stays here, to send once the page is connected.');
     return;
@@ -1506,7 +1333,7 @@ for (const chip of chips) {
   });
   chip.addEventListener('click', (event) => {
     const prompt = chip.dataset.prompt;
-    if (!prompt || !connection || runIn(current.id)) return;
+    if (!prompt || !session.connection || runIn(current.id)) return;
     ask(prompt);
     // The suggestions go with the welcome, and the keyboard would be on nothing (an outside-in
     // probe): it goes where it is after sending with Enter (`detail` is 0 for Enter and Space),
@@ -1619,7 +1446,7 @@ async function adoptOlderConversation() {
 
 async function start() {
   updateComposer();
-  const session = startSession();
+  const starting = session.start();
   await adoptOlderConversation();
   await openFromAddress();
   // Summaries an older page (in another tab) left behind its changes: the list, drawn from them,
@@ -1628,7 +1455,7 @@ async function start() {
     refreshList();
     followStoredUnfinished();
   }
-  await session;
+  await starting;
 }
 
 start();
