@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from centrifuge import Client
 
 from backend.http_protocol import UNREADABLE
 from backend.llm.simulated import answer_for
@@ -35,7 +36,7 @@ from tests.processes import (
     missing_component,
     running,
 )
-from tests.stack import Edge, Stack, another_backend, nginx_in_front
+from tests.stack import ORIGIN, Edge, Stack, another_backend, nginx_in_front
 
 
 @pytest.fixture
@@ -199,6 +200,52 @@ async def test_a_client_over_the_rate_gets_429_as_json(stack: Stack, tmp_path: P
     assert refused[0].headers["x-content-type-options"] == "nosniff"  # the server's headers too
     assert "frame-ancestors 'none'" in refused[0].headers["content-security-policy"]
     assert 429 in [response.status_code for response in ws]
+
+
+async def test_one_client_holds_at_most_200_websockets(stack: Stack, tmp_path: Path) -> None:
+    """An outside-in probe held 400 live WebSockets from one address in 35 s, and could go on
+    until Centrifugo and nginx ran out of file descriptors for everyone. Now the 201st is
+    refused (429, as JSON), from that address only, until one of its 200 closes."""
+    busy, other = "192.0.2.7", "192.0.2.8"
+    with nginx_in_front(stack, stack.backend_url, free_port(), tmp_path / "nginx") as front:
+        async with httpx.AsyncClient(base_url=front.url, timeout=10) as http:
+            token = (await http.post("/api/token")).json()["token"]
+            headers = {"Origin": ORIGIN, "X-Forwarded-For": busy}  # one Centrifugo allows
+
+            async def held() -> Client:
+                client = Client(front.websocket_url, token=token, headers=headers, proxy=None)
+                await client.connect()
+                await client.ready(10)
+                return client
+
+            # As fast as the rate of new ones lets one client: a burst of 50, then 10 a second.
+            clients = list(await asyncio.gather(*(held() for _ in range(50))))
+            while len(clients) < 200:
+                clients.append(await held())
+                await asyncio.sleep(0.11)
+            try:
+                # The rate's burst spent above is given back at 10 a second: after 5 s a
+                # refusal can only be for the sockets held.
+                await asyncio.sleep(5.5)
+
+                async def handshake(client: str) -> httpx.Response:
+                    return await http.get(
+                        "/connection/websocket", headers={"X-Forwarded-For": client}
+                    )
+
+                refused = await handshake(busy)
+                assert refused.status_code == 429, refused.text
+                assert refused.json()["detail"].startswith("too many requests from this address")
+                assert (await handshake(other)).status_code != 429
+                await clients.pop().disconnect()
+                for _ in range(25):  # until nginx has seen it close, within the rate
+                    if (await handshake(busy)).status_code != 429:
+                        break
+                    await asyncio.sleep(0.2)
+                else:
+                    pytest.fail("still refused 5 s after one of the 200 closed")
+            finally:
+                await asyncio.gather(*(client.disconnect() for client in clients))
 
 
 @pytest.mark.parametrize(
