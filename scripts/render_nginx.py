@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 """Renders nginx/relaychat.conf.template for a native nginx; prints the main config's path.
 
 The template is shared with docker compose; here it is wrapped in a minimal main config whose
 pid, logs and temp files live in the output folder, so nginx runs without touching /etc or /var.
 
-    render_nginx.py OUT_DIR --host 127.0.0.1 --port 9000 --backend 127.0.0.1:5000 \
+    python -m scripts.render_nginx OUT_DIR --host 127.0.0.1 --port 9000 --backend 127.0.0.1:5000 \
         --centrifugo 127.0.0.1:8000 --max-body 497664 --chat-read-seconds 300
 """
 
@@ -19,7 +18,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from scripts.system_commands import find
+from scripts.system_commands import require
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "nginx" / "relaychat.conf.template"
@@ -63,7 +62,7 @@ def substitute(template: str, values: dict[str, str]) -> str:
 
 def mime_types() -> str:
     """mime.types beside the config path nginx was built with (/etc/nginx on Debian)."""
-    nginx = find("nginx") or "nginx"  # in /usr/sbin, off a user's PATH
+    nginx = require("nginx")  # in /usr/sbin, off a user's PATH
     info = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=True).stderr
     conf = re.search(r"--conf-path=(\S+)", info)
     return str(Path(conf.group(1) if conf else "/etc/nginx/nginx.conf").parent / "mime.types")

@@ -683,14 +683,20 @@ class Supervisor:
         self.running: list[tuple[Service, subprocess.Popen[bytes]]] = []
         self._copiers: dict[int, threading.Thread] = {}  # by pid
 
-    def start(self, service: Service) -> None:
-        env = {**self.env, **service.env}
+    def command_of(self, service: Service) -> list[str]:
+        """`service`'s command with the program's absolute path: looked up on the PATH it is
+        given (as Popen would, but from here: it runs in the state dir), then in the sbin
+        folders (nginx is /usr/sbin/nginx, off a user's PATH); StartFailed if it is nowhere."""
+        path = os.get_exec_path({**self.env, **service.env})
         try:
-            # Looked up as Popen would, on the PATH it is given; and nginx may be in /usr/sbin,
-            # off a user's PATH.
-            command = [require(service.command[0], os.get_exec_path(env)), *service.command[1:]]
+            program = os.path.abspath(require(service.command[0], path))
         except MissingCommand as missing:
             raise StartFailed(f"{service.name} cannot start: {missing}") from None
+        return [program, *service.command[1:]]
+
+    def start(self, service: Service) -> None:
+        env = {**self.env, **service.env}
+        command = self.command_of(service)
         if service.prepare is not None:
             service.prepare()
         # A session of its own: Ctrl-C in the terminal reaches the service only through stop(),
@@ -968,6 +974,8 @@ def run(env: Mapping[str, str], state: Path, *, cluster: bool = False) -> int:
                 backend_setting(env, "SHUTDOWN_DRAIN_SECONDS"),
                 handler,
             )
+            for service in plan:  # all there, before any starts
+                supervisor.command_of(service)
             held.enter_context(sole_run(state))
             held.callback(supervisor.stop)
             for service in plan:

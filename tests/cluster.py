@@ -4,7 +4,6 @@ Redis, and (for the page) nginx balancing over both of each."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import redis
 
+from scripts import system_commands
 from tests.processes import Server, clean_environment, free_port, missing_component
 from tests.stack import Stack, centrifugo_server, stack_for
 
@@ -34,7 +34,7 @@ class RedisServer:
     """Debian's redis-server, in memory only, on 127.0.0.1."""
 
     def __init__(self, workdir: Path) -> None:
-        if shutil.which(REDIS_SERVER) is None:
+        if system_commands.find(REDIS_SERVER) is None:
             missing_component(
                 "redis-server is missing: apt-get install redis-server (or `make test-tools`)"
             )

@@ -32,7 +32,7 @@ export const SESSION_RETRY_MAX_MS = 30_000;
  * @property {(why: string) => void} userChanged  the answers still arriving cannot be followed
  *   any more: their channels are the old user's
  * @property {() => void} started  the session and its connection are there the first time
- * @property {() => void} changed  the session or its connection came or went
+ * @property {() => void} changed  another user's session was adopted
  * @property {string} origin  the page's, for the operator's note on a refused connection
  * @property {Pick<BroadcastChannel, 'postMessage' | 'addEventListener'> | null} news  the other
  *   tabs of the page (they share the cookie)
@@ -122,7 +122,8 @@ export class LiveSession {
       if (ready.ok) {
         console.warn(
           `relaychat: the real-time server refused the connection from ${edges.origin} while the ` +
-            'backend is up: is this origin in CENTRIFUGO_CLIENT_ALLOWED_ORIGINS, or does a proxy drop WebSockets?',
+            'backend is up: is this origin in CENTRIFUGO_CLIENT_ALLOWED_ORIGINS, does a proxy drop WebSockets, or ' +
+            'does this address hold 200 already (a 429 in the nginx access log)?',
         );
       }
       edges.say(

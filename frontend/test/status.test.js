@@ -47,7 +47,7 @@ test('Retry that fails again keeps the keyboard', () => {
   let retries = 0;
   const retry = () => {
     retries += 1;
-    // As startSession does: it connects again, and fails again.
+    // As LiveSession.start does: it connects again, and fails again.
     status.show('connection', 'Connecting…', retry);
     status.show('connection', 'Session failed: cannot start a session (the server took too long).', retry);
   };

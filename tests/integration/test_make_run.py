@@ -8,7 +8,6 @@ import asyncio
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ import pytest
 
 from backend.core.endings import SHUTDOWN
 from backend.llm.simulated import answer_for
+from scripts import system_commands
 from scripts.run import SAME_SIGNAL_SECONDS
 from tests.clients import ChatSession, answer_of
 from tests.fake_openai import ANSWER, fake_openai_server
@@ -400,7 +400,7 @@ def test_a_service_that_cannot_start_is_named_and_the_others_are_stopped(tmp_pat
     two already running are stopped."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    real = shutil.which("nginx")
+    real = system_commands.find("nginx")  # in /usr/sbin, off a user's PATH
     assert real is not None
     fake = bin_dir / "nginx"
     fake.write_text(  # `nginx -V` answers as the real one: the config is rendered from it

@@ -25,6 +25,7 @@ from centrifuge import Client
 
 from backend.http_protocol import UNREADABLE
 from backend.llm.simulated import answer_for
+from scripts import system_commands
 from scripts.run import trusted_proxy
 from tests.clients import ChatSession, answer_of
 from tests.processes import (
@@ -385,7 +386,10 @@ http {{
 }}
 """
     )
-    command = ["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
+    nginx = system_commands.find("nginx")  # in /usr/sbin, off a user's PATH
+    if nginx is None:
+        missing_component("nginx is missing: apt-get install nginx (or `make setup`)")
+    command = [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
     command += ["-g", "daemon off;"]
     url = f"http://127.0.0.1:{port}"
     with (

@@ -27,6 +27,7 @@ from backend.config import (
     Settings,
     _is_weak,
 )
+from scripts import system_commands
 from scripts.render_nginx import MAIN, trusted_proxies
 from scripts.run import StartFailed
 from scripts.run import trusted_proxy as run_trusted_proxy
@@ -856,7 +857,7 @@ def test_the_nginx_image_s_config_renders_whole_and_passes_nginx_t(
     20-envsubst-on-templates.sh), with nginx/nginx.conf as the main config; then `nginx -t`. A
     review showed that a ${RELAY_...} only the native renderer knows, or sizes changed in one of
     the two main configs only, passed every other test here and crash-looped the container."""
-    nginx = shutil.which("nginx")
+    nginx = system_commands.find("nginx")  # in /usr/sbin, off a user's PATH
     if nginx is None:
         missing_component("nginx is missing: apt-get install nginx")
         raise AssertionError("unreachable")

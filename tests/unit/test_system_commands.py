@@ -96,3 +96,15 @@ def test_apt_install_takes_a_command_in_sbin_as_installed(tmp_path: Path) -> Non
         check=False,
     )
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_a_program_found_through_a_relative_path_entry_runs_from_the_state_dir_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` starts its servers in the state dir: a program found on a PATH entry like
+    `bin` (relative to where make ran) is given by its absolute path."""
+    executable(tmp_path / "bin", "relaychat-daemon")
+    monkeypatch.chdir(tmp_path)
+    service = Service("daemon", ["relaychat-daemon", "-x"], "", 1, "127.0.0.1", "", {"PATH": "bin"})
+    command = Supervisor({}, tmp_path / "state").command_of(service)
+    assert command == [str(tmp_path / "bin" / "relaychat-daemon"), "-x"]
