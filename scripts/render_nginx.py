@@ -18,7 +18,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from scripts.system_commands import require
+from scripts.system_commands import MissingCommand, require
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "nginx" / "relaychat.conf.template"
@@ -169,8 +169,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = args.out.resolve()
-    print(
-        render(
+    try:
+        main_config = render(
             out,
             args.port,
             args.backend,
@@ -181,7 +181,9 @@ def main() -> None:
             args.trusted_proxy,
             args.chat_read_seconds,
         )
-    )
+    except MissingCommand as missing:
+        raise SystemExit(f"render_nginx: {missing}") from None
+    print(main_config)
 
 
 if __name__ == "__main__":
