@@ -5,6 +5,7 @@
 // of Centrifugo: the subscription feeds it events, and its edges are passed in.
 import { readPublication } from './publication.js';
 import { ReceivedAnswer } from './received.js';
+import { messageOf } from './words.js';
 
 /** @import { Outcome } from './publication.js' */
 /** @import { Snapshot } from './received.js' */
@@ -46,9 +47,6 @@ export const GATEWAY_TIMEOUTS_WAITED = 8;
 
 /** @param {unknown} error */
 const statusOf = (error) => /** @type {{status?: unknown}} */ (error)?.status;
-
-/** @param {unknown} error */
-const messageOf = (error) => (error instanceof Error ? error.message : String(error));
 
 /**
  * Whether a failed snapshot says nothing about the answer: 503, the backend cannot tell right

@@ -52,7 +52,7 @@ import { UnseenAnswers } from './unseen.js';
 import { RESEND_FOR_MS, forSession, unsentPrompts, waitsToBeSentAgain } from './unsent.js';
 import { newParts, waitingNote, withoutAdvice } from './waiting.js';
 import { Announcer, ConversationView, SECOND_PRESS_MS, acknowledge } from './view.js';
-import { copyFailed, storageNews } from './words.js';
+import { copyFailed, messageOf, storageNews } from './words.js';
 
 /** @import { AssistantTurn, Conversation, EditDraft, Ending, Resend, Turn } from './conversation.js' */
 /** @import { Limits } from './limits.js' */
@@ -100,9 +100,6 @@ const view = new ConversationView({
   jump: byId('jump', HTMLButtonElement),
   announcer,
 });
-
-/** @param {unknown} error */
-const messageOf = (error) => (error instanceof Error ? error.message : String(error));
 
 // ---------------------------------------------------------------------------------------------
 // The status line (src/status.js): its news is said through the announcer.

@@ -2,7 +2,7 @@
 // The session (`POST /api/token`) and the real-time connection it opens: started, and tried
 // again (backing off) while it cannot be; renewed when the server says the page's has ended,
 // another user's session adopted (and other tabs told); a refused connection explained.
-import { cannotConnect, connectionLost, disconnected } from './words.js';
+import { cannotConnect, connectionLost, disconnected, messageOf } from './words.js';
 import { withoutAdvice } from './waiting.js';
 
 /** @import { Centrifuge } from 'centrifuge' */
@@ -225,6 +225,3 @@ export class LiveSession {
     edges.started();
   }
 }
-
-/** @param {unknown} error */
-const messageOf = (error) => (error instanceof Error ? error.message : String(error));

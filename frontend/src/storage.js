@@ -23,6 +23,7 @@
 import { createStore, get, promisifyRequest } from 'idb-keyval';
 
 import { readConversation, readSummary, recentFirst, summaryOf, withProgress } from './conversation.js';
+import { messageOf } from './words.js';
 
 /** @import { Conversation, Summary } from './conversation.js' */
 /** @import { UseStore } from 'idb-keyval' */
@@ -37,9 +38,6 @@ import { readConversation, readSummary, recentFirst, summaryOf, withProgress } f
 const DATABASE = 'relaychat';
 const STORE = 'conversations';
 const CHANNEL = 'relaychat:conversations';
-
-/** @param {unknown} error */
-const messageOf = (error) => (error instanceof Error ? error.message : String(error));
 
 /** @param {string} id */
 const summaryKey = (id) => ['summary', id];

@@ -6,6 +6,7 @@
 // nothing of the page: its edges are passed in.
 
 import { browserOnline, mayHaveGotThrough, sendAgain, untilOnline } from './resend.js';
+import { messageOf } from './words.js';
 
 /** @import { AssistantTurn, Resend, Turn } from './conversation.js' */
 
@@ -57,9 +58,6 @@ export const REFUSED_FOR_NOW =
  * @property {() => boolean} [online]  whether the browser has a network (`navigator.onLine`): a
  *   prompt sent without one cannot have got through
  */
-
-/** @param {unknown} error */
-const messageOf = (error) => (error instanceof Error ? error.message : String(error));
 
 /**
  * Whether the server refused a request for its session: none (401), or the channel is another

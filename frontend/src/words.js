@@ -12,6 +12,12 @@
  */
 
 /**
+ * An error's message, whatever was thrown.
+ * @param {unknown} error
+ */
+export const messageOf = (error) => (error instanceof Error ? error.message : String(error));
+
+/**
  * Keeps a technical reason where an operator or a developer looks for it, not on the page.
  * @param {string} what
  * @param {unknown} detail
